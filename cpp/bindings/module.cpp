@@ -1,0 +1,16 @@
+// The compiled core of modelcollapse. Each kernel family registers itself.
+#include "bindings.hpp"
+
+#ifndef MODELCOLLAPSE_VERSION
+#define MODELCOLLAPSE_VERSION "dev"
+#endif
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "modelcollapse compiled kernels (private; use the modelcollapse package)";
+    m.attr("__version__") = MODELCOLLAPSE_VERSION;
+    m.def("hardware_threads", []() { return modelcollapse::resolve_threads(0); },
+          "Number of threads used when threads=0 (all cores).");
+    mcbind::register_random(m);
+    mcbind::register_mixture(m);
+    mcbind::register_sampler(m);
+}
