@@ -1,0 +1,114 @@
+"""Input checks shared by the public API. Every failure names the argument and says what
+to fix, as a ValueError (bad value) or TypeError (bad type)."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+SeedLike = "int | numpy.random.Generator | None"
+_MAX_SEED = 2**64
+
+
+def as_seed(seed: Any, name: str = "seed") -> int:
+    """Turn ``seed`` (int >= 0 or a numpy Generator) into the uint64 key of the C++ RNG.
+
+    ``None`` gives a fresh random seed (not reproducible). A Generator is advanced by one
+    draw, so successive calls with the same Generator differ, as users expect.
+    """
+    if seed is None:
+        return int(np.random.default_rng().integers(0, 2**63))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0 or a numpy.random.Generator, got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < _MAX_SEED:
+        raise ValueError(f"{name} must be in [0, 2**64), got {seed}")
+    return seed
+
+
+def as_generator(seed: Any, name: str = "seed") -> np.random.Generator:
+    """A numpy Generator from an int seed, a Generator (returned as is) or None."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(as_seed(seed, name))
+
+
+def check_threads(threads: Any) -> int:
+    """Threads for a C++ kernel: 0 means all cores."""
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be an int (0 = all cores), got {type(threads).__name__}")
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
+    return int(threads)
+
+
+def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = None,
+                       shape: tuple[int | None, ...] | None = None, allow_empty: bool = False) -> np.ndarray:
+    """Float64 C-contiguous copy-if-needed of ``x`` with its rank, shape and finiteness checked.
+
+    ``shape`` entries that are None are free.
+    """
+    try:
+        arr = np.ascontiguousarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}")
+    if shape is not None:
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+    return arr
+
+
+def check_points(x: Any, dim: int, name: str = "x") -> tuple[np.ndarray, bool]:
+    """Points as an (m, dim) array; a single point of shape (dim,) is accepted.
+
+    Returns the 2-D array and whether the input was a single point (to squeeze back).
+    """
+    arr = check_finite_array(x, name, ndim=(1, 2), allow_empty=True)
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None, :]
+    if arr.shape[1] != dim:
+        raise ValueError(f"{name} must have {dim} columns (the dimension), got shape {np.shape(x)}")
+    return arr, single
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(value: Any, name: str, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real in the given (closed unless *_open) range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {v}")
+    return v
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value

@@ -1,0 +1,112 @@
+"""Registry of reproducible experiments: typed configs, presets, overrides, saved results.
+
+An experiment module defines a dataclass config and a ``run(config, out_dir, progress)``
+function returning an :class:`ExperimentOutput`, and registers both with :func:`register`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..results import save_results
+
+PRESETS = ("quick", "default", "paper")
+
+
+@dataclasses.dataclass
+class ExperimentOutput:
+    """What an experiment produced: a tidy table, figure files and headline numbers."""
+
+    table: pd.DataFrame
+    figures: list[Path] = dataclasses.field(default_factory=list)
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Experiment:
+    name: str
+    description: str
+    config_cls: type
+    presets: dict[str, dict[str, Any]]
+    run_fn: Callable[[Any, Path, bool], ExperimentOutput]
+
+    def make_config(self, preset: str = "default", overrides: dict[str, Any] | None = None) -> Any:
+        """The preset's config with ``overrides`` (strings are parsed by field type)."""
+        if preset not in self.presets:
+            raise ValueError(f"unknown preset {preset!r} for {self.name}; valid: {', '.join(self.presets)}")
+        fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
+        hints = typing.get_type_hints(self.config_cls)
+        values = dict(self.presets[preset])
+        for key, raw in (overrides or {}).items():
+            if key not in fields:
+                raise ValueError(f"unknown key {key!r} for {self.name}; valid keys: {', '.join(fields)}")
+            values[key] = parse_value(raw, hints[key], key) if isinstance(raw, str) else raw
+        return self.config_cls(**values)
+
+    def run(self, config: Any, out_dir: str | Path, progress: bool = True) -> ExperimentOutput:
+        """Run, then save ``<name>.parquet`` + ``<name>.json`` next to the figures."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        result = self.run_fn(config, out, progress)
+        wall = time.perf_counter() - start
+        save_results(result.table, out, self.name, config, wall_time_s=wall,
+                     extra={"figures": [str(p.name) for p in result.figures], "summary": result.summary})
+        return result
+
+
+def _parse_scalar(raw: str, typ: Any, key: str) -> Any:
+    if typ is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key} must be true or false, got {raw!r}")
+    if typ in (int, float):
+        try:
+            return typ(float(raw)) if typ is int and float(raw).is_integer() else typ(raw)
+        except ValueError:
+            raise ValueError(f"{key} must be {typ.__name__}, got {raw!r}") from None
+    return raw
+
+
+def parse_value(raw: str, typ: Any, key: str) -> Any:
+    """Parse a command-line string for a config field of type ``typ``."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        items = [s for s in raw.split(",") if s.strip()]
+        parsed = [_parse_scalar(s.strip(), inner, key) for s in items]
+        return tuple(parsed) if origin is tuple else parsed
+    if origin is typing.Union:  # Optional[X]
+        if raw.strip().lower() == "none":
+            return None
+        return parse_value(raw, next(a for a in args if a is not type(None)), key)
+    if origin is typing.Literal:
+        if raw not in args:
+            raise ValueError(f"{key} must be one of {', '.join(map(str, args))}, got {raw!r}")
+        return raw
+    return _parse_scalar(raw, typ, key)
+
+
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(name: str, description: str, config_cls: type, presets: dict[str, dict[str, Any]]):
+    """Decorator registering ``run(config, out_dir, progress) -> ExperimentOutput``."""
+    missing = [p for p in PRESETS if p not in presets]
+    if missing:
+        raise ValueError(f"experiment {name} lacks presets {missing}")
+
+    def deco(fn: Callable[[Any, Path, bool], ExperimentOutput]):
+        REGISTRY[name] = Experiment(name, description, config_cls, presets, fn)
+        return fn
+
+    return deco
