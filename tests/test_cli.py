@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 
 def run_cli(*args, check=True):
@@ -38,3 +39,55 @@ def test_bad_override_is_rejected_with_valid_keys(tmp_path):
     assert "unknown key 'nonsense'" in res.stderr and "real_fraction" in res.stderr
     res = run_cli("run", "demo", "--preset", "quick", "--set", "rounds=abc", "--out", str(tmp_path), check=False)
     assert res.returncode == 2 and "rounds must be int" in res.stderr
+
+
+def test_report_contains_every_registered_part(tmp_path):
+    from modelcollapse.experiments import load_all
+    from modelcollapse.experiments.report import PART_TITLES
+
+    res = run_cli("report", "--preset", "quick", "--out", str(tmp_path))
+    md = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    parts = {exp.part for exp in load_all().values()}
+    for part in parts:
+        assert f"## {PART_TITLES.get(part, part)}" in md
+        assert "failed" not in md.lower()
+    assert html.count("data:image/png;base64,") >= len(parts)
+    assert "modelcollapse run demo --preset quick" in md
+    assert "ok" in res.stdout
+
+
+def test_sweep_local_merges_and_resumes(tmp_path):
+    args = ["sweep", "demo", "--preset", "quick", "--grid", "real_fraction=0,0.5", "--grid", "rounds=2",
+            "--seeds", "2", "--jobs", "2", "--out", str(tmp_path)]
+    first = run_cli(*args).stdout
+    assert "4 cells, 0 already finished, 4 to run" in first
+    table = pd.read_parquet(tmp_path / "sweep.parquet")
+    assert table["cell"].nunique() == 4
+    assert set(table["sweep_real_fraction"]) == {"0", "0.5"} and set(table["sweep_seed"]) == {"0", "1"}
+    # a=0 collapses more than a=0.5: smaller covariance trace in the last round
+    last = table[(table["round"] == 1) & (table.metric == "trace_cov") & (table.source == "exact")]
+    by_a = last.groupby("sweep_real_fraction")["value"].mean()
+    assert by_a["0"] < by_a["0.5"]
+    # interrupt-and-restart: a cell without its DONE marker is run again, the others are skipped
+    done = sorted((tmp_path / "cells").glob("*/DONE"))
+    done[0].unlink()
+    second = run_cli(*args).stdout
+    assert "4 cells, 3 already finished, 1 to run" in second
+
+
+def test_sweep_rejects_bad_grid(tmp_path):
+    res = run_cli("sweep", "demo", "--grid", "bogus=1,2", "--out", str(tmp_path), check=False)
+    assert res.returncode == 2 and "unknown key 'bogus'" in res.stderr
+
+
+def test_sweep_on_dask_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    # In-process workers, reachable by the CLI subprocess over loopback TCP.
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        out = run_cli("sweep", "demo", "--preset", "quick", "--grid", "real_fraction=0,1", "--out", str(tmp_path),
+                      "--scheduler", cluster.scheduler_address).stdout
+    assert "2 cells" in out
+    table = pd.read_parquet(tmp_path / "sweep.parquet")
+    assert table["cell"].nunique() == 2

@@ -52,6 +52,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .experiments.report import build_report
+
+    progress = not args.quiet and sys.stderr.isatty()
+    res = build_report(args.preset, args.out, progress=progress)
+    failed = [s["experiment"] for s in res["sections"] if s["error"]]
+    for s in res["sections"]:
+        print(f"{s['part']:<12} {s['experiment']:<24} {'FAILED' if s['error'] else 'ok'} ({s['seconds']:.1f} s)")
+    print(f"report: {res['html']} and {res['markdown']}")
+    if failed:
+        print(f"modelcollapse: error: experiments failed: {', '.join(failed)} (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import parse_grid, run_sweep
+
+    out = Path(args.out) if args.out else Path("results") / f"sweep-{args.name}"
+    try:
+        run_sweep(args.name, args.preset, parse_grid(args.grid), args.seeds, out, scheduler=args.scheduler,
+                  jobs=args.jobs)
+    except KeyboardInterrupt:
+        print("modelcollapse: interrupted; finished cells are saved: rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelcollapse", description="Simulate, measure and explain model collapse.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output folder (default results/NAME)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="run every part's headline experiment and write an HTML + Markdown report")
+    rep.add_argument("--preset", default="quick", choices=["quick", "default", "paper"])
+    rep.add_argument("--out", default="results/report", help="output folder (default results/report)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.set_defaults(func=_cmd_report)
+    sw = sub.add_parser("sweep", help="run an experiment over a parameter grid and seeds, merged into one table")
+    sw.add_argument("name", help="experiment name (see `modelcollapse list`)")
+    sw.add_argument("--preset", default="quick", choices=["quick", "default", "paper"])
+    sw.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a grid axis (repeatable)")
+    sw.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid point")
+    sw.add_argument("--jobs", type=int, default=-1, help="local worker processes (-1 = all cores)")
+    sw.add_argument("--scheduler", default=None, help="Dask scheduler address (needs modelcollapse[dask])")
+    sw.add_argument("--out", default=None, help="output folder (default results/sweep-NAME)")
+    sw.set_defaults(func=_cmd_sweep)
     return parser
 
 
