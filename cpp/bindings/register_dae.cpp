@@ -319,6 +319,7 @@ py::tuple sample(const darray& w, const darray& v, int activation, const darray&
 }  // namespace
 
 void register_dae(py::module_& m) {
+    m.attr("PURPOSE_DAE_INIT") = static_cast<int>(mc::rng::kDaeInit);
     m.def("dae_train", &train, py::arg("means"), py::arg("scales"), py::arg("weights"), py::arg("data"),
           py::arg("w0"), py::arg("b0"), py::arg("v0"), py::arg("random_init"), py::arg("init_scale"),
           py::arg("seed"), py::arg("n_steps"), py::arg("record_every"), py::arg("lr"), py::arg("weight_decay"),
