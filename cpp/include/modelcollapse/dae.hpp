@@ -127,30 +127,34 @@ class Trainer {
         double P0[kMaxR], P1[kMaxR], WW[kMaxR * kMaxR];
         double n00 = 0.0, n01 = 0.0, n11 = 0.0;
         // ---- pass 1: local fields, Gram matrix and norms
-        for (int j = 0; j < r; ++j) {
-            const double* wj = W + j * d;
-            double a0 = 0.0, a1 = 0.0;
+        if constexpr (RC > 0) {
+            pass1_fixed(W, x0, x1, P0, P1, WW, n00, n01, n11);
+        } else {
+            for (int j = 0; j < r; ++j) {
+                const double* wj = W + j * d;
+                double a0 = 0.0, a1 = 0.0;
 #pragma omp simd reduction(+ : a0, a1)
-            for (std::size_t i = 0; i < d; ++i) {
-                a0 += wj[i] * x0[i];
-                a1 += wj[i] * x1[i];
-            }
-            P0[j] = a0;
-            P1[j] = a1;
-            for (int k = 0; k <= j; ++k) {
-                const double* wk = W + k * d;
-                double g = 0.0;
+                for (std::size_t i = 0; i < d; ++i) {
+                    a0 += wj[i] * x0[i];
+                    a1 += wj[i] * x1[i];
+                }
+                P0[j] = a0;
+                P1[j] = a1;
+                for (int k = 0; k <= j; ++k) {
+                    const double* wk = W + k * d;
+                    double g = 0.0;
 #pragma omp simd reduction(+ : g)
-                for (std::size_t i = 0; i < d; ++i) g += wj[i] * wk[i];
-                WW[j * r + k] = g;
-                WW[k * r + j] = g;
+                    for (std::size_t i = 0; i < d; ++i) g += wj[i] * wk[i];
+                    WW[j * r + k] = g;
+                    WW[k * r + j] = g;
+                }
             }
-        }
 #pragma omp simd reduction(+ : n00, n01, n11)
-        for (std::size_t i = 0; i < d; ++i) {
-            n00 += x0[i] * x0[i];
-            n01 += x0[i] * x1[i];
-            n11 += x1[i] * x1[i];
+            for (std::size_t i = 0; i < d; ++i) {
+                n00 += x0[i] * x0[i];
+                n01 += x0[i] * x1[i];
+                n11 += x1[i] * x1[i];
+            }
         }
         // ---- r-dimensional part
         const double invd = 1.0 / static_cast<double>(d);
@@ -216,6 +220,44 @@ class Trainer {
     }
 
   private:
+    // One fused pass for a compile-time r: every inner product in a single sweep.
+    void pass1_fixed(const double* W, const double* x0, const double* x1, double* P0, double* P1, double* WW,
+                     double& n00, double& n01, double& n11) const {
+        constexpr int R = RC > 0 ? RC : 1;
+        constexpr int NG = R * (R + 1) / 2;
+        const std::size_t d = d_;
+        const double* rows[R];
+        for (int j = 0; j < R; ++j) rows[j] = W + j * d;
+        double p0[R] = {0}, p1[R] = {0}, gg[NG] = {0};
+        double s00 = 0.0, s01 = 0.0, s11 = 0.0;
+#pragma omp simd reduction(+ : p0[:R], p1[:R], gg[:NG], s00, s01, s11)
+        for (std::size_t i = 0; i < d; ++i) {
+            const double a = x0[i], c = x1[i];
+            s00 += a * a;
+            s01 += a * c;
+            s11 += c * c;
+            int q = 0;
+            for (int j = 0; j < R; ++j) {
+                const double wj = rows[j][i];
+                p0[j] += wj * a;
+                p1[j] += wj * c;
+                for (int k = 0; k <= j; ++k) gg[q++] += wj * rows[k][i];
+            }
+        }
+        int q = 0;
+        for (int j = 0; j < R; ++j) {
+            P0[j] = p0[j];
+            P1[j] = p1[j];
+            for (int k = 0; k <= j; ++k, ++q) {
+                WW[j * R + k] = gg[q];
+                WW[k * R + j] = gg[q];
+            }
+        }
+        n00 = s00;
+        n01 = s01;
+        n11 = s11;
+    }
+
     void update_w(double* W, const double* Cf, const double* a0, const double* a1, const double* x0,
                   const double* x1) const {
         const int r = this->r();
