@@ -17,8 +17,9 @@ dae::Activation to_act(int a) {
 }
 
 dae::Target make_target(const darray& means, const darray& scales, const darray& weights, const darray& data,
-                        py::ssize_t d) {
+                        py::ssize_t d, bool sequential) {
     dae::Target tg;
+    tg.sequential = sequential;
     tg.d = static_cast<std::size_t>(d);
     require_ndim(means, 2, "means");
     require_ndim(scales, 2, "scales");
@@ -92,7 +93,7 @@ py::dict train(const darray& means, const darray& scales, const darray& weights,
                const darray& w0, const darray& b0, const darray& v0, bool random_init, double init_scale,
                std::uint64_t seed, py::ssize_t n_steps, py::ssize_t record_every, double lr, double weight_decay,
                bool train_b, int activation, bool uniform, const darray& alpha, const darray& beta,
-               const darray& p, double p0, double p1, const darray& observe, int threads) {
+               const darray& p, double p0, double p1, const darray& observe, int threads, bool sequential) {
     require_ndim(w0, 3, "w0");
     const py::ssize_t reps = w0.shape(0), d = w0.shape(1), r = w0.shape(2);
     if (reps < 1 || d < 1 || r < 1) throw py::value_error("w0 must have shape (replicas>=1, d>=1, r>=1)");
@@ -107,7 +108,7 @@ py::dict train(const darray& means, const darray& scales, const darray& weights,
     require_ndim(observe, 2, "observe");
     const py::ssize_t R = observe.shape(1);
     if (R > 0) require_dim(observe, 0, d, "observe");
-    dae::Target tg = make_target(means, scales, weights, data, d);
+    dae::Target tg = make_target(means, scales, weights, data, d, sequential);
     dae::Schedule sched = make_schedule(uniform, alpha, beta, p, p0, p1);
     dae::Hyper hy{lr, weight_decay, train_b, to_act(activation)};
     const std::size_t every = static_cast<std::size_t>(record_every);
@@ -233,9 +234,9 @@ py::tuple train_injected(const darray& w0, double b0, const darray& v0, const da
 }
 
 py::tuple draw(const darray& means, const darray& scales, const darray& weights, const darray& data, py::ssize_t d,
-               std::uint64_t seed, std::uint64_t replica, py::ssize_t n_steps) {
+               std::uint64_t seed, std::uint64_t replica, py::ssize_t n_steps, bool sequential) {
     if (n_steps < 0 || d < 1) throw py::value_error("n_steps must be >= 0 and d >= 1");
-    dae::Target tg = make_target(means, scales, weights, data, d);
+    dae::Target tg = make_target(means, scales, weights, data, d, sequential);
     py::array_t<double> x0({n_steps, d}), x1({n_steps, d}), t(n_steps);
     dae::draw_samples(tg, seed, replica, static_cast<std::size_t>(n_steps), x0.mutable_data(), x1.mutable_data(),
                       t.mutable_data());
@@ -325,13 +326,14 @@ void register_dae(py::module_& m) {
           py::arg("seed"), py::arg("n_steps"), py::arg("record_every"), py::arg("lr"), py::arg("weight_decay"),
           py::arg("train_b"), py::arg("activation"), py::arg("uniform"), py::arg("alpha"), py::arg("beta"),
           py::arg("p"), py::arg("p0"), py::arg("p1"), py::arg("observe"), py::arg("threads") = 0,
+          py::arg("sequential") = false,
           "Online SGD of the tied two-layer DAE, replicas over threads (see modelcollapse.dae.train).");
     m.def("dae_train_injected", &train_injected, py::arg("w0"), py::arg("b0"), py::arg("v0"), py::arg("x0s"),
           py::arg("x1s"), py::arg("ts"), py::arg("lr"), py::arg("weight_decay"), py::arg("train_b"),
           py::arg("activation"), py::arg("uniform"), py::arg("alpha"), py::arg("beta"), py::arg("p"),
           py::arg("p0"), py::arg("p1"), "SGD steps on given samples (x0s, x1s, ts); returns (w, b, v).");
     m.def("dae_draw", &draw, py::arg("means"), py::arg("scales"), py::arg("weights"), py::arg("data"), py::arg("d"),
-          py::arg("seed"), py::arg("replica"), py::arg("n_steps"),
+          py::arg("seed"), py::arg("replica"), py::arg("n_steps"), py::arg("sequential") = false,
           "The (x0, x1, t) samples dae_train draws for one replica.");
     m.def("dae_sample", &sample, py::arg("w"), py::arg("v"), py::arg("activation"), py::arg("delta"),
           py::arg("kappa"), py::arg("kstar"), py::arg("noise"), py::arg("p"), py::arg("n_samples"), py::arg("seed"),

@@ -35,7 +35,8 @@ _ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
 __all__ = [
     "ACTIVATIONS", "DaeTarget", "DaeRun", "isotropic_mixture", "diagonal_mixture", "gaussian_target",
     "digits_target", "empirical_target", "train", "training_steps", "sampler_schedule", "generate",
-    "fit_generation", "sample_generation", "DaeLearner",
+    "fit_generation", "sample_generation", "DaeLearner", "projected_hellinger", "digits_covariance",
+    "SamplerSchedule",
 ]
 
 
@@ -51,7 +52,8 @@ class DaeTarget:
     weights : (K,) mixture weights (sum 1).
     basis : (d, d) orthogonal matrix or None. When given, the target covariance of cluster k
         is basis diag(scales[k]^2) basis^T and training runs in the coordinates basis^T x.
-    data : (n, d) or None. When given, x_1 is a uniformly drawn row of ``data``.
+    data : (n, d) or None. When given, x_1 is a uniformly drawn row of ``data`` (or, with
+        ``sequential``, row s mod n at step s: one pass over the data when n_steps <= n).
     variances : (K,) isotropic variances when every cluster is isotropic, else None.
     """
 
@@ -61,6 +63,7 @@ class DaeTarget:
     basis: np.ndarray | None = None
     data: np.ndarray | None = None
     variances: np.ndarray | None = None
+    sequential: bool = False
 
     @property
     def d(self) -> int:
@@ -179,11 +182,13 @@ def digits_target(digit: int = 7, side: int = 28, scale: float = 300.0) -> DaeTa
     return gaussian_target(covariance=digits_covariance(digit, side, scale))
 
 
-def empirical_target(samples: Any) -> DaeTarget:
+def empirical_target(samples: Any, sequential: bool = False) -> DaeTarget:
     """Uniform law on the rows of ``samples`` (n, d): online SGD then draws rows with
-    replacement (several passes when n_steps > n)."""
+    replacement, or uses them in order when ``sequential`` (true online SGD on a finite
+    sample: each row once when n_steps <= n)."""
     x = check_finite_array(samples, "samples", ndim=2)
-    return DaeTarget(np.zeros((0, x.shape[1])), np.zeros((0, x.shape[1])), np.zeros(0), data=x)
+    return DaeTarget(np.zeros((0, x.shape[1])), np.zeros((0, x.shape[1])), np.zeros(0), data=x,
+                     sequential=bool(sequential))
 
 
 # ----------------------------------------------------------------------------- training
@@ -310,7 +315,8 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
         out = _core.dae_train(means_tr, target.scales, target.weights, data, w_start,
                               np.full(replicas, b0), np.tile(v_init, (replicas, 1)), random_init, init_scale, seed_,
                               n, every, lr, weight_decay, bool(train_b), _ACT_CODE[activation], uniform, alpha,
-                              beta, p, p0, p1, np.ascontiguousarray(E_tr), threads)
+                              beta, p, p0, p1, np.ascontiguousarray(E_tr), threads,
+                              bool(target.sequential))
     else:
         out = _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed_, n, every,
                            lr, weight_decay, bool(train_b), activation, uniform, beta, p, p0, p1, E_tr)
@@ -335,7 +341,8 @@ def _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v
             w = init_scale * _core.normals(seed, _core.PURPOSE_DAE_INIT, k, 1, d * r)[0].reshape(d, r)
         else:
             w = w_start[k].copy()
-        x0s, x1s, ts = _core.dae_draw(means_tr, target.scales, target.weights, data, d, seed, k, n)
+        x0s, x1s, ts = _core.dae_draw(means_tr, target.scales, target.weights, data, d, seed, k, n,
+                                      bool(target.sequential))
         b, v = b0, v_init.copy()
         hist = {key: [] for key in rec}
         done = 0
@@ -450,3 +457,82 @@ def generate(w: Any, b: float, v: Any = None, *, n_samples: int = 1000, schedule
     if return_full:
         out["X"] = X
     return out
+
+
+def projected_hellinger(a: Any, b: Any, *, grid: int = 100, bandwidth_factor: float = 1.0,
+                        bw_method: str = "scott", pad: float = 1.0) -> float:
+    """Hellinger distance H (H^2 = 1/2 int (sqrt p - sqrt q)^2, in [0, 1]) between Gaussian
+    KDEs (scipy) of two 1-D or 2-D sample sets, on a grid over a box holding both (+ ``pad``),
+    integrated with the cell volume. Stop-gap until the project's metrics module lands.
+    Cui et al. plot 2 H^2."""
+    from scipy.stats import gaussian_kde
+
+    A = check_finite_array(a, "a", ndim=(1, 2))
+    B = check_finite_array(b, "b", ndim=(1, 2))
+    A = A[:, None] if A.ndim == 1 else A
+    B = B[:, None] if B.ndim == 1 else B
+    if A.shape[1] != B.shape[1] or A.shape[1] > 2:
+        raise ValueError(f"a and b must be 1-D or 2-D samples of the same dimension, got {A.shape}, {B.shape}")
+    lo = np.minimum(A.min(0), B.min(0)) - pad
+    hi = np.maximum(A.max(0), B.max(0)) + pad
+    axes = [np.linspace(lo[j], hi[j], grid) for j in range(A.shape[1])]
+    pts = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")])
+    cell = float(np.prod((hi - lo) / (grid - 1)))
+
+    def kde(x):
+        k = gaussian_kde(x.T, bw_method=bw_method)
+        k.set_bandwidth(k.factor * bandwidth_factor)
+        return k(pts)
+
+    h2 = 0.5 * np.sum((np.sqrt(kde(A)) - np.sqrt(kde(B))) ** 2) * cell
+    return float(np.sqrt(min(max(h2, 0.0), 1.0)))
+
+
+# ----------------------------------------------------------------------------- generations
+def fit_generation(samples: Any, *, r: int = 2, lr: float = 0.2, activation: str = "tanh",
+                   times: Sequence[float] | str = (0.5,), train_b: bool = True, b0: float = 0.0,
+                   observe: Any = None, seed: Any = 0, threads: int = 0, **train_kwargs) -> DaeRun:
+    """Per-generation fit: online SGD, one pass in order over ``samples`` (n, d) of the
+    previous generation (n steps, tau = 2 lr n / d), from a fresh random initialisation."""
+    x = check_finite_array(samples, "samples", ndim=2)
+    return train(empirical_target(x, sequential=True), r=r, n_steps=x.shape[0], lr=lr, activation=activation,
+                 times=times, train_b=train_b, b0=b0, observe=observe, seed=seed, threads=threads, **train_kwargs)
+
+
+def sample_generation(run: DaeRun, n_samples: int, *, schedule: SamplerSchedule | None = None,
+                      activation: str | None = None, seed: Any = 0, threads: int = 0) -> np.ndarray:
+    """Per-generation sample: n_samples d-dimensional samples of the trained model (replica 0)."""
+    act = run.config["activation"] if activation is None else activation
+    return generate(run.w[0], float(run.b[0]), run.v[0], n_samples=n_samples, schedule=schedule, activation=act,
+                    time_encoding=run.config["time_encoding"], return_full=True, seed=seed, threads=threads)["X"]
+
+
+class DaeLearner:
+    """Learner for the project's retraining loop: ``fit(samples, seed)``, ``sample(n, seed)``,
+    ``state()``. One fit = online SGD with one pass over the given samples (so the number of
+    samples per generation sets the training time tau = 2 lr n / d)."""
+
+    def __init__(self, *, r: int = 2, lr: float = 0.2, activation: str = "tanh", times: Any = (0.5,),
+                 train_b: bool = True, b0: float = 0.0, schedule: SamplerSchedule | None = None,
+                 observe: Any = None, threads: int = 0):
+        self.kw = dict(r=r, lr=lr, activation=activation, times=times, train_b=train_b, b0=b0)
+        self.schedule = schedule if schedule is not None else sampler_schedule(50, 0.98)
+        self.observe = observe
+        self.threads = threads
+        self.run: DaeRun | None = None
+
+    def fit(self, samples: Any, seed: Any = 0) -> "DaeLearner":
+        self.run = fit_generation(samples, observe=self.observe, seed=seed, threads=self.threads, **self.kw)
+        return self
+
+    def sample(self, n: int, seed: Any = 0) -> np.ndarray:
+        if self.run is None:
+            raise ValueError("call fit() before sample()")
+        return sample_generation(self.run, n, schedule=self.schedule, seed=seed, threads=self.threads)
+
+    def state(self) -> dict:
+        if self.run is None:
+            return {}
+        run = self.run
+        return {"w": run.w[0], "b": float(run.b[0]), "v": run.v[0], "Q": run.Q[0, -1],
+                "G": run.G[0, -1], "tau": float(run.tau[-1]), "config": dict(run.config)}

@@ -45,7 +45,7 @@ from .reference.dae import activation as _activation
 from .reference.dae import z_sde as _z_sde
 
 __all__ = [
-    "time_moments", "skip_closed_form", "linear_binary_fixed_point", "TheoryTarget", "theory_target",
+    "time_moments", "skip_closed_form", "skip_for_variance", "linear_binary_fixed_point", "TheoryTarget", "theory_target",
     "ode_rhs", "integrate_odes", "z_sde_samples", "projected_law_samples", "generation_target",
 ]
 
@@ -91,6 +91,19 @@ def linear_binary_fixed_point(mu_norm2: float, times: Any = (0.5,)) -> dict[str,
     mo = time_moments(times)
     Q = mo["beta"] * mo["alpha2"] * T / ((mo["alpha2"] + mo["beta2"]) * (mo["alpha2"] + mo["beta2"] * (1 + T)))
     return {"Q": Q, "M": float(np.sqrt(T * Q)), "b": mo["beta"] / (mo["alpha2"] + mo["beta2"])}
+
+
+def skip_for_variance(variance: float, schedule, b_max: float = 10.0) -> float:
+    """The skip strength b for which the generated variance off W, v_{t_f}(b), equals
+    ``variance`` (e.g. the target's rho_bar): a principled value for the fixed-b remedy."""
+    from scipy.optimize import brentq
+
+    variance = check_real(variance, "variance", low=0.0, low_open=True)
+    f = lambda b: schedule.v_t(b)[-1] - variance  # noqa: E731
+    lo, hi = -b_max, b_max
+    if f(lo) * f(hi) > 0:
+        raise ValueError(f"no b in [{lo}, {hi}] gives v_t_f = {variance}")
+    return float(brentq(f, lo, hi, xtol=1e-12))
 
 
 # ----------------------------------------------------------------------------- ODEs

@@ -87,7 +87,13 @@ struct Target {
     std::vector<double> cum_weights; // K, last = 1
     const double* data = nullptr;    // n_data x d
     std::size_t n_data = 0;
+    bool sequential = false;         // data rows in order (step mod n_data) instead of uniform draws
 };
+
+inline std::size_t data_row(const Target& tg, std::size_t step, double u) {
+    if (tg.sequential) return step % tg.n_data;
+    return std::min(tg.n_data - 1, static_cast<std::size_t>(u * static_cast<double>(tg.n_data)));
+}
 
 // What a run records every `record_every` steps (step 0 and the last step included).
 struct Recorder {
@@ -366,8 +372,7 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
             double* x1q = x1.data() + q * d;
             const double* x1p = x1q;
             if (tg.data != nullptr) {
-                std::size_t row = std::min(tg.n_data - 1, static_cast<std::size_t>(un[2 * q] * tg.n_data));
-                x1p = tg.data + row * d;
+                x1p = tg.data + data_row(tg, start + q, un[2 * q]) * d;
             } else {
                 std::size_t c = pick_component(tg.cum_weights, un[2 * q]);
                 const double* mu = tg.means + c * d;
@@ -394,7 +399,7 @@ inline void draw_samples(const Target& tg, std::uint64_t seed, std::uint64_t rep
     for (std::size_t s = 0; s < n_steps; ++s) {
         double* x1s = x1 + s * d;
         if (tg.data != nullptr) {
-            std::size_t row = std::min(tg.n_data - 1, static_cast<std::size_t>(un[2 * s] * tg.n_data));
+            std::size_t row = data_row(tg, s, un[2 * s]);
             std::copy(tg.data + row * d, tg.data + (row + 1) * d, x1s);
         } else {
             std::size_t c = pick_component(tg.cum_weights, un[2 * s]);
