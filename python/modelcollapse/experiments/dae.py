@@ -309,7 +309,9 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
 # ============================================================================ D5
 @dataclasses.dataclass
 class ScaleConfig:
-    dims: tuple[int, ...] = (1000, 10000, 100000)
+    dims: tuple[int, ...] = (1000, 10000, 100000)       # throughput: fixed number of steps
+    throughput_steps: int = 400
+    fluct_dims: tuple[int, ...] = (1000, 3000, 10000)   # full runs to tau: fluctuations vs d
     replicas: int = 4
     tau: float = 1.0
     lr: float = 0.5
@@ -320,9 +322,9 @@ class ScaleConfig:
 
 @register("dae-scale", "D5: d from 1e3 to 1e5, ensembles of runs: throughput and 1/sqrt(d) fluctuations vs ODEs",
           ScaleConfig, {
-              "quick": dict(dims=(300, 1200), replicas=3, tau=0.5),
+              "quick": dict(dims=(300, 3000), throughput_steps=100, fluct_dims=(300, 1200), replicas=3, tau=0.5),
               "default": {},
-              "paper": dict(dims=(1000, 3000, 10000, 30000, 100000), replicas=8, tau=2.0),
+              "paper": dict(fluct_dims=(1000, 3000, 10000, 30000), replicas=8, tau=2.0),
           })
 def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
     rows = []
@@ -330,39 +332,181 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
     G0 = np.array([[0.5, 0.1], [-0.1, 0.4]])
     for d in cfg.dims:
         _, E, tg = _trimodal(d, cfg.mean_norm)
+        for threads in (1, cfg.threads):
+            t0 = time.perf_counter()
+            dae.train(tg, r=2, n_steps=cfg.throughput_steps, lr=cfg.lr, replicas=cfg.replicas, seed=cfg.seed,
+                      record_every=cfg.throughput_steps, threads=threads)
+            wall = time.perf_counter() - t0
+            rows.append(dict(d=d, part="throughput", threads=threads, metric="steps_per_s",
+                             value=cfg.throughput_steps * cfg.replicas / wall))
+        rows.append(dict(d=d, part="throughput", threads=0, metric="state_MB_per_replica",
+                         value=(2 * d + 2 * max(16384, d)) * 8 / 1e6))
+    for d in cfg.fluct_dims:
+        _, E, tg = _trimodal(d, cfg.mean_norm)
         n = dae.training_steps(cfg.tau, d, cfg.lr)
-        t0 = time.perf_counter()
         run = dae.train(tg, r=2, n_steps=n, lr=cfg.lr, observe=E, replicas=cfg.replicas, seed=cfg.seed,
                         init=_warm(d, 2, G0, cfg.seed), record_every=n, threads=cfg.threads)
-        wall = time.perf_counter() - t0
         ode = th.integrate_odes(th.theory_target(m, 1.0), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), taus=run.tau,
                                 lr=cfg.lr, n_nodes=8, dtau=0.05)
-        dev = np.abs(run.M[:, -1] - ode["M"][-1]).mean()
-        spread = run.M[:, -1].std(0).mean()
-        for k, v in (("wall_s", wall), ("steps_per_s", n * cfg.replicas / wall), ("n_steps", n),
-                     ("mean_abs_dev_M_vs_ode", dev), ("replica_std_M", spread),
-                     ("weights_MB", 2 * d * 8 / 1e6)):
-            rows.append(dict(d=d, metric=k, value=float(v)))
+        for k, v in (("mean_abs_dev_M_vs_ode", np.abs(run.M[:, -1] - ode["M"][-1]).mean()),
+                     ("replica_std_M", run.M[:, -1].std(0).mean()), ("n_steps", n)):
+            rows.append(dict(d=d, part="fluctuations", threads=cfg.threads, metric=k, value=float(v)))
     table = pd.DataFrame(rows)
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    piv = table.pivot(index="d", columns="metric", values="value")
-    ds = piv.index.values.astype(float)
-    axes[0].loglog(ds, piv["replica_std_M"], "o-", label="replica std of M")
-    axes[0].loglog(ds, piv["mean_abs_dev_M_vs_ode"], "s-", label="|M - ODE|")
-    axes[0].loglog(ds, piv["replica_std_M"].iloc[0] * np.sqrt(ds[0] / ds), "k--", label="1/sqrt(d)")
+    fl = table[table.part == "fluctuations"].pivot_table(index="d", columns="metric", values="value")
+    ds = fl.index.values.astype(float)
+    axes[0].loglog(ds, fl["replica_std_M"], "o-", label="replica std of M")
+    axes[0].loglog(ds, fl["mean_abs_dev_M_vs_ode"], "s-", label="|M - ODE|")
+    axes[0].loglog(ds, fl["replica_std_M"].iloc[0] * np.sqrt(ds[0] / ds), "k--", label="1/sqrt(d)")
     axes[0].set_xlabel("d")
     axes[0].legend(fontsize=7)
-    axes[0].set_title(f"fluctuations at tau={cfg.tau:g}", fontsize=9)
-    axes[1].loglog(ds, piv["steps_per_s"], "o-", label="SGD steps/s (all replicas)")
-    axes[1].loglog(ds, piv["steps_per_s"].iloc[0] * ds[0] / ds, "k--", label="~1/d")
+    axes[0].set_title(f"fluctuations at tau={cfg.tau:g} ({cfg.replicas} replicas)", fontsize=9)
+    tp = table[(table.part == "throughput") & (table.metric == "steps_per_s")]
+    for threads, sub in tp.groupby("threads"):
+        axes[1].loglog(sub.d, sub.value, "o-", label=f"threads={threads or 'all'}")
+    ref_ = tp[tp.threads == 1]
+    axes[1].loglog(ref_.d, ref_.value.iloc[0] * ref_.d.iloc[0] / ref_.d, "k--", label="~1/d")
     axes[1].set_xlabel("d")
+    axes[1].set_ylabel("SGD steps/s (all replicas)")
     axes[1].legend(fontsize=7)
     axes[1].set_title("throughput", fontsize=9)
     fig.tight_layout()
     path = out / "dae_scale.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    slope = float(np.polyfit(np.log(ds), np.log(piv["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
+    slope = float(np.polyfit(np.log(ds), np.log(fl["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
     return ExperimentOutput(table, [path], {"fluctuation_slope": slope,
-                                            "steps_per_s": piv["steps_per_s"].round(1).to_dict()})
+                                            "steps_per_s_1thread": dict(zip(ref_.d.tolist(), ref_.value.round(1).tolist()))})
+
+
+# ============================================================================ D4
+@dataclasses.dataclass
+class GenerationsConfig:
+    digit: int = 7
+    side: int = 28
+    r: int = 2
+    lr: float = 0.2
+    tau: float = 2.8
+    generations: int = 3
+    fixed_b: float = -1.0        # < 0: v_{t_f}(b) = rho_bar (see dae_theory.skip_for_variance)
+    n_grid: int = 50
+    t_final: float = 0.98
+    n_eval: int = 2000
+    nu_grid: int = 6
+    n_nodes: int = 6
+    theory: bool = True
+    seed: int = 0
+    threads: int = 0
+
+
+def _generation_theory_target(w_prev: np.ndarray, b_prev: float, E_obs: np.ndarray, sch, cfg, seed: int):
+    """Remark 4.1 in explicit coordinates: the law generated by weights w_prev is
+    int N(B^T c, v (I - B^T B)) d nu(c) with B the orthonormal basis of span(w_prev). Returns
+    the basis E' = [E_obs, completion of span(w_prev)] (d, R + r) and the TheoryTarget in it."""
+    d, r = w_prev.shape
+    Eq, _ = np.linalg.qr(np.concatenate([E_obs, w_prev], axis=1))
+    Eq[:, : E_obs.shape[1]] = E_obs                       # keep E_obs exactly (qr may flip signs)
+    Q = w_prev.T @ w_prev / d
+    Gp = w_prev.T @ Eq / np.sqrt(d)                      # (r, R')
+    gt = th.generation_target(Q, Gp, b_prev, schedule=sch, grid=cfg.nu_grid, seed=seed)
+    ev, U = np.linalg.eigh(Q)
+    BtE = (Gp.T @ U) / np.sqrt(ev)                        # E'^T B^T, (R', r)
+    m = gt["m"] @ BtE.T                                   # means in E' coordinates
+    keep = gt["weights"] > 1e-4
+    D = -gt["v"] * BtE @ BtE.T
+    return Eq, th.theory_target(m[keep], gt["v"], gt["weights"][keep], D)
+
+
+@register("dae-generations", "D4 (provisional loop): generations 1-3 of retraining on own samples, with and "
+          "without a fixed skip; theory per generation from the previous model (nu on a grid)",
+          GenerationsConfig, {
+              "quick": dict(side=12, tau=1.5, generations=2, n_eval=500, n_grid=25, nu_grid=4, n_nodes=4),
+              "default": {},
+              "paper": dict(generations=3, n_eval=5000, nu_grid=10, n_nodes=8),
+          })
+def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> ExperimentOutput:
+    """PROVISIONAL: an explicit per-generation call sequence (fit_generation, sample_generation)
+    until the project's retraining loop drives dae.DaeLearner."""
+    tg = dae.digits_target(cfg.digit, cfg.side)
+    d = tg.d
+    E = tg.basis[:, :2]
+    lam = tg.scales[0] ** 2
+    sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
+    n_train = dae.training_steps(cfg.tau, d, cfg.lr)
+    target = tg.sample(cfg.n_eval, seed=cfg.seed + 99) @ E
+    fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
+    rows, panels = [], []
+    for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
+        b0 = 0.0 if train_b else fixed_b
+        samples, w_prev, b_prev = None, None, None
+        for g in range(1, cfg.generations + 1):
+            seed = cfg.seed + 10 * g
+            if g == 1:
+                run = dae.train(tg, r=cfg.r, n_steps=n_train, lr=cfg.lr, train_b=train_b, b0=b0, seed=seed,
+                                threads=cfg.threads)
+                Eq, ttg = E, None
+            else:
+                Eq, ttg = (_generation_theory_target(w_prev, b_prev, E, sch, cfg, seed) if cfg.theory else (E, None))
+                run = dae.fit_generation(samples, r=cfg.r, lr=cfg.lr, train_b=train_b, b0=b0, observe=Eq, seed=seed,
+                                         threads=cfg.threads)
+            w, b = run.w[0], float(run.b[0])
+            samples = dae.sample_generation(run, n_train, schedule=sch, seed=seed + 1, threads=cfg.threads)
+            proj = samples[: cfg.n_eval] @ E
+            # theory: Cor. 2.3 with the ODE statistics (g >= 2) or the measured ones (g = 1)
+            if ttg is not None:
+                ode = th.integrate_odes(ttg, run.Q[0, 0], run.G[0, 0], b0, taus=[run.tau[-1]], lr=cfg.lr,
+                                        train_b=train_b, n_nodes=cfg.n_nodes, dtau=0.1)
+                Qt, Gt, bt = ode["Q"][-1], ode["G"][-1][:, :2], float(ode["b"][-1])
+                source = "ODE"
+            else:
+                Qt, Gt, bt = w.T @ w / d, w.T @ E / np.sqrt(d), b
+                source = "measured"
+            theo = th.projected_law_samples(Qt, Gt, bt, schedule=sch, n_samples=cfg.n_eval, seed=seed + 2)
+            vals = {"total_variance_ratio": float(np.mean(np.sum((samples - samples.mean(0)) ** 2, 1)) / lam.sum()),
+                    "var_pc1_ratio": float(proj[:, 0].var() / lam[0]), "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
+                    "b": b, "b_theory": bt,
+                    "H(sim,target)": dae.projected_hellinger(proj, target, bandwidth_factor=1.5, bw_method="silverman"),
+                    "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman")}
+            for k, v in vals.items():
+                rows.append(dict(variant=variant, generation=g, metric=k, value=float(v), theory=source, d=d))
+            panels.append((variant, g, proj, theo))
+            w_prev, b_prev = w, b
+    table = pd.DataFrame(rows)
+    plt = _plt()
+    from scipy.stats import gaussian_kde
+
+    G_ = cfg.generations
+    fig, axes = plt.subplots(2, G_ + 1, figsize=(3.0 * (G_ + 1), 6.0))
+    lim = 3.2 * np.sqrt(lam[0])
+    xs = np.linspace(-lim, lim, 70)
+    X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
+    pts = np.stack([X_.ravel(), Y_.ravel()])
+    kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
+    for idx, (variant, g, proj, theo) in enumerate(panels):
+        ax = axes[idx // G_, idx % G_]
+        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
+        zt = gaussian_kde(theo.T)(pts).reshape(X_.shape)
+        ax.contour(X_, Y_, zt, levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
+        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
+        ax.set_title(f"{variant}, generation {g}", fontsize=8)
+    for row, variant in enumerate(table.variant.unique()):
+        ax = axes[row, -1]
+        sub = table[table.variant == variant]
+        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
+            s = sub[sub.metric == metric]
+            ax.semilogy(s.generation, s.value, "o-", label=metric)
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_xlabel("generation")
+        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"model collapse, digits '{cfg.digit}' covariance, d={d}, tau={cfg.tau:g} per generation; blue: "
+                 "theory (gen 1: Cor. 2.3 with measured stats; gen >= 2: ODE on the previous generation's law)",
+                 fontsize=8)
+    fig.tight_layout()
+    path = out / "dae_generations.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    summ = {f"{v}:{m}": table[(table.variant == v) & (table.metric == m)].value.round(4).tolist()
+            for v in table.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)")}
+    return ExperimentOutput(table, [path], summ)
