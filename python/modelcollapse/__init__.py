@@ -14,7 +14,7 @@ Quick start::
 """
 from __future__ import annotations
 
-from . import _core
+from . import _core, random, reference
 from .empirical import EmpiricalScore
 from .mixture import GaussianMixture
 from .sampler import ReverseSamples, sample_reverse, time_grid

@@ -61,29 +61,23 @@ class EmpiricalScore:
             self._core_obj = _core.EmpiricalScoreCore(self._samples)
         return self._core_obj
 
-    def _check(self, x: Any, t: Any, backend: str):
+    def _evaluate(self, what: str, x: Any, t: Any, threads: int, backend: str) -> np.ndarray:
         pts, single = check_points(x, self.dim)
         t = check_real(t, "t", low=0.0, low_open=True)
         check_choice(backend, "backend", BACKENDS)
-        return pts, single, t
+        if backend == "cpp":
+            out = getattr(self._core(), what)(pts, t, check_threads(threads))
+        else:
+            out = getattr(_ref.empirical, what)(self._samples, pts, t)
+        return out[0] if single else out
 
     def score(self, x: Any, t: float, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
         """Score of the smoothed empirical law at time t > 0, at the rows of x."""
-        pts, single, t = self._check(x, t, backend)
-        if backend == "cpp":
-            out = self._core().score(pts, t, check_threads(threads))
-        else:
-            out = _ref.empirical.score(self._samples, pts, t)
-        return out[0] if single else out
+        return self._evaluate("score", x, t, threads, backend)
 
     def logpdf(self, x: Any, t: float, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
         """Log density of the smoothed empirical law at time t > 0, at the rows of x."""
-        pts, single, t = self._check(x, t, backend)
-        if backend == "cpp":
-            out = self._core().logpdf(pts, t, check_threads(threads))
-        else:
-            out = _ref.empirical.logpdf(self._samples, pts, t)
-        return out[0] if single else out
+        return self._evaluate("logpdf", x, t, threads, backend)
 
     def __call__(self, x: Any, t: float) -> np.ndarray:
         return self.score(x, t)

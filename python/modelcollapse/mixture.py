@@ -197,16 +197,19 @@ class GaussianMixture:
             self._core_obj = _core.GaussianMixtureCore(self._weights, self._means, kind, self._cov)
         return self._core_obj
 
-    def logpdf(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
-        """log (S_t p)(x) at the rows of x, shape (m,) (a scalar for a single point)."""
+    def _evaluate(self, what: str, x: Any, t: float, threads: int, backend: str) -> np.ndarray:
         pts, single = check_points(x, self.dim)
         t = check_real(t, "t", low=0.0)
         check_choice(backend, "backend", BACKENDS)
         if backend == "cpp":
-            out = self._core().logpdf(pts, t, check_threads(threads))
+            out = getattr(self._core(), what)(pts, t, check_threads(threads))
         else:
-            out = _ref.mixture.logpdf(self._weights, self._means, self.full_covariances(), pts, t)
+            out = getattr(_ref.mixture, what)(self._weights, self._means, self.full_covariances(), pts, t)
         return out[0] if single else out
+
+    def logpdf(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
+        """log (S_t p)(x) at the rows of x, shape (m,) (a scalar for a single point)."""
+        return self._evaluate("logpdf", x, t, threads, backend)
 
     def pdf(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
         """Density of S_t p at the rows of x."""
@@ -214,14 +217,7 @@ class GaussianMixture:
 
     def score(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
         """grad log (S_t p)(x) at the rows of x, shape (m, d)."""
-        pts, single = check_points(x, self.dim)
-        t = check_real(t, "t", low=0.0)
-        check_choice(backend, "backend", BACKENDS)
-        if backend == "cpp":
-            out = self._core().score(pts, t, check_threads(threads))
-        else:
-            out = _ref.mixture.score(self._weights, self._means, self.full_covariances(), pts, t)
-        return out[0] if single else out
+        return self._evaluate("score", x, t, threads, backend)
 
     def __call__(self, x: Any, t: float) -> np.ndarray:
         """Score of S_t p (so a mixture is itself a score model ``s(x, t)``)."""
