@@ -62,5 +62,6 @@ void register_random(py::module_& m);
 void register_mixture(py::module_& m);
 void register_sampler(py::module_& m);
 void register_hermite(py::module_& m);
+void register_retraining(py::module_& m);
 
 }  // namespace mcbind

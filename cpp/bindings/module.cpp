@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
     mcbind::register_mixture(m);
     mcbind::register_sampler(m);
     mcbind::register_hermite(m);
+    mcbind::register_retraining(m);
 }

@@ -33,6 +33,9 @@ enum Purpose : std::uint64_t {
     kInitNormal = 2,
     kInitChoice = 3,
     kTraining = 4,
+    // 16-19: retraining (Gaussian retraining chains)
+    kGaussChainReal = 16,   // real data of chain c: stream index c
+    kGaussChainSynth = 17,  // synthetic samples of chain c, all rounds: stream index c
 };
 inline std::uint64_t make_stream(std::uint64_t purpose, std::uint64_t index) {
     return (purpose << 56) | (index & 0x00FFFFFFFFFFFFFFull);

@@ -10,24 +10,21 @@
 """
 from __future__ import annotations
 
+from . import gaussian
 from .learners import EmpiricalLearner, GaussianLearner, GMMLearner, make_learner
 from .loop import (WORKFLOWS, Learner, RetrainingResult, RoundContext, completed_rounds, load_round,
                    resolve_mixing, round_rng, run_retraining, sweep)
 from .metrics import METRICS, default_metrics, set_metric_backend
 
-__all__ = ["WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
+__all__ = ["gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
            "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
            "EmpiricalLearner", "make_learner", "METRICS", "default_metrics", "set_metric_backend"]
 
 
 def __getattr__(name: str):
-    # Lazy: the Gaussian theory module imports the compiled core; torch learners need torch.
-    if name == "gaussian":
-        from . import gaussian
+    # Lazy: the torch learners need torch (optional extra modelcollapse[torch]).
+    if name in ("DDPMLearner", "FlowMatchingLearner"):
+        import importlib
 
-        return gaussian
-    if name in ("DDPMLearner", "FlowMatchingLearner", "torch_learners"):
-        from . import torch_learners
-
-        return torch_learners if name == "torch_learners" else getattr(torch_learners, name)
+        return getattr(importlib.import_module(f"{__name__}.torch_learners"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
