@@ -97,14 +97,22 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
                                                static_cast<std::size_t>(tab.order[m])) * B;
                 double* v = val.data() + m * B;
                 double s1 = 0.0, s2 = 0.0;
-                for (std::size_t s = 0; s < nb; ++s) {
-                    const double w = pv[s] * hv[s];
-                    v[s] = w;
-                    s1 += w;
-                    s2 += w * w;
+                if (acc2) {
+                    for (std::size_t s = 0; s < nb; ++s) {
+                        const double w = pv[s] * hv[s];
+                        v[s] = w;
+                        s1 += w;
+                        s2 += w * w;
+                    }
+                    acc2[m] += s2;
+                } else {
+                    for (std::size_t s = 0; s < nb; ++s) {
+                        const double w = pv[s] * hv[s];
+                        v[s] = w;
+                        s1 += w;
+                    }
                 }
                 acc[m] += s1;
-                if (acc2) acc2[m] += s2;
             }
         }
     };
