@@ -29,3 +29,11 @@ def default_threads() -> int:
 
 __all__ = ["EmpiricalScore", "GaussianMixture", "ReverseSamples", "default_threads", "sample_reverse",
            "time_grid", "__version__"]
+
+# Truncated-diffusion recursion and Hermite coordinates (issue 3).
+from . import hermite, truncation  # noqa: E402
+from .hermite import HermiteMoments, hermite_moments, mixture_moments  # noqa: E402
+from .truncation import Schedule, exact_recursion, limit_law, simulate_recursion  # noqa: E402
+
+__all__ += ["hermite", "truncation", "HermiteMoments", "hermite_moments", "mixture_moments", "Schedule",
+            "exact_recursion", "limit_law", "simulate_recursion"]

@@ -3,8 +3,9 @@ of the tests and the baseline of the benchmarks. Nothing here imports ``modelcol
 
 Modules: :mod:`.random` (Philox4x32-10 and Box-Muller), :mod:`.mixture` (Gaussian-mixture
 log density, score, sampling), :mod:`.empirical` (smoothed empirical score),
-:mod:`.sampler` (truncated reverse sampler), :mod:`.retraining` (Gaussian retraining chains).
+:mod:`.sampler` (truncated reverse sampler), :mod:`.retraining` (Gaussian retraining chains),
+:mod:`.hermite` (Hermite moments).
 """
-from . import empirical, mixture, random, retraining, sampler
+from . import empirical, hermite, mixture, random, retraining, sampler
 
-__all__ = ["empirical", "mixture", "random", "retraining", "sampler"]
+__all__ = ["empirical", "hermite", "mixture", "random", "retraining", "sampler"]
