@@ -33,6 +33,9 @@ enum Purpose : std::uint64_t {
     kInitNormal = 2,
     kInitChoice = 3,
     kTraining = 4,
+    // 8-9: metrics (sliced Wasserstein directions; 9 reserved).
+    kSlicedProjection = 8,
+    kMetricsReserved = 9,
 };
 inline std::uint64_t make_stream(std::uint64_t purpose, std::uint64_t index) {
     return (purpose << 56) | (index & 0x00FFFFFFFFFFFFFFull);
