@@ -115,8 +115,9 @@ static double wasserstein_1d_pow(const darray& u, const darray& v, double p) {
     double r;
     {
         py::gil_scoped_release release;
-        std::sort(a.begin(), a.end());
-        std::sort(b.begin(), b.end());
+        std::vector<std::uint64_t> s1, s2;
+        mc::wasserstein::radix_sort(a.data(), a.size(), s1, s2);
+        mc::wasserstein::radix_sort(b.data(), b.size(), s1, s2);
         r = mc::wasserstein::wp_pow_sorted(a.data(), a.size(), b.data(), b.size(), p);
     }
     return r;

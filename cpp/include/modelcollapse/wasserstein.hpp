@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include <modelcollapse/parallel.hpp>
@@ -21,6 +22,56 @@ inline double pow_abs(double x, double p) {
     if (p == 1.0) return a;
     if (p == 2.0) return a * a;
     return std::pow(a, p);
+}
+
+// Ascending LSD radix sort of finite doubles (11-bit digits on order-preserving integer
+// keys; passes where every key shares the digit are skipped). Several times faster than
+// std::sort for the 1e4-1e6 projections the sliced distance sorts. k1, k2 are scratch.
+inline void radix_sort(double* a, std::size_t n, std::vector<std::uint64_t>& k1, std::vector<std::uint64_t>& k2) {
+    if (n < 256) {
+        std::sort(a, a + n);
+        return;
+    }
+    constexpr int kBits = 11;
+    constexpr std::size_t kRadix = std::size_t(1) << kBits;
+    constexpr int kPasses = 6;  // 66 >= 64 bits
+    constexpr std::uint64_t kSign = 0x8000000000000000ull;
+    k1.resize(n);
+    k2.resize(n);
+    std::vector<std::size_t> hist(kPasses * kRadix, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint64_t b;
+        std::memcpy(&b, a + i, sizeof b);
+        std::uint64_t k = (b & kSign) ? ~b : (b | kSign);
+        k1[i] = k;
+        for (int p = 0; p < kPasses; ++p) ++hist[p * kRadix + ((k >> (p * kBits)) & (kRadix - 1))];
+    }
+    std::uint64_t* src = k1.data();
+    std::uint64_t* dst = k2.data();
+    for (int p = 0; p < kPasses; ++p) {
+        std::size_t* h = hist.data() + p * kRadix;
+        bool trivial = false;
+        for (std::size_t j = 0; j < kRadix; ++j)
+            if (h[j] == n) trivial = true;
+        if (trivial) continue;
+        std::size_t sum = 0;
+        for (std::size_t j = 0; j < kRadix; ++j) {
+            std::size_t c = h[j];
+            h[j] = sum;
+            sum += c;
+        }
+        const int shift = p * kBits;
+        for (std::size_t i = 0; i < n; ++i) {
+            std::uint64_t k = src[i];
+            dst[h[(k >> shift) & (kRadix - 1)]++] = k;
+        }
+        std::swap(src, dst);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint64_t k = src[i];
+        std::uint64_t b = (k & kSign) ? (k & ~kSign) : ~k;
+        std::memcpy(a + i, &b, sizeof b);
+    }
 }
 
 // W_p^p between (1/n) sum delta_{u_i} and (1/m) sum delta_{v_j}, u and v sorted
@@ -72,6 +123,7 @@ inline void sliced_wp_pow(const double* x, std::size_t n, const double* y, std::
         L, 1, threads,
         [&](std::size_t b, std::size_t e, const StopToken& stop) {
             std::vector<double> px(n), py(m);
+            std::vector<std::uint64_t> s1, s2;
             for (std::size_t l = b; l < e; ++l) {
                 if (stop.stop_requested()) return;
                 const double* t = theta + l * d;
@@ -87,8 +139,8 @@ inline void sliced_wp_pow(const double* x, std::size_t n, const double* y, std::
                     for (std::size_t a = 0; a < d; ++a) s += yj[a] * t[a];
                     py[j] = s;
                 }
-                std::sort(px.begin(), px.end());
-                std::sort(py.begin(), py.end());
+                radix_sort(px.data(), n, s1, s2);
+                radix_sort(py.data(), m, s1, s2);
                 out[l] = wp_pow_sorted(px.data(), n, py.data(), m, p);
             }
         },
