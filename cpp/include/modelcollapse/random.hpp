@@ -33,6 +33,9 @@ enum Purpose : std::uint64_t {
     kInitNormal = 2,
     kInitChoice = 3,
     kTraining = 4,
+    // 8-9: metrics (sliced Wasserstein directions; 9 reserved).
+    kSlicedProjection = 8,
+    kMetricsReserved = 9,
     // 10-15: high-dimensional DAE (dae.hpp)
     kDaeInit = 10,       // random initial weights w0 (numbers [0, d r) of replica's stream)
     kDaeX0 = 11,         // noise sample x_0 of SGD step s: numbers [s d, (s+1) d)

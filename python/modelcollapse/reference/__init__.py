@@ -4,8 +4,9 @@ of the tests and the baseline of the benchmarks. Nothing here imports ``modelcol
 Modules: :mod:`.random` (Philox4x32-10 and Box-Muller), :mod:`.mixture` (Gaussian-mixture
 log density, score, sampling), :mod:`.empirical` (smoothed empirical score),
 :mod:`.sampler` (truncated reverse sampler), :mod:`.retraining` (Gaussian retraining chains),
-:mod:`.hermite` (Hermite moments).
+:mod:`.hermite` (Hermite moments), :mod:`.dae` (online SGD of the two-layer DAE),
+:mod:`.metrics` (KDE, Wasserstein, precision/recall).
 """
-from . import empirical, hermite, mixture, random, retraining, sampler
+from . import dae, empirical, hermite, metrics, mixture, random, retraining, sampler
 
-__all__ = ["empirical", "hermite", "mixture", "random", "retraining", "sampler"]
+__all__ = ["dae", "empirical", "hermite", "metrics", "mixture", "random", "retraining", "sampler"]
