@@ -120,7 +120,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     table = pd.concat([table, pd.DataFrame(rates)], ignore_index=True)
 
     plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
     grid = np.linspace(-4, 4, 400)
     ex = tr.exact_recursion(p, K, 0.1, 0.2)
     axes[0].plot(grid, p.pdf(grid[:, None]), "k", lw=2, label="data p")
@@ -176,7 +176,7 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     n = np.arange(D + 1)
     rows = []
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
     delta = 0.1
     for i, a in enumerate((0.1, 0.5)):
         res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, T=cfg.T, steps=cfg.steps,
@@ -218,7 +218,7 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
                  "polynomial 0.05(k+1)^-1": tr.Schedule.polynomial(0.05, 1.0)}
     rows = []
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
     for ai, a in enumerate((0.0, 0.3)):
         for si, (name, s) in enumerate(schedules.items()):
             B = tr.bias_factors(n, K, a, s)
@@ -308,7 +308,7 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     D = min(cfg.hermite_degree, 8)
     rows = []
     plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.3))
+    fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
     delta = 0.1
     e_p = mixture_moments(p, D).energies()
     nn = np.arange(D + 1)
