@@ -61,5 +61,6 @@ void run_without_gil(Fn&& fn) {
 void register_random(py::module_& m);
 void register_mixture(py::module_& m);
 void register_sampler(py::module_& m);
+void register_hodge(py::module_& m);
 
 }  // namespace mcbind

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
     mcbind::register_random(m);
     mcbind::register_mixture(m);
     mcbind::register_sampler(m);
+    mcbind::register_hodge(m);
 }

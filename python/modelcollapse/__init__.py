@@ -29,3 +29,8 @@ def default_threads() -> int:
 
 __all__ = ["EmpiricalScore", "GaussianMixture", "ReverseSamples", "default_threads", "sample_reverse",
            "time_grid", "__version__"]
+
+from . import hodge  # noqa: E402  (Helmholtz-Hodge study of score errors)
+from .hodge import PerturbedScore  # noqa: E402
+
+__all__ += ["hodge", "PerturbedScore"]

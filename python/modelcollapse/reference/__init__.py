@@ -5,6 +5,6 @@ Modules: :mod:`.random` (Philox4x32-10 and Box-Muller), :mod:`.mixture` (Gaussia
 log density, score, sampling), :mod:`.empirical` (smoothed empirical score),
 :mod:`.sampler` (truncated reverse sampler).
 """
-from . import empirical, mixture, random, sampler
+from . import empirical, hodge, mixture, random, sampler
 
-__all__ = ["empirical", "mixture", "random", "sampler"]
+__all__ = ["empirical", "hodge", "mixture", "random", "sampler"]
