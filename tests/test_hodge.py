@@ -279,7 +279,7 @@ def test_kl_bounds_exact_method_on_mixture():
 # --- sampling with invisible errors --------------------------------------------------------
 
 def test_rotated_score_sampling_converges_to_exact_law():
-    T, delta, n = 2.0, 0.05, 20000
+    T, delta, n = 2.0, 0.05, 10000
     m0 = H.PerturbedScore(MIX)
     m = H.PerturbedScore(MIX, [H.SolenoidalTerm(A2, 2.0)])
     target = MIX.smooth(delta)
@@ -293,9 +293,9 @@ def test_rotated_score_sampling_converges_to_exact_law():
     se = np.concatenate([y0.std(0), np.sqrt(2) * np.cov(y0.T)[np.triu_indices(2)].__abs__() + 0.05,
                          [target.logpdf(y0).std()]]) / np.sqrt(n)
     gaps = []
-    for steps in (8, 32, 400):
+    for steps in (8, 100, 1600):
         s, _ = stats(m, steps)
         gaps.append(np.max(np.abs(s - ref) / (np.sqrt(2) * se)))
-    assert gaps[0] > 8  # stiff rotation with few steps: visibly wrong
-    assert gaps[1] < gaps[0]
-    assert gaps[2] < 4.5  # many steps: same law as c = 0 within sampling noise
+    assert gaps[0] > 100  # stiff rotation with few steps: visibly wrong
+    assert gaps[1] < gaps[0] / 100 and gaps[1] > 5  # first-order bias, still visible at 100 steps
+    assert gaps[2] < 4  # many steps: same law as c = 0 within sampling noise
