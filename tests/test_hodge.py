@@ -299,3 +299,19 @@ def test_rotated_score_sampling_converges_to_exact_law():
     assert gaps[0] > 100  # stiff rotation with few steps: visibly wrong
     assert gaps[1] < gaps[0] / 100 and gaps[1] > 5  # first-order bias, still visible at 100 steps
     assert gaps[2] < 4  # many steps: same law as c = 0 within sampling noise
+
+
+# --- experiment -----------------------------------------------------------------------------
+
+def test_hodge_experiment_quick(tmp_path):
+    from modelcollapse.experiments import get
+
+    exp = get("hodge")
+    cfg = exp.make_config("quick", {"n_models": "5", "n_sample": "1500", "c_grid": "0,2"})
+    out = exp.run(cfg, tmp_path, progress=False)
+    assert (tmp_path / "hodge.parquet").exists() and len(out.figures) == 3
+    assert out.summary["bounds_hold"]
+    imp = out.table[(out.table.study == "impossibility") & (out.table.metric == "l2_error")]
+    assert imp.value.max() > 10 * max(imp.value.min(), 1e-3)  # L2 error grows with c
+    for key in ("spearman_l2_error_vs_hellinger", "spearman_gradient_estimate_vs_hellinger"):
+        assert -1 <= out.summary[key] <= 1
