@@ -221,8 +221,20 @@ def run(config: HodgeConfig, out_dir: Path, progress: bool = True) -> Experiment
                 for metric, value in rec.items():
                     rows.append(dict(study="bounds", law="mixture", c=c, u=u, metric=metric, value=value))
     bdf = pd.DataFrame(bnd)
-    summary["bounds_hold"] = bool(np.all(bdf.true_kl <= bdf.marginal_bound * 1.05 + 1e-4)
-                                  and np.all(bdf.marginal_bound <= bdf.girsanov_bound * (1 + 1e-9)))
+    # Gaussian: exact true KL, strict check. Mixture: the Fokker-Planck KL carries a grid error,
+    # measured on the u = 0 models (pure solenoidal error: their true KL equals the exact-score
+    # one, <= KL(p_T || pi)), and the check allows it.
+    gb = bdf[bdf.law == "gaussian"]
+    summary["bounds_hold_gaussian"] = bool(np.all(gb.true_kl <= gb.marginal_bound * (1 + 1e-6))
+                                           and np.all(gb.marginal_bound <= gb.girsanov_bound * (1 + 1e-9)))
+    mb = bdf[bdf.law == "mixture"]
+    if len(mb):
+        grid_err = float(mb[mb.u == 0].true_kl.max())
+        summary["fokker_planck_grid_error"] = grid_err
+        summary["bounds_hold_mixture_within_grid_error"] = bool(
+            np.all(mb.true_kl <= mb.marginal_bound + grid_err) and np.all(mb.marginal_bound <= mb.girsanov_bound))
+    summary["bounds_hold"] = summary["bounds_hold_gaussian"] and summary.get("bounds_hold_mixture_within_grid_error",
+                                                                           True)
 
     # figures
     figs = []
