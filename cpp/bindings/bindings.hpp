@@ -65,5 +65,6 @@ void register_dae(py::module_& m);
 void register_hermite(py::module_& m);
 void register_retraining(py::module_& m);
 void register_metrics(py::module_& m);
+void register_hodge(py::module_& m);
 
 }  // namespace mcbind

@@ -17,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
     mcbind::register_hermite(m);
     mcbind::register_retraining(m);
     mcbind::register_metrics(m);
+    mcbind::register_hodge(m);
 }

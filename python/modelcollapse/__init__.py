@@ -37,3 +37,6 @@ from .truncation import Schedule, exact_recursion, limit_law, simulate_recursion
 
 __all__ += ["hermite", "truncation", "HermiteMoments", "hermite_moments", "mixture_moments", "Schedule",
             "exact_recursion", "limit_law", "simulate_recursion"]
+from . import hodge  # noqa: E402  (Helmholtz-Hodge study of score errors)
+from .hodge import PerturbedScore  # noqa: E402
+__all__ += ["hodge", "PerturbedScore"]

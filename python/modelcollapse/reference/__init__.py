@@ -5,8 +5,9 @@ Modules: :mod:`.random` (Philox4x32-10 and Box-Muller), :mod:`.mixture` (Gaussia
 log density, score, sampling), :mod:`.empirical` (smoothed empirical score),
 :mod:`.sampler` (truncated reverse sampler), :mod:`.retraining` (Gaussian retraining chains),
 :mod:`.hermite` (Hermite moments), :mod:`.dae` (online SGD of the two-layer DAE),
-:mod:`.metrics` (KDE, Wasserstein, precision/recall).
+:mod:`.metrics` (KDE, Wasserstein, precision/recall), :mod:`.hodge` (perturbed scores,
+Stein estimator of the gradient part).
 """
-from . import dae, empirical, hermite, metrics, mixture, random, retraining, sampler
+from . import dae, empirical, hermite, hodge, metrics, mixture, random, retraining, sampler
 
-__all__ = ["dae", "empirical", "hermite", "metrics", "mixture", "random", "retraining", "sampler"]
+__all__ = ["dae", "empirical", "hermite", "hodge", "metrics", "mixture", "random", "retraining", "sampler"]
