@@ -61,5 +61,7 @@ void run_without_gil(Fn&& fn) {
 void register_random(py::module_& m);
 void register_mixture(py::module_& m);
 void register_sampler(py::module_& m);
+void register_dae(py::module_& m);
+void register_retraining(py::module_& m);
 
 }  // namespace mcbind

@@ -13,4 +13,6 @@ PYBIND11_MODULE(_core, m) {
     mcbind::register_random(m);
     mcbind::register_mixture(m);
     mcbind::register_sampler(m);
+    mcbind::register_dae(m);
+    mcbind::register_retraining(m);
 }

@@ -449,10 +449,17 @@ inline void mixture_draw(const SmoothedMixture& m, std::uint64_t seed, std::uint
     const double* mu = &m.means[k * d];
     const double* sq = &m.sqrt_eig[k * d];
     if (m.kind == CovKind::full) {
+        // Symmetric square root U diag(sqrt(lambda)) U^T: unlike U diag(sqrt(lambda)) it does
+        // not depend on the sign or order conventions of the eigen-solver, so every
+        // implementation maps the same z to the same sample.
         const double* U = m.eigvecs + k * d * d;
+        std::vector<double> w(d, 0.0);
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = 0; j < d; ++j) w[j] += U[i * d + j] * z[i];
+        for (std::size_t j = 0; j < d; ++j) w[j] *= sq[j];
         for (std::size_t i = 0; i < d; ++i) {
             double acc = 0.0;
-            for (std::size_t j = 0; j < d; ++j) acc += U[i * d + j] * sq[j] * z[j];
+            for (std::size_t j = 0; j < d; ++j) acc += U[i * d + j] * w[j];
             out[i] = mu[i] + acc;
         }
     } else {

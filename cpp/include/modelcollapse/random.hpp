@@ -35,6 +35,16 @@ enum Purpose : std::uint64_t {
     kInitNormal = 2,
     kInitChoice = 3,
     kTraining = 4,
+    // 10-15: high-dimensional DAE (dae.hpp)
+    kDaeInit = 10,       // random initial weights w0 (numbers [0, d r) of replica's stream)
+    kDaeX0 = 11,         // noise sample x_0 of SGD step s: numbers [s d, (s+1) d)
+    kDaeX1 = 12,         // standard normals behind the data sample x_1 of step s
+    kDaeChoice = 13,     // uniforms 2s (cluster / data row) and 2s+1 (time t) of step s
+    kDaeSamplerInit = 14,  // X_0 of generated sample i: numbers [0, d)
+    kDaeSamplerNoise = 15, // Brownian increment of sampler step k: numbers [k d, (k+1) d)
+    // 16-19: retraining (Gaussian retraining chains)
+    kGaussChainReal = 16,   // real data of chain c: stream index c
+    kGaussChainSynth = 17,  // synthetic samples of chain c, all rounds: stream index c
 };
 inline std::uint64_t make_stream(std::uint64_t purpose, std::uint64_t index) {
     return (purpose << 56) | (index & 0x00FFFFFFFFFFFFFFull);

@@ -34,6 +34,12 @@ class Experiment:
     config_cls: type
     presets: dict[str, dict[str, Any]]
     run_fn: Callable[[Any, Path, bool], ExperimentOutput]
+    part: str = "foundation"
+    headline: bool = False
+    claim: str = ""
+
+    def fields(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.config_cls)]
 
     def make_config(self, preset: str = "default", overrides: dict[str, Any] | None = None) -> Any:
         """The preset's config with ``overrides`` (strings are parsed by field type)."""
@@ -99,14 +105,20 @@ def parse_value(raw: str, typ: Any, key: str) -> Any:
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, description: str, config_cls: type, presets: dict[str, dict[str, Any]]):
-    """Decorator registering ``run(config, out_dir, progress) -> ExperimentOutput``."""
+def register(name: str, description: str, config_cls: type, presets: dict[str, dict[str, Any]], *,
+             part: str = "foundation", headline: bool = False, claim: str = ""):
+    """Decorator registering ``run(config, out_dir, progress) -> ExperimentOutput``.
+
+    ``part`` groups experiments by paper (``truncation``, ``hodge``, ``retraining``,
+    ``dae``, ``foundation``); the ``headline`` experiment of each part goes into
+    ``modelcollapse report`` with its one-paragraph ``claim``.
+    """
     missing = [p for p in PRESETS if p not in presets]
     if missing:
         raise ValueError(f"experiment {name} lacks presets {missing}")
 
     def deco(fn: Callable[[Any, Path, bool], ExperimentOutput]):
-        REGISTRY[name] = Experiment(name, description, config_cls, presets, fn)
+        REGISTRY[name] = Experiment(name, description, config_cls, presets, fn, part, headline, claim)
         return fn
 
     return deco

@@ -1,0 +1,471 @@
+// Two-layer denoising auto-encoder (tied weights, trainable skip) trained by online SGD in
+// high dimension, and the generative sampler it drives (Cui et al.; spec dae.md §2, §4).
+//
+//   f(t, x) = b x + (w / sqrt(d)) sigma(w^T x / sqrt(d) + p_t v),   w in R^{d x r}
+//   loss    = mean_{t in G} || x_1 - f(t, alpha_t x_0 + beta_t x_1) ||^2
+//   b <- b - (eta / d^2) d_b loss
+//   w <- w - eta grad_w loss - (eta lambda / d) w
+//   v <- v - (eta / d) grad_v loss - (eta lambda / d) v
+//
+// Internally w is stored transposed (r rows of length d, unit stride) so that the O(d r)
+// passes vectorise over the d coordinates. One SGD step costs two passes over (w, x_0, x_1):
+// pass 1 forms the local fields w^T x_0, w^T x_1, the Gram matrix w^T w and the three norms;
+// everything else is r-dimensional; pass 2 applies w <- w C + x_0 a^T + x_1 c^T.
+//
+// Randomness (Philox, random.hpp): replica k uses streams make_stream(purpose, k), so a
+// replica's trajectory does not depend on the number of threads nor on the other replicas.
+// Normals are drawn in blocks of several steps through rng::fill_normals.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "parallel.hpp"
+#include "random.hpp"
+
+namespace modelcollapse {
+namespace dae {
+
+enum class Activation : int { kTanh = 0, kRelu = 1, kLinear = 2, kErf = 3, kSigmoid = 4 };
+
+inline void activate(Activation a, double h, double& s, double& ds) {
+    switch (a) {
+        case Activation::kTanh: {
+            s = std::tanh(h);
+            ds = 1.0 - s * s;
+            return;
+        }
+        case Activation::kRelu:
+            s = h > 0.0 ? h : 0.0;
+            ds = h > 0.0 ? 1.0 : 0.0;
+            return;
+        case Activation::kLinear:
+            s = h;
+            ds = 1.0;
+            return;
+        case Activation::kErf:
+            s = std::erf(h);
+            ds = 1.1283791670955126 * std::exp(-h * h);  // 2 / sqrt(pi)
+            return;
+        case Activation::kSigmoid: {
+            s = 1.0 / (1.0 + std::exp(-h));
+            ds = s * (1.0 - s);
+            return;
+        }
+    }
+    throw std::invalid_argument("unknown activation");
+}
+
+constexpr int kMaxR = 64;
+
+// Time grid of the loss: either m fixed points (alpha_k, beta_k, p_k), averaged in every
+// step, or one t ~ U(0, 1) per step with alpha = 1 - t, beta = t, p_t = p0 + p1 t.
+struct Schedule {
+    bool uniform = false;
+    std::vector<double> alpha, beta, p;
+    double p0 = 0.0, p1 = 0.0;
+};
+
+struct Hyper {
+    double lr = 0.1;
+    double weight_decay = 0.0;
+    bool train_b = true;
+    Activation act = Activation::kTanh;
+};
+
+// Data law: mixture of K Gaussians N(means[k], diag(scales[k]^2)) with cumulative weights,
+// or (when data != nullptr) the uniform law on the n_data rows of `data`.
+struct Target {
+    std::size_t d = 0, K = 0;
+    const double* means = nullptr;   // K x d
+    const double* scales = nullptr;  // K x d (standard deviations)
+    std::vector<double> cum_weights; // K, last = 1
+    const double* data = nullptr;    // n_data x d
+    std::size_t n_data = 0;
+    bool sequential = false;         // data rows in order (step mod n_data) instead of uniform draws
+};
+
+inline std::size_t data_row(const Target& tg, std::size_t step, double u) {
+    if (tg.sequential) return step % tg.n_data;
+    return std::min(tg.n_data - 1, static_cast<std::size_t>(u * static_cast<double>(tg.n_data)));
+}
+
+// What a run records every `record_every` steps (step 0 and the last step included).
+struct Recorder {
+    std::size_t every = 1;
+    std::size_t n_rec = 0;
+    const double* observe = nullptr;  // d x R (orthonormal columns), may be null
+    std::size_t R = 0;
+    // outputs for one replica (caller offsets them)
+    double* Q = nullptr;  // n_rec x r x r
+    double* M = nullptr;  // n_rec x K x r
+    double* G = nullptr;  // n_rec x r x R
+    double* b = nullptr;  // n_rec
+    double* v = nullptr;  // n_rec x r
+    std::size_t* steps = nullptr;  // n_rec (shared; written by every replica identically)
+};
+
+inline std::size_t n_records(std::size_t n_steps, std::size_t every) {
+    return n_steps / every + 1 + (n_steps % every != 0 ? 1 : 0);
+}
+
+// Step-by-step state of one replica. W is r x d (row j = hidden unit j).
+template <int RC>
+class Trainer {
+  public:
+    Trainer(std::size_t d, int r, const Hyper& hyper, const Schedule& sched)
+        : d_(d), r_(RC > 0 ? RC : r), hyper_(hyper), sched_(sched) {
+        if (r_ < 1 || r_ > kMaxR) throw std::invalid_argument("r must be in [1, 64]");
+        sd_ = 1.0 / std::sqrt(static_cast<double>(d_));
+    }
+
+    int r() const { return RC > 0 ? RC : r_; }
+
+    // One SGD step with samples x0, x1 (length d). t is used only in uniform mode.
+    void step(double* W, double& b, double* v, const double* x0, const double* x1, double t) const {
+        const int r = this->r();
+        const std::size_t d = d_;
+        double P0[kMaxR], P1[kMaxR], WW[kMaxR * kMaxR];
+        double n00 = 0.0, n01 = 0.0, n11 = 0.0;
+        // ---- pass 1: local fields, Gram matrix and norms
+        if constexpr (RC > 0) {
+            pass1_fixed(W, x0, x1, P0, P1, WW, n00, n01, n11);
+        } else {
+            for (int j = 0; j < r; ++j) {
+                const double* wj = W + j * d;
+                double a0 = 0.0, a1 = 0.0;
+#pragma omp simd reduction(+ : a0, a1)
+                for (std::size_t i = 0; i < d; ++i) {
+                    a0 += wj[i] * x0[i];
+                    a1 += wj[i] * x1[i];
+                }
+                P0[j] = a0;
+                P1[j] = a1;
+                for (int k = 0; k <= j; ++k) {
+                    const double* wk = W + k * d;
+                    double g = 0.0;
+#pragma omp simd reduction(+ : g)
+                    for (std::size_t i = 0; i < d; ++i) g += wj[i] * wk[i];
+                    WW[j * r + k] = g;
+                    WW[k * r + j] = g;
+                }
+            }
+#pragma omp simd reduction(+ : n00, n01, n11)
+            for (std::size_t i = 0; i < d; ++i) {
+                n00 += x0[i] * x0[i];
+                n01 += x0[i] * x1[i];
+                n11 += x1[i] * x1[i];
+            }
+        }
+        // ---- r-dimensional part
+        const double invd = 1.0 / static_cast<double>(d);
+        double l0[kMaxR], l1[kMaxR], Q[kMaxR * kMaxR];
+        for (int j = 0; j < r; ++j) {
+            l0[j] = P0[j] * sd_;
+            l1[j] = P1[j] * sd_;
+        }
+        for (int j = 0; j < r * r; ++j) Q[j] = WW[j] * invd;
+        double A0[kMaxR] = {0}, A1[kMaxR] = {0}, C[kMaxR * kMaxR] = {0}, gv[kMaxR] = {0};
+        double gb = 0.0;
+        const std::size_t m = sched_.uniform ? 1 : sched_.alpha.size();
+        const double wm = 1.0 / static_cast<double>(m);
+        for (std::size_t q = 0; q < m; ++q) {
+            double al, be, pt;
+            if (sched_.uniform) {
+                al = 1.0 - t;
+                be = t;
+                pt = sched_.p0 + sched_.p1 * t;
+            } else {
+                al = sched_.alpha[q];
+                be = sched_.beta[q];
+                pt = sched_.p[q];
+            }
+            double lt[kMaxR], s[kMaxR], ds[kMaxR], u[kMaxR];
+            for (int j = 0; j < r; ++j) {
+                lt[j] = al * l0[j] + be * l1[j];
+                activate(hyper_.act, lt[j] + pt * v[j], s[j], ds[j]);
+            }
+            double slt = 0.0;
+            for (int j = 0; j < r; ++j) {
+                double qs = 0.0;
+                for (int k = 0; k < r; ++k) qs += Q[j * r + k] * s[k];
+                double le = l1[j] - b * lt[j] - qs;  // w^T e / sqrt(d)
+                u[j] = ds[j] * le;
+                slt += s[j] * lt[j];
+            }
+            for (int j = 0; j < r; ++j) {
+                A0[j] += wm * al * (u[j] - b * s[j]);
+                A1[j] += wm * ((1.0 - b * be) * s[j] + be * u[j]);
+                gv[j] += wm * pt * u[j];
+                for (int k = 0; k < r; ++k) C[k * r + j] -= wm * sd_ * s[k] * s[j];
+            }
+            // e^T x_t with e = x1 - b x_t - w s / sqrt(d)
+            double x1xt = al * n01 + be * n11;
+            double xtxt = al * al * n00 + 2.0 * al * be * n01 + be * be * n11;
+            gb += wm * (x1xt - b * xtxt - slt);
+        }
+        // ---- pass 2: w_j <- sum_k w_k Cf[k][j] + a0_j x0 + a1_j x1
+        const double lr = hyper_.lr;
+        const double decay = 1.0 - lr * hyper_.weight_decay * invd;
+        const double g = 2.0 * lr * sd_;
+        double Cf[kMaxR * kMaxR], a0[kMaxR], a1[kMaxR];
+        for (int k = 0; k < r; ++k)
+            for (int j = 0; j < r; ++j) Cf[k * r + j] = g * C[k * r + j] + (k == j ? decay : 0.0);
+        for (int j = 0; j < r; ++j) {
+            a0[j] = g * A0[j];
+            a1[j] = g * A1[j];
+        }
+        update_w(W, Cf, a0, a1, x0, x1);
+        for (int j = 0; j < r; ++j) v[j] += 2.0 * lr * invd * gv[j] - lr * hyper_.weight_decay * invd * v[j];
+        if (hyper_.train_b) b += 2.0 * lr * invd * invd * gb;
+    }
+
+  private:
+    // One fused pass for a compile-time r: every inner product in a single sweep.
+    void pass1_fixed(const double* W, const double* x0, const double* x1, double* P0, double* P1, double* WW,
+                     double& n00, double& n01, double& n11) const {
+        constexpr int R = RC > 0 ? RC : 1;
+        constexpr int NG = R * (R + 1) / 2;
+        const std::size_t d = d_;
+        const double* rows[R];
+        for (int j = 0; j < R; ++j) rows[j] = W + j * d;
+        double p0[R] = {0}, p1[R] = {0}, gg[NG] = {0};
+        double s00 = 0.0, s01 = 0.0, s11 = 0.0;
+#pragma omp simd reduction(+ : p0[:R], p1[:R], gg[:NG], s00, s01, s11)
+        for (std::size_t i = 0; i < d; ++i) {
+            const double a = x0[i], c = x1[i];
+            s00 += a * a;
+            s01 += a * c;
+            s11 += c * c;
+            int q = 0;
+            for (int j = 0; j < R; ++j) {
+                const double wj = rows[j][i];
+                p0[j] += wj * a;
+                p1[j] += wj * c;
+                for (int k = 0; k <= j; ++k) gg[q++] += wj * rows[k][i];
+            }
+        }
+        int q = 0;
+        for (int j = 0; j < R; ++j) {
+            P0[j] = p0[j];
+            P1[j] = p1[j];
+            for (int k = 0; k <= j; ++k, ++q) {
+                WW[j * R + k] = gg[q];
+                WW[k * R + j] = gg[q];
+            }
+        }
+        n00 = s00;
+        n01 = s01;
+        n11 = s11;
+    }
+
+    void update_w(double* W, const double* Cf, const double* a0, const double* a1, const double* x0,
+                  const double* x1) const {
+        const int r = this->r();
+        const std::size_t d = d_;
+        if (RC > 0) {
+            constexpr int R = RC > 0 ? RC : 1;
+            double* rows[R];
+            for (int j = 0; j < R; ++j) rows[j] = W + j * d;
+            double cf[R * R], c0[R], c1[R];
+            for (int j = 0; j < R * R; ++j) cf[j] = Cf[j];
+            for (int j = 0; j < R; ++j) {
+                c0[j] = a0[j];
+                c1[j] = a1[j];
+            }
+#pragma omp simd
+            for (std::size_t i = 0; i < d; ++i) {
+                double old[R];
+                for (int k = 0; k < R; ++k) old[k] = rows[k][i];
+                for (int j = 0; j < R; ++j) {
+                    double acc = c0[j] * x0[i] + c1[j] * x1[i];
+                    for (int k = 0; k < R; ++k) acc += old[k] * cf[k * R + j];
+                    rows[j][i] = acc;
+                }
+            }
+        } else {
+            std::vector<double> old(static_cast<std::size_t>(r));
+            for (std::size_t i = 0; i < d; ++i) {
+                for (int k = 0; k < r; ++k) old[k] = W[k * d + i];
+                for (int j = 0; j < r; ++j) {
+                    double acc = a0[j] * x0[i] + a1[j] * x1[i];
+                    for (int k = 0; k < r; ++k) acc += old[k] * Cf[k * r + j];
+                    W[j * d + i] = acc;
+                }
+            }
+        }
+    }
+
+    std::size_t d_;
+    int r_;
+    Hyper hyper_;
+    Schedule sched_;
+    double sd_;
+};
+
+// Summary statistics of W (r x d): Q = w^T w / d, M(c) = w^T mu_c / sqrt(d),
+// G = w^T E / sqrt(d).
+inline void record(const double* W, std::size_t d, int r, double b, const double* v, const Target& tg,
+                   const Recorder& rec, std::size_t slot) {
+    const double invd = 1.0 / static_cast<double>(d), sd = std::sqrt(invd);
+    for (int j = 0; j < r; ++j)
+        for (int k = 0; k <= j; ++k) {
+            double g = 0.0;
+            for (std::size_t i = 0; i < d; ++i) g += W[j * d + i] * W[k * d + i];
+            rec.Q[slot * r * r + j * r + k] = g * invd;
+            rec.Q[slot * r * r + k * r + j] = g * invd;
+        }
+    if (rec.M)
+        for (std::size_t c = 0; c < tg.K; ++c)
+            for (int j = 0; j < r; ++j) {
+                double g = 0.0;
+                for (std::size_t i = 0; i < d; ++i) g += W[j * d + i] * tg.means[c * d + i];
+                rec.M[(slot * tg.K + c) * r + j] = g * sd;
+            }
+    if (rec.G && rec.observe)
+        for (int j = 0; j < r; ++j)
+            for (std::size_t q = 0; q < rec.R; ++q) {
+                double g = 0.0;
+                for (std::size_t i = 0; i < d; ++i) g += W[j * d + i] * rec.observe[i * rec.R + q];
+                rec.G[(slot * r + j) * rec.R + q] = g * sd;
+            }
+    rec.b[slot] = b;
+    for (int j = 0; j < r; ++j) rec.v[slot * r + j] = v[j];
+}
+
+inline std::size_t pick_component(const std::vector<double>& cum, double u) {
+    std::size_t k = 0;
+    while (k + 1 < cum.size() && u >= cum[k]) ++k;
+    return k;
+}
+
+// Block of steps drawn at once (about 16k doubles per buffer).
+inline std::size_t block_steps(std::size_t d) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(d, 1)); }
+
+// Trains one replica for n_steps with samples drawn inside (streams of `replica`).
+// W (r x d), b, v are updated in place.
+template <int RC>
+void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, std::uint64_t replica,
+                   std::size_t n_steps, double* W, double& b, double* v, const Recorder& rec,
+                   const StopToken& stop, bool uniform_t) {
+    namespace R = modelcollapse::rng;
+    const std::size_t d = tg.d;
+    const int r = tr.r();
+    const std::size_t B = block_steps(d);
+    std::vector<double> x0(B * d), x1(B * d), un(2 * B);
+    const std::uint64_t s0 = R::make_stream(R::kDaeX0, replica), s1 = R::make_stream(R::kDaeX1, replica),
+                        sc = R::make_stream(R::kDaeChoice, replica);
+    std::size_t slot = 0;
+    record(W, d, r, b, v, tg, rec, slot++);
+    for (std::size_t start = 0; start < n_steps; start += B) {
+        if (stop.stop_requested()) return;
+        const std::size_t nb = std::min(B, n_steps - start);
+        R::fill_normals(seed, s0, start * d, nb * d, x0.data());
+        R::fill_uniforms(seed, sc, 2 * start, 2 * nb, un.data());
+        if (tg.data == nullptr) R::fill_normals(seed, s1, start * d, nb * d, x1.data());
+        for (std::size_t q = 0; q < nb; ++q) {
+            double* x1q = x1.data() + q * d;
+            const double* x1p = x1q;
+            if (tg.data != nullptr) {
+                x1p = tg.data + data_row(tg, start + q, un[2 * q]) * d;
+            } else {
+                std::size_t c = pick_component(tg.cum_weights, un[2 * q]);
+                const double* mu = tg.means + c * d;
+                const double* sc_ = tg.scales + c * d;
+#pragma omp simd
+                for (std::size_t i = 0; i < d; ++i) x1q[i] = mu[i] + sc_[i] * x1q[i];
+            }
+            tr.step(W, b, v, x0.data() + q * d, x1p, uniform_t ? un[2 * q + 1] : 0.0);
+            const std::size_t done = start + q + 1;
+            if (done % rec.every == 0 || done == n_steps) record(W, d, r, b, v, tg, rec, slot++);
+        }
+    }
+}
+
+// The samples train_replica draws for steps [0, n_steps): x0, x1 (n x d) and t (n).
+inline void draw_samples(const Target& tg, std::uint64_t seed, std::uint64_t replica, std::size_t n_steps,
+                         double* x0, double* x1, double* t) {
+    namespace R = modelcollapse::rng;
+    const std::size_t d = tg.d;
+    R::fill_normals(seed, R::make_stream(R::kDaeX0, replica), 0, n_steps * d, x0);
+    std::vector<double> un(2 * n_steps);
+    R::fill_uniforms(seed, R::make_stream(R::kDaeChoice, replica), 0, 2 * n_steps, un.data());
+    if (tg.data == nullptr) R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), 0, n_steps * d, x1);
+    for (std::size_t s = 0; s < n_steps; ++s) {
+        double* x1s = x1 + s * d;
+        if (tg.data != nullptr) {
+            std::size_t row = data_row(tg, s, un[2 * s]);
+            std::copy(tg.data + row * d, tg.data + (row + 1) * d, x1s);
+        } else {
+            std::size_t c = pick_component(tg.cum_weights, un[2 * s]);
+            for (std::size_t i = 0; i < d; ++i) x1s[i] = tg.means[c * d + i] + tg.scales[c * d + i] * x1s[i];
+        }
+        t[s] = un[2 * s + 1];
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Generative sampler with the trained DAE drift (Euler-Maruyama on a given grid):
+//   X <- X + D_k [kstar_k X + kappa_k (w / sqrt(d)) sigma(w^T X / sqrt(d) + p_k v)] + nz_k xi
+// with X_0 ~ N(0, I_d). W is r x d. Per-step coefficients are given by the caller.
+struct SamplerCoefs {
+    std::vector<double> delta, kappa, kstar, noise, p;  // one per step
+};
+
+template <int RC>
+void sample_one(const double* W, std::size_t d, int r_rt, const double* v, Activation act,
+                const SamplerCoefs& co, double* X, std::uint64_t seed, std::uint64_t index,
+                const double* injected /* (steps+1) x d or null */, double* buf) {
+    namespace R = modelcollapse::rng;
+    const int r = RC > 0 ? RC : r_rt;
+    const double sd = 1.0 / std::sqrt(static_cast<double>(d));
+    if (injected)
+        std::copy(injected, injected + d, X);
+    else
+        R::fill_normals(seed, R::make_stream(R::kDaeSamplerInit, index), 0, d, X);
+    const std::size_t n = co.delta.size();
+    for (std::size_t k = 0; k < n; ++k) {
+        double coef[kMaxR];
+        for (int j = 0; j < r; ++j) {
+            const double* wj = W + j * d;
+            double a = 0.0;
+#pragma omp simd reduction(+ : a)
+            for (std::size_t i = 0; i < d; ++i) a += wj[i] * X[i];
+            double s, ds;
+            activate(act, a * sd + co.p[k] * v[j], s, ds);
+            coef[j] = co.delta[k] * co.kappa[k] * sd * s;
+        }
+        const double lin = 1.0 + co.delta[k] * co.kstar[k];
+        const double* xi = nullptr;
+        if (co.noise[k] != 0.0) {
+            if (injected) {
+                xi = injected + (k + 1) * d;
+            } else {
+                R::fill_normals(seed, R::make_stream(R::kDaeSamplerNoise, index), k * d, d, buf);
+                xi = buf;
+            }
+        }
+        const double nz = co.noise[k];
+        if (xi) {
+#pragma omp simd
+            for (std::size_t i = 0; i < d; ++i) X[i] = lin * X[i] + nz * xi[i];
+        } else {
+#pragma omp simd
+            for (std::size_t i = 0; i < d; ++i) X[i] *= lin;
+        }
+        for (int j = 0; j < r; ++j) {
+            const double* wj = W + j * d;
+            const double c = coef[j];
+#pragma omp simd
+            for (std::size_t i = 0; i < d; ++i) X[i] += c * wj[i];
+        }
+    }
+}
+
+}  // namespace dae
+}  // namespace modelcollapse

@@ -1,0 +1,538 @@
+"""Two-layer denoising auto-encoder trained by online SGD in high dimension (Cui et al.).
+
+The model (spec ``dae.md`` §2) is the tied DAE with trainable skip connection
+
+    f(t, x) = b x + (w / sqrt d) sigma(w^T x / sqrt d + p_t v),     w in R^{d x r},
+
+trained with one fresh pair (x_0 ~ N(0, I_d), x_1 ~ target) per step on the loss
+mean_{t in G} ||x_1 - f(t, (1 - t) x_0 + t x_1)||^2 (or one t ~ U(0, 1) per step). The
+training time is tau = 2 eta n / d. The whole loop runs in C++ (``backend="cpp"``), samples
+are drawn inside from counter-based streams so that a replica's trajectory does not depend
+on the number of threads; ``backend="numpy"`` runs the step-by-step reference on the same
+samples (slow; for checks).
+
+Targets (:class:`DaeTarget`): K-cluster mixtures with isotropic or diagonal covariances, a
+Gaussian with a given covariance spectrum or matrix (trained in its eigenbasis, which is
+exact in law because x_0 and the random initialisation are isotropic), the Gaussian with
+the covariance of a scikit-learn digits class, and the uniform law on a finite data set
+(e.g. samples of a previous generation).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _core
+from ._validation import (as_seed, check_choice, check_finite_array, check_positive_int, check_real,
+                          check_threads)
+from .reference import dae as _ref
+
+ACTIVATIONS = ("tanh", "relu", "linear", "erf", "sigmoid")
+_ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
+
+__all__ = [
+    "ACTIVATIONS", "DaeTarget", "DaeRun", "isotropic_mixture", "diagonal_mixture", "gaussian_target",
+    "digits_target", "empirical_target", "train", "training_steps", "sampler_schedule", "generate",
+    "fit_generation", "sample_generation", "DaeLearner", "projected_hellinger", "digits_covariance",
+    "SamplerSchedule",
+]
+
+
+# ----------------------------------------------------------------------------- targets
+@dataclasses.dataclass(frozen=True)
+class DaeTarget:
+    """Law of the data x_1.
+
+    Attributes
+    ----------
+    means : (K, d) centroids in the original coordinates (K = 0 for a data set target).
+    scales : (K, d) standard deviations per coordinate *in the training basis*.
+    weights : (K,) mixture weights (sum 1).
+    basis : (d, d) orthogonal matrix or None. When given, the target covariance of cluster k
+        is basis diag(scales[k]^2) basis^T and training runs in the coordinates basis^T x.
+    data : (n, d) or None. When given, x_1 is a uniformly drawn row of ``data`` (or, with
+        ``sequential``, row s mod n at step s: one pass over the data when n_steps <= n).
+    variances : (K,) isotropic variances when every cluster is isotropic, else None.
+    """
+
+    means: np.ndarray
+    scales: np.ndarray
+    weights: np.ndarray
+    basis: np.ndarray | None = None
+    data: np.ndarray | None = None
+    variances: np.ndarray | None = None
+    sequential: bool = False
+
+    @property
+    def d(self) -> int:
+        return int(self.data.shape[1] if self.data is not None else self.means.shape[1])
+
+    @property
+    def rho_bar(self) -> float:
+        """Average covariance eigenvalue E_c[tr Sigma(c)] / d (for a data set: of the rows)."""
+        if self.data is not None:
+            x = self.data - self.data.mean(axis=0)
+            return float(np.mean(np.sum(x * x, axis=1)) / self.d)
+        return float(np.sum(self.weights * np.mean(self.scales**2, axis=1)))
+
+    def train_coords(self, x: np.ndarray) -> np.ndarray:
+        """Vectors (rows of x, or columns when x is (d, m)) in the training basis."""
+        return x if self.basis is None else x @ self.basis
+
+    def sample(self, n: int, seed: Any = None) -> np.ndarray:
+        """n samples of the target (numpy generator; for metrics, not for training)."""
+        rng = np.random.default_rng(as_seed(seed))
+        if self.data is not None:
+            return self.data[rng.integers(0, self.data.shape[0], n)]
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)
+        z = rng.standard_normal((n, self.d)) * self.scales[comp]
+        if self.basis is not None:
+            z = z @ self.basis.T
+        return self.means[comp] + z
+
+
+def _weights(weights: Any, K: int) -> np.ndarray:
+    if weights is None:
+        return np.full(K, 1.0 / K)
+    w = check_finite_array(weights, "weights", ndim=1, shape=(K,))
+    if np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+    return w / w.sum()
+
+
+def isotropic_mixture(means: Any, variances: Any = 1.0, weights: Any = None) -> DaeTarget:
+    """Mixture sum_k pi_k N(mu_k, rho_k I_d). ``means`` (K, d); ``variances`` scalar or (K,)."""
+    mu = check_finite_array(means, "means", ndim=2)
+    K, d = mu.shape
+    var = np.broadcast_to(check_finite_array(variances, "variances", ndim=(0, 1)), (K,)).astype(float)
+    if np.any(var < 0):
+        raise ValueError("variances must be >= 0")
+    scales = np.repeat(np.sqrt(var)[:, None], d, axis=1)
+    return DaeTarget(mu, scales, _weights(weights, K), variances=var.copy())
+
+
+def diagonal_mixture(means: Any, spectrum: Any, weights: Any = None) -> DaeTarget:
+    """Mixture sum_k pi_k N(mu_k, diag(spectrum)) with a shared diagonal spectrum (d,) or
+    per-cluster spectra (K, d)."""
+    mu = check_finite_array(means, "means", ndim=2)
+    K, d = mu.shape
+    spec = check_finite_array(spectrum, "spectrum", ndim=(1, 2))
+    if spec.shape[-1] != d:
+        raise ValueError(f"spectrum must have {d} entries per row (the dimension), got shape {spec.shape}")
+    if np.any(spec < 0):
+        raise ValueError("spectrum must be >= 0 (variances)")
+    scales = np.broadcast_to(np.sqrt(spec), (K, d)).copy()
+    return DaeTarget(mu, scales, _weights(weights, K))
+
+
+def gaussian_target(spectrum: Any = None, covariance: Any = None, mean: Any = None) -> DaeTarget:
+    """Gaussian N(mean, Sigma) with Sigma = diag(spectrum) or a full SPD ``covariance``.
+
+    A full covariance is eigendecomposed once; training runs in its eigenbasis (exact in
+    law, O(d) per step instead of O(d^2)).
+    """
+    if (spectrum is None) == (covariance is None):
+        raise ValueError("give exactly one of spectrum (d,) or covariance (d, d)")
+    basis = None
+    if covariance is not None:
+        cov = check_finite_array(covariance, "covariance", ndim=2)
+        if cov.shape[0] != cov.shape[1]:
+            raise ValueError(f"covariance must be square, got shape {cov.shape}")
+        if not np.allclose(cov, cov.T, atol=1e-10 * max(1.0, np.abs(cov).max())):
+            raise ValueError("covariance must be symmetric")
+        evals, basis = np.linalg.eigh(cov)
+        if evals.min() < -1e-8 * max(1.0, evals.max()):
+            raise ValueError(f"covariance must be positive semi-definite (smallest eigenvalue {evals.min():.3g})")
+        order = np.argsort(evals)[::-1]
+        spec, basis = np.clip(evals[order], 0.0, None), np.ascontiguousarray(basis[:, order])
+    else:
+        spec = check_finite_array(spectrum, "spectrum", ndim=1)
+        if np.any(spec < 0):
+            raise ValueError("spectrum must be >= 0 (variances)")
+    d = spec.shape[0]
+    mu = np.zeros((1, d)) if mean is None else check_finite_array(mean, "mean", ndim=1, shape=(d,))[None, :]
+    return DaeTarget(mu, np.sqrt(spec)[None, :], np.ones(1), basis=basis)
+
+
+def digits_covariance(digit: int = 7, side: int = 28, scale: float = 300.0) -> np.ndarray:
+    """Covariance of one class of scikit-learn's 8x8 digits, upsampled to side x side pixels.
+
+    Preprocessing (documented choice, mirroring Cui et al.'s MNIST recipe): the 8x8 images
+    (grey levels 0..16) are rescaled to 0..255, upsampled to ``side`` x ``side`` by bilinear
+    interpolation (scipy.ndimage.zoom, order 1), flattened (d = side^2, 784 by default),
+    centred, and divided by ``scale`` (300 as in the paper); the empirical covariance of the
+    class is returned. Its rank is at most 64, so most eigenvalues vanish.
+    """
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits
+
+    check_positive_int(side, "side", minimum=8)
+    data = load_digits()
+    imgs = data.images[data.target == int(digit)] * (255.0 / 16.0)
+    up = np.stack([zoom(im, side / 8.0, order=1) for im in imgs]).reshape(len(imgs), -1)
+    x = (up - up.mean(axis=0)) / float(scale)
+    return x.T @ x / x.shape[0]
+
+
+def digits_target(digit: int = 7, side: int = 28, scale: float = 300.0) -> DaeTarget:
+    """Centred Gaussian with the covariance of a scikit-learn digits class (see
+    :func:`digits_covariance`)."""
+    return gaussian_target(covariance=digits_covariance(digit, side, scale))
+
+
+def empirical_target(samples: Any, sequential: bool = False) -> DaeTarget:
+    """Uniform law on the rows of ``samples`` (n, d): online SGD then draws rows with
+    replacement, or uses them in order when ``sequential`` (true online SGD on a finite
+    sample: each row once when n_steps <= n)."""
+    x = check_finite_array(samples, "samples", ndim=2)
+    return DaeTarget(np.zeros((0, x.shape[1])), np.zeros((0, x.shape[1])), np.zeros(0), data=x,
+                     sequential=bool(sequential))
+
+
+# ----------------------------------------------------------------------------- training
+@dataclasses.dataclass
+class DaeRun:
+    """Result of :func:`train` for ``replicas`` independent runs.
+
+    ``w`` (replicas, d, r), ``b`` (replicas,), ``v`` (replicas, r) are the final parameters
+    in the original coordinates. The history, recorded every ``record_every`` steps (step 0
+    and the last step included), has ``steps`` (n_rec,), ``tau`` = 2 eta steps / d,
+    ``Q`` (replicas, n_rec, r, r), ``M`` (replicas, n_rec, K, r), ``G`` (replicas, n_rec, r, R)
+    for the observation basis E, ``b_hist`` (replicas, n_rec), ``v_hist`` (replicas, n_rec, r).
+    """
+
+    w: np.ndarray
+    b: np.ndarray
+    v: np.ndarray
+    steps: np.ndarray
+    tau: np.ndarray
+    Q: np.ndarray
+    M: np.ndarray
+    G: np.ndarray
+    b_hist: np.ndarray
+    v_hist: np.ndarray
+    config: dict
+
+
+def training_steps(tau: float, d: int, lr: float) -> int:
+    """Number of SGD steps n = round(tau d / (2 eta)) reaching training time tau."""
+    return int(round(check_real(tau, "tau", low=0.0) * d / (2.0 * check_real(lr, "lr", low=0.0, low_open=True))))
+
+
+def _time_schedule(times: Any, time_encoding: Any):
+    """(uniform, alpha, beta, p, p0, p1) from ``times`` ("uniform" or a sequence in [0, 1])
+    and ``time_encoding`` (p0, p1): p_t = p0 + p1 t."""
+    enc = check_finite_array(time_encoding, "time_encoding", ndim=1, shape=(2,))
+    p0, p1 = float(enc[0]), float(enc[1])
+    if isinstance(times, str):
+        check_choice(times, "times", ("uniform",))
+        return True, np.zeros(0), np.zeros(0), np.zeros(0), p0, p1
+    ts = check_finite_array(np.atleast_1d(times), "times", ndim=1)
+    if np.any(ts < 0) or np.any(ts > 1):
+        raise ValueError(f"times must lie in [0, 1], got {ts}")
+    return False, 1.0 - ts, ts.copy(), p0 + p1 * ts, p0, p1
+
+
+def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: float | None = None,
+          lr: float = 0.2, weight_decay: float = 0.0, activation: str = "tanh",
+          times: Sequence[float] | str = (0.5,), time_encoding: Sequence[float] = (0.0, 0.0),
+          train_b: bool = True, b0: float = 0.0, v0: Any = None, init: Any = "random",
+          init_scale: float = 1.0, record_every: int | None = None, observe: Any = None,
+          replicas: int = 1, seed: Any = 0, threads: int = 0, backend: str = "cpp") -> DaeRun:
+    """Online SGD of the tied DAE on ``target`` (spec dae.md §2).
+
+    Parameters
+    ----------
+    target : DaeTarget
+    r : hidden units (1-64; compiled fast paths for 1-8).
+    n_steps, tau : number of steps, or training time tau = 2 eta n / d (give one).
+    lr, weight_decay : eta and lambda of the SGD rule.
+    activation : "tanh", "relu", "linear", "erf" (erf(h)) or "sigmoid".
+    times : time grid G in [0, 1] (loss averaged over it each step) or "uniform" (one
+        t ~ U(0, 1) per step). Interpolant alpha_t = 1 - t, beta_t = t.
+    time_encoding : (p0, p1), p_t = p0 + p1 t (default 0: no time encoding).
+    train_b : False freezes the skip connection at ``b0`` (the mode-collapse remedy).
+    v0 : initial time-encoding weights (r,), default 0.
+    init : "random" (i.i.d. N(0, init_scale^2) entries, drawn per replica in C++) or a
+        warm start (d, r) or (replicas, d, r) array.
+    record_every : record statistics every k steps (default: about 200 records).
+    observe : (d, R) orthonormal basis E of the observation space for G = w^T E / sqrt d.
+    replicas : independent runs (streams 0..replicas-1 of ``seed``), spread over ``threads``.
+    backend : "cpp" or "numpy" (reference, same samples, one replica at a time; slow).
+    """
+    if not isinstance(target, DaeTarget):
+        raise TypeError(f"target must be a DaeTarget (see isotropic_mixture, gaussian_target, ...), got {type(target).__name__}")
+    d = target.d
+    r = check_positive_int(r, "r")
+    if r > 64:
+        raise ValueError(f"r must be <= 64, got {r}")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
+    check_choice(activation, "activation", ACTIVATIONS)
+    check_choice(backend, "backend", ("cpp", "numpy"))
+    if (n_steps is None) == (tau is None):
+        raise ValueError("give exactly one of n_steps or tau (training time 2 lr n / d)")
+    n = training_steps(tau, d, lr) if tau is not None else check_positive_int(n_steps, "n_steps", minimum=0)
+    replicas = check_positive_int(replicas, "replicas")
+    threads = check_threads(threads)
+    b0 = check_real(b0, "b0")
+    init_scale = check_real(init_scale, "init_scale", low=0.0)
+    every = max(1, n // 200) if record_every is None else check_positive_int(record_every, "record_every")
+    v_init = np.zeros(r) if v0 is None else check_finite_array(v0, "v0", ndim=1, shape=(r,))
+    uniform, alpha, beta, p, p0, p1 = _time_schedule(times, time_encoding)
+    seed_ = as_seed(seed)
+    if observe is None:
+        E = np.zeros((d, 0))
+    else:
+        E = check_finite_array(observe, "observe", ndim=2)
+        if E.shape[0] != d:
+            raise ValueError(f"observe must have shape (d={d}, R), got {E.shape}")
+        if not np.allclose(E.T @ E, np.eye(E.shape[1]), atol=1e-8):
+            raise ValueError("observe must have orthonormal columns (use numpy.linalg.qr)")
+    E_tr = target.train_coords(E.T).T if target.basis is not None else E
+    means_tr = target.train_coords(target.means) if target.means.shape[0] else target.means
+    random_init = isinstance(init, str)
+    if random_init:
+        check_choice(init, "init", ("random",))
+        w_start = np.zeros((replicas, d, r))
+    else:
+        w_start = check_finite_array(init, "init", ndim=(2, 3))
+        if w_start.ndim == 2:
+            w_start = np.broadcast_to(w_start, (replicas,) + w_start.shape)
+        if w_start.shape != (replicas, d, r):
+            raise ValueError(f"init must have shape ({d}, {r}) or ({replicas}, {d}, {r}), got {np.shape(init)}")
+        if target.basis is not None:
+            w_start = np.einsum("ij,kil->kjl", target.basis, w_start)
+        w_start = np.ascontiguousarray(w_start)
+    data = target.data if target.data is not None else np.zeros((0, d))
+    config = dict(d=d, r=r, n_steps=n, lr=lr, weight_decay=weight_decay, activation=activation,
+                  times=times if isinstance(times, str) else list(np.atleast_1d(times).astype(float)),
+                  time_encoding=[p0, p1], train_b=bool(train_b), b0=b0, init="random" if random_init else "warm",
+                  init_scale=init_scale, record_every=every, replicas=replicas, seed=seed_, backend=backend)
+    if backend == "cpp":
+        out = _core.dae_train(means_tr, target.scales, target.weights, data, w_start,
+                              np.full(replicas, b0), np.tile(v_init, (replicas, 1)), random_init, init_scale, seed_,
+                              n, every, lr, weight_decay, bool(train_b), _ACT_CODE[activation], uniform, alpha,
+                              beta, p, p0, p1, np.ascontiguousarray(E_tr), threads,
+                              bool(target.sequential))
+    else:
+        out = _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed_, n, every,
+                           lr, weight_decay, bool(train_b), activation, uniform, beta, p, p0, p1, E_tr)
+    w = out["w"]
+    if target.basis is not None:
+        w = np.einsum("ij,kjl->kil", target.basis, w)
+    steps = np.asarray(out["steps"], dtype=np.int64)
+    return DaeRun(w=w, b=np.asarray(out["b"]), v=np.asarray(out["v"]), steps=steps, tau=2.0 * lr * steps / d,
+                  Q=out["Q"], M=out["M"], G=out["G"], b_hist=out["b_hist"], v_hist=out["v_hist"], config=config)
+
+
+def _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed, n, every, lr,
+                 weight_decay, train_b, activation, uniform, times, p, p0, p1, E_tr) -> dict:
+    """Reference path: the same samples as the C++ kernel (drawn by it), numpy updates."""
+    reps, d, r = w_start.shape
+    K = means_tr.shape[0]
+    steps = sorted(set(list(range(0, n + 1, every)) + [n]))
+    rec = {k: [] for k in ("Q", "M", "G", "b_hist", "v_hist")}
+    ws, bs, vs = [], [], []
+    for k in range(reps):
+        if random_init:
+            w = init_scale * _core.normals(seed, _core.PURPOSE_DAE_INIT, k, 1, d * r)[0].reshape(d, r)
+        else:
+            w = w_start[k].copy()
+        x0s, x1s, ts = _core.dae_draw(means_tr, target.scales, target.weights, data, d, seed, k, n,
+                                      bool(target.sequential))
+        b, v = b0, v_init.copy()
+        hist = {key: [] for key in rec}
+        done = 0
+        for s in steps:
+            if s > done:
+                w, b, v = _ref.train_on_samples(w, b, v, x0s[done:s], x1s[done:s], ts[done:s] if uniform else None,
+                                                lr=lr, weight_decay=weight_decay, train_b=train_b, act=activation,
+                                                times=times, p=p, p0=p0, p1=p1)
+                done = s
+            Q, M, G = _ref.summary_statistics(w, means_tr, E_tr)
+            hist["Q"].append(Q)
+            hist["M"].append(M if K else np.zeros((0, r)))
+            hist["G"].append(G)
+            hist["b_hist"].append(b)
+            hist["v_hist"].append(v.copy())
+        for key in rec:
+            rec[key].append(np.array(hist[key]))
+        ws.append(w)
+        bs.append(b)
+        vs.append(v)
+    return dict(w=np.array(ws), b=np.array(bs), v=np.array(vs), steps=np.array(steps),
+                **{k: np.array(val) for k, val in rec.items()})
+
+
+# ----------------------------------------------------------------------------- generation
+@dataclasses.dataclass(frozen=True)
+class SamplerSchedule:
+    """Euler grid of the generative SDE (spec dae.md §1, §4) with alpha = 1 - t, beta = t.
+
+    Steps k = 0..n-1 go from t_k to t_{k+1} (t_0 = 0, last t = t_f). Per step:
+    delta_k = t_{k+1} - t_k, kappa_k = 1/(1-t_k) + gamma_k t_k/(1-t_k)^2 (the drift factor of
+    f), ``kstar_k(b)`` = b kappa_k - 1/(1-t_k) - gamma_k/(1-t_k)^2, noise_k = sqrt(2 gamma_k delta_k),
+    p_k = p0 + p1 t_k.
+    """
+
+    t: np.ndarray
+    delta: np.ndarray
+    kappa: np.ndarray
+    lin: np.ndarray      # -1/(1-t) - gamma/(1-t)^2: kstar = b kappa + lin
+    noise: np.ndarray
+    gamma: np.ndarray
+
+    def kstar(self, b: float) -> np.ndarray:
+        return b * self.kappa + self.lin
+
+    def p(self, time_encoding: Sequence[float] = (0.0, 0.0)) -> np.ndarray:
+        return time_encoding[0] + time_encoding[1] * self.t[:-1]
+
+    def v_t(self, b: float) -> np.ndarray:
+        """Variance in W-perp along the grid: v_0 = 1, v_{k+1} = (1 + delta kstar)^2 v_k + 2 gamma delta."""
+        ks = self.kstar(b)
+        v = np.empty(len(self.delta) + 1)
+        v[0] = 1.0
+        for k in range(len(self.delta)):
+            v[k + 1] = (1.0 + self.delta[k] * ks[k]) ** 2 * v[k] + self.noise[k] ** 2
+        return v
+
+
+def sampler_schedule(n_grid: int = 100, t_final: float = 0.95, gamma: Any = 0.0) -> SamplerSchedule:
+    """Grid t_k = k / n_grid up to t_final (< 1, which is appended if not on the grid).
+    ``gamma``: constant noise schedule (0 = probability-flow ODE) or one value per step."""
+    n_grid = check_positive_int(n_grid, "n_grid")
+    t_final = check_real(t_final, "t_final", low=0.0, high=1.0, low_open=True, high_open=True)
+    t = np.arange(0, n_grid + 1) / n_grid
+    t = t[t < t_final - 1e-12]
+    t = np.append(t, t_final)
+    tk = t[:-1]
+    g = np.broadcast_to(check_finite_array(np.atleast_1d(gamma), "gamma", ndim=1), tk.shape).astype(float) \
+        if np.ndim(gamma) else np.full(tk.shape, check_real(gamma, "gamma", low=0.0))
+    if np.any(g < 0):
+        raise ValueError("gamma must be >= 0")
+    delta = np.diff(t)
+    a = 1.0 - tk
+    return SamplerSchedule(t=t, delta=delta, kappa=1.0 / a + g * tk / a**2, lin=-1.0 / a - g / a**2,
+                           noise=np.sqrt(2.0 * g * delta), gamma=g)
+
+
+def generate(w: Any, b: float, v: Any = None, *, n_samples: int = 1000, schedule: SamplerSchedule | None = None,
+             activation: str = "tanh", time_encoding: Sequence[float] = (0.0, 0.0), observe: Any = None,
+             return_full: bool = False, seed: Any = 0, noise: Any = None, threads: int = 0,
+             backend: str = "cpp") -> dict:
+    """Run the d-dimensional generative SDE with the trained DAE drift from X_0 ~ N(0, I_d).
+
+    Returns a dict with ``Z`` = w^T X / sqrt d (n, r), ``proj`` = E^T X (n, R) when ``observe``
+    = E is given, and ``X`` (n, d) when ``return_full``. ``noise`` (n, steps + 1, d) injects
+    X_0 and the Gaussian increments (for exact comparisons with ``backend="numpy"``).
+    """
+    W = check_finite_array(w, "w", ndim=2)
+    d, r = W.shape
+    vv = np.zeros(r) if v is None else check_finite_array(v, "v", ndim=1, shape=(r,))
+    b = check_real(b, "b")
+    sch = sampler_schedule() if schedule is None else schedule
+    check_choice(activation, "activation", ACTIVATIONS)
+    check_choice(backend, "backend", ("cpp", "numpy"))
+    n_samples = check_positive_int(n_samples, "n_samples")
+    E = np.zeros((d, 0)) if observe is None else check_finite_array(observe, "observe", ndim=2, shape=(d, None))
+    ks, p = sch.kstar(b), sch.p(time_encoding)
+    if noise is not None:
+        noise = check_finite_array(noise, "noise", ndim=3, shape=(n_samples, len(sch.delta) + 1, d))
+    if backend == "numpy":
+        if noise is None:
+            noise = np.random.default_rng(as_seed(seed)).standard_normal((n_samples, len(sch.delta) + 1, d))
+        X = _ref.sample(W, vv, activation, sch.delta, sch.kappa, ks, sch.noise, p, noise)
+        out = {"Z": X @ W / np.sqrt(d), "proj": X @ E}
+        if return_full:
+            out["X"] = X
+        return out
+    X, proj, Z = _core.dae_sample(W, vv, _ACT_CODE[activation], sch.delta, sch.kappa, ks, sch.noise, p, n_samples,
+                                  as_seed(seed), np.ascontiguousarray(E), bool(return_full),
+                                  noise if noise is not None else np.zeros((0, 0, 0)), check_threads(threads))
+    out = {"Z": Z, "proj": proj}
+    if return_full:
+        out["X"] = X
+    return out
+
+
+def projected_hellinger(a: Any, b: Any, *, grid: int = 100, bandwidth_factor: float = 1.0,
+                        bw_method: str = "scott", pad: float = 1.0) -> float:
+    """Hellinger distance H (H^2 = 1/2 int (sqrt p - sqrt q)^2, in [0, 1]) between Gaussian
+    KDEs (scipy) of two 1-D or 2-D sample sets, on a grid over a box holding both (+ ``pad``),
+    integrated with the cell volume. Stop-gap until the project's metrics module lands.
+    Cui et al. plot 2 H^2."""
+    from scipy.stats import gaussian_kde
+
+    A = check_finite_array(a, "a", ndim=(1, 2))
+    B = check_finite_array(b, "b", ndim=(1, 2))
+    A = A[:, None] if A.ndim == 1 else A
+    B = B[:, None] if B.ndim == 1 else B
+    if A.shape[1] != B.shape[1] or A.shape[1] > 2:
+        raise ValueError(f"a and b must be 1-D or 2-D samples of the same dimension, got {A.shape}, {B.shape}")
+    lo = np.minimum(A.min(0), B.min(0)) - pad
+    hi = np.maximum(A.max(0), B.max(0)) + pad
+    axes = [np.linspace(lo[j], hi[j], grid) for j in range(A.shape[1])]
+    pts = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")])
+    cell = float(np.prod((hi - lo) / (grid - 1)))
+
+    def kde(x):
+        k = gaussian_kde(x.T, bw_method=bw_method)
+        k.set_bandwidth(k.factor * bandwidth_factor)
+        return k(pts)
+
+    h2 = 0.5 * np.sum((np.sqrt(kde(A)) - np.sqrt(kde(B))) ** 2) * cell
+    return float(np.sqrt(min(max(h2, 0.0), 1.0)))
+
+
+# ----------------------------------------------------------------------------- generations
+def fit_generation(samples: Any, *, r: int = 2, lr: float = 0.2, activation: str = "tanh",
+                   times: Sequence[float] | str = (0.5,), train_b: bool = True, b0: float = 0.0,
+                   observe: Any = None, seed: Any = 0, threads: int = 0, **train_kwargs) -> DaeRun:
+    """Per-generation fit: online SGD, one pass in order over ``samples`` (n, d) of the
+    previous generation (n steps, tau = 2 lr n / d), from a fresh random initialisation."""
+    x = check_finite_array(samples, "samples", ndim=2)
+    return train(empirical_target(x, sequential=True), r=r, n_steps=x.shape[0], lr=lr, activation=activation,
+                 times=times, train_b=train_b, b0=b0, observe=observe, seed=seed, threads=threads, **train_kwargs)
+
+
+def sample_generation(run: DaeRun, n_samples: int, *, schedule: SamplerSchedule | None = None,
+                      activation: str | None = None, seed: Any = 0, threads: int = 0) -> np.ndarray:
+    """Per-generation sample: n_samples d-dimensional samples of the trained model (replica 0)."""
+    act = run.config["activation"] if activation is None else activation
+    return generate(run.w[0], float(run.b[0]), run.v[0], n_samples=n_samples, schedule=schedule, activation=act,
+                    time_encoding=run.config["time_encoding"], return_full=True, seed=seed, threads=threads)["X"]
+
+
+class DaeLearner:
+    """Learner for the project's retraining loop: ``fit(samples, seed)``, ``sample(n, seed)``,
+    ``state()``. One fit = online SGD with one pass over the given samples (so the number of
+    samples per generation sets the training time tau = 2 lr n / d)."""
+
+    def __init__(self, *, r: int = 2, lr: float = 0.2, activation: str = "tanh", times: Any = (0.5,),
+                 train_b: bool = True, b0: float = 0.0, schedule: SamplerSchedule | None = None,
+                 observe: Any = None, threads: int = 0):
+        self.kw = dict(r=r, lr=lr, activation=activation, times=times, train_b=train_b, b0=b0)
+        self.schedule = schedule if schedule is not None else sampler_schedule(50, 0.98)
+        self.observe = observe
+        self.threads = threads
+        self.run: DaeRun | None = None
+
+    def fit(self, samples: Any, seed: Any = 0) -> "DaeLearner":
+        self.run = fit_generation(samples, observe=self.observe, seed=seed, threads=self.threads, **self.kw)
+        return self
+
+    def sample(self, n: int, seed: Any = 0) -> np.ndarray:
+        if self.run is None:
+            raise ValueError("call fit() before sample()")
+        return sample_generation(self.run, n, schedule=self.schedule, seed=seed, threads=self.threads)
+
+    def state(self) -> dict:
+        if self.run is None:
+            return {}
+        run = self.run
+        return {"w": run.w[0], "b": float(run.b[0]), "v": run.v[0], "Q": run.Q[0, -1],
+                "G": run.G[0, -1], "tau": float(run.tau[-1]), "config": dict(run.config)}

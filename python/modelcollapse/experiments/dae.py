@@ -1,0 +1,512 @@
+"""Experiments D1-D5 of spec dae.md §6 (Cui et al., high-dimensional DAE)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import dae
+from .. import dae_theory as th
+from ._registry import ExperimentOutput, register
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _trimodal(d: int, norm: float):
+    ang = np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3])
+    m = norm * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    E = np.eye(d)[:, :2]
+    return m, E, dae.isotropic_mixture(m @ E.T, 1.0)
+
+
+def _levels(z: np.ndarray, n: int = 5) -> np.ndarray:
+    """Contour levels relative to the maximum (avoids artefacts at vanishing densities)."""
+    return z.max() * np.linspace(0.1, 0.9, n)
+
+
+def _warm(d: int, r: int, G0: np.ndarray, seed: int) -> np.ndarray:
+    """Random N(0, 1) weights whose first R coordinates are replaced so that G = G0 (r, R)."""
+    w = np.random.default_rng(seed).standard_normal((d, r))
+    w[: G0.shape[1], :] = np.sqrt(d) * G0.T
+    return w
+
+
+# ============================================================================ D1
+@dataclasses.dataclass
+class TrainingConfig:
+    d: int = 2000
+    r: int = 2
+    mean_norm: float = 3.0
+    lr: float = 0.2
+    tau_max: float = 6.0
+    n_records: int = 24
+    replicas: int = 4
+    init: str = "warm"          # "warm" (O(1) overlaps) or "random"
+    n_nodes: int = 10
+    seed: int = 0
+    threads: int = 0
+
+
+@register("dae-training", "D1: M, Q, b over training time for a trimodal isotropic mixture (simulation vs ODEs)",
+          TrainingConfig, {
+              "quick": dict(d=400, tau_max=1.5, replicas=2, n_records=6, n_nodes=6),
+              "default": {},
+              "paper": dict(d=1000, tau_max=8.0, replicas=8, init="random", n_nodes=12),
+          })
+def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOutput:
+    m, E, tg = _trimodal(cfg.d, cfg.mean_norm)
+    n = dae.training_steps(cfg.tau_max, cfg.d, cfg.lr)
+    init = "random" if cfg.init == "random" else _warm(cfg.d, cfg.r, np.array([[0.5, 0.1], [-0.1, 0.4]])[: cfg.r], cfg.seed)
+    t0 = time.perf_counter()
+    run = dae.train(tg, r=cfg.r, n_steps=n, lr=cfg.lr, observe=E, replicas=cfg.replicas, seed=cfg.seed,
+                    init=init, record_every=max(1, n // cfg.n_records), threads=cfg.threads)
+    sim_wall = time.perf_counter() - t0
+    ode = th.integrate_odes(th.theory_target(m, 1.0), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), 0.0, taus=run.tau,
+                            lr=cfg.lr, n_nodes=cfg.n_nodes, dtau=0.05)
+    b_cf = th.skip_closed_form(run.tau, 1.0, (0.5,))
+    rows = []
+    for i, tau in enumerate(run.tau):
+        for k in range(cfg.replicas):
+            for c in range(3):
+                for j in range(cfg.r):
+                    rows.append(dict(source="simulation", replica=k, tau=tau, metric=f"M[{c},{j}]", value=run.M[k, i, c, j]))
+            for j in range(cfg.r):
+                for l in range(j, cfg.r):
+                    rows.append(dict(source="simulation", replica=k, tau=tau, metric=f"Q[{j},{l}]", value=run.Q[k, i, j, l]))
+            rows.append(dict(source="simulation", replica=k, tau=tau, metric="b", value=run.b_hist[k, i]))
+        for c in range(3):
+            for j in range(cfg.r):
+                rows.append(dict(source="ode", replica=-1, tau=tau, metric=f"M[{c},{j}]", value=ode["M"][i, c, j]))
+        for j in range(cfg.r):
+            for l in range(j, cfg.r):
+                rows.append(dict(source="ode", replica=-1, tau=tau, metric=f"Q[{j},{l}]", value=ode["Q"][i, j, l]))
+        rows.append(dict(source="closed_form", replica=-1, tau=tau, metric="b", value=b_cf[i]))
+    table = pd.DataFrame(rows)
+    table["d"] = cfg.d
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for idx, (c, j) in enumerate([(c, j) for c in range(3) for j in range(cfg.r)]):
+        col = colors[idx % len(colors)]
+        mean, sd = run.M[:, :, c, j].mean(0), run.M[:, :, c, j].std(0)
+        axes[0].errorbar(run.tau, mean, sd, color=col, fmt="o", ms=3, label=f"M{c}{j}")
+        axes[0].plot(run.tau, ode["M"][:, c, j], "--", color=col)
+    axes[0].set_title(f"M(c) = w^T mu_c / sqrt d  (d={cfg.d})")
+    for idx, (j, l) in enumerate([(j, l) for j in range(cfg.r) for l in range(j, cfg.r)]):
+        col = colors[idx % len(colors)]
+        axes[1].errorbar(run.tau, run.Q[:, :, j, l].mean(0), run.Q[:, :, j, l].std(0), color=col, fmt="o", ms=3,
+                         label=f"Q{j}{l}")
+        axes[1].plot(run.tau, ode["Q"][:, j, l], "--", color=col)
+    axes[1].set_title("Q = w^T w / d")
+    axes[2].plot(run.tau, run.b_hist.mean(0), "o", ms=3, label="simulation")
+    axes[2].plot(run.tau, b_cf, "--", label="closed form (eq. 11)")
+    axes[2].set_title("skip connection b")
+    for ax in axes:
+        ax.set_xlabel("training time tau")
+        ax.legend(fontsize=7)
+    fig.suptitle("points: simulation (mean +- std over replicas); dashed: theory", fontsize=9)
+    fig.tight_layout()
+    path = out / "dae_training.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    dev = float(np.abs(run.M.mean(0) - ode["M"]).max())
+    return ExperimentOutput(table, [path], {"max_abs_dev_M_mean": dev, "sim_wall_s": sim_wall,
+                                            "steps_per_s": n * cfg.replicas / sim_wall,
+                                            "b_final_sim": float(run.b_hist[:, -1].mean()), "b_final_theory": float(b_cf[-1])})
+
+
+# ============================================================================ D2
+@dataclasses.dataclass
+class GenerationConfig:
+    d: int = 1000
+    mean_norm: float = 2.5
+    variance: float = 0.5
+    r: int = 1
+    lr: float = 0.2
+    taus: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    n_samples: int = 3000
+    n_grid: int = 100
+    t_final: float = 0.9
+    n_nodes: int = 40
+    seed: int = 0
+    threads: int = 0
+
+
+@register("dae-generation", "D2: projected generated density over training time, theory vs d-dim samples, Hellinger",
+          GenerationConfig, {
+              "quick": dict(d=300, taus=(0.5, 2.0), n_samples=600, n_grid=40, n_nodes=20),
+              "default": {},
+              "paper": dict(taus=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), n_samples=5000),
+          })
+def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> ExperimentOutput:
+    d = cfg.d
+    E = np.eye(d)[:, :2]
+    mu = np.zeros((2, d))
+    mu[0, 0], mu[1, 0] = cfg.mean_norm, -cfg.mean_norm
+    tg = dae.isotropic_mixture(mu, cfg.variance)
+    tt = th.theory_target(np.array([[cfg.mean_norm, 0.0], [-cfg.mean_norm, 0.0]]), cfg.variance)
+    sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
+    taus = np.array(sorted(cfg.taus))
+    init = _warm(d, cfg.r, np.array([[0.2, 0.0]])[: cfg.r], cfg.seed)
+    # train in segments so that the weights at every tau are available
+    w, b = init, 0.0
+    done = 0.0
+    ode = th.integrate_odes(tt, init.T @ init / d, init.T @ E / np.sqrt(d), 0.0, taus=taus, lr=cfg.lr,
+                            n_nodes=cfg.n_nodes, dtau=0.05)
+    target = tg.sample(cfg.n_samples, seed=cfg.seed + 99) @ E
+    rows, panels = [], []
+    for i, tau in enumerate(taus):
+        seg = dae.train(tg, r=cfg.r, tau=tau - done, lr=cfg.lr, observe=E, init=w, b0=b, seed=cfg.seed + 1 + i,
+                        threads=cfg.threads)
+        w, b, done = seg.w[0], float(seg.b[0]), tau
+        sim = dae.generate(w, b, n_samples=cfg.n_samples, schedule=sch, observe=E, seed=cfg.seed + 50 + i,
+                           threads=cfg.threads)["proj"]
+        theo = th.projected_law_samples(ode["Q"][i], ode["G"][i], ode["b"][i], schedule=sch,
+                                        n_samples=cfg.n_samples, seed=cfg.seed + 70 + i)
+        h_sim = dae.projected_hellinger(sim, target, bandwidth_factor=1.5, bw_method="silverman")
+        h_theo = dae.projected_hellinger(theo, target, bandwidth_factor=1.5, bw_method="silverman")
+        h_st = dae.projected_hellinger(sim, theo, bandwidth_factor=1.5, bw_method="silverman")
+        for name, val in (("H(sim,target)", h_sim), ("H(theory,target)", h_theo), ("H(sim,theory)", h_st),
+                          ("b_sim", b), ("b_theory", ode["b"][i])):
+            rows.append(dict(tau=tau, metric=name, value=float(val), d=d))
+        panels.append((tau, sim, theo))
+    table = pd.DataFrame(rows)
+    plt = _plt()
+    from scipy.stats import gaussian_kde
+
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.2))
+    lim = cfg.mean_norm + 3 * np.sqrt(cfg.variance) + 0.5
+    xs = np.linspace(-lim, lim, 80)
+    X, Y = np.meshgrid(xs, xs, indexing="ij")
+    pts = np.stack([X.ravel(), Y.ravel()])
+    kt = gaussian_kde(target.T)(pts).reshape(X.shape)
+    for ax, (tau, sim, theo) in zip(axes, panels):
+        ax.hist2d(sim[:, 0], sim[:, 1], bins=50, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
+        ax.contour(X, Y, (zt := gaussian_kde(theo.T)(pts).reshape(X.shape)), levels=_levels(zt), colors="tab:blue", linewidths=0.8)
+        ax.contour(X, Y, kt, levels=_levels(kt), colors="tab:green", linewidths=0.6)
+        ax.set_title(f"tau = {tau:g}", fontsize=9)
+        ax.set_aspect("equal")
+    ax = axes[-1]
+    for name, style in (("H(sim,target)", "o-"), ("H(theory,target)", "s--"), ("H(sim,theory)", "x:")):
+        sub = table[table.metric == name]
+        ax.plot(sub.tau, sub.value, style, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("tau")
+    ax.legend(fontsize=7)
+    ax.set_title("Hellinger H on E", fontsize=9)
+    fig.suptitle("colour: d-dim samples; blue: theory (ODE + Cor. 2.3); green: target", fontsize=9)
+    fig.tight_layout()
+    path = out / "dae_generation.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    summ = {name: table[table.metric == name].value.round(4).tolist()
+            for name in ("H(sim,target)", "H(theory,target)", "H(sim,theory)")}
+    return ExperimentOutput(table, [path], summ)
+
+
+# ============================================================================ D3
+@dataclasses.dataclass
+class DigitsConfig:
+    digit: int = 7
+    side: int = 28
+    r: int = 2
+    lr: float = 0.2
+    taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    fixed_b: float = -1.0        # < 0: the b whose W-perp variance v_{t_f}(b) equals rho_bar
+    n_samples: int = 2000
+    n_grid: int = 50
+    t_final: float = 0.98
+    seed: int = 0
+    threads: int = 0
+
+
+@register("dae-digits", "D3: Gaussian with a scikit-learn digits-class covariance: variance loss (mode collapse)",
+          DigitsConfig, {
+              "quick": dict(side=12, taus=(0.5, 2.0), n_samples=400, n_grid=25),
+              "default": {},
+              "paper": dict(taus=(0.25, 0.5, 1.0, 1.5, 2.0, 2.8, 4.0), n_samples=5000),
+          })
+def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput:
+    cov = dae.digits_covariance(cfg.digit, cfg.side)
+    tg = dae.gaussian_target(covariance=cov)
+    d = tg.d
+    E = tg.basis[:, :2]                          # top two principal components
+    lam = tg.scales[0] ** 2
+    sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
+    rows, panels = [], []
+    target = tg.sample(cfg.n_samples, seed=cfg.seed + 99) @ E
+    fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
+    for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
+        w, b, done = "random", (0.0 if train_b else fixed_b), 0.0
+        for i, tau in enumerate(sorted(cfg.taus)):
+            seg = dae.train(tg, r=cfg.r, tau=tau - done, lr=cfg.lr, init=w, b0=b, train_b=train_b, observe=E,
+                            seed=cfg.seed + 1 + i, threads=cfg.threads)
+            w, b, done = seg.w[0], float(seg.b[0]), tau
+            X = dae.generate(w, b, n_samples=cfg.n_samples, schedule=sch, return_full=True, seed=cfg.seed + 50 + i,
+                             threads=cfg.threads)["X"]
+            proj = X @ E
+            Q, G = w.T @ w / d, w.T @ E / np.sqrt(d)
+            theo = th.projected_law_samples(Q, G, b, schedule=sch, n_samples=cfg.n_samples, seed=cfg.seed + 70 + i)
+            gen_total = float(np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)))
+            vals = {"total_variance_ratio": gen_total / float(lam.sum()),
+                    "var_pc1_ratio": float(proj[:, 0].var() / lam[0]), "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
+                    "b": b, "H(sim,target)": dae.projected_hellinger(proj, target, bandwidth_factor=1.5, bw_method="silverman"),
+                    "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman")}
+            for k, v in vals.items():
+                rows.append(dict(variant=variant, tau=tau, metric=k, value=v, d=d))
+            panels.append((variant, tau, proj, theo))
+    table = pd.DataFrame(rows)
+    plt = _plt()
+    from scipy.stats import gaussian_kde
+
+    nt = len(cfg.taus)
+    fig, axes = plt.subplots(2, nt + 1, figsize=(3.0 * (nt + 1), 6.0))
+    lim = 3.2 * np.sqrt(lam[0])
+    xs = np.linspace(-lim, lim, 70)
+    X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
+    pts = np.stack([X_.ravel(), Y_.ravel()])
+    kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
+    for idx, (variant, tau, proj, theo) in enumerate(panels):
+        ax = axes[idx // nt, idx % nt]
+        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
+        ax.contour(X_, Y_, (zt := gaussian_kde(theo.T)(pts).reshape(X_.shape)), levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
+        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
+        ax.set_title(f"{variant}, tau={tau:g}", fontsize=8)
+    for row, variant in enumerate(table.variant.unique()):
+        ax = axes[row, -1]
+        sub = table[table.variant == variant]
+        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
+            s = sub[sub.metric == metric]
+            ax.plot(s.tau, s.value, "o-", label=metric)
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_xlabel("tau")
+        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"digits '{cfg.digit}' covariance, d={d}, r={cfg.r}: colour d-dim samples on top-2 PCs, blue Cor. 2.3 "
+                 "with measured statistics, green target", fontsize=8)
+    fig.tight_layout()
+    path = out / "dae_digits.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    last = table[table.tau == max(cfg.taus)]
+    summ = {f"{v}:{m}": float(last[(last.variant == v) & (last.metric == m)].value.iloc[0])
+            for v in last.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "b")}
+    summ["rho_bar"] = float(lam.mean())
+    summ["b_inf_theory"] = float(th.skip_closed_form(np.inf, lam.mean()))
+    return ExperimentOutput(table, [path], summ)
+
+
+# ============================================================================ D5
+@dataclasses.dataclass
+class ScaleConfig:
+    dims: tuple[int, ...] = (1000, 10000, 100000)       # throughput: fixed number of steps
+    throughput_steps: int = 400
+    fluct_dims: tuple[int, ...] = (1000, 3000, 10000)   # full runs to tau: fluctuations vs d
+    replicas: int = 4
+    tau: float = 1.0
+    lr: float = 0.5
+    mean_norm: float = 3.0
+    seed: int = 0
+    threads: int = 0
+
+
+@register("dae-scale", "D5: d from 1e3 to 1e5, ensembles of runs: throughput and 1/sqrt(d) fluctuations vs ODEs",
+          ScaleConfig, {
+              "quick": dict(dims=(300, 3000), throughput_steps=100, fluct_dims=(300, 1200), replicas=3, tau=0.5),
+              "default": {},
+              "paper": dict(fluct_dims=(1000, 3000, 10000, 30000), replicas=8, tau=2.0),
+          })
+def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
+    rows = []
+    m = _trimodal(3, cfg.mean_norm)[0]
+    G0 = np.array([[0.5, 0.1], [-0.1, 0.4]])
+    for d in cfg.dims:
+        _, E, tg = _trimodal(d, cfg.mean_norm)
+        for threads in (1, cfg.threads):
+            t0 = time.perf_counter()
+            dae.train(tg, r=2, n_steps=cfg.throughput_steps, lr=cfg.lr, replicas=cfg.replicas, seed=cfg.seed,
+                      record_every=cfg.throughput_steps, threads=threads)
+            wall = time.perf_counter() - t0
+            rows.append(dict(d=d, part="throughput", threads=threads, metric="steps_per_s",
+                             value=cfg.throughput_steps * cfg.replicas / wall))
+        rows.append(dict(d=d, part="throughput", threads=0, metric="state_MB_per_replica",
+                         value=(2 * d + 2 * max(16384, d)) * 8 / 1e6))
+    for d in cfg.fluct_dims:
+        _, E, tg = _trimodal(d, cfg.mean_norm)
+        n = dae.training_steps(cfg.tau, d, cfg.lr)
+        run = dae.train(tg, r=2, n_steps=n, lr=cfg.lr, observe=E, replicas=cfg.replicas, seed=cfg.seed,
+                        init=_warm(d, 2, G0, cfg.seed), record_every=n, threads=cfg.threads)
+        ode = th.integrate_odes(th.theory_target(m, 1.0), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), taus=run.tau,
+                                lr=cfg.lr, n_nodes=8, dtau=0.05)
+        for k, v in (("mean_abs_dev_M_vs_ode", np.abs(run.M[:, -1] - ode["M"][-1]).mean()),
+                     ("replica_std_M", run.M[:, -1].std(0).mean()), ("n_steps", n)):
+            rows.append(dict(d=d, part="fluctuations", threads=cfg.threads, metric=k, value=float(v)))
+    table = pd.DataFrame(rows)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fl = table[table.part == "fluctuations"].pivot_table(index="d", columns="metric", values="value")
+    ds = fl.index.values.astype(float)
+    axes[0].loglog(ds, fl["replica_std_M"], "o-", label="replica std of M")
+    axes[0].loglog(ds, fl["mean_abs_dev_M_vs_ode"], "s-", label="|M - ODE|")
+    axes[0].loglog(ds, fl["replica_std_M"].iloc[0] * np.sqrt(ds[0] / ds), "k--", label="1/sqrt(d)")
+    axes[0].set_xlabel("d")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title(f"fluctuations at tau={cfg.tau:g} ({cfg.replicas} replicas)", fontsize=9)
+    tp = table[(table.part == "throughput") & (table.metric == "steps_per_s")]
+    for threads, sub in tp.groupby("threads"):
+        axes[1].loglog(sub.d, sub.value, "o-", label=f"threads={threads or 'all'}")
+    ref_ = tp[tp.threads == 1]
+    axes[1].loglog(ref_.d, ref_.value.iloc[0] * ref_.d.iloc[0] / ref_.d, "k--", label="~1/d")
+    axes[1].set_xlabel("d")
+    axes[1].set_ylabel("SGD steps/s (all replicas)")
+    axes[1].legend(fontsize=7)
+    axes[1].set_title("throughput", fontsize=9)
+    fig.tight_layout()
+    path = out / "dae_scale.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    slope = float(np.polyfit(np.log(ds), np.log(fl["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
+    return ExperimentOutput(table, [path], {"fluctuation_slope": slope,
+                                            "steps_per_s_1thread": dict(zip(ref_.d.tolist(), ref_.value.round(1).tolist()))})
+
+
+# ============================================================================ D4
+@dataclasses.dataclass
+class GenerationsConfig:
+    digit: int = 7
+    side: int = 28
+    r: int = 2
+    lr: float = 0.2
+    tau: float = 2.8
+    generations: int = 3
+    fixed_b: float = -1.0        # < 0: v_{t_f}(b) = rho_bar (see dae_theory.skip_for_variance)
+    n_grid: int = 50
+    t_final: float = 0.98
+    n_eval: int = 2000
+    nu_grid: int = 6
+    n_nodes: int = 6
+    theory: bool = True
+    seed: int = 0
+    threads: int = 0
+
+
+def _generation_theory_target(w_prev: np.ndarray, b_prev: float, E_obs: np.ndarray, sch, cfg, seed: int):
+    """Remark 4.1 in explicit coordinates: the law generated by weights w_prev is
+    int N(B^T c, v (I - B^T B)) d nu(c) with B the orthonormal basis of span(w_prev). Returns
+    the basis E' = [E_obs, completion of span(w_prev)] (d, R + r) and the TheoryTarget in it."""
+    d, r = w_prev.shape
+    Eq, _ = np.linalg.qr(np.concatenate([E_obs, w_prev], axis=1))
+    Eq[:, : E_obs.shape[1]] = E_obs                       # keep E_obs exactly (qr may flip signs)
+    Q = w_prev.T @ w_prev / d
+    Gp = w_prev.T @ Eq / np.sqrt(d)                      # (r, R')
+    gt = th.generation_target(Q, Gp, b_prev, schedule=sch, grid=cfg.nu_grid, seed=seed)
+    ev, U = np.linalg.eigh(Q)
+    BtE = (Gp.T @ U) / np.sqrt(ev)                        # E'^T B^T, (R', r)
+    m = gt["m"] @ BtE.T                                   # means in E' coordinates
+    keep = gt["weights"] > 1e-4
+    D = -gt["v"] * BtE @ BtE.T
+    return Eq, th.theory_target(m[keep], gt["v"], gt["weights"][keep], D)
+
+
+@register("dae-generations", "D4 (provisional loop): generations 1-3 of retraining on own samples, with and "
+          "without a fixed skip; theory per generation from the previous model (nu on a grid)",
+          GenerationsConfig, {
+              "quick": dict(side=12, tau=1.5, generations=2, n_eval=500, n_grid=25, nu_grid=4, n_nodes=4),
+              "default": {},
+              "paper": dict(generations=3, n_eval=5000, nu_grid=10, n_nodes=8),
+          })
+def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> ExperimentOutput:
+    """PROVISIONAL: an explicit per-generation call sequence (fit_generation, sample_generation)
+    until the project's retraining loop drives dae.DaeLearner."""
+    tg = dae.digits_target(cfg.digit, cfg.side)
+    d = tg.d
+    E = tg.basis[:, :2]
+    lam = tg.scales[0] ** 2
+    sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
+    n_train = dae.training_steps(cfg.tau, d, cfg.lr)
+    target = tg.sample(cfg.n_eval, seed=cfg.seed + 99) @ E
+    fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
+    rows, panels = [], []
+    for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
+        b0 = 0.0 if train_b else fixed_b
+        samples, w_prev, b_prev = None, None, None
+        for g in range(1, cfg.generations + 1):
+            seed = cfg.seed + 10 * g
+            if g == 1:
+                run = dae.train(tg, r=cfg.r, n_steps=n_train, lr=cfg.lr, train_b=train_b, b0=b0, seed=seed,
+                                threads=cfg.threads)
+                Eq, ttg = E, None
+            else:
+                Eq, ttg = (_generation_theory_target(w_prev, b_prev, E, sch, cfg, seed) if cfg.theory else (E, None))
+                run = dae.fit_generation(samples, r=cfg.r, lr=cfg.lr, train_b=train_b, b0=b0, observe=Eq, seed=seed,
+                                         threads=cfg.threads)
+            w, b = run.w[0], float(run.b[0])
+            samples = dae.sample_generation(run, n_train, schedule=sch, seed=seed + 1, threads=cfg.threads)
+            proj = samples[: cfg.n_eval] @ E
+            # theory: Cor. 2.3 with the ODE statistics (g >= 2) or the measured ones (g = 1)
+            if ttg is not None:
+                ode = th.integrate_odes(ttg, run.Q[0, 0], run.G[0, 0], b0, taus=[run.tau[-1]], lr=cfg.lr,
+                                        train_b=train_b, n_nodes=cfg.n_nodes, dtau=0.1)
+                Qt, Gt, bt = ode["Q"][-1], ode["G"][-1][:, :2], float(ode["b"][-1])
+                source = "ODE"
+            else:
+                Qt, Gt, bt = w.T @ w / d, w.T @ E / np.sqrt(d), b
+                source = "measured"
+            theo = th.projected_law_samples(Qt, Gt, bt, schedule=sch, n_samples=cfg.n_eval, seed=seed + 2)
+            vals = {"total_variance_ratio": float(np.mean(np.sum((samples - samples.mean(0)) ** 2, 1)) / lam.sum()),
+                    "var_pc1_ratio": float(proj[:, 0].var() / lam[0]), "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
+                    "b": b, "b_theory": bt,
+                    "H(sim,target)": dae.projected_hellinger(proj, target, bandwidth_factor=1.5, bw_method="silverman"),
+                    "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman")}
+            for k, v in vals.items():
+                rows.append(dict(variant=variant, generation=g, metric=k, value=float(v), theory=source, d=d))
+            panels.append((variant, g, proj, theo))
+            w_prev, b_prev = w, b
+    table = pd.DataFrame(rows)
+    plt = _plt()
+    from scipy.stats import gaussian_kde
+
+    G_ = cfg.generations
+    fig, axes = plt.subplots(2, G_ + 1, figsize=(3.0 * (G_ + 1), 6.0))
+    lim = 3.2 * np.sqrt(lam[0])
+    xs = np.linspace(-lim, lim, 70)
+    X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
+    pts = np.stack([X_.ravel(), Y_.ravel()])
+    kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
+    for idx, (variant, g, proj, theo) in enumerate(panels):
+        ax = axes[idx // G_, idx % G_]
+        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
+        zt = gaussian_kde(theo.T)(pts).reshape(X_.shape)
+        ax.contour(X_, Y_, zt, levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
+        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
+        ax.set_title(f"{variant}, generation {g}", fontsize=8)
+    for row, variant in enumerate(table.variant.unique()):
+        ax = axes[row, -1]
+        sub = table[table.variant == variant]
+        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
+            s = sub[sub.metric == metric]
+            ax.semilogy(s.generation, s.value, "o-", label=metric)
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_xlabel("generation")
+        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"model collapse, digits '{cfg.digit}' covariance, d={d}, tau={cfg.tau:g} per generation; blue: "
+                 "theory (gen 1: Cor. 2.3 with measured stats; gen >= 2: ODE on the previous generation's law)",
+                 fontsize=8)
+    fig.tight_layout()
+    path = out / "dae_generations.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    summ = {f"{v}:{m}": table[(table.variant == v) & (table.metric == m)].value.round(4).tolist()
+            for v in table.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)")}
+    return ExperimentOutput(table, [path], summ)

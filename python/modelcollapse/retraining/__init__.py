@@ -1,0 +1,30 @@
+"""Iterative retraining of generative models on their own samples (Bertrand et al.).
+
+- :func:`run_retraining`: the project's one generic loop (workflows ``mix`` with
+  ``synthetic_ratio`` or ``real_fraction``, ``replace``, ``accumulate``; per-round metrics;
+  per-round checkpoints with exact resume; progress bar; tidy results).
+- Learners: :class:`GaussianLearner`, :class:`GMMLearner`, :class:`EmpiricalLearner`, and
+  (torch) ``DDPMLearner`` / ``FlowMatchingLearner`` in :mod:`.torch_learners`.
+- Gaussian theory and Monte Carlo chains: :mod:`.gaussian`.
+- Per-round metrics: :mod:`.metrics`.
+"""
+from __future__ import annotations
+
+from . import gaussian
+from .learners import EmpiricalLearner, GaussianLearner, GMMLearner, make_learner
+from .loop import (WORKFLOWS, Learner, RetrainingResult, RoundContext, completed_rounds, load_round,
+                   resolve_mixing, round_rng, run_retraining, sweep)
+from .metrics import METRICS, default_metrics, set_metric_backend
+
+__all__ = ["gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
+           "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
+           "EmpiricalLearner", "make_learner", "METRICS", "default_metrics", "set_metric_backend"]
+
+
+def __getattr__(name: str):
+    # Lazy: the torch learners need torch (optional extra modelcollapse[torch]).
+    if name in ("DDPMLearner", "FlowMatchingLearner"):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.torch_learners"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

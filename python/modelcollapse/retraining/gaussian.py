@@ -1,0 +1,323 @@
+"""Gaussian retraining: closed-form theory (Bertrand et al.) and Monte Carlo chains.
+
+Theory
+------
+- Proposition 1 (fully synthetic collapse, unbiased covariance): in 1D
+  sigma_{t+1} = sigma_t sqrt(S_t / (n - 1)), S_t ~ chi2_{n-1}, hence
+  E[sigma_t] = alpha(n)^t sigma_0 with alpha(n) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2) < 1
+  (:func:`alpha`, :func:`expected_std`). In d dimensions E[Sigma_t^{1/2}] <= alpha^t Sigma_0^{1/2}
+  (Loewner order, :func:`sqrt_cov_bound`); two exact multivariate facts are also provided:
+  E[tr Sigma_t] = tr Sigma_0 (the variance does not collapse in expectation) and
+  E[det(Sigma_t)^{1/2}] = kappa(n, d)^t det(Sigma_0)^{1/2} with
+  kappa = prod_{i=1..d} E sqrt(chi2_{n-i}) / (n-1)^{d/2} (Bartlett decomposition; :func:`sqrt_det_rate`).
+- Mixed data, infinite samples (:func:`mixed_map`): fitting (1/(1+lam)) p_data + (lam/(1+lam)) N(mu_t, Sigma_t)
+  gives mu_{t+1} = (mu* + lam mu_t)/(1+lam),
+  Sigma_{t+1} = (Sigma* + lam Sigma_t)/(1+lam) + lam/(1+lam)^2 (mu* - mu_t)(mu* - mu_t)^T,
+  a contraction to theta* at rate lam/(1+lam) (:func:`contraction_rate`).
+- Finite samples, exact conditional expectation (:func:`mixed_map_expected`): with n real
+  points (mean m_r, unbiased covariance C_r) and m synthetic ones, N = n + m,
+  E[mu'] = (n m_r + m mu)/N, E[Sigma'] = (n-1)/(N-1) C_r + (m/N) Sigma + n m/(N (N-1)) D D^T, D = m_r - mu.
+- Theorem 1 (:func:`theorem1_rate`) and Theorem 2 (:func:`theorem2_bound`, :func:`theorem2_plateau`).
+
+Simulation
+----------
+:func:`simulate_chains` runs thousands of independent chains (C++ kernel, threaded, Philox
+streams; ``backend="numpy"`` runs the reference twin).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln
+
+from .._validation import (as_seed, check_choice, check_finite_array, check_positive_int, check_real,
+                           check_threads)
+from .loop import resolve_mixing
+
+BACKENDS = ("cpp", "numpy")
+
+
+# --------------------------------------------------------------------------- theory
+
+def expected_sqrt_chi2(k: Any) -> np.ndarray:
+    """E[sqrt(X)] for X ~ chi2_k: sqrt(2) Gamma((k+1)/2) / Gamma(k/2)."""
+    k = np.asarray(k, dtype=np.float64)
+    if np.any(k <= 0):
+        raise ValueError("degrees of freedom k must be > 0")
+    return np.sqrt(2.0) * np.exp(gammaln((k + 1) / 2) - gammaln(k / 2))
+
+
+def alpha(n: Any) -> np.ndarray | float:
+    """Proposition 1's collapse rate alpha(n) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2).
+
+    E[sigma_{t+1} | sigma_t] = alpha(n) sigma_t when a 1D Gaussian is refitted (unbiased
+    variance) on n of its own samples. alpha < 1 and alpha -> 1 as n -> inf
+    (alpha ~ 1 - 1/(4n)).
+    """
+    n_arr = np.asarray(n, dtype=np.float64)
+    if np.any(n_arr < 2):
+        raise ValueError(f"n must be >= 2 (samples per round), got {n}")
+    out = np.sqrt(2.0 / (n_arr - 1)) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def expected_std(sigma0: float, n: int, t: Any) -> np.ndarray | float:
+    """E[sigma_t] = alpha(n)^t sigma_0 for fully synthetic 1D retraining (exact)."""
+    t = np.asarray(t, dtype=np.float64)
+    out = alpha(n) ** t * float(sigma0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def sqrt_cov_bound(cov0: Any, n: int, t: int) -> np.ndarray:
+    """alpha(n)^t Sigma_0^{1/2}: Proposition 1's upper bound (Loewner order) on E[Sigma_t^{1/2}]."""
+    return alpha(n) ** t * sqrtm_psd(cov0)
+
+
+def sqrt_det_rate(n: int, d: int) -> float:
+    """kappa(n, d) with E[det(Sigma_t)^{1/2}] = kappa^t det(Sigma_0)^{1/2} (fully synthetic, exact).
+
+    kappa(n, 1) = alpha(n).
+    """
+    n = check_positive_int(n, "n", minimum=2)
+    d = check_positive_int(d, "d")
+    if n - d < 1:
+        raise ValueError(f"need n > d for a non-degenerate fit, got n={n}, d={d}")
+    k = n - np.arange(1, d + 1)
+    return float(np.exp(np.sum(np.log(expected_sqrt_chi2(k)))) / (n - 1) ** (d / 2))
+
+
+def sqrtm_psd(cov: Any) -> np.ndarray:
+    """Symmetric PSD square root (batched over leading axes)."""
+    c = np.asarray(cov, dtype=np.float64)
+    w, v = np.linalg.eigh(c)
+    return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+def contraction_rate(synthetic_ratio: float) -> float:
+    """lambda / (1 + lambda): the rate at which the infinite-sample mixed map contracts to theta*."""
+    lam = check_real(synthetic_ratio, "synthetic_ratio", low=0.0)
+    return lam / (1.0 + lam)
+
+
+def mixed_map(mean: Any, cov: Any, data_mean: Any, data_cov: Any, synthetic_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the infinite-sample mixed retraining map of a Gaussian model.
+
+    The maximum-likelihood Gaussian of (1/(1+lam)) N(mu*, Sigma*)-data + (lam/(1+lam)) N(mu, Sigma)
+    (only the first two moments of the data matter).
+    """
+    lam = check_real(synthetic_ratio, "synthetic_ratio", low=0.0)
+    mu = np.asarray(mean, dtype=np.float64)
+    mus = np.asarray(data_mean, dtype=np.float64)
+    diff = mus - mu
+    new_mu = (mus + lam * mu) / (1 + lam)
+    new_cov = ((np.asarray(data_cov, dtype=np.float64) + lam * np.asarray(cov, dtype=np.float64)) / (1 + lam)
+               + lam / (1 + lam) ** 2 * np.einsum("...i,...j->...ij", diff, diff))
+    return new_mu, new_cov
+
+
+def iterate_mixed_map(mean0: Any, cov0: Any, data_mean: Any, data_cov: Any, synthetic_ratio: float,
+                      rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """theta_0 .. theta_T of the infinite-sample mixed map: means (T+1, d), covs (T+1, d, d)."""
+    rounds = check_positive_int(rounds, "rounds", minimum=0)
+    mu, cov = np.asarray(mean0, dtype=np.float64), np.asarray(cov0, dtype=np.float64)
+    mus, covs = [mu], [cov]
+    for _ in range(rounds):
+        mu, cov = mixed_map(mu, cov, data_mean, data_cov, synthetic_ratio)
+        mus.append(mu)
+        covs.append(cov)
+    return np.stack(mus), np.stack(covs)
+
+
+def mixed_map_expected(mean: Any, cov: Any, real_mean: Any, real_cov: Any, n_real: int,
+                       n_synthetic: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact E[theta_{t+1} | theta_t, real data] for one finite-sample round.
+
+    The n real points have mean ``real_mean`` and unbiased covariance ``real_cov``; m synthetic
+    points are drawn from N(mean, cov); the refit uses the pooled unbiased covariance.
+    As n, m -> inf with m/n = lam this tends to :func:`mixed_map`.
+    """
+    n = check_positive_int(n_real, "n_real", minimum=1)
+    m = check_positive_int(n_synthetic, "n_synthetic", minimum=0)
+    N = n + m
+    mu = np.asarray(mean, dtype=np.float64)
+    mr = np.asarray(real_mean, dtype=np.float64)
+    D = mr - mu
+    e_mu = (n * mr + m * mu) / N
+    e_cov = ((n - 1) / (N - 1) * np.asarray(real_cov, dtype=np.float64) + m / N * np.asarray(cov, dtype=np.float64)
+             + n * m / (N * (N - 1)) * np.einsum("...i,...j->...ij", D, D))
+    return e_mu, e_cov
+
+
+def theorem1_condition(synthetic_ratio: float, alpha_curv: float, eps: float, lipschitz: float) -> bool:
+    """Theorem 1's sufficient condition lambda (1 + L eps / alpha) < 1/2."""
+    return synthetic_ratio * (1 + lipschitz * eps / alpha_curv) < 0.5
+
+
+def theorem1_rate(synthetic_ratio: float, alpha_curv: float = 1.0, eps: float = 0.0, lipschitz: float = 1.0) -> float:
+    """Theorem 1's bound on the Jacobian norm at theta*: lam (alpha + eps L) / (alpha - lam (alpha + eps L)).
+
+    ``alpha_curv`` is the strong-concavity constant of the expected log-likelihood (Assumption
+    2, not Proposition 1's alpha(n)), ``eps`` the Wasserstein distance between p_theta* and
+    p_data, ``lipschitz`` the constant L of Assumption 1. Raises ValueError when the
+    sufficient condition lambda (1 + L eps / alpha) < 1/2 fails (the bound is then >= 1).
+    """
+    lam = check_real(synthetic_ratio, "synthetic_ratio", low=0.0)
+    a = check_real(alpha_curv, "alpha_curv", low=0.0, low_open=True)
+    e = check_real(eps, "eps", low=0.0)
+    L = check_real(lipschitz, "lipschitz", low=0.0)
+    if not theorem1_condition(lam, a, e, L):
+        raise ValueError(f"Theorem 1 needs lambda (1 + L eps / alpha) < 1/2, got {lam * (1 + L * e / a):.4g}")
+    k = lam * (a + e * L)
+    return k / (a - k)
+
+
+def theorem2_bound(t: Any, n: int, rho: float, a: float, b: float = 1.0, delta: float = 0.05,
+                   eps_opt: float = 0.0, initial_error: float = 0.0) -> np.ndarray:
+    """Theorem 2: (eps_OPT + a/sqrt(n) sqrt(log(b t / delta))) sum_{l<=t} rho^l + rho^t ||theta_0 - theta*||.
+
+    Holds with probability 1 - delta for t > 0 (at t = 0 the bound is the initial error).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    rho = check_real(rho, "rho", 0.0, 1.0, high_open=True)
+    n = check_positive_int(n, "n")
+    stat = a / np.sqrt(n) * np.sqrt(np.log(np.maximum(b * np.maximum(t, 1.0) / delta, 1.0)))
+    geom = (1 - rho ** (t + 1)) / (1 - rho)
+    out = np.where(t > 0, (eps_opt + stat) * geom + rho ** t * initial_error, initial_error)
+    return out
+
+
+def theorem2_plateau(n: int, rho: float, a: float, b: float = 1.0, delta: float = 0.05, eps_opt: float = 0.0,
+                     t: float = 1.0) -> float:
+    """The level (eps_OPT + a/sqrt(n) sqrt(log(b t/delta))) / (1 - rho) the error settles at: ~ 1/sqrt(n)."""
+    rho = check_real(rho, "rho", 0.0, 1.0, high_open=True)
+    return float((eps_opt + a / math.sqrt(n) * math.sqrt(max(math.log(b * t / delta), 0.0))) / (1 - rho))
+
+
+# --------------------------------------------------------------------------- simulation
+
+@dataclasses.dataclass
+class GaussianChains:
+    """Trajectories of independent Gaussian retraining chains.
+
+    ``means`` (C, T+1, d), ``covs`` (C, T+1, d, d); round 0 is the initial fit (or the given
+    init). ``n_real`` real points per chain (fixed over rounds), ``n_synthetic`` synthetic
+    points per round.
+    """
+
+    means: np.ndarray
+    covs: np.ndarray
+    data_mean: np.ndarray
+    data_cov: np.ndarray
+    n_real: int
+    n_synthetic: int
+    synthetic_ratio: float
+    seed: int
+    backend: str
+
+    @property
+    def n_chains(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def rounds(self) -> int:
+        return self.means.shape[1] - 1
+
+    def std(self) -> np.ndarray:
+        """sigma_t per chain and round (C, T+1); 1D models only (else the RMS of the
+        per-coordinate standard deviations)."""
+        var = np.einsum("ctii->cti", self.covs)
+        return np.sqrt(var[..., 0]) if self.covs.shape[-1] == 1 else np.sqrt(var.mean(-1))
+
+    def sqrt_cov(self) -> np.ndarray:
+        """Sigma_t^{1/2} per chain and round (C, T+1, d, d)."""
+        return sqrtm_psd(self.covs)
+
+    def param_error(self) -> np.ndarray:
+        """||theta_t - theta*|| with theta = (mu, vec Sigma) and theta* the data law (C, T+1)."""
+        dm = self.means - self.data_mean
+        dc = (self.covs - self.data_cov).reshape(*self.covs.shape[:2], -1)
+        return np.sqrt((dm ** 2).sum(-1) + (dc ** 2).sum(-1))
+
+
+def simulate_chains(data_mean: Any, data_cov: Any, n: int, rounds: int, n_chains: int, *,
+                    synthetic_ratio: float | None = None, real_fraction: float | None = None,
+                    n_synthetic: int | None = None, init_mean: Any = None, init_cov: Any = None,
+                    seed: int = 0, threads: int = 0, backend: str = "cpp", noise_real: Any = None,
+                    noise_synth: Any = None) -> GaussianChains:
+    """Run ``n_chains`` independent Gaussian retraining chains.
+
+    Each chain draws its own n real points from N(data_mean, data_cov) once; round 0 fits
+    them (or starts at ``init_mean, init_cov``); round t >= 1 draws synthetic points from the
+    current model and refits mean and unbiased covariance on the real + synthetic pool.
+
+    Parameters
+    ----------
+    data_mean, data_cov
+        The data law N(mu*, Sigma*) (d,) and (d, d) (SPD).
+    n
+        Real points per chain (and synthetic points per round when fully synthetic).
+    rounds, n_chains
+        Number of retraining rounds T and of independent chains C.
+    synthetic_ratio, real_fraction
+        The mixing (exactly one; see :func:`~modelcollapse.retraining.resolve_mixing`):
+        lambda = inf / a = 0 is fully synthetic (Proposition 1); otherwise
+        floor(lambda n) synthetic points join the n real ones each round.
+    n_synthetic
+        Override the number of synthetic points per round.
+    init_mean, init_cov
+        theta_0 (both or neither); default: the fit on the chain's real points.
+    seed, threads
+        Philox key (the compiled result does not depend on ``threads``).
+    backend
+        ``"cpp"`` (compiled kernel) or ``"numpy"`` (:mod:`modelcollapse.reference.retraining`,
+        same streams, same results up to rounding).
+    noise_real, noise_synth
+        Injected standard normals (C, n, d) and (C, T, m, d) replacing the generator.
+    """
+    mu = check_finite_array(data_mean, "data_mean", ndim=1)
+    d = mu.shape[0]
+    cov = check_finite_array(data_cov, "data_cov", shape=(d, d))
+    if not np.allclose(cov, cov.T, rtol=1e-12, atol=0):
+        raise ValueError("data_cov must be symmetric")
+    try:
+        factor = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError("data_cov must be positive definite") from None
+    n = check_positive_int(n, "n", minimum=2)
+    rounds = check_positive_int(rounds, "rounds", minimum=0)
+    n_chains = check_positive_int(n_chains, "n_chains")
+    lam, _ = resolve_mixing("mix", synthetic_ratio, real_fraction)
+    fully = math.isinf(lam)
+    m = (n if fully else int(math.floor(lam * n + 1e-9))) if n_synthetic is None else \
+        check_positive_int(n_synthetic, "n_synthetic", minimum=0)
+    if fully and m < 2:
+        raise ValueError("fully synthetic retraining needs n_synthetic >= 2")
+    if (init_mean is None) != (init_cov is None):
+        raise ValueError("give both init_mean and init_cov, or neither")
+    im = ic = None
+    if init_mean is not None:
+        im = check_finite_array(init_mean, "init_mean", shape=(d,))
+        ic = check_finite_array(init_cov, "init_cov", shape=(d, d))
+    check_choice(backend, "backend", BACKENDS)
+    threads = check_threads(threads)
+    key = as_seed(seed)
+    need_real = not (fully and im is not None)
+    nr = ns = None
+    if noise_real is not None and need_real:
+        nr = check_finite_array(noise_real, "noise_real", shape=(n_chains, n, d))
+    if noise_synth is not None:
+        ns = check_finite_array(noise_synth, "noise_synth", shape=(n_chains, rounds, m, d), allow_empty=True)
+    if backend == "cpp":
+        from .. import _core
+
+        means, covs = _core.gaussian_chains(mu, factor, im, ic, n if need_real else 0, m, rounds, n_chains, fully,
+                                            key, threads, nr, ns)
+    else:
+        from ..reference import retraining as ref
+
+        means, covs = ref.gaussian_chains(mu, factor, im, ic, n, m, rounds, n_chains, fully, key, nr, ns)
+    return GaussianChains(means=np.asarray(means), covs=np.asarray(covs), data_mean=mu, data_cov=cov, n_real=n,
+                          n_synthetic=m, synthetic_ratio=lam, seed=key, backend=backend)

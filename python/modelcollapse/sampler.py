@@ -1,0 +1,194 @@
+"""Truncated reverse-time sampling (conventions section 2).
+
+:func:`sample_reverse` integrates dY = [Y + 2 s(t, Y)] dtau + sqrt(2) dW from t = T down
+to the truncation time t = delta. For Gaussian mixtures and empirical (KDE) scores the
+whole time loop runs in the compiled core, threaded over samples; any Python callable
+``score(x, t)`` is accepted too (slow path: one call per step, e.g. a torch model).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import _core
+from . import reference as _ref
+from ._validation import (as_seed, check_choice, check_finite_array, check_positive_int, check_real,
+                          check_threads)
+from .empirical import EmpiricalScore
+from .mixture import GaussianMixture
+
+GRIDS = ("uniform", "quadratic", "log")
+INTEGRATORS = ("euler_maruyama", "exponential", "ode")
+INITS = ("standard_normal", "exact")
+BACKENDS = ("cpp", "numpy")
+_INTEGRATOR_CODES = {"euler_maruyama": _core.INTEGRATOR_EULER_MARUYAMA,
+                     "exponential": _core.INTEGRATOR_EXPONENTIAL, "ode": _core.INTEGRATOR_ODE}
+
+ScoreModel = GaussianMixture | EmpiricalScore | Callable[[np.ndarray, float], np.ndarray]
+
+
+@dataclasses.dataclass
+class ReverseSamples:
+    """Output of :func:`sample_reverse`.
+
+    Attributes
+    ----------
+    samples : (n, d) final points at t = delta.
+    times : the time grid t_0 = T > ... > t_N = delta.
+    trajectory : (len(trajectory_times), n, d) states at the requested times, or None.
+    trajectory_times : grid times actually recorded (requested times snapped to the grid).
+    score : description of the score model used, e.g. ``GaussianMixture(K=8, d=2, isotropic)``.
+    backend, integrator, grid, init, seed : how the samples were produced.
+    """
+
+    samples: np.ndarray
+    times: np.ndarray
+    trajectory: np.ndarray | None
+    trajectory_times: np.ndarray | None
+    score: str
+    backend: str
+    integrator: str
+    grid: str
+    init: str
+    seed: int | None
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.samples, dtype=dtype)
+
+
+def time_grid(T: float, delta: float, steps: int, grid: str = "uniform") -> np.ndarray:
+    """Decreasing time grid t_0 = T > t_1 > ... > t_steps = delta.
+
+    ``uniform``: equal steps; ``quadratic``: t_k = delta + (T - delta)(1 - k/N)^2, dense
+    near delta where the score varies fastest; ``log``: geometric in t.
+    """
+    T = check_real(T, "T", low=0.0, low_open=True)
+    delta = check_real(delta, "delta", low=0.0)
+    if delta >= T:
+        raise ValueError(f"delta (truncation time) must be < T, got delta={delta} >= T={T}")
+    steps = check_positive_int(steps, "steps")
+    check_choice(grid, "grid", GRIDS)
+    if grid == "log" and delta <= 0:
+        raise ValueError("grid='log' needs delta > 0 (geometric steps cannot reach 0)")
+    return _ref.sampler.time_grid(T, delta, steps, grid)
+
+
+def describe_score(score_model: Any) -> str:
+    if isinstance(score_model, (GaussianMixture, EmpiricalScore)):
+        return score_model.describe()
+    return f"callable {getattr(score_model, '__qualname__', type(score_model).__name__)}"
+
+
+def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delta: float = 0.01,
+                   steps: int = 200, grid: str = "uniform", integrator: str = "euler_maruyama",
+                   init: str | np.ndarray = "standard_normal", seed: int | np.random.Generator | None = 0,
+                   threads: int = 0, backend: str = "cpp", noise: np.ndarray | None = None,
+                   trajectory_times: Sequence[float] | None = None) -> ReverseSamples:
+    """Sample the truncated reverse diffusion of a score model.
+
+    Parameters
+    ----------
+    score_model : GaussianMixture, EmpiricalScore or callable
+        The score s(x, t) of p_t. For a :class:`GaussianMixture` p this is the exact score
+        of S_t p; for an :class:`EmpiricalScore` the score of the smoothed training set; a
+        callable is called as ``score_model(x, t)`` with x of shape (n, d) and must return
+        an (n, d) array.
+    n_samples : int
+        Number of samples.
+    T : float
+        Start time of the reverse process (the forward horizon), > 0.
+    delta : float
+        Truncation time (early stopping), 0 <= delta < T. With the exact score, exact init
+        and exact integration the output law is S_delta p.
+    steps : int
+        Number of time steps.
+    grid : {"uniform", "quadratic", "log"}
+        Time grid, see :func:`time_grid`.
+    integrator : {"euler_maruyama", "exponential", "ode"}
+        Euler-Maruyama, exponential integrator (exact on the linear part), or Euler on the
+        probability-flow ODE (deterministic).
+    init : {"standard_normal", "exact"} or array (n_samples, d)
+        Initial law: N(0, I), p_T itself (mixtures and empirical scores), or given points.
+    seed : int, numpy Generator or None
+        Key of the counter-based generator (cpp) or of numpy's generator (numpy backend).
+        For a seed the compiled result does not depend on ``threads``.
+    threads : int
+        Threads for the compiled loop (0 = all cores).
+    backend : {"cpp", "numpy"}
+        Compiled core or the numpy reference (:mod:`modelcollapse.reference.sampler`).
+    noise : array (n_samples, steps, d), optional
+        Injected step noise (replaces the generator), to compare implementations exactly.
+    trajectory_times : sequence of float, optional
+        Times in [delta, T] at which to record the states (snapped to the nearest grid time).
+
+    Returns
+    -------
+    ReverseSamples
+        ``.samples`` (n_samples, d) and the record of how they were made.
+    """
+    n_samples = check_positive_int(n_samples, "n_samples")
+    check_choice(integrator, "integrator", INTEGRATORS)
+    check_choice(backend, "backend", BACKENDS)
+    threads = check_threads(threads)
+    times = time_grid(T, delta, steps, grid)
+    is_model = isinstance(score_model, (GaussianMixture, EmpiricalScore))
+    if not is_model and not callable(score_model):
+        raise TypeError("score_model must be a GaussianMixture, an EmpiricalScore or a callable score(x, t)")
+    if isinstance(score_model, EmpiricalScore) and delta <= 0:
+        raise ValueError("delta must be > 0 for an empirical score (its score is singular at t = 0)")
+
+    # Dimension: from the model, else from an init array.
+    if is_model:
+        d = score_model.dim
+    elif isinstance(init, str):
+        raise ValueError("with a callable score, pass init as an (n_samples, d) array (the dimension is unknown)")
+    else:
+        d = np.shape(init)[-1]
+    key = as_seed(seed) if not (backend == "numpy" and isinstance(seed, np.random.Generator)) else seed
+
+    if isinstance(init, str):
+        check_choice(init, "init", INITS)
+        init_name = init
+        if init == "exact":
+            if not is_model:
+                raise ValueError("init='exact' needs a GaussianMixture or EmpiricalScore (p_T must be known)")
+            y0 = score_model.sample_smoothed(n_samples, T, key, threads=threads) if backend == "cpp" else "exact"
+        else:
+            y0 = (_core.normals(key, _core.PURPOSE_INIT_NORMAL, 0, n_samples, d, 0, threads)
+                  if backend == "cpp" else "standard_normal")
+    else:
+        y0 = check_finite_array(init, "init", shape=(n_samples, d))
+        init_name = "given"
+    if noise is not None:
+        noise = check_finite_array(noise, "noise", shape=(n_samples, steps, d))
+
+    rec_steps: tuple[int, ...] = ()
+    if trajectory_times is not None:
+        tt = check_finite_array(trajectory_times, "trajectory_times", ndim=1)
+        if np.any(tt < times[-1] - 1e-12) or np.any(tt > times[0] + 1e-12):
+            raise ValueError(f"trajectory_times must lie in [delta, T] = [{times[-1]}, {times[0]}]")
+        rec_steps = tuple(sorted({int(np.argmin(np.abs(times - t))) for t in tt}))
+
+    if backend == "numpy" or not is_model:
+        if backend == "cpp":  # callable score: Python loop over steps, numpy updates and noise
+            rng = np.random.default_rng(key)
+            y, rec = _ref.sampler.reverse_loop(score_model, y0, times, integrator, noise, rng, rec_steps)
+            used = "python-callable"
+        else:
+            y, _, _, rec = _ref.sampler.sample_reverse(score_model, n_samples, T, delta, steps, grid, integrator,
+                                                       y0, key, noise=noise,
+                                                       trajectory_times=[times[k] for k in rec_steps] or None)
+            used = "numpy"
+    else:
+        y, rec = score_model._core().sample_reverse(times, _INTEGRATOR_CODES[integrator], key, y0, noise,
+                                                    list(rec_steps), threads)
+        used = "cpp"
+    if not np.all(np.isfinite(y)):
+        raise FloatingPointError("reverse sampler produced non-finite values: reduce the step size "
+                                 "(more steps) or check the score model")
+    return ReverseSamples(samples=y, times=times, trajectory=rec if rec_steps else None,
+                          trajectory_times=times[list(rec_steps)] if rec_steps else None,
+                          score=describe_score(score_model), backend=used, integrator=integrator, grid=grid,
+                          init=init_name, seed=key if isinstance(key, int) else None)

@@ -1,0 +1,269 @@
+"""High-dimensional DAE: C++ vs numpy reference, closed forms, ODE theory vs simulation,
+generation theory vs d-dimensional sampler, input validation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelcollapse import _core, dae
+from modelcollapse import dae_theory as th
+from modelcollapse.reference import dae as ref
+
+ACTS = ["tanh", "relu", "linear", "erf", "sigmoid"]
+
+
+def _trimodal(d, norm=3.0):
+    ang = np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3])
+    m = norm * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    E = np.eye(d)[:, :2]
+    return m, E, dae.isotropic_mixture(m @ E.T, 1.0)
+
+
+# ----------------------------------------------------------------------------- exactness
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("uniform", [False, True])
+def test_cpp_step_matches_reference_injected(act, uniform):
+    rng = np.random.default_rng(1)
+    d, r, n = 120, 3, 60
+    w0 = rng.standard_normal((d, r))
+    v0 = 0.3 * rng.standard_normal(r)
+    x0s, x1s, ts = rng.standard_normal((n, d)), rng.standard_normal((n, d)) + 0.5, rng.random(n)
+    times = np.array([0.3, 0.6])
+    p = np.array([0.2, 0.7])
+    for train_b in (True, False):
+        w, b, v = _core.dae_train_injected(w0, 0.1, v0, x0s, x1s, ts, 0.5, 0.1, train_b, ACTS.index(act), uniform,
+                                           1 - times, times, p, 0.3, 0.5)
+        wr, br, vr = ref.train_on_samples(w0, 0.1, v0, x0s, x1s, ts if uniform else None, lr=0.5,
+                                          weight_decay=0.1, train_b=train_b, act=act, times=times, p=p, p0=0.3, p1=0.5)
+        assert np.abs(w - wr).max() <= 1e-10 * np.abs(wr).max()
+        assert abs(b - br) <= 1e-10 * max(1.0, abs(br))
+        assert np.abs(v - vr).max() <= 1e-10 * max(1.0, np.abs(vr).max())
+        assert np.abs(w - w0).max() > 0.1  # the steps did something
+        assert (b == 0.1) == (not train_b)
+
+
+@pytest.mark.parametrize("times", [(0.5,), "uniform"])
+def test_rng_path_matches_reference(times):
+    m, E, tg = _trimodal(60)
+    kw = dict(r=2, n_steps=150, lr=0.4, observe=E, replicas=2, seed=7, record_every=50, times=times,
+              weight_decay=0.05, time_encoding=(0.1, 0.3))
+    a = dae.train(tg, backend="cpp", **kw)
+    b = dae.train(tg, backend="numpy", **kw)
+    for key in ("w", "b", "v", "Q", "M", "G", "b_hist"):
+        x, y = getattr(a, key), getattr(b, key)
+        assert np.abs(x - y).max() <= 1e-10 * max(1.0, np.abs(y).max()), key
+    np.testing.assert_array_equal(a.steps, [0, 50, 100, 150])
+
+
+def test_dataset_and_rotated_targets_match_reference():
+    rng = np.random.default_rng(3)
+    d = 40
+    data = rng.standard_normal((25, d))
+    kw = dict(r=2, n_steps=80, lr=0.3, seed=2)
+    a = dae.train(dae.empirical_target(data), **kw)
+    b = dae.train(dae.empirical_target(data), backend="numpy", **kw)
+    np.testing.assert_allclose(a.w, b.w, rtol=0, atol=1e-10 * np.abs(b.w).max())
+    a = dae.train(dae.empirical_target(data, sequential=True), **kw)
+    b = dae.train(dae.empirical_target(data, sequential=True), backend="numpy", **kw)
+    np.testing.assert_allclose(a.w, b.w, rtol=0, atol=1e-10 * np.abs(b.w).max())
+    x0, x1, _ = _core.dae_draw(np.zeros((0, d)), np.zeros((0, d)), np.zeros(0), data, d, 2, 0, 30, True)
+    np.testing.assert_array_equal(x1, np.concatenate([data, data[:5]]))
+    A = rng.standard_normal((d, d))
+    tg = dae.gaussian_target(covariance=A @ A.T / d)
+    w0 = rng.standard_normal((d, 2))
+    a = dae.train(tg, init=w0, **kw)
+    b = dae.train(tg, init=w0, backend="numpy", **kw)
+    np.testing.assert_allclose(a.w, b.w, rtol=0, atol=1e-10 * np.abs(b.w).max())
+    # the returned weights live in the original coordinates: Q is rotation invariant
+    np.testing.assert_allclose(a.Q[0, -1], a.w[0].T @ a.w[0] / d, atol=1e-12)
+
+
+def test_replicas_independent_of_threads_and_batch():
+    m, E, tg = _trimodal(200)
+    kw = dict(r=2, n_steps=400, lr=0.3, observe=E, seed=11)
+    one = dae.train(tg, replicas=3, threads=1, **kw)
+    two = dae.train(tg, replicas=3, threads=2, **kw)
+    np.testing.assert_array_equal(one.w, two.w)
+    np.testing.assert_array_equal(one.M, two.M)
+    single = dae.train(tg, replicas=1, threads=1, **kw)
+    np.testing.assert_array_equal(single.w[0], one.w[0])
+    assert not np.allclose(one.w[0], one.w[1])
+
+
+# ----------------------------------------------------------------------------- closed forms
+def test_skip_closed_form_matches_simulation():
+    d = 2000
+    spec = np.linspace(0.1, 2.0, d)          # a covariance spectrum, rho_bar = 1.05
+    tg = dae.gaussian_target(spectrum=spec)
+    for times in [(0.5,), (0.2, 0.9)]:
+        run = dae.train(tg, r=1, tau=3.0, lr=0.5, seed=4, record_every=500, times=times, b0=0.3)
+        theory = th.skip_closed_form(run.tau, spec.mean(), times, b0=0.3)
+        assert np.abs(run.b_hist[0] - theory).max() < 3e-3
+        assert abs(theory[-1] - theory[0]) > 0.2  # b moved
+    # frozen b stays put
+    run = dae.train(tg, r=1, n_steps=500, lr=0.5, seed=4, train_b=False, b0=0.7)
+    assert np.all(run.b_hist == 0.7)
+
+
+def test_linear_binary_fixed_point():
+    T = 4.0
+    fp = th.linear_binary_fixed_point(T)
+    tt = th.theory_target(np.array([[np.sqrt(T)], [-np.sqrt(T)]]), 1.0)
+    # eta -> 0 ODE converges to the closed form (eq. 88)
+    res = th.integrate_odes(tt, np.array([[0.5]]), np.array([[0.3]]), 0.0, taus=[40.0], activation="linear",
+                            lr=0.0, n_nodes=6, dtau=0.05)
+    assert abs(res["Q"][-1, 0, 0] - fp["Q"]) < 1e-6
+    assert abs(abs(res["M"][-1, 0, 0]) - fp["M"]) < 1e-6
+    assert abs(res["b"][-1] - fp["b"]) < 1e-6
+    # simulation at d = 1000, lr = 0.1: matches the ODE with its O(lr) quadratic term, and
+    # the closed form up to that O(lr) shift
+    d, lr, tau = 1000, 0.1, 8.0
+    mu = np.zeros(d)
+    mu[0] = np.sqrt(T)
+    tg = dae.isotropic_mixture(np.stack([mu, -mu]), 1.0)
+    w0 = np.zeros((d, 1))
+    w0[0, 0] = 0.3 * np.sqrt(d)
+    run = dae.train(tg, r=1, tau=tau, lr=lr, init=w0, activation="linear", seed=1, observe=np.eye(d)[:, :1])
+    ode = th.integrate_odes(tt, run.Q[0, 0], run.G[0, 0], 0.0, taus=[tau], activation="linear", lr=lr,
+                            n_nodes=6, dtau=0.05)
+    Q, M = run.Q[0, -1, 0, 0], abs(run.M[0, -1, 0, 0])
+    assert abs(Q - ode["Q"][-1, 0, 0]) < 0.05 and abs(M - abs(ode["M"][-1, 0, 0])) < 0.05
+    assert abs(M - fp["M"]) < 0.1 and abs(Q - fp["Q"]) < 0.1
+    assert M * M / (T * Q) > 0.9  # w (almost) in span(mu)
+
+
+# ----------------------------------------------------------------------------- ODE vs simulation
+def _warm_start(d, r, seed):
+    rng = np.random.default_rng(seed)
+    w0 = rng.standard_normal((d, r))
+    w0[:2, :] = np.sqrt(d) * np.array([[0.5, 0.1], [-0.1, 0.4]])
+    return w0
+
+
+def test_ode_matches_simulation_trimodal_and_fluctuations_shrink():
+    """Trimodal isotropic mixture, r = 2, tanh, G = {1/2}, warm start with O(1) overlaps.
+
+    Tolerance: replica-to-replica std of M at d = 2000 is about 0.07 (measured), and the
+    mean of 3 replicas deviates from the ODE by about 0.04; we allow 0.2 on M and Q (plus
+    3e-3 on b, whose fluctuations are O(sqrt(eta)/d)). The mean deviation must shrink by a
+    factor >= 1.4 from d = 500 to d = 2000 (1/sqrt d predicts 2).
+    """
+    m, _, _ = _trimodal(10)
+    tt = th.theory_target(m, 1.0)
+    lr, taus = 0.4, None
+    devs = {}
+    for d in (500, 2000):
+        _, E, tg = _trimodal(d)
+        run = dae.train(tg, r=2, tau=2.0, lr=lr, observe=E, replicas=3, seed=2, init=_warm_start(d, 2, 0),
+                        record_every=int(0.25 * d / (2 * lr)))
+        res = th.integrate_odes(tt, run.Q[:, 0].mean(0), run.G[:, 0].mean(0), 0.0, taus=run.tau, lr=lr,
+                                n_nodes=8, dtau=0.05)
+        dev_M = np.abs(run.M - res["M"][None]).mean()
+        dev_Q = np.abs(run.Q - res["Q"][None]).mean()
+        devs[d] = dev_M + dev_Q
+        if d == 2000:
+            assert np.abs(run.M.mean(0) - res["M"]).max() < 0.2
+            assert np.abs(run.Q.mean(0) - res["Q"]).max() < 0.2
+            assert np.abs(run.b_hist.mean(0) - res["b"]).max() < 3e-3
+            assert res["M"][-1].max() > 2 * res["M"][0].max()  # the overlaps grew
+    assert devs[500] / devs[2000] > 1.4, devs
+
+
+def test_ode_quadratic_term_matters_and_multi_time_grid():
+    """With a grid of two times and a large learning rate the O(eta) term of dQ is needed."""
+    d, lr = 1000, 1.0
+    m, E, tg = _trimodal(d)
+    tt = th.theory_target(m, 1.0)
+    run = dae.train(tg, r=2, tau=1.0, lr=lr, observe=E, replicas=2, seed=3, init=_warm_start(d, 2, 1),
+                    times=(0.3, 0.7), record_every=250)
+    kw = dict(taus=run.tau, lr=lr, n_nodes=8, dtau=0.05, times=(0.3, 0.7))
+    full = th.integrate_odes(tt, run.Q[:, 0].mean(0), run.G[:, 0].mean(0), **kw)
+    lin = th.integrate_odes(tt, run.Q[:, 0].mean(0), run.G[:, 0].mean(0), quadratic=False, **kw)
+    err_full = np.abs(run.Q.mean(0) - full["Q"]).max()
+    err_lin = np.abs(run.Q.mean(0) - lin["Q"]).max()
+    assert err_full < 0.15
+    assert err_lin > 2 * err_full
+
+
+# ----------------------------------------------------------------------------- generation
+def test_sampler_cpp_matches_reference():
+    rng = np.random.default_rng(0)
+    d, r, n = 50, 2, 7
+    w = rng.standard_normal((d, r))
+    sch = dae.sampler_schedule(20, 0.9, gamma=0.3)
+    noise = rng.standard_normal((n, len(sch.delta) + 1, d))
+    E = np.linalg.qr(rng.standard_normal((d, 3)))[0]
+    for act in ACTS:
+        a = dae.generate(w, 0.8, 0.1 * np.ones(r), n_samples=n, schedule=sch, noise=noise, return_full=True,
+                         observe=E, activation=act, time_encoding=(0.2, 0.4))
+        b = dae.generate(w, 0.8, 0.1 * np.ones(r), n_samples=n, schedule=sch, noise=noise, return_full=True,
+                         observe=E, activation=act, time_encoding=(0.2, 0.4), backend="numpy")
+        for key in ("X", "Z", "proj"):
+            assert np.abs(a[key] - b[key]).max() <= 1e-10 * np.abs(b[key]).max()
+
+
+def test_projected_law_matches_d_dimensional_sampler():
+    """Corollary 2.3 / Result B.1 are exact for the discrete sampler at any d: Hellinger
+    between KDEs of projected d-dimensional samples and theory samples is at KDE-noise level."""
+    from scipy.stats import gaussian_kde
+
+    d, n = 1000, 3000
+    m, E, tg = _trimodal(d)
+    run = dae.train(tg, r=2, tau=2.0, lr=0.4, observe=E, seed=5, init=_warm_start(d, 2, 2))
+    w, b = run.w[0], float(run.b[0])
+    sch = dae.sampler_schedule(50, 0.95, gamma=0.0)
+    sim = dae.generate(w, b, n_samples=n, schedule=sch, observe=E, seed=1)["proj"]
+    Q, G = w.T @ w / d, w.T @ E / np.sqrt(d)
+    theo = th.projected_law_samples(Q, G, b, schedule=sch, n_samples=n, seed=2)
+    target = tg.sample(n, seed=3) @ E
+
+    def hellinger(a, c):
+        lo = np.minimum(a.min(0), c.min(0)) - 1
+        hi = np.maximum(a.max(0), c.max(0)) + 1
+        g = np.meshgrid(*[np.linspace(lo[j], hi[j], 80) for j in range(2)], indexing="ij")
+        pts = np.stack([x.ravel() for x in g])
+        cell = np.prod((hi - lo) / 79)
+        pa, pc = gaussian_kde(a.T)(pts), gaussian_kde(c.T)(pts)
+        return np.sqrt(0.5 * np.sum((np.sqrt(pa) - np.sqrt(pc)) ** 2) * cell)
+
+    h_theory = hellinger(sim, theo)
+    h_target = hellinger(sim, target)
+    assert h_theory < 0.08, h_theory
+    assert h_target > 2 * h_theory  # the generated law differs visibly from the target
+    # W-perp variance v_t: the norm of the part of X off W
+    full = dae.generate(w, b, n_samples=200, schedule=sch, return_full=True, seed=4)["X"]
+    P = w @ np.linalg.pinv(w)
+    off = full - full @ P
+    vt = sch.v_t(b)[-1]
+    assert abs(np.mean(np.sum(off**2, 1)) / (d - 2) / vt - 1) < 0.02
+
+
+# ----------------------------------------------------------------------------- validation
+def test_bad_configurations_rejected():
+    m, E, tg = _trimodal(30)
+    with pytest.raises(ValueError, match="activation"):
+        dae.train(tg, n_steps=10, activation="gelu")
+    with pytest.raises(ValueError, match="lr"):
+        dae.train(tg, n_steps=10, lr=-1.0)
+    with pytest.raises(ValueError, match="n_steps or tau"):
+        dae.train(tg, n_steps=10, tau=1.0)
+    with pytest.raises(ValueError, match="times"):
+        dae.train(tg, n_steps=10, times=(0.5, 1.5))
+    with pytest.raises(ValueError, match="orthonormal"):
+        dae.train(tg, n_steps=10, observe=2 * E)
+    with pytest.raises(ValueError, match="init"):
+        dae.train(tg, n_steps=10, init=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="r must be"):
+        dae.train(tg, n_steps=10, r=65)
+    with pytest.raises(TypeError, match="DaeTarget"):
+        dae.train(np.zeros((3, 30)), n_steps=10)
+    with pytest.raises(ValueError, match="NaN"):
+        dae.isotropic_mixture(np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="symmetric"):
+        dae.gaussian_target(covariance=np.array([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="t_final"):
+        dae.sampler_schedule(10, 1.0)
+    with pytest.raises(ValueError, match="means"):
+        _core.dae_train(np.zeros((1, 3)), np.ones((1, 3)), np.ones(1), np.zeros((0, 3)), np.zeros((1, 4, 2)),
+                        np.zeros(1), np.zeros((1, 2)), True, 1.0, 0, 5, 1, 0.1, 0.0, True, 0, False,
+                        np.array([0.5]), np.array([0.5]), np.zeros(1), 0.0, 0.0, np.zeros((4, 0)))

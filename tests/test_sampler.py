@@ -1,0 +1,188 @@
+"""Reverse sampler: compiled vs numpy with injected noise, recovery of S_delta p, weak
+order of Euler-Maruyama, reproducibility, trajectories, validation, Ctrl-C."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import modelcollapse as mc
+from modelcollapse.random import sampler_noise
+
+
+def injected(n, steps, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=(n, steps, d))
+
+
+@pytest.mark.parametrize("integrator", ["euler_maruyama", "exponential", "ode"])
+@pytest.mark.parametrize("grid", ["uniform", "quadratic", "log"])
+def test_cpp_equals_numpy_with_injected_noise(any_mixture, integrator, grid):
+    n, steps = 200, 40
+    init, noise = injected(n, steps, any_mixture.dim)
+    kw = dict(T=1.5, delta=0.02, steps=steps, grid=grid, integrator=integrator, init=init, noise=noise,
+              trajectory_times=[1.5, 0.7, 0.02])
+    a = mc.sample_reverse(any_mixture, n, backend="cpp", **kw)
+    b = mc.sample_reverse(any_mixture, n, backend="numpy", **kw)
+    assert a.backend == "cpp" and b.backend == "numpy" and a.score == repr(any_mixture)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(a.trajectory, b.trajectory, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(a.trajectory[0], init)
+
+
+def test_empirical_and_callable_paths_agree():
+    train = np.random.default_rng(3).normal(size=(400, 2))
+    e = mc.EmpiricalScore(train)
+    n, steps = 150, 30
+    init, noise = injected(n, steps, 2, seed=1)
+    kw = dict(T=1.0, delta=0.05, steps=steps, init=init, noise=noise)
+    a = mc.sample_reverse(e, n, **kw)
+    b = mc.sample_reverse(e, n, backend="numpy", **kw)
+    c = mc.sample_reverse(lambda x, t: e.score(x, t), n, **kw)
+    assert c.backend == "python-callable"
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.samples, c.samples, rtol=1e-12, atol=1e-12)
+
+
+def test_exact_score_and_init_recover_smoothed_law():
+    """Many exponential-integrator steps: samples ~ S_delta p. Tolerances are 5 standard
+    errors of the sample mean and covariance at this sample size."""
+    p = mc.GaussianMixture([0.3, 0.7], [[-2.0, 1.0], [1.5, -0.5]], [[[0.5, 0.2], [0.2, 0.3]], [[0.2, 0.0], [0.0, 0.6]]])
+    n, delta = 40_000, 0.05
+    out = mc.sample_reverse(p, n, T=2.0, delta=delta, steps=800, integrator="exponential", init="exact", seed=3)
+    q = p.smooth(delta)
+    cov = q.covariance()
+    x = out.samples
+    assert np.all(np.abs(x.mean(0) - q.mean()) < 5 * np.sqrt(np.diag(cov) / n))
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n) * 3  # x3: mixture kurtosis
+    assert np.all(np.abs(np.cov(x.T) - cov) < 5 * se_cov)
+    # mean log-likelihood under the target vs its exact expectation (by a large exact sample)
+    ref = q.sample(400_000, seed=4)
+    ll, ll_ref = q.logpdf(x), q.logpdf(ref)
+    assert abs(ll.mean() - ll_ref.mean()) < 5 * np.sqrt(ll_ref.var() / n + ll_ref.var() / len(ref))
+
+
+def test_recovery_ks_1d():
+    p = mc.GaussianMixture([0.4, 0.6], [[-1.5], [2.0]], [0.1, 0.3])
+    delta = 0.02
+    x = mc.sample_reverse(p, 30_000, T=3.0, delta=delta, steps=600, integrator="exponential", init="exact",
+                          seed=8).samples[:, 0]
+    q = p.smooth(delta)
+    sd = np.sqrt(q.covariances)
+
+    def cdf(v):
+        return sum(w * stats.norm.cdf(v, m[0], s) for w, m, s in zip(q.weights, q.means, sd))
+
+    assert stats.kstest(x, cdf).pvalue > 1e-3
+
+
+def euler_gaussian_variance(m0, v0, T, delta, steps):
+    """Exact mean/variance after the Euler-Maruyama chain for p = N(m0, v0) in 1-D with
+    exact init: the update is linear, so moments propagate in closed form."""
+    times = mc.time_grid(T, delta, steps)
+    a_T, s2_T = np.exp(-T), -np.expm1(-2 * T)
+    mu, var = a_T * m0, a_T**2 * v0 + s2_T
+    for k in range(steps):
+        t, h = times[k], times[k] - times[k + 1]
+        mt, vt = np.exp(-t) * m0, np.exp(-2 * t) * v0 - np.expm1(-2 * t)
+        A = 1 + h - 2 * h / vt
+        mu, var = A * mu + 2 * h * mt / vt, A**2 * var + 2 * h
+    return mu, var
+
+
+def test_euler_maruyama_weak_order_one():
+    m0, v0, T, delta = 1.5, 0.1, 1.0, 0.05
+    target_var = np.exp(-2 * delta) * v0 - np.expm1(-2 * delta)
+    errors = []
+    p = mc.GaussianMixture([1.0], [[m0]], [v0])
+    n = 200_000
+    for steps in (8, 16, 32):
+        _, var_theory = euler_gaussian_variance(m0, v0, T, delta, steps)
+        x = mc.sample_reverse(p, n, T=T, delta=delta, steps=steps, init="exact", seed=steps).samples[:, 0]
+        # the sampler reproduces the discrete-time prediction within sampling error
+        assert abs(x.var() - var_theory) < 5 * var_theory * np.sqrt(2 / n)
+        errors.append(abs(x.var() - target_var))
+    slope = np.polyfit(np.log([1 / 8, 1 / 16, 1 / 32]), np.log(errors), 1)[0]
+    assert 0.7 < slope < 1.3, (errors, slope)
+
+
+def test_reproducible_for_any_thread_count(mixture_full):
+    kw = dict(T=1.0, delta=0.01, steps=30, init="exact", seed=2024)
+    ref = mc.sample_reverse(mixture_full, 1000, threads=1, **kw).samples
+    for threads in (2, 3, 5):
+        np.testing.assert_array_equal(ref, mc.sample_reverse(mixture_full, 1000, threads=threads, **kw).samples)
+
+
+def test_standard_normal_init_uses_documented_streams(mixture_iso):
+    n, steps = 100, 10
+    a = mc.sample_reverse(mixture_iso, n, steps=steps, seed=5)
+    init = mc._core.normals(5, mc._core.PURPOSE_INIT_NORMAL, 0, n, 2, 0, 1)
+    b = mc.sample_reverse(mixture_iso, n, steps=steps, init=init, noise=sampler_noise(5, n, steps, 2))
+    np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_trajectory_times_snap_to_grid(mixture_iso):
+    out = mc.sample_reverse(mixture_iso, 10, T=1.0, delta=0.0, steps=10, trajectory_times=[1.0, 0.52, 0.0])
+    np.testing.assert_allclose(out.trajectory_times, [1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(out.trajectory[-1], out.samples)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(delta=1.0, T=1.0), ValueError, "delta"),
+    (dict(delta=-0.1), ValueError, "delta must be >= 0"),
+    (dict(T=-1.0), ValueError, "T must be > 0"),
+    (dict(steps=0), ValueError, "steps must be >= 1"),
+    (dict(grid="cubic"), ValueError, "grid must be one of"),
+    (dict(integrator="rk4"), ValueError, "integrator must be one of"),
+    (dict(init="uniform"), ValueError, "init must be one of"),
+    (dict(init=np.zeros((5, 2))), ValueError, "init must have shape"),
+    (dict(noise=np.zeros((10, 3, 2))), ValueError, "noise must have shape"),
+    (dict(noise=np.full((10, 200, 2), np.nan)), ValueError, "noise contains"),
+    (dict(trajectory_times=[2.0]), ValueError, "trajectory_times"),
+    (dict(threads=-1), ValueError, "threads"),
+    (dict(backend="gpu"), ValueError, "backend"),
+    (dict(delta=0.0, grid="log"), ValueError, "log"),
+])
+def test_bad_inputs_rejected(mixture_iso, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        mc.sample_reverse(mixture_iso, 10, **kwargs)
+
+
+def test_bad_score_models_rejected():
+    with pytest.raises(TypeError, match="score_model"):
+        mc.sample_reverse("not a model", 10)
+    with pytest.raises(ValueError, match="init"):
+        mc.sample_reverse(lambda x, t: -x, 10)
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        mc.sample_reverse(mc.EmpiricalScore(np.zeros((3, 2))), 10, delta=0.0)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        mc.sample_reverse(lambda x, t: np.full_like(x, np.nan), 4, init=np.zeros((4, 2)))
+
+
+def test_ctrl_c_interrupts_a_long_compiled_run():
+    script = textwrap.dedent("""
+        import sys, time
+        import modelcollapse as mc
+        p = mc.GaussianMixture([0.5, 0.5], [[-1.0] * 8, [1.0] * 8], [0.5, 0.5])
+        print("ready", flush=True)
+        t0 = time.time()
+        try:
+            mc.sample_reverse(p, 2_000_000, steps=2000, seed=1)
+        except KeyboardInterrupt:
+            print(f"interrupted after {time.time() - t0:.2f}s", flush=True)
+            sys.exit(0)
+        print("finished", flush=True)
+        sys.exit(3)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, (out, err)
+    assert "interrupted" in out
