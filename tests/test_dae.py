@@ -3,6 +3,7 @@ generation theory vs d-dimensional sampler, input validation."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from modelcollapse import _core, dae
@@ -295,3 +296,54 @@ def test_torch_backend_agrees_in_law():
     np.testing.assert_allclose(t.b_hist.mean(0), a.b_hist.mean(0), atol=3e-3)
     assert np.abs(t.M.mean(0) - a.M.mean(0)).max() < 0.3
     assert np.abs(t.Q.mean(0) - a.Q.mean(0)).max() < 0.3
+
+
+# ----------------------------------------------------------------------------- retraining loop
+class _Interrupt(Exception):
+    pass
+
+
+def test_dae_learner_in_retraining_loop_resumes_identically(tmp_path):
+    from modelcollapse.retraining import Learner, completed_rounds, load_round, round_rng, run_retraining
+
+    d, n = 100, 300
+    m, E, tg = _trimodal(d)
+    real = tg.sample(n, seed=3)
+    learner = dae.DaeLearner(r=2, lr=0.2, schedule=dae.sampler_schedule(10, 0.9))
+    assert isinstance(learner, Learner)
+    kw = dict(workflow="replace", metrics=("std",), n_eval=50, seed=5, progress=False, keep_samples=True)
+    full = run_retraining(learner, real, 2, **kw)
+
+    def boom(ctx):
+        if ctx.round == 1:
+            raise _Interrupt
+
+    ck = tmp_path / "ck"
+    with pytest.raises(_Interrupt):
+        run_retraining(learner, real, 2, checkpoint_dir=ck, callback=boom, **kw)
+    assert completed_rounds(ck) == [0, 1]
+    resumed = run_retraining(learner, real, 2, checkpoint_dir=ck, **kw)
+    assert resumed.resumed_from == 1
+    pd.testing.assert_frame_equal(full.table, resumed.table)
+    for s_full, s_res in zip(full.states, resumed.states):
+        for key in ("w", "b", "v", "w0", "b0", "tau", "seed"):
+            np.testing.assert_array_equal(s_full[key], s_res[key])
+    for a, b in zip(full.samples, resumed.samples):
+        np.testing.assert_array_equal(a, b)
+    s0, s1 = full.states[0], full.states[1]
+    assert not np.array_equal(s0["w"], s1["w"])
+    # one pass over n points: tau = 2 lr n / d; round 1 = one pass over n samples of round 0's model
+    assert s0["n_steps"] == s1["n_steps"] == n and s0["tau"] == pytest.approx(2 * 0.2 * n / d)
+    syn = load_round(ck, 2)["synthetic"]
+    np.testing.assert_array_equal(syn, learner.sample(s1, n, round_rng(5, 2, 0)))
+    # the stored initial weights give the ODE initial statistics and reproduce the fit exactly
+    run = dae.fit_generation(real, r=2, lr=0.2, init=s0["w0"], observe=E, seed=s0["seed"])
+    np.testing.assert_allclose(run.Q[0, 0], s0["w0"].T @ s0["w0"] / d, rtol=1e-12)
+    np.testing.assert_allclose(run.G[0, 0], s0["w0"].T @ E / np.sqrt(d), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(run.w[0], s0["w"])
+    # fit is a pure function of (data, rng) and leaves the previous state alone
+    w_before = s0["w"].copy()
+    again = learner.fit(real, s0, round_rng(5, 0, 1))
+    np.testing.assert_array_equal(again["w"], s0["w"])
+    np.testing.assert_array_equal(s0["w"], w_before)
+    assert learner.parameter_vector(s0).shape == (2 * d + 1 + 2,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 importlib.import_module("modelcollapse.experiments.dae")
@@ -46,6 +47,12 @@ def test_d4_generations(tmp_path):
     tv = res.summary["trained b:total_variance_ratio"]
     assert tv[-1] <= tv[0] * 1.1                 # no recovery over generations
     assert max(res.summary["trained b:H(sim,theory)"]) < 0.2
+    # the generations run through the retraining loop: an interrupted run (last round of one
+    # variant lost) resumes from its checkpoints and gives the same table
+    ck = tmp_path / "dae-generations" / "checkpoints" / "fixed_b"
+    (ck / "round_0001.json").unlink()
+    again = _run("dae-generations", tmp_path)
+    pd.testing.assert_frame_equal(res.table, again.table)
 
 
 def test_d5_scale(tmp_path):

@@ -424,45 +424,65 @@ def _generation_theory_target(w_prev: np.ndarray, b_prev: float, E_obs: np.ndarr
     return Eq, th.theory_target(m[keep], gt["v"], gt["weights"][keep], D, d=d)
 
 
-@register("dae-generations", "D4 (provisional loop): generations 1-3 of retraining on own samples, with and "
-          "without a fixed skip; theory per generation from the previous model (nu on a grid)",
+@register("dae-generations", "D4: generations 1-3 of retraining on own samples through the retraining loop "
+          "(replace workflow), with and without a fixed skip; theory per generation from the previous model "
+          "(nu on a grid)",
           GenerationsConfig, {
               "quick": dict(side=12, tau=1.5, generations=2, n_eval=500, n_grid=25, nu_grid=4, n_nodes=4),
               "default": {},
               "paper": dict(generations=3, n_eval=5000, nu_grid=10, n_nodes=8),
           })
 def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> ExperimentOutput:
-    """PROVISIONAL: an explicit per-generation call sequence (fit_generation, sample_generation)
-    until the project's retraining loop drives dae.DaeLearner."""
+    """D4 through the project's retraining loop.
+
+    For each variant (trained b / fixed b) :func:`modelcollapse.retraining.run_retraining`
+    drives :class:`modelcollapse.dae.DaeLearner` with ``workflow="replace"`` on n_train =
+    tau d / (2 lr) samples of the digits target: generation 1 = round 0 (one SGD pass over the
+    real samples), generation g = round g - 1 (one pass over n_train samples of generation
+    g - 1). Rounds are checkpointed under ``out/checkpoints/<variant>``, so an interrupted run
+    resumes. The metrics and the theory of every generation are computed afterwards from the
+    stored states (w, b and the initial weights w0 of the ODE initial conditions) and the
+    loop's evaluation samples of each round (``cfg.n_eval`` samples of that generation's model).
+    """
+    import warnings
+
+    from ..retraining import run_retraining
+
     tg = dae.digits_target(cfg.digit, cfg.side)
     d = tg.d
     E = tg.basis[:, :2]
     lam = tg.scales[0] ** 2
     sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
     n_train = dae.training_steps(cfg.tau, d, cfg.lr)
+    real = tg.sample(n_train, seed=cfg.seed + 1)
     target = tg.sample(cfg.n_eval, seed=cfg.seed + 99) @ E
     fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
     rows, panels = [], []
-    for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
-        b0 = 0.0 if train_b else fixed_b
-        samples, w_prev, b_prev = None, None, None
+    for variant, train_b, tag in (("trained b", True, "trained_b"), (f"fixed b={fixed_b:.3g}", False, "fixed_b")):
+        learner = dae.DaeLearner(r=cfg.r, lr=cfg.lr, train_b=train_b, b0=0.0 if train_b else fixed_b,
+                                 schedule=sch, threads=cfg.threads)
+        kw = dict(rounds=cfg.generations - 1, workflow="replace", n_synthetic=n_train, n_eval=cfg.n_eval,
+                  metrics=None, seed=cfg.seed, checkpoint_dir=out / "checkpoints" / tag, keep_samples=True,
+                  progress=progress, labels={"variant": variant})
+        try:
+            res = run_retraining(learner, real, **kw)
+        except ValueError as exc:             # checkpoints of another configuration: start afresh
+            if "different configuration" not in str(exc):
+                raise
+            warnings.warn(f"dae-generations: discarding checkpoints of another configuration ({exc})", stacklevel=2)
+            res = run_retraining(learner, real, resume=False, **kw)
+        w_prev = b_prev = None
         for g in range(1, cfg.generations + 1):
             seed = cfg.seed + 10 * g
-            if g == 1:
-                run = dae.train(tg, r=cfg.r, n_steps=n_train, lr=cfg.lr, train_b=train_b, b0=b0, seed=seed,
-                                threads=cfg.threads)
-                Eq, ttg = E, None
-            else:
-                Eq, ttg = (_generation_theory_target(w_prev, b_prev, E, sch, cfg, seed) if cfg.theory else (E, None))
-                run = dae.fit_generation(samples, r=cfg.r, lr=cfg.lr, train_b=train_b, b0=b0, observe=Eq, seed=seed,
-                                         threads=cfg.threads)
-            w, b = run.w[0], float(run.b[0])
-            samples = dae.sample_generation(run, n_train, schedule=sch, seed=seed + 1, threads=cfg.threads)
-            proj = samples[: cfg.n_eval] @ E
+            st, samples = res.states[g - 1], res.samples[g - 1]
+            w, b = st["w"], float(st["b"])
+            proj = samples @ E
             # theory: Cor. 2.3 with the ODE statistics (g >= 2) or the measured ones (g = 1)
-            if ttg is not None:
-                ode = th.integrate_odes(ttg, run.Q[0, 0], run.G[0, 0], b0, taus=[run.tau[-1]], lr=cfg.lr,
-                                        train_b=train_b, n_nodes=cfg.n_nodes, dtau=0.1)
+            if g >= 2 and cfg.theory:
+                Eq, ttg = _generation_theory_target(w_prev, b_prev, E, sch, cfg, seed)
+                w0 = st["w0"]
+                ode = th.integrate_odes(ttg, w0.T @ w0 / d, w0.T @ Eq / np.sqrt(d), st["b0"], taus=[st["tau"]],
+                                        lr=cfg.lr, train_b=train_b, n_nodes=cfg.n_nodes, dtau=0.1)
                 Qt, Gt, bt = ode["Q"][-1], ode["G"][-1][:, :2], float(ode["b"][-1])
                 source = "ODE"
             else:
