@@ -16,10 +16,12 @@ so that theta_0 can be well trained while later rounds fine-tune, as in the pape
 States are dicts of numpy arrays (picklable, device independent). Randomness comes from the
 loop's numpy generator (a fresh torch seed per call, inside ``torch.random.fork_rng`` so the
 global torch RNG is untouched); on CPU results are reproducible for a given seed.
-Device: ``"auto"`` uses CUDA when available, else CPU.
+Device: ``"auto"`` uses CUDA when available, else CPU. ``threads`` (default 1) sets torch's CPU
+threads during fit/sample only (small MLPs are fastest single-threaded; 0 keeps torch's setting).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -108,7 +110,7 @@ class _TorchLearner:
     def __init__(self, width: int = 128, n_blocks: int = 3, lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 256, samples_per_round: int = 50_000, initial_samples: int | None = None,
                  sample_steps: int = 100, reset_optimizer: bool = False, device: str = "auto",
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", threads: int = 1) -> None:
         self.width = check_positive_int(width, "width")
         self.n_blocks = check_positive_int(n_blocks, "n_blocks", minimum=0)
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
@@ -123,6 +125,7 @@ class _TorchLearner:
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = getattr(torch, dtype)
+        self.threads = check_positive_int(threads, "threads", minimum=0)
 
     # ----------------------------------------------------------------- protocol
     def config(self) -> dict[str, Any]:
@@ -145,6 +148,18 @@ class _TorchLearner:
     def _time_scale(self) -> float:
         return 1.0
 
+    @contextlib.contextmanager
+    def _torch_threads(self):
+        # Small 2D MLPs run fastest on one CPU thread; torch's pool spin-waits badly when the
+        # machine is oversubscribed. threads=0 keeps torch's own setting. Restored afterwards.
+        prev = torch.get_num_threads()
+        if self.threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(prev)
+
     def _model_from_state(self, state: dict[str, Any]) -> nn.Module:
         model = self._build(state["dim"])
         model.load_state_dict(_to_torch(state["model"], self.device))
@@ -154,7 +169,7 @@ class _TorchLearner:
         x = check_finite_array(data, "data", ndim=2)
         dim = x.shape[1]
         seed = int(rng.integers(0, 2**62))
-        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+        with self._torch_threads(), torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
             torch.manual_seed(seed)
             model = self._build(dim) if previous_state is None else self._model_from_state(previous_state)
             opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -178,7 +193,8 @@ class _TorchLearner:
         seed = int(rng.integers(0, 2**62))
         model = self._model_from_state(state)
         model.eval()
-        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]), torch.no_grad():
+        with self._torch_threads(), torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]), \
+                torch.no_grad():
             torch.manual_seed(seed)
             out = self._sample(model, n, state["dim"])
         return out.detach().cpu().numpy().astype(np.float64)
