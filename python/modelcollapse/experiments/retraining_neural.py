@@ -26,18 +26,18 @@ from ._registry import ExperimentOutput, register
 class NeuralRetrainingConfig:
     n_real: int = 2000
     n_eval: int = 1000
-    rounds: int = 10
+    rounds: int = 8
     synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1)
     width: int = 128
     n_blocks: int = 3
-    lr: float = 1e-3
-    batch_size: int = 512
-    samples_per_round: int = 51_200
-    initial_samples: int = 256_000
-    sample_steps: int = 100
+    lr: float = 2e-3
+    batch_size: int = 256
+    samples_per_round: int = 12_800
+    initial_samples: int = 64_000
+    sample_steps: int = 50
     density_ratios: tuple[float, ...] = (math.inf, 1.0)   # rows of the density figure
-    density_rounds: tuple[int, ...] = (0, 1, 2, 5, 10)
+    density_rounds: tuple[int, ...] = (0, 1, 2, 4, 8)
     torch_threads: int = 1       # CPU threads of the learners (small MLPs: 1 is fastest); 0: torch's default
     device: str = "auto"
     checkpoints: bool = True
@@ -52,22 +52,21 @@ class NeuralRetrainingConfig:
 
 
 DDPM_PRESETS = {
-    "quick": dict(n_real=500, n_eval=500, rounds=4, synthetic_ratios=(0.5, math.inf), seeds=(0,), lr=2e-3,
-                  batch_size=256, samples_per_round=7680, initial_samples=38400, sample_steps=50,
+    "quick": dict(n_real=500, n_eval=500, rounds=4, synthetic_ratios=(0.5, math.inf), seeds=(0,),
+                  samples_per_round=7680, initial_samples=38400, sample_steps=50,
                   density_ratios=(math.inf, 0.5), density_rounds=(0, 2, 4)),
     "default": dict(),
-    "paper": dict(n_real=10_000, n_eval=5000, rounds=100, seeds=tuple(range(5)), batch_size=1024,
+    "paper": dict(n_real=10_000, n_eval=5000, rounds=100, seeds=tuple(range(5)), lr=1e-3, batch_size=1024,
                   samples_per_round=2_000_000, initial_samples=4_000_000, sample_steps=1000,
                   density_rounds=(0, 1, 5, 20, 50, 100)),
 }
 
 FLOW_PRESETS = {
-    "quick": dict(n_real=500, n_eval=500, rounds=4, synthetic_ratios=(0.5, math.inf), seeds=(0,), lr=2e-3,
-                  batch_size=256, samples_per_round=7680, initial_samples=25600, sample_steps=10,
+    "quick": dict(n_real=500, n_eval=500, rounds=4, synthetic_ratios=(0.5, math.inf), seeds=(0,),
+                  samples_per_round=7680, initial_samples=25600, sample_steps=10,
                   density_ratios=(math.inf, 0.5), density_rounds=(0, 2, 4)),
-    "default": dict(n_real=1000, n_eval=1000, batch_size=256, samples_per_round=25_600, initial_samples=128_000,
-                    sample_steps=20),
-    "paper": dict(n_real=1000, n_eval=1000, rounds=50, seeds=tuple(range(10)), batch_size=256,
+    "default": dict(n_real=1000, n_eval=1000, initial_samples=51_200, sample_steps=20),
+    "paper": dict(n_real=1000, n_eval=1000, rounds=50, seeds=tuple(range(10)), lr=1e-3,
                   samples_per_round=150_000, initial_samples=300_000, sample_steps=100,
                   density_rounds=(0, 1, 5, 20, 50)),
 }
