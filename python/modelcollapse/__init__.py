@@ -29,3 +29,8 @@ def default_threads() -> int:
 
 __all__ = ["EmpiricalScore", "GaussianMixture", "ReverseSamples", "default_threads", "sample_reverse",
            "time_grid", "__version__"]
+
+# retraining (issue 5): the generic retraining loop, learners, Gaussian theory
+from . import retraining  # noqa: E402
+
+__all__ += ["retraining"]

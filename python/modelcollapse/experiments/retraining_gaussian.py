@@ -42,7 +42,7 @@ class RetrainingGaussianConfig:
 
 
 PRESETS = {
-    "quick": dict(n_values=(5, 20), rounds=30, n_chains=2000, stability_n=10, contraction_rounds=8,
+    "quick": dict(n_values=(5, 20), rounds=30, n_chains=1000, stability_n=10, contraction_rounds=8,
                   plateau_n=(25, 100), dim=1),
     "default": {},
     "paper": dict(n_values=(5, 10, 50, 200), rounds=300, n_chains=20000, plateau_n=(25, 100, 400, 1600)),
