@@ -267,3 +267,31 @@ def test_bad_configurations_rejected():
         _core.dae_train(np.zeros((1, 3)), np.ones((1, 3)), np.ones(1), np.zeros((0, 3)), np.zeros((1, 4, 2)),
                         np.zeros(1), np.zeros((1, 2)), True, 1.0, 0, 5, 1, 0.1, 0.0, True, 0, False,
                         np.array([0.5]), np.array([0.5]), np.zeros(1), 0.0, 0.0, np.zeros((4, 0)))
+
+
+def test_ctrl_c_interrupts_training():
+    import os
+    import signal
+    import threading
+    import time
+
+    m, E, tg = _trimodal(2000)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        dae.train(tg, r=2, n_steps=10_000_000, lr=0.2, replicas=2, seed=0)  # hours if not interrupted
+    assert time.perf_counter() - t0 < 10.0
+
+
+def test_torch_backend_agrees_in_law():
+    pytest.importorskip("torch")
+    d = 600
+    m, E, tg = _trimodal(d)
+    kw = dict(r=2, tau=0.6, lr=0.4, observe=E, replicas=3, init=_warm_start(d, 2, 0), record_every=150)
+    a = dae.train(tg, backend="cpp", seed=1, **kw)
+    t = dae.train(tg, backend="torch", seed=1, device="cpu", **kw)
+    assert t.Q.shape == a.Q.shape and t.M.shape == a.M.shape
+    np.testing.assert_allclose(t.b_hist.mean(0), a.b_hist.mean(0), atol=3e-3)
+    assert np.abs(t.M.mean(0) - a.M.mean(0)).max() < 0.3
+    assert np.abs(t.Q.mean(0) - a.Q.mean(0)).max() < 0.3

@@ -62,6 +62,9 @@ void register_random(py::module_& m);
 void register_mixture(py::module_& m);
 void register_sampler(py::module_& m);
 void register_dae(py::module_& m);
+void register_hermite(py::module_& m);
 void register_retraining(py::module_& m);
+void register_metrics(py::module_& m);
+void register_hodge(py::module_& m);
 
 }  // namespace mcbind

@@ -14,5 +14,8 @@ PYBIND11_MODULE(_core, m) {
     mcbind::register_mixture(m);
     mcbind::register_sampler(m);
     mcbind::register_dae(m);
+    mcbind::register_hermite(m);
     mcbind::register_retraining(m);
+    mcbind::register_metrics(m);
+    mcbind::register_hodge(m);
 }

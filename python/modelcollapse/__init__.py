@@ -11,6 +11,11 @@ Quick start::
     p = mc.GaussianMixture([0.5, 0.5], [[-2, 0], [2, 0]], 0.3)
     out = mc.sample_reverse(p, n_samples=10_000, T=2.0, delta=0.05, steps=200, init="exact", seed=1)
     out.samples  # ~ S_0.05 p
+
+Areas: :mod:`.truncation` and :mod:`.hermite` (recursion with truncated reverse
+diffusion), :mod:`.hodge` (geometry of score errors), :mod:`.retraining` (the retraining
+loop, learners, Gaussian theory), :mod:`.dae` and :mod:`.dae_theory` (high-dimensional
+denoising autoencoder), :mod:`.metrics` (KDE, Hellinger, Wasserstein, precision/recall).
 """
 from __future__ import annotations
 
@@ -27,10 +32,12 @@ def default_threads() -> int:
     return int(_core.hardware_threads())
 
 
+from . import dae, dae_theory, hermite, hodge, metrics, retraining, truncation  # noqa: E402
+from .hermite import HermiteMoments, hermite_moments, mixture_moments  # noqa: E402
+from .hodge import PerturbedScore  # noqa: E402
+from .truncation import Schedule, exact_recursion, limit_law, simulate_recursion  # noqa: E402
+
 __all__ = ["EmpiricalScore", "GaussianMixture", "ReverseSamples", "default_threads", "sample_reverse",
-           "time_grid", "__version__"]
-
-# retraining (issue 5): the generic retraining loop, learners, Gaussian theory
-from . import retraining  # noqa: E402
-
-__all__ += ["retraining"]
+           "time_grid", "__version__", "dae", "dae_theory", "hermite", "hodge", "metrics", "retraining",
+           "truncation", "HermiteMoments", "hermite_moments", "mixture_moments", "PerturbedScore", "Schedule",
+           "exact_recursion", "limit_law", "simulate_recursion"]

@@ -240,7 +240,8 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
           times: Sequence[float] | str = (0.5,), time_encoding: Sequence[float] = (0.0, 0.0),
           train_b: bool = True, b0: float = 0.0, v0: Any = None, init: Any = "random",
           init_scale: float = 1.0, record_every: int | None = None, observe: Any = None,
-          replicas: int = 1, seed: Any = 0, threads: int = 0, backend: str = "cpp") -> DaeRun:
+          replicas: int = 1, seed: Any = 0, threads: int = 0, backend: str = "cpp",
+          device: str | None = None) -> DaeRun:
     """Online SGD of the tied DAE on ``target`` (spec dae.md §2).
 
     Parameters
@@ -260,7 +261,9 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
     record_every : record statistics every k steps (default: about 200 records).
     observe : (d, R) orthonormal basis E of the observation space for G = w^T E / sqrt d.
     replicas : independent runs (streams 0..replicas-1 of ``seed``), spread over ``threads``.
-    backend : "cpp" or "numpy" (reference, same samples, one replica at a time; slow).
+    backend : "cpp", "numpy" (reference, same samples, one replica at a time; slow) or
+        "torch" (optional dependency: replicas batched on ``device``, default CUDA when
+        available; its own random numbers, so it agrees with the others in law only).
     """
     if not isinstance(target, DaeTarget):
         raise TypeError(f"target must be a DaeTarget (see isotropic_mixture, gaussian_target, ...), got {type(target).__name__}")
@@ -271,7 +274,7 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
     check_choice(activation, "activation", ACTIVATIONS)
-    check_choice(backend, "backend", ("cpp", "numpy"))
+    check_choice(backend, "backend", ("cpp", "numpy", "torch"))
     if (n_steps is None) == (tau is None):
         raise ValueError("give exactly one of n_steps or tau (training time 2 lr n / d)")
     n = training_steps(tau, d, lr) if tau is not None else check_positive_int(n_steps, "n_steps", minimum=0)
@@ -317,6 +320,9 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
                               n, every, lr, weight_decay, bool(train_b), _ACT_CODE[activation], uniform, alpha,
                               beta, p, p0, p1, np.ascontiguousarray(E_tr), threads,
                               bool(target.sequential))
+    elif backend == "torch":
+        out = _train_torch(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed_, n, every,
+                           lr, weight_decay, bool(train_b), activation, uniform, beta, p, p0, p1, E_tr, device)
     else:
         out = _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed_, n, every,
                            lr, weight_decay, bool(train_b), activation, uniform, beta, p, p0, p1, E_tr)
@@ -365,6 +371,90 @@ def _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v
         vs.append(v)
     return dict(w=np.array(ws), b=np.array(bs), v=np.array(vs), steps=np.array(steps),
                 **{k: np.array(val) for k, val in rec.items()})
+
+
+def _train_torch(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed, n, every, lr,
+                 weight_decay, train_b, activation, uniform, times, p, p0, p1, E_tr, device) -> dict:
+    """Batched replicas in torch (float64): the reference updates vectorised over replicas."""
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("backend='torch' needs torch (pip install 'modelcollapse[torch]')") from None
+    dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    gen = torch.Generator(device=dev).manual_seed(int(seed) % (2**63))
+    f64 = dict(dtype=torch.float64, device=dev)
+    reps, d, r = w_start.shape
+    sd = float(np.sqrt(d))
+    W = (init_scale * torch.randn(reps, d, r, generator=gen, **f64) if random_init
+         else torch.as_tensor(w_start, **f64).clone())
+    b = torch.full((reps,), float(b0), **f64)
+    v = torch.as_tensor(np.tile(v_init, (reps, 1)), **f64)
+    means = torch.as_tensor(means_tr, **f64)
+    E = torch.as_tensor(E_tr, **f64)
+    has_data = data.shape[0] > 0
+    if has_data:
+        X = torch.as_tensor(data, **f64)
+    else:
+        scales = torch.as_tensor(target.scales, **f64)
+        wts = torch.as_tensor(target.weights, **f64)
+    acts = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda h: h, "erf": torch.erf, "sigmoid": torch.sigmoid}
+    act = acts[activation]
+    if not uniform:
+        tg_ = torch.as_tensor(times, **f64)[None, :, None]        # (1, m, 1)
+        pg_ = torch.as_tensor(p, **f64)[None, :, None]
+    steps = sorted(set(list(range(0, n + 1, every)) + [n]))
+    rec = {k: [] for k in ("Q", "M", "G", "b_hist", "v_hist")}
+
+    def record():
+        rec["Q"].append((W.transpose(1, 2) @ W / d).cpu().numpy())
+        rec["M"].append((torch.einsum("cd,kdr->kcr", means, W) / sd).cpu().numpy())
+        rec["G"].append((W.transpose(1, 2) @ E / sd).cpu().numpy())
+        rec["b_hist"].append(b.cpu().numpy().copy())
+        rec["v_hist"].append(v.cpu().numpy().copy())
+
+    record()
+    for s in range(1, n + 1):
+        x0 = torch.randn(reps, d, generator=gen, **f64)
+        if has_data:
+            idx = (torch.full((reps,), (s - 1) % X.shape[0], device=dev, dtype=torch.long) if target.sequential
+                   else torch.randint(0, X.shape[0], (reps,), generator=gen, device=dev))
+            x1 = X[idx]
+        else:
+            c = torch.multinomial(wts, reps, replacement=True, generator=gen)
+            x1 = means[c] + scales[c] * torch.randn(reps, d, generator=gen, **f64)
+        if uniform:
+            t = torch.rand(reps, 1, 1, generator=gen, **f64)
+            pt = p0 + p1 * t
+        else:
+            t, pt = tg_, pg_
+        al, be = 1.0 - t, t
+        xt = al * x0[:, None, :] + be * x1[:, None, :]                              # (k, m, d)
+        m = xt.shape[1]
+        h = torch.einsum("kmd,kdr->kmr", xt, W) / sd + pt * v[:, None, :]
+        sig = act(h)
+        if activation == "tanh":
+            dsig = 1.0 - sig * sig
+        elif activation == "relu":
+            dsig = (h > 0).to(h.dtype)
+        elif activation == "linear":
+            dsig = torch.ones_like(h)
+        elif activation == "erf":
+            dsig = 2.0 / np.sqrt(np.pi) * torch.exp(-h * h)
+        else:
+            dsig = sig * (1.0 - sig)
+        e = x1[:, None, :] - b[:, None, None] * xt - torch.einsum("kmr,kdr->kmd", sig, W) / sd
+        back = dsig * torch.einsum("kmd,kdr->kmr", e, W) / sd
+        grad_w = -2.0 / sd * (torch.einsum("kmd,kmr->kdr", e, sig) + torch.einsum("kmd,kmr->kdr", xt, back)) / m
+        grad_b = -2.0 * (e * xt).sum(dim=(1, 2)) / m
+        grad_v = -2.0 * (pt * back).sum(dim=1) / m
+        W = W - lr * grad_w - lr * weight_decay / d * W
+        v = v - lr / d * grad_v - lr * weight_decay / d * v
+        if train_b:
+            b = b - lr / d**2 * grad_b
+        if s in steps:
+            record()
+    return dict(w=W.cpu().numpy(), b=b.cpu().numpy(), v=v.cpu().numpy(), steps=np.array(steps),
+                **{k: np.stack(val, axis=1) for k, val in rec.items()})
 
 
 # ----------------------------------------------------------------------------- generation

@@ -17,7 +17,7 @@ u = sigma'(h_t) * lambda_e, xi = E^T x):
     dQ/dtau = <lambda_e s^T + s lambda_e^T + lambda_t u^T + u lambda_t^T> - lambda Q
               + 2 eta <<s s'^T A_ee + s u'^T A_ex + u s'^T A_xe + u u'^T A_xx>>
     dv/dtau = <p_t u> - (lambda/2) v
-    db/dtau = E_t[beta_t rho_bar - b (beta_t^2 rho_bar + alpha_t^2)]
+    db/dtau = E_t[beta_t rho_bar - b (beta_t^2 rho_bar + alpha_t^2)]  (- <s^T lambda_t> / d at finite d)
 
 where <.> averages over c, the Gaussian fields and t in G, <<.>> over c, the fields and pairs
 (t, t') of G (one t per step in uniform mode), and A_ee = (1 - b beta)(1 - b beta') rho_c +
@@ -117,14 +117,25 @@ class TheoryTarget:
     rho: np.ndarray
     weights: np.ndarray
     D: np.ndarray
+    d: float = np.inf
+
+    @property
+    def rho_eff(self) -> np.ndarray:
+        """E||x_1 - 0||^2 / d per cluster: rho_c + (tr D_c + ||m_c||^2) / d. The O(1/d) part
+        vanishes as d -> infinity (the paper's limit) but matters at finite d when rho_c is
+        itself small (collapsed generations)."""
+        if not np.isfinite(self.d):
+            return self.rho
+        return self.rho + (np.trace(self.D, axis1=1, axis2=2) + np.sum(self.m**2, axis=1)) / self.d
 
     @property
     def rho_bar(self) -> float:
-        return float(self.weights @ self.rho)
+        return float(self.weights @ self.rho_eff)
 
 
-def theory_target(m: Any, rho: Any = 1.0, weights: Any = None, D: Any = None) -> TheoryTarget:
-    """Validated :class:`TheoryTarget` (see its docstring)."""
+def theory_target(m: Any, rho: Any = 1.0, weights: Any = None, D: Any = None, d: float | None = None) -> TheoryTarget:
+    """Validated :class:`TheoryTarget` (see its docstring). ``d``: keep the O(1/d) part of
+    ||x_1||^2 / d (finite-d correction of rho_bar and of the O(eta) term); None = d -> infinity."""
     mm = check_finite_array(m, "m", ndim=2)
     K, R = mm.shape
     rr = np.broadcast_to(check_finite_array(rho, "rho", ndim=(0, 1)), (K,)).astype(float)
@@ -135,7 +146,8 @@ def theory_target(m: Any, rho: Any = 1.0, weights: Any = None, D: Any = None) ->
         raise ValueError("weights must be non-negative with a positive sum")
     DD = np.zeros((K, R, R)) if D is None else np.broadcast_to(
         check_finite_array(D, "D", ndim=(2, 3)), (K, R, R)).astype(float)
-    return TheoryTarget(mm, rr, ww / ww.sum(), DD)
+    dd = np.inf if d is None else check_real(d, "d", low=1.0)
+    return TheoryTarget(mm, rr, ww / ww.sum(), DD, dd)
 
 
 def _sqrtm_psd(A: np.ndarray) -> np.ndarray:
@@ -183,6 +195,7 @@ def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem)
     dQ = np.zeros((r, r))
     dG = np.zeros((r, R))
     dv = np.zeros(r)
+    net_b = 0.0                                                          # E[s^T lambda_t], finite-d part of db
     nt = len(pb.ts)
     for c in range(len(tg.weights)):
         pc = tg.weights[c]
@@ -206,9 +219,10 @@ def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem)
             A = (le * wn[:, None]).T @ s + (lt * wn[:, None]).T @ u
             dQ += A + A.T
             dv += pt * (wn @ u)
+            net_b += float(wn @ np.sum(s * lt, axis=1))
             S.append(s), U.append(u), LT.append(lt), XT.append((al, be))
         if pb.quadratic and pb.lr > 0:
-            rho = tg.rho[c]
+            rho = tg.rho_eff[c]
             pairs = [(i, i) for i in range(nt)] if pb.uniform else [(i, j) for i in range(nt) for j in range(nt)]
             for i, j in pairs:
                 (a1, b1), (a2, b2) = XT[i], XT[j]
@@ -226,6 +240,8 @@ def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem)
     if pb.train_b:
         rb = tg.rho_bar
         db = float(pb.tw @ (pb.ts * rb - b * (pb.ts**2 * rb + (1 - pb.ts) ** 2)))
+        if np.isfinite(tg.d):
+            db -= net_b / tg.d          # e contains -w s / sqrt d: O(1/d), kept at finite d
     else:
         db = 0.0
     return dQ, dG, db, dv

@@ -75,8 +75,15 @@ def time_grid(T: float, delta: float, steps: int, grid: str = "uniform") -> np.n
     return _ref.sampler.time_grid(T, delta, steps, grid)
 
 
+def _is_compiled_model(score_model: Any) -> bool:
+    """Mixtures, empirical scores, and any model that declares ``_compiled_score_model``
+    (it provides ``_core().sample_reverse``, ``dim``, ``describe()``, ``sample_smoothed``)."""
+    return isinstance(score_model, (GaussianMixture, EmpiricalScore)) or bool(
+        getattr(score_model, "_compiled_score_model", False))
+
+
 def describe_score(score_model: Any) -> str:
-    if isinstance(score_model, (GaussianMixture, EmpiricalScore)):
+    if _is_compiled_model(score_model):
         return score_model.describe()
     return f"callable {getattr(score_model, '__qualname__', type(score_model).__name__)}"
 
@@ -133,7 +140,7 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
     check_choice(backend, "backend", BACKENDS)
     threads = check_threads(threads)
     times = time_grid(T, delta, steps, grid)
-    is_model = isinstance(score_model, (GaussianMixture, EmpiricalScore))
+    is_model = _is_compiled_model(score_model)
     if not is_model and not callable(score_model):
         raise TypeError("score_model must be a GaussianMixture, an EmpiricalScore or a callable score(x, t)")
     if isinstance(score_model, EmpiricalScore) and delta <= 0:

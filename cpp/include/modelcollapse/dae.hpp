@@ -63,6 +63,83 @@ inline void activate(Activation a, double h, double& s, double& ds) {
 
 constexpr int kMaxR = 64;
 
+// Sweep 1 for a compile-time r: w^T x0, w^T x1, w^T w and the three norms in one pass.
+template <int R>
+void sweep_fields(const double* W, std::size_t d, const double* x0, const double* x1, double* P0,
+                                double* P1, double* WW, double* norms) {
+    constexpr int NG = R * (R + 1) / 2;
+    constexpr int NA = 3 + 2 * R + NG;  // accumulators: norms, w^T x0, w^T x1, Gram
+    constexpr int L = 4;                // independent lanes (vectorised by the compiler)
+    const double* rows[R];
+    for (int j = 0; j < R; ++j) rows[j] = W + j * d;
+    double acc[NA][L] = {};
+    auto body = [&](std::size_t i, int l) {
+        const double a = x0[i], c = x1[i];
+        acc[0][l] += a * a;
+        acc[1][l] += a * c;
+        acc[2][l] += c * c;
+        int q = 3;
+        for (int j = 0; j < R; ++j) {
+            const double wj = rows[j][i];
+            acc[q++][l] += wj * a;
+            acc[q++][l] += wj * c;
+            for (int k = 0; k <= j; ++k) acc[q++][l] += wj * rows[k][i];
+        }
+    };
+    std::size_t i = 0;
+    for (; i + L <= d; i += L)
+        for (int l = 0; l < L; ++l) body(i + l, l);
+    for (int l = 0; l < L && i < d; ++i, ++l) body(i, l);
+    double tot[NA];
+    for (int q = 0; q < NA; ++q) tot[q] = (acc[q][0] + acc[q][2]) + (acc[q][1] + acc[q][3]);
+    double p0[R], p1[R], gg[NG];
+    {
+        int q = 3, g = 0;
+        for (int j = 0; j < R; ++j) {
+            p0[j] = tot[q++];
+            p1[j] = tot[q++];
+            for (int k = 0; k <= j; ++k) gg[g++] = tot[q++];
+        }
+    }
+    const double s00 = tot[0], s01 = tot[1], s11 = tot[2];
+    int q = 0;
+    for (int j = 0; j < R; ++j) {
+        P0[j] = p0[j];
+        P1[j] = p1[j];
+        for (int k = 0; k <= j; ++k, ++q) {
+            WW[j * R + k] = gg[q];
+            WW[k * R + j] = gg[q];
+        }
+    }
+    norms[0] = s00;
+    norms[1] = s01;
+    norms[2] = s11;
+}
+
+// Sweep 2 for a compile-time r: w_j <- sum_k w_k Cf[k][j] + a0_j x0 + a1_j x1.
+template <int R>
+void sweep_update(double* W, std::size_t d, const double* Cf, const double* a0, const double* a1,
+                                const double* x0, const double* x1) {
+    double* rows[R];
+    for (int j = 0; j < R; ++j) rows[j] = W + j * d;
+    double cf[R * R], c0[R], c1[R];
+    for (int j = 0; j < R * R; ++j) cf[j] = Cf[j];
+    for (int j = 0; j < R; ++j) {
+        c0[j] = a0[j];
+        c1[j] = a1[j];
+    }
+#pragma omp simd
+    for (std::size_t i = 0; i < d; ++i) {
+        double old[R];
+        for (int k = 0; k < R; ++k) old[k] = rows[k][i];
+        for (int j = 0; j < R; ++j) {
+            double acc = c0[j] * x0[i] + c1[j] * x1[i];
+            for (int k = 0; k < R; ++k) acc += old[k] * cf[k * R + j];
+            rows[j][i] = acc;
+        }
+    }
+}
+
 // Time grid of the loss: either m fixed points (alpha_k, beta_k, p_k), averaged in every
 // step, or one t ~ U(0, 1) per step with alpha = 1 - t, beta = t, p_t = p0 + p1 t.
 struct Schedule {
@@ -226,42 +303,13 @@ class Trainer {
     }
 
   private:
-    // One fused pass for a compile-time r: every inner product in a single sweep.
     void pass1_fixed(const double* W, const double* x0, const double* x1, double* P0, double* P1, double* WW,
                      double& n00, double& n01, double& n11) const {
-        constexpr int R = RC > 0 ? RC : 1;
-        constexpr int NG = R * (R + 1) / 2;
-        const std::size_t d = d_;
-        const double* rows[R];
-        for (int j = 0; j < R; ++j) rows[j] = W + j * d;
-        double p0[R] = {0}, p1[R] = {0}, gg[NG] = {0};
-        double s00 = 0.0, s01 = 0.0, s11 = 0.0;
-#pragma omp simd reduction(+ : p0[:R], p1[:R], gg[:NG], s00, s01, s11)
-        for (std::size_t i = 0; i < d; ++i) {
-            const double a = x0[i], c = x1[i];
-            s00 += a * a;
-            s01 += a * c;
-            s11 += c * c;
-            int q = 0;
-            for (int j = 0; j < R; ++j) {
-                const double wj = rows[j][i];
-                p0[j] += wj * a;
-                p1[j] += wj * c;
-                for (int k = 0; k <= j; ++k) gg[q++] += wj * rows[k][i];
-            }
-        }
-        int q = 0;
-        for (int j = 0; j < R; ++j) {
-            P0[j] = p0[j];
-            P1[j] = p1[j];
-            for (int k = 0; k <= j; ++k, ++q) {
-                WW[j * R + k] = gg[q];
-                WW[k * R + j] = gg[q];
-            }
-        }
-        n00 = s00;
-        n01 = s01;
-        n11 = s11;
+        double norms[3];
+        sweep_fields<(RC > 0 ? RC : 1)>(W, d_, x0, x1, P0, P1, WW, norms);
+        n00 = norms[0];
+        n01 = norms[1];
+        n11 = norms[2];
     }
 
     void update_w(double* W, const double* Cf, const double* a0, const double* a1, const double* x0,
@@ -269,25 +317,7 @@ class Trainer {
         const int r = this->r();
         const std::size_t d = d_;
         if (RC > 0) {
-            constexpr int R = RC > 0 ? RC : 1;
-            double* rows[R];
-            for (int j = 0; j < R; ++j) rows[j] = W + j * d;
-            double cf[R * R], c0[R], c1[R];
-            for (int j = 0; j < R * R; ++j) cf[j] = Cf[j];
-            for (int j = 0; j < R; ++j) {
-                c0[j] = a0[j];
-                c1[j] = a1[j];
-            }
-#pragma omp simd
-            for (std::size_t i = 0; i < d; ++i) {
-                double old[R];
-                for (int k = 0; k < R; ++k) old[k] = rows[k][i];
-                for (int j = 0; j < R; ++j) {
-                    double acc = c0[j] * x0[i] + c1[j] * x1[i];
-                    for (int k = 0; k < R; ++k) acc += old[k] * cf[k * R + j];
-                    rows[j][i] = acc;
-                }
-            }
+            sweep_update<(RC > 0 ? RC : 1)>(W, d, Cf, a0, a1, x0, x1);
         } else {
             std::vector<double> old(static_cast<std::size_t>(r));
             for (std::size_t i = 0; i < d; ++i) {

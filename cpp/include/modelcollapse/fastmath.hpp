@@ -6,49 +6,158 @@
 #include <cstdint>
 #include <cstring>
 
+// Hot kernels are compiled twice where the toolchain allows it (GCC, x86-64 Linux, portable
+// build): for AVX2 and for the baseline, picked at load time (target_clones / ifunc). AVX2
+// without FMA: the same IEEE operations as the baseline, so per-lane results are
+// bit-identical; only the lane count (and so the order of sums reduced across lanes)
+// changes. A -march=native build (MODELCOLLAPSE_NATIVE) needs no clones.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__AVX2__) && !defined(MODELCOLLAPSE_NO_DISPATCH)
+#define MODELCOLLAPSE_HOT static __attribute__((target_clones("avx2", "default")))
+#else
+#define MODELCOLLAPSE_HOT inline
+#endif
+
 namespace modelcollapse {
 namespace fastmath {
 
+// Bit casts. __builtin_bit_cast keeps loops that use them vectorisable (a memcpy through a
+// local can stop GCC's vectoriser).
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_bit_cast)
+#define MODELCOLLAPSE_HAS_BIT_CAST 1
+#endif
+#endif
 inline double bits_to_double(std::uint64_t b) {
+#ifdef MODELCOLLAPSE_HAS_BIT_CAST
+    return __builtin_bit_cast(double, b);
+#else
     double d;
     std::memcpy(&d, &b, sizeof d);
     return d;
+#endif
 }
 inline std::uint64_t double_to_bits(double d) {
+#ifdef MODELCOLLAPSE_HAS_BIT_CAST
+    return __builtin_bit_cast(std::uint64_t, d);
+#else
     std::uint64_t b;
     std::memcpy(&b, &d, sizeof b);
     return b;
+#endif
 }
 
-// exp(x) for x <= 0 (the only case log-sum-exp needs); returns 0 below -708.
+// exp(x) for x <= 0 (the only case log-sum-exp needs): < 1 ulp for normal results,
+// correctly rounded subnormals below -708, 0 below -745.5 and for -inf, NaN for NaN.
+// Branch-free and written so that GCC vectorises loops that call it with plain SSE2: the
+// clamp is a bit mask built from a select between two doubles (a select between constants
+// and x, or a bool -> integer mask, makes GCC either thread the clamped path into a branch
+// or give up on SSE2), and the result is scaled by 2^(k + 600) then 2^-600 so that no
+// exponent field can wrap for k >= -1623.
 inline double exp_nonpositive(double x) {
     constexpr double kLog2e = 1.4426950408889634074;
     constexpr double kLn2Hi = 6.93147180369123816490e-01;
     constexpr double kLn2Lo = 1.90821492927058770002e-10;
     constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer
-    double xc = x < -708.0 ? -708.0 : x;
+    constexpr double kLowest = -745.5;               // exp(-745.5) rounds to 0
+    const std::uint64_t below = double_to_bits(x < kLowest ? bits_to_double(~0ull) : 0.0);
+    const double xc = bits_to_double((double_to_bits(x) & ~below) | (double_to_bits(kLowest) & below));
     double t = xc * kLog2e + kShifter;
     double kf = t - kShifter;
     std::int64_t k = static_cast<std::int64_t>(double_to_bits(t) - double_to_bits(kShifter));
     double r = (xc - kf * kLn2Hi) - kf * kLn2Lo;  // |r| <= ln2 / 2
-    // Taylor series of e^r to degree 13: remainder < 1e-17 on |r| <= 0.347.
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    double scale = bits_to_double(static_cast<std::uint64_t>(k + 1023) << 52);
-    double y = p * scale;
-    return x < -708.0 ? 0.0 : y;
+    // Taylor series of e^r to degree 13 (remainder < 1e-17 on |r| <= 0.347), evaluated
+    // with Estrin's scheme: a short dependency chain, so loops are not latency-bound.
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double a0 = 1.0 + r;
+    const double a1 = 1.0 / 2.0 + r * (1.0 / 6.0);
+    const double a2 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    const double a3 = 1.0 / 720.0 + r * (1.0 / 5040.0);
+    const double a4 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+    const double a5 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+    const double a6 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    const double b0 = a0 + r2 * a1;
+    const double b1 = a2 + r2 * a3;
+    const double b2 = a4 + r2 * a5;
+    const double p = (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
+    // Both scalings are exact for normal results (then identical to p * 2^k); the second
+    // rounds once into the subnormal range.
+    const double scale = bits_to_double(static_cast<std::uint64_t>(k + 1623) << 52);  // 2^(k + 600)
+    return (p * scale) * 0x1p-600;
+}
+
+// Natural log of a positive, finite, normal x (fdlibm's e_log.c algorithm, branch-free:
+// x = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = log1p(f) through s = f / (2 + f) and a
+// minimax polynomial in s^2). Error < 1 ulp, like std::log; vectorises with SSE2 (no
+// integer <-> double conversion instructions needed).
+inline double log_positive(double x) {
+    constexpr double kLn2Hi = 6.93147180369123816490e-01;
+    constexpr double kLn2Lo = 1.90821492927058770002e-10;
+    constexpr double Lg1 = 6.666666666666735130e-01;
+    constexpr double Lg2 = 3.999999999940941908e-01;
+    constexpr double Lg3 = 2.857142874366239149e-01;
+    constexpr double Lg4 = 2.222219843214978396e-01;
+    constexpr double Lg5 = 1.818357216161805012e-01;
+    constexpr double Lg6 = 1.531383769920937332e-01;
+    constexpr double Lg7 = 1.479819860511658591e-01;
+    // Shift the bits so that the mantissa lands in [sqrt(1/2), sqrt(2)) (0x3fe6a09e... is
+    // the high part of sqrt(1/2)); the exponent then comes out of the top 12 bits.
+    constexpr std::uint64_t kOff = 0x3ff0000000000000ull - 0x3fe6a09e00000000ull;
+    const std::uint64_t top = double_to_bits(x) + kOff;
+    const double m = bits_to_double((top & 0x000fffffffffffffull) + 0x3fe6a09e00000000ull);
+    // e + 1023 as a double without an int -> double conversion: 2^52 + (top >> 52).
+    const double e = bits_to_double((top >> 52) | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0);
+    const double f = m - 1.0;
+    const double s = f / (2.0 + f);
+    const double z = s * s;
+    const double w = z * z;
+    const double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+    const double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    const double R = t2 + t1;
+    const double hfsq = 0.5 * f * f;
+    return e * kLn2Hi - ((hfsq - (s * (hfsq + R) + e * kLn2Lo)) - f);
+}
+
+// sin and cos of x for |x| <= 2^19 (the library only uses x in [0, 2 pi]): Cody-Waite
+// reduction by pi/2 in three parts (fdlibm's pio2_1, pio2_2, pio2_2t; q * pio2_1 and
+// q * pio2_2 are exact), Taylor polynomials (Estrin's scheme) on |r| <= pi/4 (truncation < 1e-17 relative),
+// then the quadrant picks and signs the results with bit operations. Error: a couple of
+// ulp (checked against std::sin / std::cos), branch-free, vectorises with SSE2.
+inline void sincos(double x, double& sin_out, double& cos_out) {
+    constexpr double kTwoOverPi = 6.36619772367581382433e-01;
+    constexpr double kPio2_1 = 1.57079632673412561417e+00;
+    constexpr double kPio2_2 = 6.07710050630396597660e-11;
+    constexpr double kPio2_2t = 2.02226624879595063154e-21;
+    constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52
+    const double t = x * kTwoOverPi + kShifter;
+    const double qf = t - kShifter;
+    const std::uint64_t q = double_to_bits(t) - double_to_bits(kShifter);  // two's complement
+    const double r = ((x - qf * kPio2_1) - qf * kPio2_2) - qf * kPio2_2t;
+    const double z = r * r;
+    const double z2 = z * z, z4 = z2 * z2;
+    // sin r = r - r^3 (1/3! - z/5! + ... ), through r^15 (error < r^17 / 17!); Estrin's
+    // scheme in z keeps the dependency chain short.
+    const double e0 = 1.0 / 6.0 - z * (1.0 / 120.0);
+    const double e1 = 1.0 / 5040.0 - z * (1.0 / 362880.0);
+    const double e2 = 1.0 / 39916800.0 - z * (1.0 / 6227020800.0);
+    const double ps = (e0 + z2 * e1) + z4 * (e2 + z2 * (1.0 / 1307674368000.0));
+    const double sr = r - (r * z) * ps;
+    // cos r = 1 - z/2 + z^2 (1/4! - z/6! + ...), through r^16 (error < r^18 / 18!), with
+    // fdlibm's compensated final sum.
+    const double f0 = 1.0 / 24.0 - z * (1.0 / 720.0);
+    const double f1 = 1.0 / 40320.0 - z * (1.0 / 3628800.0);
+    const double f2 = 1.0 / 479001600.0 - z * (1.0 / 87178291200.0);
+    const double pc = (f0 + z2 * f1) + z4 * (f2 + z2 * (1.0 / 20922789888000.0));
+    const double hz = 0.5 * z;
+    const double w1 = 1.0 - hz;
+    const double cr = w1 + (((1.0 - w1) - hz) + z2 * pc);
+    // Quadrant q mod 4: sin x = (sr, cr, -sr, -cr), cos x = (cr, -sr, -cr, sr).
+    const std::uint64_t swap = 0 - (q & 1u);  // all ones for odd quadrants
+    const std::uint64_t bs = double_to_bits(sr), bc = double_to_bits(cr);
+    const std::uint64_t s_bits = (bs & ~swap) | (bc & swap);
+    const std::uint64_t c_bits = (bc & ~swap) | (bs & swap);
+    sin_out = bits_to_double(s_bits ^ ((q & 2u) << 62));
+    cos_out = bits_to_double(c_bits ^ (((q + 1u) & 2u) << 62));
 }
 
 }  // namespace fastmath

@@ -13,6 +13,7 @@
 
 #include <Eigen/Dense>
 
+#include "fastmath.hpp"
 #include "random.hpp"
 
 namespace modelcollapse {
@@ -83,6 +84,13 @@ struct SmoothedMixture {
     std::vector<double> inv_eig;      // 1 / (e^{-2t} lambda + sigma_t^2)
     std::vector<double> sqrt_eig;     // sqrt(e^{-2t} lambda + sigma_t^2), for sampling
     std::vector<double> cum_weights;  // cumulative pi_k, for sampling
+    // For the vectorised kernels: the components with pi_k > 0, and (full only) the
+    // precision matrices P_k = U_k diag(inv_eig_k) U_k^T, K * d * d row-major.
+    std::vector<std::size_t> active;
+    std::vector<double> prec;
+    // Component-major copies for the per-point kernel (vectorised across components):
+    // coordinate j of component k at j * K + k (means and inv_eig; isotropic/diagonal).
+    std::vector<double> means_t, inv_t;
 };
 
 inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
@@ -114,18 +122,101 @@ inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
         s.cum_weights[k] = cum;
     }
     for (auto& c : s.cum_weights) c /= cum;
+    for (std::size_t k = 0; k < p.K; ++k)
+        if (s.log_coef[k] != -std::numeric_limits<double>::infinity()) s.active.push_back(k);
+    if (p.kind == CovKind::full) {
+        using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        s.prec.resize(p.K * p.d * p.d);
+        const Eigen::Index d = static_cast<Eigen::Index>(p.d);
+        for (std::size_t k = 0; k < p.K; ++k) {
+            Eigen::Map<const RowMat> U(p.eigvecs.data() + k * p.d * p.d, d, d);
+            Eigen::Map<const Eigen::VectorXd> inv(s.inv_eig.data() + k * p.d, d);
+            Eigen::Map<RowMat> P(s.prec.data() + k * p.d * p.d, d, d);
+            P.noalias() = U * inv.asDiagonal() * U.transpose();
+        }
+    } else {
+        s.means_t.resize(p.K * p.d);
+        s.inv_t.resize(p.K * p.d);
+        for (std::size_t k = 0; k < p.K; ++k)
+            for (std::size_t j = 0; j < p.d; ++j) {
+                s.means_t[j * p.K + k] = s.means[k * p.d + j];
+                s.inv_t[j * p.K + k] = s.inv_eig[k * p.d + j];
+            }
+    }
     return s;
 }
 
 struct MixtureWorkspace {
-    std::vector<double> diff, z, g, acc;
+    std::vector<double> diff, z, g, acc, logit;
     explicit MixtureWorkspace(std::size_t d) : diff(d), z(d), g(d), acc(d) {}
 };
 
+namespace detail {
+
+// Log density and score at one point for isotropic/diagonal covariances, vectorised across
+// components: logits l_k = log_coef_k - 1/2 sum_j (x_j - mu_kj)^2 / lambda_kj, then a two-pass
+// log-sum-exp (max, then weights e^{l_k - max} <= 1 with fastmath::exp_nonpositive).
+MODELCOLLAPSE_HOT double mixture_eval_point_diag(const SmoothedMixture& m, const double* x, double* score,
+                                      MixtureWorkspace& w) {
+    const std::size_t K = m.K, d = m.d;
+    if (w.logit.size() < K) w.logit.resize(K);
+    double* l = w.logit.data();
+    const double* lc = m.log_coef.data();
+    {
+        const double* mu = m.means_t.data();
+        const double* inv = m.inv_t.data();
+        const double x0 = x[0];
+#pragma omp simd
+        for (std::size_t k = 0; k < K; ++k) {
+            const double di = x0 - mu[k];
+            l[k] = di * di * inv[k];
+        }
+        for (std::size_t j = 1; j < d; ++j) {
+            const double xj = x[j];
+            const double* muj = mu + j * K;
+            const double* invj = inv + j * K;
+#pragma omp simd
+            for (std::size_t k = 0; k < K; ++k) {
+                const double di = xj - muj[k];
+                l[k] += di * di * invj[k];
+            }
+        }
+    }
+    double M = -std::numeric_limits<double>::infinity();
+    for (std::size_t k = 0; k < K; ++k) {
+        l[k] = lc[k] - 0.5 * l[k];  // -inf for components with weight 0
+        M = l[k] > M ? l[k] : M;
+    }
+    double S = 0.0;
+#pragma omp simd reduction(+ : S)
+    for (std::size_t k = 0; k < K; ++k) {
+        const double wk = fastmath::exp_nonpositive(l[k] - M);
+        l[k] = wk;
+        S += wk;
+    }
+    if (score) {
+        const double* mu = m.means_t.data();
+        const double* inv = m.inv_t.data();
+        for (std::size_t j = 0; j < d; ++j) {
+            const double xj = x[j];
+            const double* muj = mu + j * K;
+            const double* invj = inv + j * K;
+            double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+            for (std::size_t k = 0; k < K; ++k) acc += l[k] * ((xj - muj[k]) * invj[k]);
+            score[j] = -acc / S;
+        }
+    }
+    return M + std::log(S);
+}
+
+}  // namespace detail
+
 // Log density of S_t p at x; writes the score into `score` when it is not null.
-// Streamed (online) log-sum-exp over components: finite for points far from every mean.
+// Log-sum-exp over components: finite for points far from every mean.
 inline double mixture_eval_point(const SmoothedMixture& m, const double* x, double* score,
                                  MixtureWorkspace& w) {
+    if (m.kind != CovKind::full) return detail::mixture_eval_point_diag(m, x, score, w);
     const std::size_t d = m.d;
     double M = -std::numeric_limits<double>::infinity();
     double S = 0.0;
@@ -134,35 +225,16 @@ inline double mixture_eval_point(const SmoothedMixture& m, const double* x, doub
     for (std::size_t k = 0; k < m.K; ++k) {
         if (m.log_coef[k] == -std::numeric_limits<double>::infinity()) continue;
         const double* mu = &m.means[k * d];
-        const double* inv = &m.inv_eig[k * d];
+        const double* P = m.prec.data() + k * d * d;
+        // g = P_k (x - mu_k) = C_k^{-1} (x - mu_k), quad = (x - mu_k) . g
+        for (std::size_t i = 0; i < d; ++i) w.diff[i] = x[i] - mu[i];
         double quad = 0.0;
-        if (m.kind == CovKind::full) {
-            const double* U = m.eigvecs + k * d * d;
-            for (std::size_t i = 0; i < d; ++i) w.diff[i] = x[i] - mu[i];
-            for (std::size_t j = 0; j < d; ++j) w.z[j] = 0.0;
-            for (std::size_t i = 0; i < d; ++i) {  // z = U^T diff
-                const double di = w.diff[i];
-                const double* row = U + i * d;
-                for (std::size_t j = 0; j < d; ++j) w.z[j] += row[j] * di;
-            }
-            for (std::size_t j = 0; j < d; ++j) {
-                quad += w.z[j] * w.z[j] * inv[j];
-                w.z[j] *= inv[j];
-            }
-            if (score) {  // g = U (z / lambda) = C_t^{-1} (x - mu)
-                for (std::size_t i = 0; i < d; ++i) {
-                    const double* row = U + i * d;
-                    double acc = 0.0;
-                    for (std::size_t j = 0; j < d; ++j) acc += row[j] * w.z[j];
-                    w.g[i] = acc;
-                }
-            }
-        } else {
-            for (std::size_t i = 0; i < d; ++i) {
-                double di = x[i] - mu[i];
-                quad += di * di * inv[i];
-                w.g[i] = di * inv[i];
-            }
+        for (std::size_t i = 0; i < d; ++i) {
+            const double* row = P + i * d;
+            double acc = 0.0;
+            for (std::size_t j = 0; j < d; ++j) acc += row[j] * w.diff[j];
+            w.g[i] = acc;
+            quad += w.diff[i] * acc;
         }
         double l = m.log_coef[k] - 0.5 * quad;
         if (l > M) {
@@ -180,6 +252,186 @@ inline double mixture_eval_point(const SmoothedMixture& m, const double* x, doub
     if (score)
         for (std::size_t i = 0; i < d; ++i) score[i] = -w.acc[i] / S;
     return M + std::log(S);
+}
+
+// Batched kernel for the reverse sampler: B points in structure-of-arrays form
+// (coordinate j of point i at x[j * B + i]); writes the score in the same layout (and the
+// log density into logp when it is not null). Vectorised across points.
+struct MixtureBatchWorkspace {
+    std::size_t cap = 0;
+    std::vector<double> logit, mx, S, acc, diff, g, quad;
+    MixtureBatchWorkspace(std::size_t K, std::size_t d, std::size_t B)
+        : cap(B), logit(K * B), mx(B), S(B), acc(d * B), diff(d * B), g(d * B), quad(B) {}
+};
+
+MODELCOLLAPSE_HOT void mixture_eval_batch(const SmoothedMixture& m, std::size_t B, const double* x, double* score,
+                               double* logp, MixtureBatchWorkspace& w) {
+    const std::size_t d = m.d;
+    double* __restrict mx = w.mx.data();
+    double* __restrict S = w.S.data();
+    double* __restrict acc = w.acc.data();
+    if (m.kind != CovKind::full) {
+        // Pass 1: logits of every active component, and their maximum.
+        for (std::size_t a = 0; a < m.active.size(); ++a) {
+            const std::size_t k = m.active[a];
+            const double* mu = &m.means[k * d];
+            const double* inv = &m.inv_eig[k * d];
+            const double lc = m.log_coef[k];
+            double* __restrict L = w.logit.data() + a * B;
+            if (d == 2) {
+                const double* x0 = x;
+                const double* x1 = x + B;
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) {
+                    const double d0 = x0[i] - mu[0], d1 = x1[i] - mu[1];
+                    L[i] = lc - 0.5 * (d0 * d0 * inv[0] + d1 * d1 * inv[1]);
+                }
+            } else {
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) {
+                    const double di = x[i] - mu[0];
+                    L[i] = di * di * inv[0];
+                }
+                for (std::size_t j = 1; j < d; ++j) {
+                    const double* xj = x + j * B;
+                    const double mj = mu[j], ij = inv[j];
+#pragma omp simd
+                    for (std::size_t i = 0; i < B; ++i) {
+                        const double di = xj[i] - mj;
+                        L[i] += di * di * ij;
+                    }
+                }
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) L[i] = lc - 0.5 * L[i];
+            }
+            if (a == 0) {
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) mx[i] = L[i];
+            } else {
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) mx[i] = L[i] > mx[i] ? L[i] : mx[i];
+            }
+        }
+        // Pass 2: weights e^{l - max} <= 1 and the weighted sum of C_k^{-1} (x - mu_k).
+#pragma omp simd
+        for (std::size_t i = 0; i < B; ++i) S[i] = 0.0;
+        for (std::size_t i = 0; i < d * B; ++i) acc[i] = 0.0;
+        for (std::size_t a = 0; a < m.active.size(); ++a) {
+            const std::size_t k = m.active[a];
+            const double* mu = &m.means[k * d];
+            const double* inv = &m.inv_eig[k * d];
+            double* __restrict L = w.logit.data() + a * B;
+            if (d == 2) {
+                const double* x0 = x;
+                const double* x1 = x + B;
+                double* __restrict a0 = acc;
+                double* __restrict a1 = acc + B;
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) {
+                    const double wk = fastmath::exp_nonpositive(L[i] - mx[i]);
+                    S[i] += wk;
+                    a0[i] += wk * ((x0[i] - mu[0]) * inv[0]);
+                    a1[i] += wk * ((x1[i] - mu[1]) * inv[1]);
+                }
+            } else {
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) {
+                    const double wk = fastmath::exp_nonpositive(L[i] - mx[i]);
+                    L[i] = wk;
+                    S[i] += wk;
+                }
+                for (std::size_t j = 0; j < d; ++j) {
+                    const double* xj = x + j * B;
+                    double* __restrict aj = acc + j * B;
+                    const double mj = mu[j], ij = inv[j];
+#pragma omp simd
+                    for (std::size_t i = 0; i < B; ++i) aj[i] += L[i] * ((xj[i] - mj) * ij);
+                }
+            }
+        }
+    } else {
+        // Full covariances: per component, D = x - mu_k and G = P_k D (a small matrix
+        // product), quad = sum_j D_j G_j; online log-sum-exp across components.
+        using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        const auto dd = static_cast<Eigen::Index>(d), BB = static_cast<Eigen::Index>(B);
+        double* __restrict D = w.diff.data();
+        double* __restrict G = w.g.data();
+        double* __restrict q = w.quad.data();
+        for (std::size_t a = 0; a < m.active.size(); ++a) {
+            const std::size_t k = m.active[a];
+            const double* mu = &m.means[k * d];
+            const double* P = m.prec.data() + k * d * d;
+            const double lc = m.log_coef[k];
+            for (std::size_t j = 0; j < d; ++j) {
+                const double mj = mu[j];
+                const double* xj = x + j * B;
+                double* __restrict Dj = D + j * B;
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) Dj[i] = xj[i] - mj;
+            }
+            if (d < 8) {
+                for (std::size_t j = 0; j < d; ++j) {
+                    double* __restrict Gj = G + j * B;
+                    const double* Pj = P + j * d;
+#pragma omp simd
+                    for (std::size_t i = 0; i < B; ++i) Gj[i] = Pj[0] * D[i];
+                    for (std::size_t l = 1; l < d; ++l) {
+                        const double pjl = Pj[l];
+                        const double* Dl = D + l * B;
+#pragma omp simd
+                        for (std::size_t i = 0; i < B; ++i) Gj[i] += pjl * Dl[i];
+                    }
+                }
+            } else {
+                Eigen::Map<RowMat, 0, Eigen::OuterStride<>> Gm(G, dd, BB, Eigen::OuterStride<>(BB));
+                Eigen::Map<const RowMat, 0, Eigen::OuterStride<>> Dm(D, dd, BB, Eigen::OuterStride<>(BB));
+                Eigen::Map<const RowMat> Pm(P, dd, dd);
+                Gm.noalias() = Pm * Dm;
+            }
+#pragma omp simd
+            for (std::size_t i = 0; i < B; ++i) q[i] = D[i] * G[i];
+            for (std::size_t j = 1; j < d; ++j) {
+                const double* Dj = D + j * B;
+                const double* Gj = G + j * B;
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) q[i] += Dj[i] * Gj[i];
+            }
+            if (a == 0) {
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) {
+                    mx[i] = lc - 0.5 * q[i];
+                    S[i] = 1.0;
+                }
+                for (std::size_t i = 0; i < d * B; ++i) acc[i] = G[i];
+            } else {
+                // q <- weight of this component, rescaling factors kept in D's first row.
+                double* __restrict alpha = w.logit.data();
+#pragma omp simd
+                for (std::size_t i = 0; i < B; ++i) {
+                    const double l = lc - 0.5 * q[i];
+                    const double M = l > mx[i] ? l : mx[i];
+                    alpha[i] = fastmath::exp_nonpositive(mx[i] - M);
+                    q[i] = fastmath::exp_nonpositive(l - M);
+                    mx[i] = M;
+                    S[i] = S[i] * alpha[i] + q[i];
+                }
+                for (std::size_t j = 0; j < d; ++j) {
+                    double* __restrict aj = acc + j * B;
+                    const double* Gj = G + j * B;
+#pragma omp simd
+                    for (std::size_t i = 0; i < B; ++i) aj[i] = aj[i] * alpha[i] + q[i] * Gj[i];
+                }
+            }
+        }
+    }
+    for (std::size_t j = 0; j < d; ++j) {
+        const double* aj = acc + j * B;
+        double* __restrict sj = score + j * B;
+#pragma omp simd
+        for (std::size_t i = 0; i < B; ++i) sj[i] = -aj[i] / S[i];
+    }
+    if (logp)
+        for (std::size_t i = 0; i < B; ++i) logp[i] = mx[i] + std::log(S[i]);
 }
 
 // Draw sample `index` of S_t p: component from uniform number 0 of stream

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "fastmath.hpp"
+
 namespace modelcollapse {
 namespace rng {
 
@@ -33,6 +35,9 @@ enum Purpose : std::uint64_t {
     kInitNormal = 2,
     kInitChoice = 3,
     kTraining = 4,
+    // 8-9: metrics (sliced Wasserstein directions; 9 reserved).
+    kSlicedProjection = 8,
+    kMetricsReserved = 9,
     // 10-15: high-dimensional DAE (dae.hpp)
     kDaeInit = 10,       // random initial weights w0 (numbers [0, d r) of replica's stream)
     kDaeX0 = 11,         // noise sample x_0 of SGD step s: numbers [s d, (s+1) d)
@@ -79,10 +84,17 @@ inline Block block(std::uint64_t seed, std::uint64_t stream, std::uint64_t count
                          static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
 }
 
-// 53-bit uniform strictly inside (0, 1) from two 32-bit words (hi, lo).
+// 53-bit uniform strictly inside (0, 1) from two 32-bit words (hi, lo):
+// ((hi:lo >> 11) + 0.5) / 2^53, with + 0.5 rounded to even at the top of the range.
+// The integer -> double conversion is done with bit operations (exact: v < 2^53), so that
+// the batched loops below vectorise with SSE2; the value is identical to
+// static_cast<double>(v).
 inline double to_uniform(std::uint32_t hi, std::uint32_t lo) {
-    std::uint64_t x = (static_cast<std::uint64_t>(hi) << 32) | lo;
-    return (static_cast<double>(x >> 11) + 0.5) * kTwoPow53Inv;
+    const std::uint64_t v = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 11;
+    const double low = fastmath::bits_to_double((v & 0x000FFFFFFFFFFFFFull) | 0x4330000000000000ull) -
+                       4503599627370496.0;                                                // v mod 2^52
+    const double high = fastmath::bits_to_double((0 - (v >> 52)) & 0x4330000000000000ull);  // 0 or 2^52
+    return ((low + high) + 0.5) * kTwoPow53Inv;
 }
 
 inline void uniform_pair(const Block& b, double& u0, double& u1) {
@@ -90,11 +102,103 @@ inline void uniform_pair(const Block& b, double& u0, double& u1) {
     u1 = to_uniform(b.w[3], b.w[2]);
 }
 
+// z0 = r cos(theta), z1 = r sin(theta), r = sqrt(-2 log u0), theta = 2 pi u1 (theta rounded
+// once, as numpy's 2 * np.pi * u1). log, sin and cos are fastmath's branch-free versions
+// (< 1 ulp / ~1 ulp from the libm ones), used by every path so that a normal does not
+// depend on how a run of numbers was split into calls.
 inline void box_muller(double u0, double u1, double& z0, double& z1) {
-    double r = std::sqrt(-2.0 * std::log(u0));
-    double theta = kTwoPi * u1;
-    z0 = r * std::cos(theta);
-    z1 = r * std::sin(theta);
+    const double r = std::sqrt(-2.0 * fastmath::log_positive(u0));
+    const double theta = kTwoPi * u1;
+    double s, c;
+    fastmath::sincos(theta, s, c);
+    z0 = r * c;
+    z1 = r * s;
+}
+
+// Philox on a batch of n independent blocks, in place: (c0, c1, c2, c3)[i] is the counter
+// of block i on entry and its output on exit. Same key for all. Vectorises across blocks
+// (32 x 32 -> 64-bit products are pmuludq with SSE2).
+inline void philox4x32_10_batch(std::size_t n, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1,
+                                std::uint32_t* __restrict c2, std::uint32_t* __restrict c3, std::uint32_t k0,
+                                std::uint32_t k1) {
+    for (int round = 0; round < 10; ++round) {
+#pragma omp simd
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint64_t p0 = static_cast<std::uint64_t>(kPhiloxM0) * c0[i];
+            const std::uint64_t p1 = static_cast<std::uint64_t>(kPhiloxM1) * c2[i];
+            const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[i] ^ k0;
+            const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[i] ^ k1;
+            c0[i] = n0;
+            c1[i] = static_cast<std::uint32_t>(p1);
+            c2[i] = n2;
+            c3[i] = static_cast<std::uint32_t>(p0);
+        }
+        k0 += kPhiloxW0;
+        k1 += kPhiloxW1;
+    }
+}
+
+// Blocks handled per batch by the bulk generators below.
+constexpr std::size_t kBatch = 128;
+
+namespace detail {
+
+// m <= kBatch blocks (c0..c3 = counters, consumed) -> normal pairs (z0[i], z1[i]).
+MODELCOLLAPSE_HOT void normals_from_counters(std::size_t m, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1,
+                                            std::uint32_t* __restrict c2, std::uint32_t* __restrict c3,
+                                            std::uint32_t k0, std::uint32_t k1, double* __restrict z0,
+                                            double* __restrict z1) {
+    philox4x32_10_batch(m, c0, c1, c2, c3, k0, k1);
+    alignas(64) double u0[kBatch], u1[kBatch];
+#pragma omp simd
+    for (std::size_t i = 0; i < m; ++i) {
+        u0[i] = to_uniform(c1[i], c0[i]);
+        u1[i] = to_uniform(c3[i], c2[i]);
+    }
+#pragma omp simd
+    for (std::size_t i = 0; i < m; ++i) box_muller(u0[i], u1[i], z0[i], z1[i]);
+}
+
+// m <= kBatch consecutive blocks c, c + 1, ... of one stream -> 2m normals, interleaved.
+MODELCOLLAPSE_HOT void normals_run(std::size_t m, std::uint64_t c, std::uint32_t s0, std::uint32_t s1,
+                                   std::uint32_t k0, std::uint32_t k1, double* __restrict out) {
+    alignas(64) std::uint32_t w0[kBatch], w1[kBatch], w2[kBatch], w3[kBatch];
+    alignas(64) double u0[kBatch], u1[kBatch];
+    for (std::size_t q = 0; q < m; ++q) {
+        w0[q] = static_cast<std::uint32_t>(c + q);
+        w1[q] = static_cast<std::uint32_t>((c + q) >> 32);
+        w2[q] = s0;
+        w3[q] = s1;
+    }
+    philox4x32_10_batch(m, w0, w1, w2, w3, k0, k1);
+#pragma omp simd
+    for (std::size_t q = 0; q < m; ++q) {
+        u0[q] = to_uniform(w1[q], w0[q]);
+        u1[q] = to_uniform(w3[q], w2[q]);
+    }
+#pragma omp simd
+    for (std::size_t q = 0; q < m; ++q) box_muller(u0[q], u1[q], out[2 * q], out[2 * q + 1]);
+}
+
+}  // namespace detail
+
+// Normal pairs of n arbitrary blocks: block i is (seed, stream[i], counter[i]) and gives
+// z0[i] (its even normal) and z1[i] (its odd normal). Bit-identical to box_muller of
+// uniform_pair(block(...)).
+inline void normal_pairs(std::uint64_t seed, std::size_t n, const std::uint64_t* stream,
+                         const std::uint64_t* counter, double* z0, double* z1) {
+    alignas(64) std::uint32_t w0[kBatch], w1[kBatch], w2[kBatch], w3[kBatch];
+    const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+    for (std::size_t b = 0; b < n; b += kBatch) {
+        const std::size_t m = n - b < kBatch ? n - b : kBatch;
+        for (std::size_t i = 0; i < m; ++i) {
+            w0[i] = static_cast<std::uint32_t>(counter[b + i]);
+            w1[i] = static_cast<std::uint32_t>(counter[b + i] >> 32);
+            w2[i] = static_cast<std::uint32_t>(stream[b + i]);
+            w3[i] = static_cast<std::uint32_t>(stream[b + i] >> 32);
+        }
+        detail::normals_from_counters(m, w0, w1, w2, w3, k0, k1, z0 + b, z1 + b);
+    }
 }
 
 // Uniforms number [first, first + n) of a stream (two per block).
@@ -110,7 +214,9 @@ inline void fill_uniforms(std::uint64_t seed, std::uint64_t stream, std::uint64_
     }
 }
 
-// Standard normals number [first, first + n) of a stream (two per block).
+// Standard normals number [first, first + n) of a stream (two per block). Long runs are
+// generated kBatch blocks at a time (Philox for the whole batch, then the transform), both
+// stages vectorised; the numbers are the same as one block at a time.
 inline void fill_normals(std::uint64_t seed, std::uint64_t stream, std::uint64_t first,
                          std::size_t n, double* out) {
     std::size_t i = 0;
@@ -121,6 +227,17 @@ inline void fill_normals(std::uint64_t seed, std::uint64_t stream, std::uint64_t
         box_muller(u0, u1, z0, z1);
         out[i++] = z1;
         ++j;
+    }
+    if (n - i >= 8) {
+        const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+        const auto s0 = static_cast<std::uint32_t>(stream), s1 = static_cast<std::uint32_t>(stream >> 32);
+        while (n - i >= 2) {
+            const std::size_t pairs = (n - i) / 2;
+            const std::size_t m = pairs < kBatch ? pairs : kBatch;
+            detail::normals_run(m, j / 2, s0, s1, k0, k1, out + i);
+            i += 2 * m;
+            j += 2 * m;
+        }
     }
     for (; i + 1 < n; i += 2, j += 2) {
         double u0, u1;

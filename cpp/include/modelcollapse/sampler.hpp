@@ -4,7 +4,8 @@
 // dY = [Y + 2 s(t, Y)] dtau + sqrt(2) dW from t_0 = T down to t_N = delta.
 // Step k uses the score at t_k and h_k = t_k - t_{k+1}. Sample i draws its step noise from
 // stream (kStepNoise, i), normals [k * dpad, k * dpad + d) with dpad = d rounded up to even,
-// so the output for a seed does not depend on how samples are spread over threads.
+// so the output for a seed does not depend on how samples are spread over threads (nor on
+// the chunking: every per-sample computation is the same whatever the batch it runs in).
 #pragma once
 
 #include <cmath>
@@ -43,21 +44,57 @@ inline double eval_point(const SmoothedEmpirical& m, const double* x, double* s,
 inline MixtureWorkspace make_workspace(const GaussianMixtureData& p) { return MixtureWorkspace(p.d); }
 inline EmpiricalWorkspace make_workspace(const EmpiricalData& e) { return EmpiricalWorkspace(e.n, e.d); }
 
+// Batched score evaluation for the sampler: B points in structure-of-arrays form (x[j * B + i]),
+// score written in the same layout. Models without a batched kernel go point by point.
+struct MixtureSamplerWorkspace {
+    MixtureBatchWorkspace batch;
+    MixtureSamplerWorkspace(const GaussianMixtureData& p, std::size_t B) : batch(p.K, p.d, B) {}
+};
+struct EmpiricalSamplerWorkspace {
+    EmpiricalWorkspace point;
+    std::vector<double> y, s;
+    EmpiricalSamplerWorkspace(const EmpiricalData& e, std::size_t) : point(e.n, e.d), y(e.d), s(e.d) {}
+};
+inline MixtureSamplerWorkspace make_sampler_workspace(const GaussianMixtureData& p, std::size_t B) {
+    return MixtureSamplerWorkspace(p, B);
+}
+inline EmpiricalSamplerWorkspace make_sampler_workspace(const EmpiricalData& e, std::size_t B) {
+    return EmpiricalSamplerWorkspace(e, B);
+}
+inline void score_batch(const SmoothedMixture& m, std::size_t B, const double* x, double* s,
+                        MixtureSamplerWorkspace& w) {
+    mixture_eval_batch(m, B, x, s, nullptr, w.batch);
+}
+inline void score_batch(const SmoothedEmpirical& m, std::size_t B, const double* x, double* s,
+                        EmpiricalSamplerWorkspace& w) {
+    const std::size_t d = m.data->d;
+    for (std::size_t i = 0; i < B; ++i) {
+        for (std::size_t j = 0; j < d; ++j) w.y[j] = x[j * B + i];
+        empirical_eval_point(m, w.y.data(), w.s.data(), w.point);
+        for (std::size_t j = 0; j < d; ++j) s[j * B + i] = w.s[j];
+    }
+}
+
+// Samples per chunk of the sampler (the unit of work handed to a thread; results do not
+// depend on it).
+constexpr std::size_t kSamplerChunk = 64;
+
 // Runs the reverse sampler; writes the final points to out (n, d).
+//
+// The time loop is outermost: at step k the smoothed model at t_k is built once, then the
+// samples are processed in chunks of kSamplerChunk in structure-of-arrays form (score for
+// the whole chunk, step noise for the whole chunk through rng::normal_pairs, update), all
+// vectorised across samples. The state lives in `out` between steps.
 template <class Model>
 void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, const PollFn& poll) {
     const std::size_t n = cfg.n, d = cfg.d;
     if (cfg.times.size() < 2) throw std::invalid_argument("time grid needs at least 2 points");
     const std::size_t steps = cfg.times.size() - 1;
     const std::size_t dpad = d + (d % 2);
+    const std::size_t half = dpad / 2;  // Philox blocks per sample and step
 
-    // Everything that depends only on the time is computed once, not once per sample.
-    using Smoothed = decltype(smooth(model, 0.0));
-    std::vector<Smoothed> at;
-    at.reserve(steps);
     std::vector<double> drift_coef(steps), score_coef(steps), noise_coef(steps);
     for (std::size_t k = 0; k < steps; ++k) {
-        at.push_back(smooth(model, cfg.times[k]));
         const double h = cfg.times[k] - cfg.times[k + 1];
         switch (cfg.integrator) {
             case Integrator::euler_maruyama:
@@ -81,38 +118,60 @@ void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, c
     std::vector<std::size_t> rec_pos(steps + 1, static_cast<std::size_t>(-1));
     for (std::size_t r = 0; r < cfg.record_steps.size(); ++r) rec_pos[cfg.record_steps[r]] = r;
 
-    parallel_for(
-        n, 64, cfg.threads,
-        [&](std::size_t begin, std::size_t end, const StopToken& stop) {
-            auto ws = make_workspace(model);
-            std::vector<double> y(d), s(d), xi(dpad);
-            for (std::size_t i = begin; i < end; ++i) {
-                if (stop.stop_requested()) return;
-                for (std::size_t j = 0; j < d; ++j) y[j] = cfg.init[i * d + j];
-                const std::uint64_t stream = rng::make_stream(rng::kStepNoise, i);
-                for (std::size_t k = 0; k <= steps; ++k) {
-                    if (rec_pos[k] != static_cast<std::size_t>(-1))
-                        for (std::size_t j = 0; j < d; ++j) cfg.record[(rec_pos[k] * n + i) * d + j] = y[j];
-                    if (k == steps) break;
-                    eval_point(at[k], y.data(), s.data(), ws);
-                    if (stochastic) {
-                        if (cfg.noise) {
-                            const double* src = cfg.noise + (i * steps + k) * d;
-                            for (std::size_t j = 0; j < d; ++j) xi[j] = src[j];
-                        } else {
-                            rng::fill_normals(cfg.seed, stream, k * dpad, d, xi.data());
+    for (std::size_t i = 0; i < n * d; ++i) out[i] = cfg.init[i];
+    for (std::size_t k = 0; k <= steps; ++k) {
+        if (rec_pos[k] != static_cast<std::size_t>(-1))
+            for (std::size_t i = 0; i < n * d; ++i) cfg.record[rec_pos[k] * n * d + i] = out[i];
+        if (k == steps || n == 0) break;
+        const auto at = smooth(model, cfg.times[k]);
+        const double a = drift_coef[k], b = score_coef[k], c = noise_coef[k];
+        parallel_for(
+            n, kSamplerChunk, cfg.threads,
+            [&](std::size_t begin, std::size_t end, const StopToken&) {
+                const std::size_t B = end - begin;
+                auto ws = make_sampler_workspace(model, B);
+                std::vector<double> y(d * B), s(d * B), xi(dpad * B);
+                std::vector<std::uint64_t> stream(B), counter(B);
+                for (std::size_t i = 0; i < B; ++i)
+                    for (std::size_t j = 0; j < d; ++j) y[j * B + i] = out[(begin + i) * d + j];
+                score_batch(at, B, y.data(), s.data(), ws);
+                if (stochastic) {
+                    if (cfg.noise) {
+                        for (std::size_t i = 0; i < B; ++i) {
+                            const double* src = cfg.noise + ((begin + i) * steps + k) * d;
+                            for (std::size_t j = 0; j < d; ++j) xi[j * B + i] = src[j];
+                        }
+                    } else {
+                        // Sample i, step k: normals [k dpad, k dpad + d) of stream
+                        // (kStepNoise, i), i.e. blocks k * half + q, q < half; block q gives
+                        // coordinates 2q and 2q + 1.
+                        for (std::size_t i = 0; i < B; ++i) stream[i] = rng::make_stream(rng::kStepNoise, begin + i);
+                        for (std::size_t q = 0; q < half; ++q) {
+                            for (std::size_t i = 0; i < B; ++i) counter[i] = k * half + q;
+                            rng::normal_pairs(cfg.seed, B, stream.data(), counter.data(), xi.data() + 2 * q * B,
+                                              xi.data() + (2 * q + 1) * B);
                         }
                     }
-                    const double a = drift_coef[k], b = score_coef[k], c = noise_coef[k];
-                    if (stochastic)
-                        for (std::size_t j = 0; j < d; ++j) y[j] = a * y[j] + b * s[j] + c * xi[j];
-                    else
-                        for (std::size_t j = 0; j < d; ++j) y[j] = a * y[j] + b * s[j];
+                    for (std::size_t j = 0; j < d; ++j) {
+                        double* __restrict yj = y.data() + j * B;
+                        const double* sj = s.data() + j * B;
+                        const double* xj = xi.data() + j * B;
+#pragma omp simd
+                        for (std::size_t i = 0; i < B; ++i) yj[i] = a * yj[i] + b * sj[i] + c * xj[i];
+                    }
+                } else {
+                    for (std::size_t j = 0; j < d; ++j) {
+                        double* __restrict yj = y.data() + j * B;
+                        const double* sj = s.data() + j * B;
+#pragma omp simd
+                        for (std::size_t i = 0; i < B; ++i) yj[i] = a * yj[i] + b * sj[i];
+                    }
                 }
-                for (std::size_t j = 0; j < d; ++j) out[i * d + j] = y[j];
-            }
-        },
-        poll);
+                for (std::size_t i = 0; i < B; ++i)
+                    for (std::size_t j = 0; j < d; ++j) out[(begin + i) * d + j] = y[j * B + i];
+            },
+            poll);
+    }
 }
 
 }  // namespace modelcollapse

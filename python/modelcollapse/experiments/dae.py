@@ -22,10 +22,17 @@ def _plt():
     return plt
 
 
+def _basis(d: int, k: int = 2) -> np.ndarray:
+    """The first k canonical basis vectors as a (d, k) array (without a d x d identity)."""
+    E = np.zeros((d, k))
+    E[np.arange(k), np.arange(k)] = 1.0
+    return E
+
+
 def _trimodal(d: int, norm: float):
     ang = np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3])
     m = norm * np.stack([np.cos(ang), np.sin(ang)], axis=1)
-    E = np.eye(d)[:, :2]
+    E = _basis(d)
     return m, E, dae.isotropic_mixture(m @ E.T, 1.0)
 
 
@@ -150,7 +157,7 @@ class GenerationConfig:
           })
 def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> ExperimentOutput:
     d = cfg.d
-    E = np.eye(d)[:, :2]
+    E = _basis(d)
     mu = np.zeros((2, d))
     mu[0, 0], mu[1, 0] = cfg.mean_norm, -cfg.mean_norm
     tg = dae.isotropic_mixture(mu, cfg.variance)
@@ -200,7 +207,6 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
     for name, style in (("H(sim,target)", "o-"), ("H(theory,target)", "s--"), ("H(sim,theory)", "x:")):
         sub = table[table.metric == name]
         ax.plot(sub.tau, sub.value, style, label=name)
-    ax.set_xscale("log")
     ax.set_xlabel("tau")
     ax.legend(fontsize=7)
     ax.set_title("Hellinger H on E", fontsize=9)
@@ -415,7 +421,7 @@ def _generation_theory_target(w_prev: np.ndarray, b_prev: float, E_obs: np.ndarr
     m = gt["m"] @ BtE.T                                   # means in E' coordinates
     keep = gt["weights"] > 1e-4
     D = -gt["v"] * BtE @ BtE.T
-    return Eq, th.theory_target(m[keep], gt["v"], gt["weights"][keep], D)
+    return Eq, th.theory_target(m[keep], gt["v"], gt["weights"][keep], D, d=d)
 
 
 @register("dae-generations", "D4 (provisional loop): generations 1-3 of retraining on own samples, with and "
@@ -466,6 +472,8 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
             vals = {"total_variance_ratio": float(np.mean(np.sum((samples - samples.mean(0)) ** 2, 1)) / lam.sum()),
                     "var_pc1_ratio": float(proj[:, 0].var() / lam[0]), "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
                     "b": b, "b_theory": bt,
+                    "mode_position_sim": float(np.mean(np.abs(proj[:, 0]))),
+                    "mode_position_theory": float(np.mean(np.abs(theo[:, 0]))),
                     "H(sim,target)": dae.projected_hellinger(proj, target, bandwidth_factor=1.5, bw_method="silverman"),
                     "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman")}
             for k, v in vals.items():
@@ -508,5 +516,6 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
     fig.savefig(path, dpi=110)
     plt.close(fig)
     summ = {f"{v}:{m}": table[(table.variant == v) & (table.metric == m)].value.round(4).tolist()
-            for v in table.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)")}
+            for v in table.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)",
+                                                     "mode_position_sim", "mode_position_theory", "b", "b_theory")}
     return ExperimentOutput(table, [path], summ)

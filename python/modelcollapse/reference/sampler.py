@@ -72,6 +72,8 @@ def numpy_score(model):
     empirical laws (anything with a ``samples`` array and no means) are evaluated by this
     package's numpy code; any other callable is used as it is.
     """
+    if hasattr(model, "_numpy_score_fn"):  # compiled score models that carry a numpy twin
+        return model._numpy_score_fn()
     if hasattr(model, "full_covariances"):
         w, m, c = model.weights, model.means, model.full_covariances()
 

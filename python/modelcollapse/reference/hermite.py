@@ -1,0 +1,140 @@
+"""Numpy reference for Hermite moments from samples (twin of ``cpp/include/modelcollapse/hermite.hpp``).
+
+Orthonormal Hermite functions h_m = He_m / sqrt(m!) by the stable normalised recurrence
+h_{m+1} = (x h_m - sqrt(m) h_{m-1}) / sqrt(m + 1); multivariate products
+h_alpha(x) = prod_i h_{alpha_i}(x_i) built in graded order, each alpha from its parent
+alpha - e_j (j = last non-zero coordinate). Blocked over samples, vectorised inside a
+block: the only Python loops run over degrees and multi-indices, never over samples.
+This module never imports the compiled core.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 65_536
+
+
+def multi_indices(d: int, degree: int) -> np.ndarray:
+    """All alpha in N^d with |alpha| <= degree, graded (total degree first), then
+    lexicographically decreasing within a degree: (0,0), (1,0), (0,1), (2,0), (1,1), (0,2), ..."""
+    rows: list[tuple[int, ...]] = []
+    for total in range(degree + 1):
+        rows.extend(_compositions(total, d))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, d)
+
+
+def _compositions(total: int, d: int):
+    """Compositions of ``total`` into d non-negative parts, lexicographically decreasing."""
+    if d == 1:
+        yield (total,)
+        return
+    for first in range(total, -1, -1):
+        for rest in _compositions(total - first, d - 1):
+            yield (first, *rest)
+
+
+def index_table(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(parent, dim, order) for graded multi-indices: alpha = parent + e_dim, order = alpha_dim."""
+    idx = np.asarray(indices, dtype=np.int64)
+    M, d = idx.shape
+    lookup = {tuple(r): m for m, r in enumerate(idx.tolist())}
+    parent = np.full(M, -1, dtype=np.int64)
+    dim = np.zeros(M, dtype=np.int64)
+    order = np.zeros(M, dtype=np.int64)
+    for m, row in enumerate(idx.tolist()):
+        nz = [i for i, v in enumerate(row) if v]
+        if not nz:
+            continue
+        j = nz[-1]
+        par = list(row)
+        par[j] = 0
+        parent[m] = lookup[tuple(par)]
+        dim[m] = j
+        order[m] = row[j]
+    return parent, dim, order
+
+
+def hermite_functions(x: np.ndarray, degree: int) -> np.ndarray:
+    """h_m(x) = He_m(x)/sqrt(m!) for m = 0..degree; shape (degree + 1, *x.shape)."""
+    x = np.asarray(x, dtype=np.float64)
+    h = np.empty((degree + 1, *x.shape))
+    h[0] = 1.0
+    if degree >= 1:
+        h[1] = x
+    for m in range(1, degree):
+        h[m + 1] = (x * h[m] - np.sqrt(m) * h[m - 1]) / np.sqrt(m + 1)
+    return h
+
+
+def hermite_products(x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """h_alpha(x) for every row of ``indices``; x is (n, d); returns (M, n)."""
+    x = np.asarray(x, dtype=np.float64)
+    parent, dim, order = index_table(indices)
+    D = int(np.max(indices)) if indices.size else 0
+    h = np.stack([hermite_functions(x[:, i], D) for i in range(x.shape[1])])  # (d, D+1, n)
+    val = np.empty((len(parent), x.shape[0]))
+    val[0] = 1.0
+    for m in range(1, len(parent)):
+        val[m] = val[parent[m]] * h[dim[m], order[m]]
+    return val
+
+
+def hermite_moments(x: np.ndarray, indices: np.ndarray, with_squares: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sample means of h_alpha (orthonormal: E[He_alpha]/sqrt(alpha!)) and optionally of h_alpha^2."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    M = len(indices)
+    s1 = np.zeros(M)
+    s2 = np.zeros(M) if with_squares else None
+    for b in range(0, n, BLOCK):
+        val = hermite_products(x[b:b + BLOCK], indices)
+        s1 += val.sum(axis=1)
+        if s2 is not None:
+            s2 += np.einsum("mn,mn->m", val, val)
+    return s1 / n, (None if s2 is None else s2 / n)
+
+
+def gaussian_moments_1d(mean: np.ndarray, var: np.ndarray, degree: int) -> np.ndarray:
+    """Orthonormal moments g_m = E[He_m(X)]/sqrt(m!) of X ~ N(mean, var), m = 0..degree;
+    from c_{m+1} = mean c_m + m (var - 1) c_{m-1} (generating function exp(mu + (var-1)u^2/2)).
+    Broadcasts over mean/var; shape (degree + 1, *broadcast shape)."""
+    mean, var = np.broadcast_arrays(np.asarray(mean, dtype=np.float64), np.asarray(var, dtype=np.float64))
+    g = np.empty((degree + 1, *mean.shape))
+    g[0] = 1.0
+    if degree >= 1:
+        g[1] = mean
+    for m in range(1, degree):
+        g[m + 1] = (mean * g[m] + np.sqrt(m) * (var - 1.0) * g[m - 1]) / np.sqrt(m + 1)
+    return g
+
+
+def gaussian_moments_full(means: np.ndarray, covs: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Orthonormal moments g_alpha of N(m_k, C_k) for each component k, full covariances.
+
+    Exact recurrence from the generating function exp(u.m + u^T (C - I) u / 2):
+    g_{alpha+e_i} = (m_i g_alpha + sum_j A_ij sqrt(alpha_j) g_{alpha-e_j}) / sqrt(alpha_i + 1),
+    A = C - I. Returns (M, K).
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    M, d = idx.shape
+    K = means.shape[0]
+    A = covs - np.eye(d)[None]
+    lookup = {tuple(r): m for m, r in enumerate(idx.tolist())}
+    g = np.zeros((M, K))
+    g[0] = 1.0
+    for m, row in enumerate(idx.tolist()):
+        if m == 0:
+            continue
+        nz = [i for i, v in enumerate(row) if v]
+        i = nz[-1]
+        base = list(row)
+        base[i] -= 1  # alpha = base + e_i
+        acc = means[:, i] * g[lookup[tuple(base)]]
+        for j in range(d):
+            if base[j] > 0:
+                lower = list(base)
+                lower[j] -= 1
+                acc = acc + A[:, i, j] * np.sqrt(base[j]) * g[lookup[tuple(lower)]]
+        g[m] = acc / np.sqrt(base[i] + 1)
+    return g

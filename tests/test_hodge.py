@@ -1,0 +1,317 @@
+"""Helmholtz-Hodge study of score errors: perturbed score models, ground truth, bounds,
+the Stein/Hermite estimator, and sampling with invisible errors."""
+import numpy as np
+import pytest
+
+import modelcollapse as mc
+from modelcollapse import _core
+from modelcollapse import hodge as H
+from modelcollapse.reference import hodge as R
+
+A2 = H.antisymmetric(2)
+MIX = mc.GaussianMixture([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.3]], [0.3, 0.5])
+C0 = np.array([[1.0, 0.4], [0.4, 0.5]])
+GAUSS = mc.GaussianMixture([1.0], [[0.3, -0.2]], C0[None])
+E_LIN = np.array([[0.2, 0.8], [-0.3, 0.1]])
+F_LIN = np.array([0.1, -0.2])
+
+
+def all_terms(d=2, seed=1):
+    A = H.antisymmetric(d, seed)
+    c = np.linspace(-0.5, 0.5, d)
+    return [H.SolenoidalTerm(A, 2.0), H.GradientTerm(0.5, H.GaussianBump(c, 0.7)),
+            H.SolenoidalTerm(A, 1.5, H.GaussianBump(-c, 0.8)),
+            H.LinearTerm(np.eye(d) * 0.2 + 0.3 * A, 0.1 * np.ones(d), c),
+            H.FourierTerm.random(d, seed=seed), H.GradientTerm(-0.3, H.QuadraticPotential(np.eye(d), c)),
+            H.MatrixTerm(0.2 * np.eye(d))]
+
+
+def mixed_model():
+    return H.PerturbedScore(MIX, [H.SolenoidalTerm(A2, 2.0), H.GradientTerm(0.5, H.GaussianBump([0, 0.5], 0.7)),
+                                  H.SolenoidalTerm(A2, 1.5, H.GaussianBump([1, 0], 0.8))])
+
+
+# --- compiled model vs numpy twin -------------------------------------------------------
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("t", [0.0, 0.05, 0.7, 3.0])
+def test_fields_match_reference(d, t):
+    base = mc.GaussianMixture([0.3, 0.7], np.arange(2 * d, dtype=float).reshape(2, d) / d,
+                              np.stack([np.eye(d) * 0.4 + 0.1, np.eye(d) * 0.9]))
+    m = H.PerturbedScore(base, all_terms(d))
+    x = base.sample(300, 2, t=t) * 1.5
+    for mask in (None, [True, False, True, False, True, False, True]):
+        got = m.fields(x, t, mask)
+        ref = m.fields(x, t, mask, backend="numpy")
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
+    np.testing.assert_allclose(m.score(x, t), m.true_score(x, t) + m.error(x, t), rtol=1e-14)
+    np.testing.assert_allclose(m.true_score(x, t), base.score(x, t), rtol=1e-13)
+
+
+def test_sampler_cpp_matches_reference_with_injected_noise():
+    m = H.PerturbedScore(MIX, all_terms())
+    rng = np.random.default_rng(0)
+    n, steps = 64, 30
+    init, noise = rng.standard_normal((n, 2)), rng.standard_normal((n, steps, 2))
+    for integrator in ("euler_maruyama", "exponential", "ode"):
+        a = mc.sample_reverse(m, n, steps=steps, init=init, noise=noise, integrator=integrator)
+        b = mc.sample_reverse(m, n, steps=steps, init=init, noise=noise, integrator=integrator, backend="numpy")
+        assert a.backend == "cpp" and "PerturbedScore" in a.score
+        np.testing.assert_allclose(a.samples, b.samples, rtol=1e-10, atol=1e-12)
+
+
+def test_validation_errors():
+    with pytest.raises(ValueError, match="antisymmetric"):
+        H.PerturbedScore(MIX, [H.SolenoidalTerm(np.eye(2))])
+    with pytest.raises(ValueError, match="symmetric Q"):
+        H.PerturbedScore(MIX, [H.GradientTerm(1.0, H.QuadraticPotential([[1, 1], [0, 1]]))])
+    m = H.PerturbedScore(MIX, all_terms())
+    with pytest.raises(ValueError, match="mask"):
+        m.error(np.zeros((2, 2)), 0.1, mask=[True])
+    with pytest.raises(ValueError, match="mixed"):
+        m.gradient_error(np.zeros((2, 2)), 0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        m.score(np.full((2, 2), np.nan), 0.1)
+    with pytest.raises(ValueError, match="columns"):
+        m.score(np.zeros((2, 3)), 0.1)
+    with pytest.raises(TypeError):
+        H.PerturbedScore("not a mixture")
+
+
+# --- solenoidality and the grid solver ----------------------------------------------------
+
+def test_constructed_solenoidal_fields_are_divergence_free():
+    m = mixed_model()
+    t = 0.2
+    res = {}
+    for name, mask in (("rot", [1, 0, 0]), ("bump", [0, 0, 1]), ("grad", [0, 1, 0])):
+        coarse = H.divergence_residual_2d(m, t, mask, n=100)
+        fine = H.divergence_residual_2d(m, t, mask, n=200)
+        res[name] = (coarse[0] / coarse[1], fine[0] / fine[1])
+    for name in ("rot", "bump"):
+        assert res[name][1] < 5e-3
+        assert res[name][1] < 0.35 * res[name][0]  # O(h^2): discretisation error, not a real divergence
+    assert res["grad"][1] > 0.3 and res["grad"][1] > 0.7 * res["grad"][0]  # a gradient field is not
+
+
+def test_grid_solver_matches_lyapunov_closed_form():
+    t = 0.1
+    m = H.PerturbedScore(GAUSS, [H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
+    C = GAUSS.smooth(t).full_covariances()[0]
+    ref = H.gaussian_gradient_part(E_LIN, C, F_LIN)
+    # Lyapunov solution satisfies its equation, and R is p-solenoidal: div(p R(x-m)) = 0
+    S, Rm = ref["S"], ref["R"]
+    np.testing.assert_allclose(S @ C + C @ S, E_LIN @ C + C @ E_LIN.T, atol=1e-12)
+    assert abs(np.trace(Rm)) < 1e-12 and np.allclose(Rm @ C, -(Rm @ C).T, atol=1e-12)
+    dec = H.decompose_on_grid(m, t, n=96)
+    assert dec.total_energy == pytest.approx(ref["total"], rel=1e-4)
+    assert dec.gradient_energy == pytest.approx(ref["gradient"], rel=1e-3)
+    assert dec.solenoidal_energy == pytest.approx(ref["solenoidal"], rel=1e-3)
+    assert ref["gradient"] < 0.6 * ref["total"]  # the case is non-trivial
+    # discrete energy split, orthogonality and div(p r) = 0
+    assert abs(dec.cross) < 1e-10 * dec.total_energy
+    assert dec.total_energy == pytest.approx(dec.gradient_energy + dec.solenoidal_energy, rel=1e-10)
+    assert dec.div_residual < 1e-8
+    # gradient part on cells: S (x - m_t) + f
+    mt = GAUSS.smooth(t).means[0]
+    X, Y = np.meshgrid(dec.xc, dec.yc, indexing="ij")
+    want = (np.stack([X, Y], -1) - mt) @ S.T + F_LIN
+    w = dec.density / dec.density.sum()
+    rel = np.sqrt(np.sum(w[..., None] * (dec.grad_phi - want) ** 2) / np.sum(w[..., None] * want**2))
+    assert rel < 2e-2
+
+
+def test_grid_solver_on_mixture_recovers_known_parts():
+    m = mixed_model()
+    t = 0.1
+    truth, se = H.exact_gradient_energy(m, t, 100000, seed=4)
+    l2, l2se = H.l2_error(m, t, 100000, seed=4)
+    dec = H.decompose_on_grid(m, t, n=160)
+    assert abs(dec.gradient_energy - truth) < 5 * se + 2e-3 * truth
+    assert abs(dec.total_energy - l2) < 5 * l2se
+    assert dec.solenoidal_energy > 100 * dec.gradient_energy
+    assert abs(dec.cross) < 1e-9 * dec.total_energy
+    # field-wise: grad phi equals the gradient term where the mass is
+    X, Y = np.meshgrid(dec.xc, dec.yc, indexing="ij")
+    pts = np.column_stack([X.ravel(), Y.ravel()])
+    want = m.gradient_error(pts, t).reshape(dec.grad_phi.shape)
+    w = dec.density / dec.density.sum()
+    err = np.sum(w[..., None] * (dec.grad_phi - want) ** 2)
+    assert err < 0.02 * np.sum(w[..., None] * want**2)
+
+
+# --- Hermite/Stein kernel -----------------------------------------------------------------
+
+@pytest.mark.parametrize("d,degree", [(1, 6), (2, 5), (3, 3)])
+def test_hermite_system_matches_reference(d, degree):
+    rng = np.random.default_rng(d)
+    x = rng.standard_normal((3000, d)) * np.linspace(0.5, 1.5, d) + 0.3
+    s = rng.standard_normal((3000, d))
+    np.testing.assert_array_equal(H.hermite_multi_indices(d, degree), _core.hermite_multi_indices(d, degree))
+    b, G = H.hermite_stein_system(x, s, degree)
+    b2, G2 = H.hermite_stein_system(x, s, degree, backend="numpy")
+    np.testing.assert_allclose(b, b2, rtol=1e-9, atol=1e-10 * np.abs(b2).max())
+    np.testing.assert_allclose(G, G2, rtol=1e-9, atol=1e-10 * np.abs(G2).max())
+    beta = rng.standard_normal(len(b))
+    loc, scale = x.mean(0), x.std(0)
+    for a, c in zip(_core.hermite_stein_eval(x, s, loc, scale, degree, beta, 2),
+                    R.hermite_stein_eval(x, s, loc, scale, degree, beta)):
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-12 * np.abs(c).max())
+    # mean of the per-sample values equals the accumulated system
+    st, sq = R.hermite_stein_eval(x, s, loc, scale, degree, beta)
+    assert st.mean() == pytest.approx(beta @ b, rel=1e-9, abs=1e-12)
+    assert sq.mean() == pytest.approx(beta @ G @ beta, rel=1e-9)
+
+
+def test_hermite_system_thread_independent():
+    rng = np.random.default_rng(7)
+    x, s = rng.standard_normal((20000, 2)), rng.standard_normal((20000, 2))
+    outs = [H.hermite_stein_system(x, s, 6, threads=k) for k in (1, 2, 3, 5)]
+    for b, G in outs[1:]:
+        np.testing.assert_array_equal(b, outs[0][0])
+        np.testing.assert_array_equal(G, outs[0][1])
+
+
+def test_stein_identity_exact_score_gives_zero_b():
+    # with the true score E[s.grad psi + lap psi] = 0: b is pure noise of order 1/sqrt(n)
+    x = GAUSS.sample(40000, 1)
+    b, G = H.hermite_stein_system(x, GAUSS.score(x), 3)
+    b_biased, _ = H.hermite_stein_system(x, GAUSS.score(x) + 0.3, 3)
+    assert np.abs(b).max() < 0.05
+    assert np.abs(b_biased).max() > 0.2
+
+
+# --- the estimator ------------------------------------------------------------------------
+
+def test_estimator_vs_lyapunov_closed_form():
+    t = 0.1
+    m = H.PerturbedScore(GAUSS, [H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
+    truth = H.gaussian_error_energies(m, t)["gradient"]
+    x = m.sample(20000, 3, t=t)
+    s = m.score(x, t)
+    est = {D: H.gradient_part_estimate(x, s, degree=D) for D in (1, 2, 4)}
+    # degree 1 (affine psi) misses the S(x - m) part: clearly below the truth
+    assert est[1].value < truth - 4 * est[1].se
+    for D in (2, 4):  # degree >= 2 contains the exact potential: consistent
+        assert abs(est[D].value - truth) < 4 * est[D].se
+    assert est[2].value > est[1].value
+    np.testing.assert_allclose(H.gradient_part_estimate(x, s, degree=2, backend="numpy").value, est[2].value,
+                               rtol=1e-8)
+
+
+def test_estimator_lower_bound_on_mixture_with_large_solenoidal_error():
+    m = mixed_model()
+    t = 0.1
+    truth = H.exact_gradient_energy(m, t, 100000)[0]
+    l2 = H.l2_error(m, t, 20000)[0]
+    x = m.sample(20000, 5, t=t)
+    s = m.score(x, t)
+    vals = []
+    for D in (2, 4, 6):
+        e = H.gradient_part_estimate(x, s, degree=D)
+        assert e.value < truth + 4 * e.se  # never above the truth beyond noise
+        vals.append(e)
+    assert vals[1].value > vals[0].value  # grows with the basis
+    assert vals[1].value > truth / 4  # and captures a real share of it
+    assert l2 > 100 * truth  # while the L2 error is dominated by the invisible part
+    rff = H.gradient_part_estimate(x, s, basis="rff", n_features=60, bandwidth=1.0, seed=1)
+    assert rff.value < truth + 4 * rff.se
+
+
+def test_integrated_gradient_part_from_data_array():
+    m = H.PerturbedScore(GAUSS, [H.GradientTerm(0.4, H.QuadraticPotential(np.eye(2), [0.3, -0.2]))])
+    data = GAUSS.sample(20000, 11)
+    res = H.integrated_gradient_part(m, data, 1.0, 0.05, n_times=5, n_samples=8000, degree=2)
+    bounds = H.kl_bounds(m, 1.0, 0.05, n_times=5)
+    assert abs(res["integral"] - bounds.gradient_integral) < 4 * res["se"] + 0.02 * bounds.gradient_integral
+
+
+# --- KL bounds ------------------------------------------------------------------------------
+
+def test_gaussian_energies_match_monte_carlo():
+    m = H.PerturbedScore(GAUSS, [H.SolenoidalTerm(A2, 1.5), H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
+    t = 0.3
+    e = H.gaussian_error_energies(m, t)
+    mc_l2, se = H.l2_error(m, t, 50000, seed=2)
+    assert abs(e["total"] - mc_l2) < 5 * se
+
+
+def test_reverse_law_ode_matches_sampler():
+    m = H.PerturbedScore(GAUSS, [H.SolenoidalTerm(A2, 1.0), H.GradientTerm(0.3, H.QuadraticPotential(np.eye(2)))])
+    mean, cov = H.gaussian_reverse_law(m, 2.0, 0.05, 2)
+    out = mc.sample_reverse(m, 40000, T=2.0, delta=0.05, steps=400, integrator="exponential", seed=3).samples
+    se = np.sqrt(np.diag(cov) / len(out))
+    assert np.all(np.abs(out.mean(0) - mean) < 5 * se + 5e-3)
+    np.testing.assert_allclose(np.cov(out.T), cov, atol=0.03 * np.abs(cov).max())
+
+
+def test_kl_bounds_hold_and_marginal_is_tighter():
+    T, delta = 3.0, 0.05
+    p = mc.GaussianMixture([1.0], [[1.0, -0.5]], np.array([[1.0, 0.4], [0.4, 0.3]])[None])
+    rows = []
+    for c in (0.0, 1.0, 3.0):
+        for u in (0.0, 0.3):
+            m = H.PerturbedScore(p, [H.SolenoidalTerm(A2, c),
+                                     H.GradientTerm(u, H.QuadraticPotential(np.eye(2), [1.0, -0.5]))])
+            kb = H.kl_bounds(m, T, delta)
+            kl = H.true_kl_gaussian(m, T, delta)
+            assert kb.method == "gaussian"
+            assert kl <= kb.marginal * (1 + 1e-6) + 1e-9
+            assert kb.marginal <= kb.girsanov * (1 + 1e-9)
+            rows.append((c, u, kl, kb.marginal, kb.girsanov))
+    rows = np.array(rows)
+    # marginal bound does not see c; Girsanov grows like c^2; true KL with u = 0 stays ~0
+    for u in (0.0, 0.3):
+        r = rows[rows[:, 1] == u]
+        assert np.ptp(r[:, 3]) < 1e-8 * max(1, r[0, 3])
+        assert r[2, 4] > 5 * r[1, 4] > 5 * r[0, 4] * 0.99
+    assert np.all(rows[rows[:, 1] == 0][:, 2] < 1e-4)
+    assert rows[(rows[:, 0] == 3) & (rows[:, 1] == 0)][0, 4] > 10
+
+
+def test_kl_bounds_exact_method_on_mixture():
+    m = mixed_model()
+    kb = H.kl_bounds(m, 2.0, 0.05, n_times=6, n_mc=4000)
+    assert kb.method == "exact" and kb.marginal < 0.1 * kb.girsanov
+
+
+# --- sampling with invisible errors --------------------------------------------------------
+
+def test_rotated_score_sampling_converges_to_exact_law():
+    T, delta, n = 2.0, 0.05, 10000
+    m0 = H.PerturbedScore(MIX)
+    m = H.PerturbedScore(MIX, [H.SolenoidalTerm(A2, 2.0)])
+    target = MIX.smooth(delta)
+
+    def stats(model, steps):
+        y = mc.sample_reverse(model, n, T=T, delta=delta, steps=steps, grid="quadratic", init="exact",
+                              integrator="exponential", seed=5).samples
+        return np.concatenate([y.mean(0), np.cov(y.T)[np.triu_indices(2)], [target.logpdf(y).mean()]]), y
+
+    ref, y0 = stats(m0, 400)
+    se = np.concatenate([y0.std(0), np.sqrt(2) * np.cov(y0.T)[np.triu_indices(2)].__abs__() + 0.05,
+                         [target.logpdf(y0).std()]]) / np.sqrt(n)
+    gaps = []
+    for steps in (8, 100, 1600):
+        s, _ = stats(m, steps)
+        gaps.append(np.max(np.abs(s - ref) / (np.sqrt(2) * se)))
+    assert gaps[0] > 100  # stiff rotation with few steps: visibly wrong
+    assert gaps[1] < gaps[0] / 100 and gaps[1] > 5  # first-order bias, still visible at 100 steps
+    assert gaps[2] < 4  # many steps: same law as c = 0 within sampling noise
+
+
+# --- experiment -----------------------------------------------------------------------------
+
+def test_hodge_experiment_quick(tmp_path):
+    from modelcollapse.experiments import get
+
+    exp = get("hodge")
+    cfg = exp.make_config("quick", {"n_models": "5", "n_sample": "1500", "c_grid": "0,2"})
+    out = exp.run(cfg, tmp_path, progress=False)
+    assert (tmp_path / "hodge.parquet").exists() and len(out.figures) == 3
+    assert out.summary["bounds_hold"]
+    imp = out.table[(out.table.study == "impossibility") & (out.table.metric == "l2_error")]
+    assert imp.value.max() > 10 * max(imp.value.min(), 1e-3)  # L2 error grows with c
+    for key in ("spearman_l2_error_vs_hellinger", "spearman_gradient_estimate_vs_hellinger"):
+        assert -1 <= out.summary[key] <= 1
