@@ -3,6 +3,7 @@ sidecar with the configuration, seed, versions and wall time (conventions sectio
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import platform
 import time
@@ -20,11 +21,13 @@ def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"modelcollapse": __version__, "core": _core.__version__,
                                   "python": platform.python_version(), "numpy": np.__version__,
                                   "pandas": pd.__version__}
-    for name in ("scipy", "torch", "sklearn", "ot"):
+    # Read installed versions from package metadata: importing torch just to read its
+    # version would cost seconds.
+    for key, dist in (("scipy", "scipy"), ("torch", "torch"), ("sklearn", "scikit-learn"), ("ot", "POT")):
         try:
-            out[name] = __import__(name).__version__
-        except ImportError:
-            out[name] = None
+            out[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[key] = None
     return out
 
 

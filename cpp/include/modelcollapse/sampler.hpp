@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "empirical.hpp"
@@ -50,27 +51,32 @@ struct MixtureSamplerWorkspace {
     MixtureBatchWorkspace batch;
     MixtureSamplerWorkspace(const GaussianMixtureData& p, std::size_t B) : batch(p.K, p.d, B) {}
 };
-struct EmpiricalSamplerWorkspace {
-    EmpiricalWorkspace point;
-    std::vector<double> y, s;
-    EmpiricalSamplerWorkspace(const EmpiricalData& e, std::size_t) : point(e.n, e.d), y(e.d), s(e.d) {}
-};
 inline MixtureSamplerWorkspace make_sampler_workspace(const GaussianMixtureData& p, std::size_t B) {
     return MixtureSamplerWorkspace(p, B);
-}
-inline EmpiricalSamplerWorkspace make_sampler_workspace(const EmpiricalData& e, std::size_t B) {
-    return EmpiricalSamplerWorkspace(e, B);
 }
 inline void score_batch(const SmoothedMixture& m, std::size_t B, const double* x, double* s,
                         MixtureSamplerWorkspace& w) {
     mixture_eval_batch(m, B, x, s, nullptr, w.batch);
 }
-inline void score_batch(const SmoothedEmpirical& m, std::size_t B, const double* x, double* s,
-                        EmpiricalSamplerWorkspace& w) {
-    const std::size_t d = m.data->d;
+
+// Fallback for every other model (empirical, perturbed scores, ...): point by point through
+// the model's eval_point, so a new model type only needs smooth / eval_point / make_workspace.
+template <class PointWorkspace>
+struct PointSamplerWorkspace {
+    PointWorkspace point;
+    std::vector<double> y, s;
+    PointSamplerWorkspace(PointWorkspace ws, std::size_t d) : point(std::move(ws)), y(d), s(d) {}
+};
+template <class Model>
+auto make_sampler_workspace(const Model& model, std::size_t /*B*/) {
+    return PointSamplerWorkspace<decltype(make_workspace(model))>(make_workspace(model), model.d);
+}
+template <class Smoothed, class PointWorkspace>
+void score_batch(const Smoothed& m, std::size_t B, const double* x, double* s, PointSamplerWorkspace<PointWorkspace>& w) {
+    const std::size_t d = w.y.size();
     for (std::size_t i = 0; i < B; ++i) {
         for (std::size_t j = 0; j < d; ++j) w.y[j] = x[j * B + i];
-        empirical_eval_point(m, w.y.data(), w.s.data(), w.point);
+        eval_point(m, w.y.data(), w.s.data(), w.point);
         for (std::size_t j = 0; j < d; ++j) s[j * B + i] = w.s[j];
     }
 }
