@@ -221,3 +221,19 @@ def test_theorem2_plateau_scales_as_inverse_sqrt_n():
         ch = g.simulate_chains([0.0, 0.0], np.eye(2), n, 30, 4_000, synthetic_ratio=1.0, seed=16)
         levels[n] = ch.param_error()[:, 20:].mean()
     assert levels[25] / levels[100] == pytest.approx(2.0, rel=0.15)
+
+
+def test_quick_experiment_reproduces_the_rates(tmp_path):
+    from modelcollapse.experiments import get
+
+    exp = get("retraining-gaussian")
+    out = exp.run(exp.make_config("quick"), tmp_path, progress=False)
+    s = out.summary
+    for lam in (0.5, 1.0, 2.0):
+        r = s[f"contraction_rate(lam={lam:g})"]
+        assert r["measured"] == pytest.approx(r["theory"], rel=0.05)
+    assert s["collapse_max_z"] < 5.0
+    assert s["median_std_final(fully synthetic)"] < 0.5 < s["median_std_final(lambda=1)"]
+    t = out.table
+    assert {"collapse", "contraction", "stability", "plateau"} <= set(t.panel)
+    assert (tmp_path / "retraining-gaussian.parquet").exists()

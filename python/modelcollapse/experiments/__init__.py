@@ -7,7 +7,7 @@ import importlib
 from ._registry import PRESETS, REGISTRY, Experiment, ExperimentOutput, register
 
 # One entry per experiment module; each registers itself on import.
-_MODULES = ("demo", "truncation", "hodge", "dae")
+_MODULES = ("demo", "truncation", "hodge", "dae", "retraining_gaussian", "retraining_neural")
 
 
 def load_all() -> dict[str, Experiment]:

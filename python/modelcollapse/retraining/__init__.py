@@ -10,15 +10,15 @@
 """
 from __future__ import annotations
 
-from . import gaussian
-from .learners import EmpiricalLearner, GaussianLearner, GMMLearner, make_learner
+from . import datasets, gaussian
+from .learners import EmpiricalLearner, FitSampleAdapter, GaussianLearner, GMMLearner, make_learner
 from .loop import (WORKFLOWS, Learner, RetrainingResult, RoundContext, completed_rounds, load_round,
                    resolve_mixing, round_rng, run_retraining, sweep)
 from .metrics import METRICS, default_metrics, set_metric_backend
 
-__all__ = ["gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
+__all__ = ["datasets", "gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
            "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
-           "EmpiricalLearner", "make_learner", "METRICS", "default_metrics", "set_metric_backend"]
+           "EmpiricalLearner", "FitSampleAdapter", "make_learner", "METRICS", "default_metrics", "set_metric_backend"]
 
 
 def __getattr__(name: str):

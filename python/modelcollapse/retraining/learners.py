@@ -171,3 +171,40 @@ def make_learner(name: str, **kwargs: Any):
     if name not in LEARNERS:
         raise ValueError(f"unknown learner {name!r}; available: gaussian, gmm, empirical, ddpm, flow_matching")
     return LEARNERS[name](**kwargs)
+
+
+class FitSampleAdapter:
+    """Adapts a stateful model with ``fit(samples, seed)`` and ``sample(n, seed)`` methods (e.g.
+    ``modelcollapse.dae.DaeLearner``) to the :class:`~modelcollapse.retraining.Learner` protocol.
+
+    Each fit works on a deep copy of the prototype (fresh, no warm start unless the model
+    itself keeps one), and the state is that fitted copy (``{"model": obj}``; it must pickle
+    for checkpoints). ``parameter_fn(obj) -> ndarray`` enables the parameter-distance metric.
+    """
+
+    def __init__(self, prototype: Any, name: str | None = None, parameter_fn: Any = None,
+                 config: dict[str, Any] | None = None) -> None:
+        if not (callable(getattr(prototype, "fit", None)) and callable(getattr(prototype, "sample", None))):
+            raise TypeError("prototype must have fit(samples, seed) and sample(n, seed) methods")
+        self.prototype = prototype
+        self.name = name or type(prototype).__name__
+        self.parameter_fn = parameter_fn
+        self._config = dict(config or {})
+
+    def config(self) -> dict[str, Any]:
+        return self._config
+
+    def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> dict[str, Any]:
+        import copy
+
+        obj = copy.deepcopy(self.prototype)
+        out = obj.fit(data, seed=as_seed(rng))
+        return {"model": out if out is not None and hasattr(out, "sample") else obj}
+
+    def sample(self, state: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(state["model"].sample(n, seed=as_seed(rng)), dtype=np.float64)
+
+    def parameter_vector(self, state: dict[str, Any]) -> np.ndarray:
+        if self.parameter_fn is None:
+            raise TypeError("FitSampleAdapter needs parameter_fn for the parameter-distance metric")
+        return np.asarray(self.parameter_fn(state["model"]), dtype=np.float64).ravel()

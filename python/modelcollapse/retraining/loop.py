@@ -299,8 +299,10 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
         raise TypeError("learner must have fit(data, previous_state, rng), sample(state, n, rng) and a name")
     metric_fns = _resolve_metrics(metrics)
 
-    config = {"learner": _learner_config(learner), "workflow": workflow, "synthetic_ratio": lam,
-              "real_fraction": a, "n_real": n, "dim": d, "n_synthetic": n_syn, "n_eval": n_ev,
+    config = {"learner": _learner_config(learner), "workflow": workflow,
+              # NaN (accumulate) is stored as None so that configurations compare equal
+              "synthetic_ratio": None if math.isnan(lam) else lam,
+              "real_fraction": None if math.isnan(a) else a, "n_real": n, "dim": d, "n_synthetic": n_syn, "n_eval": n_ev,
               "seed": seed, "metrics": sorted(metric_fns), "real_digest": _data_digest(real),
               "eval_digest": _data_digest(ev)}
     base_cols = {"learner": config["learner"]["name"], "workflow": workflow, "synthetic_ratio": lam,

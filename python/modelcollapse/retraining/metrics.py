@@ -1,10 +1,9 @@
 """Per-round metrics of the retraining loop (callbacks on :class:`RoundContext`).
 
-The sample-based distances are computed by :data:`BACKEND` functions: small private
-implementations live here (``_wasserstein``, ``_precision_recall``) until the project's
-``modelcollapse.metrics`` module lands; repoint them in one place with
-:func:`set_metric_backend` (or by editing ``BACKEND``), nothing else needs to change.
-TODO(lead): repoint to modelcollapse.metrics.wasserstein / precision_recall when merged.
+The sample-based distances come from :mod:`modelcollapse.metrics` (exact W_p through POT's
+``ot.emd2``, reported as W_p not W_p^p; improved precision/recall with k-NN balls, k = 4,
+cKDTree). They are looked up through :data:`BACKEND`, so :func:`set_metric_backend` can
+repoint them (e.g. to sliced Wasserstein for large sample sets) without touching the loop.
 """
 from __future__ import annotations
 
@@ -16,58 +15,16 @@ from .loop import RoundContext
 
 
 def _wasserstein(x: np.ndarray, y: np.ndarray, p: int = 2) -> float:
-    """Exact W_p between two empirical measures with uniform weights (POT ``ot.emd2``);
-    returns W_p, not W_p^p. (Private; to be replaced by modelcollapse.metrics.)"""
-    import ot
+    from ..metrics import wasserstein as _w
 
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if p == 1:
-        cost = ot.dist(x, y, metric="euclidean")
-    elif p == 2:
-        cost = ot.dist(x, y, metric="sqeuclidean")
-    else:
-        raise ValueError(f"p must be 1 or 2, got {p}")
-    a = np.full(len(x), 1.0 / len(x))
-    b = np.full(len(y), 1.0 / len(y))
-    val = float(ot.emd2(a, b, cost, numItermax=10_000_000))
-    return val if p == 1 else float(np.sqrt(max(val, 0.0)))
-
-
-def _kth_radii(x: np.ndarray, k: int) -> np.ndarray:
-    from scipy.spatial import cKDTree
-
-    dist, _ = cKDTree(x).query(x, k=k + 1)  # the first neighbour is the point itself
-    return dist[:, -1]
-
-
-def _coverage(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int = 1024) -> float:
-    """Fraction of ``points`` inside at least one ball B(centres_i, radii_i)."""
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(centres)
-    rmax = float(radii.max())
-    inside = np.zeros(len(points), dtype=bool)
-    for b in range(0, len(points), chunk):
-        pts = points[b:b + chunk]
-        # candidate centres within the largest radius, then the exact per-ball test
-        cands = tree.query_ball_point(pts, rmax)
-        for i, idx in enumerate(cands):
-            if idx:
-                idx = np.asarray(idx)
-                dd = np.sqrt(((centres[idx] - pts[i]) ** 2).sum(axis=1))
-                inside[b + i] = bool(np.any(dd <= radii[idx]))
-    return float(inside.mean())
+    return float(_w(x, y, p=p, method="exact"))
 
 
 def _precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 4) -> tuple[float, float]:
-    """Improved precision/recall (Kynkaanniemi et al. 2019) with k-NN balls (k = 4).
-    (Private; to be replaced by modelcollapse.metrics.)"""
-    real = np.asarray(real, dtype=np.float64)
-    fake = np.asarray(fake, dtype=np.float64)
-    precision = _coverage(fake, real, _kth_radii(real, k))
-    recall = _coverage(real, fake, _kth_radii(fake, k))
-    return precision, recall
+    from ..metrics import precision_recall as _pr
+
+    pr = _pr(real, fake, k=k)
+    return float(pr.precision), float(pr.recall)
 
 
 BACKEND: dict[str, Callable[..., Any]] = {"wasserstein": _wasserstein, "precision_recall": _precision_recall}
