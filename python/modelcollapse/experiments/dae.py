@@ -70,7 +70,10 @@ class TrainingConfig:
               "default": {},
               "paper": dict(d=1000, tau_max=8.0, replicas=8, init="random", n_nodes=12),
           }, part="dae", headline=True,
-          claim="A two-layer denoising autoencoder trained by online SGD in dimension d concentrates on deterministic ODEs for its summary statistics (M, Q, b) as d grows; the skip connection b(tau) follows a closed form set by the average covariance eigenvalue, which is what makes real-data spectra collapse the generated variance. Summary: simulation vs ODE.")
+          claim=("A two-layer denoising autoencoder trained by online SGD in dimension d concentrates on "
+                 "deterministic ODEs for its summary statistics (M, Q, b) as d grows; the skip connection b(tau) "
+                 "follows a closed form set by the average covariance eigenvalue, which is what makes real-data "
+                 "spectra collapse the generated variance. Summary: simulation vs ODE."))
 def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOutput:
     m, E, tg = _trimodal(cfg.d, cfg.mean_norm)
     n = dae.training_steps(cfg.tau_max, cfg.d, cfg.lr)
