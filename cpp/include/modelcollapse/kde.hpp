@@ -280,9 +280,12 @@ struct GridAxis {
 };
 
 // Index range [lo, hi) of the axis points within [c - half, c + half] (empty when none).
-inline void axis_window(const GridAxis& ax, double c, double half, std::size_t& lo, std::size_t& hi) {
-    const double fl = std::ceil((c - half - ax.start) / ax.step);
-    const double fh = std::floor((c + half - ax.start) / ax.step);
+// inv_step = 1 / ax.step (a product instead of two divisions: this runs once per row).
+inline void axis_window(const GridAxis& ax, double inv_step, double c, double half, std::size_t& lo,
+                        std::size_t& hi) {
+    const double u = (c - ax.start) * inv_step, v = half * inv_step;
+    const double fl = std::ceil(u - v);
+    const double fh = std::floor(u + v);
     const double cnt = static_cast<double>(ax.count);
     if (!(fh >= 0.0) || !(fl <= cnt - 1.0) || fl > fh) {
         lo = hi = 0;
@@ -308,7 +311,7 @@ inline void axis_window(const GridAxis& ax, double c, double half, std::size_t& 
             const double wi = w[i], xi = x[i];                                                     \
             if (wi == 0.0) continue;                                                               \
             std::size_t lo, hi;                                                                    \
-            axis_window(ax, xi, vmax * sigma, lo, hi);                                             \
+            axis_window(ax, 1.0 / ax.step, xi, vmax * sigma, lo, hi);                                             \
             const std::size_t count = hi - lo;                                                     \
             double* __restrict a = acc + lo;                                                       \
             for (std::size_t base = 0; base < count; base += span) {                               \
@@ -340,53 +343,100 @@ inline void axis_window(const GridAxis& ax, double c, double half, std::size_t& 
        outwards the windows shrink, except for a shift of kappa ha per row, so only the first                 \
        row of each sweep, the few columns entering the window and every kGridRestart-th row                   \
        need exact exponentials. */                                                                            \
-    ATTR inline void NAME##_2d_sweep(double wi, double xa, double xb, std::size_t rs, std::size_t count,      \
-                                     bool down, double s0, double kappa, double s1, const GridAxis& A,        \
-                                     const GridAxis& B, double* __restrict acc, double* __restrict T,         \
-                                     double* __restrict rho) {                                                \
-        const double vmax2 = 2.0 * kGridCutoff, is0 = 1.0 / s0, is1 = 1.0 / s1;                               \
+    /* Exact T and rho on the columns [f0, f1) of the row at offset da from the sample. */                    \
+    ATTR inline void NAME##_2d_fresh(std::size_t f0, std::size_t f1, const GridAxis& B, double xb, double kappa,\
+                                     double da, double ya2, double ca, double dp, double is1,                 \
+                                     double* __restrict T, double* __restrict rho) {                          \
+        if (f0 >= f1) return;                                                                                 \
+        /* int counter: AVX2 has no packed size_t -> double conversion */                                     \
+        const int nf = static_cast<int>(f1 - f0);                                                             \
+        const double jf = static_cast<double>(f0);                                                            \
+        double* __restrict Tf = T + f0;                                                                       \
+        double* __restrict rf = rho + f0;                                                                     \
+        _Pragma("omp simd") for (int k = 0; k < nf; ++k) {                                                    \
+            const double eb = (B.start + (jf + k) * B.step - xb) - kappa * da;                                \
+            const double yb = eb * is1;                                                                       \
+            Tf[k] = exp_any_inl(-0.5 * (ya2 + yb * yb));                                                      \
+            rf[k] = exp_any_inl(-0.5 * (ca + dp * (dp - 2.0 * eb) * is1 * is1));                              \
+        }                                                                                                     \
+    }                                                                                                         \
+    /* acc[j] += wi T[j] on [j0, j1); with advance, then T *= rho, rho *= qa. */                              \
+    ATTR inline void NAME##_2d_row(std::size_t j0, std::size_t j1, double wi, double qa, bool advance,        \
+                                   double* __restrict a, double* __restrict T, double* __restrict rho) {      \
+        if (advance) {                                                                                        \
+            _Pragma("omp simd") for (std::size_t j = j0; j < j1; ++j) {                                       \
+                a[j] += wi * T[j];                                                                            \
+                T[j] *= rho[j];                                                                               \
+                rho[j] *= qa;                                                                                 \
+            }                                                                                                 \
+        } else {                                                                                              \
+            _Pragma("omp simd") for (std::size_t j = j0; j < j1; ++j) a[j] += wi * T[j];                      \
+        }                                                                                                     \
+    }                                                                                                         \
+    /* Sweeps count rows from row rs upwards (or downwards), two rows per pass over T and rho. */             \
+    ATTR inline void NAME##_2d_sweep(double wi, double xa, double xb, std::size_t rs, std::size_t count, bool down,\
+                                     double s0, double kappa, double s1, const GridAxis& A, const GridAxis& B,\
+                                     double* __restrict acc, double* __restrict T, double* __restrict rho) {  \
+        const double vmax2 = 2.0 * kGridCutoff, is0 = 1.0 / s0, is1 = 1.0 / s1, ibs = 1.0 / B.step;                             \
         const double hs = down ? -A.step : A.step; /* signed row step */                                      \
         const double dp = kappa * hs;              /* shift of the row centre per row */                      \
         const double qa = std::exp(-A.step * A.step * (is0 * is0 + kappa * kappa * is1 * is1));               \
         const std::size_t m1 = B.count;                                                                       \
+        /* window [lo, hi) of the row at sweep offset c, and its da */                                        \
+        auto row_of = [&](std::size_t c) { return down ? rs - c : rs + c; };                                  \
         std::size_t vlo = 0, vhi = 0, since = 0; /* valid columns, rows since the last restart */             \
-        for (std::size_t c = 0; c < count; ++c) {                                                             \
-            const std::size_t r = down ? rs - c : rs + c;                                                     \
-            const double da = A.at(r) - xa, ya = da * is0;                                                    \
-            const double rem = vmax2 - ya * ya;                                                               \
-            std::size_t lo = 0, hi = 0;                                                                       \
-            if (rem > 0.0) axis_window(B, xb + kappa * da, s1 * std::sqrt(rem), lo, hi);                      \
-            if (lo >= hi) return; /* going outwards: every further row is empty too */                        \
-            const double ya2 = ya * ya, ca = hs * (2.0 * da + hs) * is0 * is0;                                \
+        std::size_t c = 0, lo = 0, hi = 0;                                                                    \
+        double da = 0.0;                                                                                      \
+        auto window = [&](std::size_t cc, std::size_t& l, std::size_t& h, double& d) {                        \
+            l = h = 0;                                                                                        \
+            if (cc >= count) return;                                                                          \
+            d = A.at(row_of(cc)) - xa;                                                                        \
+            const double ya = d * is0, rem = vmax2 - ya * ya;                                                 \
+            if (rem > 0.0) axis_window(B, ibs, xb + kappa * d, s1 * std::sqrt(rem), l, h);                         \
+        };                                                                                                    \
+        window(0, lo, hi, da);                                                                                \
+        while (lo < hi) { /* going outwards: once a row is empty, every further row is too */                 \
+            const double ya2 = da * da * is0 * is0, ca = hs * (2.0 * da + hs) * is0 * is0;                    \
             std::size_t klo = std::max(lo, vlo), khi = std::min(hi, vhi);                                     \
             if (since >= kGridRestart || klo >= khi) {                                                        \
                 klo = khi = lo;                                                                               \
                 since = 0;                                                                                    \
             }                                                                                                 \
-            /* fresh columns: [lo, klo) and [khi, hi) */                                                      \
-            for (int part = 0; part < 2; ++part) {                                                            \
-                const std::size_t f0 = part == 0 ? lo : khi, f1 = part == 0 ? klo : hi;                       \
-                /* int counter: AVX2 has no packed size_t -> double conversion */                             \
-                const int nf = static_cast<int>(f1 - f0);                                                     \
-                const double jf = static_cast<double>(f0);                                                    \
-                double* __restrict Tf = T + f0;                                                               \
-                double* __restrict rf = rho + f0;                                                             \
-                _Pragma("omp simd") for (int k = 0; k < nf; ++k) {                                            \
-                    const double eb = (B.start + (jf + k) * B.step - xb) - kappa * da;                        \
-                    const double yb = eb * is1;                                                               \
-                    Tf[k] = exp_any_inl(-0.5 * (ya2 + yb * yb));                                      \
-                    rf[k] = exp_any_inl(-0.5 * (ca + dp * (dp - 2.0 * eb) * is1 * is1));                          \
-                }                                                                                             \
+            NAME##_2d_fresh(lo, klo, B, xb, kappa, da, ya2, ca, dp, is1, T, rho);                             \
+            NAME##_2d_fresh(khi, hi, B, xb, kappa, da, ya2, ca, dp, is1, T, rho);                             \
+            double* __restrict a0 = acc + row_of(c) * m1;                                                     \
+            std::size_t lo2, hi2;                                                                             \
+            double da2 = 0.0;                                                                                 \
+            window(c + 1, lo2, hi2, da2);                                                                     \
+            if (lo2 >= hi2) {                                                                                 \
+                NAME##_2d_row(lo, hi, wi, qa, false, a0, T, rho);                                             \
+                return;                                                                                       \
             }                                                                                                 \
-            double* __restrict a = acc + r * m1;                                                              \
-            _Pragma("omp simd") for (std::size_t j = lo; j < hi; ++j) {                                       \
-                a[j] += wi * T[j];                                                                            \
-                T[j] *= rho[j];                                                                               \
-                rho[j] *= qa;                                                                                 \
+            /* the next row: fresh where it leaves [lo, hi) */                                                \
+            const double ya22 = da2 * da2 * is0 * is0, ca2 = hs * (2.0 * da2 + hs) * is0 * is0;               \
+            NAME##_2d_fresh(lo2, std::min(hi2, lo), B, xb, kappa, da2, ya22, ca2, dp, is1, T, rho);           \
+            NAME##_2d_fresh(std::max(lo2, hi), hi2, B, xb, kappa, da2, ya22, ca2, dp, is1, T, rho);           \
+            double* __restrict a1 = acc + row_of(c + 1) * m1;                                                 \
+            /* both rows on the overlap, in one pass */                                                       \
+            const std::size_t i0 = std::max(lo, lo2), i1 = std::min(hi, hi2);                                 \
+            _Pragma("omp simd") for (std::size_t j = i0; j < i1; ++j) {                                       \
+                const double t0 = T[j], p0 = rho[j];                                                          \
+                a0[j] += wi * t0;                                                                             \
+                const double t1 = t0 * p0, p1 = p0 * qa;                                                      \
+                a1[j] += wi * t1;                                                                             \
+                T[j] = t1 * p1;                                                                               \
+                rho[j] = p1 * qa;                                                                             \
             }                                                                                                 \
-            vlo = lo;                                                                                         \
-            vhi = hi;                                                                                         \
-            ++since;                                                                                          \
+            /* first row only where the second leaves; second row only where it is new */                     \
+            NAME##_2d_row(lo, std::min(hi, lo2), wi, qa, false, a0, T, rho);                                  \
+            NAME##_2d_row(std::max(lo, hi2), hi, wi, qa, false, a0, T, rho);                                  \
+            NAME##_2d_row(lo2, std::min(hi2, lo), wi, qa, true, a1, T, rho);                                  \
+            NAME##_2d_row(std::max(lo2, hi), hi2, wi, qa, true, a1, T, rho);                                  \
+            vlo = lo2;                                                                                        \
+            vhi = hi2;                                                                                        \
+            since += 2;                                                                                       \
+            c += 2;                                                                                           \
+            window(c, lo, hi, da);                                                                            \
         }                                                                                                     \
     }                                                                                                         \
     ATTR inline void NAME##_2d(const double* x, const double* w, std::size_t b, std::size_t e, double s0,     \
@@ -400,7 +450,7 @@ inline void axis_window(const GridAxis& ax, double c, double half, std::size_t& 
             if (wi == 0.0) continue;                                                                          \
             const double xa = x[2 * i], xb = x[2 * i + 1];                                                    \
             std::size_t r0, r1;                                                                               \
-            axis_window(A, xa, reach, r0, r1);                                                                \
+            axis_window(A, 1.0 / A.step, xa, reach, r0, r1);                                                                \
             if (r0 >= r1) continue;                                                                           \
             const double p = std::nearbyint((xa - A.start) / A.step);                                         \
             const std::size_t c = p <= static_cast<double>(r0) ? r0                                           \
