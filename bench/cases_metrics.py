@@ -32,15 +32,18 @@ def _exact_case(n, d, quick):
 
     def check(out):
         ref = out["scipy"]
-        for k in ("cpp", "numpy"):
+        for k in ("cpp", "cpp (points)", "numpy"):
             if k in out:
-                np.testing.assert_allclose(out[k], ref, rtol=1e-10)
+                np.testing.assert_allclose(np.ravel(out[k]), ref, rtol=1e-10)
 
+    # "cpp": the grid (regular tensor grid: exponential-free recurrences); "cpp (points)":
+    # the same grid passed as an (m, d) array of arbitrary points (one exp per pair).
     impls = {
-        "cpp": lambda s: M.kde(s["x"], s["pts"]),
+        "cpp": lambda s: M.kde(s["x"], s["grid"]),
         "scipy": lambda s: s["scipy"](s["pts"].T),
     }
     if n * m_axis ** d <= 5e7:
+        impls["cpp (points)"] = lambda s: M.kde(s["x"], s["pts"])
         impls["numpy"] = lambda s: R.kde_exact(s["x"], np.full(len(s["x"]), 1 / len(s["x"])),
                                                s["scipy"].covariance, s["pts"])
     return Case(name=f"kde exact d={d} n={n} grid={m_axis}^{d}", setup=setup, impls=impls,

@@ -58,6 +58,66 @@ def test_exact_kde_thread_count_does_not_matter():
     assert np.array_equal(M.kde(x, pts, threads=1), M.kde(x, pts, threads=3))
 
 
+def _assert_matches_scipy_with_tails(got, ref, norm):
+    """1e-10 relative wherever f / norm >= 1e-285 (kde.hpp's cutoff leaves 1.8e-300 of
+    slack), and the grid must reach far tails, so that they are really checked."""
+    got, ref = np.ravel(got), np.ravel(ref)
+    keep = ref >= 1e-285 * norm
+    np.testing.assert_allclose(got[keep], ref[keep], rtol=1e-10, atol=0)
+    assert np.min(ref[keep]) < 1e-150 * norm  # far tails are in the comparison
+    assert np.all(got[~keep] <= 1e-280 * norm)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exact_kde_grid_1d_matches_scipy_far_tails(weighted):
+    # 1-D grid path: > 512 points per sample run (restarts), tails down to ~1e-280.
+    g = rng(11)
+    x = np.concatenate([g.normal(-1, 0.4, 700), g.normal(2, 1.0, 500)])
+    w = g.random(x.size) if weighted else None
+    for rule, lo, hi, m in (("scott", -14.0, 16.0, 3001), ("silverman", -16.0, 18.0, 257)):
+        ref = gaussian_kde(x, bw_method=rule, weights=w)
+        grid = M.Grid.regular(lo, hi, m)
+        got = M.kde(x, grid, rule, weights=w)
+        norm = 1.0 / math.sqrt(2 * math.pi * ref.covariance[0, 0])
+        _assert_matches_scipy_with_tails(got, ref(grid.axes[0]), norm)
+
+
+@pytest.mark.parametrize("corr", [0.0, 0.6, 0.97])
+def test_exact_kde_grid_2d_matches_scipy_far_tails(corr):
+    # 2-D grid path (full bandwidth: rows are shifted 1-D Gaussians), > 64 rows (restarts),
+    # strong correlation (many columns enter the window on each row), weights, far tails.
+    g = rng(12)
+    C = np.array([[1.0, corr], [corr, 1.0]]) * np.array([[1.0], [0.7]]) * np.array([1.0, 0.7])
+    x = g.multivariate_normal([0.5, -0.3], C, size=600)
+    w = g.random(600)
+    ref = gaussian_kde(x.T, bw_method="scott", weights=w)
+    grid = M.Grid.regular([-12.0, -10.0], [13.0, 9.0], [131, 83])
+    got = M.kde(x, grid, "scott", weights=w)
+    assert got.shape == (131, 83)
+    norm = 1.0 / (2 * math.pi * math.sqrt(np.linalg.det(ref.covariance)))
+    _assert_matches_scipy_with_tails(got, ref(grid.points().T), norm)
+    # the points path (one exp per pair) gives the same values
+    _assert_matches_scipy_with_tails(got, M.kde(x, grid.points(), "scott", weights=w), norm)
+
+
+def test_exact_kde_grid_thread_count_and_fallback():
+    g = rng(13)
+    x = g.normal(size=(5000, 2)) * [1.0, 0.5]
+    grid = M.Grid.regular([-4, -3], [4, 3], [60, 50])
+    a = M.kde(x, grid, threads=1)
+    assert np.array_equal(a, M.kde(x, grid, threads=3))  # fixed sample parts, fixed reduction order
+    x1 = x[:, 0]
+    axis = np.linspace(-5, 5, 700)
+    assert np.array_equal(M.kde(x1, axis, threads=1), M.kde(x1, axis, threads=2))
+    # an axis that is not an exact arithmetic progression takes the points path
+    bumpy = axis.copy()
+    bumpy[1:-1] += 1e-9
+    ref = gaussian_kde(x1)
+    np.testing.assert_allclose(M.kde(x1, bumpy), ref(bumpy), rtol=1e-10)
+    assert M._exact_grid_axes(M.Grid((bumpy,)), ref.covariance) is None
+    assert M._exact_grid_axes(M.Grid((axis,)), ref.covariance) is not None
+
+
 # ----------------------------------------------------------------------------- binned KDE
 @pytest.mark.parametrize("case", ["1d", "2d-diag", "2d-full"])
 def test_binned_within_stated_bound_and_matches_reference(case):

@@ -2,6 +2,7 @@
 #include <modelcollapse/kde.hpp>
 #include <modelcollapse/wasserstein.hpp>
 
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -38,6 +39,36 @@ static py::array_t<double> kde_exact(const darray& samples, const darray& weight
     try {
         run_without_gil([&](const mc::PollFn& poll) {
             mc::kde::exact(samples.data(), weights.data(), n, d, H.data(), points.data(), m, o, threads, poll);
+        });
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return out;
+}
+
+// axes: list of (start, step, count) per dimension (d = 1 or 2).
+static py::array_t<double> kde_exact_grid(const darray& samples, const darray& weights, const darray& H,
+                                          const std::vector<std::tuple<double, double, py::ssize_t>>& axes,
+                                          int threads) {
+    check_samples_weights(samples, weights);
+    const auto n = samples.shape(0), d = samples.shape(1);
+    check_bandwidth(H, d);
+    if (d != 1 && d != 2) throw py::value_error("exact grid KDE supports d = 1 or 2");
+    if (static_cast<py::ssize_t>(axes.size()) != d) throw py::value_error("axes must have one entry per dimension");
+    std::vector<mc::kde::GridAxis> ax(d);
+    std::vector<py::ssize_t> shape;
+    for (py::ssize_t a = 0; a < d; ++a) {
+        auto [start, step, count] = axes[a];
+        if (count < 1 || !(step > 0.0) || !std::isfinite(start) || !std::isfinite(step))
+            throw py::value_error("each grid axis needs count >= 1, a finite start and a finite step > 0");
+        ax[a] = mc::kde::GridAxis{start, step, static_cast<std::size_t>(count)};
+        shape.push_back(count);
+    }
+    py::array_t<double> out(shape);
+    double* o = out.mutable_data();
+    try {
+        run_without_gil([&](const mc::PollFn& poll) {
+            mc::kde::exact_grid(samples.data(), weights.data(), n, d, H.data(), ax.data(), o, threads, poll);
         });
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
@@ -127,6 +158,9 @@ void register_metrics(py::module_& m) {
     m.def("kde_exact", &kde_exact, py::arg("samples"), py::arg("weights"), py::arg("bandwidth"),
           py::arg("points"), py::arg("threads") = 0,
           "Exact Gaussian KDE sum_i w_i N(z; x_i, H) at the rows of points.");
+    m.def("kde_exact_grid", &kde_exact_grid, py::arg("samples"), py::arg("weights"), py::arg("bandwidth"),
+          py::arg("axes"), py::arg("threads") = 0,
+          "Exact Gaussian KDE on a regular grid (d = 1, 2): axes = [(start, step, count)] per dim.");
     m.def("kde_binned", &kde_binned, py::arg("samples"), py::arg("weights"), py::arg("bandwidth"),
           py::arg("axes"), py::arg("radius"), py::arg("threads") = 0,
           "Binned Gaussian KDE on a regular grid: axes = [(start, step, count, refine, pad)] per dim.");

@@ -6,7 +6,8 @@ Hellinger is H^2(p, q) = 1/2 int (sqrt p - sqrt q)^2, so H in [0, 1]; Cui et al.
 int (sqrt p - sqrt q)^2 = 2 H^2 (``kind="cui"``). Densities from samples are Gaussian
 KDEs with scipy's bandwidth convention (``scott`` / ``silverman`` factor times the
 weighted sample covariance) times ``factor``; exact KDE agrees with
-``scipy.stats.gaussian_kde`` to ~1e-13 relative. The binned mode (linear binning and a
+``scipy.stats.gaussian_kde`` to 1e-10 relative (typically ~1e-12; on regular grids it
+uses exponential-free recurrences, see ``docs/metrics.md``). The binned mode (linear binning and a
 truncated-kernel convolution) refines its binning grid until an a-priori bound on the
 Hellinger distance to the exact KDE is below ``tol`` (default 1e-3); see
 :func:`binned_error_bound` and ``docs/metrics.md``.
@@ -262,6 +263,35 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
 
 
 # ----------------------------------------------------------------------------- KDE
+#: Largest whitened exponent the exact grid kernel keeps (kGridCutoff in kde.hpp).
+_GRID_CUTOFF = 690.0
+
+
+def _exact_grid_axes(g: Grid, H: np.ndarray) -> list[tuple[float, float, int]] | None:
+    """(start, step, count) per axis for the exact grid kernel, or None to use the points path.
+
+    The kernel evaluates at start + j * step; the grid qualifies when d <= 2 and moving every
+    grid coordinate to that arithmetic progression changes no kept term by more than 1e-12
+    relative: |d(Q/2)| <= |L^{-1}(z - x)| * sum_a |L^{-1} e_a| delta_a, with
+    |L^{-1}(z - x)| <= sqrt(2 * cutoff) for every kept term.
+    """
+    if g.dim > 2:
+        return None
+    Linv = np.linalg.inv(np.linalg.cholesky(H))
+    axes, change = [], 0.0
+    for a, ax in enumerate(g.axes):
+        m = ax.size
+        step = float((ax[-1] - ax[0]) / (m - 1)) if m > 1 else 1.0
+        if not step > 0:
+            return None
+        dev = float(np.max(np.abs(ax - (ax[0] + np.arange(m) * step)))) if m > 1 else 0.0
+        change += float(np.linalg.norm(Linv[:, a])) * dev
+        axes.append((float(ax[0]), step, int(m)))
+    if math.sqrt(2.0 * _GRID_CUTOFF) * change > 1e-12:
+        return None
+    return axes
+
+
 def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, weights: Any = None,
         method: str = "exact", tol: float | None = 1e-3, threads: int = 0, backend: str = "cpp") -> np.ndarray:
     """Gaussian kernel density estimate f(z) = sum_i w_i N(z; x_i, H).
@@ -278,7 +308,9 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
         Non-negative sample weights (normalised to sum 1), as in scipy.
     method : "exact" or "binned"
         ``exact`` sums every kernel at every point (threaded C++, agrees with
-        ``scipy.stats.gaussian_kde``). ``binned`` (d = 1, 2, regular grid) bins the
+        ``scipy.stats.gaussian_kde`` to 1e-10 relative wherever f(z) exceeds about
+        1e-290 times the kernel's peak value). On a regular tensor grid in d = 1, 2 it
+        uses exponential-free recurrences along the grid (see ``docs/metrics.md``). ``binned`` (d = 1, 2, regular grid) bins the
         samples linearly on a grid refined until :func:`binned_error_bound` <= ``tol``
         (Hellinger distance to the exact KDE), then convolves with the kernel truncated
         at the radius that leaves at most tol / 10 of that bound.
@@ -298,6 +330,10 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
     threads = check_threads(threads)
     g, pts = _as_grid(grid, d)
     if method == "exact":
+        if backend == "cpp" and g is not None:
+            axes = _exact_grid_axes(g, H)
+            if axes is not None:
+                return _core.kde_exact_grid(x, w, H, axes, threads)
         points = pts if g is None else g.points()
         if backend == "cpp":
             vals = _core.kde_exact(x, w, H, points, threads)
