@@ -317,10 +317,15 @@ arrays_1d = st.integers(min_value=3, max_value=60).flatmap(
 def test_property_hellinger_range_symmetry(xs, ys, rule):
     x, y = np.array(xs), np.array(ys)
     if np.ptp(x) < 1e-3 or np.ptp(y) < 1e-3:
-        with pytest.raises(ValueError):
-            M.hellinger(x, y, bandwidth=rule)
+        # degenerate or unresolvable sample sets are rejected with a message, never a silent number
+        with pytest.raises(ValueError, match="singular|bandwidth"):
+            M.hellinger(x, y, bandwidth=rule, n_grid=513)
         return
-    h = M.hellinger(x, y, bandwidth=rule, n_grid=513)
+    try:
+        h = M.hellinger(x, y, bandwidth=rule, n_grid=513)
+    except ValueError as exc:  # a kernel narrower than the grid cells: must say so
+        assert "grid spacing" in str(exc)
+        return
     assert 0.0 <= h <= 1.0 and not math.isnan(h)
     assert h == pytest.approx(M.hellinger(y, x, bandwidth=rule, n_grid=513), abs=1e-12)
 
@@ -390,3 +395,8 @@ def test_bad_inputs_rejected_with_clear_messages():
         M.kl_grid(np.array([-1.0, 1.0]), np.array([1.0, 1.0]), 1.0)
     with pytest.raises(ValueError, match="kind must be one of"):
         M.hellinger(x, x, kind="h")
+
+
+def test_hellinger_rejects_kernels_narrower_than_the_grid():
+    with pytest.raises(ValueError, match="grid spacing"):
+        M.hellinger([0.0, 0.0, 1.0], [0.0, 0.0, 1e-51], n_grid=513)

@@ -443,6 +443,13 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
                 raise ValueError("logpdf returned NaN on the grid")
             vals.append(np.exp(logp))
         else:
+            # A kernel narrower than the grid cells cannot be integrated on that grid: the
+            # result would be a number in [0, 1] with no meaning. Say so instead.
+            kernel_sd = float(np.sqrt(np.linalg.eigvalsh(np.atleast_2d(kde_bandwidth(s, bandwidth, factor))).min()))
+            spacing = max(float(ax[1] - ax[0]) for ax in g.axes if len(ax) > 1)
+            if kernel_sd < 0.5 * spacing:
+                raise ValueError(f"KDE bandwidth (kernel sd {kernel_sd:.3g}) is smaller than half the grid spacing "
+                                 f"({spacing:.3g}): pass a finer grid (n_grid), a larger bandwidth or factor")
             vals.append(kde(s, g, bandwidth, factor, method=method, tol=tol, threads=threads, backend=backend))
     return vals, g
 
