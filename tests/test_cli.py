@@ -91,3 +91,24 @@ def test_sweep_on_dask_local_cluster(tmp_path):
     assert "2 cells" in out
     table = pd.read_parquet(tmp_path / "sweep.parquet")
     assert table["cell"].nunique() == 2
+
+
+def test_sweep_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "modelcollapse", "sweep", "demo", "--preset", "quick", "--grid",
+            "real_fraction=0,0.25,0.5,0.75", "--seeds", "2", "--jobs", "1", "--out", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "cells").glob("*/DONE")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    done = len(list((tmp_path / "cells").glob("*/DONE")))
+    assert proc.returncode == 130, (out, err)
+    assert "finished cells are saved" in err
+    assert 1 <= done < 8
+    second = run_cli(*args[3:]).stdout
+    assert f"8 cells, {done} already finished, {8 - done} to run" in second
+    assert pd.read_parquet(tmp_path / "sweep.parquet")["cell"].nunique() == 8
