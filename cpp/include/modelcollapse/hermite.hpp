@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fastmath.hpp"
 #include "parallel.hpp"
 
 namespace modelcollapse {
@@ -39,6 +40,66 @@ inline std::size_t hermite_chunk(std::size_t n, std::size_t M) {
     std::size_t target = (n + 63) / 64;                 // at most ~64 chunks
     std::size_t floor_ = M > 4096 ? 256 : 4096;
     return std::max<std::size_t>(std::max(target, floor_), 1);
+}
+
+// One block of nb <= B samples: normalised Hermite values per coordinate, tensor products
+// along the index table, and their sums into acc (and squares into acc2). Compiled twice
+// (AVX2 and baseline) where MODELCOLLAPSE_HOT allows.
+MODELCOLLAPSE_HOT void hermite_block(const double* x, std::size_t b0, std::size_t nb, std::size_t B, std::size_t d,
+                                     std::size_t D, std::size_t M, const HermiteIndexTable& tab, const double* sq,
+                                     const double* isq, double* h, double* val, double* xcol, double* acc,
+                                     double* acc2) {
+    for (std::size_t i = 0; i < d; ++i) {
+        double* hi = h + i * (D + 1) * B;
+        for (std::size_t s = 0; s < nb; ++s) {
+            const double xv = x[(b0 + s) * d + i];
+            xcol[s] = xv;  // contiguous copy of coordinate i for the recurrence
+            hi[s] = 1.0;
+            if (D >= 1) hi[B + s] = xv;
+        }
+        for (std::size_t m = 1; m < D; ++m) {
+            const double* hm = hi + m * B;
+            const double* hm1 = hi + (m - 1) * B;
+            double* hn = hi + (m + 1) * B;
+            const double a = sq[m], inv = isq[m + 1];
+            const double* xs = xcol;
+#pragma omp simd
+            for (std::size_t s = 0; s < nb; ++s) {
+                hn[s] = (xs[s] * hm[s] - a * hm1[s]) * inv;
+            }
+        }
+    }
+    for (std::size_t s = 0; s < nb; ++s) val[s] = 1.0;
+    double sum0 = static_cast<double>(nb);
+    acc[0] += sum0;
+    if (acc2) acc2[0] += sum0;
+    for (std::size_t m = 1; m < M; ++m) {
+        const double* pv = val + static_cast<std::size_t>(tab.parent[m]) * B;
+        const double* hv = h + (static_cast<std::size_t>(tab.dim[m]) * (D + 1) +
+                                       static_cast<std::size_t>(tab.order[m])) * B;
+        double* v = val + m * B;
+        double s1 = 0.0, s2 = 0.0;
+        // omp simd: vector partial sums (a fixed order for a given build, so results
+        // stay identical for any thread count) instead of one serial add chain.
+        if (acc2) {
+#pragma omp simd reduction(+ : s1, s2)
+            for (std::size_t s = 0; s < nb; ++s) {
+                const double w = pv[s] * hv[s];
+                v[s] = w;
+                s1 += w;
+                s2 += w * w;
+            }
+            acc2[m] += s2;
+        } else {
+#pragma omp simd reduction(+ : s1)
+            for (std::size_t s = 0; s < nb; ++s) {
+                const double w = pv[s] * hv[s];
+                v[s] = w;
+                s1 += w;
+            }
+        }
+        acc[m] += s1;
+    }
 }
 
 // out_mean[M], out_sq[M] (optional, may be nullptr). x is row-major (n, d).
@@ -65,55 +126,11 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
         const std::size_t c = begin / chunk;
         double* acc = partial.data() + c * M * (want_sq ? 2 : 1);
         double* acc2 = want_sq ? acc + M : nullptr;
-        std::vector<double> h(d * (D + 1) * B), val(M * B);
+        std::vector<double> h(d * (D + 1) * B), val(M * B), xcol(B);
         for (std::size_t b0 = begin; b0 < end; b0 += B) {
             if (stop.stop_requested()) return;
-            const std::size_t nb = std::min(B, end - b0);
-            for (std::size_t i = 0; i < d; ++i) {
-                double* hi = h.data() + i * (D + 1) * B;
-                for (std::size_t s = 0; s < nb; ++s) {
-                    const double xv = x[(b0 + s) * d + i];
-                    hi[s] = 1.0;
-                    if (D >= 1) hi[B + s] = xv;
-                }
-                for (std::size_t m = 1; m < D; ++m) {
-                    const double* hm = hi + m * B;
-                    const double* hm1 = hi + (m - 1) * B;
-                    double* hn = hi + (m + 1) * B;
-                    const double a = sq[m], inv = isq[m + 1];
-                    for (std::size_t s = 0; s < nb; ++s) {
-                        const double xv = x[(b0 + s) * d + i];
-                        hn[s] = (xv * hm[s] - a * hm1[s]) * inv;
-                    }
-                }
-            }
-            for (std::size_t s = 0; s < nb; ++s) val[s] = 1.0;
-            double sum0 = static_cast<double>(nb);
-            acc[0] += sum0;
-            if (acc2) acc2[0] += sum0;
-            for (std::size_t m = 1; m < M; ++m) {
-                const double* pv = val.data() + static_cast<std::size_t>(tab.parent[m]) * B;
-                const double* hv = h.data() + (static_cast<std::size_t>(tab.dim[m]) * (D + 1) +
-                                               static_cast<std::size_t>(tab.order[m])) * B;
-                double* v = val.data() + m * B;
-                double s1 = 0.0, s2 = 0.0;
-                if (acc2) {
-                    for (std::size_t s = 0; s < nb; ++s) {
-                        const double w = pv[s] * hv[s];
-                        v[s] = w;
-                        s1 += w;
-                        s2 += w * w;
-                    }
-                    acc2[m] += s2;
-                } else {
-                    for (std::size_t s = 0; s < nb; ++s) {
-                        const double w = pv[s] * hv[s];
-                        v[s] = w;
-                        s1 += w;
-                    }
-                }
-                acc[m] += s1;
-            }
+            hermite_block(x, b0, std::min(B, end - b0), B, d, D, M, tab, sq.data(), isq.data(), h.data(), val.data(),
+                          xcol.data(), acc, acc2);
         }
     };
     parallel_for(n, chunk, threads, body, poll);
