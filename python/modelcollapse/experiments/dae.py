@@ -41,6 +41,43 @@ def _levels(z: np.ndarray, n: int = 5) -> np.ndarray:
     return z.max() * np.linspace(0.1, 0.9, n)
 
 
+def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, target: np.ndarray, suptitle: str,
+                   path: Path, log_y: bool) -> Path:
+    """Two rows (variants) of projected-density panels (histogram of d-dim samples, blue theory
+    contours, green target contours) plus a column of generated/target variance ratios."""
+    from scipy.stats import gaussian_kde
+
+    plt = _plt()
+    per_row = len(panels) // 2
+    fig, axes = plt.subplots(2, per_row + 1, figsize=(3.0 * (per_row + 1), 6.0))
+    xs = np.linspace(-lim, lim, 70)
+    X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
+    pts = np.stack([X_.ravel(), Y_.ravel()])
+    kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
+    for idx, (variant, x, proj, theo) in enumerate(panels):
+        ax = axes[idx // per_row, idx % per_row]
+        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
+        zt = gaussian_kde(theo.T)(pts).reshape(X_.shape)
+        ax.contour(X_, Y_, zt, levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
+        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
+        ax.set_title(title(variant, x), fontsize=8)
+    for row, variant in enumerate(table.variant.unique()):
+        ax = axes[row, -1]
+        sub = table[table.variant == variant]
+        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
+            s = sub[sub.metric == metric]
+            (ax.semilogy if log_y else ax.plot)(s[xcol], s.value, "o-", label=metric)
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_xlabel(xcol)
+        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(suptitle, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _warm(d: int, r: int, G0: np.ndarray, seed: int) -> np.ndarray:
     """Random N(0, 1) weights whose first R coordinates are replaced so that G = G0 (r, R)."""
     w = np.random.default_rng(seed).standard_normal((d, r))
@@ -276,38 +313,10 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
                 rows.append(dict(variant=variant, tau=tau, metric=k, value=v, d=d))
             panels.append((variant, tau, proj, theo))
     table = pd.DataFrame(rows)
-    plt = _plt()
-    from scipy.stats import gaussian_kde
-
-    nt = len(cfg.taus)
-    fig, axes = plt.subplots(2, nt + 1, figsize=(3.0 * (nt + 1), 6.0))
     lim = 3.2 * np.sqrt(lam[0])
-    xs = np.linspace(-lim, lim, 70)
-    X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
-    pts = np.stack([X_.ravel(), Y_.ravel()])
-    kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
-    for idx, (variant, tau, proj, theo) in enumerate(panels):
-        ax = axes[idx // nt, idx % nt]
-        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
-        ax.contour(X_, Y_, (zt := gaussian_kde(theo.T)(pts).reshape(X_.shape)), levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
-        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
-        ax.set_title(f"{variant}, tau={tau:g}", fontsize=8)
-    for row, variant in enumerate(table.variant.unique()):
-        ax = axes[row, -1]
-        sub = table[table.variant == variant]
-        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
-            s = sub[sub.metric == metric]
-            ax.plot(s.tau, s.value, "o-", label=metric)
-        ax.axhline(1.0, color="k", lw=0.5)
-        ax.set_xlabel("tau")
-        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
-        ax.legend(fontsize=6)
-    fig.suptitle(f"digits '{cfg.digit}' covariance, d={d}, r={cfg.r}: colour d-dim samples on top-2 PCs, blue Cor. 2.3 "
-                 "with measured statistics, green target", fontsize=8)
-    fig.tight_layout()
-    path = out / "dae_digits.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = _panels_figure(panels, table, "tau", lambda v, x: f"{v}, tau={x:g}", lim, target,
+                          f"digits '{cfg.digit}' covariance, d={d}, r={cfg.r}: colour d-dim samples on top-2 PCs, "
+                          "blue Cor. 2.3 with measured statistics, green target", out / "dae_digits.png", log_y=False)
     last = table[table.tau == max(cfg.taus)]
     summ = {f"{v}:{m}": float(last[(last.variant == v) & (last.metric == m)].value.iloc[0])
             for v in last.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "b")}
@@ -505,40 +514,11 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
             panels.append((variant, g, proj, theo))
             w_prev, b_prev = w, b
     table = pd.DataFrame(rows)
-    plt = _plt()
-    from scipy.stats import gaussian_kde
-
-    G_ = cfg.generations
-    fig, axes = plt.subplots(2, G_ + 1, figsize=(3.0 * (G_ + 1), 6.0))
     lim = 3.2 * np.sqrt(lam[0])
-    xs = np.linspace(-lim, lim, 70)
-    X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
-    pts = np.stack([X_.ravel(), Y_.ravel()])
-    kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
-    for idx, (variant, g, proj, theo) in enumerate(panels):
-        ax = axes[idx // G_, idx % G_]
-        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
-        zt = gaussian_kde(theo.T)(pts).reshape(X_.shape)
-        ax.contour(X_, Y_, zt, levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
-        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
-        ax.set_title(f"{variant}, generation {g}", fontsize=8)
-    for row, variant in enumerate(table.variant.unique()):
-        ax = axes[row, -1]
-        sub = table[table.variant == variant]
-        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
-            s = sub[sub.metric == metric]
-            ax.semilogy(s.generation, s.value, "o-", label=metric)
-        ax.axhline(1.0, color="k", lw=0.5)
-        ax.set_xlabel("generation")
-        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
-        ax.legend(fontsize=6)
-    fig.suptitle(f"model collapse, digits '{cfg.digit}' covariance, d={d}, tau={cfg.tau:g} per generation; blue: "
-                 "theory (gen 1: Cor. 2.3 with measured stats; gen >= 2: ODE on the previous generation's law)",
-                 fontsize=8)
-    fig.tight_layout()
-    path = out / "dae_generations.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    path = _panels_figure(panels, table, "generation", lambda v, g: f"{v}, generation {g}", lim, target,
+                          f"model collapse, digits '{cfg.digit}' covariance, d={d}, tau={cfg.tau:g} per generation; "
+                          "blue: theory (gen 1: Cor. 2.3 with measured stats; gen >= 2: ODE on the previous "
+                          "generation's law)", out / "dae_generations.png", log_y=True)
     summ = {f"{v}:{m}": table[(table.variant == v) & (table.metric == m)].value.round(4).tolist()
             for v in table.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)",
                                                      "mode_position_sim", "mode_position_theory", "b", "b_theory")}
