@@ -131,6 +131,11 @@ py::dict train(const darray& means, const darray& scales, const darray& weights,
            *vhp = vh.mutable_data();
     const double* obs = R > 0 ? observe.data() : nullptr;
 
+    // With fewer replicas than threads, each worker runs one replica and the spare threads
+    // become sample-drawing helpers (dae::BlockPrefetcher), one per replica k < n_spare.
+    // This changes nothing in the results, only which thread draws the normals.
+    const std::size_t n_threads = mc::resolve_threads(threads);
+    const std::size_t n_spare = n_threads > static_cast<std::size_t>(reps) ? n_threads - reps : 0;
     run_without_gil([&](const mc::PollFn& poll) {
         dispatch_r(static_cast<int>(r), [&](auto rc) {
             constexpr int RC = decltype(rc)::value;
@@ -165,7 +170,7 @@ py::dict train(const darray& means, const darray& scales, const darray& weights,
                         rec.b = bhp + k * n_rec;
                         rec.v = vhp + k * n_rec * r;
                         dae::train_replica<RC>(tr, tg, seed, k, static_cast<std::size_t>(n_steps), W.data(), b,
-                                               v.data(), rec, stop, uniform);
+                                               v.data(), rec, stop, uniform, k < n_spare);
                         double* dst = wo + k * d * r;
                         for (py::ssize_t i = 0; i < d; ++i)
                             for (py::ssize_t j = 0; j < r; ++j) dst[i * r + j] = W[j * d + i];
