@@ -95,19 +95,9 @@ void register_hodge(py::module_& m) {
                            const double* px = x.data();
                            double *pl = logp.mutable_data(), *pt = ts.mutable_data(), *pe = er.mutable_data();
                            const unsigned char* pm = mask.empty() ? nullptr : mask.data();
-                           run_without_gil([&](const mc::PollFn& poll) {
-                               auto sm = mc::smooth(model, t);
-                               mc::parallel_for(
-                                   n, 256, threads,
-                                   [&](std::size_t b, std::size_t e, const mc::StopToken& stop) {
-                                       auto ws = mc::make_workspace(model);
-                                       for (std::size_t i = b; i < e; ++i) {
-                                           if (stop.stop_requested()) return;
-                                           pl[i] = mc::perturbed_eval_point(sm, px + i * d, pt + i * d, pe + i * d,
-                                                                            nullptr, pm, ws);
-                                       }
-                                   },
-                                   poll);
+                           for_each_point(model, t, n, threads, [&](const auto& sm, std::size_t i, auto& ws) {
+                               pl[i] = mc::perturbed_eval_point(sm, px + i * d, pt + i * d, pe + i * d, nullptr, pm,
+                                                                ws);
                            });
                            return py::make_tuple(logp, ts, er);
                        },

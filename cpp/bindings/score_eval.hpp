@@ -22,6 +22,25 @@ void check_points(const Model& model, const darray& x) {
     require_dim(x, 1, static_cast<py::ssize_t>(model_dim(model)), "x");
 }
 
+// Runs fn(smoothed_model, i, workspace) for every point i < m, threaded, without the GIL:
+// the loop shared by every batched evaluation of a compiled score model.
+template <class Model, class Fn>
+void for_each_point(const Model& model, double t, std::size_t m, int threads, Fn&& fn) {
+    run_without_gil([&](const mc::PollFn& poll) {
+        auto sm = mc::smooth(model, t);
+        mc::parallel_for(
+            m, 256, threads,
+            [&](std::size_t b, std::size_t e, const mc::StopToken& stop) {
+                auto ws = mc::make_workspace(model);
+                for (std::size_t i = b; i < e; ++i) {
+                    if (stop.stop_requested()) return;
+                    fn(sm, i, ws);
+                }
+            },
+            poll);
+    });
+}
+
 template <class Model>
 py::tuple eval_batch(const Model& model, const darray& x, double t, bool want_score, int threads) {
     check_points(model, x);
@@ -32,18 +51,8 @@ py::tuple eval_batch(const Model& model, const darray& x, double t, bool want_sc
     const double* px = x.data();
     double* pl = logp.mutable_data();
     double* ps = want_score ? score.mutable_data() : nullptr;
-    run_without_gil([&](const mc::PollFn& poll) {
-        auto sm = mc::smooth(model, t);
-        mc::parallel_for(
-            m, 256, threads,
-            [&](std::size_t b, std::size_t e, const mc::StopToken& stop) {
-                auto ws = mc::make_workspace(model);
-                for (std::size_t i = b; i < e; ++i) {
-                    if (stop.stop_requested()) return;
-                    pl[i] = mc::eval_point(sm, px + i * d, ps ? ps + i * d : nullptr, ws);
-                }
-            },
-            poll);
+    for_each_point(model, t, m, threads, [&](const auto& sm, std::size_t i, auto& ws) {
+        pl[i] = mc::eval_point(sm, px + i * d, ps ? ps + i * d : nullptr, ws);
     });
     return py::make_tuple(logp, want_score ? py::object(score) : py::object(py::none()));
 }
