@@ -17,6 +17,15 @@
 
 #include "fastmath.hpp"
 
+// Philox with AVX2 intrinsics where the CPU has it (GCC/clang on x86-64): the vectoriser
+// emulates a full 64 x 64-bit product for the 32 x 32 -> 64 multiply of each round, which
+// made the batched generator ~2x slower than this hand-written form. Integer arithmetic
+// only, so both paths give the same bits.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(MODELCOLLAPSE_NO_DISPATCH)
+#define MODELCOLLAPSE_PHILOX_AVX2 1
+#include <immintrin.h>
+#endif
+
 namespace modelcollapse {
 namespace rng {
 
@@ -138,6 +147,72 @@ inline void philox4x32_10_batch(std::size_t n, std::uint32_t* __restrict c0, std
     }
 }
 
+#ifdef MODELCOLLAPSE_PHILOX_AVX2
+// philox4x32_10_batch for n blocks, 8 at a time (two independent groups of four 64-bit
+// lanes, each lane holding one 32-bit word in its low half). _mm256_mul_epu32 reads only
+// the low halves, so the products' high halves are never masked inside the rounds: the
+// garbage they leave in the upper halves of (c1, c3) never reaches a low half, and the
+// outputs are packed back to 32 bits at the end. The tail (< 8 blocks) is scalar.
+__attribute__((target("avx2"))) inline void philox4x32_10_batch_avx2(
+    std::size_t n, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1, std::uint32_t* __restrict c2,
+    std::uint32_t* __restrict c3, std::uint32_t k0_in, std::uint32_t k1_in) {
+    const __m256i m0 = _mm256_set1_epi64x(kPhiloxM0), m1 = _mm256_set1_epi64x(kPhiloxM1);
+    const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    std::uint32_t* const words[4] = {c0, c1, c2, c3};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x[4][2];  // x[word][group]
+        for (int w = 0; w < 4; ++w)
+            for (int g = 0; g < 2; ++g)
+                x[w][g] = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(words[w] + i + 4 * g)));
+        std::uint32_t k0 = k0_in, k1 = k1_in;
+        for (int round = 0; round < 10; ++round) {
+            const __m256i kk0 = _mm256_set1_epi64x(k0), kk1 = _mm256_set1_epi64x(k1);
+            for (int g = 0; g < 2; ++g) {
+                const __m256i p0 = _mm256_mul_epu32(x[0][g], m0);
+                const __m256i p1 = _mm256_mul_epu32(x[2][g], m1);
+                x[0][g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x[1][g]), kk0);
+                x[2][g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x[3][g]), kk1);
+                x[1][g] = p1;
+                x[3][g] = p0;
+            }
+            k0 += kPhiloxW0;
+            k1 += kPhiloxW1;
+        }
+        for (int w = 0; w < 4; ++w)
+            for (int g = 0; g < 2; ++g)
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(words[w] + i + 4 * g),
+                                 _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(x[w][g], pack)));
+    }
+    for (; i < n; ++i) {
+        const Block b = philox4x32_10(c0[i], c1[i], c2[i], c3[i], k0_in, k1_in);
+        c0[i] = b.w[0];
+        c1[i] = b.w[1];
+        c2[i] = b.w[2];
+        c3[i] = b.w[3];
+    }
+}
+
+inline bool cpu_has_avx2() {
+    static const bool ok = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0;
+    }();
+    return ok;
+}
+#endif
+
+// Philox on a batch of blocks, in place (philox4x32_10_batch), through the AVX2 form when
+// the CPU has it.
+inline void philox_blocks(std::size_t n, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1,
+                          std::uint32_t* __restrict c2, std::uint32_t* __restrict c3, std::uint32_t k0,
+                          std::uint32_t k1) {
+#ifdef MODELCOLLAPSE_PHILOX_AVX2
+    if (cpu_has_avx2()) return philox4x32_10_batch_avx2(n, c0, c1, c2, c3, k0, k1);
+#endif
+    philox4x32_10_batch(n, c0, c1, c2, c3, k0, k1);
+}
+
 // Blocks handled per batch by the bulk generators below.
 constexpr std::size_t kBatch = 128;
 
@@ -148,7 +223,7 @@ MODELCOLLAPSE_HOT void normals_from_counters(std::size_t m, std::uint32_t* __res
                                             std::uint32_t* __restrict c2, std::uint32_t* __restrict c3,
                                             std::uint32_t k0, std::uint32_t k1, double* __restrict z0,
                                             double* __restrict z1) {
-    philox4x32_10_batch(m, c0, c1, c2, c3, k0, k1);
+    philox_blocks(m, c0, c1, c2, c3, k0, k1);
     alignas(64) double u0[kBatch], u1[kBatch];
 #pragma omp simd
     for (std::size_t i = 0; i < m; ++i) {
@@ -170,7 +245,7 @@ MODELCOLLAPSE_HOT void normals_run(std::size_t m, std::uint64_t c, std::uint32_t
         w2[q] = s0;
         w3[q] = s1;
     }
-    philox4x32_10_batch(m, w0, w1, w2, w3, k0, k1);
+    philox_blocks(m, w0, w1, w2, w3, k0, k1);
 #pragma omp simd
     for (std::size_t q = 0; q < m; ++q) {
         u0[q] = to_uniform(w1[q], w0[q]);
