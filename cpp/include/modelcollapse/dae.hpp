@@ -618,8 +618,25 @@ struct SamplerCoefs {
     std::vector<double> delta, kappa, kstar, noise, p;  // one per step
 };
 
+// sum_i a[i] b[i] in four interleaved lanes, combined as (l0 + l2) + (l1 + l3): a fixed
+// order, so the value does not depend on the instruction set the loop is compiled for.
+inline double dot_lanes(const double* a, const double* b, std::size_t d) {
+    double lane[4] = {0.0, 0.0, 0.0, 0.0};
+    std::size_t i = 0;
+#ifdef MODELCOLLAPSE_VECTOR_EXT
+    vec4d acc = {0.0, 0.0, 0.0, 0.0};
+    for (; i + 4 <= d; i += 4) acc += MODELCOLLAPSE_LOAD4(a + i) * MODELCOLLAPSE_LOAD4(b + i);
+    for (int l = 0; l < 4; ++l) lane[l] = acc[l];
+#else
+    for (; i + 4 <= d; i += 4)
+        for (int l = 0; l < 4; ++l) lane[l] += a[i + l] * b[i + l];
+#endif
+    for (int l = 0; i < d; ++i, ++l) lane[l] += a[i] * b[i];
+    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+}
+
 template <int RC>
-void sample_one(const double* W, std::size_t d, int r_rt, const double* v, Activation act,
+MODELCOLLAPSE_HOT void sample_one(const double* W, std::size_t d, int r_rt, const double* v, Activation act,
                 const SamplerCoefs& co, double* X, std::uint64_t seed, std::uint64_t index,
                 const double* injected /* (steps+1) x d or null */, double* buf) {
     namespace R = modelcollapse::rng;
@@ -633,10 +650,7 @@ void sample_one(const double* W, std::size_t d, int r_rt, const double* v, Activ
     for (std::size_t k = 0; k < n; ++k) {
         double coef[kMaxR];
         for (int j = 0; j < r; ++j) {
-            const double* wj = W + j * d;
-            double a = 0.0;
-#pragma omp simd reduction(+ : a)
-            for (std::size_t i = 0; i < d; ++i) a += wj[i] * X[i];
+            const double a = dot_lanes(W + j * d, X, d);
             double s, ds;
             activate(act, a * sd + co.p[k] * v[j], s, ds);
             coef[j] = co.delta[k] * co.kappa[k] * sd * s;
