@@ -35,6 +35,22 @@ def test_cpp_equals_numpy_with_injected_noise(any_mixture, integrator, grid):
     np.testing.assert_array_equal(a.trajectory[0], init)
 
 
+@pytest.mark.parametrize("d", [4, 6, 9])
+def test_full_covariance_blocked_product_equals_numpy(d):
+    # d >= 4 takes the register-blocked precision product (4 rows x 4 samples, with row and
+    # sample tails: d = 6, 9 and n = 67 = 64 + 3 leave both); checked against the reference
+    rng = np.random.default_rng(d)
+    A = rng.normal(size=(3, d, d))
+    gm = mc.GaussianMixture([0.5, 0.3, 0.2], 2 * rng.normal(size=(3, d)),
+                            A @ A.transpose(0, 2, 1) / d + 0.3 * np.eye(d))
+    n, steps = 67, 15
+    init, noise = injected(n, steps, d, seed=d)
+    kw = dict(T=1.0, delta=0.02, steps=steps, init=init, noise=noise)
+    a = mc.sample_reverse(gm, n, backend="cpp", threads=1, **kw)
+    b = mc.sample_reverse(gm, n, backend="numpy", **kw)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-10, atol=1e-10)
+
+
 def test_empirical_and_callable_paths_agree():
     train = np.random.default_rng(3).normal(size=(400, 2))
     e = mc.EmpiricalScore(train)

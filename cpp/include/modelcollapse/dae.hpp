@@ -70,16 +70,6 @@ inline void activate(Activation a, double h, double& s, double& ds) {
 
 constexpr int kMaxR = 64;
 
-#if defined(__GNUC__)
-#define MODELCOLLAPSE_VECTOR_EXT 1
-// Four doubles as one value: element-wise IEEE operations, so sums kept in its lanes have
-// a fixed order whatever instruction set the compiler maps it onto. vec4d_u is the same type
-// with the alignment (and aliasing) of a double, for loads from plain arrays.
-typedef double vec4d __attribute__((vector_size(32)));
-typedef double vec4d_u __attribute__((vector_size(32), aligned(8), may_alias));
-#define MODELCOLLAPSE_LOAD4(p) (*reinterpret_cast<const vec4d_u*>(p))
-#endif
-
 // Sweep 1 for a compile-time r: w^T x0, w^T x1, w^T w and the three norms in one pass.
 template <int R>
 MODELCOLLAPSE_HOT void sweep_fields(const double* W, std::size_t d, const double* x0, const double* x1, double* P0,

@@ -29,6 +29,20 @@
 #define MODELCOLLAPSE_HOT_FMA MODELCOLLAPSE_HOT
 #endif
 
+#if defined(__GNUC__)
+#define MODELCOLLAPSE_VECTOR_EXT 1
+namespace modelcollapse {
+// Four doubles as one value (GCC/clang vector extension): element-wise IEEE operations, so
+// sums kept in its lanes have a fixed order whatever instruction set the compiler maps it
+// onto (one AVX2 register, or two SSE2 ones). vec4d_u is the same type with the alignment
+// (and aliasing) of a double, for loads from and stores to plain arrays.
+typedef double vec4d __attribute__((vector_size(32)));
+typedef double vec4d_u __attribute__((vector_size(32), aligned(8), may_alias));
+}  // namespace modelcollapse
+#define MODELCOLLAPSE_LOAD4(p) (*reinterpret_cast<const ::modelcollapse::vec4d_u*>(p))
+#define MODELCOLLAPSE_STORE4(p, v) (*reinterpret_cast<::modelcollapse::vec4d_u*>(p) = (v))
+#endif
+
 namespace modelcollapse {
 namespace fastmath {
 
