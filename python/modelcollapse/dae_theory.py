@@ -46,7 +46,8 @@ from .reference.dae import z_sde as _z_sde
 
 __all__ = [
     "time_moments", "skip_closed_form", "skip_for_variance", "linear_binary_fixed_point", "TheoryTarget", "theory_target",
-    "ode_rhs", "integrate_odes", "z_sde_samples", "projected_law_samples", "generation_target",
+    "ode_rhs", "integrate_odes", "SpectrumBins", "bin_spectrum", "level_overlaps", "SpectralTarget", "spectral_target",
+    "spectral_ode_rhs", "integrate_spectral_odes", "z_sde_samples", "projected_law_samples", "generation_target",
 ]
 
 
@@ -247,6 +248,31 @@ def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem)
     return dQ, dG, db, dv
 
 
+def _rk4_path(f, state: tuple, keys: Sequence[str], taus: np.ndarray, dtau: float) -> dict:
+    """Classical RK4 on a tuple state from tau = 0, steps <= ``dtau``, recorded at ``taus``."""
+    out = {k: [] for k in keys}
+    tau = 0.0
+
+    def axpy(st, k, h):
+        return tuple(s + h * ks for s, ks in zip(st, k))
+
+    for target_tau in taus:
+        span = target_tau - tau
+        if span > 0:
+            n = int(np.ceil(span / dtau - 1e-9))
+            h = span / n
+            for _ in range(n):
+                k1 = f(state)
+                k2 = f(axpy(state, k1, h / 2))
+                k3 = f(axpy(state, k2, h / 2))
+                k4 = f(axpy(state, k3, h))
+                state = tuple(s + h / 6 * (a + 2 * bb + 2 * c + dd) for s, a, bb, c, dd in zip(state, k1, k2, k3, k4))
+            tau = target_tau
+        for key, val in zip(keys, state):
+            out[key].append(np.array(val, dtype=float))
+    return out
+
+
 def integrate_odes(target: TheoryTarget, Q0: Any, G0: Any, b0: float = 0.0, v0: Any = None, *,
                    taus: Any, activation: str = "tanh", lr: float = 0.2, weight_decay: float = 0.0,
                    times: Sequence[float] | str = (0.5,), time_encoding: Sequence[float] = (0.0, 0.0),
@@ -281,33 +307,324 @@ def integrate_odes(target: TheoryTarget, Q0: Any, G0: Any, b0: float = 0.0, v0: 
     pb = _Problem(target, activation, check_real(lr, "lr", low=0.0), check_real(weight_decay, "weight_decay", low=0.0),
                   bool(train_b), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w, bool(quadratic))
     Q, G, b = Q0.copy(), G0.copy(), float(b0)
-    out = {k: [] for k in ("Q", "G", "b", "v")}
-    tau = 0.0
 
     def f(state):
         Qs, Gs, bs, vs = state
         return ode_rhs(0.5 * (Qs + Qs.T), Gs, bs, vs, pb)
 
-    def axpy(state, k, h):
-        return tuple(s + h * ks for s, ks in zip(state, k))
-
-    state = (Q, G, b, v)
-    for target_tau in taus:
-        span = target_tau - tau
-        if span > 0:
-            n = int(np.ceil(span / dtau - 1e-9))
-            h = span / n
-            for _ in range(n):
-                k1 = f(state)
-                k2 = f(axpy(state, k1, h / 2))
-                k3 = f(axpy(state, k2, h / 2))
-                k4 = f(axpy(state, k3, h))
-                state = tuple(s + h / 6 * (a + 2 * bb + 2 * c + dd) for s, a, bb, c, dd in zip(state, k1, k2, k3, k4))
-            tau = target_tau
-        for key, val in zip(("Q", "G", "b", "v"), state):
-            out[key].append(np.array(val, dtype=float))
+    out = _rk4_path(f, (Q, G, b, v), ("Q", "G", "b", "v"), taus, dtau)
     res = {k: np.array(v_) for k, v_ in out.items()}
     res["tau"] = taus
+    res["M"] = np.einsum("nrR,kR->nkr", res["G"], target.m)
+    return res
+
+
+# ----------------------------------------------------------------------------- spectral closure
+@dataclasses.dataclass(frozen=True)
+class SpectrumBins:
+    """A covariance spectrum discretised in L levels: level l holds the fraction
+    ``fractions[l]`` of the d coordinates and the eigenvalue ``levels[l]`` (the mean of its
+    eigenvalues, so rho_bar is preserved); ``index`` (d,) is the level of each coordinate of
+    the spectrum as given (same order)."""
+
+    fractions: np.ndarray
+    levels: np.ndarray
+    index: np.ndarray
+
+    @property
+    def n_levels(self) -> int:
+        return int(len(self.fractions))
+
+
+def bin_spectrum(spectrum: Any, n_levels: int, *, n_top: int = 0) -> SpectrumBins:
+    """Bin a covariance spectrum (e.g. the eigenvalues of a covariance matrix) into levels.
+
+    Parameters
+    ----------
+    spectrum : (d,) non-negative eigenvalues, any order.
+    n_levels : number of quantile bins: the eigenvalues not in the top ``n_top`` are sorted
+        and split into ``n_levels`` groups of (nearly) equal counts.
+    n_top : the ``n_top`` largest eigenvalues get a level each (fraction 1/d): spikes that a
+        quantile bin would smear out (e.g. the leading principal components of an image
+        class, which a DAE with few hidden units learns first).
+
+    Returns
+    -------
+    SpectrumBins with L = n_top + n_levels levels in decreasing order of eigenvalue.
+    """
+    spec = check_finite_array(spectrum, "spectrum", ndim=1)
+    if np.any(spec < 0):
+        raise ValueError("spectrum must be >= 0 (variances)")
+    d = spec.shape[0]
+    n_levels = check_positive_int(n_levels, "n_levels")
+    n_top = check_positive_int(n_top, "n_top", minimum=0)
+    if n_top + n_levels > d:
+        raise ValueError(f"n_top + n_levels = {n_top + n_levels} exceeds the dimension d = {d}")
+    order = np.argsort(-spec, kind="stable")
+    groups = [order[i:i + 1] for i in range(n_top)] + list(np.array_split(order[n_top:], n_levels))
+    index = np.empty(d, dtype=np.int64)
+    for l, g in enumerate(groups):
+        index[g] = l
+    fractions = np.array([len(g) / d for g in groups])
+    levels = np.array([spec[g].mean() for g in groups])
+    return SpectrumBins(fractions, levels, index)
+
+
+def level_overlaps(w: Any, index: Any, n_levels: int | None = None) -> np.ndarray:
+    """Per-level densities q_l = sum_{i in level l} w_i w_i^T / d of weights ``w`` (d, r) or
+    (replicas, d, r) given in the eigenbasis of the spectrum; ``index`` (d,) level of each
+    coordinate (e.g. ``bin_spectrum(...).index``). Returns (L, r, r) or (replicas, L, r, r)."""
+    ww = check_finite_array(w, "w", ndim=(2, 3))
+    d = ww.shape[-2]
+    idx = np.asarray(index)
+    if idx.shape != (d,) or not np.issubdtype(idx.dtype, np.integer) or (d and idx.min() < 0):
+        raise ValueError(f"index must be ({d},) non-negative integers (the level of each coordinate)")
+    L = int(idx.max()) + 1 if n_levels is None else check_positive_int(n_levels, "n_levels")
+    if idx.max() >= L:
+        raise ValueError(f"index has levels up to {idx.max()}, more than n_levels = {L}")
+    onehot = np.zeros((d, L))
+    onehot[np.arange(d), idx] = 1.0
+    return np.einsum("...ia,il,...ib->...lab", ww, onehot, ww) / d
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectralTarget:
+    """Target whose clusters share a diagonal eigenbasis, for the spectral-density closure.
+
+    Level l holds the fraction ``fractions[l]`` (L,) of the d coordinates; cluster c (weight
+    ``weights[c]``) has the eigenvalue ``rho[c, l]`` on them (``rho`` (K, L)). Its mean is
+    E m_c (``m`` (K, R)) for an orthonormal observation basis E (d x R) each of whose columns
+    j is supported on the coordinates of the single level ``obs_levels[j]`` (R,).
+    ``d``: finite-d correction (as in :class:`TheoryTarget`), np.inf for d -> infinity.
+    """
+
+    fractions: np.ndarray
+    rho: np.ndarray
+    weights: np.ndarray
+    m: np.ndarray
+    obs_levels: np.ndarray
+    d: float = np.inf
+
+    @property
+    def n_levels(self) -> int:
+        return int(len(self.fractions))
+
+    @property
+    def onehot(self) -> np.ndarray:
+        """(R, L) indicator of the level of each observation direction."""
+        oh = np.zeros((len(self.obs_levels), self.n_levels))
+        oh[np.arange(len(self.obs_levels)), self.obs_levels] = 1.0
+        return oh
+
+    @property
+    def rho_eff(self) -> np.ndarray:
+        """(K, L) per-coordinate second moment on level l: rho[c, l] + ||m_c on l||^2 / (f_l d)."""
+        if not np.isfinite(self.d):
+            return self.rho
+        return self.rho + (self.m**2 @ self.onehot) / (self.fractions * self.d)
+
+    @property
+    def rho_bar(self) -> float:
+        """E_c[tr Sigma_c] / d = sum_c pi_c sum_l f_l rho[c, l] (+ E||mu||^2 / d at finite d)."""
+        return float(self.weights @ (self.rho_eff @ self.fractions))
+
+
+def spectral_target(levels: Any, fractions: Any, means: Any = None, observe_levels: Any = None,
+                    weights: Any = None, d: float | None = None) -> SpectralTarget:
+    """Validated :class:`SpectralTarget`.
+
+    Parameters
+    ----------
+    levels : (L,) eigenvalues shared by all clusters, or (K, L) per cluster.
+    fractions : (L,) positive fractions of the coordinates in each level, summing to 1.
+    means : (K, R) cluster means in the coordinates of the observation basis E; default
+        none (R = 0, zero means).
+    observe_levels : (R,) level of each column of E (required when R > 0). The closure is
+        exact when column j of E is supported on the coordinates of level observe_levels[j].
+    weights : (K,) mixture weights (default uniform).
+    d : keep the O(1/d) mean energy in rho_eff / rho_bar (finite-d correction); None = d -> inf.
+    """
+    lv = check_finite_array(levels, "levels", ndim=(1, 2))
+    L = lv.shape[-1]
+    ff = check_finite_array(fractions, "fractions", ndim=1)
+    if ff.shape != (L,):
+        raise ValueError(f"fractions must have shape ({L},) like the last axis of levels, got {ff.shape}")
+    if np.any(ff <= 0) or abs(ff.sum() - 1.0) > 1e-8:
+        raise ValueError(f"fractions must be positive and sum to 1, got sum {ff.sum():.10g}")
+    if np.any(lv < 0):
+        raise ValueError("levels must be >= 0 (covariance eigenvalues)")
+    if means is None:
+        K = lv.shape[0] if lv.ndim == 2 else 1
+        mm = np.zeros((K, 0))
+    else:
+        mm = check_finite_array(means, "means", ndim=2, allow_empty=True)
+        K = mm.shape[0]
+        if K == 0:
+            raise ValueError("means must have at least one row (one per cluster)")
+    R = mm.shape[1]
+    if lv.ndim == 2 and lv.shape[0] != K:
+        raise ValueError(f"levels has {lv.shape[0]} rows but there are {K} clusters (rows of means)")
+    rho = np.broadcast_to(lv, (K, L)).astype(float)
+    if R > 0:
+        if observe_levels is None:
+            raise ValueError("observe_levels (R,) is required when means has R > 0 columns")
+        ol = np.asarray(observe_levels)
+        if ol.shape != (R,) or not np.issubdtype(ol.dtype, np.integer) or ol.min() < 0 or ol.max() >= L:
+            raise ValueError(f"observe_levels must be ({R},) integers in [0, {L}), got {observe_levels!r}")
+    else:
+        if observe_levels is not None and np.size(observe_levels) > 0:
+            raise ValueError("observe_levels given but means has no columns")
+        ol = np.zeros(0, dtype=np.int64)
+    ww = np.full(K, 1.0 / K) if weights is None else check_finite_array(weights, "weights", ndim=1, shape=(K,))
+    if np.any(ww < 0) or ww.sum() <= 0:
+        raise ValueError("weights must be non-negative with a positive sum")
+    dd = np.inf if d is None else check_real(d, "d", low=1.0)
+    return SpectralTarget(ff / ff.sum(), rho, ww / ww.sum(), mm, ol.astype(np.int64), dd)
+
+
+def spectral_ode_rhs(q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem):
+    """Right-hand side (dq, dG, db, dv) of the spectral-density ODEs (module docstring);
+    ``q`` (L, r, r), ``pb.target`` a :class:`SpectralTarget`."""
+    tg = pb.target
+    L, r = q.shape[0], q.shape[1]
+    R = G.shape[1]
+    Q = q.sum(axis=0)
+    oh = tg.onehot
+    g0, g1 = pb.nodes[:, :r], pb.nodes[:, r:]
+    lam0 = g0 @ _sqrtm_psd(Q).T
+    Qp = np.linalg.pinv(Q, rcond=1e-10, hermitian=True)
+    K0 = q @ Qp                                                          # E[lam0_l | lam0] = K0_l lam0
+    xi0 = lam0 @ (Qp @ G)
+    dq = np.zeros((L, r, r))
+    dG = np.zeros((r, R))
+    dv = np.zeros(r)
+    net_b = 0.0
+    nt = len(pb.ts)
+    rho_eff = tg.rho_eff
+    for c in range(len(tg.weights)):
+        pc = tg.weights[c]
+        if pc == 0:
+            continue
+        rc = tg.rho[c]
+        Qc = np.einsum("l,lab->ab", rc, q)
+        Qcp = np.linalg.pinv(Qc, rcond=1e-10, hermitian=True)
+        Mc = G @ tg.m[c]
+        Ml = ((G * tg.m[c]) @ oh).T                                       # (L, r) M_c^{(l)}
+        K1 = rc[:, None, None] * (q @ Qcp)                                # E[lam1_l | lam1] = a_l + K1_l lam1
+        a = Ml - K1 @ Mc
+        lam1 = Mc + g1 @ _sqrtm_psd(Qc).T
+        xi1 = tg.m[c] + ((lam1 - Mc) @ (Qcp @ G)) * rc[tg.obs_levels]
+        S, U, XT = [], [], []
+        for t, wt in zip(pb.ts, pb.tw):
+            al, be, pt = 1.0 - t, t, pb.p0 + pb.p1 * t
+            lt = al * lam0 + be * lam1
+            s, ds = _activation(pb.act, lt + pt * v)
+            le = lam1 - b * lt - s @ Q
+            u = ds * le
+            xt = al * xi0 + be * xi1
+            wn = pb.node_w * (pc * wt)
+            sw, uw = s * wn[:, None], u * wn[:, None]
+            dG += sw.T @ (xi1 - b * xt) - (sw.T @ s) @ G + uw.T @ xt
+            Es, Eu = sw.sum(axis=0), uw.sum(axis=0)
+            SS = sw.T @ s
+            L0S, L1S = lam0.T @ sw, lam1.T @ sw                           # E[lam s^T]
+            L0U, L1U = lam0.T @ uw, lam1.T @ uw
+            A = ((1 - b * be) * (a[:, :, None] * Es + K1 @ L1S) - b * al * (K0 @ L0S) - q @ SS
+                 + al * (K0 @ L0U) + be * (a[:, :, None] * Eu + K1 @ L1U))
+            dq += A + A.transpose(0, 2, 1)
+            dv += pt * Eu
+            net_b += float(np.sum(sw * lt))
+            S.append(s), U.append(u), XT.append((al, be))
+        if pb.quadratic and pb.lr > 0:
+            rho = rho_eff[c]                                              # (L,)
+            pairs = [(i, i) for i in range(nt)] if pb.uniform else [(i, j) for i in range(nt) for j in range(nt)]
+            for i, j in pairs:
+                (a1, b1), (a2, b2) = XT[i], XT[j]
+                wij = pb.tw[i] if pb.uniform else pb.tw[i] * pb.tw[j]
+                wn = pb.node_w * (pc * wij)
+                si, ui = S[i] * wn[:, None], U[i] * wn[:, None]
+                SSm, SUm, USm, UUm = si.T @ S[j], si.T @ U[j], ui.T @ S[j], ui.T @ U[j]
+                Aee = (1 - b * b1) * (1 - b * b2) * rho + b * b * a1 * a2
+                Aex = (1 - b * b1) * b2 * rho - b * a1 * a2
+                Axe = (1 - b * b2) * b1 * rho - b * a1 * a2
+                Axx = a1 * a2 + b1 * b2 * rho
+                co = 2.0 * pb.lr * tg.fractions
+                dq += ((co * Aee)[:, None, None] * SSm + (co * Aex)[:, None, None] * SUm
+                       + (co * Axe)[:, None, None] * USm + (co * Axx)[:, None, None] * UUm)
+    dq -= pb.weight_decay * q
+    dG -= 0.5 * pb.weight_decay * G
+    dv -= 0.5 * pb.weight_decay * v
+    if pb.train_b:
+        rb = tg.rho_bar
+        db = float(pb.tw @ (pb.ts * rb - b * (pb.ts**2 * rb + (1 - pb.ts) ** 2)))
+        if np.isfinite(tg.d):
+            db -= net_b / tg.d
+    else:
+        db = 0.0
+    return dq, dG, db, dv
+
+
+def integrate_spectral_odes(target: SpectralTarget, q0: Any, G0: Any = None, b0: float = 0.0, v0: Any = None, *,
+                            taus: Any, activation: str = "tanh", lr: float = 0.2, weight_decay: float = 0.0,
+                            times: Sequence[float] | str = (0.5,), time_encoding: Sequence[float] = (0.0, 0.0),
+                            train_b: bool = True, quadratic: bool = True, n_nodes: int | None = None,
+                            dtau: float = 0.02, n_uniform: int = 12) -> dict:
+    """Integrate the spectral-density training ODEs (RK4, step <= ``dtau``), report at ``taus``.
+
+    Parameters
+    ----------
+    target : SpectralTarget (see :func:`spectral_target`, :func:`bin_spectrum`).
+    q0 : (L, r, r) initial per-level densities (e.g. :func:`level_overlaps` of the initial
+        weights), or (r, r) Q0 spread as q_l = f_l Q0 (the d -> infinity limit of an
+        isotropic random initialisation).
+    G0 : (r, R) initial overlaps with the observation basis (default 0; note M = 0 is a
+        fixed point when the means are non-zero).
+    Other arguments as in :func:`integrate_odes`.
+
+    Returns
+    -------
+    dict with tau (n,), q (n, L, r, r), Q (n, r, r) = sum_l q_l, Qc (n, K, r, r) =
+    sum_l rho[c, l] q_l, G (n, r, R), M (n, K, r), b (n,), v (n, r).
+    """
+    if not isinstance(target, SpectralTarget):
+        raise TypeError("target must be a SpectralTarget (see spectral_target)")
+    L = target.n_levels
+    q0 = check_finite_array(q0, "q0", ndim=(2, 3))
+    if q0.ndim == 2:
+        q0 = target.fractions[:, None, None] * q0[None]
+    r = q0.shape[-1]
+    if q0.shape != (L, r, r):
+        raise ValueError(f"q0 must have shape ({L}, r, r) or (r, r), got {q0.shape}")
+    if not np.allclose(q0, q0.transpose(0, 2, 1), atol=1e-10 * max(1.0, float(np.abs(q0).max()))):
+        raise ValueError("q0 must be symmetric (per level)")
+    if np.any(np.linalg.eigvalsh(q0) < -1e-10 * max(1.0, float(np.abs(q0).max()))):
+        raise ValueError("q0 must be positive semi-definite (per level)")
+    R = target.m.shape[1]
+    G = np.zeros((r, R)) if G0 is None else check_finite_array(G0, "G0", ndim=2, shape=(r, R), allow_empty=True)
+    v = np.zeros(r) if v0 is None else check_finite_array(v0, "v0", ndim=1, shape=(r,))
+    taus = check_finite_array(np.atleast_1d(taus), "taus", ndim=1)
+    if np.any(np.diff(taus) < 0) or taus[0] < 0:
+        raise ValueError("taus must be non-negative and non-decreasing")
+    check_choice(activation, "activation", ("tanh", "relu", "linear", "erf", "sigmoid"))
+    dtau = check_real(dtau, "dtau", low=0.0, low_open=True)
+    if n_nodes is None:
+        n_nodes = int(min(60, max(3, round(2e4 ** (1.0 / (2 * r))))))
+    n_nodes = check_positive_int(n_nodes, "n_nodes")
+    ts, tw, uniform = _time_nodes(times, n_uniform)
+    enc = check_finite_array(time_encoding, "time_encoding", ndim=1, shape=(2,))
+    nodes, node_w = _gh_grid(2 * r, n_nodes)
+    pb = _Problem(target, activation, check_real(lr, "lr", low=0.0), check_real(weight_decay, "weight_decay", low=0.0),
+                  bool(train_b), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w, bool(quadratic))
+
+    def f(state):
+        qs, Gs, bs, vs = state
+        return spectral_ode_rhs(0.5 * (qs + qs.transpose(0, 2, 1)), Gs, bs, vs, pb)
+
+    out = _rk4_path(f, (q0.copy(), G, float(check_real(b0, "b0")), v), ("q", "G", "b", "v"), taus, dtau)
+    res = {k: np.array(v_) for k, v_ in out.items()}
+    res["tau"] = taus
+    res["Q"] = res["q"].sum(axis=1)
+    res["Qc"] = np.einsum("kl,nlab->nkab", target.rho, res["q"])
     res["M"] = np.einsum("nrR,kR->nkr", res["G"], target.m)
     return res
 
