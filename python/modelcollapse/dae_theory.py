@@ -336,7 +336,7 @@ class SpectrumBins:
         return int(len(self.fractions))
 
 
-def bin_spectrum(spectrum: Any, n_levels: int, *, n_top: int = 0) -> SpectrumBins:
+def bin_spectrum(spectrum: Any, n_levels: int | None = None, *, n_top: int = 0, index: Any = None) -> SpectrumBins:
     """Bin a covariance spectrum (e.g. the eigenvalues of a covariance matrix) into levels.
 
     Parameters
@@ -347,6 +347,9 @@ def bin_spectrum(spectrum: Any, n_levels: int, *, n_top: int = 0) -> SpectrumBin
     n_top : the ``n_top`` largest eigenvalues get a level each (fraction 1/d): spikes that a
         quantile bin would smear out (e.g. the leading principal components of an image
         class, which a DAE with few hidden units learns first).
+    index : (d,) explicit level of each eigenvalue (integers 0..L-1, every level used),
+        instead of ``n_levels`` / ``n_top``: e.g. the exact levels of a piecewise-constant
+        spectrum. Levels are then numbered as given.
 
     Returns
     -------
@@ -356,6 +359,19 @@ def bin_spectrum(spectrum: Any, n_levels: int, *, n_top: int = 0) -> SpectrumBin
     if np.any(spec < 0):
         raise ValueError("spectrum must be >= 0 (variances)")
     d = spec.shape[0]
+    if index is not None:
+        if n_levels is not None or n_top:
+            raise ValueError("give either index or n_levels (with n_top), not both")
+        idx = np.asarray(index)
+        if idx.shape != (d,) or not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0:
+            raise ValueError(f"index must be ({d},) non-negative integers (the level of each eigenvalue)")
+        counts = np.bincount(idx)
+        if np.any(counts == 0):
+            raise ValueError(f"index leaves level(s) {np.flatnonzero(counts == 0).tolist()} empty")
+        levels = np.bincount(idx, weights=spec) / counts
+        return SpectrumBins(counts / d, levels, idx.astype(np.int64))
+    if n_levels is None:
+        raise ValueError("give n_levels (number of quantile bins) or index")
     n_levels = check_positive_int(n_levels, "n_levels")
     n_top = check_positive_int(n_top, "n_top", minimum=0)
     if n_top + n_levels > d:
