@@ -48,7 +48,8 @@ Cov(lambda_1^l, lambda_1) = rho_{c,l} q_l. s and u depend on the fields only, he
 
     E[lambda_0^l | lambda_0] = q_l Q^+ lambda_0,
     E[lambda_1^l | lambda_1] = M_c^l + rho_{c,l} q_l Q_c^+ (lambda_1 - M_c),
-    dq_l/dtau = <A_l + A_l^T> - lambda q_l + 2 eta f_l <<s s'^T A_ee + s u'^T A_ex + u s'^T A_xe + u u'^T A_xx>>_{rho = rho_{c,l}},
+    dq_l/dtau = <A_l + A_l^T> - lambda q_l
+                + 2 eta f_l <<s s'^T A_ee + s u'^T A_ex + u s'^T A_xe + u u'^T A_xx>>_{rho = rho_{c,l}},
     A_l = (E[lambda_1^l | .] - b E[lambda_t^l | .]) s^T - q_l s s^T + E[lambda_t^l | .] u^T,
 
 since sum_{i in l} e_{t,i} e_{t',i} / d -> f_l A_ee(rho_{c,l}) etc. (the A's above with
