@@ -40,6 +40,12 @@ def test_d3_digits_mode_collapse(tmp_path):
     fixed = [k for k in s if k.startswith("fixed") and k.endswith("total_variance_ratio")][0]
     assert s[fixed] > 3 * s["trained b:total_variance_ratio"]   # the remedy restores variance
     assert s["trained b:b"] < 0.1
+    # spectral-closure ODE (spikes + quantile bins of the digits spectrum) from the same initial
+    # weights: b and the generated total variance follow the simulation (quick: within 1%)
+    assert abs(s["trained b:b_ode"] - s["trained b:b"]) < 0.05 * s["trained b:b"]
+    for v in ("trained b", fixed[:-len(":total_variance_ratio")]):
+        assert abs(s[f"{v}:total_variance_ratio_ode"] / s[f"{v}:total_variance_ratio"] - 1) < 0.1
+        assert abs(s[f"{v}:trQ_ode"] / s[f"{v}:trQ"] - 1) < 0.1
 
 
 def test_d4_generations(tmp_path):

@@ -275,6 +275,56 @@ class DigitsConfig:
     t_final: float = 0.98
     seed: int = 0
     threads: int = 0
+    n_spikes: int = 16           # spectral-closure theory: top eigenvalues kept as spikes
+    n_bins: int = 4              # ... and quantile bins of the rest
+    theory_dtau: float = 0.05
+    theory_nodes: int = 8
+
+
+def _digits_theory(tg, w0: np.ndarray, cfg: "DigitsConfig", train_b: bool, b0: float, taus: np.ndarray) -> dict:
+    """Spectral-closure ODE (dae_theory.integrate_spectral_odes) for the digits Gaussian: the
+    top ``n_spikes`` eigenvalues as spikes (columns of E), the rest in ``n_bins`` quantile
+    bins; initial statistics from w0 (original coordinates). G columns 0, 1 = PC1, PC2."""
+    d = tg.d
+    lam = tg.scales[0] ** 2
+    S = min(max(cfg.n_spikes, 2), int(np.sum(lam > 0)))
+    bins = th.bin_spectrum(lam, cfg.n_bins, n_spikes=S)
+    st = th.spectral_target(bins.levels, bins.fractions, observe_levels=[-1] * S, spikes=bins.spikes, d=d)
+    wtr = tg.basis.T @ w0                       # eigen-coordinates, eigenvalues in decreasing order
+    G0 = wtr[bins.spike_coords].T / np.sqrt(d)
+    return th.integrate_spectral_odes(st, th.level_overlaps(wtr, bins.index), G0, b0, taus=taus, lr=cfg.lr,
+                                      train_b=train_b, n_nodes=cfg.theory_nodes, dtau=cfg.theory_dtau)
+
+
+def _theory_total_variance(Q: np.ndarray, b: float, sch, d: int, n: int, seed: int) -> float:
+    """Generated total variance from the statistics (Result B.1): tr(Q^+ Cov Z) + v_tf (d - rank Q)."""
+    Z = th.z_sde_samples(Q, b, schedule=sch, n_samples=n, seed=seed)
+    Qp = np.linalg.pinv(Q, rcond=1e-10, hermitian=True)
+    return float(np.trace(Qp @ np.cov(Z.T).reshape(Q.shape)) + sch.v_t(b)[-1] * (d - np.linalg.matrix_rank(Q)))
+
+
+def _digits_stats_figure(curves: dict, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for (variant, (sim, ode)), col in zip(curves.items(), ("tab:red", "tab:purple")):
+        for k, (key, lab) in enumerate((("g1", "|G_PC1|^2"), ("g2", "|G_PC2|^2"))):
+            axes[0].plot(sim["tau"], sim[key], ".", color=col, ms=3, alpha=0.6 if k else 1.0,
+                         label=f"{lab} sim ({variant})")
+            axes[0].plot(ode["tau"], ode[key], "--" if k else "-", color=col, lw=1, label=f"{lab} ODE")
+        axes[1].plot(sim["tau"], sim["trQ"], ".", color=col, ms=3, label=f"sim ({variant})")
+        axes[1].plot(ode["tau"], ode["trQ"], "-", color=col, lw=1, label="ODE")
+        axes[2].plot(sim["tau"], sim["b"], ".", color=col, ms=3, label=f"sim ({variant})")
+        axes[2].plot(ode["tau"], ode["b"], "-", color=col, lw=1, label="ODE")
+    for ax, name in zip(axes, ("overlap with PC1 / PC2", "tr Q", "skip b")):
+        ax.set_xlabel("tau")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=6)
+    axes[2].set_yscale("log")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 @register("dae-digits", "D3: Gaussian with a scikit-learn digits-class covariance: variance loss (mode collapse)",
@@ -290,39 +340,70 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
     E = tg.basis[:, :2]                          # top two principal components
     lam = tg.scales[0] ** 2
     sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
-    rows, panels = [], []
+    rows, panels, curves = [], [], {}
     target = tg.sample(cfg.n_samples, seed=cfg.seed + 99) @ E
     fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
+    taus = np.array(sorted(cfg.taus), dtype=float)
+    dense = np.union1d(np.linspace(0.0, taus[-1], int(np.ceil(taus[-1] / 0.1)) + 1), taus)
+    w0 = np.random.default_rng(cfg.seed + 1).standard_normal((d, cfg.r))    # shared by simulation and theory
     for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
-        w, b, done = "random", (0.0 if train_b else fixed_b), 0.0
-        for i, tau in enumerate(sorted(cfg.taus)):
+        w, b, done = w0, (0.0 if train_b else fixed_b), 0.0
+        ode = _digits_theory(tg, w0, cfg, train_b, b, dense)
+        sim = {k: [] for k in ("tau", "g1", "g2", "trQ", "b")}
+        for i, tau in enumerate(taus):
             seg = dae.train(tg, r=cfg.r, tau=tau - done, lr=cfg.lr, init=w, b0=b, train_b=train_b, observe=E,
                             seed=cfg.seed + 1 + i, threads=cfg.threads)
+            first = 0 if i == 0 else 1
+            sim["tau"].extend(done + seg.tau[first:])
+            sim["g1"].extend(np.sum(seg.G[0, first:, :, 0] ** 2, axis=1))
+            sim["g2"].extend(np.sum(seg.G[0, first:, :, 1] ** 2, axis=1))
+            sim["trQ"].extend(np.trace(seg.Q[0, first:], axis1=1, axis2=2))
+            sim["b"].extend(seg.b_hist[0, first:])
             w, b, done = seg.w[0], float(seg.b[0]), tau
             X = dae.generate(w, b, n_samples=cfg.n_samples, schedule=sch, return_full=True, seed=cfg.seed + 50 + i,
                              threads=cfg.threads)["X"]
             proj = X @ E
             Q, G = w.T @ w / d, w.T @ E / np.sqrt(d)
             theo = th.projected_law_samples(Q, G, b, schedule=sch, n_samples=cfg.n_samples, seed=cfg.seed + 70 + i)
+            k = int(np.argmin(np.abs(dense - tau)))
+            Qo, Go, bo = ode["Q"][k], ode["G"][k][:, :2], float(ode["b"][k])
+            theo_ode = th.projected_law_samples(Qo, Go, bo, schedule=sch, n_samples=cfg.n_samples,
+                                                seed=cfg.seed + 80 + i)
             gen_total = float(np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)))
             vals = {"total_variance_ratio": gen_total / float(lam.sum()),
                     "var_pc1_ratio": float(proj[:, 0].var() / lam[0]), "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
                     "b": b, "H(sim,target)": dae.projected_hellinger(proj, target, bandwidth_factor=1.5, bw_method="silverman"),
-                    "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman")}
-            for k, v in vals.items():
-                rows.append(dict(variant=variant, tau=tau, metric=k, value=v, d=d))
+                    "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman"),
+                    "total_variance_ratio_ode": _theory_total_variance(Qo, bo, sch, d, cfg.n_samples,
+                                                                       cfg.seed + 90 + i) / float(lam.sum()),
+                    "var_pc1_ratio_ode": float(theo_ode[:, 0].var() / lam[0]),
+                    "b_ode": bo, "trQ": float(np.trace(Q)), "trQ_ode": float(np.trace(Qo)),
+                    "H(sim,ode_theory)": dae.projected_hellinger(proj, theo_ode, bandwidth_factor=1.5,
+                                                                 bw_method="silverman")}
+            for key, v in vals.items():
+                rows.append(dict(variant=variant, tau=tau, metric=key, value=v, d=d))
             panels.append((variant, tau, proj, theo))
+        ode_curves = {"tau": dense, "g1": np.sum(ode["G"][:, :, 0] ** 2, axis=1),
+                      "g2": np.sum(ode["G"][:, :, 1] ** 2, axis=1),
+                      "trQ": np.trace(ode["Q"], axis1=1, axis2=2), "b": ode["b"]}
+        curves[variant] = ({k: np.asarray(v) for k, v in sim.items()}, ode_curves)
     table = pd.DataFrame(rows)
     lim = 3.2 * np.sqrt(lam[0])
     path = _panels_figure(panels, table, "tau", lambda v, x: f"{v}, tau={x:g}", lim, target,
                           f"digits '{cfg.digit}' covariance, d={d}, r={cfg.r}: colour d-dim samples on top-2 PCs, "
                           "blue Cor. 2.3 with measured statistics, green target", out / "dae_digits.png", log_y=False)
-    last = table[table.tau == max(cfg.taus)]
+    path2 = _digits_stats_figure(
+        curves, out / "dae_digits_ode.png",
+        f"digits '{cfg.digit}', d={d}, r={cfg.r}: simulation (points) vs spectral-closure ODE (lines; "
+        f"{min(cfg.n_spikes, int(np.sum(lam > 0)))} spikes + {cfg.n_bins} quantile bins), same initial weights")
+    last = table[table.tau == taus[-1]]
     summ = {f"{v}:{m}": float(last[(last.variant == v) & (last.metric == m)].value.iloc[0])
-            for v in last.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "b")}
+            for v in last.variant.unique()
+            for m in ("total_variance_ratio", "total_variance_ratio_ode", "var_pc1_ratio", "var_pc1_ratio_ode",
+                      "b", "b_ode", "trQ", "trQ_ode", "H(sim,ode_theory)")}
     summ["rho_bar"] = float(lam.mean())
     summ["b_inf_theory"] = float(th.skip_closed_form(np.inf, lam.mean()))
-    return ExperimentOutput(table, [path], summ)
+    return ExperimentOutput(table, [path, path2], summ)
 
 
 # ============================================================================ D5
