@@ -104,9 +104,10 @@ def test_network_estimate_is_a_tight_lower_bound_on_a_gaussian(mixed_estimates):
     assert net.basis == "network" and net.n == N and net.se > 0
     # lower bound up to noise
     assert net.value <= exact + 3 * net.se
-    # Tight: psi can represent the quadratic phi (tanh features + linear skip); the measured
-    # approximation gap on this case is < 3% over seeds (docs/hodge.md), and se ~ 0.018 ~ 6%
-    # of the truth, so 85% leaves the gap plus ~2.5 standard errors.
+    # Tight: psi can represent the quadratic phi (tanh features + linear skip). se is ~5% of the
+    # truth at n = 8000, so 85% is the truth minus ~3 se. Measured value/truth: 1.00 on this
+    # sample; 0.88-0.95 on data seeds 2-5, where Hermite degree 4 gives 0.90-0.99 (the spread
+    # is sampling noise shared by both estimators).
     assert net.value >= 0.85 * exact, (net.value, net.se, exact)
     # the in-sample objective is biased up relative to the held-out one
     assert net.plugin >= net.value - 3 * net.se
@@ -252,3 +253,22 @@ def test_library_imports_without_torch():
             "assert callable(H.gradient_part_network)\n"
             "assert not any(k == 'torch' or k.startswith('torch.') for k, v in sys.modules.items() if v is not None)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------
+# experiment flag
+# ---------------------------------------------------------------------------------------
+
+def test_experiment_estimator_basis_flag(torch, tmp_path):
+    from modelcollapse.experiments import get
+
+    exp = get("hodge")
+    assert exp.make_config("quick", {}).estimator_basis == "hermite"   # off by default
+    with pytest.raises(ValueError, match="estimator_basis"):
+        exp.make_config("quick", {"estimator_basis": "mlp"})
+    cfg = exp.make_config("quick", {"n_models": "3", "n_times": "1", "n_est": "800", "n_sample": "800",
+                                    "c_grid": "0", "estimator_basis": "network"})
+    out = exp.run(cfg, tmp_path, progress=False)
+    assert out.summary["estimator_basis"] == "network"
+    est = out.table[(out.table.study == "correlation") & (out.table.metric == "gradient_estimate")]
+    assert len(est) == 3 and np.all(np.isfinite(est.value))
