@@ -154,8 +154,9 @@ def test_seeded_reproducibility_and_options(torch):
     sp = H.gradient_part_network(x, s, seed=7, activation="softplus", depth=1, refit_output=False, **opts)
     assert np.isfinite(sp.value) and len(sp.info["halves"]) == 2
     torch_threads = torch.get_num_threads()
-    H.gradient_part_network(x, s, seed=7, threads=2, **opts)
+    pr = H.gradient_part_network(x, s, seed=7, threads=2, progress=True, **opts)
     assert torch.get_num_threads() == torch_threads   # restored
+    assert np.isfinite(pr.value)
 
 
 def test_integrated_gradient_part_with_the_network(torch):

@@ -892,7 +892,9 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
         :func:`gradient_part_network`, whose keyword options go in ``network``).
     network : dict, optional
         Options of :func:`gradient_part_network` (width, depth, steps, lr, device, ...);
-        only with ``basis="network"``. ``seed`` and ``cross_fit`` are passed on.
+        only with ``basis="network"``. ``seed`` and ``cross_fit`` are passed on; ``threads``
+        and ``backend`` here concern the compiled bases (the network's torch threads are
+        ``network={"threads": ...}``).
     ridge : float or "auto"
         eps = ridge * tr(G) / K added to G. "auto" picks it from :data:`RIDGE_GRID` by a
         2-fold split *inside* the fitting half (so the evaluation half stays untouched).
