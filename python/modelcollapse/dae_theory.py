@@ -305,6 +305,25 @@ def _rk4_path(f, state: tuple, keys: Sequence[str], taus: np.ndarray, dtau: floa
     return out
 
 
+def _ode_problem(target, r: int, taus, activation, lr, weight_decay, times, time_encoding, train_b, quadratic,
+                 n_nodes, dtau, n_uniform):
+    """Validated (taus, dtau, _Problem) shared by integrate_odes and integrate_spectral_odes."""
+    taus = check_finite_array(np.atleast_1d(taus), "taus", ndim=1)
+    if np.any(np.diff(taus) < 0) or taus[0] < 0:
+        raise ValueError("taus must be non-negative and non-decreasing")
+    check_choice(activation, "activation", ("tanh", "relu", "linear", "erf", "sigmoid"))
+    dtau = check_real(dtau, "dtau", low=0.0, low_open=True)
+    if n_nodes is None:
+        n_nodes = int(min(60, max(3, round(2e4 ** (1.0 / (2 * r))))))
+    n_nodes = check_positive_int(n_nodes, "n_nodes")
+    ts, tw, uniform = _time_nodes(times, n_uniform)
+    enc = check_finite_array(time_encoding, "time_encoding", ndim=1, shape=(2,))
+    nodes, node_w = _gh_grid(2 * r, n_nodes)
+    pb = _Problem(target, activation, check_real(lr, "lr", low=0.0), check_real(weight_decay, "weight_decay", low=0.0),
+                  bool(train_b), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w, bool(quadratic))
+    return taus, dtau, pb
+
+
 def integrate_odes(target: TheoryTarget, Q0: Any, G0: Any, b0: float = 0.0, v0: Any = None, *,
                    taus: Any, activation: str = "tanh", lr: float = 0.2, weight_decay: float = 0.0,
                    times: Sequence[float] | str = (0.5,), time_encoding: Sequence[float] = (0.0, 0.0),
@@ -325,19 +344,8 @@ def integrate_odes(target: TheoryTarget, Q0: Any, G0: Any, b0: float = 0.0, v0: 
     R = target.m.shape[1]
     G0 = check_finite_array(G0, "G0", ndim=2, shape=(r, R))
     v = np.zeros(r) if v0 is None else check_finite_array(v0, "v0", ndim=1, shape=(r,))
-    taus = check_finite_array(np.atleast_1d(taus), "taus", ndim=1)
-    if np.any(np.diff(taus) < 0) or taus[0] < 0:
-        raise ValueError("taus must be non-negative and non-decreasing")
-    check_choice(activation, "activation", ("tanh", "relu", "linear", "erf", "sigmoid"))
-    dtau = check_real(dtau, "dtau", low=0.0, low_open=True)
-    if n_nodes is None:
-        n_nodes = int(min(60, max(3, round(2e4 ** (1.0 / (2 * r))))))
-    n_nodes = check_positive_int(n_nodes, "n_nodes")
-    ts, tw, uniform = _time_nodes(times, n_uniform)
-    enc = check_finite_array(time_encoding, "time_encoding", ndim=1, shape=(2,))
-    nodes, node_w = _gh_grid(2 * r, n_nodes)
-    pb = _Problem(target, activation, check_real(lr, "lr", low=0.0), check_real(weight_decay, "weight_decay", low=0.0),
-                  bool(train_b), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w, bool(quadratic))
+    taus, dtau, pb = _ode_problem(target, r, taus, activation, lr, weight_decay, times, time_encoding, train_b,
+                                  quadratic, n_nodes, dtau, n_uniform)
     Q, G, b = Q0.copy(), G0.copy(), float(b0)
 
     def f(state):
@@ -712,19 +720,8 @@ def integrate_spectral_odes(target: SpectralTarget, q0: Any, G0: Any = None, b0:
     R = target.m.shape[1]
     G = np.zeros((r, R)) if G0 is None else check_finite_array(G0, "G0", ndim=2, shape=(r, R), allow_empty=True)
     v = np.zeros(r) if v0 is None else check_finite_array(v0, "v0", ndim=1, shape=(r,))
-    taus = check_finite_array(np.atleast_1d(taus), "taus", ndim=1)
-    if np.any(np.diff(taus) < 0) or taus[0] < 0:
-        raise ValueError("taus must be non-negative and non-decreasing")
-    check_choice(activation, "activation", ("tanh", "relu", "linear", "erf", "sigmoid"))
-    dtau = check_real(dtau, "dtau", low=0.0, low_open=True)
-    if n_nodes is None:
-        n_nodes = int(min(60, max(3, round(2e4 ** (1.0 / (2 * r))))))
-    n_nodes = check_positive_int(n_nodes, "n_nodes")
-    ts, tw, uniform = _time_nodes(times, n_uniform)
-    enc = check_finite_array(time_encoding, "time_encoding", ndim=1, shape=(2,))
-    nodes, node_w = _gh_grid(2 * r, n_nodes)
-    pb = _Problem(target, activation, check_real(lr, "lr", low=0.0), check_real(weight_decay, "weight_decay", low=0.0),
-                  bool(train_b), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w, bool(quadratic))
+    taus, dtau, pb = _ode_problem(target, r, taus, activation, lr, weight_decay, times, time_encoding, train_b,
+                                  quadratic, n_nodes, dtau, n_uniform)
 
     def f(state):
         qs, Gs, bs, vs = state
