@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -405,13 +406,56 @@ inline std::size_t pick_component(const std::vector<double>& cum, double u) {
 // Block of steps drawn at once (about 16k doubles per buffer).
 inline std::size_t block_steps(std::size_t d) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(d, 1)); }
 
-// The x0 normals and the uniforms (component / data row, t) of one block of steps.
+// The x0 normals and the uniforms (component / data row, t) of one block of steps; with
+// the helper thread also the raw x1 normals, whose rows the two threads share (RowClaims).
 struct SampleBlock {
-    std::vector<double> x0, un;
+    std::vector<double> x0, un, x1;
     void resize(std::size_t B, std::size_t d) {
         x0.resize(B * d);
         un.resize(2 * B);
     }
+};
+
+// Rows [0, nb) of a block's x1, drawn by whichever thread claims them: the SGD thread claims
+// from the bottom (the row it needs next), the helper from the top (when it has nothing else
+// to do), so the split adapts to the speed of both. One atomic word holds lo (low half) and
+// hi (high half): rows < lo belong to the SGD thread, rows >= hi to the helper. A helper
+// row may be read once ready[row] is set (release/acquire). Every row is a pure function of
+// (seed, stream, counter), so who draws it does not change the numbers.
+class RowClaims {
+  public:
+    explicit RowClaims(std::size_t B) : ready_(new std::atomic<unsigned char>[B]) {}
+    void reset(std::size_t nb) {
+        for (std::size_t q = 0; q < nb; ++q) ready_[q].store(0, std::memory_order_relaxed);
+        word_.store(pack(0, nb), std::memory_order_release);
+    }
+    // SGD thread: claims row q (= lo) if the helper has not; false if the helper owns it.
+    bool claim_low(std::size_t q) {
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        while (true) {
+            if (q >= high(w)) return false;
+            if (word_.compare_exchange_weak(w, pack(q + 1, high(w)), std::memory_order_acq_rel)) return true;
+        }
+    }
+    // Helper: claims the highest unclaimed row; returns nb_max (no row) when they have met.
+    std::size_t claim_high() {
+        std::uint64_t w = word_.load(std::memory_order_acquire);
+        while (true) {
+            const std::size_t hi = high(w);
+            if (hi <= low(w)) return kNone;
+            if (word_.compare_exchange_weak(w, pack(low(w), hi - 1), std::memory_order_acq_rel)) return hi - 1;
+        }
+    }
+    void mark_ready(std::size_t q) { ready_[q].store(1, std::memory_order_release); }
+    bool is_ready(std::size_t q) const { return ready_[q].load(std::memory_order_acquire) != 0; }
+    static constexpr std::size_t kNone = ~std::size_t(0);
+
+  private:
+    static std::uint64_t pack(std::uint64_t lo, std::uint64_t hi) { return lo | (hi << 32); }
+    static std::size_t low(std::uint64_t w) { return static_cast<std::size_t>(w & 0xffffffffu); }
+    static std::size_t high(std::uint64_t w) { return static_cast<std::size_t>(w >> 32); }
+    std::unique_ptr<std::atomic<unsigned char>[]> ready_;
+    std::atomic<std::uint64_t> word_{0};
 };
 
 // Draws the x0 normals and uniforms of steps [start, start + nb) of one replica. Every
@@ -433,12 +477,21 @@ inline void fill_x1(const Target& tg, std::uint64_t seed, std::uint64_t replica,
         R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), start * tg.d, nb * tg.d, x1);
 }
 
+// The raw x1 normals of step `step` only (one row of fill_x1's output).
+inline void fill_x1_row(const Target& tg, std::uint64_t seed, std::uint64_t replica, std::size_t step, double* x1) {
+    namespace R = modelcollapse::rng;
+    R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), step * tg.d, tg.d, x1);
+}
+
 // Double-buffered producer of sample blocks on a persistent helper thread.
 //
 // A single replica is bound by the Philox + Box-Muller normals (2 d per step, ~7 ns each,
 // against ~2.5 us for the SGD arithmetic at d = 1000), so when a core is idle it pays to
 // draw block k+1 there while the SGD loop consumes block k. The work is split to balance
-// the two threads: the helper draws x0 and the uniforms, the SGD thread draws x1 itself.
+// the two threads: the helper draws x0 and the uniforms of a block, publishes it, then draws
+// rows of its x1 from the top while the SGD thread, once it reaches the block, draws the
+// rows it needs from the bottom (RowClaims): in steady state each thread draws the share
+// that keeps both busy.
 // Blocks are drawn by fill_block with the same arguments as the inline path, hence results
 // are bit-identical with or without the helper. Two counters under one mutex describe the state:
 // block j may be written once j < consumed + 2 (its buffer, j % 2, is free again) and read
@@ -450,7 +503,10 @@ class BlockPrefetcher {
                     std::size_t B, const StopToken& stop)
         : tg_(tg), seed_(seed), replica_(replica), n_steps_(n_steps), B_(B),
           n_blocks_((n_steps + B - 1) / B), stop_(stop) {
-        for (auto& b : buf_) b.resize(B, tg.d);
+        for (auto& b : buf_) {
+            b.resize(B, tg.d);
+            if (tg.data == nullptr) b.x1.resize(B * tg.d);
+        }
         helper_ = std::thread([this] { produce(); });
     }
     ~BlockPrefetcher() {
@@ -474,6 +530,26 @@ class BlockPrefetcher {
         if (j >= filled_) return nullptr;
         return &buf_[j % 2];
     }
+    // Row q of block j's raw x1 (mixture targets): drawn here if the helper has not claimed
+    // it, else waited for (the helper draws its rows top-down, so this waits for at most the
+    // row in progress).
+    const double* x1_row(std::size_t j, std::size_t q) {
+        SampleBlock& blk = buf_[j % 2];
+        RowClaims& rc = claims_[j % 2];
+        double* row = blk.x1.data() + q * tg_.d;
+        if (rc.claim_low(q)) {
+            fill_x1_row(tg_, seed_, replica_, j * B_ + q, row);
+            return row;
+        }
+        while (!rc.is_ready(q)) {
+            if (error_seen_.load(std::memory_order_acquire)) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                std::rethrow_exception(error_);
+            }
+            std::this_thread::yield();
+        }
+        return row;
+    }
     // Hands the buffer of block j back to the helper.
     void release(std::size_t j) {
         {
@@ -494,20 +570,41 @@ class BlockPrefetcher {
                     if (quit_ || stop_.stop_requested()) return;
                 }
                 // The buffer is ours until `filled_` is published: no lock while drawing.
-                const std::size_t start = j * B_;
-                fill_block(tg_, seed_, replica_, start, std::min(B_, n_steps_ - start), buf_[j % 2]);
+                const std::size_t start = j * B_, nb = std::min(B_, n_steps_ - start);
+                fill_block(tg_, seed_, replica_, start, nb, buf_[j % 2]);
+                if (tg_.data == nullptr) claims_[j % 2].reset(nb);
                 {
                     std::lock_guard<std::mutex> lock(mutex_);
                     filled_ = j + 1;
                 }
                 cv_.notify_all();
+                // Block j is ready ahead of time; until block j + 1 may be drawn (the SGD thread
+                // releases block j - 1), help with the x1 rows of block j - 1, the one the SGD
+                // thread is on. Helping with block j instead would delay the x0 of block j + 1
+                // and leave the SGD thread waiting for it.
+                if (j > 0) help_x1(j - 1);
             }
+            if (n_blocks_ > 0) help_x1(n_blocks_ - 1);
         } catch (...) {
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 error_ = std::current_exception();
             }
+            error_seen_.store(true, std::memory_order_release);
             cv_.notify_all();
+        }
+    }
+
+    // x1 rows of block j from the top, until the SGD thread's claims meet ours (a Ctrl-C is
+    // honoured between rows). A claimed row is always drawn and marked ready.
+    void help_x1(std::size_t j) {
+        if (tg_.data != nullptr) return;
+        RowClaims& rc = claims_[j % 2];
+        double* x1 = buf_[j % 2].x1.data();
+        for (std::size_t q; (q = rc.claim_high()) != RowClaims::kNone;) {
+            fill_x1_row(tg_, seed_, replica_, j * B_ + q, x1 + q * tg_.d);
+            rc.mark_ready(q);
+            if (stop_.stop_requested()) return;
         }
     }
 
@@ -516,6 +613,8 @@ class BlockPrefetcher {
     std::size_t n_steps_, B_, n_blocks_;
     StopToken stop_;
     SampleBlock buf_[2];
+    RowClaims claims_[2] = {RowClaims(B_), RowClaims(B_)};
+    std::atomic<bool> error_seen_{false};
     std::mutex mutex_;
     std::condition_variable cv_;
     std::size_t filled_ = 0, consumed_ = 0;
@@ -540,7 +639,7 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
     // A pipeline of one block has nothing to overlap.
     prefetch = prefetch && n_steps > B;
     SampleBlock own;
-    std::vector<double> x1(B * d);  // always drawn on this thread
+    std::vector<double> x1(B * d);  // x1 of the current block (data on the mixture path)
     std::unique_ptr<BlockPrefetcher> pf;
     if (prefetch)
         pf = std::make_unique<BlockPrefetcher>(tg, seed, replica, n_steps, B, stop);
@@ -549,13 +648,13 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
     for (std::size_t start = 0, j = 0; start < n_steps; start += B, ++j) {
         if (stop.stop_requested()) return;
         const std::size_t nb = std::min(B, n_steps - start);
-        fill_x1(tg, seed, replica, start, nb, x1.data());  // overlaps the helper's block j (+1)
         SampleBlock* blk = &own;
         if (pf) {
             blk = pf->acquire(j);
             if (blk == nullptr) return;  // stopped
         } else {
             fill_block(tg, seed, replica, start, nb, own);
+            fill_x1(tg, seed, replica, start, nb, x1.data());
         }
         const double* un = blk->un.data();
         for (std::size_t q = 0; q < nb; ++q) {
@@ -564,11 +663,13 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
             if (tg.data != nullptr) {
                 x1p = tg.data + data_row(tg, start + q, un[2 * q]) * d;
             } else {
+                // raw normals: drawn above, or shared with the helper (possibly drawn by it)
+                const double* z = pf ? pf->x1_row(j, q) : x1q;
                 std::size_t c = pick_component(tg.cum_weights, un[2 * q]);
                 const double* mu = tg.means + c * d;
                 const double* sc_ = tg.scales + c * d;
 #pragma omp simd
-                for (std::size_t i = 0; i < d; ++i) x1q[i] = mu[i] + sc_[i] * x1q[i];
+                for (std::size_t i = 0; i < d; ++i) x1q[i] = mu[i] + sc_[i] * z[i];
             }
             tr.step(W, b, v, blk->x0.data() + q * d, x1p, uniform_t ? un[2 * q + 1] : 0.0);
             const std::size_t done = start + q + 1;
