@@ -485,8 +485,8 @@ inline void fill_x1_row(const Target& tg, std::uint64_t seed, std::uint64_t repl
 
 // Double-buffered producer of sample blocks on a persistent helper thread.
 //
-// A single replica is bound by the Philox + Box-Muller normals (2 d per step, ~7 ns each,
-// against ~2.5 us for the SGD arithmetic at d = 1000), so when a core is idle it pays to
+// A single replica is bound by the Philox + Box-Muller normals (2 d per step, ~5 ns each,
+// against ~1 us for the SGD arithmetic at d = 1000), so when a core is idle it pays to
 // draw block k+1 there while the SGD loop consumes block k. The work is split to balance
 // the two threads: the helper draws x0 and the uniforms of a block, publishes it, then draws
 // rows of its x1 from the top while the SGD thread, once it reaches the block, draws the
