@@ -488,10 +488,10 @@ inline void fill_x1_row(const Target& tg, std::uint64_t seed, std::uint64_t repl
 // A single replica is bound by the Philox + Box-Muller normals (2 d per step, ~5 ns each,
 // against ~1 us for the SGD arithmetic at d = 1000), so when a core is idle it pays to
 // draw block k+1 there while the SGD loop consumes block k. The work is split to balance
-// the two threads: the helper draws x0 and the uniforms of a block, publishes it, then draws
-// rows of its x1 from the top while the SGD thread, once it reaches the block, draws the
-// rows it needs from the bottom (RowClaims): in steady state each thread draws the share
-// that keeps both busy.
+// the two threads: the helper draws x0 and the uniforms of block k+1, publishes it, then
+// (until it may draw block k+2) draws rows of the x1 of block k, the one in training, from
+// the top while the SGD thread draws the rows it needs from the bottom (RowClaims): each
+// thread ends up with the share that keeps both busy.
 // Blocks are drawn by fill_block with the same arguments as the inline path, hence results
 // are bit-identical with or without the helper. Two counters under one mutex describe the state:
 // block j may be written once j < consumed + 2 (its buffer, j % 2, is free again) and read
