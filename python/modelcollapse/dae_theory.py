@@ -216,6 +216,16 @@ def _gh_grid(dim: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes[keep], weights[keep]
 
 
+def _time_fields(pb: "_Problem", t: float, lam0, lam1, xi0, xi1, b: float, v, Q):
+    """Fields at loss time t on the quadrature nodes: alpha, beta, p_t, lambda_t, s = sigma(h_t),
+    lambda_e = lambda_1 - b lambda_t - Q s, u = sigma'(h_t) lambda_e, xi_t."""
+    al, be, pt = 1.0 - t, t, pb.p0 + pb.p1 * t
+    lt = al * lam0 + be * lam1
+    s, ds = _activation(pb.act, lt + pt * v)
+    le = lam1 - b * lt - s @ Q
+    return al, be, pt, lt, s, le, ds * le, al * xi0 + be * xi1
+
+
 def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem):
     """Right-hand side (dQ, dG, db, dv) of the training ODEs (see the module docstring)."""
     tg = pb.target
@@ -241,12 +251,7 @@ def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem)
         xi1 = tg.m[c] + (lam1 - Mc) @ (np.linalg.pinv(Qc, rcond=1e-10, hermitian=True) @ G @ Pc)
         S, U, LT, XT = [], [], [], []
         for t, wt in zip(pb.ts, pb.tw):
-            al, be, pt = 1.0 - t, t, pb.p0 + pb.p1 * t
-            lt = al * lam0 + be * lam1
-            s, ds = _activation(pb.act, lt + pt * v)
-            le = lam1 - b * lt - s @ Q
-            u = ds * le
-            xt = al * xi0 + be * xi1
+            al, be, pt, lt, s, le, u, xt = _time_fields(pb, t, lam0, lam1, xi0, xi1, b, v, Q)
             wn = pb.node_w * (pc * wt)
             dG += (s * wn[:, None]).T @ (xi1 - b * xt) - ((s * wn[:, None]).T @ s) @ G + (u * wn[:, None]).T @ xt
             A = (le * wn[:, None]).T @ s + (lt * wn[:, None]).T @ u
@@ -633,12 +638,7 @@ def spectral_ode_rhs(q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: 
         xi1 = tg.m[c] + ((lam1 - Mc) @ (Qcp @ G)) * prho[c]
         S, U, XT = [], [], []
         for t, wt in zip(pb.ts, pb.tw):
-            al, be, pt = 1.0 - t, t, pb.p0 + pb.p1 * t
-            lt = al * lam0 + be * lam1
-            s, ds = _activation(pb.act, lt + pt * v)
-            le = lam1 - b * lt - s @ Q
-            u = ds * le
-            xt = al * xi0 + be * xi1
+            al, be, pt, lt, s, le, u, xt = _time_fields(pb, t, lam0, lam1, xi0, xi1, b, v, Q)
             wn = pb.node_w * (pc * wt)
             sw, uw = s * wn[:, None], u * wn[:, None]
             dG += sw.T @ (xi1 - b * xt) - (sw.T @ s) @ G + uw.T @ xt
