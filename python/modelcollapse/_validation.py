@@ -52,7 +52,9 @@ def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = N
     ``shape`` entries that are None are free.
     """
     try:
-        arr = np.ascontiguousarray(x, dtype=np.float64)
+        # np.asarray, not np.ascontiguousarray: the latter turns a scalar into shape (1,),
+        # which broke every documented scalar argument (a scalar covariance, say).
+        arr = np.asarray(x, dtype=np.float64, order="C")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
     if ndim is not None:
