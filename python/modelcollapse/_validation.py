@@ -3,12 +3,20 @@ to fix, as a ValueError (bad value) or TypeError (bad type)."""
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
 
 SeedLike = "int | numpy.random.Generator | None"
 _MAX_SEED = 2**64
+# More worker threads than this only oversubscribes the machine and, under an
+# address-space limit, can make thread creation itself fail (each thread reserves a stack).
+MAX_THREADS = 256
+# Largest working set (bytes) a call may ask for before it starts: half the physical memory,
+# so that a typo such as n_samples=10**12 is refused with a message instead of swapping or
+# an allocation failure deep inside a kernel.
+_MEMORY_FRACTION = 0.5
 
 
 def as_seed(seed: Any, name: str = "seed") -> int:
@@ -42,7 +50,31 @@ def check_threads(threads: Any) -> int:
         raise TypeError(f"threads must be an int (0 = all cores), got {type(threads).__name__}")
     if threads < 0:
         raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
+    if threads > MAX_THREADS:
+        raise ValueError(f"threads must be <= {MAX_THREADS} (0 = all cores), got {threads}")
     return int(threads)
+
+
+def memory_limit_bytes() -> int:
+    """The largest working set a single call may request (half the physical memory)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        total = 16 * 2**30
+    return int(total * _MEMORY_FRACTION)
+
+
+def check_allocation(n_values: int | float, names: str, what: str = "the result") -> None:
+    """Refuse a call whose ``n_values`` float64 values would not fit in memory.
+
+    ``names`` are the arguments that set the size (quoted in the message), ``what`` what
+    would be allocated. Called before any allocation or loop starts.
+    """
+    need = float(n_values) * 8.0
+    limit = memory_limit_bytes()
+    if not need <= limit:  # also catches NaN
+        raise ValueError(f"{names} too large: {what} would need {need / 2**30:.3g} GiB "
+                         f"(limit {limit / 2**30:.3g} GiB, half the physical memory); reduce {names}")
 
 
 def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = None,
@@ -51,6 +83,8 @@ def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = N
 
     ``shape`` entries that are None are free.
     """
+    if np.iscomplexobj(x):
+        raise TypeError(f"{name} must be real, got complex values (pass x.real if that is what you mean)")
     try:
         # np.asarray, not np.ascontiguousarray: the latter turns a scalar into shape (1,),
         # which broke every documented scalar argument (a scalar covariance, say).
@@ -87,11 +121,15 @@ def check_points(x: Any, dim: int, name: str = "x") -> tuple[np.ndarray, bool]:
     return arr, single
 
 
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+def check_positive_int(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """An int in ``[minimum, maximum]``; ``maximum`` defaults to 2**62 (beyond any real size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    top = 2**62 if maximum is None else maximum
+    if value > top:
+        raise ValueError(f"{name} must be <= {top}, got {value}")
     return int(value)
 
 
