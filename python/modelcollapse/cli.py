@@ -68,12 +68,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .experiments.sweep import parse_grid, run_sweep
+    from .experiments.sweep import parse_grid, run_sweep, scheduler_security
 
     out = Path(args.out) if args.out else Path("results") / f"sweep-{args.name}"
+    security = scheduler_security(args.tls_ca_file, args.tls_cert, args.tls_key)
     try:
         run_sweep(args.name, args.preset, parse_grid(args.grid), args.seeds, out, scheduler=args.scheduler,
-                  jobs=args.jobs)
+                  jobs=args.jobs, security=security, connect_timeout=args.connect_timeout)
     except KeyboardInterrupt:
         print("modelcollapse: interrupted; finished cells are saved: rerun the same command to resume",
               file=sys.stderr)
@@ -104,7 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a grid axis (repeatable)")
     sw.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid point")
     sw.add_argument("--jobs", type=int, default=-1, help="local worker processes (-1 = all cores)")
-    sw.add_argument("--scheduler", default=None, help="Dask scheduler address (needs modelcollapse[dask])")
+    sw.add_argument("--scheduler", default=None,
+                    help="Dask scheduler address (needs modelcollapse[dask]); only one you trust: "
+                         "tls://HOST:PORT with --tls-* across a network")
+    sw.add_argument("--tls-ca-file", default=None, help="CA certificate for a tls:// scheduler")
+    sw.add_argument("--tls-cert", default=None, help="client certificate for a tls:// scheduler")
+    sw.add_argument("--tls-key", default=None, help="client private key (if not inside --tls-cert)")
+    sw.add_argument("--connect-timeout", type=float, default=10.0,
+                    help="seconds to wait for the scheduler (default 10)")
     sw.add_argument("--out", default=None, help="output folder (default results/sweep-NAME)")
     sw.set_defaults(func=_cmd_sweep)
     return parser

@@ -3,15 +3,25 @@ parallel processes (joblib) or on a Dask cluster, merged into one Parquet table.
 
 Each cell writes its results into its own folder and a ``DONE`` marker last, so a sweep
 that is interrupted and restarted skips the finished cells.
+
+Trust model of ``scheduler`` (docs/reliability.md, "Dask schedulers"): Dask's protocol
+carries pickles both ways, so whoever runs the scheduler (or sits between it and this
+process on a plaintext connection) can run code in this process. Connect only to a
+scheduler you control; across a network, use ``tls://`` with certificates (``security``).
+A plaintext ``tcp://`` address that is not on this machine gets a warning.
 """
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 import json
+import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -70,13 +80,92 @@ def run_cell(name: str, preset: str, overrides: dict[str, str], cell_dir: str) -
     return "ran"
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether every address ``host`` resolves to is on this machine."""
+    if host in ("", "localhost"):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    try:
+        return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+    except ValueError:
+        return False
+
+
+def scheduler_security(tls_ca_file: str | None = None, tls_cert: str | None = None,
+                       tls_key: str | None = None) -> Any | None:
+    """A ``distributed.Security`` requiring TLS from certificate files, or None if none given.
+
+    Parameters
+    ----------
+    tls_ca_file : str, optional
+        The certificate authority that signed the scheduler's certificate.
+    tls_cert, tls_key : str, optional
+        This client's certificate and private key (the key may live in ``tls_cert``).
+    """
+    if not any((tls_ca_file, tls_cert, tls_key)):
+        return None
+    for arg, value in (("tls_ca_file", tls_ca_file), ("tls_cert", tls_cert), ("tls_key", tls_key)):
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{arg}: no such file {value!r}")
+    if tls_ca_file is None or tls_cert is None:
+        raise ValueError("TLS needs both tls_ca_file and tls_cert (and tls_key unless the key is in tls_cert)")
+    from distributed.security import Security
+
+    return Security(tls_ca_file=tls_ca_file, tls_client_cert=tls_cert, tls_client_key=tls_key,
+                    require_encryption=True)
+
+
+def connect_scheduler(address: str, security: Any | None = None, timeout: float = 10.0) -> Any:
+    """A ``distributed.Client`` for ``address``, failing fast with one line if unreachable.
+
+    Warns (``UserWarning``) when ``address`` is plaintext (``tcp://`` or no scheme) and not on
+    this machine: see the trust model in the module docstring.
+    """
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ValueError("scheduler needs the dask extra: pip install 'modelcollapse[dask]'") from exc
+    if not isinstance(address, str) or not address.strip():
+        raise TypeError(f"scheduler must be an address such as tls://host:8786 or a distributed.Client, "
+                        f"got {address!r}")
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls", "inproc", "ucx", "ws", "wss"):
+        raise ValueError(f"scheduler address {address!r} has an unknown scheme {parts.scheme!r} "
+                         "(use tls://HOST:PORT, or tcp://HOST:PORT on this machine)")
+    if parts.scheme == "tls" and security is None:
+        raise ValueError(f"scheduler {address!r} is tls:// but no certificates were given "
+                         "(--tls-ca-file and --tls-cert)")
+    if parts.scheme in ("tcp", "ws") and not _is_loopback(parts.hostname or ""):
+        warnings.warn(f"scheduler {address!r} is a plaintext connection to another machine: whoever runs that "
+                      "scheduler, or can intercept the connection, can run code in this process "
+                      "(Dask's protocol carries pickles). Use tls:// with certificates across a network.",
+                      UserWarning, stacklevel=3)
+    try:
+        return Client(address, security=security, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                         f"({type(exc).__name__}); is it running, and is the address right?") from None
+
+
 def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, out_dir: str | Path,
               scheduler: str | Any | None = None, jobs: int = -1,
-              log: Callable[[str], None] = print) -> pd.DataFrame:
+              log: Callable[[str], None] = print, *, security: Any | None = None,
+              connect_timeout: float = 10.0) -> pd.DataFrame:
     """Run the sweep and return (and save as ``sweep.parquet``) the merged tidy table.
 
-    ``scheduler``: None for local processes (joblib, ``jobs`` workers, -1 = all cores), or
-    a Dask scheduler address / ``distributed.Client``.
+    Parameters
+    ----------
+    scheduler : str or distributed.Client, optional
+        None for local processes (joblib, ``jobs`` workers, -1 = all cores), or a Dask
+        scheduler address / ``distributed.Client``. Only connect to a scheduler you trust
+        (module docstring).
+    security : distributed.Security, optional
+        TLS settings for an address (see :func:`scheduler_security`).
+    connect_timeout : float
+        Seconds to wait for the scheduler before failing with a one-line ValueError.
     """
     out = Path(out_dir)
     cells = make_cells(name, preset, grid, seeds)
@@ -90,11 +179,8 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
 
             Parallel(n_jobs=jobs, backend="loky")(delayed(run_cell)(name, preset, c, d) for c, d in todo)
         else:
-            try:
-                from distributed import Client
-            except ImportError as exc:  # pragma: no cover - depends on the extra
-                raise ValueError("--scheduler needs the dask extra: pip install 'modelcollapse[dask]'") from exc
-            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+            client = scheduler if not isinstance(scheduler, str) else connect_scheduler(
+                scheduler, security, connect_timeout)
             try:
                 futures = client.map(run_cell, [name] * len(todo), [preset] * len(todo), [c for c, _ in todo],
                                      [d for _, d in todo], pure=False)
