@@ -5,12 +5,13 @@ themselves drift away from the data. This package provides exact laws (Gaussian
 mixtures and their smoothings), compiled samplers and kernels, numpy references for all
 of them, and reproducible experiments from four papers.
 
-Quick start::
+Quick start (samples ~ S_0.05 p, the law a perfectly trained model samples):
 
-    import modelcollapse as mc
-    p = mc.GaussianMixture([0.5, 0.5], [[-2, 0], [2, 0]], 0.3)
-    out = mc.sample_reverse(p, n_samples=10_000, T=2.0, delta=0.05, steps=200, init="exact", seed=1)
-    out.samples  # ~ S_0.05 p
+>>> import modelcollapse as mc
+>>> p = mc.GaussianMixture([0.5, 0.5], [[-2, 0], [2, 0]], 0.3)
+>>> out = mc.sample_reverse(p, n_samples=10_000, T=2.0, delta=0.05, steps=200, init="exact", seed=1)
+>>> out.samples.shape
+(10000, 2)
 
 Areas: :mod:`.truncation` and :mod:`.hermite` (recursion with truncated reverse
 diffusion), :mod:`.hodge` (geometry of score errors), :mod:`.retraining` (the retraining
