@@ -58,8 +58,9 @@ class Learner(Protocol):
     only: numpy arrays (not of dtype object), numpy scalars, Python numbers, strings, bools,
     ``None`` and dicts (str / int keys) / lists / tuples of them; torch learners store their
     ``state_dict`` tensors converted to numpy. Any other value raises a TypeError naming the
-    learner and the key when the round is saved (run without ``checkpoint_dir`` then). Neural learners train on a fixed number of samples
-    seen per round (their ``samples_per_round``), whatever the training-set size.
+    learner and the key when the round is saved (run without ``checkpoint_dir`` then).
+    Neural learners train on a fixed number of samples seen per round (their
+    ``samples_per_round``), whatever the training-set size.
 
     Optional: ``config() -> dict`` (JSON-able description, stored with checkpoints and
     checked on resume) and ``parameter_vector(state) -> ndarray`` (for the parameter-distance
