@@ -101,8 +101,11 @@ def test_resume_after_interruption_is_identical(tmp_path, learner, kw):
     for s_full, s_res in zip(full.states, resumed.states):
         for key in s_full:
             np.testing.assert_array_equal(s_full[key], s_res[key])
-    # the stored rounds hold the state and the round's synthetic set
+    # the stored rounds hold the state and the round's synthetic set, as data only (no pickle)
+    assert not list(ck.glob("*.pkl")) and len(list(ck.glob("round_*.npz"))) == 6
     r3 = load_round(ck, 3)
+    for key in full.states[3]:
+        np.testing.assert_array_equal(r3["state"][key], full.states[3][key])
     assert r3["synthetic"] is not None and r3["synthetic"].shape[1] == 2
     # extending the number of rounds continues the same run
     longer = run_retraining(learner, real, 6, seed=7, metrics=metrics, progress=False, checkpoint_dir=ck, **kw)
@@ -118,10 +121,15 @@ def test_resume_refuses_other_configuration(tmp_path):
         run_retraining(GaussianLearner(), _real(), 1, synthetic_ratio=0.5, progress=False, checkpoint_dir=ck)
     with pytest.raises(ValueError, match="real_digest"):
         run_retraining(GaussianLearner(), _real(seed=1), 1, synthetic_ratio=1.0, progress=False, checkpoint_dir=ck)
-    # resume=False starts afresh in the same folder
-    res = run_retraining(GaussianLearner(), _real(), 1, synthetic_ratio=0.5, progress=False, checkpoint_dir=ck,
-                         resume=False)
+    # resume=False starts afresh in the same folder; the old run is moved aside, not deleted
+    old = {p.name: p.read_bytes() for p in ck.iterdir()}
+    with pytest.warns(UserWarning, match="moved its 5 files to .*stale-"):
+        res = run_retraining(GaussianLearner(), _real(), 1, synthetic_ratio=0.5, progress=False, checkpoint_dir=ck,
+                             resume=False)
     assert res.resumed_from == -1
+    (stale,) = ck.glob("stale-*")
+    assert {p.name: p.read_bytes() for p in stale.iterdir()} == old
+    assert completed_rounds(ck) == [0, 1]
 
 
 def test_input_validation():

@@ -606,7 +606,8 @@ class DaeLearner:
     (n, d) (:func:`fit_generation`: n steps, so the number of points sets the training time
     tau = 2 lr n / d) from fresh N(0, init_scale^2) weights w0 drawn from ``rng`` (or from
     ``previous_state["w"]`` when ``warm_start``); the C++ seed is drawn from ``rng`` too, so
-    the state is a pure function of (data, rng). It returns a picklable dict:
+    the state is a pure function of (data, rng). It returns a dict of data only (arrays,
+    numbers, strings: the loop checkpoints it without pickle):
 
     - ``w`` (d, r), ``b`` (float), ``v`` (r,): the trained parameters;
     - ``w0`` (d, r), ``b0``, ``v0``: the initial ones, so that the ODE initial statistics

@@ -1,5 +1,10 @@
 """Saving experiment results so that nothing is lost: a tidy Parquet table plus a JSON
-sidecar with the configuration, seed, versions and wall time (conventions section 8)."""
+sidecar with the configuration, seed, versions and wall time (conventions section 8).
+
+Both files are written atomically (a temporary file in the same folder, fsync, then
+``os.replace``): an interrupted or failing save leaves the previous files intact. The
+sidecar is strict JSON: non-finite floats are written as the strings ``"inf"``, ``"-inf"``
+and ``"nan"`` (:func:`load_sidecar` converts them back)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._checkpoint import atomic_file, atomic_write_text, dumps_strict, from_strict_json
 
 
 def versions() -> dict[str, str | None]:
@@ -49,15 +56,35 @@ def _jsonable(obj: Any) -> Any:
 
 def save_results(table: pd.DataFrame, out_dir: str | Path, name: str, config: Any,
                  wall_time_s: float | None = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``<out_dir>/<name>.parquet`` and ``<out_dir>/<name>.json``; returns the Parquet path."""
+    """Write ``<out_dir>/<name>.parquet`` and ``<out_dir>/<name>.json``; returns the Parquet path.
+
+    Each file is replaced atomically (never left half-written). The JSON sidecar is strict
+    JSON: non-finite floats (e.g. an infinite synthetic ratio) are stored as the strings
+    ``"inf"``, ``"-inf"``, ``"nan"``; read it back with :func:`load_sidecar`.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.parquet"
-    table.to_parquet(path, index=False)
+    with atomic_file(path, "wb") as fh:
+        table.to_parquet(fh, index=False)
     sidecar = {"name": name, "config": _jsonable(config), "versions": versions(),
                "wall_time_s": wall_time_s, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "rows": int(len(table)), "columns": list(map(str, table.columns))}
     if extra:
         sidecar.update(_jsonable(extra))
-    (out / f"{name}.json").write_text(json.dumps(sidecar, indent=2))
+    atomic_write_text(out / f"{name}.json", dumps_strict(sidecar, indent=2))
     return path
+
+
+def _restore_nonfinite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _restore_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_restore_nonfinite(v) for v in obj]
+    return from_strict_json(obj)
+
+
+def load_sidecar(path: str | Path) -> dict[str, Any]:
+    """Read a JSON sidecar written by :func:`save_results`, with the strings ``"inf"``,
+    ``"-inf"`` and ``"nan"`` turned back into floats."""
+    return _restore_nonfinite(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -563,7 +563,8 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
         except ValueError as exc:             # checkpoints of another configuration: start afresh
             if "different configuration" not in str(exc):
                 raise
-            warnings.warn(f"dae-generations: discarding checkpoints of another configuration ({exc})", stacklevel=2)
+            # the loop moves the old files to checkpoints/<variant>/stale-<timestamp>/ and says where
+            warnings.warn(f"dae-generations: starting {tag} afresh: {str(exc).split(';')[0]}", stacklevel=2)
             res = run_retraining(learner, real, resume=False, **kw)
         w_prev = b_prev = None
         for g in range(1, cfg.generations + 1):

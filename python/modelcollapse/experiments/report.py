@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+from .._checkpoint import atomic_write_text, dumps_strict
 from ..results import versions
 from ._registry import Experiment
 from . import load_all
@@ -69,9 +69,10 @@ def build_report(preset: str, out_dir: str | Path, progress: bool = False) -> di
                                  error=traceback.format_exc(), seconds=time.perf_counter() - start))
     meta = {"preset": preset, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": versions()}
     md_path, html_path, json_path = out / "report.md", out / "report.html", out / "report.json"
-    md_path.write_text(_markdown(sections, meta))
-    html_path.write_text(_html(sections, meta, out))
-    json_path.write_text(json.dumps({"meta": meta, "sections": sections}, indent=2, default=str))
+    # atomic (never half-written); strict JSON (non-finite floats as "inf" / "-inf" / "nan")
+    atomic_write_text(md_path, _markdown(sections, meta))
+    atomic_write_text(html_path, _html(sections, meta, out))
+    atomic_write_text(json_path, dumps_strict({"meta": meta, "sections": sections}, indent=2, default=str))
     return {"markdown": md_path, "html": html_path, "json": json_path, "sections": sections}
 
 

@@ -2,7 +2,8 @@
 score model. The torch learners (DDPM, flow matching) live in
 :mod:`modelcollapse.retraining.torch_learners` (optional extra ``modelcollapse[torch]``).
 
-A learner's state is a plain dict of numpy arrays, so it pickles into checkpoints.
+A learner's state is a plain dict of numpy arrays: data only, so the loop's checkpoints
+(``.npz`` read without pickle) store it exactly.
 """
 from __future__ import annotations
 
@@ -178,8 +179,10 @@ class FitSampleAdapter:
     ``modelcollapse.dae.DaeLearner``) to the :class:`~modelcollapse.retraining.Learner` protocol.
 
     Each fit works on a deep copy of the prototype (fresh, no warm start unless the model
-    itself keeps one), and the state is that fitted copy (``{"model": obj}``; it must pickle
-    for checkpoints). ``parameter_fn(obj) -> ndarray`` enables the parameter-distance metric.
+    itself keeps one), and the state is that fitted copy (``{"model": obj}``). Checkpoints hold
+    data only (never pickles, which can execute code when loaded), so such a state cannot be
+    checkpointed: run it without ``checkpoint_dir`` (saving raises a TypeError naming the key).
+    ``parameter_fn(obj) -> ndarray`` enables the parameter-distance metric.
     """
 
     def __init__(self, prototype: Any, name: str | None = None, parameter_fn: Any = None,

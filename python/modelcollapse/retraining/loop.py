@@ -11,11 +11,20 @@ previous model's samples according to a *workflow* (``conventions.md`` section 4
 - ``accumulate``: the real data plus every synthetic set generated so far
   (``n_synthetic`` per round, default n).
 
-Round 0 fits the real data alone (theta_0 = A(D_real)). Every round is checkpointed (pickle
-for the state and the round's synthetic set, JSON for its metrics), so a run that is
-interrupted resumes from its last completed round and gives exactly the same results as an
-uninterrupted run with the same seed: round t's randomness is a pure function of
-``(seed, t)``, never of what ran before in the process.
+Round 0 fits the real data alone (theta_0 = A(D_real)). Every round is checkpointed
+(``round_XXXX.npz``: the state, the round's synthetic set and evaluation samples in a
+data-only format; ``round_XXXX.json``: its metrics), so a run that is interrupted resumes
+from its last completed round and gives exactly the same results as an uninterrupted run
+with the same seed: round t's randomness is a pure function of ``(seed, t)``, never of what
+ran before in the process.
+
+Checkpoints hold data only (numpy arrays read with ``allow_pickle=False``, and JSON; see
+:mod:`modelcollapse._checkpoint`), so resuming from a folder someone else wrote can never
+run code. Pickle checkpoints of older versions (``round_*.pkl``) are never loaded: they are
+ignored with a warning and their rounds are recomputed. Files are written atomically, the
+JSON files are strict JSON (non-finite floats as the strings ``"inf"``, ``"-inf"``,
+``"nan"``), and checkpoints of an earlier run that is not resumed are moved aside to
+``checkpoint_dir/stale-<timestamp>/``, never deleted.
 """
 from __future__ import annotations
 
@@ -23,15 +32,15 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import pickle
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from .. import _checkpoint
 from .._validation import as_seed, check_choice, check_finite_array, check_positive_int, check_real
 
 WORKFLOWS = ("mix", "replace", "accumulate")
@@ -45,10 +54,13 @@ class Learner(Protocol):
     """What the retraining loop needs from a generative model.
 
     ``fit`` returns a new state (never mutates ``previous_state``; ``None`` in round 0);
-    ``sample`` returns an ``(n, d)`` float64 array. A state must be picklable (numpy arrays,
-    floats, dicts; torch learners store ``state_dict`` tensors converted to numpy) so that
-    every round can be checkpointed. Neural learners train on a fixed number of samples
-    seen per round (their ``samples_per_round``), whatever the training-set size.
+    ``sample`` returns an ``(n, d)`` float64 array. To be checkpointed a state must be data
+    only: numpy arrays (not of dtype object), numpy scalars, Python numbers, strings, bools,
+    ``None`` and dicts (str / int keys) / lists / tuples of them; torch learners store their
+    ``state_dict`` tensors converted to numpy. Any other value raises a TypeError naming the
+    learner and the key when the round is saved (run without ``checkpoint_dir`` then).
+    Neural learners train on a fixed number of samples seen per round (their
+    ``samples_per_round``), whatever the training-set size.
 
     Optional: ``config() -> dict`` (JSON-able description, stored with checkpoints and
     checked on resume) and ``parameter_vector(state) -> ndarray`` (for the parameter-distance
@@ -150,58 +162,101 @@ def _learner_config(learner: Any) -> dict[str, Any]:
     return {"name": getattr(learner, "name", type(learner).__name__), **cfg}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+_FLOAT_COLUMNS = ("synthetic_ratio", "real_fraction", "value")
 
 
 def _round_paths(directory: Path, t: int) -> tuple[Path, Path]:
-    return directory / f"round_{t:04d}.pkl", directory / f"round_{t:04d}.json"
+    return directory / f"round_{t:04d}.npz", directory / f"round_{t:04d}.json"
 
 
 def save_round(directory: Path, t: int, state: Any, synthetic: np.ndarray | None,
-               eval_samples: np.ndarray, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
-    """Checkpoint round ``t``: state + synthetic set + eval samples (pickle), metrics (JSON).
+               eval_samples: np.ndarray, rows: list[dict[str, Any]], extra: dict[str, Any], *,
+               learner_name: str = "learner") -> None:
+    """Checkpoint round ``t``: state + synthetic set + eval samples (``round_XXXX.npz``, data
+    only), metrics (``round_XXXX.json``, strict JSON). Both are written atomically.
 
-    The JSON file is written last, so its presence marks a completed round.
+    The JSON file is written last, so its presence marks a completed round. A state that is
+    not data only raises TypeError (naming ``learner_name`` and the key) before anything is
+    written.
     """
-    pkl, js = _round_paths(directory, t)
+    npz, js = _round_paths(directory, t)
     payload = {"round": t, "state": state, "synthetic": synthetic, "eval_samples": eval_samples}
-    _atomic_write(pkl, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-    _atomic_write(js, json.dumps({"round": t, "rows": rows, **extra}, indent=1, default=float).encode())
+    try:
+        _checkpoint.save_data(npz, payload, what=f"the state of learner {learner_name!r} (round {t})")
+    except TypeError as exc:
+        raise TypeError(f"{exc}; run without checkpoint_dir to keep such states in memory only") from None
+    _checkpoint.atomic_write_text(js, _checkpoint.dumps_strict({"round": t, "rows": rows, **extra}, indent=1))
+
+
+def _read_rows(js: Path) -> list[dict[str, Any]]:
+    rows = json.loads(js.read_text(encoding="utf-8"))["rows"]
+    return [{k: (_checkpoint.from_strict_json(v) if k in _FLOAT_COLUMNS else v) for k, v in r.items()} for r in rows]
 
 
 def load_round(directory: str | Path, t: int) -> dict[str, Any]:
     """Read back round ``t`` of a checkpoint folder: keys round, state, synthetic,
-    eval_samples, rows."""
-    pkl, js = _round_paths(Path(directory), t)
-    with open(pkl, "rb") as fh:
-        payload = pickle.load(fh)
-    payload["rows"] = json.loads(js.read_text())["rows"]
+    eval_samples, rows.
+
+    Only the data-only files are read (never a pickle): a file that is not one raises
+    ValueError naming it.
+    """
+    directory = Path(directory)
+    npz, js = _round_paths(directory, t)
+    if not npz.exists() and (directory / f"round_{t:04d}.pkl").exists():
+        raise ValueError(f"{directory / f'round_{t:04d}.pkl'} is a pickle checkpoint of an older version: "
+                         "not loaded because pickles can execute code; rerun the round to recompute it")
+    payload = _checkpoint.load_data(npz)
+    if not (isinstance(payload, dict) and {"round", "state", "synthetic", "eval_samples"} <= set(payload)
+            and payload["round"] == t):
+        raise ValueError(f"{npz} is not a checkpoint of round {t}; it was not loaded")
+    payload["rows"] = _read_rows(js)
     return payload
 
 
 def completed_rounds(directory: str | Path) -> list[int]:
-    """Rounds of a checkpoint folder whose pickle and JSON files are both present and readable,
-    in order, stopping at the first gap."""
+    """Rounds of a checkpoint folder whose ``.npz`` and JSON files are both present and the
+    JSON readable, in order, stopping at the first gap (pickle files are ignored)."""
     directory = Path(directory)
     done: list[int] = []
     t = 0
     while True:
-        pkl, js = _round_paths(directory, t)
-        if not (pkl.exists() and js.exists()):
+        npz, js = _round_paths(directory, t)
+        if not (npz.exists() and js.exists()):
             break
         try:
-            json.loads(js.read_text())
+            json.loads(js.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             break
         done.append(t)
         t += 1
     return done
+
+
+def _move_aside(ckpt: Path, files: list[Path], why: str) -> Path | None:
+    """Move an earlier run's checkpoint files to a new ``ckpt/stale-<timestamp>/`` folder
+    (never delete them: they may be the only copy of hours of training)."""
+    if not files:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stale = ckpt / f"stale-{stamp}"
+    i = 1
+    while stale.exists():
+        stale = ckpt / f"stale-{stamp}-{i}"
+        i += 1
+    stale.mkdir()
+    for f in files:
+        f.replace(stale / f.name)
+    warnings.warn(f"checkpoint_dir {ckpt}: {why}; moved its {len(files)} files to {stale} (kept, not deleted)",
+                  stacklevel=3)
+    return stale
+
+
+def _warn_pickles(ckpt: Path) -> None:
+    pickles = sorted(p.name for p in ckpt.glob("*.pkl"))
+    if pickles:
+        more = f" and {len(pickles) - 1} more" if len(pickles) > 1 else ""
+        warnings.warn(f"checkpoint_dir {ckpt}: ignored {pickles[0]}{more}: pickle checkpoints are never loaded "
+                      "because pickles can execute code; their rounds are recomputed", stacklevel=3)
 
 
 def _resolve_metrics(metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> dict[str, MetricFn]:
@@ -267,9 +322,13 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
         Round t's randomness is derived from ``(seed, t)``; results do not depend on whether
         the run was interrupted and resumed.
     checkpoint_dir
-        Folder for per-round checkpoints. With ``resume=True`` completed rounds found there
+        Folder for per-round checkpoints (data only: ``.npz`` read without pickle, and
+        strict JSON; written atomically). With ``resume=True`` completed rounds found there
         are loaded instead of recomputed (the stored configuration must match; ``rounds``
-        may grow). ``None``: no checkpoints.
+        may grow). With ``resume=False`` the files of an earlier run are moved to
+        ``checkpoint_dir/stale-<timestamp>/`` (with a warning), not deleted. Pickle files
+        (``*.pkl``, older versions) are never loaded. The learner's states must be data only
+        (see :class:`Learner`). ``None``: no checkpoints.
     keep_states, keep_samples
         Keep each round's state / evaluation samples in the returned object.
     progress
@@ -313,18 +372,30 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
         cfg_path = ckpt / "config.json"
-        jcfg = json.loads(json.dumps(config, default=float))
+        jcfg = json.loads(_checkpoint.dumps_strict(config))
         if cfg_path.exists() and resume:
-            stored = json.loads(cfg_path.read_text())
+            # strict_json also normalises files of older versions (Infinity -> "inf")
+            _warn_pickles(ckpt)
+            try:
+                stored = _checkpoint.strict_json(json.loads(cfg_path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise ValueError(f"checkpoint_dir {ckpt}: config.json is unreadable ({type(exc).__name__}); "
+                                 "use another folder or resume=False (which moves the old files aside)") from None
+            if not isinstance(stored, dict):
+                stored = {"config.json": stored}
             if stored != jcfg:
                 diff = sorted(k for k in set(stored) | set(jcfg) if stored.get(k) != jcfg.get(k))
                 raise ValueError(f"checkpoint_dir {ckpt} holds a run with a different configuration "
-                                 f"(differs in: {', '.join(diff)}); use another folder or resume=False")
+                                 f"(differs in: {', '.join(diff)}); use another folder or resume=False "
+                                 "(which moves the old files aside)")
             done = [t for t in completed_rounds(ckpt) if t <= rounds]
         else:
-            for old in ckpt.glob("round_*.*"):
-                old.unlink()
-        _atomic_write(cfg_path, json.dumps(jcfg, indent=1).encode())
+            old = sorted(p for p in ckpt.glob("round_*.*") if p.suffix in (".npz", ".json", ".pkl"))
+            if cfg_path.exists():
+                old.append(cfg_path)
+            _move_aside(ckpt, old, "an earlier run is not resumed (resume=False)" if not resume
+                        else "round files without a config.json")
+        _checkpoint.atomic_write_text(cfg_path, json.dumps(jcfg, indent=1, allow_nan=False))
 
     rows: list[dict[str, Any]] = []
     states: list[Any] = []
@@ -338,7 +409,9 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
             state0 = state
         if payload["synthetic"] is not None:
             synthetic_sets.append(payload["synthetic"])
-        rows.extend(payload["rows"])
+        # the stored values; the constant columns from this call (the configuration matched)
+        rows.extend({**base_cols, "round": r["round"], "metric": r["metric"], "value": float(r["value"])}
+                    for r in payload["rows"])
         if keep_states:
             states.append(state)
         if keep_samples:
@@ -386,7 +459,8 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
             new_rows.append({**base_cols, "round": t, "metric": "train_size", "value": float(len(train))})
             rows.extend(new_rows)
             if ckpt is not None:
-                save_round(ckpt, t, state, synthetic, ev_samples, new_rows, {"wall_s": fit_s})
+                save_round(ckpt, t, state, synthetic, ev_samples, new_rows, {"wall_s": fit_s},
+                           learner_name=config["learner"]["name"])
             if keep_states:
                 states.append(state)
             if keep_samples:

@@ -13,7 +13,8 @@ ceil(samples_per_round / batch_size), batches drawn with replacement), whatever 
 the round's training set, and fine-tune from the previous round (network + optimizer state).
 Round 0 trains from scratch on ``initial_samples`` samples seen (default: the same budget),
 so that theta_0 can be well trained while later rounds fine-tune, as in the paper.
-States are dicts of numpy arrays (picklable, device independent). Randomness comes from the
+States are dicts of numpy arrays (data only, so the loop checkpoints them without pickle;
+device independent). Randomness comes from the
 loop's numpy generator (a fresh torch seed per call, inside ``torch.random.fork_rng`` so the
 global torch RNG is untouched); on CPU results are reproducible for a given seed.
 Device: ``"auto"`` uses CUDA when available, else CPU. ``threads`` (default 1) sets torch's CPU
@@ -95,8 +96,11 @@ def _to_numpy(obj: Any) -> Any:
 
 
 def _to_torch(obj: Any, device: torch.device) -> Any:
+    # A copy: torch.as_tensor would share memory with the state's arrays, and the optimizer
+    # updates its loaded state in place, so fit would silently modify previous_state.
     if isinstance(obj, np.ndarray):
-        return torch.as_tensor(obj).to(device) if obj.ndim > 0 else torch.as_tensor(obj)
+        t = torch.from_numpy(np.array(obj, copy=True))
+        return t.to(device) if obj.ndim > 0 else t
     if isinstance(obj, dict):
         return {k: _to_torch(v, device) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
