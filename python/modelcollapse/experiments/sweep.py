@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import itertools
-import json
 import socket
 import time
 import warnings
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from .._checkpoint import atomic_file, atomic_write_text, dumps_strict
 from . import get
 
 
@@ -76,7 +76,7 @@ def run_cell(name: str, preset: str, overrides: dict[str, str], cell_dir: str) -
         return "skipped"
     exp = get(name)
     exp.run(exp.make_config(preset, overrides), path, progress=False)
-    (path / "DONE").write_text(json.dumps(overrides))
+    atomic_write_text(path / "DONE", dumps_strict(overrides))
     return "ran"
 
 
@@ -197,9 +197,10 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out / "sweep.parquet", index=False)
-    (out / "sweep.json").write_text(json.dumps({"experiment": name, "preset": preset, "grid": grid, "seeds": seeds,
-                                                "cells": len(cells), "ran": len(todo),
-                                                "wall_time_s": time.perf_counter() - start}, indent=2))
+    with atomic_file(out / "sweep.parquet", "wb") as fh:
+        table.to_parquet(fh, index=False)
+    summary = {"experiment": name, "preset": preset, "grid": grid, "seeds": seeds, "cells": len(cells),
+               "ran": len(todo), "wall_time_s": time.perf_counter() - start}
+    atomic_write_text(out / "sweep.json", dumps_strict(summary, indent=2))
     log(f"merged table: {out / 'sweep.parquet'} ({len(table)} rows)")
     return table
