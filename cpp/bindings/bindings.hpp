@@ -31,16 +31,21 @@ inline void require_dim(const darray& a, py::ssize_t axis, py::ssize_t size, con
                               std::to_string(size));
 }
 
-// Poll function for modelcollapse::parallel_for: takes the GIL briefly and asks Python
-// whether a signal (Ctrl-C) is pending. The pending exception stays set for the caller.
+// Poll function for modelcollapse::parallel_for: at most every kPollInterval it takes the
+// GIL briefly and asks Python whether a signal (Ctrl-C) is pending; in between a call costs
+// one clock read, so kernels may call it between every time step or block. The pending
+// exception stays set for the caller. Call it only on the thread that released the GIL
+// (Python runs signal handlers on the main thread only).
 inline modelcollapse::PollFn python_poll() {
-    return []() {
+    return modelcollapse::throttled([]() {
         py::gil_scoped_acquire gil;
         return PyErr_CheckSignals() != 0;
-    };
+    });
 }
 
 // Runs fn(poll) without the GIL. A Ctrl-C during the run surfaces as KeyboardInterrupt.
+// Inline loops (no parallel_for) call poll() between steps and throw Cancelled when it says
+// stop; see poll_or_cancel.
 template <class Fn>
 void run_without_gil(Fn&& fn) {
     bool cancelled = false;
@@ -56,6 +61,12 @@ void run_without_gil(Fn&& fn) {
         if (PyErr_Occurred()) throw py::error_already_set();
         throw py::value_error("computation cancelled");
     }
+}
+
+// For loops that run on the calling thread: throws Cancelled (turned into KeyboardInterrupt
+// by run_without_gil) when poll says stop. Cheap enough to call once per step.
+inline void poll_or_cancel(const modelcollapse::PollFn& poll) {
+    if (modelcollapse::poll_says_stop(poll)) throw modelcollapse::Cancelled();
 }
 
 void register_random(py::module_& m);

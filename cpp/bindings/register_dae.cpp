@@ -225,11 +225,16 @@ py::tuple train_injected(const darray& w0, double b0, const darray& v0, const da
         for (py::ssize_t j = 0; j < r; ++j) W[j * d + i] = w0.data()[i * r + j];
     double b = b0;
     std::vector<double> v(v0.data(), v0.data() + r);
-    dispatch_r(static_cast<int>(r), [&](auto rc) {
-        constexpr int RC = decltype(rc)::value;
-        dae::Trainer<RC> tr(static_cast<std::size_t>(d), static_cast<int>(r), hy, sched);
-        for (py::ssize_t s = 0; s < n; ++s)
-            tr.step(W.data(), b, v.data(), x0s.data() + s * d, x1s.data() + s * d, uniform ? ts.data()[s] : 0.0);
+    const double *px0 = x0s.data(), *px1 = x1s.data(), *pts = ts.data();
+    run_without_gil([&](const mc::PollFn& poll) {
+        dispatch_r(static_cast<int>(r), [&](auto rc) {
+            constexpr int RC = decltype(rc)::value;
+            dae::Trainer<RC> tr(static_cast<std::size_t>(d), static_cast<int>(r), hy, sched);
+            for (py::ssize_t s = 0; s < n; ++s) {
+                if (s % 64 == 0) poll_or_cancel(poll);  // throttled: a clock read most times
+                tr.step(W.data(), b, v.data(), px0 + s * d, px1 + s * d, uniform ? pts[s] : 0.0);
+            }
+        });
     });
     py::array_t<double> w_out({d, r}), v_out(r);
     for (py::ssize_t i = 0; i < d; ++i)

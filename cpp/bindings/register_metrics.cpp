@@ -115,7 +115,12 @@ static py::array_t<double> sliced_projections(std::uint64_t seed, py::ssize_t n_
     if (n_projections < 1 || d < 1) throw py::value_error("n_projections and d must be >= 1");
     py::array_t<double> out({n_projections, d});
     double* o = out.mutable_data();
-    for (py::ssize_t l = 0; l < n_projections; ++l) mc::wasserstein::projection(seed, l, d, o + l * d);
+    run_without_gil([&](const mc::PollFn& poll) {
+        for (py::ssize_t l = 0; l < n_projections; ++l) {
+            poll_or_cancel(poll);
+            mc::wasserstein::projection(seed, l, d, o + l * d);
+        }
+    });
     return out;
 }
 
@@ -143,14 +148,21 @@ static double wasserstein_1d_pow(const darray& u, const darray& v, double p) {
     require_ndim(v, 1, "y");
     if (u.shape(0) < 1 || v.shape(0) < 1) throw py::value_error("x and y must be non-empty");
     std::vector<double> a(u.data(), u.data() + u.shape(0)), b(v.data(), v.data() + v.shape(0));
-    double r;
-    {
-        py::gil_scoped_release release;
-        std::vector<std::uint64_t> s1, s2;
-        mc::wasserstein::radix_sort(a.data(), a.size(), s1, s2);
-        mc::wasserstein::radix_sort(b.data(), b.size(), s1, s2);
-        r = mc::wasserstein::wp_pow_sorted(a.data(), a.size(), b.data(), b.size(), p);
-    }
+    double r = 0.0;
+    // One work item on one worker, so that the calling thread can poll for Ctrl-C while the
+    // (possibly long) sorts run; they look at the stop flag between blocks.
+    run_without_gil([&](const mc::PollFn& poll) {
+        mc::parallel_for(
+            1, 1, 1,
+            [&](std::size_t, std::size_t, const mc::StopToken& stop) {
+                std::vector<std::uint64_t> s1, s2;
+                mc::wasserstein::radix_sort(a.data(), a.size(), s1, s2, stop);
+                mc::wasserstein::radix_sort(b.data(), b.size(), s1, s2, stop);
+                if (stop.stop_requested()) return;
+                r = mc::wasserstein::wp_pow_sorted(a.data(), a.size(), b.data(), b.size(), p);
+            },
+            poll);
+    });
     return r;
 }
 

@@ -69,10 +69,12 @@ void register_mixture(py::module_& m) {
                           run_without_gil([&](const mc::PollFn& poll) {
                               mc::parallel_for(
                                   n, 1024, threads,
-                                  [&](std::size_t b, std::size_t e, const mc::StopToken&) {
+                                  [&](std::size_t b, std::size_t e, const mc::StopToken& stop) {
                                       std::vector<double> z(g.d);
-                                      for (std::size_t i = b; i < e; ++i)
+                                      for (std::size_t i = b; i < e; ++i) {
+                                          if (stop.stop_requested()) return;
                                           mc::mixture_draw(sm, seed, stream_start + i, p + i * g.d, z.data());
+                                      }
                                   },
                                   poll);
                           });

@@ -1,10 +1,17 @@
 #include <modelcollapse/random.hpp>
 
+#include <algorithm>
+
 #include "bindings.hpp"
 
 namespace mcbind {
 
 namespace mc = modelcollapse;
+
+// Numbers per fill call when a stream is long: a look at the stop flag between pieces keeps
+// Ctrl-C responsive. Even, so every piece starts on the same block parity as one long fill
+// (fill_normals gives the same numbers however a run is split).
+constexpr std::size_t kFillPiece = std::size_t(1) << 20;
 
 static py::array_t<double> normals(std::uint64_t seed, std::uint64_t purpose,
                                    std::uint64_t stream_start, py::ssize_t n_streams,
@@ -15,10 +22,16 @@ static py::array_t<double> normals(std::uint64_t seed, std::uint64_t purpose,
     double* p = out.mutable_data();
     run_without_gil([&](const mc::PollFn& poll) {
         mc::parallel_for(static_cast<std::size_t>(n_streams), 256, threads,
-                         [&](std::size_t b, std::size_t e, const mc::StopToken&) {
-                             for (std::size_t s = b; s < e; ++s)
-                                 mc::rng::fill_normals(seed, mc::rng::make_stream(purpose, stream_start + s),
-                                                       first, per_stream, p + s * per_stream);
+                         [&](std::size_t b, std::size_t e, const mc::StopToken& stop) {
+                             const std::size_t len = static_cast<std::size_t>(per_stream);
+                             for (std::size_t s = b; s < e; ++s) {
+                                 const std::uint64_t stream = mc::rng::make_stream(purpose, stream_start + s);
+                                 for (std::size_t o = 0; o < len; o += kFillPiece) {
+                                     if (stop.stop_requested()) return;
+                                     mc::rng::fill_normals(seed, stream, first + o, std::min(kFillPiece, len - o),
+                                                           p + s * len + o);
+                                 }
+                             }
                          },
                          poll);
     });
@@ -32,9 +45,16 @@ static py::array_t<double> uniforms(std::uint64_t seed, std::uint64_t purpose,
     if (purpose > 255) throw py::value_error("purpose must be < 256");
     py::array_t<double> out({n_streams, per_stream});
     double* p = out.mutable_data();
-    for (py::ssize_t s = 0; s < n_streams; ++s)
-        mc::rng::fill_uniforms(seed, mc::rng::make_stream(purpose, stream_start + s), first,
-                               per_stream, p + s * per_stream);
+    run_without_gil([&](const mc::PollFn& poll) {
+        const std::size_t len = static_cast<std::size_t>(per_stream);
+        for (py::ssize_t s = 0; s < n_streams; ++s) {
+            const std::uint64_t stream = mc::rng::make_stream(purpose, stream_start + s);
+            for (std::size_t o = 0; o < len; o += kFillPiece) {
+                poll_or_cancel(poll);
+                mc::rng::fill_uniforms(seed, stream, first + o, std::min(kFillPiece, len - o), p + s * len + o);
+            }
+        }
+    });
     return out;
 }
 

@@ -20,11 +20,13 @@ void register_sampler(py::module_& m) {
             run_without_gil([&](const mc::PollFn& poll) {
                 mc::parallel_for(
                     n, 64, threads,
-                    [&](std::size_t b, std::size_t e, const mc::StopToken&) {
-                        for (std::size_t i = b; i < e; ++i)
+                    [&](std::size_t b, std::size_t e, const mc::StopToken& stop) {
+                        for (std::size_t i = b; i < e; ++i) {
+                            if (stop.stop_requested()) return;
                             for (py::ssize_t k = 0; k < steps; ++k)
                                 mc::rng::fill_normals(seed, mc::rng::make_stream(mc::rng::kStepNoise, i), k * dpad,
                                                       d, p + (i * steps + k) * d);
+                        }
                     },
                     poll);
             });

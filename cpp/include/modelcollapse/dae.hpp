@@ -30,6 +30,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -641,10 +642,16 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
     SampleBlock own;
     std::vector<double> x1(B * d);  // x1 of the current block (data on the mixture path)
     std::unique_ptr<BlockPrefetcher> pf;
-    if (prefetch)
-        pf = std::make_unique<BlockPrefetcher>(tg, seed, replica, n_steps, B, stop);
-    else
-        own.resize(B, d);
+    if (prefetch) {
+        try {
+            pf = std::make_unique<BlockPrefetcher>(tg, seed, replica, n_steps, B, stop);
+        } catch (const std::system_error&) {
+            // The helper thread could not start (thread or address-space limit): draw the
+            // samples on this thread instead, which gives the same numbers.
+            pf.reset();
+        }
+    }
+    if (!pf) own.resize(B, d);
     for (std::size_t start = 0, j = 0; start < n_steps; start += B, ++j) {
         if (stop.stop_requested()) return;
         const std::size_t nb = std::min(B, n_steps - start);

@@ -164,6 +164,8 @@ inline void gaussian_chains(const GaussianChainsSpec& spec, const double* data_m
                     detail::fit_gaussian(real.data(), n, d, mc, cc);
                 }
                 for (std::size_t t = 1; t <= T; ++t) {
+                    // with few chains a chain is the whole run: check between rounds too
+                    if (stop.stop_requested()) return;
                     const double* mu = mc + (t - 1) * d;
                     const double* cov = cc + (t - 1) * d * d;
                     if (m > 0) {

@@ -20,15 +20,44 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "parallel.hpp"
 
 namespace modelcollapse {
 
+// Largest Hermite basis the enumeration below accepts: kMaxHermiteEntries ints in all (1 GiB)
+// and d <= kMaxHermiteDim (the enumeration recurses once per coordinate).
+constexpr double kMaxHermiteEntries = double(1 << 28);
+constexpr std::size_t kMaxHermiteDim = 16384;
+
+// Number of multi-indices a in N^d with |a| <= hi, C(d + hi, hi); stops counting once past
+// `cap` (the value returned is then > cap, not exact).
+inline double hermite_index_count(std::size_t d, int hi, double cap) {
+    if (d == 1) return static_cast<double>(hi) + 1.0;
+    double c = 1.0;
+    for (int j = 1; j <= hi && c <= cap; ++j) c = c * (static_cast<double>(d) + j) / j;
+    return c;
+}
+
+// Throws std::invalid_argument when the multi-indices |a| <= hi in N^d cannot be enumerated
+// (too many to hold, or d too deep for the enumeration).
+inline void check_hermite_basis(std::size_t d, int hi) {
+    if (d <= kMaxHermiteDim &&
+        hermite_index_count(d, hi, kMaxHermiteEntries) * static_cast<double>(d) <= kMaxHermiteEntries)
+        return;
+    throw std::invalid_argument("the Hermite basis in d = " + std::to_string(d) + " up to degree " +
+                                std::to_string(hi) + " is too large (over " +
+                                std::to_string(static_cast<long long>(kMaxHermiteEntries)) +
+                                " index entries, or d > " + std::to_string(kMaxHermiteDim) +
+                                "); reduce the degree or the dimension");
+}
+
 // Multi-indices a in N^d with lo <= |a| <= hi, ordered by |a| then lexicographically
 // descending (for d = 2: (1,0), (0,1), (2,0), (1,1), (0,2), ...). Flattened (count * d).
 inline std::vector<int> hermite_multi_indices(std::size_t d, int lo, int hi) {
+    check_hermite_basis(d, hi);
     std::vector<int> out;
     std::vector<int> a(d, 0);
     for (int deg = lo; deg <= hi; ++deg) {
@@ -72,11 +101,13 @@ struct HermiteSteinResult {
 class HermiteMomentTable {
 public:
     HermiteMomentTable(std::size_t d, int L) : d_(d), L_(L) {
-        list_ = hermite_multi_indices(d, 0, L);
-        count_ = list_.size() / d;
+        // size checks first: enumerating a basis that is then refused can take very long
+        check_hermite_basis(d, L);
         double dense = 1.0;
         for (std::size_t i = 0; i < d; ++i) dense *= (L + 1);
         if (dense > 5e7) throw std::invalid_argument("hermite basis too large for the moment kernel (reduce degree or d)");
+        list_ = hermite_multi_indices(d, 0, L);
+        count_ = list_.size() / d;
         stride_.assign(d, 1);
         for (std::size_t i = 1; i < d; ++i) stride_[i] = stride_[i - 1] * (L + 1);
         lookup_.assign(static_cast<std::size_t>(dense), -1);
@@ -172,6 +203,7 @@ inline HermiteSteinResult hermite_stein_system(std::size_t n, std::size_t d, con
             std::vector<double> H(d * (LH + 1));
             std::vector<double> prodS(nS);
             for (std::size_t r = begin; r < end; ++r) {
+                if (stop.stop_requested()) return;  // rows can be costly at high degree
                 const double* xr = x + r * d;
                 for (std::size_t i = 0; i < d; ++i) hermite_values((xr[i] - loc[i]) / scale[i], LH, &H[i * (LH + 1)]);
                 for (std::size_t q = 0; q < nG; ++q) {
@@ -277,6 +309,7 @@ inline void hermite_stein_eval(std::size_t n, std::size_t d, const double* x, co
             if (stop.stop_requested()) return;
             std::vector<double> H(d * (L + 1)), grad(d);
             for (std::size_t r = begin; r < end; ++r) {
+                if (stop.stop_requested()) return;
                 const double* xr = x + r * d;
                 for (std::size_t i = 0; i < d; ++i) hermite_values((xr[i] - loc[i]) / scale[i], L, &H[i * (L + 1)]);
                 std::fill(grad.begin(), grad.end(), 0.0);

@@ -4,6 +4,12 @@
 // work (and therefore every result that depends only on the item index) does not depend on
 // the number of threads. The calling thread does not work: it polls `poll` every few
 // milliseconds (the bindings use it to check for Ctrl-C) and raises `Cancelled` when asked.
+// It also polls once on entry, so a caller that runs many short loops in a row (one per
+// time step, say) notices Ctrl-C too; `throttled` makes such frequent polls cheap.
+//
+// If the system refuses to start a worker thread (address-space or process limits), the
+// loop runs on the workers that did start (the results do not depend on their number) and
+// raises ThreadStartError only when none could be started: never std::terminate.
 #pragma once
 
 #include <algorithm>
@@ -13,8 +19,11 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -37,11 +46,57 @@ class StopToken {
     const std::atomic<bool>* flag_;
 };
 
+// Thread creation failed for every worker (the message says why and what to do).
+struct ThreadStartError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Most worker threads a loop may use: more only oversubscribes the machine, and each
+// thread reserves a stack, so thousands of them can exhaust an address-space limit.
+constexpr int kMaxThreads = 256;
+
+// threads = 0 means all cores (at most kMaxThreads); 1..kMaxThreads is taken as is.
+// Anything else is a caller error (std::invalid_argument, a ValueError in Python).
 inline unsigned resolve_threads(int threads) {
+    if (threads < 0 || threads > kMaxThreads)
+        throw std::invalid_argument("threads must be in [0, " + std::to_string(kMaxThreads) +
+                                    "] (0 = all cores), got " + std::to_string(threads));
     if (threads > 0) return static_cast<unsigned>(threads);
     unsigned hc = std::thread::hardware_concurrency();
-    return hc == 0 ? 1u : hc;
+    return hc == 0 ? 1u : std::min<unsigned>(hc, kMaxThreads);
 }
+
+// How often a throttled poll really polls.
+constexpr std::chrono::milliseconds kPollInterval{20};
+
+// Wraps `poll` so that calling it costs one clock read except every `interval`, when it
+// calls `poll`; once `poll` has said stop, every later call says stop without calling it.
+// Meant for the one thread that owns the poll (the caller of the compiled function): kernels
+// call it between time steps or blocks, however short they are.
+inline PollFn throttled(PollFn poll, std::chrono::steady_clock::duration interval = kPollInterval) {
+    if (!poll) return poll;
+    struct State {
+        PollFn poll;
+        std::chrono::steady_clock::duration interval;
+        std::chrono::steady_clock::time_point next;
+        bool stopped = false;
+    };
+    auto st = std::make_shared<State>();
+    st->poll = std::move(poll);
+    st->interval = interval;
+    st->next = std::chrono::steady_clock::now() + interval;
+    return [st]() {
+        if (st->stopped) return true;
+        const auto now = std::chrono::steady_clock::now();
+        if (now < st->next) return false;
+        st->next = now + st->interval;
+        st->stopped = st->poll();
+        return st->stopped;
+    };
+}
+
+// True when `poll` is set and asks to stop.
+inline bool poll_says_stop(const PollFn& poll) { return poll && poll(); }
 
 // Runs body(begin, end, stop_token) over [0, n) in chunks of `chunk` items on `threads`
 // workers. With an empty `poll` and a single thread everything runs inline.
@@ -49,6 +104,7 @@ template <class Body>
 void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
                   const PollFn& poll = PollFn()) {
     if (n == 0) return;
+    if (poll_says_stop(poll)) throw Cancelled();
     chunk = std::max<std::size_t>(chunk, 1);
     std::size_t n_chunks = (n + chunk - 1) / chunk;
     unsigned n_workers = std::min<std::size_t>(resolve_threads(threads), n_chunks);
@@ -84,14 +140,28 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
     };
 
     std::vector<std::thread> pool;
-    pool.reserve(n_workers);
-    for (unsigned i = 0; i < n_workers; ++i) pool.emplace_back(worker);
+    std::string start_error;
+    try {
+        pool.reserve(n_workers);
+        for (unsigned i = 0; i < n_workers; ++i) pool.emplace_back(worker);
+    } catch (const std::exception& e) {  // std::system_error (EAGAIN) or std::bad_alloc
+        start_error = e.what();
+    }
+    if (pool.size() < n_workers) {
+        // The workers that started share all the chunks; the missing ones never will.
+        std::lock_guard<std::mutex> lock(mutex);
+        running -= n_workers - static_cast<unsigned>(pool.size());
+        if (pool.empty())
+            throw ThreadStartError("could not start a worker thread (" + start_error +
+                                   "): the process is out of threads or address space; "
+                                   "free memory, raise the limit or use fewer threads");
+    }
 
     bool cancelled = false;
     {
         std::unique_lock<std::mutex> lock(mutex);
         while (running.load() != 0) {
-            done_cv.wait_for(lock, std::chrono::milliseconds(20));
+            done_cv.wait_for(lock, std::chrono::milliseconds(10));
             if (poll && running.load() != 0 && !stop.load()) {
                 lock.unlock();
                 bool want_stop = poll();

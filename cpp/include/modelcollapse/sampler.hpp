@@ -90,7 +90,9 @@ constexpr std::size_t kSamplerChunk = 64;
 // The time loop is outermost: at step k the smoothed model at t_k is built once, then the
 // samples are processed in chunks of kSamplerChunk in structure-of-arrays form (score for
 // the whole chunk, step noise for the whole chunk through rng::normal_pairs, update), all
-// vectorised across samples. The state lives in `out` between steps.
+// vectorised across samples. The state lives in `out` between steps. Each step is its own
+// parallel_for, which polls on entry: Ctrl-C is seen within a poll interval however short
+// the steps are.
 template <class Model>
 void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, const PollFn& poll) {
     const std::size_t n = cfg.n, d = cfg.d;
@@ -133,7 +135,8 @@ void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, c
         const double a = drift_coef[k], b = score_coef[k], c = noise_coef[k];
         parallel_for(
             n, kSamplerChunk, cfg.threads,
-            [&](std::size_t begin, std::size_t end, const StopToken&) {
+            [&](std::size_t begin, std::size_t end, const StopToken& stop) {
+                if (stop.stop_requested()) return;  // cancelled: the whole call is discarded
                 const std::size_t B = end - begin;
                 auto ws = make_sampler_workspace(model, B);
                 std::vector<double> y(d * B), s(d * B), xi(dpad * B);

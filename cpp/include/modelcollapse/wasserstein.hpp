@@ -27,7 +27,11 @@ inline double pow_abs(double x, double p) {
 // Ascending LSD radix sort of finite doubles (11-bit digits on order-preserving integer
 // keys; passes where every key shares the digit are skipped). Several times faster than
 // std::sort for the 1e4-1e6 projections the sliced distance sorts. k1, k2 are scratch.
-inline void radix_sort(double* a, std::size_t n, std::vector<std::uint64_t>& k1, std::vector<std::uint64_t>& k2) {
+// The passes run in blocks of kRadixBlock keys with a look at `stop` between blocks, so a
+// long sort stops soon after a Ctrl-C (leaving `a` unspecified); the order is unaffected.
+constexpr std::size_t kRadixBlock = std::size_t(1) << 16;
+inline void radix_sort(double* a, std::size_t n, std::vector<std::uint64_t>& k1, std::vector<std::uint64_t>& k2,
+                       const StopToken& stop = StopToken()) {
     if (n < 256) {
         std::sort(a, a + n);
         return;
@@ -39,12 +43,16 @@ inline void radix_sort(double* a, std::size_t n, std::vector<std::uint64_t>& k1,
     k1.resize(n);
     k2.resize(n);
     std::vector<std::size_t> hist(kPasses * kRadix, 0);
-    for (std::size_t i = 0; i < n; ++i) {
-        std::uint64_t b;
-        std::memcpy(&b, a + i, sizeof b);
-        std::uint64_t k = (b & kSign) ? ~b : (b | kSign);
-        k1[i] = k;
-        for (int p = 0; p < kPasses; ++p) ++hist[p * kRadix + ((k >> (p * kBits)) & (kRadix - 1))];
+    for (std::size_t i0 = 0; i0 < n; i0 += kRadixBlock) {
+        if (stop.stop_requested()) return;
+        const std::size_t i1 = std::min(n, i0 + kRadixBlock);
+        for (std::size_t i = i0; i < i1; ++i) {
+            std::uint64_t b;
+            std::memcpy(&b, a + i, sizeof b);
+            std::uint64_t k = (b & kSign) ? ~b : (b | kSign);
+            k1[i] = k;
+            for (int p = 0; p < kPasses; ++p) ++hist[p * kRadix + ((k >> (p * kBits)) & (kRadix - 1))];
+        }
     }
     std::uint64_t* src = k1.data();
     std::uint64_t* dst = k2.data();
@@ -61,9 +69,13 @@ inline void radix_sort(double* a, std::size_t n, std::vector<std::uint64_t>& k1,
             sum += c;
         }
         const int shift = p * kBits;
-        for (std::size_t i = 0; i < n; ++i) {
-            std::uint64_t k = src[i];
-            dst[h[(k >> shift) & (kRadix - 1)]++] = k;
+        for (std::size_t i0 = 0; i0 < n; i0 += kRadixBlock) {
+            if (stop.stop_requested()) return;
+            const std::size_t i1 = std::min(n, i0 + kRadixBlock);
+            for (std::size_t i = i0; i < i1; ++i) {
+                std::uint64_t k = src[i];
+                dst[h[(k >> shift) & (kRadix - 1)]++] = k;
+            }
         }
         std::swap(src, dst);
     }
@@ -139,8 +151,9 @@ inline void sliced_wp_pow(const double* x, std::size_t n, const double* y, std::
                     for (std::size_t a = 0; a < d; ++a) s += yj[a] * t[a];
                     py[j] = s;
                 }
-                radix_sort(px.data(), n, s1, s2);
-                radix_sort(py.data(), m, s1, s2);
+                radix_sort(px.data(), n, s1, s2, stop);
+                radix_sort(py.data(), m, s1, s2, stop);
+                if (stop.stop_requested()) return;
                 out[l] = wp_pow_sorted(px.data(), n, py.data(), m, p);
             }
         },
