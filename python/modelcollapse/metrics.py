@@ -226,7 +226,7 @@ def _bandwidth(x: np.ndarray, bandwidth: Any, factor: float, weights: Any, name:
             raise ValueError(f"{name} too large: their covariance overflows float64 (rescale them)")
         H = cov * (rf * f) ** 2
         eig = np.linalg.eigvalsh(cov)
-        scale = max(float(np.max(np.abs(x))) ** 2, 1e-300)
+        scale = max(min(float(np.max(np.abs(x))), 1e154) ** 2, 1e-300)  # a float ** 2 past 1e154 raises
         if not eig[0] > 1e-13 * max(eig[-1], scale):
             raise ValueError(f"the weighted sample covariance of {name} is singular (identical samples, or samples on "
                              "a line/plane); pass an explicit bandwidth") from None
