@@ -85,9 +85,14 @@ class HermiteMoments:
         if np.any(idx < 0) or np.any(idx != np.round(idx)):
             raise ValueError("indices must be non-negative integers (one multi-index per row)")
         self.indices = idx.astype(np.int64)
-        self.values = check_finite_array(self.values, "values", shape=(idx.shape[0],))
-        if self.std_errors is not None:
-            self.std_errors = check_finite_array(self.std_errors, "std_errors", shape=(idx.shape[0],))
+        for field in ("values", "std_errors"):
+            v = getattr(self, field)
+            if v is None and field == "std_errors":
+                continue
+            v = check_finite_array(v, field, ndim=1)
+            if v.shape[0] != idx.shape[0]:
+                raise ValueError(f"{field} must have one entry per row of indices ({idx.shape[0]}), got {v.shape[0]}")
+            setattr(self, field, v)
         if self.n_samples is not None:
             self.n_samples = check_positive_int(self.n_samples, "n_samples")
 
@@ -154,6 +159,8 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
     """
     pts = _as_points(x)
     degree = check_positive_int(degree, "degree", minimum=0)
+    if not isinstance(std_errors, (bool, np.bool_)):
+        raise TypeError(f"std_errors must be True or False, got {type(std_errors).__name__}")
     threads = check_threads(threads)
     check_choice(backend, "backend", BACKENDS)
     count = _check_index_count(pts.shape[1], degree)

@@ -93,7 +93,7 @@ class Grid:
                     raise ValueError(f"grid axis {a} must be strictly increasing")
             axes.append(arr)
         if not axes:
-            raise ValueError("a grid needs at least one axis")
+            raise ValueError("axes must hold at least one axis (a grid needs one)")
         object.__setattr__(self, "axes", tuple(axes))
 
     @classmethod
@@ -110,6 +110,8 @@ class Grid:
         else:
             raise TypeError(f"n must be an int or one int per axis ({lower.size}), got {n!r:.80}")
         ns = [check_positive_int(k, "n", minimum=1) for k in ns]
+        if any(k > 1 and not hi > lo for k, lo, hi in zip(ns, lower, upper)):
+            raise ValueError(f"upper must be > lower on every axis, got lower={lower.tolist()} upper={upper.tolist()}")
         check_allocation(float(sum(ns)), "n", "the grid axes")
         return cls(tuple(np.linspace(lo, hi, int(k)) for lo, hi, k in zip(lower, upper, ns)))
 
@@ -506,7 +508,9 @@ def auto_grid(*sample_sets: np.ndarray, bandwidths: Sequence[np.ndarray] = (), n
         raise ValueError("sample_sets must all have the same dimension")
     if isinstance(bandwidths, (str, bytes)) or not isinstance(bandwidths, (tuple, list)):
         raise TypeError(f"bandwidths must be a sequence of (d, d) kernel covariances, got {type(bandwidths).__name__}")
-    bandwidths = [check_finite_array(H, "bandwidths", shape=(d, d)) for H in bandwidths]
+    bandwidths = [check_finite_array(H, "bandwidths", ndim=2) for H in bandwidths]
+    if any(H.shape != (d, d) for H in bandwidths):
+        raise ValueError(f"bandwidths must be ({d}, {d}) matrices, matching the dimension of sample_sets")
     pad = check_real(pad, "pad", low=0.0, high=1e6)
     if n is not None:
         n = check_positive_int(n, "n_grid", minimum=2, maximum=10**8)
@@ -675,7 +679,7 @@ def _gaussian_params(mean: Any, cov: Any, mean_name: str, cov_name: str) -> tupl
             raise ValueError(f"{cov_name} (a vector: diagonal covariance) must have {d} entries, got {C.size}")
         C = np.diag(C)
     if C.shape != (d, d):
-        raise ValueError(f"{cov_name} must have shape ({d}, {d}), got {C.shape}")
+        raise ValueError(f"{cov_name} must have shape ({d}, {d}) to match {mean_name} (dimension {d}), got {C.shape}")
     # Cholesky reads one triangle only: check the other agrees, so that a non-symmetric
     # matrix is refused instead of silently half-read.
     if not np.array_equal(C, C.T):
@@ -785,7 +789,7 @@ def precision_recall(real: Any, fake: Any, k: int = 4, backend: str = "scipy") -
         raise ValueError(f"real and fake must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
     k = check_positive_int(k, "k")
     if r.shape[0] <= k or f.shape[0] <= k:
-        raise ValueError(f"both sets need more than k = {k} samples")
+        raise ValueError(f"real and fake both need more than k = {k} samples, got {r.shape[0]} and {f.shape[0]}")
     check_choice(backend, "backend", ("scipy", "numpy"))
     if backend == "numpy":
         return PrecisionRecall(*_ref.precision_recall(r, f, k))

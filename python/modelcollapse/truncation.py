@@ -530,7 +530,8 @@ class ExactLawLearner(_ScheduledSampler):
         self.data_law = _check_law(data_law, "data_law")
         self.a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
         self.rounds = check_positive_int(rounds, "rounds", minimum=0, maximum=MAX_ROUNDS)
-        self.perturbation = check_real(perturbation, "perturbation", low=0.0)
+        # A relative error: beyond 1e6 the sampled law has nothing to do with q_k (and overflows).
+        self.perturbation = check_real(perturbation, "perturbation", low=0.0, high=1e6)
 
     def config(self) -> dict[str, Any]:
         return {"real_fraction": self.a, "perturbation": self.perturbation, **self._config(self.rounds)}
@@ -638,7 +639,7 @@ def simulate_recursion(data_law: GaussianMixture, rounds: int, n_samples: int, r
     hermite_degree = check_positive_int(hermite_degree, "hermite_degree", minimum=0, maximum=200)
     if n_components is not None:
         n_components = check_positive_int(n_components, "n_components", maximum=10**6)
-    perturbation = check_real(perturbation, "perturbation", low=0.0)
+    perturbation = check_real(perturbation, "perturbation", low=0.0, high=1e6)
     if labels is not None and not isinstance(labels, dict):
         raise TypeError(f"labels must be a dict of column values, got {type(labels).__name__}")
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, Path)):
