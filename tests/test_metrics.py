@@ -316,15 +316,15 @@ arrays_1d = st.integers(min_value=3, max_value=60).flatmap(
 @given(arrays_1d, arrays_1d, st.sampled_from(["scott", "silverman"]))
 def test_property_hellinger_range_symmetry(xs, ys, rule):
     x, y = np.array(xs), np.array(ys)
-    if np.ptp(x) < 1e-3 or np.ptp(y) < 1e-3:
-        # degenerate or unresolvable sample sets are rejected with a message, never a silent number
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        # degenerate sample sets are rejected with a message, never a silent number
         with pytest.raises(ValueError, match="singular|bandwidth"):
             M.hellinger(x, y, bandwidth=rule, n_grid=513)
         return
     try:
         h = M.hellinger(x, y, bandwidth=rule, n_grid=513)
-    except ValueError as exc:  # a kernel narrower than the grid cells: must say so
-        assert "grid spacing" in str(exc)
+    except ValueError as exc:  # nearly degenerate, or a kernel narrower than the grid cells: must say so
+        assert "grid spacing" in str(exc) or "singular" in str(exc)
         return
     assert 0.0 <= h <= 1.0 and not math.isnan(h)
     assert h == pytest.approx(M.hellinger(y, x, bandwidth=rule, n_grid=513), abs=1e-12)
