@@ -562,7 +562,10 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
             # pdf, not exp(logpdf): far grid points get density 0 instead of an overflow error.
             vals.append(np.asarray(it.pdf(g.points()), dtype=float).reshape(g.shape))
         elif s is None:
-            logp = np.asarray(it.logpdf(g.points()), dtype=float).reshape(g.shape)
+            logp = it.logpdf(g.points())
+            if np.iscomplexobj(logp):
+                raise TypeError(f"{name}.logpdf returned complex values; it must return real log densities")
+            logp = np.asarray(logp, dtype=float).reshape(g.shape)
             if np.any(np.isnan(logp)):
                 raise ValueError(f"{name}.logpdf returned NaN on the grid")
             vals.append(np.exp(logp))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -90,7 +91,10 @@ class Schedule:
         k = check_positive_int(k, "k", minimum=0)
         if self.length is not None and k >= self.length:
             raise ValueError(f"schedule has {self.length} values; round {k} needs more (give rounds+1 values)")
-        v = float(self._fn(int(k)))
+        raw = self._fn(int(k))
+        if isinstance(raw, (complex, np.complexfloating)) or not isinstance(raw, (numbers.Real, np.ndarray)):
+            raise TypeError(f"schedule gave delta_{k} = {raw!r:.40}; truncation times must be real numbers")
+        v = float(raw)
         if not math.isfinite(v) or v < 0:
             raise ValueError(f"schedule gave delta_{k} = {v}; truncation times must be finite and >= 0")
         return v
