@@ -152,3 +152,26 @@ def test_bad_inputs():
     from modelcollapse import _core
     with pytest.raises(ValueError, match="graded"):
         _core.hermite_moments(np.zeros((3, 1)), np.array([-1, 1]), np.array([0, 0]), np.array([0, 1]))
+
+
+def test_overflow_and_sizes_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="x too large for degree 3"):
+        hm.hermite_moments([1.3e154, 0.0], 3)
+    with pytest.raises(ValueError, match="x too large"):
+        hm.hermite_moments([1.3e154, 0.0], 3, backend="numpy")
+    # C(50, 10) = 1e10 multi-indices: refused at once instead of enumerating for hours.
+    with pytest.raises(ValueError, match="degree and d too large"):
+        hm.hermite_moments(np.zeros((5, 10)), 40)
+    with pytest.raises(ValueError, match="degree and d too large"):
+        hm.multi_indices(10**6, 2)
+    with pytest.raises(ValueError, match="degree"):
+        hm.mixture_moments(mc.GaussianMixture([1.0], [[1e3]], 1.0), 200)
+    with pytest.raises(TypeError, match="moments"):
+        hm.gram_charlier("x", [0.0])
+    with pytest.raises(ValueError, match="values"):
+        hm.HermiteMoments(hm.multi_indices(1, 1), np.array([np.nan, 0.0]))
+
+
+def test_multi_indices_in_many_dimensions_do_not_recurse():
+    idx = hm.multi_indices(2000, 1)  # one recursion level per axis hit RecursionError before
+    assert idx.shape == (2001, 2000) and idx.sum() == 2000

@@ -129,3 +129,41 @@ def test_bad_evaluation_inputs_rejected(mixture_iso):
         mixture_iso.logpdf(np.zeros((1, 2)), t=-0.1)
     with pytest.raises(ValueError, match="backend"):
         mixture_iso.score(np.zeros((1, 2)), backend="fortran")
+
+
+# ----------------------------------------------------------------------------- far points, huge sizes (issue 12)
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_far_points_give_finite_exact_values_or_a_clear_error(backend):
+    p = mc.GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 0.0]], 0.3)
+    x = np.array([[8.7e153, 0.0], [1.0, 1.0]])
+    # Squaring 8.7e153 overflows, yet the log density (-1.26e308) and the score are finite.
+    lp = p.logpdf(x, backend=backend)
+    assert np.all(np.isfinite(lp))
+    assert lp[0] == pytest.approx(-(8.7e153 / 2) * (8.7e153 / 0.3), rel=1e-12)
+    assert lp[1] == p.logpdf(x[1:], backend=backend)[0]  # ordinary rows untouched
+    s = p.score(x, backend=backend)
+    assert np.all(np.isfinite(s)) and s[0, 0] == pytest.approx(-(8.7e153 - 2.0) / 0.3, rel=1e-12)
+    # Beyond float64: the log density cannot be represented, so x is refused by name; the density is 0.
+    with pytest.raises(ValueError, match="x row 0 is too far"):
+        p.logpdf([[1e200, 0.0]], backend=backend)
+    assert p.pdf([[1e200, 0.0]], backend=backend)[0] == 0.0
+    with pytest.raises(ValueError, match="x row 0"):
+        p.score([[1e308, 0.0]], backend=backend)
+
+
+def test_far_points_of_an_empirical_score():
+    e = mc.EmpiricalScore(np.random.default_rng(0).normal(size=(50, 2)))
+    s = e.score([[1e200, 0.0]], 0.1, backend="numpy")
+    assert np.all(np.isfinite(s)) and s[0, 0] == pytest.approx(-1e200 / -np.expm1(-0.2), rel=1e-6)
+    with pytest.raises(ValueError, match="x row 0"):
+        e.logpdf([[8.7e153, 0.0]], 0.1)
+
+
+def test_huge_sample_sizes_are_refused_before_allocating():
+    p = mc.GaussianMixture([1.0], [[0.0, 0.0]], 1.0)
+    with pytest.raises(ValueError, match="n too large"):
+        p.sample(10**12)
+    with pytest.raises(ValueError, match="n too large"):
+        mc.EmpiricalScore(np.zeros((3, 2))).sample_smoothed(10**12, 0.1)
+    with pytest.raises(TypeError, match="data must be a mapping"):
+        mc.GaussianMixture.from_dict("x")

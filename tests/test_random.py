@@ -79,3 +79,14 @@ def test_sampler_noise_is_what_the_sampler_draws(mixture_iso):
 def test_bad_seeds_rejected(bad, exc):
     with pytest.raises(exc, match="seed"):
         standard_normal(bad, 3)
+
+
+def test_sizes_refused_with_the_argument_named():
+    with pytest.raises(TypeError, match="shape"):
+        standard_normal(0, (2.5,))
+    with pytest.raises(ValueError, match="shape"):
+        standard_normal(0, 2**64)
+    with pytest.raises(ValueError, match="shape too large"):
+        standard_normal(0, (10**6, 10**6))
+    with pytest.raises(ValueError, match="n_samples, steps and dim too large"):
+        sampler_noise(0, 10**6, 10**6, 1)

@@ -202,3 +202,16 @@ def test_ctrl_c_interrupts_a_long_compiled_run():
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, (out, err)
     assert "interrupted" in out
+
+
+def test_sizes_and_divergence_refused_naming_the_arguments():
+    p = mc.GaussianMixture([1.0], [[0.0]], 1.0)
+    with pytest.raises(ValueError, match="n_samples too large"):
+        mc.sample_reverse(p, 10**12)
+    with pytest.raises(ValueError, match="steps too large"):
+        mc.sample_reverse(p, 10, steps=10**12)
+    with pytest.raises(ValueError, match="init must have 2 dimension"):
+        mc.sample_reverse(lambda x, t: -x, 10, init=None)
+    # A step of 5e305 overflows: still a FloatingPointError, now also a ValueError naming T and steps.
+    with pytest.raises(ValueError, match=r"T - delta\) / steps"):
+        mc.sample_reverse(p, 10, T=1e308)

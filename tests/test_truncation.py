@@ -167,3 +167,26 @@ def test_bad_inputs():
         tr.limit_law(np.zeros(3), 0.5, 0.1)
     with pytest.raises(ValueError, match="degrees"):
         tr.transfer_function(-1, 0.5, 0.1)
+
+
+def test_distances_and_quantiles_validate_their_inputs():
+    q = mc.GaussianMixture([1.0], [[0.0]], 1.0)
+    with pytest.raises(ValueError, match="x must not be empty"):
+        tr.w2_1d([], [])
+    with pytest.raises(ValueError, match="x contains 1 NaN"):
+        tr.w2_1d([np.nan], [1.0])
+    with pytest.raises(ValueError, match="x contains"):
+        tr.sliced_w2(np.full((3, 2), np.nan), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="u .* strictly between 0 and 1"):
+        tr.mixture_quantiles_1d(q, 2.0)
+    assert tr.mixture_quantiles_1d(q, 0.975) == pytest.approx(1.959963984540054, rel=1e-10)
+    with pytest.raises(ValueError, match="max_terms"):
+        tr.limit_law(q, 0.5, 0.1, max_terms=-1)
+    with pytest.raises(ValueError, match="rounds"):
+        tr.exact_recursion(q, 10**12, 0.5, 0.1)
+    with pytest.raises(ValueError, match="epsilon"):
+        tr.robustness_radius(1e308, 0.5, 0.1)
+    # Homogeneous distances of huge samples: rescaled exactly instead of overflowing.
+    assert tr.w2_1d([1e300, -1e300], [-1e300, 1e300]) == 0.0
+    unit = tr.sliced_w2(np.ones((3, 2)), np.zeros((3, 2)))
+    assert tr.sliced_w2(np.full((3, 2), 1e300), np.zeros((3, 2))) == pytest.approx(1e300 * unit, rel=1e-12)

@@ -149,6 +149,10 @@ def check_real(value: Any, name: str, low: float | None = None, high: float | No
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+    try:  # an array compared with the choices raises (ambiguous truth value): not a choice either
+        ok = not isinstance(value, np.ndarray) and value in choices
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value

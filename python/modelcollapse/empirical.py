@@ -14,8 +14,9 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_choice, check_finite_array, check_points, check_positive_int,
-                          check_real, check_threads)
+from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_points,
+                          check_positive_int, check_real, check_threads)
+from .mixture import _repair_far_rows
 
 BACKENDS = ("cpp", "numpy")
 
@@ -68,7 +69,13 @@ class EmpiricalScore:
         if backend == "cpp":
             out = getattr(self._core(), what)(pts, t, check_threads(threads))
         else:
-            out = getattr(_ref.empirical, what)(self._samples, pts, t)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = getattr(_ref.empirical, what)(self._samples, pts, t)
+        if not np.all(np.isfinite(out)):
+            # Points (or training samples) so far apart that squared distances overflow.
+            n = self.n_points
+            law = (np.full(n, 1.0 / n), np.exp(-t) * self._samples, np.full(n, -np.expm1(-2.0 * t)))
+            out = _repair_far_rows(what, out, pts, law, allow_minus_inf=False)
         return out[0] if single else out
 
     def score(self, x: Any, t: float, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
@@ -90,6 +97,7 @@ class EmpiricalScore:
         """
         n = check_positive_int(n, "n", 0)
         t = check_real(t, "t", low=0.0)
+        check_allocation(float(n) * (self.dim + 1), "n", "the samples")
         key = as_seed(seed)
         u = _core.uniforms(key, _core.PURPOSE_INIT_CHOICE, 0, n, 1, 0)[:, 0]
         idx = np.minimum((u * self.n_points).astype(np.int64), self.n_points - 1)

@@ -20,18 +20,40 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._validation import check_choice, check_finite_array, check_positive_int, check_threads
+from ._validation import (check_allocation, check_choice, check_finite_array, check_positive_int,
+                          check_threads)
 from .mixture import GaussianMixture
 from .reference import hermite as _ref
 
 BACKENDS = ("cpp", "numpy")
 MAX_DIM = 10
+#: Most entries M * d of one multi-index table: it is enumerated in Python (~ a second per 1e7).
+MAX_INDEX_ENTRIES = 20_000_000
+#: Most terms n * M (samples times multi-indices) :func:`hermite_moments` evaluates (~ a minute).
+MAX_MOMENT_TERMS = 2 * 10**10
+
+
+def _n_indices(d: int, degree: int) -> float:
+    """Number of multi-indices alpha in N^d with |alpha| <= degree, C(d + degree, d) (inf when huge)."""
+    log_count = math.lgamma(d + degree + 1.0) - math.lgamma(d + 1.0) - math.lgamma(degree + 1.0)
+    return float(math.comb(d + degree, d)) if log_count < 60.0 else math.inf
+
+
+def _check_index_count(d: int, degree: int) -> int:
+    """Refuse (d, degree) whose multi-index table is too large to build, before building it."""
+    count = _n_indices(d, degree)
+    if count * d > MAX_INDEX_ENTRIES:
+        raise ValueError(f"degree and d too large: {count:.3g} multi-indices of dimension {d} (|alpha| <= {degree}) "
+                         f"exceed the limit of {MAX_INDEX_ENTRIES:.3g} entries; lower degree")
+    check_allocation(count * (d + 4), "degree", "the multi-index table")
+    return int(count)
 
 
 def multi_indices(d: int, degree: int) -> np.ndarray:
     """All multi-indices alpha in N^d with |alpha| <= degree, graded order; shape (M, d)."""
     d = check_positive_int(d, "d")
     degree = check_positive_int(degree, "degree", minimum=0)
+    _check_index_count(d, degree)
     return _ref.multi_indices(d, degree)
 
 
@@ -57,6 +79,22 @@ class HermiteMoments:
     values: np.ndarray
     std_errors: np.ndarray | None = None
     n_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        idx = check_finite_array(self.indices, "indices", ndim=2)
+        if np.any(idx < 0) or np.any(idx != np.round(idx)):
+            raise ValueError("indices must be non-negative integers (one multi-index per row)")
+        self.indices = idx.astype(np.int64)
+        for field in ("values", "std_errors"):
+            v = getattr(self, field)
+            if v is None and field == "std_errors":
+                continue
+            v = check_finite_array(v, field, ndim=1)
+            if v.shape[0] != idx.shape[0]:
+                raise ValueError(f"{field} must have one entry per row of indices ({idx.shape[0]}), got {v.shape[0]}")
+            setattr(self, field, v)
+        if self.n_samples is not None:
+            self.n_samples = check_positive_int(self.n_samples, "n_samples")
 
     @property
     def dim(self) -> int:
@@ -121,8 +159,15 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
     """
     pts = _as_points(x)
     degree = check_positive_int(degree, "degree", minimum=0)
+    if not isinstance(std_errors, (bool, np.bool_)):
+        raise TypeError(f"std_errors must be True or False, got {type(std_errors).__name__}")
     threads = check_threads(threads)
     check_choice(backend, "backend", BACKENDS)
+    count = _check_index_count(pts.shape[1], degree)
+    if float(count) * pts.shape[0] > MAX_MOMENT_TERMS:
+        raise ValueError(f"x and degree too large: {pts.shape[0]} samples x {count} multi-indices = "
+                         f"{float(count) * pts.shape[0]:.3g} Hermite terms exceed the limit {MAX_MOMENT_TERMS:.3g} "
+                         "(minutes of CPU); lower degree or use fewer samples")
     idx = _ref.multi_indices(pts.shape[1], degree)
     if backend == "cpp":
         parent, dim, order = _ref.index_table(idx)
@@ -131,6 +176,10 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
         sq = None if sq is None else np.asarray(sq)
     else:
         mean, sq = _ref.hermite_moments(pts, idx, with_squares=bool(std_errors))
+    if not (np.all(np.isfinite(mean)) and (sq is None or np.all(np.isfinite(sq)))):
+        # He_n(x) ~ x^n: large |x| at a high degree overflows float64.
+        raise ValueError(f"x too large for degree {degree}: Hermite moments overflow float64 "
+                         f"(max |x| = {np.max(np.abs(pts)):.3g}); standardise x or lower degree")
     se = None
     n = pts.shape[0]
     if std_errors:
@@ -154,6 +203,9 @@ def mixture_moments(mixture: GaussianMixture, degree: int, *, method: str = "aut
     d = mixture.dim
     if d > MAX_DIM:
         raise ValueError(f"mixture has dimension {d}; Hermite moments support d <= {MAX_DIM}")
+    count = _check_index_count(d, degree)
+    check_allocation(float(count) * mixture.n_components * 2 + (degree + 1.0) * mixture.n_components * d,
+                     "degree", "the per-component moments")
     if method == "auto":
         method = "full" if mixture.cov_type == "full" else "product"
     if method == "product" and mixture.cov_type == "full":
@@ -170,12 +222,27 @@ def mixture_moments(mixture: GaussianMixture, degree: int, *, method: str = "aut
             prod *= g1[idx[:, i], :, i]
     else:
         prod = _ref.gaussian_moments_full(mu, mixture.full_covariances(), idx)
-    return HermiteMoments(indices=idx, values=prod @ w)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = prod @ w
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"degree {degree} too high for this mixture: its Hermite coordinates overflow float64 "
+                         "(means or variances far from the standard normal's); lower degree")
+    return HermiteMoments(indices=idx, values=values)
+
+
+def _check_moments(moments: Any) -> HermiteMoments:
+    if not isinstance(moments, HermiteMoments):
+        raise TypeError(f"moments must be a HermiteMoments (from hermite_moments or mixture_moments), "
+                        f"got {type(moments).__name__}")
+    return moments
 
 
 def degree_energies(moments: HermiteMoments) -> np.ndarray:
     """E_n = sum_{|alpha|=n} c_alpha^2 / alpha!, n = 0..degree (see :meth:`HermiteMoments.energies`)."""
-    return moments.energies()
+    out = _check_moments(moments).energies()
+    if not np.all(np.isfinite(out)):
+        raise ValueError("moments too large: the degree energies (sums of squares) overflow float64")
+    return out
 
 
 def gram_charlier(moments: HermiteMoments, points: Any) -> np.ndarray:
@@ -184,7 +251,7 @@ def gram_charlier(moments: HermiteMoments, points: Any) -> np.ndarray:
     ``points``: shape (m,) in 1-D or (m, d). The truncated series can be negative where
     the law is far from Gaussian; it is meant for plots of what the low modes carry.
     """
-    d = moments.dim
+    d = _check_moments(moments).dim
     pts = check_finite_array(points, "points", ndim=(1, 2))
     if pts.ndim == 1:
         if d != 1:
@@ -192,9 +259,16 @@ def gram_charlier(moments: HermiteMoments, points: Any) -> np.ndarray:
         pts = pts[:, None]
     if pts.shape[1] != d:
         raise ValueError(f"points must have {d} columns, got {pts.shape[1]}")
-    val = _ref.hermite_products(pts, moments.indices)  # (M, m)
-    phi = np.exp(-0.5 * np.sum(pts ** 2, axis=1)) / (2 * math.pi) ** (d / 2)
-    return phi * (moments.values @ val)
+    check_allocation(float(len(moments.indices)) * (pts.shape[0] + 1) * 2, "points", "the Hermite products")
+    with np.errstate(over="ignore", invalid="ignore"):
+        val = _ref.hermite_products(pts, moments.indices)  # (M, m)
+        phi = np.exp(-0.5 * np.sum(pts ** 2, axis=1)) / (2 * math.pi) ** (d / 2)
+        out = phi * (moments.values @ val)
+    if not np.all(np.isfinite(out)):
+        i = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise ValueError(f"points row {i} is too far out for this degree: the Hermite series overflows float64 "
+                         f"(max |points| = {np.max(np.abs(pts[i])):.3g})")
+    return out
 
 
 __all__ = ["HermiteMoments", "hermite_moments", "mixture_moments", "degree_energies", "gram_charlier",

@@ -23,7 +23,9 @@ import numpy as np
 from scipy import linalg, stats
 
 from . import _core
-from ._validation import check_choice, check_finite_array, check_positive_int, check_real, check_threads, as_seed
+from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
+                          check_real, check_threads)
+from .mixture import GaussianMixture, _pow2_scale
 from .reference import metrics as _ref
 
 BACKENDS = ("cpp", "numpy")
@@ -77,20 +79,40 @@ class Grid:
     axes: tuple[np.ndarray, ...]
 
     def __post_init__(self) -> None:
+        if isinstance(self.axes, (str, bytes)) or not isinstance(self.axes, (tuple, list, np.ndarray)):
+            raise TypeError(f"axes must be a tuple of 1-D arrays (one per axis), got {type(self.axes).__name__}")
         axes = []
         for a, ax in enumerate(self.axes):
             arr = check_finite_array(ax, f"grid axis {a}", ndim=1)
-            if arr.size > 1 and np.any(np.diff(arr) <= 0):
-                raise ValueError(f"grid axis {a} must be strictly increasing")
+            if arr.size > 1:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    step = np.diff(arr)
+                if not np.all(np.isfinite(step)):
+                    raise ValueError(f"grid axis {a} spans more than the float64 range (its steps overflow)")
+                if np.any(step <= 0):
+                    raise ValueError(f"grid axis {a} must be strictly increasing")
             axes.append(arr)
         if not axes:
-            raise ValueError("a grid needs at least one axis")
+            raise ValueError("axes must hold at least one axis (a grid needs one)")
         object.__setattr__(self, "axes", tuple(axes))
 
     @classmethod
     def regular(cls, lower: Sequence[float], upper: Sequence[float], n: int | Sequence[int]) -> "Grid":
-        lower, upper = np.atleast_1d(lower).astype(float), np.atleast_1d(upper).astype(float)
-        ns = [n] * lower.size if isinstance(n, numbers.Integral) else list(n)
+        """Equally spaced axes from ``lower`` to ``upper`` (one entry per axis) with ``n`` points each."""
+        lower = np.atleast_1d(check_finite_array(lower, "lower", ndim=(0, 1)))
+        upper = np.atleast_1d(check_finite_array(upper, "upper", ndim=(0, 1)))
+        if upper.shape != lower.shape:
+            raise ValueError(f"upper must have the shape of lower {lower.shape}, got {upper.shape}")
+        if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+            ns = [n] * lower.size
+        elif isinstance(n, (tuple, list, np.ndarray)) and len(n) == lower.size:
+            ns = list(n)
+        else:
+            raise TypeError(f"n must be an int or one int per axis ({lower.size}), got {n!r:.80}")
+        ns = [check_positive_int(k, "n", minimum=1) for k in ns]
+        if any(k > 1 and not hi > lo for k, lo, hi in zip(ns, lower, upper)):
+            raise ValueError(f"upper must be > lower on every axis, got lower={lower.tolist()} upper={upper.tolist()}")
+        check_allocation(float(sum(ns)), "n", "the grid axes")
         return cls(tuple(np.linspace(lo, hi, int(k)) for lo, hi, k in zip(lower, upper, ns)))
 
     @property
@@ -124,6 +146,8 @@ class Grid:
 
     def points(self) -> np.ndarray:
         """All grid points as an (m, d) array, axis 0 slowest."""
+        check_allocation(float(np.prod(np.array(self.shape, dtype=float))) * (self.dim + 1), "grid",
+                         "the grid points")
         mesh = np.meshgrid(*self.axes, indexing="ij")
         return np.ascontiguousarray(np.stack([m.ravel() for m in mesh], axis=1))
 
@@ -162,7 +186,30 @@ def kde_bandwidth(samples: Any, bandwidth: Any = "scott", factor: float = 1.0, w
     deviation (H is scaled by factor^2): Cui et al. use ``"silverman"`` with factor 1.5.
     (scipy's scalar ``bw_method=c`` is ``bandwidth=c**2 * np.cov(x.T)`` here.)
     """
-    x = as_samples(samples)
+    return _bandwidth(as_samples(samples), bandwidth, factor, weights, "samples")
+
+
+def _check_kernel(H: np.ndarray, what: str) -> np.ndarray:
+    """A kernel covariance the KDE kernels can use: finite, positive definite, with a finite
+    inverse and log-determinant (a bandwidth of 1e-300 squares to 0; 1e200 to inf)."""
+    bad = f"{what} gives the kernel covariance "
+    if not np.all(np.isfinite(H)):
+        raise ValueError(bad + "inf (overflow): use a smaller bandwidth or factor")
+    try:
+        L = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        raise ValueError(bad + "a matrix that is not positive definite in float64 (a variance underflows to 0): "
+                         "use a larger bandwidth or factor") from None
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        finite = np.all(np.isfinite(np.linalg.inv(L))) and np.isfinite(np.sum(np.log(np.diag(L))))
+    if not finite or np.min(np.diag(L)) < 1e-150:
+        raise ValueError(bad + "a matrix too close to singular for float64 (kernel standard deviation below 1e-150): "
+                         "use a larger bandwidth or factor")
+    return H
+
+
+def _bandwidth(x: np.ndarray, bandwidth: Any, factor: float, weights: Any, name: str) -> np.ndarray:
+    """:func:`kde_bandwidth` for samples already checked; ``name`` is the samples' argument."""
     n, d = x.shape
     w = _as_weights(weights, n)
     f = check_real(factor, "factor", low=0.0, low_open=True)
@@ -170,22 +217,25 @@ def kde_bandwidth(samples: Any, bandwidth: Any = "scott", factor: float = 1.0, w
         rule = check_choice(bandwidth, "bandwidth", BANDWIDTH_RULES)
         neff = 1.0 / np.sum(w * w)
         if n < 2 or neff <= 1.0 + 1e-12:
-            raise ValueError(f"bandwidth={rule!r} needs at least two samples with positive weight")
+            raise ValueError(f"bandwidth={rule!r} needs at least two {name} with positive weight")
         if rule == "scott":
             rf = neff ** (-1.0 / (d + 4))
         else:
             rf = (neff * (d + 2) / 4.0) ** (-1.0 / (d + 4))
-        cov = np.atleast_2d(np.cov(x.T, rowvar=True, bias=False, aweights=w))
+        with np.errstate(over="ignore", invalid="ignore"):
+            cov = np.atleast_2d(np.cov(x.T, rowvar=True, bias=False, aweights=w))
+        if not np.all(np.isfinite(cov)):
+            raise ValueError(f"{name} too large: their covariance overflows float64 (rescale them)")
         H = cov * (rf * f) ** 2
         eig = np.linalg.eigvalsh(cov)
-        scale = max(float(np.max(np.abs(x))) ** 2, 1e-300)
+        scale = max(min(float(np.max(np.abs(x))), 1e154) ** 2, 1e-300)  # a float ** 2 past 1e154 raises
         if not eig[0] > 1e-13 * max(eig[-1], scale):
-            raise ValueError("the weighted sample covariance is singular (identical samples, or samples on a "
-                             "line/plane); pass an explicit bandwidth") from None
-        return H
+            raise ValueError(f"the weighted sample covariance of {name} is singular (identical samples, or samples on "
+                             "a line/plane); pass an explicit bandwidth") from None
+        return _check_kernel(H, f"bandwidth={rule!r} with factor={f:g}")
     if isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool):
         h = check_real(bandwidth, "bandwidth", low=0.0, low_open=True)
-        return np.eye(d) * (h * f) ** 2
+        return _check_kernel(np.eye(d) * (h * f) ** 2, f"bandwidth={h:g} with factor={f:g}")
     H = check_finite_array(bandwidth, "bandwidth", ndim=(0, 2))
     if H.ndim == 0:
         raise TypeError("bandwidth must be 'scott', 'silverman', a positive float or a (d, d) matrix")
@@ -197,7 +247,7 @@ def kde_bandwidth(samples: Any, bandwidth: Any = "scott", factor: float = 1.0, w
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:
         raise ValueError("bandwidth matrix must be positive definite") from None
-    return np.ascontiguousarray(H * f * f)
+    return _check_kernel(np.ascontiguousarray(H * f * f), f"the bandwidth matrix with factor={f:g}")
 
 
 # ----------------------------------------------------------------------------- binned error bound
@@ -212,6 +262,27 @@ def binned_error_bound(bandwidth: Any, spacing: Sequence[float], radius: float, 
     the position of x in the cell (``n_t`` points per axis). Truncating the kernel where
     u^T H^{-1} u > radius^2 adds at most sqrt(P(chi2_d > radius^2) / 2) (H is a metric).
     """
+    H = check_finite_array(bandwidth, "bandwidth", ndim=(0, 1, 2))
+    H = np.atleast_2d(H) if H.ndim < 2 else H
+    d = H.shape[0]
+    if H.shape != (d, d):
+        raise ValueError(f"bandwidth must be a (d, d) kernel covariance, got shape {H.shape}")
+    _check_kernel(H, "bandwidth")
+    h = check_finite_array(spacing, "spacing", ndim=(0, 1))
+    if h.size != d or np.any(h <= 0):
+        raise ValueError(f"spacing must hold {d} positive grid steps, got {h.tolist()}")
+    radius = check_real(radius, "radius", low=0.0)
+    n_t = check_positive_int(n_t, "n_t", minimum=2, maximum=10**6)
+    check_allocation(float(n_t) ** d * 4.0 ** d * 3, "n_t", "the cell positions times corner pairs")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _binned_error_bound(H, h, radius, n_t)
+    if not math.isfinite(out):
+        raise ValueError("spacing too large for this bandwidth: the error bound overflows float64 (it is no bound)")
+    return out
+
+
+def _binned_error_bound(bandwidth: Any, spacing: Sequence[float], radius: float, n_t: int = 21) -> float:
+    """:func:`binned_error_bound` for checked arguments (the refinement loop calls it)."""
     H = np.atleast_2d(np.asarray(bandwidth, dtype=float))
     d = H.shape[0]
     P = np.linalg.inv(H)
@@ -240,8 +311,15 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
     With ``tol=None`` the binning grid is the output grid (no refinement, radius for
     tol = 1e-3), as KDEpy's FFTKDE does; the returned ``bound`` then says what it costs.
     """
-    H = np.atleast_2d(np.asarray(bandwidth, dtype=float))
+    if not isinstance(grid, Grid) or not grid.is_regular:
+        raise TypeError(f"grid must be a regular Grid (equally spaced axes), got {grid!r:.80}")
+    H = np.atleast_2d(check_finite_array(bandwidth, "bandwidth", ndim=(0, 1, 2)))
     d = H.shape[0]
+    if H.shape != (d, d) or d != grid.dim:
+        raise ValueError(f"bandwidth must be a ({grid.dim}, {grid.dim}) kernel covariance, got shape {H.shape}")
+    _check_kernel(H, "bandwidth")
+    if tol is not None:
+        tol = check_real(tol, "tol", low=0.0, high=1.0, low_open=True)
     steps = grid.steps
     sig = np.sqrt(np.diag(H))
     R = _truncation_radius(1e-3 if tol is None else tol, d)
@@ -249,7 +327,7 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
     if tol is not None:
         target = (1.0 - _TRUNCATION_SHARE) * tol
         trunc = math.sqrt(float(stats.chi2.sf(R * R, d)) / 2.0)
-        while binned_error_bound(H, steps / refine, R) - trunc > target:
+        while _binned_error_bound(H, steps / refine, R) - trunc > target:
             ratio = np.max(steps / refine / sig) * 0.8
             new = np.maximum(refine, np.ceil(steps / (ratio * sig)).astype(np.int64))
             if np.any(new > _MAX_REFINE):
@@ -259,7 +337,7 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
     fine = steps / refine
     pad = np.ceil(R * sig / fine * (1 + 1e-12)).astype(np.int64)
     return {"refine": refine, "pad": pad, "radius": R, "fine_step": fine,
-            "bound": binned_error_bound(H, fine, R)}
+            "bound": _binned_error_bound(H, fine, R)}
 
 
 # ----------------------------------------------------------------------------- KDE
@@ -324,11 +402,22 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
     x = as_samples(samples)
     n, d = x.shape
     w = _as_weights(weights, n)
-    H = kde_bandwidth(x, bandwidth, factor, weights=w)
+    H = _bandwidth(x, bandwidth, factor, w, "samples")
     check_choice(method, "method", KDE_METHODS)
     check_choice(backend, "backend", BACKENDS)
     threads = check_threads(threads)
     g, pts = _as_grid(grid, d)
+    n_points = pts.shape[0] if g is None else float(np.prod(np.array(g.shape, dtype=float)))
+    check_allocation(float(n_points) * (d + 2), "grid", "the KDE values")
+    out = _kde(x, w, H, g, pts, d, method, tol, threads, backend)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("samples, grid and bandwidth give non-finite KDE values (float64 overflow): rescale the "
+                         "samples or use a larger bandwidth")
+    return out
+
+
+def _kde(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.ndarray | None, d: int, method: str,
+         tol: float | None, threads: int, backend: str) -> np.ndarray:
     if method == "exact":
         if backend == "cpp" and g is not None:
             axes = _exact_grid_axes(g, H)
@@ -384,23 +473,48 @@ def kl_grid(p: Any, q: Any, cell_volume: float) -> float:
     pv, qv, cv = _grid_pair(p, q, cell_volume)
     mask = pv > 0
     if np.any(qv[mask] == 0):
-        return math.inf
-    return float(np.sum(pv[mask] * (np.log(pv[mask]) - np.log(qv[mask]))) * cv)
+        return math.inf  # documented: KL is infinite where q vanishes and p does not
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = float(np.sum(pv[mask] * (np.log(pv[mask]) - np.log(qv[mask]))) * cv)
+    return _finite_sum(out)
 
 
 def tv_grid(p: Any, q: Any, cell_volume: float) -> float:
     """Total variation 1/2 sum |p - q| dV on a grid."""
     pv, qv, cv = _grid_pair(p, q, cell_volume)
-    return float(0.5 * np.sum(np.abs(pv - qv)) * cv)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = float(0.5 * np.sum(np.abs(pv - qv)) * cv)
+    return _finite_sum(out)
+
+
+def _finite_sum(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("p, q or cell_volume too large: the sum over the grid overflows float64 (densities times "
+                         "cell_volume should integrate to about 1)")
+    return value
 
 
 def auto_grid(*sample_sets: np.ndarray, bandwidths: Sequence[np.ndarray] = (), n: int | None = None,
               pad: float = 5.0) -> Grid:
     """Regular grid over a box holding every sample set, widened by ``pad`` kernel standard
     deviations (the largest of ``bandwidths``) on each side."""
+    if not sample_sets:
+        raise TypeError("auto_grid needs at least one sample set (sample_sets)")
+    sample_sets = tuple(as_samples(s, "sample_sets") for s in sample_sets)
     d = sample_sets[0].shape[1]
     if d > 2:
         raise ValueError(f"grid-based metrics support d = 1 or 2, got d = {d}")
+    if any(s.shape[1] != d for s in sample_sets):
+        raise ValueError("sample_sets must all have the same dimension")
+    if isinstance(bandwidths, (str, bytes)) or not isinstance(bandwidths, (tuple, list)):
+        raise TypeError(f"bandwidths must be a sequence of (d, d) kernel covariances, got {type(bandwidths).__name__}")
+    bandwidths = [check_finite_array(H, "bandwidths", ndim=2) for H in bandwidths]
+    if any(H.shape != (d, d) for H in bandwidths):
+        raise ValueError(f"bandwidths must be ({d}, {d}) matrices, matching the dimension of sample_sets")
+    pad = check_real(pad, "pad", low=0.0, high=1e6)
+    if n is not None:
+        n = check_positive_int(n, "n_grid", minimum=2, maximum=10**8)
+        check_allocation(float(n) ** d * (d + 2), "n_grid", "the grid")
     lo = np.min([s.min(axis=0) for s in sample_sets], axis=0)
     hi = np.max([s.max(axis=0) for s in sample_sets], axis=0)
     sig = np.max([np.sqrt(np.diag(H)) for H in bandwidths], axis=0) if bandwidths else 0.1 * (hi - lo + 1.0)
@@ -409,8 +523,15 @@ def auto_grid(*sample_sets: np.ndarray, bandwidths: Sequence[np.ndarray] = (), n
         # deviations where affordable (Riemann sums of a Gaussian are then exact to ~1e-17),
         # capped at 16385 / 401 points per axis.
         base, cap = (2049, 16385) if d == 1 else (201, 401)
-        want = int(np.max(np.ceil((hi - lo + 2 * pad * sig) / (0.7 * sig)))) + 1
-        n = min(max(base, want), cap)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            want = float(np.max(np.ceil((hi - lo + 2 * pad * sig) / (0.7 * sig)))) + 1
+        n = int(min(max(base, want), cap)) if not math.isnan(want) else cap
+    with np.errstate(over="ignore", invalid="ignore"):
+        span_ok = np.all(np.isfinite(hi + pad * sig)) and np.all(np.isfinite(lo - pad * sig)) and np.all(
+            np.isfinite((hi + pad * sig) - (lo - pad * sig)))
+    if not span_ok:
+        raise ValueError("sample_sets too spread out: the grid (widened by pad kernel deviations) spans more than "
+                         "the float64 range; rescale the samples")
     return Grid.regular(lo - pad * sig, hi + pad * sig, check_positive_int(n, "n_grid", minimum=2))
 
 
@@ -424,7 +545,7 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
         sets = [s for s in samples if s is not None]
         if not sets:
             raise ValueError("grid is required when both p and q are densities")
-        bws = [kde_bandwidth(s, bandwidth, factor) for s in sets]
+        bws = [_bandwidth(s, bandwidth, factor, None, nm) for s, nm in zip(samples, ("p", "q")) if s is not None]
         g = auto_grid(*sets, bandwidths=bws, n=n_grid)
     else:
         d = next(iter(dims)) if dims else (grid.dim if isinstance(grid, Grid) else len(grid) if isinstance(grid, tuple) else 1)
@@ -436,16 +557,23 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
     if g.dim > 2:
         raise ValueError(f"grid-based metrics support d = 1 or 2, got d = {g.dim}")
     vals = []
-    for it, s in zip(items, samples):
-        if s is None:
-            logp = np.asarray(it.logpdf(g.points()), dtype=float).reshape(g.shape)
+    for it, s, name in zip(items, samples, ("p", "q")):
+        if isinstance(it, GaussianMixture):
+            # pdf, not exp(logpdf): far grid points get density 0 instead of an overflow error.
+            vals.append(np.asarray(it.pdf(g.points()), dtype=float).reshape(g.shape))
+        elif s is None:
+            logp = it.logpdf(g.points())
+            if np.iscomplexobj(logp):
+                raise TypeError(f"{name}.logpdf returned complex values; it must return real log densities")
+            logp = np.asarray(logp, dtype=float).reshape(g.shape)
             if np.any(np.isnan(logp)):
-                raise ValueError("logpdf returned NaN on the grid")
+                raise ValueError(f"{name}.logpdf returned NaN on the grid")
             vals.append(np.exp(logp))
         else:
             # A kernel narrower than the grid cells cannot be integrated on that grid: the
             # result would be a number in [0, 1] with no meaning. Say so instead.
-            kernel_sd = float(np.sqrt(np.linalg.eigvalsh(np.atleast_2d(kde_bandwidth(s, bandwidth, factor))).min()))
+            H = _bandwidth(s, bandwidth, factor, None, name)
+            kernel_sd = float(np.sqrt(np.linalg.eigvalsh(np.atleast_2d(H)).min()))
             spacing = max(float(ax[1] - ax[0]) for ax in g.axes if len(ax) > 1)
             if kernel_sd < 0.5 * spacing:
                 raise ValueError(f"KDE bandwidth (kernel sd {kernel_sd:.3g}) is smaller than half the grid spacing "
@@ -489,11 +617,20 @@ def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections
     xs, ys = as_samples(x, "x"), as_samples(y, "y")
     if xs.shape[1] != ys.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {xs.shape[1]} and {ys.shape[1]}")
-    if isinstance(p, bool) or p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r:.80}")
     check_choice(method, "method", WASSERSTEIN_METHODS)
     check_choice(backend, "backend", BACKENDS)
     threads = check_threads(threads)
+    # W_p is homogeneous (W_p(cx, cy) = c W_p(x, y)): samples past ~1e150, whose squared
+    # distances would overflow, are divided by a power of two (exact) and the result scaled back.
+    top = max(float(np.max(np.abs(xs))), float(np.max(np.abs(ys))))
+    if top >= 1e140:
+        c = float(_pow2_scale(np.array(top)))
+        out = c * wasserstein(xs / c, ys / c, p, method, n_projections, seed, threads, backend)
+        if not math.isfinite(out):
+            raise ValueError("x and y too large: their Wasserstein distance overflows float64")
+        return out
     if method == "1d":
         if xs.shape[1] != 1:
             raise ValueError(f"method='1d' needs one-dimensional samples, got d = {xs.shape[1]}")
@@ -514,6 +651,7 @@ def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections
         cost = float(ot.emd2(a, b, M, numItermax=max(1_000_000, 50 * (n + m))))
         return max(cost, 0.0) ** (1.0 / p)
     L = check_positive_int(n_projections, "n_projections")
+    check_allocation(float(L) * (xs.shape[1] + 2), "n_projections", "the projections")
     key = as_seed(seed)
     theta = _core.sliced_projections(key, L, xs.shape[1])
     if backend == "cpp":
@@ -525,51 +663,83 @@ def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections
 
 def sliced_projections(n_projections: int, d: int, seed: Any = 0) -> np.ndarray:
     """The unit directions ``wasserstein(method="sliced")`` uses for this seed, (L, d)."""
-    return _core.sliced_projections(as_seed(seed), check_positive_int(n_projections, "n_projections"),
-                                    check_positive_int(d, "d"))
+    key = as_seed(seed)
+    L = check_positive_int(n_projections, "n_projections")
+    d = check_positive_int(d, "d")
+    check_allocation(float(L) * d, "n_projections and d", "the directions")
+    return _core.sliced_projections(key, L, d)
 
 
-def _gaussian_params(mean: Any, cov: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    m = np.atleast_1d(check_finite_array(mean, f"{name} mean", ndim=(0, 1)))
+def _gaussian_params(mean: Any, cov: Any, mean_name: str, cov_name: str) -> tuple[np.ndarray, np.ndarray]:
+    m = np.atleast_1d(check_finite_array(mean, mean_name, ndim=(0, 1)))
     scalar = np.ndim(cov) == 0
-    C = check_finite_array(cov, f"{name} covariance", ndim=(0, 1, 2))
+    C = check_finite_array(cov, cov_name, ndim=(0, 1, 2))
     d = m.size
     if scalar:
         C = np.eye(d) * float(C.ravel()[0])
     elif C.ndim == 1:
         if C.size != d:
-            raise ValueError(f"{name} covariance vector must have {d} entries (diagonal), got {C.size}")
+            raise ValueError(f"{cov_name} (a vector: diagonal covariance) must have {d} entries, got {C.size}")
         C = np.diag(C)
     if C.shape != (d, d):
-        raise ValueError(f"{name} covariance must have shape ({d}, {d}), got {C.shape}")
+        raise ValueError(f"{cov_name} must have shape ({d}, {d}) to match {mean_name} (dimension {d}), got {C.shape}")
+    # Cholesky reads one triangle only: check the other agrees, so that a non-symmetric
+    # matrix is refused instead of silently half-read.
+    if not np.array_equal(C, C.T):
+        if not np.allclose(C, C.T, rtol=0.0, atol=1e-12 * float(np.max(np.abs(C)))):
+            raise ValueError(f"{cov_name} must be symmetric (got a matrix with C != C.T)")
+        C = 0.5 * (C + C.T)
     try:
         np.linalg.cholesky(C)
     except np.linalg.LinAlgError:
-        raise ValueError(f"{name} covariance must be symmetric positive definite") from None
+        raise ValueError(f"{cov_name} must be symmetric positive definite") from None
     return m, C
+
+
+def _gaussian_pair(mean1: Any, cov1: Any, mean2: Any, cov2: Any):
+    """Checked parameters, and the power of two c they are divided by when their scale is far
+    from 1 (c = 1 otherwise, so ordinary inputs give bit-identical results)."""
+    m1, C1 = _gaussian_params(mean1, cov1, "mean1", "cov1")
+    m2, C2 = _gaussian_params(mean2, cov2, "mean2", "cov2")
+    if m1.size != m2.size:
+        raise ValueError(f"mean1 and mean2 must have the same dimension, got {m1.size} and {m2.size}")
+    top = max(float(np.max(np.abs(m1))), float(np.max(np.abs(m2))),
+              math.sqrt(float(np.max(np.abs(C1)))), math.sqrt(float(np.max(np.abs(C2)))))
+    c = 1.0
+    if top > 1e100 or top < 1e-100:
+        c = float(np.ldexp(1.0, int(math.ceil(math.log2(top)))))
+        m1, m2, C1, C2 = m1 / c, m2 / c, C1 / (c * c), C2 / (c * c)
+        for C, name in ((C1, "cov1"), (C2, "cov2")):  # rescaled: still positive definite?
+            try:
+                np.linalg.cholesky(C)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"{name} too ill-conditioned for float64 after rescaling (eigenvalues span more "
+                                 "than ~1e300)") from None
+    return m1, C1, m2, C2, c
 
 
 def gaussian_w2(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
     """W2 between N(m1, C1) and N(m2, C2): |m1 - m2|^2 + tr(C1 + C2 - 2 (C2^1/2 C1 C2^1/2)^1/2).
 
-    Covariances may be scalars (isotropic), vectors (diagonal) or matrices.
+    Covariances may be scalars (isotropic), vectors (diagonal) or symmetric positive
+    definite matrices (a non-symmetric matrix is refused).
     """
-    m1, C1 = _gaussian_params(mean1, cov1, "first")
-    m2, C2 = _gaussian_params(mean2, cov2, "second")
-    if m1.size != m2.size:
-        raise ValueError("the two Gaussians must have the same dimension")
+    m1, C1, m2, C2, c = _gaussian_pair(mean1, cov1, mean2, cov2)
     s2 = np.real(linalg.sqrtm(C2))
     cross = np.real(linalg.sqrtm(s2 @ C1 @ s2))
     w2 = float(np.sum((m1 - m2) ** 2) + np.trace(C1 + C2 - 2.0 * cross))
-    return math.sqrt(max(w2, 0.0))
+    out = math.sqrt(max(w2, 0.0)) * c  # W2 is homogeneous: scale back
+    if not math.isfinite(out):
+        raise ValueError("mean1, cov1, mean2, cov2 too large: W2 overflows float64")
+    return out
 
 
 def gaussian_kl(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
-    """KL(N(m1, C1) || N(m2, C2)) = 1/2 [tr(C2^-1 C1) + (m2-m1)^T C2^-1 (m2-m1) - d + log det C2/det C1]."""
-    m1, C1 = _gaussian_params(mean1, cov1, "first")
-    m2, C2 = _gaussian_params(mean2, cov2, "second")
-    if m1.size != m2.size:
-        raise ValueError("the two Gaussians must have the same dimension")
+    """KL(N(m1, C1) || N(m2, C2)) = 1/2 [tr(C2^-1 C1) + (m2-m1)^T C2^-1 (m2-m1) - d + log det C2/det C1].
+
+    Covariances as in :func:`gaussian_w2`.
+    """
+    m1, C1, m2, C2, _ = _gaussian_pair(mean1, cov1, mean2, cov2)  # KL is scale-invariant
     d = m1.size
     L2 = np.linalg.cholesky(C2)
     A = linalg.solve_triangular(L2, C1, lower=True)
@@ -577,7 +747,11 @@ def gaussian_kl(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
     z = linalg.solve_triangular(L2, m2 - m1, lower=True)
     logdet1 = 2.0 * np.log(np.diag(np.linalg.cholesky(C1))).sum()
     logdet2 = 2.0 * np.log(np.diag(L2)).sum()
-    return float(0.5 * (np.trace(A) + z @ z - d + logdet2 - logdet1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = float(0.5 * (np.trace(A) + z @ z - d + logdet2 - logdet1))
+    if not math.isfinite(out):
+        raise ValueError("cov2 nearly singular relative to cov1 (or mean1 - mean2 too large): KL overflows float64")
+    return out
 
 
 # ----------------------------------------------------------------------------- precision / recall
@@ -618,7 +792,7 @@ def precision_recall(real: Any, fake: Any, k: int = 4, backend: str = "scipy") -
         raise ValueError(f"real and fake must have the same dimension, got {r.shape[1]} and {f.shape[1]}")
     k = check_positive_int(k, "k")
     if r.shape[0] <= k or f.shape[0] <= k:
-        raise ValueError(f"both sets need more than k = {k} samples")
+        raise ValueError(f"real and fake both need more than k = {k} samples, got {r.shape[0]} and {f.shape[0]}")
     check_choice(backend, "backend", ("scipy", "numpy"))
     if backend == "numpy":
         return PrecisionRecall(*_ref.precision_recall(r, f, k))

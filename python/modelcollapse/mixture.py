@@ -14,12 +14,81 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_choice, check_finite_array, check_points, check_positive_int,
-                          check_real, check_threads)
+from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_points,
+                          check_positive_int, check_real, check_threads)
 
 COV_TYPES = ("isotropic", "diagonal", "full")
 BACKENDS = ("cpp", "numpy")
 _WEIGHT_TOL = 1e-8
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _pow2_scale(v: np.ndarray) -> np.ndarray:
+    """A power of two c with |v| / c in [0, 2] (1 for |v| <= 1): dividing by it is exact."""
+    e = np.minimum(np.ceil(np.log2(np.maximum(np.abs(v), 1.0))), 1023.0)
+    return np.ldexp(1.0, e.astype(np.int64))
+
+
+def _stable_eval(what: str, weights: np.ndarray, means: np.ndarray, covs: np.ndarray,
+                 pts: np.ndarray) -> np.ndarray:
+    """Log density or score of sum_k w_k N(means_k, covs_k) at far-away points, in a form
+    that does not overflow where the answer itself is representable.
+
+    The kernels square ``x - mu``, which overflows to inf (then NaN) once |x - mu| ~ 1e154
+    although the score (linear in x) and often the log density (~ -|x|^2) are still finite.
+    Here each row is divided by a power of two c (exact) before squaring, and c^2 is put
+    back only inside the log-sum-exp. ``covs`` is (K,) isotropic variances or (K, d, d).
+    Used only for the (few) rows the compiled kernel could not represent. Returns -inf
+    log densities / non-finite scores where the true value itself overflows.
+    """
+    d = means.shape[1]
+    c = _pow2_scale(np.maximum(np.max(np.abs(pts), axis=1), np.max(np.abs(means))))  # (m,)
+    y = pts[:, None, :] / c[:, None, None] - means[None, :, :] / c[:, None, None]  # (m, K, d), |y| <= 4
+    if covs.ndim == 1:
+        py = y / covs[None, :, None]
+        logdet = d * np.log(covs)
+    else:
+        inv = np.linalg.inv(covs)
+        py = np.einsum("kij,mkj->mki", inv, y)
+        logdet = np.linalg.slogdet(covs)[1]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        q = np.einsum("mki,mki->mk", y, py)  # (x - mu)^T C^-1 (x - mu) / c^2
+        q = np.where(weights[None, :] > 0, q, np.inf)  # weightless components never dominate
+        q_min = np.min(q, axis=1)
+        # Only differences of the logits matter for the responsibilities: c^2 (q_k - q_min) / 2,
+        # ordered so that no intermediate overflows before the product itself does.
+        rel = (0.5 * (q - q_min[:, None]) * c[:, None]) * c[:, None]
+        logits = np.log(weights)[None, :] - 0.5 * (logdet + d * _LOG_2PI)[None, :] - rel
+        top = np.max(logits, axis=1, keepdims=True)
+        e = np.exp(logits - top)
+        total = e.sum(axis=1, keepdims=True)
+        if what == "logpdf":
+            return top[:, 0] + np.log(total[:, 0]) - (0.5 * q_min * c) * c
+        r = e / total
+        # The score is -sum_k r_k C_k^-1 (x - mu_k) = -c sum_k r_k C_k^-1 y_k.
+        return -np.einsum("mk,mkd->md", r, py) * c[:, None]
+
+
+def _repair_far_rows(what: str, out: np.ndarray, pts: np.ndarray, law: tuple, allow_minus_inf: bool,
+                     name: str = "x") -> np.ndarray:
+    """Recompute the rows the kernel returned as non-finite (points so far away that squaring
+    overflowed) with :func:`_stable_eval`; raise naming ``name`` where the true value is not
+    representable either. ``law`` = (weights, means, covs) of the (smoothed) mixture."""
+    bad = ~np.isfinite(out) if out.ndim == 1 else ~np.all(np.isfinite(out), axis=1)
+    if not np.any(bad):
+        return out
+    rows = np.flatnonzero(bad)
+    out = np.array(out, copy=True)
+    out[rows] = _stable_eval(what, *law, pts[rows])
+    with np.errstate(invalid="ignore", over="ignore"):
+        fixed = out[rows] if out.ndim == 1 else out[rows].sum(axis=1)
+    fail = rows[~np.isfinite(fixed) & ~(allow_minus_inf & (fixed == -np.inf))] if what == "logpdf" else \
+        rows[~np.isfinite(fixed)]
+    if fail.size:
+        i = int(fail[0])
+        raise ValueError(f"{name} row {i} is too far from the law (max |{name}| = {np.max(np.abs(pts[i])):.3g}): its "
+                         f"{'log density' if what == 'logpdf' else 'score'} overflows float64; rescale {name}")
+    return out
 
 
 class GaussianMixture:
@@ -149,6 +218,10 @@ class GaussianMixture:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GaussianMixture":
+        """Inverse of :meth:`to_dict`: a mapping with keys weights, means, covariances."""
+        if not hasattr(data, "keys") or not {"weights", "means", "covariances"} <= set(data.keys()):
+            raise TypeError("data must be a mapping with keys 'weights', 'means' and 'covariances' "
+                            f"(as made by to_dict), got {type(data).__name__}")
         return cls(data["weights"], data["means"], data["covariances"])
 
     # -- operations on laws ----------------------------------------------------------
@@ -197,14 +270,19 @@ class GaussianMixture:
             self._core_obj = _core.GaussianMixtureCore(self._weights, self._means, kind, self._cov)
         return self._core_obj
 
-    def _evaluate(self, what: str, x: Any, t: float, threads: int, backend: str) -> np.ndarray:
+    def _evaluate(self, what: str, x: Any, t: float, threads: int, backend: str,
+                  allow_minus_inf: bool = False) -> np.ndarray:
         pts, single = check_points(x, self.dim)
         t = check_real(t, "t", low=0.0)
         check_choice(backend, "backend", BACKENDS)
         if backend == "cpp":
             out = getattr(self._core(), what)(pts, t, check_threads(threads))
         else:
-            out = getattr(_ref.mixture, what)(self._weights, self._means, self.full_covariances(), pts, t)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = getattr(_ref.mixture, what)(self._weights, self._means, self.full_covariances(), pts, t)
+        if not np.all(np.isfinite(out)):
+            law = _ref.mixture.smooth(self._weights, self._means, self.full_covariances(), t)
+            out = _repair_far_rows(what, out, pts, law, allow_minus_inf)
         return out[0] if single else out
 
     def logpdf(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
@@ -212,8 +290,8 @@ class GaussianMixture:
         return self._evaluate("logpdf", x, t, threads, backend)
 
     def pdf(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
-        """Density of S_t p at the rows of x."""
-        return np.exp(self.logpdf(x, t, threads=threads, backend=backend))
+        """Density of S_t p at the rows of x (0 where it underflows, however far x is)."""
+        return np.exp(self._evaluate("logpdf", x, t, threads, backend, allow_minus_inf=True))
 
     def score(self, x: Any, t: float = 0.0, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
         """grad log (S_t p)(x) at the rows of x, shape (m, d)."""
@@ -233,6 +311,7 @@ class GaussianMixture:
         n = check_positive_int(n, "n", 0)
         t = check_real(t, "t", low=0.0)
         check_choice(backend, "backend", BACKENDS)
+        check_allocation(float(n) * self.dim, "n", "the samples")
         key = as_seed(seed)
         if backend == "cpp":
             return self._core().sample(n, t, key, 0, check_threads(threads))

@@ -14,8 +14,8 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_choice, check_finite_array, check_positive_int, check_real,
-                          check_threads)
+from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
+                          check_real, check_threads)
 from .empirical import EmpiricalScore
 from .mixture import GaussianMixture
 
@@ -25,6 +25,13 @@ INITS = ("standard_normal", "exact")
 BACKENDS = ("cpp", "numpy")
 _INTEGRATOR_CODES = {"euler_maruyama": _core.INTEGRATOR_EULER_MARUYAMA,
                      "exponential": _core.INTEGRATOR_EXPONENTIAL, "ode": _core.INTEGRATOR_ODE}
+
+
+
+class NonFiniteSamplesError(FloatingPointError, ValueError):
+    """The reverse sampler diverged (non-finite states). A FloatingPointError as before, and a
+    ValueError because the cause is an argument (step size, horizon, score model)."""
+
 
 ScoreModel = GaussianMixture | EmpiricalScore | Callable[[np.ndarray, float], np.ndarray]
 
@@ -69,6 +76,7 @@ def time_grid(T: float, delta: float, steps: int, grid: str = "uniform") -> np.n
     if delta >= T:
         raise ValueError(f"delta (truncation time) must be < T, got delta={delta} >= T={T}")
     steps = check_positive_int(steps, "steps")
+    check_allocation(steps + 1.0, "steps", "the time grid")
     check_choice(grid, "grid", GRIDS)
     if grid == "log" and delta <= 0:
         raise ValueError("grid='log' needs delta > 0 (geometric steps cannot reach 0)")
@@ -152,7 +160,11 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
     elif isinstance(init, str):
         raise ValueError("with a callable score, pass init as an (n_samples, d) array (the dimension is unknown)")
     else:
-        d = np.shape(init)[-1]
+        d = check_finite_array(init, "init", ndim=2, allow_empty=True).shape[1]
+    n_rec = 0 if trajectory_times is None else len(np.atleast_1d(np.asarray(trajectory_times, dtype=object)))
+    # The states, the noise of one step (or all of it, when injected) and the recorded trajectory.
+    check_allocation(float(n_samples) * d * (3 + n_rec) + (0.0 if noise is None else float(n_samples) * steps * d),
+                     "n_samples" if noise is None else "n_samples and steps", "the sampler's arrays")
     key = as_seed(seed) if not (backend == "numpy" and isinstance(seed, np.random.Generator)) else seed
 
     if isinstance(init, str):
@@ -193,8 +205,9 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
                                                     list(rec_steps), threads)
         used = "cpp"
     if not np.all(np.isfinite(y)):
-        raise FloatingPointError("reverse sampler produced non-finite values: reduce the step size "
-                                 "(more steps) or check the score model")
+        raise NonFiniteSamplesError(
+            f"reverse sampler produced non-finite values: the step (T - delta) / steps = {(times[0] - times[-1]) / steps:.3g} "
+            "is too large for this score model (raise steps or lower T), or the score model returns non-finite values")
     return ReverseSamples(samples=y, times=times, trajectory=rec if rec_steps else None,
                           trajectory_times=times[list(rec_steps)] if rec_steps else None,
                           score=describe_score(score_model), backend=used, integrator=integrator, grid=grid,

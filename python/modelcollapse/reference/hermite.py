@@ -24,13 +24,21 @@ def multi_indices(d: int, degree: int) -> np.ndarray:
 
 
 def _compositions(total: int, d: int):
-    """Compositions of ``total`` into d non-negative parts, lexicographically decreasing."""
-    if d == 1:
-        yield (total,)
-        return
-    for first in range(total, -1, -1):
-        for rest in _compositions(total - first, d - 1):
-            yield (first, *rest)
+    """Compositions of ``total`` into d non-negative parts, lexicographically decreasing.
+
+    Iterative (no recursion per axis, so any d works): from (total, 0, ..., 0), the next
+    composition moves one unit out of the last non-zero part j < d - 1 and gathers
+    everything after j into part j + 1.
+    """
+    a = [total] + [0] * (d - 1)
+    while True:
+        yield tuple(a)
+        j = next((i for i in range(d - 2, -1, -1) if a[i] > 0), None)
+        if j is None:
+            return
+        rest = sum(a[j + 1:])
+        a[j] -= 1
+        a[j + 1:] = [rest + 1] + [0] * (d - j - 2)
 
 
 def index_table(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
