@@ -31,8 +31,8 @@ import scipy.sparse.linalg
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_choice, check_finite_array, check_points, check_positive_int, check_real,
-                          check_threads)
+from ._validation import (as_generator, as_seed, check_allocation, check_choice, check_finite_array, check_points,
+                          check_positive_int, check_real, check_threads)
 from .mixture import GaussianMixture
 from .reference import hodge as _refh
 
@@ -68,9 +68,11 @@ def antisymmetric(d: int, seed: int | np.random.Generator | None = 0, scale: flo
     """A random antisymmetric d x d matrix (for d = 2: +-scale * [[0, -1], [1, 0]]), normalised
     to Frobenius norm scale * sqrt(2)."""
     d = check_positive_int(d, "d", 2)
+    check_allocation(2.0 * d * d, "d", "the matrix")
+    scale = check_real(scale, "scale", low=-1e150, high=1e150)
     if d == 2:
         return scale * np.array([[0.0, -1.0], [1.0, 0.0]])
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     B = rng.standard_normal((d, d))
     A = B - B.T
     return scale * A * (np.sqrt(2.0) / np.linalg.norm(A))
@@ -191,7 +193,12 @@ class FourierTerm:
     @classmethod
     def random(cls, d: int, n_freq: int = 8, amplitude: float = 0.3, bandwidth: float = 1.0,
                seed: int | np.random.Generator | None = 0) -> "FourierTerm":
-        rng = np.random.default_rng(seed)
+        d = check_positive_int(d, "d")
+        n_freq = check_positive_int(n_freq, "n_freq")
+        check_allocation(2.0 * n_freq * d, "n_freq", "the frequencies")
+        amplitude = check_real(amplitude, "amplitude", low=-1e150, high=1e150)
+        bandwidth = check_real(bandwidth, "bandwidth", low=1e-150, high=1e150)
+        rng = as_generator(seed)
         return cls(rng.standard_normal((n_freq, d)) / bandwidth, rng.uniform(0, 2 * np.pi, n_freq),
                    amplitude * rng.standard_normal((n_freq, d)) / np.sqrt(n_freq))
 
@@ -208,6 +215,7 @@ class FourierTerm:
 
 
 Term = MatrixTerm | LinearTerm | GradientTerm | SolenoidalTerm | FourierTerm
+_TERM_TYPES = (MatrixTerm, LinearTerm, GradientTerm, SolenoidalTerm, FourierTerm)
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,7 +253,13 @@ class PerturbedScore:
         if not isinstance(base, GaussianMixture):
             raise TypeError(f"base must be a GaussianMixture, got {type(base).__name__}")
         self.base = base
+        if isinstance(terms, (str, bytes)) or not isinstance(terms, Sequence) and not hasattr(terms, "__iter__"):
+            raise TypeError(f"terms must be a sequence of terms (MatrixTerm, LinearTerm, ...), got {type(terms).__name__}")
         self.terms = tuple(terms)
+        for i, term in enumerate(self.terms):
+            if not isinstance(term, _TERM_TYPES):
+                raise TypeError(f"terms[{i}] must be a MatrixTerm, LinearTerm, GradientTerm, SolenoidalTerm or "
+                                f"FourierTerm, got {type(term).__name__}")
         d = base.dim
         self._compiled = [t.compile(d) for t in self.terms]
         self._nature = [t.nature(d) for t in self.terms]
@@ -269,6 +283,8 @@ class PerturbedScore:
 
     def with_terms(self, terms: Sequence[Term]) -> "PerturbedScore":
         """A new model with ``terms`` added."""
+        if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
+            raise TypeError(f"terms must be a sequence of terms (MatrixTerm, LinearTerm, ...), got {type(terms).__name__}")
         return PerturbedScore(self.base, self.terms + tuple(terms))
 
     def __repr__(self) -> str:
@@ -354,19 +370,38 @@ class PerturbedScore:
         return (lambda x, t: _refh.model_score(w, m, c, terms, x, t)), exact
 
 
+def _check_mc(model: Any, n: Any) -> int:
+    """Model type and sample size of a Monte Carlo estimate (n >= 2 for a standard error)."""
+    if not isinstance(model, PerturbedScore):
+        raise TypeError(f"model must be a PerturbedScore, got {type(model).__name__}")
+    n = check_positive_int(n, "n", minimum=2)
+    check_allocation(4.0 * n * model.dim, "n", "the Monte Carlo samples")
+    return n
+
+
+def _finite_sq(sq: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(sq)):
+        raise ValueError("the squared error overflows: the model's terms are too large at these samples")
+    return sq
+
+
 def l2_error(model: PerturbedScore, t: float, n: int = 20000, seed: int = 0, threads: int = 0
              ) -> tuple[float, float]:
     """Monte Carlo E_{p_t}|e_t|^2 and its standard error."""
+    n = _check_mc(model, n)
     x = model.sample(n, seed, t=t, threads=threads)
-    sq = np.sum(model.error(x, t, threads=threads) ** 2, axis=1)
+    with np.errstate(over="ignore"):
+        sq = _finite_sq(np.sum(model.error(x, t, threads=threads) ** 2, axis=1))
     return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(n))
 
 
 def exact_gradient_energy(model: PerturbedScore, t: float, n: int = 20000, seed: int = 0, threads: int = 0
                           ) -> tuple[float, float]:
     """Monte Carlo E_{p_t}|grad phi_t|^2 for models with :attr:`known_gradient_part`."""
+    n = _check_mc(model, n)
     x = model.sample(n, seed, t=t, threads=threads)
-    sq = np.sum(model.gradient_error(x, t, threads=threads) ** 2, axis=1)
+    with np.errstate(over="ignore"):
+        sq = _finite_sq(np.sum(model.gradient_error(x, t, threads=threads) ** 2, axis=1))
     return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(n))
 
 
@@ -426,17 +461,40 @@ def gaussian_error_energies(model: PerturbedScore, t: float) -> dict[str, float]
 
 
 def kl_gaussian(m0: Any, C0: Any, m1: Any, C1: Any) -> float:
-    """KL(N(m0, C0) || N(m1, C1))."""
-    m0, m1 = np.atleast_1d(np.asarray(m0, float)), np.atleast_1d(np.asarray(m1, float))
-    C0, C1 = np.atleast_2d(np.asarray(C0, float)), np.atleast_2d(np.asarray(C1, float))
-    d = len(m0)
-    L1 = np.linalg.cholesky(C1)
+    """KL(N(m0, C0) || N(m1, C1)).
+
+    The means are (d,) vectors (or scalars for d = 1), the covariances symmetric positive
+    definite (d, d) matrices (or scalars for d = 1); anything else raises ValueError.
+    """
+    m0 = np.atleast_1d(check_finite_array(m0, "m0", ndim=(0, 1)))
+    d = m0.shape[0]
+    m1 = np.atleast_1d(check_finite_array(m1, "m1", ndim=(0, 1)))
+    if m1.shape != (d,):
+        raise ValueError(f"m1 must have shape ({d},) like m0, got {m1.shape}")
+    covs = []
+    for C, name in ((C0, "C0"), (C1, "C1")):
+        C = np.atleast_2d(check_finite_array(C, name, ndim=(0, 2)))
+        if C.shape != (d, d):
+            raise ValueError(f"{name} must have shape ({d}, {d}), got {C.shape}")
+        if not np.allclose(C, C.T, rtol=1e-10, atol=1e-12 * np.abs(C).max()):
+            raise ValueError(f"{name} must be symmetric (a covariance matrix)")
+        try:
+            L = np.linalg.cholesky(C)
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{name} must be positive definite (a covariance matrix)") from None
+        if not np.all(np.isfinite(L)):
+            raise ValueError(f"{name} has entries too large for a Cholesky factorisation")
+        covs.append((C, L))
+    (C0, _), (C1, L1) = covs
     sol = scipy.linalg.cho_solve((L1, True), C0)
     dm = m1 - m0
     q = dm @ scipy.linalg.cho_solve((L1, True), dm)
     logdet1 = 2 * np.sum(np.log(np.diag(L1)))
     logdet0 = np.linalg.slogdet(C0)[1]
-    return float(0.5 * (np.trace(sol) + q - d + logdet1 - logdet0))
+    kl = float(0.5 * (np.trace(sol) + q - d + logdet1 - logdet0))
+    if not np.isfinite(kl):
+        raise ValueError("KL overflows: m0, m1 too far apart or C1 too close to singular relative to C0")
+    return kl
 
 
 def gaussian_reverse_law(model: Any, T: float, delta: float, dim: int, init: str = "standard_normal",
@@ -1179,7 +1237,7 @@ def _network_fit_half(torch, x, s, loc, scale, *, width, depth, activation, step
                 best_val, best_step = val, step
                 best = [p.detach().clone() for p in params]
     params = best
-    refit_kept, refit_ridge = False, float("nan")
+    refit_kept, refit_ridge = False, None   # None: no refit kept
     if refit_output:
         # conservative: a refit replaces the current output layer only when its gain on the
         # held-out rows exceeds 2 standard errors of the paired per-sample difference
