@@ -149,6 +149,14 @@ def check_real(value: Any, name: str, low: float | None = None, high: float | No
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+    # isinstance first: `array in choices` compares elementwise and raises an unnamed error
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A flag: bool (or numpy bool, or the ints 0 and 1)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
