@@ -9,6 +9,7 @@ given 10**12 and 2**64, which must be refused before any allocation or long loop
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import time
@@ -79,6 +80,14 @@ def _linear(E=((0.1, 0.2), (0.0, 0.1)), f=0.1, center=None):
 
 def _matrix(M=0.5):
     return H.PerturbedScore(GM, [H.MatrixTerm(M)])
+
+
+def _finite_d(fn):
+    """The target builders store d = inf as the documented marker of the d -> infinity limit."""
+    def call(**kw):
+        out = fn(**kw)
+        return dataclasses.replace(out, d=0.0) if out.d == np.inf else out
+    return call
 
 
 # name -> (callable, valid keyword arguments, size arguments)
@@ -158,7 +167,7 @@ CASES: dict[str, tuple] = {
     "dae.train": (dae.train, dict(target=TGT, r=2, n_steps=10, tau=None, lr=0.1, weight_decay=0.0, activation="tanh",
                                   times=(0.5,), time_encoding=(0.0, 0.0), train_b=True, b0=0.0, v0=None, init="random",
                                   init_scale=1.0, record_every=None, observe=None, replicas=1, seed=0, threads=1,
-                                  backend="cpp"), ("r", "n_steps", "record_every", "replicas")),
+                                  backend="cpp"), ("r", "n_steps", "replicas")),
     "dae.SamplerSchedule.kstar": (SCH.kstar, dict(b=0.5), ()),
     "dae.SamplerSchedule.p": (SCH.p, dict(time_encoding=(0.1, 0.2)), ()),
     "dae.SamplerSchedule.v_t": (SCH.v_t, dict(b=0.5), ()),
@@ -183,8 +192,9 @@ CASES: dict[str, tuple] = {
     "dae_theory.time_moments": (th.time_moments, dict(times=(0.5,)), ()),
     "dae_theory.skip_closed_form": (th.skip_closed_form, dict(tau=[0.0, 1.0], rho_bar=1.0, times=(0.5,), b0=0.0), ()),
     "dae_theory.linear_binary_fixed_point": (th.linear_binary_fixed_point, dict(mu_norm2=2.0, times=(0.5,)), ()),
-    "dae_theory.skip_for_variance": (th.skip_for_variance, dict(variance=1.0, schedule=SCH, b_max=10.0), ()),
-    "dae_theory.theory_target": (th.theory_target, dict(m=[[1.0], [-1.0]], rho=0.5, weights=None, D=None, d=None), ()),
+    "dae_theory.skip_for_variance": (th.skip_for_variance, dict(variance=float(SCH.v_t(10.0)[-1]), schedule=SCH,
+                                                                b_max=10.0), ()),
+    "dae_theory.theory_target": (_finite_d(th.theory_target), dict(m=[[1.0], [-1.0]], rho=0.5, weights=None, D=None, d=None), ()),
     "dae_theory.integrate_odes": (th.integrate_odes, dict(target=TT, Q0=[[1.0]], G0=[[0.1]], b0=0.0, v0=None,
                                                           taus=[0.0, 0.1], activation="tanh", lr=0.2, weight_decay=0.0,
                                                           times=(0.5,), time_encoding=(0.0, 0.0), train_b=True,
@@ -193,7 +203,7 @@ CASES: dict[str, tuple] = {
     "dae_theory.bin_spectrum": (th.bin_spectrum, dict(spectrum=[3.0, 2.0, 1.0, 0.5], n_levels=2, n_spikes=1, index=None),
                                 ("n_levels", "n_spikes")),
     "dae_theory.level_overlaps": (th.level_overlaps, dict(w=W4, index=[0, 0, 1, -1], n_levels=None), ("n_levels",)),
-    "dae_theory.spectral_target": (th.spectral_target, dict(levels=[1.0, 0.5], fractions=[0.5, 0.5], means=None,
+    "dae_theory.spectral_target": (_finite_d(th.spectral_target), dict(levels=[1.0, 0.5], fractions=[0.5, 0.5], means=None,
                                                             observe_levels=None, spikes=None, weights=None, d=None), ()),
     "dae_theory.integrate_spectral_odes": (th.integrate_spectral_odes,
                                            dict(target=ST, q0=[[0.5]], G0=None, b0=0.0, v0=None, taus=[0.0, 0.1],

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _core
-from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
+from ._validation import (as_seed, check_allocation, check_bool, check_choice, check_finite_array, check_positive_int,
                           check_real, check_threads)
 from .reference import dae as _ref
 
@@ -86,6 +86,9 @@ class DaeTarget:
 
     def train_coords(self, x: np.ndarray) -> np.ndarray:
         """Vectors (rows of x, or columns when x is (d, m)) in the training basis."""
+        x = check_finite_array(x, "x", ndim=(1, 2), allow_empty=True)
+        if self.basis is not None and x.shape[-1] != self.d:
+            raise ValueError(f"x must have {self.d} columns (the dimension), got shape {x.shape}")
         return x if self.basis is None else x @ self.basis
 
     def sample(self, n: int, seed: Any = None) -> np.ndarray:
@@ -200,7 +203,7 @@ def empirical_target(samples: Any, sequential: bool = False) -> DaeTarget:
     sample: each row once when n_steps <= n)."""
     x = check_finite_array(samples, "samples", ndim=2)
     return DaeTarget(np.zeros((0, x.shape[1])), np.zeros((0, x.shape[1])), np.zeros(0), data=x,
-                     sequential=bool(sequential))
+                     sequential=check_bool(sequential, "sequential"))
 
 
 # ----------------------------------------------------------------------------- training
@@ -305,6 +308,7 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
         raise ValueError(f"n_steps/tau and replicas too large: {work:.3g} operations (at most {_MAX_WORK:.0e}, "
                          "hours of compute); reduce n_steps (or tau) or replicas")
     threads = check_threads(threads)
+    train_b = check_bool(train_b, "train_b")
     b0 = check_real(b0, "b0")
     init_scale = check_real(init_scale, "init_scale", low=0.0)
     every = max(1, n // 200) if record_every is None else check_positive_int(record_every, "record_every")
@@ -592,6 +596,7 @@ def generate(w: Any, b: float, v: Any = None, *, n_samples: int = 1000, schedule
     check_choice(activation, "activation", ACTIVATIONS)
     check_choice(backend, "backend", ("cpp", "numpy"))
     n_samples = check_positive_int(n_samples, "n_samples")
+    return_full = check_bool(return_full, "return_full")
     E = np.zeros((d, 0)) if observe is None else check_finite_array(observe, "observe", ndim=2, shape=(d, None))
     check_allocation(float(n_samples) * (r + E.shape[1] + (d if return_full or backend == "numpy" else 0))
                      + (float(n_samples) * (len(sch.delta) + 1) * d if backend == "numpy" else 0.0),
@@ -645,12 +650,13 @@ def projected_hellinger(a: Any, b: Any, *, grid: int = 100, bandwidth_factor: fl
     if n_pts * (A.shape[0] + B.shape[0]) > _MAX_KDE_EVALS:
         raise ValueError(f"grid too large: grid^dim x samples = {n_pts * (A.shape[0] + B.shape[0]):.3g} kernel "
                          f"evaluations (at most {_MAX_KDE_EVALS:.0e}); reduce grid")
-    bandwidth_factor = check_real(bandwidth_factor, "bandwidth_factor", low=0.0, low_open=True)
+    # beyond these the KDE covariance under- or overflows
+    bandwidth_factor = check_real(bandwidth_factor, "bandwidth_factor", low=1e-6, high=1e6)
     pad = check_real(pad, "pad", low=0.0)
     if not (isinstance(bw_method, str) and bw_method in ("scott", "silverman")):
         if isinstance(bw_method, str) or not isinstance(bw_method, numbers.Real) or isinstance(bw_method, bool):
             raise TypeError(f"bw_method must be 'scott', 'silverman' or a positive number, got {bw_method!r}")
-        check_real(bw_method, "bw_method", low=0.0, low_open=True)
+        check_real(bw_method, "bw_method", low=1e-6, high=1e6)
     if max(np.abs(A).max(), np.abs(B).max()) + pad > 1e150:
         # the KDE covariance squares the values
         raise ValueError("a, b or pad too large: |values| + pad must stay below 1e150")
@@ -686,6 +692,8 @@ def fit_generation(samples: Any, *, r: int = 2, lr: float = 0.2, activation: str
 def sample_generation(run: DaeRun, n_samples: int, *, schedule: SamplerSchedule | None = None,
                       activation: str | None = None, seed: Any = 0, threads: int = 0) -> np.ndarray:
     """Per-generation sample: n_samples d-dimensional samples of the trained model (replica 0)."""
+    if not isinstance(run, DaeRun):
+        raise TypeError(f"run must be a DaeRun (from train or fit_generation), got {type(run).__name__}")
     act = run.config["activation"] if activation is None else activation
     return generate(run.w[0], float(run.b[0]), run.v[0], n_samples=n_samples, schedule=schedule, activation=act,
                     time_encoding=run.config["time_encoding"], return_full=True, seed=seed, threads=threads)["X"]
@@ -726,11 +734,11 @@ class DaeLearner:
         _time_schedule(times, time_encoding)                     # validates both
         self.times = times if isinstance(times, str) else [float(t) for t in np.atleast_1d(times)]
         self.time_encoding = [float(x) for x in time_encoding]
-        self.train_b = bool(train_b)
+        self.train_b = check_bool(train_b, "train_b")
         self.b0 = check_real(b0, "b0")
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         self.init_scale = check_real(init_scale, "init_scale", low=0.0)
-        self.warm_start = bool(warm_start)
+        self.warm_start = check_bool(warm_start, "warm_start")
         if schedule is not None and not isinstance(schedule, SamplerSchedule):
             raise TypeError(f"schedule must be a SamplerSchedule (see sampler_schedule), got {type(schedule).__name__}")
         self.schedule = schedule if schedule is not None else sampler_schedule(50, 0.98)
@@ -748,10 +756,12 @@ class DaeLearner:
         n, d = x.shape
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if previous_state is not None and (not isinstance(previous_state, dict) or "w" not in previous_state):
+            raise TypeError("previous_state must be None or a dict returned by DaeLearner.fit")
         if self.warm_start and previous_state is not None:
-            w0 = np.array(previous_state["w"], dtype=np.float64)
+            w0 = check_finite_array(previous_state["w"], "previous_state['w']", ndim=2)
             b0 = float(previous_state["b"]) if self.train_b else self.b0
-            v0 = np.array(previous_state["v"], dtype=np.float64)
+            v0 = check_finite_array(previous_state["v"], "previous_state['v']", ndim=1)
             if w0.shape != (d, self.r):
                 raise ValueError(f"previous_state['w'] has shape {w0.shape}, expected ({d}, {self.r})")
         else:
@@ -776,4 +786,6 @@ class DaeLearner:
 
     def parameter_vector(self, state: dict) -> np.ndarray:
         """(w, b, v) flattened (for the loop's parameter-distance metric)."""
+        if not isinstance(state, dict) or not {"w", "b", "v"} <= set(state):
+            raise TypeError("state must be a dict returned by DaeLearner.fit")
         return np.concatenate([np.ravel(state["w"]), [float(state["b"])], np.ravel(state["v"])])
