@@ -105,15 +105,21 @@ def time_moments(times: Any = (0.5,)) -> dict[str, float]:
 
 def skip_closed_form(tau: Any, rho_bar: float, times: Any = (0.5,), b0: float = 0.0) -> np.ndarray:
     """b(tau) = b_inf (1 - e^{-K tau}) + b0 e^{-K tau}, K = rho_bar E[beta^2] + E[alpha^2],
-    b_inf = rho_bar E[beta] / K (Result 2.1, eq. 11)."""
+    b_inf = rho_bar E[beta] / K (Result 2.1, eq. 11). ``tau`` may be +inf (gives b_inf)."""
     rho_bar = check_real(rho_bar, "rho_bar", low=0.0, high=1e150)
     b0 = check_real(b0, "b0", low=-1e150, high=1e150)
     mo = time_moments(times)
     K = rho_bar * mo["beta2"] + mo["alpha2"]
     b_inf = rho_bar * mo["beta"] / K
-    tau = check_finite_array(tau, "tau", allow_empty=True)
-    if np.any(tau < 0):
-        raise ValueError("tau must be >= 0 (training times)")
+    # tau = +inf is allowed (it gives b_inf), so not check_finite_array; NaN and tau < 0 are not
+    if np.iscomplexobj(tau):
+        raise TypeError("tau must be real, got complex values")
+    try:
+        tau = np.asarray(tau, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"tau must be an array of real numbers ({exc})") from None
+    if np.any(np.isnan(tau)) or np.any(tau < 0):
+        raise ValueError("tau must be >= 0 (training times; inf gives b_inf), got NaN or a negative value")
     return b_inf * (1.0 - np.exp(-K * tau)) + b0 * np.exp(-K * tau)
 
 
