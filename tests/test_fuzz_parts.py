@@ -24,7 +24,7 @@ from modelcollapse import dae, dae_theory as th, hodge as H
 from modelcollapse.retraining import datasets, gaussian as G, learners as L, metrics as RM
 from modelcollapse.retraining.loop import RoundContext
 
-from fuzz_support import BAD_ARRAYS, BAD_SCALARS, assert_contract, bad_values
+from fuzz_support import assert_contract, bad_values
 
 MODULES = ["modelcollapse.hodge", "modelcollapse.dae", "modelcollapse.dae_theory", "modelcollapse.retraining.gaussian",
            "modelcollapse.retraining.learners", "modelcollapse.retraining.metrics",
