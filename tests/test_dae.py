@@ -383,3 +383,40 @@ def test_dae_learner_in_retraining_loop_resumes_identically(tmp_path):
     np.testing.assert_array_equal(again["w"], s0["w"])
     np.testing.assert_array_equal(s0["w"], w_before)
     assert learner.parameter_vector(s0).shape == (2 * d + 1 + 2,)
+
+
+# ----------------------------------------------------------------------------- bad input (issue 12)
+def test_diverging_training_stops_with_step_and_learning_rate():
+    # lr = 2 at d = 1000 blows up within a few hundred steps; the kernel runs to the end,
+    # so without the check the run came back as all-NaN weights without a word.
+    target = dae.isotropic_mixture(np.zeros((1, 1000)), 1.0)
+    with pytest.raises(ValueError, match=r"diverged.*between steps \d+ and \d+ of 20000.*lr=2"):
+        dae.train(target, r=2, n_steps=20000, lr=2.0, activation="linear", seed=0, threads=1)
+    run = dae.train(target, r=2, n_steps=2000, lr=0.5, activation="linear", seed=0, threads=1)
+    assert np.all(np.isfinite(run.w))
+
+
+def test_projected_hellinger_and_training_steps_reject_bad_sizes():
+    x = np.random.default_rng(0).standard_normal(50)
+    with pytest.raises(ValueError, match="grid"):
+        dae.projected_hellinger(x, x + 1, grid=0)         # was 0.0
+    with pytest.raises(ValueError, match="grid"):
+        dae.projected_hellinger(x, x + 1, grid=10**12)
+    with pytest.raises(ValueError, match="d must be >= 1"):
+        dae.training_steps(1.0, -1, 0.1)                  # was -5
+    with pytest.raises(ValueError, match="tau"):
+        dae.training_steps(1e300, 1000, 1e-300)           # was OverflowError
+    assert dae.training_steps(1.0, 100, 0.1) == 500
+
+
+def test_huge_sizes_refused_before_allocating():
+    target = dae.isotropic_mixture([[1.0, 0.0]], 0.5)
+    for kwargs in (dict(n_steps=10**12), dict(n_steps=10, replicas=2**40), dict(n_steps=10**9, record_every=1)):
+        with pytest.raises(ValueError, match="too large|must be <="):
+            dae.train(target, **kwargs)
+    with pytest.raises(ValueError, match="n_samples"):
+        dae.generate(np.ones((2, 1)), 0.5, n_samples=10**12)
+    with pytest.raises(ValueError, match="n_grid"):
+        dae.sampler_schedule(2**62)
+    with pytest.raises(ValueError, match="n"):
+        target.sample(10**12)

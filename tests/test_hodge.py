@@ -315,3 +315,42 @@ def test_hodge_experiment_quick(tmp_path):
     assert imp.value.max() > 10 * max(imp.value.min(), 1e-3)  # L2 error grows with c
     for key in ("spearman_l2_error_vs_hellinger", "spearman_gradient_estimate_vs_hellinger"):
         assert -1 <= out.summary[key] <= 1
+
+
+# ----------------------------------------------------------------------------- bad input (issue 12)
+def test_l2_error_needs_two_samples():
+    model = H.PerturbedScore(GAUSS, [H.MatrixTerm(0.5 * A2)])
+    for n in (0, 1):
+        with pytest.raises(ValueError, match="n must be >= 2"):   # was NaN
+            H.l2_error(model, 0.1, n=n)
+    with pytest.raises(ValueError, match="n"):
+        H.l2_error(model, 0.1, n=10**12)
+    with pytest.raises(TypeError, match="model"):
+        H.l2_error("x", 0.1)
+
+
+def test_kl_gaussian_rejects_non_covariances():
+    not_psd = np.array([[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError, match="C0 must be positive definite"):   # was -0.75
+        H.kl_gaussian([0.0, 0.0], not_psd, [0.0, 0.0], np.eye(2))
+    with pytest.raises(ValueError, match="C1 must be symmetric"):
+        H.kl_gaussian([0.0, 0.0], np.eye(2), [0.0, 0.0], [[1.0, 0.5], [0.0, 1.0]])
+    with pytest.raises(TypeError, match="m0 must be real"):
+        H.kl_gaussian([1j, 0.0], np.eye(2), [0.0, 0.0], np.eye(2))
+    with pytest.raises(ValueError, match="m1 must have shape"):
+        H.kl_gaussian([0.0, 0.0], np.eye(2), [0.0], np.eye(2))
+    assert H.kl_gaussian(0.0, 1.0, 1.0, 2.0) == pytest.approx(0.5 * (0.5 + 0.5 - 1 + np.log(2.0)))
+
+
+def test_perturbed_score_terms_type_checked():
+    with pytest.raises(TypeError, match="terms must be a sequence"):   # was AttributeError
+        H.PerturbedScore(GAUSS, "x")
+    with pytest.raises(TypeError, match=r"terms\[1\] must be"):
+        H.PerturbedScore(GAUSS, [H.MatrixTerm(0.1), 3.0])
+
+
+def test_scalar_matrix_and_vector_arguments():
+    model = H.PerturbedScore(GAUSS, [H.MatrixTerm(0.5), H.LinearTerm(E_LIN, f=0.1)])
+    x = np.array([[0.3, -0.4]])
+    ref = H.PerturbedScore(GAUSS, [H.MatrixTerm(0.5 * np.eye(2)), H.LinearTerm(E_LIN, f=[0.1, 0.1])])
+    np.testing.assert_allclose(model.score(x, 0.2), ref.score(x, 0.2), rtol=1e-14)

@@ -156,3 +156,10 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if not ok:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A flag: bool (or numpy bool, or the ints 0 and 1)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__}")

@@ -20,16 +20,23 @@ the covariance of a scikit-learn digits class, and the uniform law on a finite d
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import _core
-from ._validation import (as_seed, check_choice, check_finite_array, check_positive_int, check_real,
-                          check_threads)
+from ._validation import (as_seed, check_allocation, check_bool, check_choice, check_finite_array, check_positive_int,
+                          check_real, check_threads)
 from .reference import dae as _ref
 
 ACTIVATIONS = ("tanh", "relu", "linear", "erf", "sigmoid")
+# Refuse runs that cannot finish: more SGD steps than this, or more than _MAX_WORK
+# multiply-adds (about a day of one core), is a typo, not an experiment.
+_MAX_STEPS = 1e12
+_MAX_WORK = 1e14
+_STEP_OVERHEAD = 200
+_MAX_KDE_EVALS = 1e11   # projected_hellinger: grid points x samples (minutes of scipy KDE)    # per-step cost besides the d r multiply-adds (sampling, bookkeeping)
 _ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
 
 __all__ = [
@@ -79,10 +86,15 @@ class DaeTarget:
 
     def train_coords(self, x: np.ndarray) -> np.ndarray:
         """Vectors (rows of x, or columns when x is (d, m)) in the training basis."""
+        x = check_finite_array(x, "x", ndim=(1, 2), allow_empty=True)
+        if self.basis is not None and x.shape[-1] != self.d:
+            raise ValueError(f"x must have {self.d} columns (the dimension), got shape {x.shape}")
         return x if self.basis is None else x @ self.basis
 
     def sample(self, n: int, seed: Any = None) -> np.ndarray:
         """n samples of the target (numpy generator; for metrics, not for training)."""
+        n = check_positive_int(n, "n", minimum=0)
+        check_allocation(2.0 * n * self.d, "n", "the samples")
         rng = np.random.default_rng(as_seed(seed))
         if self.data is not None:
             return self.data[rng.integers(0, self.data.shape[0], n)]
@@ -168,9 +180,12 @@ def digits_covariance(digit: int = 7, side: int = 28, scale: float = 300.0) -> n
     from scipy.ndimage import zoom
     from sklearn.datasets import load_digits
 
-    check_positive_int(side, "side", minimum=8)
+    digit = check_positive_int(digit, "digit", minimum=0, maximum=9)
+    side = check_positive_int(side, "side", minimum=8)
+    check_allocation(2.0 * float(side) ** 4, "side", "the (side^2, side^2) covariance")
+    scale = check_real(scale, "scale", low=0.0, low_open=True)
     data = load_digits()
-    imgs = data.images[data.target == int(digit)] * (255.0 / 16.0)
+    imgs = data.images[data.target == digit] * (255.0 / 16.0)
     up = np.stack([zoom(im, side / 8.0, order=1) for im in imgs]).reshape(len(imgs), -1)
     x = (up - up.mean(axis=0)) / float(scale)
     return x.T @ x / x.shape[0]
@@ -188,7 +203,7 @@ def empirical_target(samples: Any, sequential: bool = False) -> DaeTarget:
     sample: each row once when n_steps <= n)."""
     x = check_finite_array(samples, "samples", ndim=2)
     return DaeTarget(np.zeros((0, x.shape[1])), np.zeros((0, x.shape[1])), np.zeros(0), data=x,
-                     sequential=bool(sequential))
+                     sequential=check_bool(sequential, "sequential"))
 
 
 # ----------------------------------------------------------------------------- training
@@ -218,7 +233,14 @@ class DaeRun:
 
 def training_steps(tau: float, d: int, lr: float) -> int:
     """Number of SGD steps n = round(tau d / (2 eta)) reaching training time tau."""
-    return int(round(check_real(tau, "tau", low=0.0) * d / (2.0 * check_real(lr, "lr", low=0.0, low_open=True))))
+    tau = check_real(tau, "tau", low=0.0)
+    d = check_positive_int(d, "d")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    n = tau * d / (2.0 * lr)
+    if not n <= _MAX_STEPS:  # also catches an overflow to inf
+        raise ValueError(f"tau too large for lr: tau d / (2 lr) = {n:.3g} steps (at most {_MAX_STEPS:.0e}); "
+                         "reduce tau or increase lr")
+    return int(round(n))
 
 
 def _time_schedule(times: Any, time_encoding: Any):
@@ -277,9 +299,16 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
     check_choice(backend, "backend", ("cpp", "numpy", "torch"))
     if (n_steps is None) == (tau is None):
         raise ValueError("give exactly one of n_steps or tau (training time 2 lr n / d)")
-    n = training_steps(tau, d, lr) if tau is not None else check_positive_int(n_steps, "n_steps", minimum=0)
+    n = training_steps(tau, d, lr) if tau is not None else check_positive_int(n_steps, "n_steps", minimum=0,
+                                                                             maximum=int(_MAX_STEPS))
     replicas = check_positive_int(replicas, "replicas")
+    n_times = 1 if isinstance(times, str) else max(1, int(np.size(times)))
+    work = float(n) * replicas * (n_times * d * r + _STEP_OVERHEAD)
+    if work > _MAX_WORK:
+        raise ValueError(f"n_steps/tau and replicas too large: {work:.3g} operations (at most {_MAX_WORK:.0e}, "
+                         "hours of compute); reduce n_steps (or tau) or replicas")
     threads = check_threads(threads)
+    train_b = check_bool(train_b, "train_b")
     b0 = check_real(b0, "b0")
     init_scale = check_real(init_scale, "init_scale", low=0.0)
     every = max(1, n // 200) if record_every is None else check_positive_int(record_every, "record_every")
@@ -294,6 +323,10 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
             raise ValueError(f"observe must have shape (d={d}, R), got {E.shape}")
         if not np.allclose(E.T @ E, np.eye(E.shape[1]), atol=1e-8):
             raise ValueError("observe must have orthonormal columns (use numpy.linalg.qr)")
+    n_rec = n // every + 2
+    check_allocation(float(replicas) * (2 * d * r + n_rec * (r * r + target.means.shape[0] * r + r * E.shape[1] + r + 1))
+                     + (2.0 * n * d if backend != "cpp" else 0.0),
+                     "n_steps/record_every/replicas", "the weights and the recorded history")
     E_tr = target.train_coords(E.T).T if target.basis is not None else E
     means_tr = target.train_coords(target.means) if target.means.shape[0] else target.means
     random_init = isinstance(init, str)
@@ -326,12 +359,32 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
     else:
         out = _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed_, n, every,
                            lr, weight_decay, bool(train_b), activation, uniform, beta, p, p0, p1, E_tr)
+    steps = np.asarray(out["steps"], dtype=np.int64)
+    _check_diverged(out, steps, n, lr, d)
     w = out["w"]
     if target.basis is not None:
         w = np.einsum("ij,kjl->kil", target.basis, w)
-    steps = np.asarray(out["steps"], dtype=np.int64)
     return DaeRun(w=w, b=np.asarray(out["b"]), v=np.asarray(out["v"]), steps=steps, tau=2.0 * lr * steps / d,
                   Q=out["Q"], M=out["M"], G=out["G"], b_hist=out["b_hist"], v_hist=out["v_hist"], config=config)
+
+
+def _check_diverged(out: dict, steps: np.ndarray, n: int, lr: float, d: int) -> None:
+    """Stop with a message when SGD blew up: the kernels run to the end whatever the
+    values, so a too-large learning rate would otherwise come back as all-NaN weights."""
+    if all(np.all(np.isfinite(out[k])) for k in ("w", "b", "v")):
+        return
+    bad = np.zeros(len(steps), dtype=bool)
+    for key in ("Q", "b_hist", "v_hist"):
+        h = np.asarray(out[key])                              # (replicas, n_rec, ...)
+        bad |= ~np.isfinite(h.reshape(h.shape[0], h.shape[1], -1)).all(axis=(0, 2))
+    first = int(np.argmax(bad)) if bad.any() else len(steps) - 1
+    where = (f"between steps {int(steps[first - 1])} and {int(steps[first])}" if first > 0
+             else f"by step {int(steps[first])}")
+    if first == 0:
+        raise ValueError("the initial weights are not finite: init, init_scale, b0 or v0 too large")
+    raise ValueError(f"training diverged: the weights became NaN/inf {where} of {n}; the learning rate "
+                     f"lr={lr:g} is too large for this target at d={d} (reduce lr, or add weight_decay; "
+                     "or the target, b0, v0, init or init_scale are too large)")
 
 
 def _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v_init, seed, n, every, lr,
@@ -476,18 +529,28 @@ class SamplerSchedule:
     gamma: np.ndarray
 
     def kstar(self, b: float) -> np.ndarray:
-        return b * self.kappa + self.lin
+        ks = check_real(b, "b") * self.kappa + self.lin
+        if not np.all(np.isfinite(ks)):
+            raise ValueError(f"b too large: b kappa overflows (|b| = {abs(b):.3g})")
+        return ks
 
     def p(self, time_encoding: Sequence[float] = (0.0, 0.0)) -> np.ndarray:
-        return time_encoding[0] + time_encoding[1] * self.t[:-1]
+        enc = check_finite_array(time_encoding, "time_encoding", shape=(2,))
+        p = enc[0] + enc[1] * self.t[:-1]
+        if not np.all(np.isfinite(p)):
+            raise ValueError("time_encoding too large: p_t = p0 + p1 t overflows")
+        return p
 
     def v_t(self, b: float) -> np.ndarray:
         """Variance in W-perp along the grid: v_0 = 1, v_{k+1} = (1 + delta kstar)^2 v_k + 2 gamma delta."""
         ks = self.kstar(b)
         v = np.empty(len(self.delta) + 1)
         v[0] = 1.0
-        for k in range(len(self.delta)):
-            v[k + 1] = (1.0 + self.delta[k] * ks[k]) ** 2 * v[k] + self.noise[k] ** 2
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(len(self.delta)):
+                v[k + 1] = (1.0 + self.delta[k] * ks[k]) ** 2 * v[k] + self.noise[k] ** 2
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"b = {b:.3g} makes the variance v_t overflow: |b| too large for this schedule")
         return v
 
 
@@ -495,6 +558,7 @@ def sampler_schedule(n_grid: int = 100, t_final: float = 0.95, gamma: Any = 0.0)
     """Grid t_k = k / n_grid up to t_final (< 1, which is appended if not on the grid).
     ``gamma``: constant noise schedule (0 = probability-flow ODE) or one value per step."""
     n_grid = check_positive_int(n_grid, "n_grid")
+    check_allocation(8.0 * n_grid, "n_grid", "the time grid")
     t_final = check_real(t_final, "t_final", low=0.0, high=1.0, low_open=True, high_open=True)
     t = np.arange(0, n_grid + 1) / n_grid
     t = t[t < t_final - 1e-12]
@@ -506,6 +570,8 @@ def sampler_schedule(n_grid: int = 100, t_final: float = 0.95, gamma: Any = 0.0)
         raise ValueError("gamma must be >= 0")
     delta = np.diff(t)
     a = 1.0 - tk
+    if not np.all(np.isfinite(g * tk / a**2 + np.sqrt(2.0 * g * delta))):
+        raise ValueError("gamma too large: the drift or noise of the schedule overflows")
     return SamplerSchedule(t=t, delta=delta, kappa=1.0 / a + g * tk / a**2, lin=-1.0 / a - g / a**2,
                            noise=np.sqrt(2.0 * g * delta), gamma=g)
 
@@ -524,28 +590,37 @@ def generate(w: Any, b: float, v: Any = None, *, n_samples: int = 1000, schedule
     d, r = W.shape
     vv = np.zeros(r) if v is None else check_finite_array(v, "v", ndim=1, shape=(r,))
     b = check_real(b, "b")
+    if schedule is not None and not isinstance(schedule, SamplerSchedule):
+        raise TypeError(f"schedule must be a SamplerSchedule (see sampler_schedule), got {type(schedule).__name__}")
     sch = sampler_schedule() if schedule is None else schedule
     check_choice(activation, "activation", ACTIVATIONS)
     check_choice(backend, "backend", ("cpp", "numpy"))
     n_samples = check_positive_int(n_samples, "n_samples")
+    return_full = check_bool(return_full, "return_full")
     E = np.zeros((d, 0)) if observe is None else check_finite_array(observe, "observe", ndim=2, shape=(d, None))
+    check_allocation(float(n_samples) * (r + E.shape[1] + (d if return_full or backend == "numpy" else 0))
+                     + (float(n_samples) * (len(sch.delta) + 1) * d if backend == "numpy" else 0.0),
+                     "n_samples", "the samples")
     ks, p = sch.kstar(b), sch.p(time_encoding)
     if noise is not None:
         noise = check_finite_array(noise, "noise", ndim=3, shape=(n_samples, len(sch.delta) + 1, d))
     if backend == "numpy":
         if noise is None:
             noise = np.random.default_rng(as_seed(seed)).standard_normal((n_samples, len(sch.delta) + 1, d))
-        X = _ref.sample(W, vv, activation, sch.delta, sch.kappa, ks, sch.noise, p, noise)
-        out = {"Z": X @ W / np.sqrt(d), "proj": X @ E}
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = _ref.sample(W, vv, activation, sch.delta, sch.kappa, ks, sch.noise, p, noise)
+            out = {"Z": X @ W / np.sqrt(d), "proj": X @ E}
         if return_full:
             out["X"] = X
-        return out
-    X, proj, Z = _core.dae_sample(W, vv, _ACT_CODE[activation], sch.delta, sch.kappa, ks, sch.noise, p, n_samples,
-                                  as_seed(seed), np.ascontiguousarray(E), bool(return_full),
-                                  noise if noise is not None else np.zeros((0, 0, 0)), check_threads(threads))
-    out = {"Z": Z, "proj": proj}
-    if return_full:
-        out["X"] = X
+    else:
+        X, proj, Z = _core.dae_sample(W, vv, _ACT_CODE[activation], sch.delta, sch.kappa, ks, sch.noise, p, n_samples,
+                                      as_seed(seed), np.ascontiguousarray(E), bool(return_full),
+                                      noise if noise is not None else np.zeros((0, 0, 0)), check_threads(threads))
+        out = {"Z": Z, "proj": proj}
+        if return_full:
+            out["X"] = X
+    if not all(np.all(np.isfinite(v)) for v in out.values()):
+        raise ValueError("the samples overflowed to NaN/inf: w, b, v or the schedule give too strong a drift")
     return out
 
 
@@ -563,6 +638,28 @@ def projected_hellinger(a: Any, b: Any, *, grid: int = 100, bandwidth_factor: fl
     B = B[:, None] if B.ndim == 1 else B
     if A.shape[1] != B.shape[1] or A.shape[1] > 2:
         raise ValueError(f"a and b must be 1-D or 2-D samples of the same dimension, got {A.shape}, {B.shape}")
+    for x, name in ((A, "a"), (B, "b")):
+        # a KDE needs more points than dimensions and some spread (else a singular covariance)
+        if x.shape[0] <= x.shape[1]:
+            raise ValueError(f"{name} needs at least {x.shape[1] + 1} samples for a KDE, got {x.shape[0]}")
+        if np.any(np.ptp(x, axis=0) == 0):
+            raise ValueError(f"{name} has no spread along some axis: its KDE is degenerate")
+    grid = check_positive_int(grid, "grid", minimum=2)
+    n_pts = float(grid) ** A.shape[1]
+    check_allocation(8.0 * n_pts, "grid", "the evaluation grid")
+    if n_pts * (A.shape[0] + B.shape[0]) > _MAX_KDE_EVALS:
+        raise ValueError(f"grid too large: grid^dim x samples = {n_pts * (A.shape[0] + B.shape[0]):.3g} kernel "
+                         f"evaluations (at most {_MAX_KDE_EVALS:.0e}); reduce grid")
+    # beyond these the KDE covariance under- or overflows
+    bandwidth_factor = check_real(bandwidth_factor, "bandwidth_factor", low=1e-6, high=1e6)
+    pad = check_real(pad, "pad", low=0.0)
+    if not (isinstance(bw_method, str) and bw_method in ("scott", "silverman")):
+        if isinstance(bw_method, str) or not isinstance(bw_method, numbers.Real) or isinstance(bw_method, bool):
+            raise TypeError(f"bw_method must be 'scott', 'silverman' or a positive number, got {bw_method!r}")
+        check_real(bw_method, "bw_method", low=1e-6, high=1e6)
+    if max(np.abs(A).max(), np.abs(B).max()) + pad > 1e150:
+        # the KDE covariance squares the values
+        raise ValueError("a, b or pad too large: |values| + pad must stay below 1e150")
     lo = np.minimum(A.min(0), B.min(0)) - pad
     hi = np.maximum(A.max(0), B.max(0)) + pad
     axes = [np.linspace(lo[j], hi[j], grid) for j in range(A.shape[1])]
@@ -575,6 +672,8 @@ def projected_hellinger(a: Any, b: Any, *, grid: int = 100, bandwidth_factor: fl
         return k(pts)
 
     h2 = 0.5 * np.sum((np.sqrt(kde(A)) - np.sqrt(kde(B))) ** 2) * cell
+    if not np.isfinite(h2):
+        raise ValueError("the KDEs of a and b are not finite on the grid (check a, b, bandwidth_factor)")
     return float(np.sqrt(min(max(h2, 0.0), 1.0)))
 
 
@@ -593,6 +692,8 @@ def fit_generation(samples: Any, *, r: int = 2, lr: float = 0.2, activation: str
 def sample_generation(run: DaeRun, n_samples: int, *, schedule: SamplerSchedule | None = None,
                       activation: str | None = None, seed: Any = 0, threads: int = 0) -> np.ndarray:
     """Per-generation sample: n_samples d-dimensional samples of the trained model (replica 0)."""
+    if not isinstance(run, DaeRun):
+        raise TypeError(f"run must be a DaeRun (from train or fit_generation), got {type(run).__name__}")
     act = run.config["activation"] if activation is None else activation
     return generate(run.w[0], float(run.b[0]), run.v[0], n_samples=n_samples, schedule=schedule, activation=act,
                     time_encoding=run.config["time_encoding"], return_full=True, seed=seed, threads=threads)["X"]
@@ -634,11 +735,11 @@ class DaeLearner:
         _time_schedule(times, time_encoding)                     # validates both
         self.times = times if isinstance(times, str) else [float(t) for t in np.atleast_1d(times)]
         self.time_encoding = [float(x) for x in time_encoding]
-        self.train_b = bool(train_b)
+        self.train_b = check_bool(train_b, "train_b")
         self.b0 = check_real(b0, "b0")
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         self.init_scale = check_real(init_scale, "init_scale", low=0.0)
-        self.warm_start = bool(warm_start)
+        self.warm_start = check_bool(warm_start, "warm_start")
         if schedule is not None and not isinstance(schedule, SamplerSchedule):
             raise TypeError(f"schedule must be a SamplerSchedule (see sampler_schedule), got {type(schedule).__name__}")
         self.schedule = schedule if schedule is not None else sampler_schedule(50, 0.98)
@@ -656,10 +757,12 @@ class DaeLearner:
         n, d = x.shape
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if previous_state is not None and (not isinstance(previous_state, dict) or "w" not in previous_state):
+            raise TypeError("previous_state must be None or a dict returned by DaeLearner.fit")
         if self.warm_start and previous_state is not None:
-            w0 = np.array(previous_state["w"], dtype=np.float64)
+            w0 = check_finite_array(previous_state["w"], "previous_state['w']", ndim=2)
             b0 = float(previous_state["b"]) if self.train_b else self.b0
-            v0 = np.array(previous_state["v"], dtype=np.float64)
+            v0 = check_finite_array(previous_state["v"], "previous_state['v']", ndim=1)
             if w0.shape != (d, self.r):
                 raise ValueError(f"previous_state['w'] has shape {w0.shape}, expected ({d}, {self.r})")
         else:
@@ -676,10 +779,14 @@ class DaeLearner:
     def sample(self, state: dict, n: int, rng: np.random.Generator) -> np.ndarray:
         if not isinstance(state, dict) or "w" not in state:
             raise TypeError("state must be a dict returned by DaeLearner.fit")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return generate(state["w"], float(state["b"]), state["v"], n_samples=n, schedule=self.schedule,
                         activation=self.activation, time_encoding=self.time_encoding, return_full=True,
                         seed=as_seed(rng), threads=self.threads)["X"]
 
     def parameter_vector(self, state: dict) -> np.ndarray:
         """(w, b, v) flattened (for the loop's parameter-distance metric)."""
+        if not isinstance(state, dict) or not {"w", "b", "v"} <= set(state):
+            raise TypeError("state must be a dict returned by DaeLearner.fit")
         return np.concatenate([np.ravel(state["w"]), [float(state["b"])], np.ravel(state["v"])])

@@ -72,7 +72,8 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-from ._validation import as_generator, check_choice, check_finite_array, check_positive_int, check_real
+from ._validation import (as_generator, check_allocation, check_bool, check_choice, check_finite_array,
+                          check_positive_int, check_real)
 from .reference.dae import activation as _activation
 from .reference.dae import z_sde as _z_sde
 
@@ -104,12 +105,21 @@ def time_moments(times: Any = (0.5,)) -> dict[str, float]:
 
 def skip_closed_form(tau: Any, rho_bar: float, times: Any = (0.5,), b0: float = 0.0) -> np.ndarray:
     """b(tau) = b_inf (1 - e^{-K tau}) + b0 e^{-K tau}, K = rho_bar E[beta^2] + E[alpha^2],
-    b_inf = rho_bar E[beta] / K (Result 2.1, eq. 11)."""
-    rho_bar = check_real(rho_bar, "rho_bar", low=0.0)
+    b_inf = rho_bar E[beta] / K (Result 2.1, eq. 11). ``tau`` may be +inf (gives b_inf)."""
+    rho_bar = check_real(rho_bar, "rho_bar", low=0.0, high=1e150)
+    b0 = check_real(b0, "b0", low=-1e150, high=1e150)
     mo = time_moments(times)
     K = rho_bar * mo["beta2"] + mo["alpha2"]
     b_inf = rho_bar * mo["beta"] / K
-    tau = np.asarray(tau, dtype=float)
+    # tau = +inf is allowed (it gives b_inf), so not check_finite_array; NaN and tau < 0 are not
+    if np.iscomplexobj(tau):
+        raise TypeError("tau must be real, got complex values")
+    try:
+        tau = np.asarray(tau, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"tau must be an array of real numbers ({exc})") from None
+    if np.any(np.isnan(tau)) or np.any(tau < 0):
+        raise ValueError("tau must be >= 0 (training times; inf gives b_inf), got NaN or a negative value")
     return b_inf * (1.0 - np.exp(-K * tau)) + b0 * np.exp(-K * tau)
 
 
@@ -132,11 +142,31 @@ def skip_for_variance(variance: float, schedule, b_max: float = 10.0) -> float:
     from scipy.optimize import brentq
 
     variance = check_real(variance, "variance", low=0.0, low_open=True)
+    _check_schedule(schedule)
+    b_max = check_real(b_max, "b_max", low=0.0, low_open=True, high=1e3)   # larger b overflows v_t
     f = lambda b: schedule.v_t(b)[-1] - variance  # noqa: E731
     lo, hi = -b_max, b_max
     if f(lo) * f(hi) > 0:
         raise ValueError(f"no b in [{lo}, {hi}] gives v_t_f = {variance}")
     return float(brentq(f, lo, hi, xtol=1e-12))
+
+
+def _check_schedule(schedule: Any) -> Any:
+    from .dae import SamplerSchedule
+
+    if not isinstance(schedule, SamplerSchedule):
+        raise TypeError(f"schedule must be a SamplerSchedule (see dae.sampler_schedule), got {type(schedule).__name__}")
+    return schedule
+
+
+def _check_Q(Q: Any) -> np.ndarray:
+    Q = check_finite_array(Q, "Q", ndim=2)
+    if Q.shape[0] != Q.shape[1] or not np.allclose(Q, Q.T, rtol=1e-10, atol=1e-12 * np.abs(Q).max()):
+        raise ValueError(f"Q must be a symmetric (r, r) matrix, got shape {Q.shape}")
+    ev = np.linalg.eigvalsh(Q)
+    if ev.min() < -1e-10 * max(1.0, ev.max()) or ev.max() > 1e150:
+        raise ValueError("Q must be positive semi-definite with eigenvalues below 1e150 (an overlap matrix)")
+    return Q
 
 
 # ----------------------------------------------------------------------------- ODEs
@@ -310,6 +340,10 @@ def _rk4_path(f, state: tuple, keys: Sequence[str], taus: np.ndarray, dtau: floa
     return out
 
 
+# RK4 steps beyond this take hours (each step evaluates the right-hand side 4 times).
+_MAX_RK4_STEPS = 1e7
+
+
 def _ode_problem(target, r: int, taus, activation, lr, weight_decay, times, time_encoding, train_b, quadratic,
                  n_nodes, dtau, n_uniform):
     """Validated (taus, dtau, _Problem) shared by integrate_odes and integrate_spectral_odes."""
@@ -318,15 +352,26 @@ def _ode_problem(target, r: int, taus, activation, lr, weight_decay, times, time
         raise ValueError("taus must be non-negative and non-decreasing")
     check_choice(activation, "activation", ("tanh", "relu", "linear", "erf", "sigmoid"))
     dtau = check_real(dtau, "dtau", low=0.0, low_open=True)
+    if taus[-1] / dtau + len(taus) > _MAX_RK4_STEPS:
+        raise ValueError(f"taus[-1] / dtau = {taus[-1] / dtau:.3g} RK4 steps (at most {_MAX_RK4_STEPS:.0e}); "
+                         "increase dtau or reduce taus")
+    n_uniform = check_positive_int(n_uniform, "n_uniform", maximum=1000)
     if n_nodes is None:
         n_nodes = int(min(60, max(3, round(2e4 ** (1.0 / (2 * r))))))
     n_nodes = check_positive_int(n_nodes, "n_nodes")
+    check_allocation(float(n_nodes) ** (2 * r) * (2 * r + 2) * 4, "n_nodes", f"the {2 * r}-dimensional quadrature grid")
     ts, tw, uniform = _time_nodes(times, n_uniform)
     enc = check_finite_array(time_encoding, "time_encoding", ndim=1, shape=(2,))
     nodes, node_w = _gh_grid(2 * r, n_nodes)
     pb = _Problem(target, activation, check_real(lr, "lr", low=0.0), check_real(weight_decay, "weight_decay", low=0.0),
-                  bool(train_b), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w, bool(quadratic))
+                  check_bool(train_b, "train_b"), ts, tw, uniform, float(enc[0]), float(enc[1]), nodes, node_w,
+                  check_bool(quadratic, "quadratic"))
     return taus, dtau, pb
+
+
+def _check_ode_output(res: dict) -> None:
+    if not all(np.all(np.isfinite(v)) for v in res.values()):
+        raise ValueError("the ODE solution blew up (NaN/inf): reduce dtau, or lr, or the initial Q0/q0, G0, b0, v0")
 
 
 def integrate_odes(target: TheoryTarget, Q0: Any, G0: Any, b0: float = 0.0, v0: Any = None, *,
@@ -351,14 +396,16 @@ def integrate_odes(target: TheoryTarget, Q0: Any, G0: Any, b0: float = 0.0, v0: 
     v = np.zeros(r) if v0 is None else check_finite_array(v0, "v0", ndim=1, shape=(r,))
     taus, dtau, pb = _ode_problem(target, r, taus, activation, lr, weight_decay, times, time_encoding, train_b,
                                   quadratic, n_nodes, dtau, n_uniform)
-    Q, G, b = Q0.copy(), G0.copy(), float(b0)
+    Q, G, b = Q0.copy(), G0.copy(), check_real(b0, "b0")
 
     def f(state):
         Qs, Gs, bs, vs = state
         return ode_rhs(0.5 * (Qs + Qs.T), Gs, bs, vs, pb)
 
-    out = _rk4_path(f, (Q, G, b, v), ("Q", "G", "b", "v"), taus, dtau)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _rk4_path(f, (Q, G, b, v), ("Q", "G", "b", "v"), taus, dtau)
     res = {k: np.array(v_) for k, v_ in out.items()}
+    _check_ode_output(res)
     res["tau"] = taus
     res["M"] = np.einsum("nrR,kR->nkr", res["G"], target.m)
     return res
@@ -457,8 +504,10 @@ def level_overlaps(w: Any, index: Any, n_levels: int | None = None) -> np.ndarra
     d = ww.shape[-2]
     idx = np.asarray(index)
     if idx.shape != (d,) or not np.issubdtype(idx.dtype, np.integer) or idx.min() < -1 or idx.max() < 0:
-        raise ValueError(f"index must be ({d},) integers >= -1 (the level of each coordinate, -1: spike)")
+        raise ValueError(f"index must be ({d},) integers >= -1 (the level of each coordinate, -1: spike; "
+                         f"one per row of w, whose shape is {ww.shape})")
     L = int(idx.max()) + 1 if n_levels is None else check_positive_int(n_levels, "n_levels")
+    check_allocation(float(d) * L + float(ww.size) / d * L * ww.shape[-1], "n_levels", "the level indicator")
     if idx.max() >= L:
         raise ValueError(f"index has levels up to {idx.max()}, more than n_levels = {L}")
     onehot = np.zeros((d, L))
@@ -727,8 +776,10 @@ def integrate_spectral_odes(target: SpectralTarget, q0: Any, G0: Any = None, b0:
         qs, Gs, bs, vs = state
         return spectral_ode_rhs(0.5 * (qs + qs.transpose(0, 2, 1)), Gs, bs, vs, pb)
 
-    out = _rk4_path(f, (q0.copy(), G, float(check_real(b0, "b0")), v), ("q", "G", "b", "v"), taus, dtau)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _rk4_path(f, (q0.copy(), G, float(check_real(b0, "b0")), v), ("q", "G", "b", "v"), taus, dtau)
     res = {k: np.array(v_) for k, v_ in out.items()}
+    _check_ode_output(res)
     res["tau"] = taus
     spk = target.spike_mask
     Gs = res["G"][:, :, spk]
@@ -744,22 +795,29 @@ def z_sde_samples(Q: Any, b: float, v: Any = None, *, schedule, n_samples: int =
                   activation: str = "tanh", time_encoding: Sequence[float] = (0.0, 0.0), seed: Any = 0) -> np.ndarray:
     """Samples of Z at the end of the schedule (Result B.1): Z_0 ~ N(0, Q),
     Z <- Z + delta (kstar Z + kappa Q sigma(Z + p v)) + sqrt(2 gamma delta) Q^{1/2} xi."""
-    Q = check_finite_array(Q, "Q", ndim=2)
+    Q = _check_Q(Q)
     r = Q.shape[0]
     vv = np.zeros(r) if v is None else check_finite_array(v, "v", ndim=1, shape=(r,))
+    _check_schedule(schedule)
+    check_choice(activation, "activation", ("tanh", "relu", "linear", "erf", "sigmoid"))
+    ks, p = schedule.kstar(b), schedule.p(time_encoding)
     rng = as_generator(seed)
     n_samples = check_positive_int(n_samples, "n_samples")
+    check_allocation(2.0 * n_samples * (len(schedule.delta) + 1) * r, "n_samples", "the noise increments")
     z0 = rng.standard_normal((n_samples, r))
     inc = rng.standard_normal((n_samples, len(schedule.delta), r))
-    return _z_sde(Q, vv, activation, schedule.delta, schedule.kappa, schedule.kstar(b), schedule.noise,
-                  schedule.p(time_encoding), z0, inc)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = _z_sde(Q, vv, activation, schedule.delta, schedule.kappa, ks, schedule.noise, p, z0, inc)
+    if not np.all(np.isfinite(z)):
+        raise ValueError("the Z SDE overflowed: Q, b or v give too strong a drift")
+    return z
 
 
 def projected_law_samples(Q: Any, G: Any, b: float, v: Any = None, *, schedule, n_samples: int = 5000,
                           activation: str = "tanh", time_encoding: Sequence[float] = (0.0, 0.0),
                           seed: Any = 0) -> np.ndarray:
     """Samples of E^T X_{t_f} (Corollary 2.3): G^T Q^+ Z + N(0, v_{t_f} (I_R - G^T Q^+ G))."""
-    Q = check_finite_array(Q, "Q", ndim=2)
+    Q = _check_Q(Q)
     G = check_finite_array(G, "G", ndim=2, shape=(Q.shape[0], None))
     rng = as_generator(seed)
     Z = z_sde_samples(Q, b, v, schedule=schedule, n_samples=n_samples, activation=activation,
@@ -768,7 +826,10 @@ def projected_law_samples(Q: Any, G: Any, b: float, v: Any = None, *, schedule, 
     vt = schedule.v_t(b)[-1]
     cov = vt * (np.eye(G.shape[1]) - G.T @ Qp @ G)
     L = _sqrtm_psd(cov)
-    return Z @ (Qp @ G) + rng.standard_normal((n_samples, G.shape[1])) @ L.T
+    out = Z @ (Qp @ G) + rng.standard_normal((n_samples, G.shape[1])) @ L.T
+    if not np.all(np.isfinite(out)):
+        raise ValueError("the projected samples overflow: G too large")
+    return out
 
 
 def generation_target(Q: Any, G: Any, b: float, v: Any = None, *, schedule, n_samples: int = 4000,
@@ -787,9 +848,12 @@ def generation_target(Q: Any, G: Any, b: float, v: Any = None, *, schedule, n_sa
     """
     from scipy.stats import gaussian_kde
 
-    Q = check_finite_array(Q, "Q", ndim=2)
+    Q = _check_Q(Q)
     G = check_finite_array(G, "G", ndim=2, shape=(Q.shape[0], None))
     r = Q.shape[0]
+    grid = check_positive_int(grid, "grid", minimum=2)
+    check_allocation(float(grid) ** r * (r + 2), "grid", "the grid of means")
+    bandwidth_factor = check_real(bandwidth_factor, "bandwidth_factor", low=1e-6, high=1e6)
     ev, U = np.linalg.eigh(Q)
     keep = ev > 1e-10 * max(ev.max(), 1e-300)
     Sih = np.where(keep, 1.0 / np.sqrt(np.where(keep, ev, 1.0)), 0.0)

@@ -31,8 +31,8 @@ import scipy.sparse.linalg
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_choice, check_finite_array, check_points, check_positive_int, check_real,
-                          check_threads)
+from ._validation import (as_generator, as_seed, check_allocation, check_bool, check_choice, check_finite_array,
+                          check_points, check_positive_int, check_real, check_threads)
 from .mixture import GaussianMixture
 from .reference import hodge as _refh
 
@@ -44,7 +44,14 @@ ScoreFn = Callable[[np.ndarray, float], np.ndarray]
 # Potentials and error terms
 # ---------------------------------------------------------------------------------------
 
+def _dim(d: Any, name: str = "d") -> int:
+    d = check_positive_int(d, name)
+    check_allocation(2.0 * d * d, name, "a (d, d) matrix")
+    return d
+
+
 def _matrix(a: Any, d: int, name: str) -> np.ndarray:
+    d = _dim(d)
     m = check_finite_array(a, name, ndim=(0, 2))
     if m.ndim == 0:
         m = float(m) * np.eye(d)
@@ -54,6 +61,7 @@ def _matrix(a: Any, d: int, name: str) -> np.ndarray:
 
 
 def _vector(v: Any, d: int, name: str) -> np.ndarray:
+    d = _dim(d)
     if v is None:
         return np.zeros(d)
     a = check_finite_array(v, name, ndim=(0, 1))
@@ -68,9 +76,11 @@ def antisymmetric(d: int, seed: int | np.random.Generator | None = 0, scale: flo
     """A random antisymmetric d x d matrix (for d = 2: +-scale * [[0, -1], [1, 0]]), normalised
     to Frobenius norm scale * sqrt(2)."""
     d = check_positive_int(d, "d", 2)
+    check_allocation(2.0 * d * d, "d", "the matrix")
+    scale = check_real(scale, "scale", low=-1e150, high=1e150)
     if d == 2:
         return scale * np.array([[0.0, -1.0], [1.0, 0.0]])
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     B = rng.standard_normal((d, d))
     A = B - B.T
     return scale * A * (np.sqrt(2.0) / np.linalg.norm(A))
@@ -191,11 +201,17 @@ class FourierTerm:
     @classmethod
     def random(cls, d: int, n_freq: int = 8, amplitude: float = 0.3, bandwidth: float = 1.0,
                seed: int | np.random.Generator | None = 0) -> "FourierTerm":
-        rng = np.random.default_rng(seed)
+        d = check_positive_int(d, "d")
+        n_freq = check_positive_int(n_freq, "n_freq")
+        check_allocation(2.0 * n_freq * d, "n_freq", "the frequencies")
+        amplitude = check_real(amplitude, "amplitude", low=-1e150, high=1e150)
+        bandwidth = check_real(bandwidth, "bandwidth", low=1e-150, high=1e150)
+        rng = as_generator(seed)
         return cls(rng.standard_normal((n_freq, d)) / bandwidth, rng.uniform(0, 2 * np.pi, n_freq),
                    amplitude * rng.standard_normal((n_freq, d)) / np.sqrt(n_freq))
 
     def compile(self, d: int) -> dict:
+        d = _dim(d)
         om = check_finite_array(self.omega, "omega", ndim=2)
         if om.shape[1] != d:
             raise ValueError(f"omega must have shape (J, {d})")
@@ -208,6 +224,7 @@ class FourierTerm:
 
 
 Term = MatrixTerm | LinearTerm | GradientTerm | SolenoidalTerm | FourierTerm
+_TERM_TYPES = (MatrixTerm, LinearTerm, GradientTerm, SolenoidalTerm, FourierTerm)
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,7 +262,13 @@ class PerturbedScore:
         if not isinstance(base, GaussianMixture):
             raise TypeError(f"base must be a GaussianMixture, got {type(base).__name__}")
         self.base = base
+        if isinstance(terms, (str, bytes)) or not isinstance(terms, Sequence) and not hasattr(terms, "__iter__"):
+            raise TypeError(f"terms must be a sequence of terms (MatrixTerm, LinearTerm, ...), got {type(terms).__name__}")
         self.terms = tuple(terms)
+        for i, term in enumerate(self.terms):
+            if not isinstance(term, _TERM_TYPES):
+                raise TypeError(f"terms[{i}] must be a MatrixTerm, LinearTerm, GradientTerm, SolenoidalTerm or "
+                                f"FourierTerm, got {type(term).__name__}")
         d = base.dim
         self._compiled = [t.compile(d) for t in self.terms]
         self._nature = [t.nature(d) for t in self.terms]
@@ -269,6 +292,8 @@ class PerturbedScore:
 
     def with_terms(self, terms: Sequence[Term]) -> "PerturbedScore":
         """A new model with ``terms`` added."""
+        if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
+            raise TypeError(f"terms must be a sequence of terms (MatrixTerm, LinearTerm, ...), got {type(terms).__name__}")
         return PerturbedScore(self.base, self.terms + tuple(terms))
 
     def __repr__(self) -> str:
@@ -294,7 +319,9 @@ class PerturbedScore:
         t = check_real(t, "t", low=0.0)
         check_choice(backend, "backend", BACKENDS)
         if mask is not None:
-            mask = [bool(m) for m in mask]
+            if isinstance(mask, (str, bytes)) or not hasattr(mask, "__iter__"):
+                raise TypeError(f"mask must be a sequence of booleans (one per term), got {type(mask).__name__}")
+            mask = [check_bool(m, "mask entries") for m in mask]
             if len(mask) != len(self.terms):
                 raise ValueError(f"mask must have {len(self.terms)} entries (one per term)")
         if backend == "cpp":
@@ -337,11 +364,15 @@ class PerturbedScore:
     def sample(self, n: int, seed: int | np.random.Generator | None = None, *, t: float = 0.0,
                threads: int = 0) -> np.ndarray:
         """Samples of the true p_t."""
+        n = check_positive_int(n, "n", minimum=0)
+        check_allocation(2.0 * n * self.dim, "n", "the samples")
         return self.base.sample(n, seed, t=t, threads=threads)
 
     def sample_smoothed(self, n: int, t: float, seed: int | np.random.Generator | None = None,
                         *, threads: int = 0) -> np.ndarray:
         """Samples of p_t (used by the reverse sampler's ``init="exact"``)."""
+        n = check_positive_int(n, "n", minimum=0)
+        check_allocation(2.0 * n * self.dim, "n", "the samples")
         return self.base.sample(n, seed, t=t, threads=threads)
 
     def _numpy_score_fn(self):
@@ -354,19 +385,63 @@ class PerturbedScore:
         return (lambda x, t: _refh.model_score(w, m, c, terms, x, t)), exact
 
 
+def _check_model(model: Any) -> "PerturbedScore":
+    if not isinstance(model, PerturbedScore):
+        raise TypeError(f"model must be a PerturbedScore, got {type(model).__name__}")
+    return model
+
+
+def _check_base(base: Any, name: str = "base") -> GaussianMixture:
+    if not isinstance(base, GaussianMixture):
+        raise TypeError(f"{name} must be a GaussianMixture, got {type(base).__name__}")
+    return base
+
+
+def _check_callable(fn: Any, name: str) -> Any:
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    return fn
+
+
+def _check_box(box: Any) -> tuple[float, float, float, float]:
+    b = check_finite_array(box, "box", shape=(4,))
+    x0, x1, y0, y1 = (float(v) for v in b)
+    if not (x1 > x0 and y1 > y0) or max(abs(b).max(), x1 - x0, y1 - y0) > 1e150:
+        raise ValueError("box must be (xmin, xmax, ymin, ymax) with xmin < xmax, ymin < ymax and |values| < 1e150")
+    return x0, x1, y0, y1
+
+
+def _check_mc(model: Any, n: Any) -> int:
+    """Model type and sample size of a Monte Carlo estimate (n >= 2 for a standard error)."""
+    _check_model(model)
+    n = check_positive_int(n, "n", minimum=2)
+    check_allocation(4.0 * n * model.dim, "n", "the Monte Carlo samples")
+    return n
+
+
+def _finite_sq(sq: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(sq)):
+        raise ValueError("the squared error overflows: the model's terms are too large at these samples")
+    return sq
+
+
 def l2_error(model: PerturbedScore, t: float, n: int = 20000, seed: int = 0, threads: int = 0
              ) -> tuple[float, float]:
     """Monte Carlo E_{p_t}|e_t|^2 and its standard error."""
+    n = _check_mc(model, n)
     x = model.sample(n, seed, t=t, threads=threads)
-    sq = np.sum(model.error(x, t, threads=threads) ** 2, axis=1)
+    with np.errstate(over="ignore"):
+        sq = _finite_sq(np.sum(model.error(x, t, threads=threads) ** 2, axis=1))
     return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(n))
 
 
 def exact_gradient_energy(model: PerturbedScore, t: float, n: int = 20000, seed: int = 0, threads: int = 0
                           ) -> tuple[float, float]:
     """Monte Carlo E_{p_t}|grad phi_t|^2 for models with :attr:`known_gradient_part`."""
+    n = _check_mc(model, n)
     x = model.sample(n, seed, t=t, threads=threads)
-    sq = np.sum(model.gradient_error(x, t, threads=threads) ** 2, axis=1)
+    with np.errstate(over="ignore"):
+        sq = _finite_sq(np.sum(model.gradient_error(x, t, threads=threads) ** 2, axis=1))
     return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(n))
 
 
@@ -385,23 +460,34 @@ def gaussian_gradient_part(E: Any, C: Any, f: Any = None) -> dict[str, Any]:
     """
     C = check_finite_array(C, "C", ndim=2)
     d = C.shape[0]
+    if C.shape != (d, d) or not np.allclose(C, C.T, rtol=1e-10, atol=1e-12 * np.abs(C).max()):
+        raise ValueError(f"C must be a symmetric (d, d) covariance, got shape {C.shape}")
+    if np.linalg.eigvalsh(C).min() <= 0:
+        raise ValueError("C must be positive definite (a covariance)")
     E = _matrix(E, d, "E")
     f = _vector(f, d, "f")
-    Q = E @ C + C @ E.T
-    S = scipy.linalg.solve_continuous_lyapunov(C, Q)
-    S = 0.5 * (S + S.T)
-    R = E - S
-    return {"S": S, "R": R, "total": float(np.trace(E @ C @ E.T) + f @ f),
-            "gradient": float(np.trace(S @ C @ S) + f @ f), "solenoidal": float(np.trace(R @ C @ R.T))}
+    with np.errstate(over="ignore", invalid="ignore"):
+        Q = E @ C + C @ E.T
+        S = scipy.linalg.solve_continuous_lyapunov(C, Q)
+        S = 0.5 * (S + S.T)
+        R = E - S
+        out = {"S": S, "R": R, "total": float(np.trace(E @ C @ E.T) + f @ f),
+               "gradient": float(np.trace(S @ C @ S) + f @ f), "solenoidal": float(np.trace(R @ C @ R.T))}
+    if not all(np.all(np.isfinite(v)) for v in out.values()):
+        raise ValueError("the energies overflow: E, C or f too large (or C too close to singular)")
+    return out
 
 
 def affine_coefficients(score: ScoreFn, t: float, d: int, check: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(J, k) with score(x, t) = J x + k for an affine score model (checked at a random point)."""
+    _check_callable(score, "score")
+    t = check_real(t, "t", low=0.0)
+    d = _dim(d)
     pts = np.vstack([np.zeros(d), np.eye(d)])
-    vals = np.asarray(score(pts, t))
+    vals = check_finite_array(score(pts, t), "score(x, t)", shape=(d + 1, d))
     k = vals[0]
     J = (vals[1:] - k).T
-    if check:
+    if check_bool(check, "check"):
         x = np.linspace(-0.7, 1.3, d)[None, :]
         ref = x @ J.T + k
         got = np.asarray(score(x, t))
@@ -419,6 +505,8 @@ def _gaussian_moments_t(base: GaussianMixture, t: float) -> tuple[np.ndarray, np
 
 def gaussian_error_energies(model: PerturbedScore, t: float) -> dict[str, float]:
     """Closed-form E|e_t|^2 and E|grad phi_t|^2 for a Gaussian base and affine terms."""
+    _check_model(model)
+    t = check_real(t, "t", low=0.0)
     m, C = _gaussian_moments_t(model.base, t)
     d = model.dim
     Je, ke = affine_coefficients(lambda x, s: model.error(x, s), t, d)
@@ -426,17 +514,40 @@ def gaussian_error_energies(model: PerturbedScore, t: float) -> dict[str, float]
 
 
 def kl_gaussian(m0: Any, C0: Any, m1: Any, C1: Any) -> float:
-    """KL(N(m0, C0) || N(m1, C1))."""
-    m0, m1 = np.atleast_1d(np.asarray(m0, float)), np.atleast_1d(np.asarray(m1, float))
-    C0, C1 = np.atleast_2d(np.asarray(C0, float)), np.atleast_2d(np.asarray(C1, float))
-    d = len(m0)
-    L1 = np.linalg.cholesky(C1)
+    """KL(N(m0, C0) || N(m1, C1)).
+
+    The means are (d,) vectors (or scalars for d = 1), the covariances symmetric positive
+    definite (d, d) matrices (or scalars for d = 1); anything else raises ValueError.
+    """
+    m0 = np.atleast_1d(check_finite_array(m0, "m0", ndim=(0, 1)))
+    d = m0.shape[0]
+    m1 = np.atleast_1d(check_finite_array(m1, "m1", ndim=(0, 1)))
+    if m1.shape != (d,):
+        raise ValueError(f"m1 must have shape ({d},) like m0, got {m1.shape}")
+    covs = []
+    for C, name in ((C0, "C0"), (C1, "C1")):
+        C = np.atleast_2d(check_finite_array(C, name, ndim=(0, 2)))
+        if C.shape != (d, d):
+            raise ValueError(f"{name} must have shape ({d}, {d}), got {C.shape}")
+        if not np.allclose(C, C.T, rtol=1e-10, atol=1e-12 * np.abs(C).max()):
+            raise ValueError(f"{name} must be symmetric (a covariance matrix)")
+        try:
+            L = np.linalg.cholesky(C)
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{name} must be positive definite (a covariance matrix)") from None
+        if not np.all(np.isfinite(L)):
+            raise ValueError(f"{name} has entries too large for a Cholesky factorisation")
+        covs.append((C, L))
+    (C0, _), (C1, L1) = covs
     sol = scipy.linalg.cho_solve((L1, True), C0)
     dm = m1 - m0
     q = dm @ scipy.linalg.cho_solve((L1, True), dm)
     logdet1 = 2 * np.sum(np.log(np.diag(L1)))
     logdet0 = np.linalg.slogdet(C0)[1]
-    return float(0.5 * (np.trace(sol) + q - d + logdet1 - logdet0))
+    kl = float(0.5 * (np.trace(sol) + q - d + logdet1 - logdet0))
+    if not np.isfinite(kl):
+        raise ValueError("KL overflows: m0, m1 too far apart or C1 too close to singular relative to C0")
+    return kl
 
 
 def gaussian_reverse_law(model: Any, T: float, delta: float, dim: int, init: str = "standard_normal",
@@ -449,9 +560,13 @@ def gaussian_reverse_law(model: Any, T: float, delta: float, dim: int, init: str
     """
     from scipy.integrate import solve_ivp
 
-    score = model.score if hasattr(model, "score") else model
-    d = dim
+    score = _check_callable(model.score if hasattr(model, "score") else model, "model")
+    T = check_real(T, "T", low=0.0, low_open=True, high=1e6)
+    delta = check_real(delta, "delta", low=0.0, high=T, high_open=True)
+    d = dim = _dim(dim, "dim")
+    check_choice(init, "init", ("standard_normal", "exact"))
     if init == "exact":
+        _check_base(base)
         if base is None:
             raise ValueError("init='exact' needs base")
         m0, C0 = _gaussian_moments_t(base, T)
@@ -470,12 +585,15 @@ def gaussian_reverse_law(model: Any, T: float, delta: float, dim: int, init: str
     sol = solve_ivp(rhs, (0.0, T - delta), np.concatenate([m0, C0.ravel()]), rtol=1e-10, atol=1e-12,
                     method="DOP853")
     y = sol.y[:, -1]
+    if not sol.success or not np.all(np.isfinite(y)):
+        raise ValueError(f"the reverse-law ODE failed ({sol.message}): the model's affine score is too large over T")
     S = y[d:].reshape(d, d)
     return y[:d], 0.5 * (S + S.T)
 
 
 def true_kl_gaussian(model: PerturbedScore, T: float, delta: float, init: str = "standard_normal") -> float:
     """KL(p_delta || q_delta) for a Gaussian base and affine terms (continuous time)."""
+    _check_model(model)
     mq, Cq = gaussian_reverse_law(model, T, delta, model.dim, init, model.base)
     mp, Cp = _gaussian_moments_t(model.base, delta)
     return kl_gaussian(mp, Cp, mq, Cq)
@@ -506,6 +624,10 @@ class KLBounds:
 
 def kl_to_standard_normal(base: GaussianMixture, T: float, n: int = 200000, seed: int = 0) -> float:
     """KL(p_T || N(0, I)): closed form for a Gaussian, Monte Carlo for a mixture."""
+    _check_base(base)
+    T = check_real(T, "T", low=0.0)
+    n = check_positive_int(n, "n")
+    check_allocation(4.0 * n * base.dim, "n", "the Monte Carlo samples")
     if base.n_components == 1:
         m, C = _gaussian_moments_t(base, T)
         return kl_gaussian(m, C, np.zeros(base.dim), np.eye(base.dim))
@@ -533,9 +655,17 @@ def kl_bounds(model: PerturbedScore, T: float, delta: float, *, n_times: int = 2
     the gradient part, Monte Carlo not used), or ``"auto"`` (the first that applies).
     Time integral: Gauss-Legendre in log t with ``n_times`` nodes.
     """
+    _check_model(model)
     T = check_real(T, "T", low=0.0, low_open=True)
     delta = check_real(delta, "delta", low=0.0, low_open=True, high=T, high_open=True)
     check_choice(method, "method", ("auto", "gaussian", "exact", "grid"))
+    n_times = check_positive_int(n_times, "n_times", maximum=10_000)   # Gauss-Legendre nodes
+    n_mc = check_positive_int(n_mc, "n_mc", minimum=2)
+    check_allocation(4.0 * n_mc * model.dim, "n_mc", "the Monte Carlo samples")
+    grid_n = check_positive_int(grid_n, "grid_n", minimum=4)
+    check_allocation(60.0 * grid_n * grid_n, "grid_n", "the finite-volume system")
+    if box is not None:
+        box = _check_box(box)
     if method == "auto":
         if model.base.n_components == 1 and all(isinstance(t, (MatrixTerm, LinearTerm)) or
                                                  (isinstance(t, GradientTerm) and isinstance(t.potential, QuadraticPotential))
@@ -605,6 +735,15 @@ def _default_box(base: GaussianMixture, t: float, pad: float = 6.0) -> tuple[flo
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
 
 
+# Largest 2D grid (cells) of the sparse solvers: beyond this spsolve takes minutes to hours.
+_MAX_CELLS = 4_000_000
+
+
+def _check_cells(cells: float, name: str) -> None:
+    if cells > _MAX_CELLS:
+        raise ValueError(f"{name} too large: {cells:.3g} grid cells (at most {_MAX_CELLS:.0e} for the sparse solver)")
+
+
 def solve_weighted_poisson_2d(logpdf: Callable[[np.ndarray], np.ndarray], error: Callable[[np.ndarray], np.ndarray],
                               box: Sequence[float], n: int | tuple[int, int] = 160,
                               floor: float = 1e-12) -> GridDecomposition:
@@ -621,11 +760,16 @@ def solve_weighted_poisson_2d(logpdf: Callable[[np.ndarray], np.ndarray], error:
     floor : float
         Face densities below floor * max p are raised to it (regions of negligible mass).
     """
-    x0, x1, y0, y1 = (float(v) for v in box)
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError("box must be (xmin, xmax, ymin, ymax) with xmin < xmax and ymin < ymax")
-    nx, ny = (n, n) if np.isscalar(n) else n
-    nx, ny = check_positive_int(int(nx), "n", 4), check_positive_int(int(ny), "n", 4)
+    _check_callable(logpdf, "logpdf")
+    _check_callable(error, "error")
+    x0, x1, y0, y1 = _check_box(box)
+    if isinstance(n, (tuple, list)) and len(n) == 2:
+        nx, ny = n
+    else:
+        nx = ny = n
+    nx, ny = check_positive_int(nx, "n", 4), check_positive_int(ny, "n", 4)
+    _check_cells(float(nx) * ny, "n")
+    floor = check_real(floor, "floor", low=0.0, high=1.0)
     hx, hy = (x1 - x0) / nx, (y1 - y0) / ny
     xc = x0 + hx * (np.arange(nx) + 0.5)
     yc = y0 + hy * (np.arange(ny) + 0.5)
@@ -634,13 +778,13 @@ def solve_weighted_poisson_2d(logpdf: Callable[[np.ndarray], np.ndarray], error:
     # faces: x-faces between (i, j) and (i+1, j) at x = x0 + (i+1) hx
     xf = np.column_stack([(XC[:-1] + hx / 2).ravel(), YC[:-1].ravel()])
     yf = np.column_stack([XC[:, :-1].ravel(), (YC[:, :-1] + hy / 2).ravel()])
-    lc, lx, ly = (np.asarray(logpdf(p), float) for p in (centres, xf, yf))
+    lc, lx, ly = (check_finite_array(logpdf(p), "logpdf(x)", shape=(len(p),)) for p in (centres, xf, yf))
     shift = max(lc.max(), lx.max(), ly.max())
     pc, px, py = np.exp(lc - shift), np.exp(lx - shift), np.exp(ly - shift)
     pmax = max(pc.max(), px.max(), py.max())
     px, py = np.maximum(px, floor * pmax), np.maximum(py, floor * pmax)
-    ex = np.asarray(error(xf), float)[:, 0]
-    ey = np.asarray(error(yf), float)[:, 1]
+    ex = check_finite_array(error(xf), "error(x)", shape=(len(xf), 2))[:, 0]
+    ey = check_finite_array(error(yf), "error(x)", shape=(len(yf), 2))[:, 1]
     idx = np.arange(nx * ny).reshape(nx, ny)
     L_, R_ = idx[:-1].ravel(), idx[1:].ravel()  # x-face neighbours
     B_, U_ = idx[:, :-1].ravel(), idx[:, 1:].ravel()
@@ -691,7 +835,9 @@ def solve_weighted_poisson_2d(logpdf: Callable[[np.ndarray], np.ndarray], error:
     gyf[:, 1:-1] = gy.reshape(nx, ny - 1)
     G[..., 0] = 0.5 * (gxf[:-1] + gxf[1:])
     G[..., 1] = 0.5 * (gyf[:, :-1] + gyf[:, 1:])
-    Ec = np.asarray(error(centres), float).reshape(nx, ny, 2)
+    Ec = check_finite_array(error(centres), "error(x)", shape=(nx * ny, 2)).reshape(nx, ny, 2)
+    if not all(np.isfinite(v) for v in (total, grad, sol, cross, div_res)) or not np.all(np.isfinite(phi)):
+        raise ValueError("the weighted Poisson solve overflowed: the error field is too large on the box")
     return GridDecomposition(xc=xc, yc=yc, density=(pc / norm).reshape(nx, ny), phi=phi.reshape(nx, ny),
                              grad_phi=G, error=Ec, r=Ec - G, total_energy=total, gradient_energy=grad,
                              solenoidal_energy=sol, cross=cross, div_residual=div_res)
@@ -700,8 +846,10 @@ def solve_weighted_poisson_2d(logpdf: Callable[[np.ndarray], np.ndarray], error:
 def decompose_on_grid(model: PerturbedScore, t: float, n: int = 160, box: Sequence[float] | None = None,
                       mask: Sequence[bool] | None = None) -> GridDecomposition:
     """:func:`solve_weighted_poisson_2d` for a 2D :class:`PerturbedScore` at time t."""
+    _check_model(model)
     if model.dim != 2:
-        raise ValueError("the grid solver is two-dimensional")
+        raise ValueError("the grid solver is two-dimensional (model must have dim 2)")
+    t = check_real(t, "t", low=0.0)
     box = _default_box(model.base, t) if box is None else box
     return solve_weighted_poisson_2d(lambda x: model.logpdf(x, t), lambda x: model.error(x, t, mask), box, n)
 
@@ -711,8 +859,13 @@ def divergence_residual_2d(model: PerturbedScore, t: float, mask: Sequence[bool]
     """(max |div(p_t e)|, max |p_t e|) with e the selected terms: central differences of the
     cell-centred flux p_t e on a grid (second order). Solenoidal fields give a ratio
     O(h^2), others O(1)."""
-    box = _default_box(model.base, t) if box is None else box
-    x0, x1, y0, y1 = box
+    _check_model(model)
+    if model.dim != 2:
+        raise ValueError("the grid is two-dimensional (model must have dim 2)")
+    t = check_real(t, "t", low=0.0)
+    n = check_positive_int(n, "n", minimum=5)
+    check_allocation(12.0 * n * n, "n", "the grid")
+    x0, x1, y0, y1 = _check_box(_default_box(model.base, t) if box is None else box)
     xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
     hx, hy = xs[1] - xs[0], ys[1] - ys[0]
     X, Y = np.meshgrid(xs, ys, indexing="ij")
@@ -721,6 +874,8 @@ def divergence_residual_2d(model: PerturbedScore, t: float, mask: Sequence[bool]
     e = model.error(pts, t, mask).reshape(n, n, 2)
     F = p[..., None] * e
     div = np.gradient(F[..., 0], hx, axis=0) + np.gradient(F[..., 1], hy, axis=1)
+    if not (np.all(np.isfinite(div)) and np.all(np.isfinite(F))):
+        raise ValueError("p e overflows on the grid: the model's error terms are too large")
     return float(np.abs(div[2:-2, 2:-2]).max()), float(np.abs(F).max())
 
 
@@ -746,7 +901,15 @@ def fokker_planck_kl_2d(score: ScoreFn, target_logpdf: Callable[[np.ndarray], np
     implicit Euler on a quadratic time grid (dense near delta). The discretisation floor is
     measured by running the exact score through the same solver.
     """
-    x0, x1, y0, y1 = (float(v) for v in box)
+    _check_callable(score, "score")
+    _check_callable(target_logpdf, "target_logpdf")
+    T = check_real(T, "T", low=0.0, low_open=True)
+    delta = check_real(delta, "delta", low=0.0, low_open=True, high=T, high_open=True)
+    x0, x1, y0, y1 = _check_box(box)
+    n = check_positive_int(n, "n", minimum=4)
+    _check_cells(float(n) * n, "n")
+    steps = check_positive_int(steps, "steps")
+    _check_cells(float(n) * n * steps / 1000.0, "steps")   # steps sparse solves of n^2 cells
     hx, hy = (x1 - x0) / n, (y1 - y0) / n
     xc = x0 + hx * (np.arange(n) + 0.5)
     yc = y0 + hy * (np.arange(n) + 0.5)
@@ -764,8 +927,8 @@ def fokker_planck_kl_2d(score: ScoreFn, target_logpdf: Callable[[np.ndarray], np
     eye = scipy.sparse.identity(N, format="csr")
 
     def operator(t):
-        bx = xf[:, 0] + 2 * np.asarray(score(xf, t))[:, 0]
-        by = yf[:, 1] + 2 * np.asarray(score(yf, t))[:, 1]
+        bx = xf[:, 0] + 2 * check_finite_array(score(xf, t), "score(x, t)", shape=(len(xf), 2))[:, 0]
+        by = yf[:, 1] + 2 * check_finite_array(score(yf, t), "score(x, t)", shape=(len(yf), 2))[:, 1]
         # flux L->R: (B(-z) q_L - B(z) q_R) / h with z = b h (unit diffusion)
         zx, zy = bx * hx, by * hy
         aL, aR = _bernoulli(-zx) / hx**2, _bernoulli(zx) / hx**2
@@ -781,11 +944,13 @@ def fokker_planck_kl_2d(score: ScoreFn, target_logpdf: Callable[[np.ndarray], np
         q = scipy.sparse.linalg.spsolve(A, q)
     q = np.maximum(q, 1e-300)
     q /= q.sum() * hx * hy
-    lp = np.asarray(target_logpdf(centres), float)
+    lp = check_finite_array(target_logpdf(centres), "target_logpdf(x)", shape=(N,))
     p = np.exp(lp - lp.max())
     p /= p.sum() * hx * hy
     mask = p > 0
     kl = float(np.sum(p[mask] * (np.log(p[mask]) - np.log(q[mask]))) * hx * hy)
+    if not np.isfinite(kl) or not np.all(np.isfinite(q)):
+        raise ValueError("the Fokker-Planck solve overflowed: the score is too large on the box (or box too large)")
     return {"kl": kl, "q": q.reshape(n, n), "p": p.reshape(n, n), "xc": xc, "yc": yc}
 
 
@@ -844,12 +1009,20 @@ def hermite_stein_system(x: Any, score: Any, degree: int, loc: Any = None, scale
     scale = x.std(axis=0) if scale is None else _vector(scale, x.shape[1], "scale")
     if np.any(scale <= 0):
         raise ValueError("scale must be > 0 (are the samples degenerate?)")
-    return _hermite_system(x, s, loc, scale, degree, check_threads(threads), backend)
+    check_allocation(float(math.comb(degree + x.shape[1], x.shape[1])) ** 2 + x.size * 4.0, "degree", "the Gram matrix")
+    with np.errstate(over="ignore", invalid="ignore"):
+        b, G = _hermite_system(x, s, loc, scale, degree, check_threads(threads), backend)
+    if not (np.all(np.isfinite(b)) and np.all(np.isfinite(G))):
+        raise ValueError("the Hermite system overflows: x, score, loc or scale too large (or degree too high)")
+    return b, G
 
 
 def hermite_multi_indices(d: int, degree: int) -> np.ndarray:
     """Multi-indices of the Hermite basis (1 <= |a| <= degree), in the kernel's order."""
-    return _refh.hermite_multi_indices(check_positive_int(d, "d"), check_positive_int(degree, "degree"))
+    d = check_positive_int(d, "d")
+    degree = check_positive_int(degree, "degree")
+    check_allocation(float(math.comb(degree + d, d)) * d, "d and degree", "the multi-indices")
+    return _refh.hermite_multi_indices(d, degree)
 
 
 def _rff(x, s, loc, scale, omega, phase):
@@ -911,6 +1084,7 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
     x = check_finite_array(x, "x", ndim=2)
     s = check_finite_array(score, "score", shape=x.shape)
     check_choice(backend, "backend", BACKENDS)
+    cross_fit = check_bool(cross_fit, "cross_fit")
     auto = isinstance(ridge, str)
     if auto:
         check_choice(ridge, "ridge", ("auto",))
@@ -926,6 +1100,7 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
     if basis == "hermite":
         degree = check_positive_int(degree, "degree")
         K = math.comb(degree + d, d) - 1
+        check_allocation(float(K) * K * 4 + float(K) * n, "degree", "the Gram matrices")
 
         def system(idx):
             return _hermite_system(x[idx], s[idx], loc, scale, degree, threads, backend)
@@ -934,8 +1109,9 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
             return _hermite_eval(x[idx], s[idx], loc, scale, degree, beta, threads, backend)
     else:
         K = check_positive_int(n_features, "n_features")
-        bw = check_real(bandwidth, "bandwidth", low=0.0, low_open=True)
-        rng = np.random.default_rng(seed)
+        check_allocation(float(K) * K * 4 + 3.0 * K * n * d, "n_features", "the features and Gram matrices")
+        bw = check_real(bandwidth, "bandwidth", low=1e-150, high=1e150)
+        rng = as_generator(seed)
         omega = rng.standard_normal((K, d)) / bw
         phase = rng.uniform(0, 2 * np.pi, K)
 
@@ -1179,7 +1355,7 @@ def _network_fit_half(torch, x, s, loc, scale, *, width, depth, activation, step
                 best_val, best_step = val, step
                 best = [p.detach().clone() for p in params]
     params = best
-    refit_kept, refit_ridge = False, float("nan")
+    refit_kept, refit_ridge = False, None   # None: no refit kept
     if refit_output:
         # conservative: a refit replaces the current output layer only when its gain on the
         # held-out rows exceeds 2 standard errors of the paired per-sample difference
@@ -1272,7 +1448,7 @@ def gradient_part_network(x: Any, score: Any, *, width: int = 32, depth: int = 2
     width = check_positive_int(width, "width")
     depth = check_positive_int(depth, "depth")
     check_choice(activation, "activation", NETWORK_ACTIVATIONS)
-    steps = check_positive_int(steps, "steps")
+    steps = check_positive_int(steps, "steps", maximum=10**8)
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     penalty = check_real(penalty, "penalty", low=0.0)
     batch_size = check_positive_int(batch_size, "batch_size", 2)
@@ -1281,6 +1457,13 @@ def gradient_part_network(x: Any, score: Any, *, width: int = 32, depth: int = 2
     val_fraction = check_real(val_fraction, "val_fraction", low=0.0, high=0.5, low_open=True)
     eval_every = check_positive_int(eval_every, "eval_every")
     threads = check_threads(threads)
+    # parameters, and per-sample Jacobians (chunks of rows x d x width) for each layer
+    check_allocation(float(width) * (width * depth + d + 2) + 4.0 * min(n, _CHUNK) * d * (width + d) * depth
+                     + 4.0 * min(batch_size, n) * n_probes * d, "width/depth/batch_size/n_probes",
+                     "the network and its Jacobians")
+    refit_output = check_bool(refit_output, "refit_output")
+    cross_fit = check_bool(cross_fit, "cross_fit")
+    progress = check_bool(progress, "progress")
     check_choice(device, "device", ("cpu", "cuda", "auto"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -1348,10 +1531,17 @@ def integrated_gradient_part(score: ScoreFn | PerturbedScore, data: GaussianMixt
     the standard error combines the per-time standard errors (independent samples per time).
     Returns a dict with ``integral``, ``se``, ``times``, ``values``, ``ses``.
     """
-    score_fn = score.score if isinstance(score, (PerturbedScore, GaussianMixture)) else score
-    times, weights = _time_nodes(check_real(T, "T", low=0.0, low_open=True),
-                                 check_real(delta, "delta", low=0.0, low_open=True), n_times)
-    rng = np.random.default_rng(seed)
+    score_fn = _check_callable(score.score if isinstance(score, (PerturbedScore, GaussianMixture)) else score, "score")
+    n_times = check_positive_int(n_times, "n_times", maximum=10_000)
+    n_samples = check_positive_int(n_samples, "n_samples", minimum=4)
+    if not isinstance(data, GaussianMixture):
+        data = check_finite_array(data, "data", ndim=2)
+    dim = data.dim if isinstance(data, GaussianMixture) else data.shape[1]
+    check_allocation(8.0 * n_samples * dim, "n_samples", "the samples")
+    T = check_real(T, "T", low=0.0, low_open=True)
+    times, weights = _time_nodes(T, check_real(delta, "delta", low=0.0, low_open=True, high=T, high_open=True),
+                                 n_times)
+    rng = as_generator(seed)
     vals, ses = np.empty(n_times), np.empty(n_times)
     for i, t in enumerate(times):
         key = int(rng.integers(0, 2**62))

@@ -33,18 +33,19 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
-from .._validation import (as_seed, check_choice, check_finite_array, check_positive_int, check_real,
-                           check_threads)
+from .._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
+                           check_real, check_threads)
 from .loop import resolve_mixing
 
 BACKENDS = ("cpp", "numpy")
+_MAX_DRAWS = 1e13   # simulate_chains: normal draws beyond this take hours
 
 
 # --------------------------------------------------------------------------- theory
 
 def expected_sqrt_chi2(k: Any) -> np.ndarray:
     """E[sqrt(X)] for X ~ chi2_k: sqrt(2) Gamma((k+1)/2) / Gamma(k/2)."""
-    k = np.asarray(k, dtype=np.float64)
+    k = check_finite_array(k, "k", allow_empty=True)
     if np.any(k <= 0):
         raise ValueError("degrees of freedom k must be > 0")
     return np.sqrt(2.0) * np.exp(gammaln((k + 1) / 2) - gammaln(k / 2))
@@ -57,7 +58,7 @@ def alpha(n: Any) -> np.ndarray | float:
     variance) on n of its own samples. alpha < 1 and alpha -> 1 as n -> inf
     (alpha ~ 1 - 1/(4n)).
     """
-    n_arr = np.asarray(n, dtype=np.float64)
+    n_arr = check_finite_array(n, "n", allow_empty=True)
     if np.any(n_arr < 2):
         raise ValueError(f"n must be >= 2 (samples per round), got {n}")
     out = np.sqrt(2.0 / (n_arr - 1)) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))
@@ -66,14 +67,17 @@ def alpha(n: Any) -> np.ndarray | float:
 
 def expected_std(sigma0: float, n: int, t: Any) -> np.ndarray | float:
     """E[sigma_t] = alpha(n)^t sigma_0 for fully synthetic 1D retraining (exact)."""
-    t = np.asarray(t, dtype=np.float64)
-    out = alpha(n) ** t * float(sigma0)
+    t = check_finite_array(t, "t", allow_empty=True)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0 (rounds)")
+    out = alpha(n) ** t * check_real(sigma0, "sigma0", low=0.0)
     return float(out) if np.ndim(out) == 0 else out
 
 
 def sqrt_cov_bound(cov0: Any, n: int, t: int) -> np.ndarray:
     """alpha(n)^t Sigma_0^{1/2}: Proposition 1's upper bound (Loewner order) on E[Sigma_t^{1/2}]."""
-    return alpha(n) ** t * sqrtm_psd(cov0)
+    t = check_real(t, "t", low=0.0)
+    return alpha(check_real(n, "n")) ** t * sqrtm_psd(cov0, "cov0")
 
 
 def sqrt_det_rate(n: int, d: int) -> float:
@@ -89,9 +93,13 @@ def sqrt_det_rate(n: int, d: int) -> float:
     return float(np.exp(np.sum(np.log(expected_sqrt_chi2(k)))) / (n - 1) ** (d / 2))
 
 
-def sqrtm_psd(cov: Any) -> np.ndarray:
+def sqrtm_psd(cov: Any, name: str = "cov") -> np.ndarray:
     """Symmetric PSD square root (batched over leading axes)."""
-    c = np.asarray(cov, dtype=np.float64)
+    c = check_finite_array(cov, name)
+    if c.ndim < 2 or c.shape[-1] != c.shape[-2]:
+        raise ValueError(f"{name} must be a (..., d, d) stack of square matrices, got shape {c.shape}")
+    if np.abs(c).max() > 1e300:
+        raise ValueError(f"{name} has entries too large for an eigendecomposition (|values| > 1e300)")
     w, v = np.linalg.eigh(c)
     return (v * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
 
@@ -102,6 +110,25 @@ def contraction_rate(synthetic_ratio: float) -> float:
     return lam / (1.0 + lam)
 
 
+def _moments(m0, c0, m0_name, c0_name, m1, c1, m1_name, c1_name):
+    """Two (mean, covariance) pairs of one dimension d: (d,) means and (d, d) covariances."""
+    out = []
+    for m, c, mn, cn in ((m0, c0, m0_name, c0_name), (m1, c1, m1_name, c1_name)):
+        mm = check_finite_array(m, mn, ndim=1)
+        d = mm.shape[0]
+        cc = check_finite_array(c, cn, shape=(d, d))
+        out += [mm, cc]
+    if out[0].shape != out[2].shape:
+        raise ValueError(f"{m0_name} and {m1_name} must have the same dimension, got {out[0].shape} and {out[2].shape}")
+    return out
+
+
+def _finite_theta(mu, cov, names):
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(cov))):
+        raise ValueError(f"the parameters overflow: {names} too large")
+    return mu, cov
+
+
 def mixed_map(mean: Any, cov: Any, data_mean: Any, data_cov: Any, synthetic_ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """One step of the infinite-sample mixed retraining map of a Gaussian model.
 
@@ -109,20 +136,21 @@ def mixed_map(mean: Any, cov: Any, data_mean: Any, data_cov: Any, synthetic_rati
     (only the first two moments of the data matter).
     """
     lam = check_real(synthetic_ratio, "synthetic_ratio", low=0.0)
-    mu = np.asarray(mean, dtype=np.float64)
-    mus = np.asarray(data_mean, dtype=np.float64)
+    mu, c, mus, data_c = _moments(mean, cov, "mean", "cov", data_mean, data_cov, "data_mean", "data_cov")
     diff = mus - mu
-    new_mu = (mus + lam * mu) / (1 + lam)
-    new_cov = ((np.asarray(data_cov, dtype=np.float64) + lam * np.asarray(cov, dtype=np.float64)) / (1 + lam)
-               + lam / (1 + lam) ** 2 * np.einsum("...i,...j->...ij", diff, diff))
-    return new_mu, new_cov
+    with np.errstate(over="ignore", invalid="ignore"):
+        new_mu = (mus + lam * mu) / (1 + lam)
+        new_cov = ((data_c + lam * c) / (1 + lam)
+                   + lam / (1 + lam) ** 2 * np.einsum("...i,...j->...ij", diff, diff))
+    return _finite_theta(new_mu, new_cov, "mean, cov, data_mean, data_cov or synthetic_ratio")
 
 
 def iterate_mixed_map(mean0: Any, cov0: Any, data_mean: Any, data_cov: Any, synthetic_ratio: float,
                       rounds: int) -> tuple[np.ndarray, np.ndarray]:
     """theta_0 .. theta_T of the infinite-sample mixed map: means (T+1, d), covs (T+1, d, d)."""
     rounds = check_positive_int(rounds, "rounds", minimum=0)
-    mu, cov = np.asarray(mean0, dtype=np.float64), np.asarray(cov0, dtype=np.float64)
+    mu, cov, _, _ = _moments(mean0, cov0, "mean0", "cov0", data_mean, data_cov, "data_mean", "data_cov")
+    check_allocation(float(rounds + 1) * (mu.size + cov.size), "rounds", "the trajectory")
     mus, covs = [mu], [cov]
     for _ in range(rounds):
         mu, cov = mixed_map(mu, cov, data_mean, data_cov, synthetic_ratio)
@@ -142,17 +170,22 @@ def mixed_map_expected(mean: Any, cov: Any, real_mean: Any, real_cov: Any, n_rea
     n = check_positive_int(n_real, "n_real", minimum=1)
     m = check_positive_int(n_synthetic, "n_synthetic", minimum=0)
     N = n + m
-    mu = np.asarray(mean, dtype=np.float64)
-    mr = np.asarray(real_mean, dtype=np.float64)
+    if N < 2:
+        raise ValueError("n_real + n_synthetic must be >= 2 (an unbiased covariance)")
+    mu, c, mr, rc = _moments(mean, cov, "mean", "cov", real_mean, real_cov, "real_mean", "real_cov")
     D = mr - mu
-    e_mu = (n * mr + m * mu) / N
-    e_cov = ((n - 1) / (N - 1) * np.asarray(real_cov, dtype=np.float64) + m / N * np.asarray(cov, dtype=np.float64)
-             + n * m / (N * (N - 1)) * np.einsum("...i,...j->...ij", D, D))
-    return e_mu, e_cov
+    with np.errstate(over="ignore", invalid="ignore"):
+        e_mu = (n * mr + m * mu) / N
+        e_cov = ((n - 1) / (N - 1) * rc + m / N * c + n * m / (N * (N - 1)) * np.einsum("...i,...j->...ij", D, D))
+    return _finite_theta(e_mu, e_cov, "mean, cov, real_mean or real_cov")
 
 
 def theorem1_condition(synthetic_ratio: float, alpha_curv: float, eps: float, lipschitz: float) -> bool:
     """Theorem 1's sufficient condition lambda (1 + L eps / alpha) < 1/2."""
+    synthetic_ratio = check_real(synthetic_ratio, "synthetic_ratio", low=0.0)
+    alpha_curv = check_real(alpha_curv, "alpha_curv", low=0.0, low_open=True)
+    eps = check_real(eps, "eps", low=0.0)
+    lipschitz = check_real(lipschitz, "lipschitz", low=0.0)
     return synthetic_ratio * (1 + lipschitz * eps / alpha_curv) < 0.5
 
 
@@ -169,9 +202,17 @@ def theorem1_rate(synthetic_ratio: float, alpha_curv: float = 1.0, eps: float = 
     e = check_real(eps, "eps", low=0.0)
     L = check_real(lipschitz, "lipschitz", low=0.0)
     if not theorem1_condition(lam, a, e, L):
-        raise ValueError(f"Theorem 1 needs lambda (1 + L eps / alpha) < 1/2, got {lam * (1 + L * e / a):.4g}")
+        raise ValueError(f"Theorem 1 needs lambda (1 + L eps / alpha) < 1/2 (synthetic_ratio, lipschitz, eps, "
+                         f"alpha_curv), got {lam * (1 + L * e / a):.4g}")
     k = lam * (a + e * L)
     return k / (a - k)
+
+
+def _bound_constants(a, b, delta, eps_opt, initial_error):
+    return (check_real(a, "a", low=0.0, high=1e150), check_real(b, "b", low=0.0, low_open=True, high=1e150),
+            check_real(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True),
+            check_real(eps_opt, "eps_opt", low=0.0, high=1e150), check_real(initial_error, "initial_error", low=0.0,
+                                                                            high=1e150))
 
 
 def theorem2_bound(t: Any, n: int, rho: float, a: float, b: float = 1.0, delta: float = 0.05,
@@ -180,12 +221,18 @@ def theorem2_bound(t: Any, n: int, rho: float, a: float, b: float = 1.0, delta: 
 
     Holds with probability 1 - delta for t > 0 (at t = 0 the bound is the initial error).
     """
-    t = np.asarray(t, dtype=np.float64)
+    t = check_finite_array(t, "t", allow_empty=True)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0 (rounds)")
     rho = check_real(rho, "rho", 0.0, 1.0, high_open=True)
     n = check_positive_int(n, "n")
+    a, b, delta, eps_opt, initial_error = _bound_constants(a, b, delta, eps_opt, initial_error)
     stat = a / np.sqrt(n) * np.sqrt(np.log(np.maximum(b * np.maximum(t, 1.0) / delta, 1.0)))
     geom = (1 - rho ** (t + 1)) / (1 - rho)
-    out = np.where(t > 0, (eps_opt + stat) * geom + rho ** t * initial_error, initial_error)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.where(t > 0, (eps_opt + stat) * geom + rho ** t * initial_error, initial_error)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("the bound overflows: a, eps_opt or initial_error too large")
     return out
 
 
@@ -193,6 +240,9 @@ def theorem2_plateau(n: int, rho: float, a: float, b: float = 1.0, delta: float 
                      t: float = 1.0) -> float:
     """The level (eps_OPT + a/sqrt(n) sqrt(log(b t/delta))) / (1 - rho) the error settles at: ~ 1/sqrt(n)."""
     rho = check_real(rho, "rho", 0.0, 1.0, high_open=True)
+    n = check_positive_int(n, "n")
+    t = check_real(t, "t", low=0.0, high=1e150)
+    a, b, delta, eps_opt, _ = _bound_constants(a, b, delta, eps_opt, 0.0)
     return float((eps_opt + a / math.sqrt(n) * math.sqrt(max(math.log(b * t / delta), 0.0))) / (1 - rho))
 
 
@@ -289,10 +339,17 @@ def simulate_chains(data_mean: Any, data_cov: Any, n: int, rounds: int, n_chains
     n = check_positive_int(n, "n", minimum=2)
     rounds = check_positive_int(rounds, "rounds", minimum=0)
     n_chains = check_positive_int(n_chains, "n_chains")
+    check_allocation(float(n_chains) * (rounds + 1) * (d + d * d), "n_chains/rounds", "the trajectories")
+    check_choice(backend, "backend", BACKENDS)
+    threads = check_threads(threads)
     lam, _ = resolve_mixing("mix", synthetic_ratio, real_fraction)
     fully = math.isinf(lam)
     m = (n if fully else int(math.floor(lam * n + 1e-9))) if n_synthetic is None else \
         check_positive_int(n_synthetic, "n_synthetic", minimum=0)
+    check_allocation(float(threads or 256) * (n + m) * d, "n/n_synthetic", "the per-thread samples")
+    if float(n_chains) * rounds * (n + m) * d > _MAX_DRAWS:
+        raise ValueError(f"n_chains x rounds x (n + n_synthetic) x d = {float(n_chains) * rounds * (n + m) * d:.3g} "
+                         f"draws (at most {_MAX_DRAWS:.0e}, hours); reduce n, n_synthetic, rounds or n_chains")
     if fully and m < 2:
         raise ValueError("fully synthetic retraining needs n_synthetic >= 2")
     if (init_mean is None) != (init_cov is None):
@@ -301,8 +358,6 @@ def simulate_chains(data_mean: Any, data_cov: Any, n: int, rounds: int, n_chains
     if init_mean is not None:
         im = check_finite_array(init_mean, "init_mean", shape=(d,))
         ic = check_finite_array(init_cov, "init_cov", shape=(d, d))
-    check_choice(backend, "backend", BACKENDS)
-    threads = check_threads(threads)
     key = as_seed(seed)
     need_real = not (fully and im is not None)
     nr = ns = None

@@ -12,7 +12,26 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_seed, check_finite_array, check_positive_int, check_real
+from .._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
+                           check_real, check_threads)
+
+
+def _check_rng(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _check_n(n: Any, d: int) -> int:
+    n = check_positive_int(n, "n", minimum=0)
+    check_allocation(3.0 * n * d, "n", "the samples")
+    return n
+
+
+def _check_state(state: Any, keys: tuple[str, ...], learner: str, name: str = "state") -> dict:
+    if not isinstance(state, dict) or not set(keys) <= set(state):
+        raise TypeError(f"{name} must be a dict returned by {learner}.fit (with keys {', '.join(keys)})")
+    return state
 
 
 def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
@@ -41,18 +60,32 @@ class GaussianLearner:
     def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
         x = check_finite_array(data, "data", ndim=2)
         if len(x) < 2:
-            raise ValueError("GaussianLearner.fit needs at least 2 points")
+            raise ValueError("GaussianLearner.fit needs at least 2 points (rows of data)")
+        if np.abs(x).max() > 1e150:
+            raise ValueError("data has values too large (> 1e150) for a covariance")
         mean = x.mean(axis=0)
         xc = x - mean
         return {"mean": mean, "cov": xc.T @ xc / (len(x) - 1)}
 
     def sample(self, state: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
-        d = state["mean"].shape[0]
-        z = rng.standard_normal((n, d))
-        return state["mean"] + z @ _sqrt_psd(state["cov"]).T
+        mean, cov = self._state(state)
+        d = mean.shape[0]
+        n = _check_n(n, d)
+        z = _check_rng(rng).standard_normal((n, d))
+        return mean + z @ _sqrt_psd(cov).T
 
     def parameter_vector(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate([state["mean"], state["cov"].ravel()])
+        mean, cov = self._state(state)
+        return np.concatenate([mean, cov.ravel()])
+
+    @staticmethod
+    def _state(state: Any) -> tuple[np.ndarray, np.ndarray]:
+        _check_state(state, ("mean", "cov"), "GaussianLearner")
+        mean = check_finite_array(state["mean"], "state['mean']", ndim=1)
+        cov = check_finite_array(state["cov"], "state['cov']", shape=(mean.shape[0], mean.shape[0]))
+        if np.abs(cov).max() > 1e150:
+            raise ValueError("state['cov'] has entries too large (> 1e150)")
+        return mean, cov
 
 
 class GMMLearner:
@@ -67,9 +100,9 @@ class GMMLearner:
 
     def __init__(self, n_components: int = 8, covariance_type: str = "full", max_iter: int = 200,
                  tol: float = 1e-4, reg_covar: float = 1e-6, n_init: int = 1) -> None:
-        self.n_components = check_positive_int(n_components, "n_components")
-        if covariance_type != "full":
-            raise ValueError("GMMLearner supports covariance_type='full' only")
+        # scikit-learn's EM holds (n_components, d, d) covariances and (n, n_components) responsibilities
+        self.n_components = check_positive_int(n_components, "n_components", maximum=10**6)
+        check_choice(covariance_type, "covariance_type", ("full",))   # the only one supported
         self.covariance_type = covariance_type
         self.max_iter = check_positive_int(max_iter, "max_iter")
         self.tol = check_real(tol, "tol", low=0.0, low_open=True)
@@ -85,6 +118,13 @@ class GMMLearner:
         from sklearn.mixture import GaussianMixture as SkGMM
 
         x = check_finite_array(data, "data", ndim=2)
+        _check_rng(rng)
+        if len(x) < self.n_components:
+            raise ValueError(f"data needs at least n_components = {self.n_components} rows, got {len(x)}")
+        if np.abs(x).max() > 1e150:
+            raise ValueError("data has values too large (> 1e150) for EM")
+        if previous_state is not None:
+            _check_state(previous_state, ("weights", "means", "covariances"), "GMMLearner", "previous_state")
         kw: dict[str, Any] = dict(n_components=self.n_components, covariance_type="full", max_iter=self.max_iter,
                                   tol=self.tol, reg_covar=self.reg_covar,
                                   random_state=int(rng.integers(0, 2**31 - 1)))
@@ -101,9 +141,18 @@ class GMMLearner:
         return {"weights": gm.weights_.copy(), "means": gm.means_.copy(), "covariances": gm.covariances_.copy()}
 
     def sample(self, state: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+        _check_state(state, ("weights", "means", "covariances"), "GMMLearner")
+        wts = check_finite_array(state["weights"], "state['weights']", ndim=1)
+        means = check_finite_array(state["means"], "state['means']", ndim=2, shape=(len(wts), None))
+        d = means.shape[1]
+        covs = check_finite_array(state["covariances"], "state['covariances']", shape=(len(wts), d, d))
+        if np.any(wts < 0) or not wts.sum() > 0 or np.abs(covs).max() > 1e150 or np.abs(means).max() > 1e150:
+            raise ValueError("state must hold non-negative weights with a positive sum, and means and covariances "
+                             "below 1e150")
+        n = _check_n(n, d)
+        state = {"weights": wts, "means": means, "covariances": covs}
         w = state["weights"] / state["weights"].sum()
-        comp = rng.choice(len(w), size=n, p=w)
-        d = state["means"].shape[1]
+        comp = _check_rng(rng).choice(len(w), size=n, p=w)
         z = rng.standard_normal((n, d))
         factors = np.stack([_sqrt_psd(c) for c in state["covariances"]])
         return state["means"][comp] + np.einsum("nij,nj->ni", factors[comp], z)
@@ -131,12 +180,15 @@ class EmpiricalLearner:
                  threads: int = 0) -> None:
         self.T = check_real(T, "T", low=0.0, low_open=True)
         self.delta = check_real(delta, "delta", low=0.0, high=self.T, low_open=True, high_open=True)
-        self.steps = check_positive_int(steps, "steps")
+        self.steps = check_positive_int(steps, "steps", maximum=10**8)   # reverse-SDE steps per sample call
+        for value, name in ((integrator, "integrator"), (grid, "grid"), (init, "init")):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a string (see modelcollapse.sample_reverse), got {type(value).__name__}")
         self.integrator = integrator
         self.grid = grid
         self.init = init
         self.max_train = None if max_train is None else check_positive_int(max_train, "max_train")
-        self.threads = threads
+        self.threads = check_threads(threads)
 
     def config(self) -> dict[str, Any]:
         return {"T": self.T, "delta": self.delta, "steps": self.steps, "integrator": self.integrator,
@@ -144,6 +196,7 @@ class EmpiricalLearner:
 
     def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
         x = check_finite_array(data, "data", ndim=2)
+        _check_rng(rng)
         if self.max_train is not None and len(x) > self.max_train:
             x = x[rng.choice(len(x), size=self.max_train, replace=False)]
         return {"train": x.copy()}
@@ -152,9 +205,12 @@ class EmpiricalLearner:
         from ..empirical import EmpiricalScore
         from ..sampler import sample_reverse
 
-        score = EmpiricalScore(state["train"])
+        _check_state(state, ("train",), "EmpiricalLearner")
+        train = check_finite_array(state["train"], "state['train']", ndim=2)
+        n = _check_n(n, train.shape[1])
+        score = EmpiricalScore(train)
         out = sample_reverse(score, n_samples=n, T=self.T, delta=self.delta, steps=self.steps, grid=self.grid,
-                             integrator=self.integrator, init=self.init, seed=as_seed(rng),
+                             integrator=self.integrator, init=self.init, seed=as_seed(_check_rng(rng)),
                              threads=self.threads)
         return np.asarray(out.samples, dtype=np.float64)
 
@@ -165,12 +221,12 @@ LEARNERS = {"gaussian": GaussianLearner, "gmm": GMMLearner, "empirical": Empiric
 def make_learner(name: str, **kwargs: Any):
     """Build a learner by name: ``gaussian``, ``gmm``, ``empirical``, ``ddpm``, ``flow_matching``
     (the last two need torch)."""
-    if name in ("ddpm", "flow_matching"):
+    if isinstance(name, str) and name in ("ddpm", "flow_matching"):
         from . import torch_learners
 
         return {"ddpm": torch_learners.DDPMLearner, "flow_matching": torch_learners.FlowMatchingLearner}[name](**kwargs)
-    if name not in LEARNERS:
-        raise ValueError(f"unknown learner {name!r}; available: gaussian, gmm, empirical, ddpm, flow_matching")
+    if not isinstance(name, str) or name not in LEARNERS:
+        raise ValueError(f"unknown learner name {name!r}; available: gaussian, gmm, empirical, ddpm, flow_matching")
     return LEARNERS[name](**kwargs)
 
 
@@ -189,6 +245,12 @@ class FitSampleAdapter:
                  config: dict[str, Any] | None = None) -> None:
         if not (callable(getattr(prototype, "fit", None)) and callable(getattr(prototype, "sample", None))):
             raise TypeError("prototype must have fit(samples, seed) and sample(n, seed) methods")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {type(name).__name__}")
+        if parameter_fn is not None and not callable(parameter_fn):
+            raise TypeError(f"parameter_fn must be callable or None, got {type(parameter_fn).__name__}")
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
         self.prototype = prototype
         self.name = name or type(prototype).__name__
         self.parameter_fn = parameter_fn

@@ -34,13 +34,22 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("the neural learners need torch: pip install 'modelcollapse[torch]' (torch==2.13.0)") from exc
 
-from .._validation import check_finite_array, check_positive_int, check_real
+from .._validation import check_allocation, check_bool, check_finite_array, check_positive_int, check_real
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """A torch device from "auto" (CUDA when available, else CPU) or a torch device string."""
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto' or a torch device string such as 'cpu', 'cuda:0', got "
+                        f"{type(device).__name__}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {device!r} is not a torch device ({exc})") from None
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -108,6 +117,18 @@ def _to_torch(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def _check_rng(rng: Any) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def _check_state(state: Any, name: str = "state") -> dict:
+    if not isinstance(state, dict) or not {"dim", "model"} <= set(state) or not isinstance(state["model"], dict):
+        raise TypeError(f"{name} must be a dict returned by the learner's fit (keys dim, model, optimizer, loss)")
+    return state
+
+
 class _TorchLearner:
     name = "torch"
 
@@ -117,19 +138,24 @@ class _TorchLearner:
                  dtype: str = "float32", threads: int = 1) -> None:
         self.width = check_positive_int(width, "width")
         self.n_blocks = check_positive_int(n_blocks, "n_blocks", minimum=0)
+        # weights (n_blocks + 2 layers of width^2) and the Adam moments: 4 copies
+        check_allocation(4.0 * self.width * self.width * (self.n_blocks + 2), "width/n_blocks", "the network")
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.samples_per_round = check_positive_int(samples_per_round, "samples_per_round")
+        check_allocation(4.0 * self.batch_size * self.width, "batch_size", "the activations of a batch")
+        # optimiser steps per round = samples / batch_size: more than 1e8 takes days
+        self.samples_per_round = check_positive_int(samples_per_round, "samples_per_round",
+                                                    maximum=10**8 * self.batch_size)
         self.initial_samples = (self.samples_per_round if initial_samples is None
-                                else check_positive_int(initial_samples, "initial_samples"))
-        self.sample_steps = check_positive_int(sample_steps, "sample_steps")
-        self.reset_optimizer = bool(reset_optimizer)
+                                else check_positive_int(initial_samples, "initial_samples", maximum=10**8 * self.batch_size))
+        self.sample_steps = check_positive_int(sample_steps, "sample_steps", maximum=10**7)
+        self.reset_optimizer = check_bool(reset_optimizer, "reset_optimizer")
         self.device = resolve_device(device)
-        if dtype not in ("float32", "float64"):
+        if not isinstance(dtype, str) or dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = getattr(torch, dtype)
-        self.threads = check_positive_int(threads, "threads", minimum=0)
+        self.threads = check_positive_int(threads, "threads", minimum=0, maximum=256)
 
     # ----------------------------------------------------------------- protocol
     def config(self) -> dict[str, Any]:
@@ -171,6 +197,11 @@ class _TorchLearner:
 
     def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> dict[str, Any]:
         x = check_finite_array(data, "data", ndim=2)
+        _check_rng(rng)
+        if previous_state is not None:
+            _check_state(previous_state, "previous_state")
+        if np.abs(x).max() > 1e30:
+            raise ValueError("data has values too large (> 1e30) for float32 training")
         dim = x.shape[1]
         seed = int(rng.integers(0, 2**62))
         with self._torch_threads(), torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
@@ -193,8 +224,10 @@ class _TorchLearner:
                 "loss": float(np.mean(losses[-max(1, len(losses) // 10):]))}
 
     def sample(self, state: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+        _check_state(state)
         n = check_positive_int(n, "n", minimum=0)
-        seed = int(rng.integers(0, 2**62))
+        check_allocation(4.0 * n * (state["dim"] + self.width), "n", "the samples and activations")
+        seed = int(_check_rng(rng).integers(0, 2**62))
         model = self._model_from_state(state)
         model.eval()
         with self._torch_threads(), torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]), \
@@ -204,6 +237,7 @@ class _TorchLearner:
         return out.detach().cpu().numpy().astype(np.float64)
 
     def parameter_vector(self, state: dict[str, Any]) -> np.ndarray:
+        _check_state(state)
         return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in state["model"].values()])
 
     # ----------------------------------------------------------------- to implement
@@ -229,6 +263,7 @@ class DDPMLearner(_TorchLearner):
                  **kwargs: Any) -> None:
         super().__init__(sample_steps=sample_steps, batch_size=batch_size, weight_decay=weight_decay, **kwargs)
         self.n_levels = check_positive_int(n_levels, "n_levels", minimum=2)
+        check_allocation(3.0 * self.n_levels, "n_levels", "the noise schedule")
         self.eta = check_real(eta, "eta", low=0.0, high=1.0)
         self.beta_start = check_real(beta_start, "beta_start", low=0.0, low_open=True)
         self.beta_end = check_real(beta_end, "beta_end", low=self.beta_start, high=1.0, high_open=True)
@@ -282,8 +317,8 @@ class FlowMatchingLearner(_TorchLearner):
     def __init__(self, sigma: float = 0.0, sample_steps: int = 20, ot_coupling: bool = True,
                  batch_size: int = 256, **kwargs: Any) -> None:
         super().__init__(sample_steps=sample_steps, batch_size=batch_size, **kwargs)
-        self.sigma = check_real(sigma, "sigma", low=0.0)
-        self.ot_coupling = bool(ot_coupling)
+        self.sigma = check_real(sigma, "sigma", low=0.0, high=1e6)
+        self.ot_coupling = check_bool(ot_coupling, "ot_coupling")
 
     def _extra_config(self) -> dict[str, Any]:
         return {"sigma": self.sigma, "ot_coupling": self.ot_coupling}
