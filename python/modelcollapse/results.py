@@ -88,3 +88,52 @@ def load_sidecar(path: str | Path) -> dict[str, Any]:
     """Read a JSON sidecar written by :func:`save_results`, with the strings ``"inf"``,
     ``"-inf"`` and ``"nan"`` turned back into floats."""
     return _restore_nonfinite(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """Base of the results the library returns: a frozen dataclass.
+
+    Fields are read as attributes (``run.b``); ``run["b"]`` and ``run.keys()`` also work, so
+    code written for results that used to be dicts keeps working. :meth:`to_frame` gives a
+    tidy table for plotting or overlaying a simulation on its theory: the fields that share
+    the leading length (one row per time, step or round) become columns, matrices per row
+    become one column per entry (``Q[0,1]``), scalars are repeated on every row.
+    """
+
+    def keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self)]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {', '.join(self.keys())}")
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (not copied)."""
+        return {k: getattr(self, k) for k in self.keys()}
+
+    def to_frame(self) -> pd.DataFrame:
+        """A tidy DataFrame of the per-row fields (see the class docstring)."""
+        values = self.to_dict()
+        arrays = {k: np.asarray(v) for k, v in values.items()
+                  if isinstance(v, (np.ndarray, list, tuple)) and np.asarray(v).ndim >= 1
+                  and np.asarray(v).dtype.kind in "biufcUSb"}
+        lengths = [a.shape[0] for a in arrays.values()]
+        rows = max(set(lengths), key=lengths.count) if lengths else 1
+        columns: dict[str, Any] = {}
+        for key, value in values.items():
+            arr = arrays.get(key)
+            if arr is not None and arr.shape[0] == rows:
+                if arr.ndim == 1:
+                    columns[key] = arr
+                else:
+                    flat = arr.reshape(rows, -1)
+                    for j, idx in enumerate(np.ndindex(*arr.shape[1:])):
+                        columns[f"{key}[{','.join(map(str, idx))}]"] = flat[:, j]
+            elif np.ndim(value) == 0 and isinstance(value, (int, float, bool, str, np.generic)):
+                columns[key] = [value] * rows
+        return pd.DataFrame(columns)
