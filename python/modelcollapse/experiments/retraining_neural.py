@@ -82,9 +82,9 @@ def run_neural(kind: str, config: NeuralRetrainingConfig, out_dir: Path, progres
         import torch
     except ImportError:
         raise ImportError(f"retraining-{kind} needs torch: pip install 'modelcollapse[torch]'") from None
+    from ..recursion import default_metrics
     from ..retraining import run_retraining
     from ..retraining.datasets import eight_gaussians, two_moons
-    from ..retraining.metrics import default_metrics
     from ..retraining.torch_learners import DDPMLearner, FlowMatchingLearner
 
     del torch

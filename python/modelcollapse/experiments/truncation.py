@@ -1,4 +1,4 @@
-"""Experiments A1-A5 of the truncated-diffusion recursion (spec ``truncation.md`` section 5).
+"""Experiments A1-A5 of the truncated-diffusion recursion (``docs/truncation.md``, section "Experiments").
 
 - A1: distance of p_hat_k to the limit p_hat_inf (W2, TV, Hellinger) over rounds for
   a in {0, 0.1, 0.5} x delta in {0.01, 0.05, 0.2}, 1-D and 2-D mixtures; measured rates vs

@@ -2,23 +2,26 @@
 
 - :func:`run_retraining`: the project's one generic loop (workflows ``mix`` with
   ``synthetic_ratio`` or ``real_fraction``, ``replace``, ``accumulate``; per-round metrics;
-  per-round checkpoints with exact resume; progress bar; tidy results).
+  per-round checkpoints with exact resume; progress bar; tidy results). It lives in
+  :mod:`modelcollapse.recursion` (shared with truncation and the DAE) and is re-exported here.
 - Learners: :class:`GaussianLearner`, :class:`GMMLearner`, :class:`EmpiricalLearner`, and
   (torch) ``DDPMLearner`` / ``FlowMatchingLearner`` in :mod:`.torch_learners`.
 - Gaussian theory and Monte Carlo chains: :mod:`.gaussian`.
-- Per-round metrics: :mod:`.metrics`.
+- Per-round metrics (:data:`METRICS`, :func:`default_metrics`, :class:`MetricBackend`):
+  :mod:`modelcollapse.recursion`.
 """
 from __future__ import annotations
 
+from ..recursion import (METRICS, WORKFLOWS, Learner, MetricBackend, RetrainingResult, RoundContext,
+                         completed_rounds, default_metrics, get_metric, load_round, resolve_mixing, round_rng,
+                         run_retraining, sweep)
 from . import datasets, gaussian
 from .learners import EmpiricalLearner, FitSampleAdapter, GaussianLearner, GMMLearner, make_learner
-from .loop import (WORKFLOWS, Learner, RetrainingResult, RoundContext, completed_rounds, load_round,
-                   resolve_mixing, round_rng, run_retraining, sweep)
-from .metrics import METRICS, default_metrics, set_metric_backend
 
 __all__ = ["datasets", "gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
            "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
-           "EmpiricalLearner", "FitSampleAdapter", "make_learner", "METRICS", "default_metrics", "set_metric_backend"]
+           "EmpiricalLearner", "FitSampleAdapter", "make_learner", "METRICS", "default_metrics", "get_metric",
+           "MetricBackend"]
 
 
 def __getattr__(name: str):

@@ -35,7 +35,7 @@ from scipy.special import gammaln
 
 from .._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
                            check_real, check_threads)
-from .loop import resolve_mixing
+from ..recursion import resolve_mixing
 
 BACKENDS = ("cpp", "numpy")
 _MAX_DRAWS = 1e13   # simulate_chains: normal draws beyond this take hours

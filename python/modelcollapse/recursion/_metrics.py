@@ -1,9 +1,10 @@
-"""Per-round metrics of the retraining loop (callbacks on :class:`RoundContext`).
+"""Per-round metrics of the retraining loop (callbacks on :class:`RoundContext`) and their
+registry (:data:`METRICS`, :func:`get_metric`, :func:`default_metrics`).
 
-The sample-based distances come from :mod:`modelcollapse.metrics` (exact W_p through POT's
-``ot.emd2``, reported as W_p not W_p^p; improved precision/recall with k-NN balls, k = 4,
-cKDTree). They are looked up through :data:`BACKEND`, so :func:`set_metric_backend` can
-repoint them (e.g. to sliced Wasserstein for large sample sets) without touching the loop.
+The sample distances come from the round's :class:`MetricBackend` (by default
+:mod:`modelcollapse.metrics`: exact W_p through POT's ``ot.emd2``, reported as W_p not
+W_p^p; improved precision/recall with k-NN balls, k = 4, cKDTree). A run chooses other
+distances with ``run_retraining(metric_backend=...)``; nothing here is global state.
 """
 from __future__ import annotations
 
@@ -11,55 +12,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .loop import RoundContext
+from .._validation import check_bool, check_positive_int
+from ._context import RoundContext
 
-
-def _wasserstein(x: np.ndarray, y: np.ndarray, p: int = 2) -> float:
-    from ..metrics import wasserstein as _w
-
-    return float(_w(x, y, p=p, method="exact"))
-
-
-def _precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 4) -> tuple[float, float]:
-    from ..metrics import precision_recall as _pr
-
-    pr = _pr(real, fake, k=k)
-    return float(pr.precision), float(pr.recall)
-
-
-BACKEND: dict[str, Callable[..., Any]] = {"wasserstein": _wasserstein, "precision_recall": _precision_recall}
-
-
-def set_metric_backend(wasserstein: Callable[..., float] | None = None,
-                       precision_recall: Callable[..., tuple[float, float]] | None = None) -> None:
-    """Repoint the sample-distance functions used by the built-in metrics.
-
-    ``wasserstein(x, y, p)`` must return W_p; ``precision_recall(real, fake, k)`` a pair.
-    """
-    for fn, name in ((wasserstein, "wasserstein"), (precision_recall, "precision_recall")):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
-    if wasserstein is not None:
-        BACKEND["wasserstein"] = wasserstein
-    if precision_recall is not None:
-        BACKEND["precision_recall"] = precision_recall
-
-
-def wasserstein(x: np.ndarray, y: np.ndarray, p: int = 2) -> float:
-    """W_p between two sample sets through the current backend (default: exact, POT)."""
-    from .._validation import check_positive_int
-
-    return BACKEND["wasserstein"](x, y, check_positive_int(p, "p"))
-
-
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 4) -> tuple[float, float]:
-    """Improved precision and recall (k-NN balls) through the current backend."""
-    from .._validation import check_positive_int
-
-    return BACKEND["precision_recall"](real, fake, check_positive_int(k, "k"))
-
-
-# --------------------------------------------------------------------------- callbacks
 
 def _check_ctx(ctx: Any) -> RoundContext:
     if not isinstance(ctx, RoundContext):
@@ -85,18 +40,19 @@ def _equal_size(ctx: RoundContext) -> tuple[np.ndarray, np.ndarray]:
 def metric_w1(ctx: RoundContext) -> float:
     """W1 between the round's samples and the held-out real data (equal-size sets)."""
     s, e = _equal_size(ctx)
-    return wasserstein(s, e, 1)
+    return ctx.metric_backend.wasserstein(s, e, 1)
 
 
 def metric_w2(ctx: RoundContext) -> float:
     """W2 (not W2^2) between the round's samples and the held-out real data."""
     s, e = _equal_size(ctx)
-    return wasserstein(s, e, 2)
+    return ctx.metric_backend.wasserstein(s, e, 2)
 
 
 def metric_precision_recall(ctx: RoundContext, k: int = 4) -> dict[str, float]:
+    """Precision and recall of the round's samples against the held-out real data (k-NN balls)."""
     _check_ctx(ctx)
-    p, r = precision_recall(ctx.eval_data, ctx.samples, k)
+    p, r = ctx.metric_backend.precision_recall(ctx.eval_data, ctx.samples, check_positive_int(k, "k"))
     return {"precision": p, "recall": r}
 
 
@@ -108,13 +64,13 @@ def metric_std(ctx: RoundContext) -> dict[str, float]:
 
 
 def metric_mean(ctx: RoundContext) -> dict[str, float]:
+    """Per-coordinate sample mean (``mean_0``, ``mean_1``, ...)."""
     mu = _finite_samples(_check_ctx(ctx)).mean(axis=0)
     return {f"mean_{j}": float(v) for j, v in enumerate(mu)}
 
 
 def metric_param_distance(ctx: RoundContext) -> float:
     """||theta_t - theta_0|| / sqrt(#params) (needs ``learner.parameter_vector``)."""
-    _check_ctx(ctx)
     if not hasattr(ctx.learner, "parameter_vector"):
         raise TypeError(f"learner {getattr(ctx.learner, 'name', ctx.learner)!r} has no parameter_vector(state); "
                         "drop the 'param_distance' metric")
@@ -126,6 +82,7 @@ def metric_param_distance(ctx: RoundContext) -> float:
     return out
 
 
+#: The built-in metrics by name (what ``run_retraining(metrics=("w2", ...))`` looks up).
 METRICS: dict[str, Callable[[RoundContext], Any]] = {
     "w1": metric_w1,
     "w2": metric_w2,
@@ -137,13 +94,13 @@ METRICS: dict[str, Callable[[RoundContext], Any]] = {
 
 
 def get_metric(name: str) -> Callable[[RoundContext], Any]:
+    """The built-in metric called ``name`` (ValueError listing the names otherwise)."""
     if not isinstance(name, str) or name not in METRICS:
-        raise ValueError(f"unknown metric name {name!r}; available: {', '.join(METRICS)} (or pass a callable)")
+        raise ValueError(f"unknown metric {name!r}; available: {', '.join(METRICS)} (or pass a callable)")
     return METRICS[name]
 
 
 def default_metrics(neural: bool = False) -> Mapping[str, Callable[[RoundContext], Any]]:
-    from .._validation import check_bool
-
+    """w1, w2, precision_recall and std (plus param_distance for ``neural`` learners)."""
     names = ["w1", "w2", "precision_recall", "std"] + (["param_distance"] if check_bool(neural, "neural") else [])
     return {n: METRICS[n] for n in names}

@@ -190,3 +190,28 @@ def test_distances_and_quantiles_validate_their_inputs():
     assert tr.w2_1d([1e300, -1e300], [-1e300, 1e300]) == 0.0
     unit = tr.sliced_w2(np.ones((3, 2)), np.zeros((3, 2)))
     assert tr.sliced_w2(np.full((3, 2), 1e300), np.zeros((3, 2))) == pytest.approx(1e300 * unit, rel=1e-12)
+
+
+def test_distances_are_the_metrics_implementation():
+    """sliced_w2, w2_1d and grid_distances are thin wrappers over modelcollapse.metrics."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(200, 2)), rng.normal(size=(150, 2)) + 0.4
+    assert tr.sliced_w2(x, y, n_projections=50, seed=4) == mc.metrics.wasserstein(x, y, 2, method="sliced",
+                                                                                 n_projections=50, seed=4)
+    assert tr.w2_1d(x[:, 0], y[:, 0]) == mc.metrics.wasserstein(x[:, :1], y[:, :1], 2, method="1d")
+    with pytest.raises(ValueError, match="n_projections"):
+        tr.sliced_w2(x, y, n_projections=tr.MAX_PROJECTIONS + 1)
+    p, q = _p1(), _p1().smooth(0.3)
+    g = np.linspace(-6.0, 6.0, 801)
+    fp, fq = p.pdf(g[:, None]), q.pdf(g[:, None])
+    cell = g[1] - g[0]
+    assert tr.grid_distances(p, q, n=801) == {"tv": mc.metrics.tv_grid(fp, fq, cell),
+                                              "hellinger": mc.metrics.hellinger_grid(fp, fq, cell)}
+
+
+def test_hermite_module_is_an_alias_of_the_package_module():
+    from modelcollapse.truncation import _hermite
+
+    for name in hm.__all__ + ["multi_indices", "MAX_DIM", "BACKENDS"]:
+        assert getattr(hm, name) is getattr(_hermite, name), name
+    assert mc.hermite_moments is _hermite.hermite_moments

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelcollapse.retraining import (EmpiricalLearner, GaussianLearner, GMMLearner, completed_rounds, load_round,
-                                      resolve_mixing, run_retraining)
+from modelcollapse.recursion import completed_rounds, load_round, resolve_mixing, run_retraining
+from modelcollapse.retraining import EmpiricalLearner, GaussianLearner, GMMLearner
 
 
 def _real(n=200, d=2, seed=0):

@@ -1,0 +1,103 @@
+"""What the retraining loop and its metrics share: the :class:`Learner` protocol, the
+:class:`RoundContext` a metric sees, and the :class:`MetricBackend` of sample distances.
+
+Both the loop (``_loop``) and the metric registry (``_metrics``) import this module and
+never each other's internals the other way round, so the package has no import cycle.
+The distances are passed explicitly (``run_retraining(metric_backend=...)`` puts them on
+every round's context) instead of through a mutable module global.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from .. import metrics as _metrics
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What the retraining loop needs from a generative model.
+
+    ``fit`` returns a new state (never mutates ``previous_state``; ``None`` in round 0);
+    ``sample`` returns an ``(n, d)`` float64 array. To be checkpointed a state must be data
+    only: numpy arrays (not of dtype object), numpy scalars, Python numbers, strings, bools,
+    ``None`` and dicts (str / int keys) / lists / tuples of them; torch learners store their
+    ``state_dict`` tensors converted to numpy. Any other value raises a TypeError naming the
+    learner and the key when the round is saved (run without ``checkpoint_dir`` then).
+    Neural learners train on a fixed number of samples seen per round (their
+    ``samples_per_round``), whatever the training-set size.
+
+    Optional: ``config() -> dict`` (JSON-able description, stored with checkpoints and
+    checked on resume) and ``parameter_vector(state) -> ndarray`` (for the parameter-distance
+    metric).
+    """
+
+    name: str
+
+    def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> Any: ...
+
+    def sample(self, state: Any, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+
+def exact_wasserstein(x: np.ndarray, y: np.ndarray, p: int = 2) -> float:
+    """W_p (not W_p^p) by exact optimal transport (:func:`modelcollapse.metrics.wasserstein`,
+    ``method="exact"``: POT's ``ot.emd2``)."""
+    return float(_metrics.wasserstein(x, y, p=p, method="exact"))
+
+
+def knn_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 4) -> tuple[float, float]:
+    """Improved precision and recall with k-NN balls (:func:`modelcollapse.metrics.precision_recall`)."""
+    pr = _metrics.precision_recall(real, fake, k=k)
+    return float(pr.precision), float(pr.recall)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricBackend:
+    """The sample distances the built-in metrics call.
+
+    Parameters
+    ----------
+    wasserstein
+        ``wasserstein(x, y, p) -> float``: W_p between two ``(n, d)`` sample sets (default
+        exact optimal transport; e.g. a sliced distance for large sample sets).
+    precision_recall
+        ``precision_recall(real, fake, k) -> (precision, recall)`` (default k-NN balls).
+
+    Pass one as ``run_retraining(..., metric_backend=MetricBackend(wasserstein=...))``; the
+    loop hands it to every metric through :attr:`RoundContext.metric_backend`.
+    """
+
+    wasserstein: Callable[[np.ndarray, np.ndarray, int], float] = exact_wasserstein
+    precision_recall: Callable[[np.ndarray, np.ndarray, int], tuple[float, float]] = knn_precision_recall
+
+    def __post_init__(self) -> None:
+        for field in ("wasserstein", "precision_recall"):
+            if not callable(getattr(self, field)):
+                raise TypeError(f"MetricBackend.{field} must be callable, got {type(getattr(self, field)).__name__}")
+
+
+@dataclasses.dataclass
+class RoundContext:
+    """Everything a metric callback may look at after round ``round`` was fitted.
+
+    ``samples`` are ``n_eval`` fresh samples of the current model (the same array for every
+    metric of the round), ``eval_data`` the held-out real data (or the training real data
+    when none was given), ``train_data`` the set the round was fitted on, ``metric_backend``
+    the sample distances of the run.
+    """
+
+    round: int
+    state: Any
+    initial_state: Any
+    samples: np.ndarray
+    eval_data: np.ndarray
+    real_data: np.ndarray
+    train_data: np.ndarray
+    learner: Any
+    rng: np.random.Generator
+    metric_backend: MetricBackend = dataclasses.field(default_factory=MetricBackend)
+
+
+MetricFn = Callable[[RoundContext], "float | Mapping[str, float]"]

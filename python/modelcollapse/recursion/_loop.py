@@ -1,0 +1,400 @@
+"""The project's one generic iterative-retraining loop (Bertrand et al., Algorithm 1).
+
+A *learner* fits a model state to data (warm-started from the previous round's state) and
+samples from a state. The loop builds each round's training set from the real data and the
+previous model's samples according to a *workflow* (``docs/retraining.md``, section "The
+generic loop"):
+
+- ``mix``: all n real points plus ``floor(synthetic_ratio * n)`` synthetic ones; give either
+  ``synthetic_ratio`` (lambda >= 0, ``inf`` = fully synthetic: n synthetic points and no real
+  data) or ``real_fraction`` a in [0, 1] (a = 1 / (1 + lambda); a = 0 is fully synthetic);
+- ``replace``: fully synthetic, n (or ``n_synthetic``) fresh samples of the previous model;
+- ``accumulate``: the real data plus every synthetic set generated so far
+  (``n_synthetic`` per round, default n).
+
+Round 0 fits the real data alone (theta_0 = A(D_real)). Every round is checkpointed
+(``round_XXXX.npz``: the state, the round's synthetic set and evaluation samples in a
+data-only format; ``round_XXXX.json``: its metrics), so a run that is interrupted resumes
+from its last completed round and gives exactly the same results as an uninterrupted run
+with the same seed: round t's randomness is a pure function of ``(seed, t)``, never of what
+ran before in the process.
+
+Checkpoints hold data only (numpy arrays read with ``allow_pickle=False``, and JSON; see
+:mod:`modelcollapse._checkpoint`), so resuming from a folder someone else wrote can never
+run code. Pickle checkpoints of older versions (``round_*.pkl``) are never loaded: they are
+ignored with a warning and their rounds are recomputed. Files are written atomically, the
+JSON files are strict JSON (non-finite floats as the strings ``"inf"``, ``"-inf"``,
+``"nan"``), and checkpoints of an earlier run that is not resumed are moved aside to
+``checkpoint_dir/stale-<timestamp>/``, never deleted (:mod:`._checkpoints`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._validation import as_seed, check_choice, check_finite_array, check_positive_int, check_real
+from ._checkpoints import load_round, open_checkpoint_dir, save_round
+from ._context import Learner, MetricBackend, MetricFn, RoundContext
+from ._metrics import get_metric
+
+WORKFLOWS = ("mix", "replace", "accumulate")
+
+# Independent random streams used inside one round (SeedSequence spawn keys).
+_STREAM_SYNTH, _STREAM_FIT, _STREAM_EVAL, _STREAM_METRIC = 0, 1, 2, 3
+
+
+@dataclasses.dataclass
+class RetrainingResult:
+    """Outcome of :func:`run_retraining`.
+
+    ``table`` is tidy (one row per round x metric) with the run's settings as columns;
+    ``states[t]`` is round t's model state and ``samples[t]`` the evaluation samples of round
+    t (both kept in memory only when ``keep_states`` / ``keep_samples``; the checkpoint folder
+    always has them); ``resumed_from`` is the last round found on disk (-1: fresh run).
+    """
+
+    table: pd.DataFrame
+    states: list[Any]
+    samples: list[np.ndarray]
+    config: dict[str, Any]
+    resumed_from: int = -1
+    checkpoint_dir: Path | None = None
+
+    def wide(self) -> pd.DataFrame:
+        """One row per round, one column per metric."""
+        return self.table.pivot_table(index="round", columns="metric", values="value").reset_index()
+
+
+def resolve_mixing(workflow: str, synthetic_ratio: float | None = None,
+                   real_fraction: float | None = None) -> tuple[float, float]:
+    """Normalise the mixing parameters of a workflow to ``(synthetic_ratio, real_fraction)``.
+
+    ``mix`` needs exactly one of them (a = 1 / (1 + lambda)); ``replace`` is lambda = inf,
+    a = 0; ``accumulate`` reports lambda = nan (its ratio grows with the rounds).
+    """
+    check_choice(workflow, "workflow", WORKFLOWS)
+    if workflow == "mix":
+        if (synthetic_ratio is None) == (real_fraction is None):
+            raise ValueError("workflow='mix' needs exactly one of synthetic_ratio (lambda >= 0, inf = "
+                             "fully synthetic) or real_fraction (a in [0, 1])")
+        if synthetic_ratio is not None:
+            if isinstance(synthetic_ratio, bool) or not isinstance(synthetic_ratio, (int, float, np.floating, np.integer)):
+                raise TypeError(f"synthetic_ratio must be a real number >= 0 or inf, got {type(synthetic_ratio).__name__}")
+            lam = float(synthetic_ratio)
+            if math.isnan(lam) or lam < 0:
+                raise ValueError(f"synthetic_ratio must be >= 0 (or inf for fully synthetic), got {lam}")
+            return lam, (0.0 if math.isinf(lam) else 1.0 / (1.0 + lam))
+        a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+        return (math.inf if a == 0.0 else (1.0 - a) / a), a
+    if synthetic_ratio is not None or real_fraction is not None:
+        raise ValueError(f"workflow={workflow!r} takes no synthetic_ratio / real_fraction "
+                         "(replace is fully synthetic; accumulate keeps every synthetic set)")
+    if workflow == "replace":
+        return math.inf, 0.0
+    return math.nan, math.nan
+
+
+def round_rng(seed: int, round_index: int, stream: int) -> np.random.Generator:
+    """The generator of one random stream of one round: a pure function of its arguments."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(round_index, stream)))
+
+
+def _data_digest(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(x.shape).encode()).hexdigest()[:16]
+
+
+def _learner_config(learner: Any) -> dict[str, Any]:
+    cfg = learner.config() if hasattr(learner, "config") else {}
+    return {"name": getattr(learner, "name", type(learner).__name__), **cfg}
+
+
+def _resolve_metrics(metrics: Mapping[str, MetricFn] | Sequence[str] | None) -> dict[str, MetricFn]:
+    if metrics is None:
+        return {}
+    if isinstance(metrics, Mapping):
+        out = {}
+        for key, fn in metrics.items():
+            out[str(key)] = get_metric(fn) if isinstance(fn, str) else fn
+            if not callable(out[str(key)]):
+                raise TypeError(f"metric {key!r} must be callable or a metric name")
+        return out
+    return {str(name): get_metric(name) for name in metrics}
+
+
+def _evaluate(metrics: dict[str, MetricFn], ctx: RoundContext) -> list[tuple[str, float]]:
+    values: list[tuple[str, float]] = []
+    for key, fn in metrics.items():
+        out = fn(ctx)
+        if isinstance(out, Mapping):
+            values.extend((str(k), float(v)) for k, v in out.items())
+        else:
+            values.append((key, float(out)))
+    return values
+
+
+@dataclasses.dataclass
+class _Plan:
+    """A run's validated settings, its stored configuration and its constant table columns."""
+
+    learner: Any
+    real: np.ndarray
+    rounds: int
+    workflow: str
+    lam: float
+    a: float
+    n_syn: int
+    ev: np.ndarray
+    n_ev: int
+    seed: int
+    metric_fns: dict[str, MetricFn]
+    metric_backend: MetricBackend
+    config: dict[str, Any]
+    base_cols: dict[str, Any]
+
+    @property
+    def learner_name(self) -> str:
+        return self.config["learner"]["name"]
+
+
+def _plan(learner: Any, real_data: Any, rounds: int, workflow: str, synthetic_ratio: float | None,
+          real_fraction: float | None, n_synthetic: int | None, eval_data: Any, n_eval: int | None,
+          metrics: Mapping[str, MetricFn] | Sequence[str] | None, seed: int,
+          metric_backend: MetricBackend | None, labels: Mapping[str, Any] | None) -> _Plan:
+    """Validate the arguments of :func:`run_retraining` (in the order of its errors)."""
+    real = check_finite_array(real_data, "real_data", ndim=2)
+    n, d = real.shape
+    if n < 2:
+        raise ValueError(f"real_data needs at least 2 points, got {n}")
+    rounds = check_positive_int(rounds, "rounds", minimum=0)
+    lam, a = resolve_mixing(workflow, synthetic_ratio, real_fraction)
+    n_syn = n if n_synthetic is None else check_positive_int(n_synthetic, "n_synthetic")
+    if workflow == "mix" and n_synthetic is not None:
+        raise ValueError("n_synthetic is for workflow='replace'/'accumulate'; 'mix' uses floor(synthetic_ratio * n)")
+    ev = real if eval_data is None else check_finite_array(eval_data, "eval_data", ndim=2, shape=(None, d))
+    n_ev = len(ev) if n_eval is None else check_positive_int(n_eval, "n_eval")
+    seed = as_seed(seed)
+    if not isinstance(learner, Learner):
+        raise TypeError("learner must have fit(data, previous_state, rng), sample(state, n, rng) and a name")
+    metric_fns = _resolve_metrics(metrics)
+    if metric_backend is None:
+        metric_backend = MetricBackend()
+    elif not isinstance(metric_backend, MetricBackend):
+        raise TypeError(f"metric_backend must be a MetricBackend, got {type(metric_backend).__name__}")
+
+    config = {"learner": _learner_config(learner), "workflow": workflow,
+              # NaN (accumulate) is stored as None so that configurations compare equal
+              "synthetic_ratio": None if math.isnan(lam) else lam,
+              "real_fraction": None if math.isnan(a) else a, "n_real": n, "dim": d, "n_synthetic": n_syn, "n_eval": n_ev,
+              "seed": seed, "metrics": sorted(metric_fns), "real_digest": _data_digest(real),
+              "eval_digest": _data_digest(ev)}
+    base_cols = {"learner": config["learner"]["name"], "workflow": workflow, "synthetic_ratio": lam,
+                 "real_fraction": a, "seed": seed, **(dict(labels) if labels else {})}
+    return _Plan(learner, real, rounds, workflow, lam, a, n_syn, ev, n_ev, seed, metric_fns, metric_backend,
+                 config, base_cols)
+
+
+@dataclasses.dataclass
+class _Record:
+    """What a run accumulates round after round."""
+
+    keep_states: bool
+    keep_samples: bool
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    states: list[Any] = dataclasses.field(default_factory=list)
+    samples: list[np.ndarray] = dataclasses.field(default_factory=list)
+    synthetic_sets: list[np.ndarray] = dataclasses.field(default_factory=list)
+    state: Any = None    # the latest round's state
+    state0: Any = None   # round 0's state (theta_0)
+
+    def keep(self, state: Any, eval_samples: np.ndarray) -> None:
+        if self.keep_states:
+            self.states.append(state)
+        if self.keep_samples:
+            self.samples.append(eval_samples)
+
+
+def _load_completed(plan: _Plan, ckpt: Path, done: list[int], record: _Record) -> None:
+    """Replay the completed rounds ``done`` of a checkpoint folder into ``record``."""
+    for t in done:
+        payload = load_round(ckpt, t)
+        record.state = payload["state"]
+        if t == 0:
+            record.state0 = record.state
+        if payload["synthetic"] is not None:
+            record.synthetic_sets.append(payload["synthetic"])
+        # the stored values; the constant columns from this call (the configuration matched)
+        record.rows.extend({**plan.base_cols, "round": r["round"], "metric": r["metric"], "value": float(r["value"])}
+                           for r in payload["rows"])
+        record.keep(record.state, payload["eval_samples"])
+
+
+def _training_set(plan: _Plan, t: int, record: _Record) -> tuple[np.ndarray, np.ndarray | None]:
+    """Round ``t``'s training set and the synthetic set drawn for it (None in round 0)."""
+    if t == 0:
+        return plan.real, None
+    learner, real, d = plan.learner, plan.real, plan.real.shape[1]
+    rs = round_rng(plan.seed, t, _STREAM_SYNTH)
+    if plan.workflow == "mix":
+        n = len(real)
+        m = n if math.isinf(plan.lam) else int(math.floor(plan.lam * n + 1e-9))
+        synthetic = learner.sample(record.state, m, rs) if m > 0 else np.empty((0, d))
+        train = synthetic if math.isinf(plan.lam) else np.concatenate([real, synthetic])
+    elif plan.workflow == "replace":
+        synthetic = learner.sample(record.state, plan.n_syn, rs)
+        train = synthetic
+    else:
+        synthetic = learner.sample(record.state, plan.n_syn, rs)
+        record.synthetic_sets.append(synthetic)
+        train = np.concatenate([real, *record.synthetic_sets])
+    synthetic = check_finite_array(synthetic, "learner.sample output", ndim=2, shape=(None, d), allow_empty=True)
+    return train, synthetic
+
+
+def _run_round(plan: _Plan, t: int, record: _Record, ckpt: Path | None) -> tuple[RoundContext, list[tuple[str, float]]]:
+    """Fit round ``t``, sample its evaluation set, evaluate the metrics, record and checkpoint it."""
+    learner, seed = plan.learner, plan.seed
+    t0 = time.perf_counter()
+    train, synthetic = _training_set(plan, t, record)
+    new_state = learner.fit(train, record.state, round_rng(seed, t, _STREAM_FIT))
+    if t == 0:
+        record.state0 = new_state
+    record.state = state = new_state
+    ev_samples = np.asarray(learner.sample(state, plan.n_ev, round_rng(seed, t, _STREAM_EVAL)), dtype=np.float64)
+    ctx = RoundContext(round=t, state=state, initial_state=record.state0, samples=ev_samples, eval_data=plan.ev,
+                       real_data=plan.real, train_data=train, learner=learner,
+                       rng=round_rng(seed, t, _STREAM_METRIC), metric_backend=plan.metric_backend)
+    values = _evaluate(plan.metric_fns, ctx)
+    fit_s = time.perf_counter() - t0
+    new_rows = [{**plan.base_cols, "round": t, "metric": k, "value": v} for k, v in values]
+    new_rows.append({**plan.base_cols, "round": t, "metric": "train_size", "value": float(len(train))})
+    record.rows.extend(new_rows)
+    if ckpt is not None:
+        save_round(ckpt, t, state, synthetic, ev_samples, new_rows, {"wall_s": fit_s}, learner_name=plan.learner_name)
+    record.keep(state, ev_samples)
+    return ctx, values
+
+
+def _progress_bar(plan: _Plan, start: int) -> Any:
+    from tqdm.auto import tqdm
+
+    desc = f"retrain {plan.learner_name} {plan.workflow}" + ("" if plan.workflow != "mix" else f" lambda={plan.lam:g}")
+    return tqdm(total=plan.rounds + 1, initial=start, desc=desc, leave=False)
+
+
+def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: str = "mix",
+                   synthetic_ratio: float | None = None, real_fraction: float | None = None,
+                   n_synthetic: int | None = None, eval_data: Any = None, n_eval: int | None = None,
+                   metrics: Mapping[str, MetricFn] | Sequence[str] | None = ("std",),
+                   seed: int = 0, checkpoint_dir: str | Path | None = None, resume: bool = True,
+                   keep_states: bool = True, keep_samples: bool = False, progress: bool = True,
+                   callback: Callable[[RoundContext], None] | None = None,
+                   labels: Mapping[str, Any] | None = None,
+                   metric_backend: MetricBackend | None = None) -> RetrainingResult:
+    """Iteratively retrain ``learner`` on real data mixed with its own samples.
+
+    Parameters
+    ----------
+    learner
+        A :class:`Learner` (e.g. ``GaussianLearner()``, ``GMMLearner(8)``, ``DDPMLearner()``).
+    real_data
+        ``(n, d)`` real training set D_real (kept fixed over the rounds).
+    rounds
+        Number of retraining rounds T after the initial fit (round 0 fits D_real alone).
+    workflow
+        ``"mix"``, ``"replace"`` or ``"accumulate"`` (see the module docstring and ``docs/retraining.md``).
+    synthetic_ratio, real_fraction
+        Mixing for ``workflow="mix"``: exactly one of lambda >= 0 (``math.inf`` = fully
+        synthetic) or a in [0, 1].
+    n_synthetic
+        Synthetic samples per round for ``replace`` / ``accumulate`` (default n).
+    eval_data
+        Held-out real data the metrics compare with (default: ``real_data``).
+    n_eval
+        Model samples drawn each round for the metrics (default ``len(eval_data)``).
+    metrics
+        Names (``"std"``, ``"w1"``, ``"w2"``, ``"precision_recall"``, ``"param_distance"``,
+        ``"mean"``) or a mapping name -> callable(:class:`RoundContext`) returning a float or
+        a dict of floats.
+    seed
+        Round t's randomness is derived from ``(seed, t)``; results do not depend on whether
+        the run was interrupted and resumed.
+    checkpoint_dir
+        Folder for per-round checkpoints (data only: ``.npz`` read without pickle, and
+        strict JSON; written atomically). With ``resume=True`` completed rounds found there
+        are loaded instead of recomputed (the stored configuration must match; ``rounds``
+        may grow). With ``resume=False`` the files of an earlier run are moved to
+        ``checkpoint_dir/stale-<timestamp>/`` (with a warning), not deleted. Pickle files
+        (``*.pkl``, older versions) are never loaded. The learner's states must be data only
+        (see :class:`Learner`). ``None``: no checkpoints.
+    keep_states, keep_samples
+        Keep each round's state / evaluation samples in the returned object.
+    progress
+        Show a tqdm progress bar over rounds.
+    callback
+        Called with the :class:`RoundContext` after each computed round (e.g. for plots).
+    labels
+        Extra constant columns for the result table (e.g. ``{"experiment": "fig7"}``).
+    metric_backend
+        The sample distances the built-in metrics use (:class:`MetricBackend`; default exact
+        W_p and k-NN precision/recall from :mod:`modelcollapse.metrics`). It reaches every
+        metric through :attr:`RoundContext.metric_backend` and is not part of the stored
+        configuration.
+
+    Returns
+    -------
+    RetrainingResult
+    """
+    plan = _plan(learner, real_data, rounds, workflow, synthetic_ratio, real_fraction, n_synthetic, eval_data,
+                 n_eval, metrics, seed, metric_backend, labels)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    record = _Record(keep_states=keep_states, keep_samples=keep_samples)
+    done: list[int] = []
+    if ckpt is not None:
+        done = open_checkpoint_dir(ckpt, plan.config, resume, plan.rounds)
+        _load_completed(plan, ckpt, done, record)
+    start = len(done)
+
+    bar = _progress_bar(plan, start) if progress else None
+    try:
+        for t in range(start, plan.rounds + 1):
+            ctx, values = _run_round(plan, t, record, ckpt)
+            if callback is not None:
+                callback(ctx)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in values[:3]})
+    finally:
+        if bar is not None:
+            bar.close()
+    table = pd.DataFrame(record.rows, columns=[*plan.base_cols, "round", "metric", "value"])
+    return RetrainingResult(table=table, states=record.states, samples=record.samples, config=plan.config,
+                            resumed_from=start - 1, checkpoint_dir=ckpt)
+
+
+def sweep(learner_factory: Callable[[], Learner], real_data_fn: Callable[[int], tuple[np.ndarray, np.ndarray | None]],
+          settings: Sequence[Mapping[str, Any]], seeds: Sequence[int], rounds: int, *,
+          checkpoint_root: str | Path | None = None, progress: bool = True, **kwargs: Any) -> pd.DataFrame:
+    """Run :func:`run_retraining` for every setting x seed and concatenate the tables.
+
+    ``settings`` are keyword sets such as ``{"workflow": "mix", "synthetic_ratio": 0.5}``;
+    ``real_data_fn(seed)`` returns ``(real_data, eval_data_or_None)``; a fresh learner is built
+    for every run. With ``checkpoint_root`` each run checkpoints to its own sub-folder, so an
+    interrupted sweep resumes where it stopped.
+    """
+    tables = []
+    for setting in settings:
+        for s in seeds:
+            real, ev = real_data_fn(int(s))
+            tag = "_".join(f"{k}-{v}" for k, v in sorted(setting.items()))
+            ck = None if checkpoint_root is None else Path(checkpoint_root) / f"{tag}_seed-{s}"
+            res = run_retraining(learner_factory(), real, rounds, eval_data=ev, seed=int(s), checkpoint_dir=ck,
+                                 progress=progress, keep_states=False, **{**kwargs, **setting})
+            tables.append(res.table)
+    return pd.concat(tables, ignore_index=True)

@@ -1,0 +1,28 @@
+"""The truncated-diffusion recursion (``docs/truncation.md``): a diffusion model whose
+reverse sampler stops at delta_k > 0 is retrained on a mix of real data (fraction a) and its
+own samples; its laws stay Gaussian mixtures that contract to a limit law.
+
+- Exact laws (:mod:`._laws`): :class:`Schedule` / :func:`as_schedule`, :class:`SmoothedLaw`,
+  :func:`exact_recursion`, :func:`limit_law`, :func:`transfer_function`, :func:`bias_factors`,
+  :func:`contraction_factor`, :func:`robustness_radius`, :func:`robustness_bound`.
+- The Hermite picture (:mod:`._hermite`, also importable as :mod:`modelcollapse.hermite`):
+  Hermite moments from samples (compiled) and of mixtures, degree energies, Gram-Charlier.
+- Distances (:mod:`._distances`): 1-D mixture quantiles and W2 to or between 1-D mixtures;
+  :func:`sliced_w2`, :func:`w2_1d` and :func:`grid_distances` are thin wrappers over
+  :mod:`modelcollapse.metrics`.
+- Simulation (:mod:`._learners`): :class:`ExactLawLearner`, :class:`FittedModelLearner` and
+  :func:`simulate_recursion` on the shared loop of :mod:`modelcollapse.recursion`.
+"""
+from __future__ import annotations
+
+from ._distances import (MAX_PROJECTIONS, grid_distances, mixture_quantiles_1d, sliced_w2, w2_1d, w2_1d_laws,
+                         w2_1d_to_law)
+from ._laws import (MAX_ROUNDS, ExactRecursion, Schedule, SmoothedLaw, as_schedule, bias_factors, contraction_factor,
+                    exact_recursion, limit_law, robustness_bound, robustness_radius, transfer_function)
+from ._learners import MODELS, ExactLawLearner, FittedModelLearner, SimulationResult, simulate_recursion
+
+__all__ = ["Schedule", "as_schedule", "SmoothedLaw", "ExactRecursion", "exact_recursion", "limit_law",
+           "transfer_function", "bias_factors", "contraction_factor", "robustness_radius", "robustness_bound",
+           "simulate_recursion", "SimulationResult", "ExactLawLearner", "FittedModelLearner", "MODELS",
+           "w2_1d", "w2_1d_to_law", "w2_1d_laws", "sliced_w2", "grid_distances", "mixture_quantiles_1d",
+           "MAX_ROUNDS", "MAX_PROJECTIONS"]

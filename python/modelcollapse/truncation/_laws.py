@@ -1,0 +1,328 @@
+"""The truncated-diffusion recursion's exact laws: schedules, smoothed laws, the exact
+recursion, its limit, the Hermite transfer functions and bias factors, and the robustness
+bounds (``docs/truncation.md``, section "Formulas").
+
+Round 0 trains on the data law p and its (perfect) model samples p_hat_0 = S_{delta_0} p;
+round k >= 1 trains on q_k = a p + (1 - a) p_hat_{k-1} and outputs p_hat_k = S_{delta_k} q_k
+(a = ``real_fraction``). Unrolled,
+
+    p_hat_k = sum_{j<k} a (1-a)^j S_{tau_{k,j}} p + (1-a)^k S_{tau_{k,k}} p,
+    tau_{k,j} = delta_k + delta_{k-1} + ... + delta_{k-j},
+
+so every p_hat_k is a finite mixture of smoothings of p (:class:`SmoothedLaw`), a Gaussian
+mixture when p is one. Hermite coordinates obey c_alpha(p_hat_k) = B_{|alpha|,k} c_alpha(p)
+with the exact bias factors B_{n,0} = e^{-n delta_0}, B_{n,k} = e^{-n delta_k}(a + (1-a) B_{n,k-1}).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+
+from .._validation import check_allocation, check_choice, check_finite_array, check_positive_int, check_real
+from ..mixture import GaussianMixture
+
+#: Most rounds / schedule values one call computes (each is a Python-level step).
+MAX_ROUNDS = 1_000_000
+
+
+def _check_law(law: Any, name: str) -> GaussianMixture:
+    if not isinstance(law, GaussianMixture):
+        raise TypeError(f"{name} must be a modelcollapse.GaussianMixture, got {type(law).__name__}")
+    return law
+
+# ----------------------------------------------------------------------------------------
+# Schedules
+
+
+class Schedule:
+    """Truncation schedule k -> delta_k >= 0 (k = 0, 1, ...).
+
+    Build with :meth:`constant`, :meth:`geometric` (delta_0 gamma^k), :meth:`polynomial`
+    (delta_0 (k+1)^-beta), :meth:`from_array` or :meth:`from_callable`; :func:`as_schedule`
+    accepts a float, an array, a callable or a Schedule.
+    """
+
+    def __init__(self, fn: Callable[[int], float], description: str, constant_value: float | None = None,
+                 length: int | None = None) -> None:
+        self._fn = fn
+        self.description = description
+        self.constant_value = constant_value
+        self.length = length
+
+    @classmethod
+    def constant(cls, delta: float) -> "Schedule":
+        delta = check_real(delta, "delta", low=0.0)
+        return cls(lambda k: delta, f"constant(delta={delta:g})", constant_value=delta)
+
+    @classmethod
+    def geometric(cls, delta0: float, gamma: float) -> "Schedule":
+        delta0 = check_real(delta0, "delta0", low=0.0)
+        gamma = check_real(gamma, "gamma", 0.0, 1.0)
+        return cls(lambda k: delta0 * gamma ** k, f"geometric(delta0={delta0:g}, gamma={gamma:g})")
+
+    @classmethod
+    def polynomial(cls, delta0: float, beta: float) -> "Schedule":
+        delta0 = check_real(delta0, "delta0", low=0.0)
+        beta = check_real(beta, "beta", low=0.0)
+        return cls(lambda k: delta0 * (k + 1.0) ** (-beta), f"polynomial(delta0={delta0:g}, beta={beta:g})")
+
+    @classmethod
+    def from_array(cls, values: Any) -> "Schedule":
+        v = check_finite_array(values, "schedule", ndim=1)
+        if len(v) == 0 or np.any(v < 0):
+            raise ValueError("a schedule array must be non-empty with every delta_k >= 0")
+        return cls(lambda k: float(v[k]), f"array({len(v)} values)", length=len(v))
+
+    @classmethod
+    def from_callable(cls, fn: Callable[[int], float]) -> "Schedule":
+        if not callable(fn):
+            raise TypeError("schedule must be callable k -> delta_k")
+        return cls(fn, f"callable({getattr(fn, '__name__', 'fn')})")
+
+    def __call__(self, k: int) -> float:
+        k = check_positive_int(k, "k", minimum=0)
+        if self.length is not None and k >= self.length:
+            raise ValueError(f"schedule has {self.length} values; round {k} needs more (give rounds+1 values)")
+        raw = self._fn(int(k))
+        if isinstance(raw, (complex, np.complexfloating)) or not isinstance(raw, (numbers.Real, np.ndarray)):
+            raise TypeError(f"schedule gave delta_{k} = {raw!r:.40}; truncation times must be real numbers")
+        v = float(raw)
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"schedule gave delta_{k} = {v}; truncation times must be finite and >= 0")
+        return v
+
+    def values(self, n: int) -> np.ndarray:
+        """delta_0, ..., delta_{n-1}."""
+        n = check_positive_int(n, "n", minimum=0, maximum=MAX_ROUNDS)
+        return np.array([self(k) for k in range(n)], dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"Schedule.{self.description}"
+
+
+def as_schedule(schedule: Any) -> Schedule:
+    """A float (constant), an array (delta_k per round), a callable or a :class:`Schedule`."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, bool):
+        raise TypeError("schedule must be a number, an array, a callable or a Schedule")
+    if isinstance(schedule, (int, float, np.integer, np.floating)):
+        return Schedule.constant(float(schedule))
+    if callable(schedule):
+        return Schedule.from_callable(schedule)
+    if isinstance(schedule, (list, tuple, np.ndarray)):
+        return Schedule.from_array(schedule)
+    raise TypeError(f"schedule must be a number, an array, a callable or a Schedule, got {type(schedule).__name__}")
+
+
+# ----------------------------------------------------------------------------------------
+# Exact laws
+
+
+@dataclasses.dataclass
+class SmoothedLaw:
+    """sum_j weights[j] S_{times[j]} p for a base law p (a GaussianMixture); times may be inf
+    (S_inf p = N(0, I))."""
+
+    base: GaussianMixture
+    weights: np.ndarray
+    times: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_law(self.base, "base")
+        w = check_finite_array(self.weights, "weights", ndim=1)
+        if np.any(w < 0):
+            raise ValueError("weights must be non-negative")
+        if np.iscomplexobj(self.times):
+            raise TypeError("times must be real")
+        try:
+            t = np.asarray(self.times, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"times must be an array of real numbers, got {type(self.times).__name__}") from None
+        if t.shape != w.shape:
+            raise ValueError(f"times must have the shape of weights {w.shape}, got {t.shape}")
+        if np.any(np.isnan(t)) or np.any(t < 0):  # +inf is allowed: S_inf p = N(0, I)
+            raise ValueError("times must be >= 0 (inf allowed), without NaN")
+        self.weights, self.times = w, t
+
+    def smooth(self, t: float) -> "SmoothedLaw":
+        t = check_real(t, "t", low=0.0)
+        return SmoothedLaw(self.base, self.weights.copy(), self.times + t)
+
+    def mix_with_base(self, real_fraction: float) -> "SmoothedLaw":
+        """a p + (1 - a) self."""
+        a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+        if a == 0.0:
+            return SmoothedLaw(self.base, self.weights.copy(), self.times.copy())
+        return SmoothedLaw(self.base, np.concatenate([[a], (1 - a) * self.weights]), np.concatenate([[0.0], self.times]))
+
+    def to_mixture(self) -> GaussianMixture:
+        """The law as one GaussianMixture (components of all smoothings concatenated)."""
+        d = self.base.dim
+        parts = []
+        for w, t in zip(self.weights, self.times):
+            if w <= 0:
+                continue
+            if math.isinf(t):
+                parts.append((w, GaussianMixture([1.0], np.zeros((1, d)), 1.0)))
+            else:
+                parts.append((w, self.base.smooth(float(t)) if t > 0 else self.base))
+        law = parts[0][1]
+        acc = parts[0][0]
+        for w, comp in parts[1:]:
+            acc += w
+            law = law.mix(comp, (acc - w) / acc)
+        return law
+
+    def hermite_factor(self, n: Any) -> np.ndarray:
+        """sum_j w_j exp(-n t_j): c_alpha(self) = factor(|alpha|) c_alpha(p) (Mehler)."""
+        n = check_finite_array(n, "n", allow_empty=True)
+        if np.any(n < 0):
+            raise ValueError("n (degrees) must be >= 0")
+        with np.errstate(invalid="ignore"):
+            e = np.exp(-np.multiply.outer(n, self.times))
+        e = np.where(np.isnan(e), 0.0, e)  # 0 * inf
+        if np.ndim(n) == 0:
+            return float(e @ self.weights)
+        e[n == 0] = 1.0
+        return e @ self.weights
+
+
+@dataclasses.dataclass
+class ExactRecursion:
+    """Exact laws of the recursion: ``training[k]`` = q_k, ``outputs[k]`` = p_hat_k, k = 0..rounds."""
+
+    data_law: GaussianMixture
+    real_fraction: float
+    deltas: np.ndarray
+    training: list[SmoothedLaw]
+    outputs: list[SmoothedLaw]
+
+    def output_mixture(self, k: int) -> GaussianMixture:
+        k = check_positive_int(k, "k", minimum=0, maximum=len(self.outputs) - 1)
+        return self.outputs[k].to_mixture()
+
+
+def exact_recursion(data_law: GaussianMixture, rounds: int, real_fraction: float, schedule: Any) -> ExactRecursion:
+    """Exact laws q_k and p_hat_k for k = 0..rounds, any real_fraction a in [0, 1] and schedule."""
+    if not isinstance(data_law, GaussianMixture):
+        raise TypeError("data_law must be a modelcollapse.GaussianMixture")
+    rounds = check_positive_int(rounds, "rounds", minimum=0, maximum=MAX_ROUNDS)
+    # Round k's laws hold k + 1 smoothings each (weights and times, for q_k and p_hat_k):
+    # the whole record grows as rounds^2, and so does the time to build it.
+    check_allocation(2.0 * (rounds + 1.0) * (rounds + 2.0), "rounds", "the exact laws of every round")
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    sched = as_schedule(schedule)
+    deltas = sched.values(rounds + 1)
+    q = SmoothedLaw(data_law, np.array([1.0]), np.array([0.0]))
+    training, outputs = [], []
+    for k in range(rounds + 1):
+        if k > 0:
+            q = outputs[-1].mix_with_base(a)
+        training.append(q)
+        outputs.append(q.smooth(deltas[k]))
+    return ExactRecursion(data_law, a, deltas, training, outputs)
+
+
+def limit_law(data_law: GaussianMixture, real_fraction: float, delta: float, *, law: str = "output",
+              tol: float = 1e-10, max_terms: int = 100_000) -> tuple[SmoothedLaw, float]:
+    """The fixed point of the constant-delta recursion and its truncation error.
+
+    Output law p_hat_inf = sum_{j>=0} a (1-a)^j S_{(j+1) delta} p; training law
+    q_inf = sum_{j>=0} a (1-a)^j S_{j delta} p. The series is cut after J terms, with J the
+    smallest number with (1-a)^J <= tol (at most ``max_terms``), and renormalised: the
+    returned error bounds TV(returned, exact limit) by (1-a)^J. a = 0: N(0, I) exactly.
+    """
+    if not isinstance(data_law, GaussianMixture):
+        raise TypeError("data_law must be a modelcollapse.GaussianMixture")
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    delta = check_real(delta, "delta", low=0.0)
+    check_choice(law, "law", ("output", "training"))
+    tol = check_real(tol, "tol", 0.0, 1.0, low_open=True)
+    max_terms = check_positive_int(max_terms, "max_terms", maximum=10**8)
+    if a == 0.0:
+        if delta == 0.0:
+            raise ValueError("with real_fraction=0 and delta=0 every round returns p: there is no contraction")
+        return SmoothedLaw(data_law, np.array([1.0]), np.array([np.inf])), 0.0
+    # In floats first: for a tiny a the ratio overflows any int (math.ceil(inf) would raise).
+    J = 1 if a == 1.0 else int(min(float(max_terms), max(1.0, math.ceil(min(math.log(tol) / math.log1p(-a), 1e18)))))
+    j = np.arange(J)
+    w = a * (1 - a) ** j
+    err = float((1 - a) ** J)
+    shift = 1.0 if law == "output" else 0.0
+    return SmoothedLaw(data_law, w / w.sum(), (j + shift) * delta), err
+
+
+def transfer_function(n: Any, real_fraction: float, delta: float, law: str = "output") -> np.ndarray:
+    """H_n = a e^{-n delta} / (1 - (1-a) e^{-n delta}) (output) or a / (1 - (1-a) e^{-n delta})
+    (training law): c_n(p_hat_inf) = H_n c_n(p). H_0 = 1; a = 0 gives H_n = 0 for n >= 1."""
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    delta = check_real(delta, "delta", low=0.0)
+    check_choice(law, "law", ("output", "training"))
+    nn = check_finite_array(n, "n", allow_empty=True)
+    if np.any(nn < 0):
+        raise ValueError("degrees n must be >= 0")
+    e = np.exp(-nn * delta)
+    denom = 1.0 - (1.0 - a) * e
+    num = a * e if law == "output" else a * np.ones_like(e)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.where(denom > 0, num / np.where(denom > 0, denom, 1.0), 1.0)
+    h = np.where(nn == 0, 1.0, h)
+    return h if np.ndim(n) else float(h)
+
+
+def bias_factors(degrees: Any, rounds: int, real_fraction: float, schedule: Any) -> np.ndarray:
+    """Exact B_{n,k} = c_n(p_hat_k) / c_n(p), shape (rounds + 1, len(degrees)):
+    B_{n,0} = e^{-n delta_0}, B_{n,k} = e^{-n delta_k} (a + (1-a) B_{n,k-1})."""
+    n = np.atleast_1d(check_finite_array(degrees, "degrees", ndim=(0, 1)))
+    if np.any(n < 0):
+        raise ValueError("degrees must be >= 0")
+    rounds = check_positive_int(rounds, "rounds", minimum=0, maximum=MAX_ROUNDS)
+    check_allocation((rounds + 1.0) * max(len(n), 1), "rounds and degrees", "the bias factors")
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    deltas = as_schedule(schedule).values(rounds + 1)
+    out = np.empty((rounds + 1, len(n)))
+    out[0] = np.exp(-n * deltas[0])
+    for k in range(1, rounds + 1):
+        out[k] = np.exp(-n * deltas[k]) * (a + (1 - a) * out[k - 1])
+    return out
+
+
+def contraction_factor(real_fraction: float, delta: float) -> float:
+    """rho = sqrt(1 - a) e^{-delta}: W2(p_hat_k, p_hat_inf) <= rho^k W2(p_hat_0, p_hat_inf)."""
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    delta = check_real(delta, "delta", low=0.0)
+    return math.sqrt(1.0 - a) * math.exp(-delta)
+
+
+def robustness_radius(epsilon: float, real_fraction: float, delta: float) -> float:
+    """epsilon / (1 - rho): the W2 ball around p_hat_inf that a sampler with per-round error
+    epsilon stays in."""
+    eps = check_real(epsilon, "epsilon", low=0.0)
+    rho = contraction_factor(real_fraction, delta)
+    if rho >= 1.0:
+        return math.inf  # no contraction (real_fraction = delta = 0): no ball, as documented
+    out = eps / (1.0 - rho)
+    if not math.isfinite(out):
+        raise ValueError(f"epsilon = {eps:.3g} too large: the radius epsilon / (1 - rho) overflows float64")
+    return out
+
+
+def robustness_bound(k: Any, initial_distance: float, epsilon: float, real_fraction: float, delta: float) -> np.ndarray:
+    """rho^k W2_0 + epsilon (1 - rho^k) / (1 - rho)."""
+    rho = contraction_factor(real_fraction, delta)
+    kk = check_finite_array(k, "k", allow_empty=True)
+    if np.any(kk < 0):
+        raise ValueError("k (rounds) must be >= 0")
+    w0 = check_real(initial_distance, "initial_distance", low=0.0)
+    eps = check_real(epsilon, "epsilon", low=0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        geo = kk if rho == 1.0 else (1 - rho ** kk) / (1 - rho)
+        out = rho ** kk * w0 + eps * geo
+    if not np.all(np.isfinite(out)):
+        raise ValueError("initial_distance, epsilon or k too large: the bound overflows float64")
+    return out if np.ndim(k) else float(out)
