@@ -198,6 +198,10 @@ SIZE_ARGS = [
 ]
 
 
+# Alias modules: the module whose code they re-export.
+ALIASED = {"modelcollapse.hermite": "modelcollapse.truncation._hermite"}
+
+
 def _public_callables() -> set[str]:
     """module.Name and module.Class.method for everything public defined in the core modules."""
     names = set()
@@ -206,7 +210,10 @@ def _public_callables() -> set[str]:
         public = getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]
         for name in public:
             obj = getattr(mod, name)
-            if getattr(obj, "__module__", None) != mod.__name__ or not callable(obj):
+            # defined in the module, or (a package or an alias module) in one of its private modules
+            owner = getattr(obj, "__module__", None) or ""
+            if not callable(obj) or not (owner == mod.__name__ or owner.startswith(mod.__name__ + ".")
+                                         or owner == ALIASED.get(mod.__name__)):
                 continue
             names.add(f"{short}.{name}")
             if inspect.isclass(obj) and not issubclass(obj, BaseException):

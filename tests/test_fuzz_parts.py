@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 
 import modelcollapse as mc
 from modelcollapse import dae, dae_theory as th, hodge as H
-from modelcollapse.retraining import datasets, gaussian as G, learners as L, metrics as RM
-from modelcollapse.retraining.loop import RoundContext
+from modelcollapse.recursion import RoundContext, _metrics as RM
+from modelcollapse.retraining import datasets, gaussian as G, learners as L
 
 from fuzz_support import assert_contract, bad_values
 
 MODULES = ["modelcollapse.hodge", "modelcollapse.dae", "modelcollapse.dae_theory", "modelcollapse.retraining.gaussian",
-           "modelcollapse.retraining.learners", "modelcollapse.retraining.metrics",
+           "modelcollapse.retraining.learners", "modelcollapse.recursion._metrics",
            "modelcollapse.retraining.datasets", "modelcollapse.retraining.torch_learners"]
 
 # --------------------------------------------------------------------------- valid objects
@@ -88,15 +88,6 @@ def _finite_d(fn):
         out = fn(**kw)
         return dataclasses.replace(out, d=0.0) if out.d == np.inf else out
     return call
-
-
-def _set_backend(**kw):
-    """set_metric_backend, restoring the backend afterwards (the module state is global)."""
-    saved = dict(RM.BACKEND)
-    try:
-        return RM.set_metric_backend(**kw)
-    finally:
-        RM.BACKEND.update(saved)
 
 
 # name -> (callable, valid keyword arguments, size arguments)
@@ -269,18 +260,15 @@ CASES: dict[str, tuple] = {
                                          dict(state={"train": X2}, n=5, rng=_gen()), ("n",)),
     "learners.make_learner": (L.make_learner, dict(name="gaussian"), ()),
     "learners.FitSampleAdapter": (L.FitSampleAdapter, dict(prototype=LEARNER, name=None, parameter_fn=None, config=None), ()),
-    # retraining.metrics
-    "metrics.set_metric_backend": (_set_backend, dict(wasserstein=None, precision_recall=None), ()),
-    "metrics.wasserstein": (RM.wasserstein, dict(x=X2, y=X2 + 0.1, p=2), ()),
-    "metrics.precision_recall": (RM.precision_recall, dict(real=X2, fake=X2 + 0.1, k=3), ("k",)),
-    "metrics.metric_w1": (RM.metric_w1, dict(ctx=CTX), ()),
-    "metrics.metric_w2": (RM.metric_w2, dict(ctx=CTX), ()),
-    "metrics.metric_precision_recall": (RM.metric_precision_recall, dict(ctx=CTX, k=3), ("k",)),
-    "metrics.metric_std": (RM.metric_std, dict(ctx=CTX), ()),
-    "metrics.metric_mean": (RM.metric_mean, dict(ctx=CTX), ()),
-    "metrics.metric_param_distance": (RM.metric_param_distance, dict(ctx=CTX), ()),
-    "metrics.get_metric": (RM.get_metric, dict(name="w1"), ()),
-    "metrics.default_metrics": (RM.default_metrics, dict(neural=False), ()),
+    # recursion metrics
+    "_metrics.metric_w1": (RM.metric_w1, dict(ctx=CTX), ()),
+    "_metrics.metric_w2": (RM.metric_w2, dict(ctx=CTX), ()),
+    "_metrics.metric_precision_recall": (RM.metric_precision_recall, dict(ctx=CTX, k=3), ("k",)),
+    "_metrics.metric_std": (RM.metric_std, dict(ctx=CTX), ()),
+    "_metrics.metric_mean": (RM.metric_mean, dict(ctx=CTX), ()),
+    "_metrics.metric_param_distance": (RM.metric_param_distance, dict(ctx=CTX), ()),
+    "_metrics.get_metric": (RM.get_metric, dict(name="w1"), ()),
+    "_metrics.default_metrics": (RM.default_metrics, dict(neural=False), ()),
     # retraining.datasets
     "datasets.eight_gaussians": (datasets.eight_gaussians, dict(n=10, seed=0, radius=4.0, std=0.5, scale=0.7), ("n",)),
     "datasets.eight_gaussians_centres": (datasets.eight_gaussians_centres, dict(radius=4.0, scale=0.7), ()),

@@ -71,6 +71,7 @@ def metric_mean(ctx: RoundContext) -> dict[str, float]:
 
 def metric_param_distance(ctx: RoundContext) -> float:
     """||theta_t - theta_0|| / sqrt(#params) (needs ``learner.parameter_vector``)."""
+    _check_ctx(ctx)
     if not hasattr(ctx.learner, "parameter_vector"):
         raise TypeError(f"learner {getattr(ctx.learner, 'name', ctx.learner)!r} has no parameter_vector(state); "
                         "drop the 'param_distance' metric")
@@ -96,7 +97,7 @@ METRICS: dict[str, Callable[[RoundContext], Any]] = {
 def get_metric(name: str) -> Callable[[RoundContext], Any]:
     """The built-in metric called ``name`` (ValueError listing the names otherwise)."""
     if not isinstance(name, str) or name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; available: {', '.join(METRICS)} (or pass a callable)")
+        raise ValueError(f"unknown metric name {name!r}; available: {', '.join(METRICS)} (or pass a callable)")
     return METRICS[name]
 
 
