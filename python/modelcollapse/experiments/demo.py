@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import GaussianMixture, sample_reverse
 from ._registry import ExperimentOutput, register
+from ._plotting import pyplot, save_figure
 
 
 @dataclasses.dataclass
@@ -93,10 +94,7 @@ def run(config: DemoConfig, out_dir: Path, progress: bool = True) -> ExperimentO
 
 def _figure(p: GaussianMixture, samples: dict[int, np.ndarray], table: pd.DataFrame, config: DemoConfig,
             out_dir: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = sorted({0, len(samples) // 2, len(samples) - 1})
     fig, axes = plt.subplots(1, len(shown) + 1, figsize=(4 * (len(shown) + 1), 4))
@@ -123,6 +121,5 @@ def _figure(p: GaussianMixture, samples: dict[int, np.ndarray], table: pd.DataFr
                  f"N={config.n_samples}, {config.steps} {config.integrator} steps, T={config.T}")
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     path = out_dir / "demo.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..retraining import gaussian as g
 from ._registry import ExperimentOutput, register
+from ._plotting import pyplot, save_figure
 
 
 @dataclasses.dataclass
@@ -60,10 +61,7 @@ def _se(x: np.ndarray) -> np.ndarray:
                 "(Proposition 1); keeping the real data with lambda synthetic per real point contracts to the "
                 "data fit at rate lambda/(1+lambda) and the error plateaus at a level ~ 1/sqrt(n) (Theorems 1-2).")
 def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows: list[dict] = []
     summary: dict = {}
@@ -172,8 +170,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out_dir / "retraining_gaussian.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
     table = pd.DataFrame(rows)
     table["seed"] = config.seed

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._registry import ExperimentOutput, register
+from ._plotting import pyplot, save_figure
 
 
 @dataclasses.dataclass
@@ -130,10 +131,7 @@ def run_neural(kind: str, config: NeuralRetrainingConfig, out_dir: Path, progres
 
 
 def _plot_densities(kind, config, densities, real, out_dir: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     lams = [lam for lam in config.density_ratios if lam in densities]
     cols = [r for r in config.density_rounds if r <= config.rounds]
@@ -155,16 +153,12 @@ def _plot_densities(kind, config, densities, real, out_dir: Path) -> Path:
     fig.suptitle(f"{kind}: model density per retraining round", fontsize=10)
     fig.tight_layout()
     path = out_dir / f"retraining_{kind}_densities.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
 def _plot_metrics(kind, table: pd.DataFrame, out_dir: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     metrics = [m for m in ("w1", "w2", "precision", "recall", "std", "param_distance") if m in set(table.metric)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
@@ -184,8 +178,7 @@ def _plot_metrics(kind, table: pd.DataFrame, out_dir: Path) -> Path:
     fig.suptitle(f"{kind}: metrics per round (mean +- std over seeds)", fontsize=10)
     fig.tight_layout()
     path = out_dir / f"retraining_{kind}_metrics.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from .. import GaussianMixture
 from .. import truncation as tr
 from ..hermite import hermite_moments, mixture_moments
+from ._plotting import pyplot, save_figure
 from ._registry import ExperimentOutput, register
 
 
@@ -66,15 +67,6 @@ def law_1d() -> GaussianMixture:
 
 def law_2d() -> GaussianMixture:
     return GaussianMixture([0.4, 0.35, 0.25], [[-2.0, -1.0], [2.0, -1.0], [0.0, 2.0]], [0.15, 0.15, 0.15])
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _limit(p, a, delta):
@@ -119,7 +111,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
                           source="exact", value=rate))
     table = pd.concat([table, pd.DataFrame(rates)], ignore_index=True)
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
     grid = np.linspace(-4, 4, 400)
     ex = tr.exact_recursion(p, K, 0.1, 0.2)
@@ -151,8 +143,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     axes[3].legend(fontsize=7)
     fig.tight_layout()
     f1 = out / "truncation_a1.png"
-    fig.savefig(f1, dpi=100)
-    plt.close(fig)
+    save_figure(fig, f1, dpi=100)
     # 2-D: TV / Hellinger
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("tv", "hellinger")):
@@ -164,8 +155,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     f2 = out / "truncation_a1_2d.png"
-    fig.savefig(f2, dpi=100)
-    plt.close(fig)
+    save_figure(fig, f2, dpi=100)
     return table, [f1, f2]
 
 
@@ -175,7 +165,7 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     g_p = mixture_moments(p, D).values
     n = np.arange(D + 1)
     rows = []
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
     delta = 0.1
     for i, a in enumerate((0.1, 0.5)):
@@ -203,8 +193,7 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     f = out / "truncation_a2.png"
-    fig.savefig(f, dpi=100)
-    plt.close(fig)
+    save_figure(fig, f, dpi=100)
     t = pd.DataFrame(rows).melt(id_vars=["part", "real_fraction", "delta", "round", "degree"], var_name="metric",
                                 value_name="value")
     return t, [f]
@@ -217,7 +206,7 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
                  "polynomial 0.05(k+1)^-0.5": tr.Schedule.polynomial(0.05, 0.5),
                  "polynomial 0.05(k+1)^-1": tr.Schedule.polynomial(0.05, 1.0)}
     rows = []
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
     for ai, a in enumerate((0.0, 0.3)):
         for si, (name, s) in enumerate(schedules.items()):
@@ -237,8 +226,7 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
     axes[2].set_xlabel("degree n")
     fig.tight_layout()
     f = out / "truncation_a3.png"
-    fig.savefig(f, dpi=100)
-    plt.close(fig)
+    save_figure(fig, f, dpi=100)
     return pd.DataFrame(rows), [f]
 
 
@@ -251,7 +239,7 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
     settings = [dict(steps=s, perturbation=0.0) for s in (5, 10, cfg.steps)] + \
                [dict(steps=cfg.steps, perturbation=e) for e in (0.02, 0.05)]
     rows = []
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     from ..sampler import sample_reverse
 
@@ -284,8 +272,7 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
     ax.legend(fontsize=7)
     fig.tight_layout()
     f = out / "truncation_a4.png"
-    fig.savefig(f, dpi=100)
-    plt.close(fig)
+    save_figure(fig, f, dpi=100)
     return pd.DataFrame(rows), [f]
 
 
@@ -307,7 +294,7 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     p, z = digits_law(cfg.a5_samples)
     D = min(cfg.hermite_degree, 8)
     rows = []
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
     delta = 0.1
     e_p = mixture_moments(p, D).energies()
@@ -346,8 +333,7 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     axes[3].legend()
     fig.tight_layout()
     f = out / "truncation_a5.png"
-    fig.savefig(f, dpi=100)
-    plt.close(fig)
+    save_figure(fig, f, dpi=100)
     return pd.DataFrame(rows), [f]
 
 
