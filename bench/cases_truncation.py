@@ -32,8 +32,8 @@ def cases(quick: bool) -> list[Case]:
     rng = np.random.default_rng(0)
     x1 = rng.normal(size=(n, 1)) * 1.2 + 0.3
     x2 = rng.normal(size=(n, 2))
-    idx1 = ref.multi_indices(1, 30)
-    idx2 = ref.multi_indices(2, 10)
+    idx1 = hm.multi_indices(1, 30)
+    idx2 = hm.multi_indices(2, 10)
     return [
         Case(name="hermite_1d_deg30", setup=lambda: x1,
              impls={"cpp": lambda x: hm.hermite_moments(x, 30).values,

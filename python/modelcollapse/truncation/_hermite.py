@@ -25,6 +25,7 @@ from .._validation import (check_allocation, check_choice, check_finite_array, c
                            check_threads)
 from ..mixture import GaussianMixture
 from ..reference import hermite as _ref
+from . import _hermite_basis as _basis
 
 MAX_DIM = 10
 #: Most entries M * d of one multi-index table: it is enumerated in Python (~ a second per 1e7).
@@ -54,7 +55,7 @@ def multi_indices(d: int, degree: int) -> np.ndarray:
     d = check_positive_int(d, "d")
     degree = check_positive_int(degree, "degree", minimum=0)
     _check_index_count(d, degree)
-    return _ref.multi_indices(d, degree)
+    return _basis.multi_indices(d, degree)
 
 
 def _log_factorial(idx: np.ndarray) -> np.ndarray:
@@ -168,9 +169,9 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
         raise ValueError(f"x and degree too large: {pts.shape[0]} samples x {count} multi-indices = "
                          f"{float(count) * pts.shape[0]:.3g} Hermite terms exceed the limit {MAX_MOMENT_TERMS:.3g} "
                          "(minutes of CPU); lower degree or use fewer samples")
-    idx = _ref.multi_indices(pts.shape[1], degree)
+    idx = _basis.multi_indices(pts.shape[1], degree)
     if backend == "cpp":
-        parent, dim, order = _ref.index_table(idx)
+        parent, dim, order = _basis.index_table(idx)
         mean, sq = _core.hermite_moments(pts, parent, dim, order, bool(std_errors), threads)
         mean = np.asarray(mean)
         sq = None if sq is None else np.asarray(sq)
@@ -210,18 +211,18 @@ def mixture_moments(mixture: GaussianMixture, degree: int, *, method: str = "aut
         method = "full" if mixture.cov_type == "full" else "product"
     if method == "product" and mixture.cov_type == "full":
         raise ValueError("method='product' needs isotropic or diagonal covariances; use method='full'")
-    idx = _ref.multi_indices(d, degree)
+    idx = _basis.multi_indices(d, degree)
     w = mixture.weights
     mu = mixture.means
     if method == "product":
         cov = mixture.covariances
         var = np.broadcast_to(cov[:, None], mu.shape) if mixture.cov_type == "isotropic" else cov
-        g1 = _ref.gaussian_moments_1d(mu, var, degree)  # (D+1, K, d)
+        g1 = _basis.gaussian_moments_1d(mu, var, degree)  # (D+1, K, d)
         prod = np.ones((len(idx), len(w)))
         for i in range(d):
             prod *= g1[idx[:, i], :, i]
     else:
-        prod = _ref.gaussian_moments_full(mu, mixture.full_covariances(), idx)
+        prod = _basis.gaussian_moments_full(mu, mixture.full_covariances(), idx)
     with np.errstate(over="ignore", invalid="ignore"):
         values = prod @ w
     if not np.all(np.isfinite(values)):
@@ -261,7 +262,7 @@ def gram_charlier(moments: HermiteMoments, points: Any) -> np.ndarray:
         raise ValueError(f"points must have {d} columns, got {pts.shape[1]}")
     check_allocation(float(len(moments.indices)) * (pts.shape[0] + 1) * 2, "points", "the Hermite products")
     with np.errstate(over="ignore", invalid="ignore"):
-        val = _ref.hermite_products(pts, moments.indices)  # (M, m)
+        val = _basis.hermite_products(pts, moments.indices)  # (M, m)
         phi = np.exp(-0.5 * np.sum(pts ** 2, axis=1)) / (2 * math.pi) ** (d / 2)
         out = phi * (moments.values @ val)
     if not np.all(np.isfinite(out)):
