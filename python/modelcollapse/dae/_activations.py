@@ -3,7 +3,7 @@ formulas (used by the theory), and the compiled enum (used by the C++ kernels).
 
 The names are those of ``modelcollapse._core.Activation`` (erf is erf(h), not
 erf(h / sqrt 2)); ``modelcollapse.reference.dae`` keeps its own readable twin of the
-formulas, which the tests compare with this one (docs/dae.md, "Model").
+formulas, which the tests compare with this one (docs/dae.md, "Model and training").
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Generations of the DAE: fit on the samples of the previous generation, sample from the
 trained model, and :class:`DaeLearner`, the learner the project's retraining loop drives
-(docs/dae.md, "Generations").
+(docs/dae.md, "Generations and the retraining loop").
 """
 from __future__ import annotations
 

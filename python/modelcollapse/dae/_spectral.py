@@ -31,7 +31,7 @@ unstable mode seeded by the O(eta / d) quadratic term; as a column of E its cont
 is G_j G_j^T exactly (its own O(eta / d) quadratic term is dropped).
 
 The isotropic theory is in :mod:`._theory`, the machinery both share in :mod:`._odes`
-(docs/dae.md, "Spectral closure").
+(docs/dae.md, "Spectral-density closure").
 """
 from __future__ import annotations
 
@@ -363,8 +363,8 @@ def integrate_spectral_odes(target: SpectralTarget, q0: Any, G0: Any = None, b0:
 
     Returns
     -------
-    SpectralPath (a :class:`TrainingPath` plus q and Qc) with tau (n,), q (n, L, r, r) bulk densities, Q (n, r, r) = sum_l q_l + spike part
-    G_s G_s^T, Qc (n, K, r, r) = sum_l rho[c, l] q_l + G_s diag(spikes_c) G_s^T, G (n, r, R),
+    SpectralPath (a :class:`TrainingPath` plus q and Qc) with tau (n,), q (n, L, r, r) bulk
+    densities, Q (n, r, r) = sum_l q_l + spike part G_s G_s^T, Qc (n, K, r, r) = sum_l rho[c, l] q_l + G_s diag(spikes_c) G_s^T, G (n, r, R),
     M (n, K, r), b (n,), v (n, r).
     """
     if not isinstance(target, SpectralTarget):

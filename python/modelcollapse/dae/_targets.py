@@ -1,4 +1,4 @@
-"""Targets of the high-dimensional DAE: the law of the data x_1 (docs/dae.md, "Targets").
+"""Targets of the high-dimensional DAE: the law of the data x_1 (docs/dae.md, "Model and training").
 
 K-cluster mixtures with isotropic or diagonal covariances, a Gaussian with a given
 covariance spectrum or matrix (trained in its eigenbasis, which is exact in law because x_0

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._validation import as_generator, check_allocation, check_choice, check_finite_array, check_positive_int, check_real
+from .._validation import as_generator, check_allocation, check_finite_array, check_positive_int, check_real
 from ._activations import activation as _activation
 from ._activations import check_activation
 from ._generate import SamplerSchedule

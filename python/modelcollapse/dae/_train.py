@@ -1,6 +1,6 @@
 """Two-layer denoising auto-encoder trained by online SGD in high dimension (Cui et al.).
 
-The model (docs/dae.md, "Model") is the tied DAE with trainable skip connection
+The model (docs/dae.md, "Model and training") is the tied DAE with trainable skip connection
 
     f(t, x) = b x + (w / sqrt d) sigma(w^T x / sqrt d + p_t v),     w in R^{d x r},
 
@@ -125,7 +125,7 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
           init_scale: float = 1.0, record_every: int | None = None, observe: Any = None,
           replicas: int = 1, seed: Any = 0, threads: int = 0, backend: str = "cpp",
           device: str | None = None) -> DaeRun:
-    """Online SGD of the tied DAE on ``target`` (docs/dae.md, "Model").
+    """Online SGD of the tied DAE on ``target`` (docs/dae.md, "Model and training").
 
     Parameters
     ----------
