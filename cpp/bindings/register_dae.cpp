@@ -1,5 +1,7 @@
 // Bindings for the high-dimensional DAE: online SGD (replicas over threads), the samples it
 // draws (for exact tests), training on injected samples, and the generative sampler.
+// Activations are the bound enum _core.Activation; the scalar settings and the time grid of
+// training travel in one bound struct, _core.DaeTrainOptions (named read-write fields).
 #include <modelcollapse/dae.hpp>
 
 #include "bindings.hpp"
@@ -11,9 +13,43 @@ namespace dae = modelcollapse::dae;
 
 namespace {
 
-dae::Activation to_act(int a) {
-    if (a < 0 || a > 4) throw py::value_error("activation code must be in 0..4");
-    return static_cast<dae::Activation>(a);
+// Settings of dae_train and dae_train_injected (the fields the latter does not use are
+// marked). The time grid is either uniform (one t ~ U(0, 1) per step, p_t = p0 + p1 t) or
+// the points (alpha, beta, p).
+struct TrainOptions {
+    double lr = 0.2;
+    double weight_decay = 0.0;
+    bool train_b = true;
+    dae::Activation activation = dae::Activation::kTanh;
+    bool uniform = false;
+    std::vector<double> alpha, beta, p;
+    double p0 = 0.0, p1 = 0.0;
+    // dae_train only
+    std::uint64_t seed = 0;
+    py::ssize_t n_steps = 0;
+    py::ssize_t record_every = 1;
+    bool random_init = true;  // N(0, init_scale^2) weights drawn per replica, else w0
+    double init_scale = 1.0;
+    bool sequential = false;  // data rows in order instead of uniform draws
+    int threads = 0;
+};
+
+dae::Hyper make_hyper(const TrainOptions& o) { return dae::Hyper{o.lr, o.weight_decay, o.train_b, o.activation}; }
+
+dae::Schedule make_schedule(const TrainOptions& o) {
+    dae::Schedule s;
+    s.uniform = o.uniform;
+    s.p0 = o.p0;
+    s.p1 = o.p1;
+    if (!o.uniform) {
+        if (o.alpha.empty()) throw py::value_error("the time grid must have at least one point");
+        if (o.beta.size() != o.alpha.size() || o.p.size() != o.alpha.size())
+            throw py::value_error("alpha, beta and p must have the same length");
+        s.alpha = o.alpha;
+        s.beta = o.beta;
+        s.p = o.p;
+    }
+    return s;
 }
 
 dae::Target make_target(const darray& means, const darray& scales, const darray& weights, const darray& data,
@@ -54,24 +90,29 @@ dae::Target make_target(const darray& means, const darray& scales, const darray&
     return tg;
 }
 
-dae::Schedule make_schedule(bool uniform, const darray& alpha, const darray& beta, const darray& p, double p0,
-                            double p1) {
-    dae::Schedule s;
-    s.uniform = uniform;
-    s.p0 = p0;
-    s.p1 = p1;
-    if (!uniform) {
-        require_ndim(alpha, 1, "alpha");
-        require_ndim(beta, 1, "beta");
-        require_ndim(p, 1, "p");
-        if (alpha.shape(0) < 1) throw py::value_error("the time grid must have at least one point");
-        require_dim(beta, 0, alpha.shape(0), "beta");
-        require_dim(p, 0, alpha.shape(0), "p");
-        s.alpha.assign(alpha.data(), alpha.data() + alpha.shape(0));
-        s.beta.assign(beta.data(), beta.data() + beta.shape(0));
-        s.p.assign(p.data(), p.data() + p.shape(0));
-    }
-    return s;
+// Weights cross the boundary as d x r (row i = coordinate i); the kernels store them r x d
+// (row j = hidden unit j).
+void to_unit_major(const double* src, py::ssize_t d, py::ssize_t r, double scale, double* W) {
+    for (py::ssize_t i = 0; i < d; ++i)
+        for (py::ssize_t j = 0; j < r; ++j) W[j * d + i] = scale * src[i * r + j];
+}
+
+void to_coord_major(const double* W, py::ssize_t d, py::ssize_t r, double* dst) {
+    for (py::ssize_t i = 0; i < d; ++i)
+        for (py::ssize_t j = 0; j < r; ++j) dst[i * r + j] = W[j * d + i];
+}
+
+// Weights (reps, d, r) or (d, r): sets d and r, checks d >= 1 and r in [1, kMaxR].
+void weight_shape(const darray& w, const char* name, py::ssize_t& d, py::ssize_t& r) {
+    d = w.shape(w.ndim() - 2);
+    r = w.shape(w.ndim() - 1);
+    if (d < 1 || r < 1) throw py::value_error(std::string(name) + " must have d >= 1 rows and r >= 1 columns");
+    if (r > dae::kMaxR) throw py::value_error("r must be <= 64");
+}
+
+void require_vector(const darray& v, py::ssize_t size, const char* name) {
+    require_ndim(v, 1, name);
+    require_dim(v, 0, size, name);
 }
 
 template <class F>
@@ -89,127 +130,128 @@ void dispatch_r(int r, F&& f) {
     }
 }
 
+// The recorded history of all replicas: (reps, n_rec, ...) arrays and the step numbers.
+struct History {
+    std::size_t every, n_rec;
+    py::ssize_t reps, r, K, R;
+    py::array_t<double> Q, M, G, b, v;
+
+    History(py::ssize_t reps_, py::ssize_t r_, py::ssize_t K_, py::ssize_t R_, std::size_t n_steps, std::size_t every_)
+        : every(every_), n_rec(dae::n_records(n_steps, every_)), reps(reps_), r(r_), K(K_), R(R_) {
+        const auto n = static_cast<py::ssize_t>(n_rec);
+        Q = py::array_t<double>({reps, n, r, r});
+        M = py::array_t<double>({reps, n, K, r});
+        G = py::array_t<double>({reps, n, r, R});
+        b = py::array_t<double>({reps, n});
+        v = py::array_t<double>({reps, n, r});
+    }
+
+    // The recorder of replica k (pointers into the arrays; call with the GIL held).
+    dae::Recorder recorder(std::size_t k, const double* observe) {
+        dae::Recorder rec;
+        rec.every = every;
+        rec.n_rec = n_rec;
+        rec.observe = observe;
+        rec.R = static_cast<std::size_t>(R);
+        rec.Q = Q.mutable_data() + k * n_rec * r * r;
+        rec.M = K > 0 ? M.mutable_data() + k * n_rec * K * r : nullptr;
+        rec.G = R > 0 ? G.mutable_data() + k * n_rec * r * R : nullptr;
+        rec.b = b.mutable_data() + k * n_rec;
+        rec.v = v.mutable_data() + k * n_rec * r;
+        return rec;
+    }
+
+    py::array_t<std::int64_t> steps(std::size_t n_steps) const {
+        py::array_t<std::int64_t> out(static_cast<py::ssize_t>(n_rec));
+        std::size_t slot = 0;
+        out.mutable_data()[slot++] = 0;
+        for (std::size_t s = 1; s <= n_steps; ++s)
+            if (s % every == 0 || s == n_steps) out.mutable_data()[slot++] = static_cast<std::int64_t>(s);
+        return out;
+    }
+};
+
 py::dict train(const darray& means, const darray& scales, const darray& weights, const darray& data,
-               const darray& w0, const darray& b0, const darray& v0, bool random_init, double init_scale,
-               std::uint64_t seed, py::ssize_t n_steps, py::ssize_t record_every, double lr, double weight_decay,
-               bool train_b, int activation, bool uniform, const darray& alpha, const darray& beta,
-               const darray& p, double p0, double p1, const darray& observe, int threads, bool sequential) {
+               const darray& w0, const darray& b0, const darray& v0, const darray& observe, const TrainOptions& o) {
     require_ndim(w0, 3, "w0");
-    const py::ssize_t reps = w0.shape(0), d = w0.shape(1), r = w0.shape(2);
-    if (reps < 1 || d < 1 || r < 1) throw py::value_error("w0 must have shape (replicas>=1, d>=1, r>=1)");
-    if (r > dae::kMaxR) throw py::value_error("r must be <= 64");
-    if (n_steps < 0) throw py::value_error("n_steps must be >= 0");
-    if (record_every < 1) throw py::value_error("record_every must be >= 1");
-    require_ndim(b0, 1, "b0");
-    require_dim(b0, 0, reps, "b0");
+    const py::ssize_t reps = w0.shape(0);
+    py::ssize_t d, r;
+    weight_shape(w0, "w0", d, r);
+    if (reps < 1) throw py::value_error("w0 must have shape (replicas>=1, d>=1, r>=1)");
+    if (o.n_steps < 0) throw py::value_error("n_steps must be >= 0");
+    if (o.record_every < 1) throw py::value_error("record_every must be >= 1");
+    require_vector(b0, reps, "b0");
     require_ndim(v0, 2, "v0");
     require_dim(v0, 0, reps, "v0");
     require_dim(v0, 1, r, "v0");
     require_ndim(observe, 2, "observe");
     const py::ssize_t R = observe.shape(1);
     if (R > 0) require_dim(observe, 0, d, "observe");
-    dae::Target tg = make_target(means, scales, weights, data, d, sequential);
-    dae::Schedule sched = make_schedule(uniform, alpha, beta, p, p0, p1);
-    dae::Hyper hy{lr, weight_decay, train_b, to_act(activation)};
-    const std::size_t every = static_cast<std::size_t>(record_every);
-    const std::size_t n_rec = dae::n_records(static_cast<std::size_t>(n_steps), every);
-    const py::ssize_t K = static_cast<py::ssize_t>(tg.K);
-
-    py::array_t<double> w_out({reps, d, r});
-    py::array_t<double> b_out(reps), v_out({reps, r});
-    py::array_t<double> Q({reps, (py::ssize_t)n_rec, r, r}), M({reps, (py::ssize_t)n_rec, K, r}),
-        G({reps, (py::ssize_t)n_rec, r, R}), bh({reps, (py::ssize_t)n_rec}), vh({reps, (py::ssize_t)n_rec, r});
-    py::array_t<std::int64_t> steps_out((py::ssize_t)n_rec);
-    std::vector<std::size_t> steps(n_rec);
-    double* wo = w_out.mutable_data();
-    double* bo = b_out.mutable_data();
-    double* vo = v_out.mutable_data();
-    const double* w0p = w0.data();
-    const double* b0p = b0.data();
-    const double* v0p = v0.data();
-    double *Qp = Q.mutable_data(), *Mp = M.mutable_data(), *Gp = G.mutable_data(), *bhp = bh.mutable_data(),
-           *vhp = vh.mutable_data();
+    const dae::Target tg = make_target(means, scales, weights, data, d, o.sequential);
+    const dae::Schedule sched = make_schedule(o);
+    const dae::Hyper hy = make_hyper(o);
+    const auto n_steps = static_cast<std::size_t>(o.n_steps);
+    History hist(reps, r, static_cast<py::ssize_t>(tg.K), R, n_steps, static_cast<std::size_t>(o.record_every));
     const double* obs = R > 0 ? observe.data() : nullptr;
+    std::vector<dae::Recorder> recs;
+    for (py::ssize_t k = 0; k < reps; ++k) recs.push_back(hist.recorder(static_cast<std::size_t>(k), obs));
+    py::array_t<double> w_out({reps, d, r}), b_out(reps), v_out({reps, r});
+    double *wo = w_out.mutable_data(), *bo = b_out.mutable_data(), *vo = v_out.mutable_data();
+    const double *w0p = w0.data(), *b0p = b0.data(), *v0p = v0.data();
 
     // With fewer replicas than threads, each worker runs one replica and the spare threads
     // become sample-drawing helpers (dae::BlockPrefetcher), one per replica k < n_spare.
     // This changes nothing in the results, only which thread draws the normals.
-    const std::size_t n_threads = mc::resolve_threads(threads);
+    const std::size_t n_threads = mc::resolve_threads(o.threads);
     const std::size_t n_spare = n_threads > static_cast<std::size_t>(reps) ? n_threads - reps : 0;
     run_without_gil([&](const mc::PollFn& poll) {
         dispatch_r(static_cast<int>(r), [&](auto rc) {
             constexpr int RC = decltype(rc)::value;
             dae::Trainer<RC> tr(static_cast<std::size_t>(d), static_cast<int>(r), hy, sched);
             mc::parallel_for(
-                static_cast<std::size_t>(reps), 1, threads,
+                static_cast<std::size_t>(reps), 1, o.threads,
                 [&](std::size_t beg, std::size_t end, const mc::StopToken& stop) {
                     std::vector<double> W(static_cast<std::size_t>(r * d));
                     for (std::size_t k = beg; k < end; ++k) {
-                        // initial weights, stored r x d
-                        if (random_init) {
+                        if (o.random_init) {
                             std::vector<double> tmp(static_cast<std::size_t>(d * r));
-                            mc::rng::fill_normals(seed, mc::rng::make_stream(mc::rng::kDaeInit, k), 0, tmp.size(),
+                            mc::rng::fill_normals(o.seed, mc::rng::make_stream(mc::rng::kDaeInit, k), 0, tmp.size(),
                                                   tmp.data());
-                            for (py::ssize_t i = 0; i < d; ++i)
-                                for (py::ssize_t j = 0; j < r; ++j) W[j * d + i] = init_scale * tmp[i * r + j];
+                            to_unit_major(tmp.data(), d, r, o.init_scale, W.data());
                         } else {
-                            const double* src = w0p + k * d * r;
-                            for (py::ssize_t i = 0; i < d; ++i)
-                                for (py::ssize_t j = 0; j < r; ++j) W[j * d + i] = src[i * r + j];
+                            to_unit_major(w0p + k * d * r, d, r, 1.0, W.data());
                         }
                         double b = b0p[k];
                         std::vector<double> v(v0p + k * r, v0p + (k + 1) * r);
-                        dae::Recorder rec;
-                        rec.every = every;
-                        rec.n_rec = n_rec;
-                        rec.observe = obs;
-                        rec.R = static_cast<std::size_t>(R);
-                        rec.Q = Qp + k * n_rec * r * r;
-                        rec.M = K > 0 ? Mp + k * n_rec * K * r : nullptr;
-                        rec.G = R > 0 ? Gp + k * n_rec * r * R : nullptr;
-                        rec.b = bhp + k * n_rec;
-                        rec.v = vhp + k * n_rec * r;
-                        dae::train_replica<RC>(tr, tg, seed, k, static_cast<std::size_t>(n_steps), W.data(), b,
-                                               v.data(), rec, stop, uniform, k < n_spare);
-                        double* dst = wo + k * d * r;
-                        for (py::ssize_t i = 0; i < d; ++i)
-                            for (py::ssize_t j = 0; j < r; ++j) dst[i * r + j] = W[j * d + i];
+                        dae::train_replica<RC>(tr, tg, o.seed, k, n_steps, W.data(), b, v.data(), recs[k], stop,
+                                               o.uniform, k < n_spare);
+                        to_coord_major(W.data(), d, r, wo + k * d * r);
                         bo[k] = b;
-                        for (py::ssize_t j = 0; j < r; ++j) vo[k * r + j] = v[j];
+                        std::copy(v.begin(), v.end(), vo + k * r);
                     }
                 },
                 poll);
         });
     });
-    {
-        std::size_t slot = 0;
-        steps[slot++] = 0;
-        for (std::size_t s = 1; s <= static_cast<std::size_t>(n_steps); ++s)
-            if (s % every == 0 || s == static_cast<std::size_t>(n_steps)) steps[slot++] = s;
-        for (std::size_t i = 0; i < n_rec; ++i) steps_out.mutable_data()[i] = static_cast<std::int64_t>(steps[i]);
-    }
     py::dict out;
     out["w"] = w_out;
     out["b"] = b_out;
     out["v"] = v_out;
-    out["steps"] = steps_out;
-    out["Q"] = Q;
-    out["M"] = M;
-    out["G"] = G;
-    out["b_hist"] = bh;
-    out["v_hist"] = vh;
+    out["steps"] = hist.steps(n_steps);
+    out["Q"] = hist.Q;
+    out["M"] = hist.M;
+    out["G"] = hist.G;
+    out["b_hist"] = hist.b;
+    out["v_hist"] = hist.v;
     return out;
 }
 
 py::tuple train_injected(const darray& w0, double b0, const darray& v0, const darray& x0s, const darray& x1s,
-                         const darray& ts, double lr, double weight_decay, bool train_b, int activation,
-                         bool uniform, const darray& alpha, const darray& beta, const darray& p, double p0,
-                         double p1) {
+                         const darray& ts, const TrainOptions& o) {
     require_ndim(w0, 2, "w0");
-    const py::ssize_t d = w0.shape(0), r = w0.shape(1);
-    if (r < 1 || r > dae::kMaxR) throw py::value_error("r must be in [1, 64]");
-    require_ndim(v0, 1, "v0");
-    require_dim(v0, 0, r, "v0");
+    py::ssize_t d, r;
+    weight_shape(w0, "w0", d, r);
+    require_vector(v0, r, "v0");
     require_ndim(x0s, 2, "x0s");
     require_ndim(x1s, 2, "x1s");
     require_ndim(ts, 1, "ts");
@@ -217,12 +259,11 @@ py::tuple train_injected(const darray& w0, double b0, const darray& v0, const da
     require_dim(x0s, 1, d, "x0s");
     require_dim(x1s, 0, n, "x1s");
     require_dim(x1s, 1, d, "x1s");
-    if (uniform) require_dim(ts, 0, n, "ts");
-    dae::Schedule sched = make_schedule(uniform, alpha, beta, p, p0, p1);
-    dae::Hyper hy{lr, weight_decay, train_b, to_act(activation)};
+    if (o.uniform) require_dim(ts, 0, n, "ts");
+    const dae::Schedule sched = make_schedule(o);
+    const dae::Hyper hy = make_hyper(o);
     std::vector<double> W(static_cast<std::size_t>(r * d));
-    for (py::ssize_t i = 0; i < d; ++i)
-        for (py::ssize_t j = 0; j < r; ++j) W[j * d + i] = w0.data()[i * r + j];
+    to_unit_major(w0.data(), d, r, 1.0, W.data());
     double b = b0;
     std::vector<double> v(v0.data(), v0.data() + r);
     const double *px0 = x0s.data(), *px1 = x1s.data(), *pts = ts.data();
@@ -232,14 +273,13 @@ py::tuple train_injected(const darray& w0, double b0, const darray& v0, const da
             dae::Trainer<RC> tr(static_cast<std::size_t>(d), static_cast<int>(r), hy, sched);
             for (py::ssize_t s = 0; s < n; ++s) {
                 if (s % 64 == 0) poll_or_cancel(poll);  // throttled: a clock read most times
-                tr.step(W.data(), b, v.data(), px0 + s * d, px1 + s * d, uniform ? pts[s] : 0.0);
+                tr.step(W.data(), b, v.data(), px0 + s * d, px1 + s * d, o.uniform ? pts[s] : 0.0);
             }
         });
     });
     py::array_t<double> w_out({d, r}), v_out(r);
-    for (py::ssize_t i = 0; i < d; ++i)
-        for (py::ssize_t j = 0; j < r; ++j) w_out.mutable_data()[i * r + j] = W[j * d + i];
-    for (py::ssize_t j = 0; j < r; ++j) v_out.mutable_data()[j] = v[j];
+    to_coord_major(W.data(), d, r, w_out.mutable_data());
+    std::copy(v.begin(), v.end(), v_out.mutable_data());
     return py::make_tuple(w_out, b, v_out);
 }
 
@@ -253,21 +293,29 @@ py::tuple draw(const darray& means, const darray& scales, const darray& weights,
     return py::make_tuple(x0, x1, t);
 }
 
-py::tuple sample(const darray& w, const darray& v, int activation, const darray& delta, const darray& kappa,
+// out[i, q] = scale * sum_k A[k, q] X[k] for A (d, cols) stored column q at stride cols.
+void project(const double* A, py::ssize_t d, py::ssize_t cols, const double* X, double scale, double* out) {
+    for (py::ssize_t q = 0; q < cols; ++q) {
+        double a = 0.0;
+        for (py::ssize_t k = 0; k < d; ++k) a += A[k * cols + q] * X[k];
+        out[q] = a * scale;
+    }
+}
+
+py::tuple sample(const darray& w, const darray& v, dae::Activation act, const darray& delta, const darray& kappa,
                  const darray& kstar, const darray& noise, const darray& p, py::ssize_t n_samples,
                  std::uint64_t seed, const darray& observe, bool return_full, const darray& injected,
                  int threads) {
     require_ndim(w, 2, "w");
-    const py::ssize_t d = w.shape(0), r = w.shape(1);
-    if (r < 1 || r > dae::kMaxR) throw py::value_error("r must be in [1, 64]");
-    require_ndim(v, 1, "v");
-    require_dim(v, 0, r, "v");
-    for (auto* a : {&delta, &kappa, &kstar, &noise, &p}) require_ndim(*a, 1, "schedule coefficients");
+    py::ssize_t d, r;
+    weight_shape(w, "w", d, r);
+    require_vector(v, r, "v");
+    require_ndim(delta, 1, "delta");
     const py::ssize_t n = delta.shape(0);
-    require_dim(kappa, 0, n, "kappa");
-    require_dim(kstar, 0, n, "kstar");
-    require_dim(noise, 0, n, "noise");
-    require_dim(p, 0, n, "p");
+    require_vector(kappa, n, "kappa");
+    require_vector(kstar, n, "kstar");
+    require_vector(noise, n, "noise");
+    require_vector(p, n, "p");
     if (n_samples < 0) throw py::value_error("n_samples must be >= 0");
     require_ndim(observe, 2, "observe");
     const py::ssize_t R = observe.shape(1);
@@ -284,10 +332,8 @@ py::tuple sample(const darray& w, const darray& v, int activation, const darray&
     co.kstar.assign(kstar.data(), kstar.data() + n);
     co.noise.assign(noise.data(), noise.data() + n);
     co.p.assign(p.data(), p.data() + n);
-    dae::Activation act = to_act(activation);
     std::vector<double> W(static_cast<std::size_t>(r * d));
-    for (py::ssize_t i = 0; i < d; ++i)
-        for (py::ssize_t j = 0; j < r; ++j) W[j * d + i] = w.data()[i * r + j];
+    to_unit_major(w.data(), d, r, 1.0, W.data());
     std::vector<double> vv(v.data(), v.data() + r);
     py::array_t<double> full(return_full ? std::vector<py::ssize_t>{n_samples, d} : std::vector<py::ssize_t>{0, d});
     py::array_t<double> proj({n_samples, R}), zout({n_samples, r});
@@ -309,11 +355,8 @@ py::tuple sample(const darray& w, const darray& v, int activation, const darray&
                         dae::sample_one<RC>(W.data(), d, static_cast<int>(r), vv.data(), act, co, X.data(), seed, i,
                                             injp ? injp + i * (n + 1) * d : nullptr, buf.data());
                         if (return_full) std::copy(X.begin(), X.end(), fp + i * d);
-                        for (py::ssize_t q = 0; q < R; ++q) {
-                            double a = 0.0;
-                            for (py::ssize_t k = 0; k < d; ++k) a += obs[k * R + q] * X[k];
-                            pp[i * R + q] = a;
-                        }
+                        project(obs, d, R, X.data(), 1.0, pp + i * R);
+                        // Z = w^T X / sqrt d (W is the r x d copy)
                         for (py::ssize_t j = 0; j < r; ++j) {
                             double a = 0.0;
                             for (py::ssize_t k = 0; k < d; ++k) a += W[j * d + k] * X[k];
@@ -331,17 +374,39 @@ py::tuple sample(const darray& w, const darray& v, int activation, const darray&
 
 void register_dae(py::module_& m) {
     m.attr("PURPOSE_DAE_INIT") = static_cast<int>(mc::rng::kDaeInit);
+    // Names match modelcollapse.dae.ACTIVATIONS (erf is erf(h), not erf(h / sqrt 2)).
+    py::enum_<dae::Activation>(m, "Activation", "Activation sigma of the DAE's hidden layer.")
+        .value("tanh", dae::Activation::kTanh)
+        .value("relu", dae::Activation::kRelu)
+        .value("linear", dae::Activation::kLinear)
+        .value("erf", dae::Activation::kErf)
+        .value("sigmoid", dae::Activation::kSigmoid);
+    py::class_<TrainOptions>(m, "DaeTrainOptions",
+                             "Settings of dae_train / dae_train_injected (see modelcollapse.dae.train).")
+        .def(py::init<>())
+        .def_readwrite("lr", &TrainOptions::lr)
+        .def_readwrite("weight_decay", &TrainOptions::weight_decay)
+        .def_readwrite("train_b", &TrainOptions::train_b)
+        .def_readwrite("activation", &TrainOptions::activation)
+        .def_readwrite("uniform", &TrainOptions::uniform, "one t ~ U(0, 1) per step instead of the grid")
+        .def_readwrite("alpha", &TrainOptions::alpha, "time grid: alpha_t (unused when uniform)")
+        .def_readwrite("beta", &TrainOptions::beta, "time grid: beta_t")
+        .def_readwrite("p", &TrainOptions::p, "time grid: p_t")
+        .def_readwrite("p0", &TrainOptions::p0, "uniform mode: p_t = p0 + p1 t")
+        .def_readwrite("p1", &TrainOptions::p1)
+        .def_readwrite("seed", &TrainOptions::seed, "dae_train only")
+        .def_readwrite("n_steps", &TrainOptions::n_steps, "dae_train only")
+        .def_readwrite("record_every", &TrainOptions::record_every, "dae_train only")
+        .def_readwrite("random_init", &TrainOptions::random_init, "dae_train only: N(0, init_scale^2) weights, else w0")
+        .def_readwrite("init_scale", &TrainOptions::init_scale, "dae_train only")
+        .def_readwrite("sequential", &TrainOptions::sequential, "dae_train only: data rows in order")
+        .def_readwrite("threads", &TrainOptions::threads, "dae_train only");
     m.def("dae_train", &train, py::arg("means"), py::arg("scales"), py::arg("weights"), py::arg("data"),
-          py::arg("w0"), py::arg("b0"), py::arg("v0"), py::arg("random_init"), py::arg("init_scale"),
-          py::arg("seed"), py::arg("n_steps"), py::arg("record_every"), py::arg("lr"), py::arg("weight_decay"),
-          py::arg("train_b"), py::arg("activation"), py::arg("uniform"), py::arg("alpha"), py::arg("beta"),
-          py::arg("p"), py::arg("p0"), py::arg("p1"), py::arg("observe"), py::arg("threads") = 0,
-          py::arg("sequential") = false,
+          py::arg("w0"), py::arg("b0"), py::arg("v0"), py::arg("observe"), py::arg("options"),
           "Online SGD of the tied two-layer DAE, replicas over threads (see modelcollapse.dae.train).");
     m.def("dae_train_injected", &train_injected, py::arg("w0"), py::arg("b0"), py::arg("v0"), py::arg("x0s"),
-          py::arg("x1s"), py::arg("ts"), py::arg("lr"), py::arg("weight_decay"), py::arg("train_b"),
-          py::arg("activation"), py::arg("uniform"), py::arg("alpha"), py::arg("beta"), py::arg("p"),
-          py::arg("p0"), py::arg("p1"), "SGD steps on given samples (x0s, x1s, ts); returns (w, b, v).");
+          py::arg("x1s"), py::arg("ts"), py::arg("options"),
+          "SGD steps on given samples (x0s, x1s, ts); returns (w, b, v).");
     m.def("dae_draw", &draw, py::arg("means"), py::arg("scales"), py::arg("weights"), py::arg("data"), py::arg("d"),
           py::arg("seed"), py::arg("replica"), py::arg("n_steps"), py::arg("sequential") = false,
           "The (x0, x1, t) samples dae_train draws for one replica.");

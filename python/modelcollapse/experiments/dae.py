@@ -1,4 +1,4 @@
-"""Experiments D1-D5 of spec dae.md §6 (Cui et al., high-dimensional DAE)."""
+"""Experiments D1-D5 of the high-dimensional DAE (Cui et al.; docs/dae.md, "Experiments")."""
 from __future__ import annotations
 
 import dataclasses
@@ -122,24 +122,16 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
     ode = th.integrate_odes(th.theory_target(m, 1.0), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), 0.0, taus=run.tau,
                             lr=cfg.lr, n_nodes=cfg.n_nodes, dtau=0.05)
     b_cf = th.skip_closed_form(run.tau, 1.0, (0.5,))
-    rows = []
-    for i, tau in enumerate(run.tau):
-        for k in range(cfg.replicas):
-            for c in range(3):
-                for j in range(cfg.r):
-                    rows.append(dict(source="simulation", replica=k, tau=tau, metric=f"M[{c},{j}]", value=run.M[k, i, c, j]))
-            for j in range(cfg.r):
-                for l in range(j, cfg.r):
-                    rows.append(dict(source="simulation", replica=k, tau=tau, metric=f"Q[{j},{l}]", value=run.Q[k, i, j, l]))
-            rows.append(dict(source="simulation", replica=k, tau=tau, metric="b", value=run.b_hist[k, i]))
-        for c in range(3):
-            for j in range(cfg.r):
-                rows.append(dict(source="ode", replica=-1, tau=tau, metric=f"M[{c},{j}]", value=ode["M"][i, c, j]))
-        for j in range(cfg.r):
-            for l in range(j, cfg.r):
-                rows.append(dict(source="ode", replica=-1, tau=tau, metric=f"Q[{j},{l}]", value=ode["Q"][i, j, l]))
-        rows.append(dict(source="closed_form", replica=-1, tau=tau, metric="b", value=b_cf[i]))
-    table = pd.DataFrame(rows)
+    # simulation and theory share their field names (docs/dae.md, "Results"): their tidy
+    # tables have the same columns, melted here into (source, replica, tau, metric, value)
+    stats = ([f"M[{c},{j}]" for c in range(3) for j in range(cfg.r)]
+             + [f"Q[{j},{l}]" for j in range(cfg.r) for l in range(j, cfg.r)])
+    closed = pd.DataFrame({"tau": run.tau, "b": b_cf})
+    parts = [(run.to_frame(), "simulation", stats + ["b"]), (ode.to_frame(), "ode", stats),
+             (closed, "closed_form", ["b"])]
+    table = pd.concat([frame.assign(source=source, replica=frame.get("replica", -1))
+                       .melt(id_vars=["source", "replica", "tau"], value_vars=cols, var_name="metric")
+                       for frame, source, cols in parts], ignore_index=True)
     table["d"] = cfg.d
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -148,13 +140,13 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
         col = colors[idx % len(colors)]
         mean, sd = run.M[:, :, c, j].mean(0), run.M[:, :, c, j].std(0)
         axes[0].errorbar(run.tau, mean, sd, color=col, fmt="o", ms=3, label=f"M{c}{j}")
-        axes[0].plot(run.tau, ode["M"][:, c, j], "--", color=col)
+        axes[0].plot(run.tau, ode.M[:, c, j], "--", color=col)
     axes[0].set_title(f"M(c) = w^T mu_c / sqrt d  (d={cfg.d})")
     for idx, (j, l) in enumerate([(j, l) for j in range(cfg.r) for l in range(j, cfg.r)]):
         col = colors[idx % len(colors)]
         axes[1].errorbar(run.tau, run.Q[:, :, j, l].mean(0), run.Q[:, :, j, l].std(0), color=col, fmt="o", ms=3,
                          label=f"Q{j}{l}")
-        axes[1].plot(run.tau, ode["Q"][:, j, l], "--", color=col)
+        axes[1].plot(run.tau, ode.Q[:, j, l], "--", color=col)
     axes[1].set_title("Q = w^T w / d")
     axes[2].plot(run.tau, run.b_hist.mean(0), "o", ms=3, label="simulation")
     axes[2].plot(run.tau, b_cf, "--", label="closed form (eq. 11)")
@@ -167,7 +159,7 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
     path = out / "dae_training.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    dev = float(np.abs(run.M.mean(0) - ode["M"]).max())
+    dev = float(np.abs(run.M.mean(0) - ode.M).max())
     return ExperimentOutput(table, [path], {"max_abs_dev_M_mean": dev, "sim_wall_s": sim_wall,
                                             "steps_per_s": n * cfg.replicas / sim_wall,
                                             "b_final_sim": float(run.b_hist[:, -1].mean()), "b_final_theory": float(b_cf[-1])})
@@ -218,14 +210,14 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
                         threads=cfg.threads)
         w, b, done = seg.w[0], float(seg.b[0]), tau
         sim = dae.generate(w, b, n_samples=cfg.n_samples, schedule=sch, observe=E, seed=cfg.seed + 50 + i,
-                           threads=cfg.threads)["proj"]
-        theo = th.projected_law_samples(ode["Q"][i], ode["G"][i], ode["b"][i], schedule=sch,
+                           threads=cfg.threads).proj
+        theo = th.projected_law_samples(ode.Q[i], ode.G[i], ode.b[i], schedule=sch,
                                         n_samples=cfg.n_samples, seed=cfg.seed + 70 + i)
         h_sim = dae.projected_hellinger(sim, target, bandwidth_factor=1.5, bw_method="silverman")
         h_theo = dae.projected_hellinger(theo, target, bandwidth_factor=1.5, bw_method="silverman")
         h_st = dae.projected_hellinger(sim, theo, bandwidth_factor=1.5, bw_method="silverman")
         for name, val in (("H(sim,target)", h_sim), ("H(theory,target)", h_theo), ("H(sim,theory)", h_st),
-                          ("b_sim", b), ("b_theory", ode["b"][i])):
+                          ("b_sim", b), ("b_theory", ode.b[i])):
             rows.append(dict(tau=tau, metric=name, value=float(val), d=d))
         panels.append((tau, sim, theo))
     table = pd.DataFrame(rows)
@@ -361,12 +353,12 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
             sim["b"].extend(seg.b_hist[0, first:])
             w, b, done = seg.w[0], float(seg.b[0]), tau
             X = dae.generate(w, b, n_samples=cfg.n_samples, schedule=sch, return_full=True, seed=cfg.seed + 50 + i,
-                             threads=cfg.threads)["X"]
+                             threads=cfg.threads).X
             proj = X @ E
             Q, G = w.T @ w / d, w.T @ E / np.sqrt(d)
             theo = th.projected_law_samples(Q, G, b, schedule=sch, n_samples=cfg.n_samples, seed=cfg.seed + 70 + i)
             k = int(np.argmin(np.abs(dense - tau)))
-            Qo, Go, bo = ode["Q"][k], ode["G"][k][:, :2], float(ode["b"][k])
+            Qo, Go, bo = ode.Q[k], ode.G[k][:, :2], float(ode.b[k])
             theo_ode = th.projected_law_samples(Qo, Go, bo, schedule=sch, n_samples=cfg.n_samples,
                                                 seed=cfg.seed + 80 + i)
             gen_total = float(np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)))
@@ -383,9 +375,9 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
             for key, v in vals.items():
                 rows.append(dict(variant=variant, tau=tau, metric=key, value=v, d=d))
             panels.append((variant, tau, proj, theo))
-        ode_curves = {"tau": dense, "g1": np.sum(ode["G"][:, :, 0] ** 2, axis=1),
-                      "g2": np.sum(ode["G"][:, :, 1] ** 2, axis=1),
-                      "trQ": np.trace(ode["Q"], axis1=1, axis2=2), "b": ode["b"]}
+        ode_curves = {"tau": dense, "g1": np.sum(ode.G[:, :, 0] ** 2, axis=1),
+                      "g2": np.sum(ode.G[:, :, 1] ** 2, axis=1),
+                      "trQ": np.trace(ode.Q, axis1=1, axis2=2), "b": ode.b}
         curves[variant] = ({k: np.asarray(v) for k, v in sim.items()}, ode_curves)
     table = pd.DataFrame(rows)
     lim = 3.2 * np.sqrt(lam[0])
@@ -448,7 +440,7 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
                         init=_warm(d, 2, G0, cfg.seed), record_every=n, threads=cfg.threads)
         ode = th.integrate_odes(th.theory_target(m, 1.0), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), taus=run.tau,
                                 lr=cfg.lr, n_nodes=8, dtau=0.05)
-        for k, v in (("mean_abs_dev_M_vs_ode", np.abs(run.M[:, -1] - ode["M"][-1]).mean()),
+        for k, v in (("mean_abs_dev_M_vs_ode", np.abs(run.M[:, -1] - ode.M[-1]).mean()),
                      ("replica_std_M", run.M[:, -1].std(0).mean()), ("n_steps", n)):
             rows.append(dict(d=d, part="fluctuations", threads=cfg.threads, metric=k, value=float(v)))
     table = pd.DataFrame(rows)
@@ -578,7 +570,7 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
                 w0 = st["w0"]
                 ode = th.integrate_odes(ttg, w0.T @ w0 / d, w0.T @ Eq / np.sqrt(d), st["b0"], taus=[st["tau"]],
                                         lr=cfg.lr, train_b=train_b, n_nodes=cfg.n_nodes, dtau=0.1)
-                Qt, Gt, bt = ode["Q"][-1], ode["G"][-1][:, :2], float(ode["b"][-1])
+                Qt, Gt, bt = ode.Q[-1], ode.G[-1][:, :2], float(ode.b[-1])
                 source = "ODE"
             else:
                 Qt, Gt, bt = w.T @ w / d, w.T @ E / np.sqrt(d), b

@@ -1,4 +1,4 @@
-"""Pure-numpy reference for the high-dimensional DAE (spec dae.md §2, §4).
+"""Pure-numpy reference for the high-dimensional DAE (docs/dae.md, "Model and training" and "Generation").
 
 Readable textbook form of the updates: the error vector e = x_1 - f(t, x_t) and the
 gradients are formed explicitly, then the SGD rule is applied,

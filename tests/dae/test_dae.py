@@ -10,7 +10,15 @@ from modelcollapse import _core, dae
 from modelcollapse import dae_theory as th
 from modelcollapse.reference import dae as ref
 
-ACTS = ["tanh", "relu", "linear", "erf", "sigmoid"]
+ACTS = list(dae.ACTIVATIONS)
+
+
+def _options(**fields):
+    """A _core.DaeTrainOptions with the given fields (activation by name)."""
+    o = _core.DaeTrainOptions()
+    for key, value in fields.items():
+        setattr(o, key, _core.Activation.__members__[value] if key == "activation" else value)
+    return o
 
 
 def _trimodal(d, norm=3.0):
@@ -32,8 +40,9 @@ def test_cpp_step_matches_reference_injected(act, uniform):
     times = np.array([0.3, 0.6])
     p = np.array([0.2, 0.7])
     for train_b in (True, False):
-        w, b, v = _core.dae_train_injected(w0, 0.1, v0, x0s, x1s, ts, 0.5, 0.1, train_b, ACTS.index(act), uniform,
-                                           1 - times, times, p, 0.3, 0.5)
+        opts = _options(lr=0.5, weight_decay=0.1, train_b=train_b, activation=act, uniform=uniform,
+                        alpha=1 - times, beta=times, p=p, p0=0.3, p1=0.5)
+        w, b, v = _core.dae_train_injected(w0, 0.1, v0, x0s, x1s, ts, opts)
         wr, br, vr = ref.train_on_samples(w0, 0.1, v0, x0s, x1s, ts if uniform else None, lr=0.5,
                                           weight_decay=0.1, train_b=train_b, act=act, times=times, p=p, p0=0.3, p1=0.5)
         assert np.abs(w - wr).max() <= 1e-10 * np.abs(wr).max()
@@ -231,7 +240,7 @@ def test_projected_law_matches_d_dimensional_sampler():
     run = dae.train(tg, r=2, tau=2.0, lr=0.4, observe=E, seed=5, init=_warm_start(d, 2, 2))
     w, b = run.w[0], float(run.b[0])
     sch = dae.sampler_schedule(50, 0.95, gamma=0.0)
-    sim = dae.generate(w, b, n_samples=n, schedule=sch, observe=E, seed=1)["proj"]
+    sim = dae.generate(w, b, n_samples=n, schedule=sch, observe=E, seed=1).proj
     Q, G = w.T @ w / d, w.T @ E / np.sqrt(d)
     theo = th.projected_law_samples(Q, G, b, schedule=sch, n_samples=n, seed=2)
     target = tg.sample(n, seed=3) @ E
@@ -250,7 +259,7 @@ def test_projected_law_matches_d_dimensional_sampler():
     assert h_theory < 0.08, h_theory
     assert h_target > 2 * h_theory  # the generated law differs visibly from the target
     # W-perp variance v_t: the norm of the part of X off W
-    full = dae.generate(w, b, n_samples=200, schedule=sch, return_full=True, seed=4)["X"]
+    full = dae.generate(w, b, n_samples=200, schedule=sch, return_full=True, seed=4).X
     P = w @ np.linalg.pinv(w)
     off = full - full @ P
     vt = sch.v_t(b)[-1]
@@ -284,8 +293,11 @@ def test_bad_configurations_rejected():
         dae.sampler_schedule(10, 1.0)
     with pytest.raises(ValueError, match="means"):
         _core.dae_train(np.zeros((1, 3)), np.ones((1, 3)), np.ones(1), np.zeros((0, 3)), np.zeros((1, 4, 2)),
-                        np.zeros(1), np.zeros((1, 2)), True, 1.0, 0, 5, 1, 0.1, 0.0, True, 0, False,
-                        np.array([0.5]), np.array([0.5]), np.zeros(1), 0.0, 0.0, np.zeros((4, 0)))
+                        np.zeros(1), np.zeros((1, 2)), np.zeros((4, 0)),
+                        _options(n_steps=5, alpha=[0.5], beta=[0.5], p=[0.0]))
+    with pytest.raises(ValueError, match="time grid"):
+        _core.dae_train(np.zeros((1, 4)), np.ones((1, 4)), np.ones(1), np.zeros((0, 4)), np.zeros((1, 4, 2)),
+                        np.zeros(1), np.zeros((1, 2)), np.zeros((4, 0)), _options(n_steps=5))
 
 
 def test_ctrl_c_interrupts_training():
@@ -420,3 +432,68 @@ def test_huge_sizes_refused_before_allocating():
         dae.sampler_schedule(2**62)
     with pytest.raises(ValueError, match="n"):
         target.sample(10**12)
+
+
+# ----------------------------------------------------------------------------- boundary and results
+def test_one_list_of_activations():
+    # the compiled enum, the library's list and the oracle's own twin name the same activations
+    assert tuple(_core.Activation.__members__) == dae.ACTIVATIONS == ref.ACTIVATIONS
+    h = np.linspace(-3, 3, 41)
+    from modelcollapse.dae._activations import activation
+    for act in ACTS:
+        for mine, oracle in zip(activation(act, h), ref.activation(act, h)):
+            np.testing.assert_array_equal(mine, oracle)
+    with pytest.raises(ValueError, match="activation"):
+        dae.generate(np.ones((3, 1)), 0.5, activation="gelu")
+
+
+def test_train_options_are_named_fields():
+    o = _core.DaeTrainOptions()
+    o.activation = _core.Activation.relu
+    o.alpha = [0.5, 0.2]
+    assert o.activation == _core.Activation.relu and o.alpha == [0.5, 0.2] and o.lr == 0.2
+    with pytest.raises(TypeError):
+        o.activation = 1          # an int is not an Activation
+
+
+def test_results_are_frozen_records_with_theory_names():
+    import dataclasses
+
+    m, E, tg = _trimodal(60)
+    run = dae.train(tg, r=2, n_steps=90, lr=0.3, observe=E, replicas=2, seed=1, record_every=30)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.b = None
+    assert run["b_hist"] is run.b_hist and "Q" in run
+    path = run.path()
+    ode = th.integrate_odes(th.theory_target(m, 1.0), path.Q[0], path.G[0], taus=run.tau, n_nodes=5, dtau=0.1)
+    assert type(ode) is type(path) and ode.keys() == path.keys()
+    np.testing.assert_array_equal(path.b, run.b_hist.mean(0))
+    np.testing.assert_array_equal(run.path(1).Q, run.Q[1])
+    sim, theory = run.to_frame(), ode.to_frame()
+    assert list(sim.columns) == ["replica", "step"] + list(theory.columns)
+    assert len(sim) == 2 * len(run.tau) and set(sim.replica) == {0, 1}
+    np.testing.assert_array_equal(sim[sim.replica == 1]["Q[0,1]"], run.Q[1, :, 0, 1])
+    gen = dae.generate(run.w[0], float(run.b[0]), n_samples=5, observe=E)
+    assert gen.X is None and gen["proj"].shape == (5, 2)
+
+
+def test_projected_hellinger_is_the_metrics_hellinger():
+    """The thin wrapper only chooses the box: same value as scipy KDEs on that box (the
+    implementation it replaced) to KDE precision."""
+    from scipy.stats import gaussian_kde
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 2)), 1.3 * rng.standard_normal((200, 2)) + 0.4
+    lo, hi = np.minimum(a.min(0), b.min(0)) - 1.0, np.maximum(a.max(0), b.max(0)) + 1.0
+    axes = [np.linspace(lo[j], hi[j], 100) for j in range(2)]
+    pts = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")])
+
+    def kde(x):
+        k = gaussian_kde(x.T, bw_method="silverman")
+        k.set_bandwidth(k.factor * 1.5)
+        return k(pts)
+
+    cell = np.prod((hi - lo) / 99)
+    expected = np.sqrt(0.5 * np.sum((np.sqrt(kde(a)) - np.sqrt(kde(b))) ** 2) * cell)
+    got = dae.projected_hellinger(a, b, bandwidth_factor=1.5, bw_method="silverman")
+    assert abs(got - expected) < 1e-9 * expected
