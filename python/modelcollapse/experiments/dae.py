@@ -10,16 +10,8 @@ import pandas as pd
 
 from .. import dae
 from .. import dae_theory as th
+from ._plotting import pyplot, save_figure
 from ._registry import ExperimentOutput, register
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _basis(d: int, k: int = 2) -> np.ndarray:
@@ -47,7 +39,7 @@ def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, ta
     contours, green target contours) plus a column of generated/target variance ratios."""
     from scipy.stats import gaussian_kde
 
-    plt = _plt()
+    plt = pyplot()
     per_row = len(panels) // 2
     fig, axes = plt.subplots(2, per_row + 1, figsize=(3.0 * (per_row + 1), 6.0))
     xs = np.linspace(-lim, lim, 70)
@@ -73,8 +65,7 @@ def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, ta
         ax.legend(fontsize=6)
     fig.suptitle(suptitle, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -133,7 +124,7 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
                        .melt(id_vars=["source", "replica", "tau"], value_vars=cols, var_name="metric")
                        for frame, source, cols in parts], ignore_index=True)
     table["d"] = cfg.d
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for idx, (c, j) in enumerate([(c, j) for c in range(3) for j in range(cfg.r)]):
@@ -157,8 +148,7 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
     fig.suptitle("points: simulation (mean +- std over replicas); dashed: theory", fontsize=9)
     fig.tight_layout()
     path = out / "dae_training.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     dev = float(np.abs(run.M.mean(0) - ode.M).max())
     return ExperimentOutput(table, [path], {"max_abs_dev_M_mean": dev, "sim_wall_s": sim_wall,
                                             "steps_per_s": n * cfg.replicas / sim_wall,
@@ -221,7 +211,7 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
             rows.append(dict(tau=tau, metric=name, value=float(val), d=d))
         panels.append((tau, sim, theo))
     table = pd.DataFrame(rows)
-    plt = _plt()
+    plt = pyplot()
     from scipy.stats import gaussian_kde
 
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.2))
@@ -246,8 +236,7 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
     fig.suptitle("colour: d-dim samples; blue: theory (ODE + Cor. 2.3); green: target", fontsize=9)
     fig.tight_layout()
     path = out / "dae_generation.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     summ = {name: table[table.metric == name].value.round(4).tolist()
             for name in ("H(sim,target)", "H(theory,target)", "H(sim,theory)")}
     return ExperimentOutput(table, [path], summ)
@@ -296,7 +285,7 @@ def _theory_total_variance(Q: np.ndarray, b: float, sch, d: int, n: int, seed: i
 
 
 def _digits_stats_figure(curves: dict, path: Path, title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for (variant, (sim, ode)), col in zip(curves.items(), ("tab:red", "tab:purple")):
         for k, (key, lab) in enumerate((("g1", "|G_PC1|^2"), ("g2", "|G_PC2|^2"))):
@@ -314,8 +303,7 @@ def _digits_stats_figure(curves: dict, path: Path, title: str) -> Path:
     axes[2].set_yscale("log")
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -444,7 +432,7 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
                      ("replica_std_M", run.M[:, -1].std(0).mean()), ("n_steps", n)):
             rows.append(dict(d=d, part="fluctuations", threads=cfg.threads, metric=k, value=float(v)))
     table = pd.DataFrame(rows)
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     fl = table[table.part == "fluctuations"].pivot_table(index="d", columns="metric", values="value")
     ds = fl.index.values.astype(float)
@@ -465,8 +453,7 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
     axes[1].set_title("throughput", fontsize=9)
     fig.tight_layout()
     path = out / "dae_scale.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     slope = float(np.polyfit(np.log(ds), np.log(fl["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
     return ExperimentOutput(table, [path], {"fluctuation_slope": slope,
                                             "steps_per_s_1thread": dict(zip(ref_.d.tolist(), ref_.value.round(1).tolist()))})
