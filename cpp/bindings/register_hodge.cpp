@@ -32,9 +32,13 @@ static mc::PerturbedScoreData make_perturbed(const mc::GaussianMixtureData& base
     for (auto item : terms) {
         py::dict t = py::reinterpret_borrow<py::dict>(item);
         mc::ScoreTerm term;
-        const int kind = t["kind"].cast<int>();
-        if (kind < 0 || kind > 4) throw py::value_error("term kind must be 0..4");
-        term.kind = static_cast<mc::TermKind>(kind);
+        if (!t.contains("kind")) throw py::value_error("term is missing 'kind' (a TermKind)");
+        py::object kind = t["kind"];
+        // Only the bound enum: an integer would silently depend on the order of mc::TermKind.
+        if (!py::isinstance<mc::TermKind>(kind))
+            throw py::type_error("term 'kind' must be a modelcollapse._core.TermKind, got " +
+                                 std::string(py::str(py::type::of(kind).attr("__name__"))));
+        term.kind = kind.cast<mc::TermKind>();
         switch (term.kind) {
             case mc::TermKind::matrix:
                 term.mat = vec_of(t, "mat", d * d, "d x d matrix");
@@ -70,6 +74,16 @@ static mc::PerturbedScoreData make_perturbed(const mc::GaussianMixtureData& base
 }
 
 void register_hodge(py::module_& m) {
+    py::enum_<mc::TermKind>(m, "TermKind",
+                            "Kind of a compiled error term of a perturbed score model (mc::TermKind): matrix "
+                            "(e = M grad log p_t), linear (E (x - c_t) + f), gradient_bump (a grad g_t), "
+                            "solenoidal_bump (a A grad(g_t p_t) / p_t), fourier (sum_j v_j cos(w_j . x + b_j)).")
+        .value("matrix", mc::TermKind::matrix)
+        .value("linear", mc::TermKind::linear)
+        .value("gradient_bump", mc::TermKind::gradient_bump)
+        .value("solenoidal_bump", mc::TermKind::solenoidal_bump)
+        .value("fourier", mc::TermKind::fourier);
+
     auto cls = py::class_<mc::PerturbedScoreData>(m, "PerturbedScoreCore",
                                                   "Compiled perturbed score model (use modelcollapse.hodge.PerturbedScore).")
                    .def(py::init(&make_perturbed), py::arg("base"), py::arg("terms"))

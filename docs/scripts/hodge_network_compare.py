@@ -39,9 +39,9 @@ def cases():
         model = H.PerturbedScore(p, [H.GradientTerm(u, H.GaussianBump([0.5, 0.3], 0.7)), H.SolenoidalTerm(A, c)])
         t = 0.2
         x = model.sample(N, 11, t=t)
-        l2 = H.l2_error(model, t, n=200_000, seed=5)[0]
+        l2 = H.l2_error(model, t, n=200_000, seed=5).value
         yield (f"mixture t = 0.2, bump u = {u} + rotation c = {c} (E\\|e\\|² = {l2:.2f})", x, model.score(x, t),
-               H.exact_gradient_energy(model, t, n=200_000, seed=5)[0])
+               H.exact_gradient_energy(model, t, n=200_000, seed=5).value)
 
 
 rows = []

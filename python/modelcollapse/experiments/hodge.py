@@ -1,12 +1,14 @@
-"""Experiment ``hodge``: only the gradient part of a score error is observed (spec hodge.md §6).
+"""Experiment ``hodge``: only the gradient part of a score error is observed (docs/hodge.md,
+"Experiment ``hodge``").
 
 Three studies on a 2-D Gaussian mixture p (and a 2-D Gaussian for closed forms):
 
 1. correlation: random perturbed models s = grad log p_t + u grad V_t + c (solenoidal
    field) + a (random Fourier field); per model the integrated L2 error, the integrated
    gradient-part estimate (samples + model score only), the exact gradient part (term
-   types or the grid solver), and the sample quality after reverse sampling (Hellinger
-   of a KDE against p_delta on a grid, sliced W2). Spearman correlations with quality.
+   types or the grid solver), and the sample quality after reverse sampling
+   (:func:`modelcollapse.metrics.hellinger` of a KDE against p_delta on a grid, sliced W2
+   by :func:`modelcollapse.metrics.wasserstein`). Spearman correlations with quality.
 2. impossibility: (I + cA) grad log p_t for growing c: L2 error grows like c^2 while
    quality stays flat once the sampler takes enough steps (with few steps it does not).
 3. bounds: Girsanov and marginal KL bounds against the true KL (closed form for a
@@ -22,8 +24,14 @@ import pandas as pd
 import scipy.stats
 from tqdm.auto import tqdm
 
-from .. import GaussianMixture, hodge as H, sample_reverse
+from .. import GaussianMixture, metrics, sample_reverse
+from .. import hodge as H
+from ..hodge._common import _time_nodes
+from ..hodge._grid import _default_box
 from ._registry import ExperimentOutput, register
+
+# Random directions of the sliced W2 quality metric.
+SLICED_DIRECTIONS = 64
 
 
 @dataclasses.dataclass
@@ -82,24 +90,12 @@ def gaussian_law() -> GaussianMixture:
     return GaussianMixture([1.0], [[1.0, -0.5]], np.array([[[1.0, 0.4], [0.4, 0.3]]]))
 
 
-def _hellinger_kde(samples: np.ndarray, target: GaussianMixture, box, ng: int) -> float:
-    xs = np.linspace(box[0], box[1], ng)
-    ys = np.linspace(box[2], box[3], ng)
-    X, Y = np.meshgrid(xs, ys, indexing="ij")
-    pts = np.vstack([X.ravel(), Y.ravel()])
-    q = scipy.stats.gaussian_kde(samples.T)(pts)
-    p = target.pdf(pts.T)
-    cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
-    p, q = p / (p.sum() * cell), q / (q.sum() * cell)
-    return float(np.sqrt(max(0.0, 0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2) * cell)))
-
-
-def _sliced_w2(x: np.ndarray, y: np.ndarray, n_dir: int = 64, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    th = rng.normal(size=(n_dir, x.shape[1]))
-    th /= np.linalg.norm(th, axis=1, keepdims=True)
-    a, b = np.sort(x @ th.T, axis=0), np.sort(y @ th.T, axis=0)
-    return float(np.sqrt(np.mean((a - b) ** 2)))
+def _quality(x: np.ndarray, target: GaussianMixture, ref: np.ndarray, axes: tuple[np.ndarray, np.ndarray]
+             ) -> dict[str, float]:
+    """Sample quality: Hellinger between the KDE of x and p_delta on the grid ``axes``, and the
+    sliced W2 between x and exact samples ``ref`` of p_delta."""
+    return {"hellinger": metrics.hellinger(x, target, axes),
+            "sliced_w2": metrics.wasserstein(x, ref, 2, method="sliced", n_projections=SLICED_DIRECTIONS, seed=0)}
 
 
 def random_model(p: GaussianMixture, rng: np.random.Generator, cfg: HodgeConfig) -> tuple[H.PerturbedScore, dict]:
@@ -125,12 +121,12 @@ def random_model(p: GaussianMixture, rng: np.random.Generator, cfg: HodgeConfig)
 
 
 def _integrated_l2_and_exact(model: H.PerturbedScore, cfg: HodgeConfig, seed: int) -> tuple[float, float]:
-    times, weights = H._time_nodes(cfg.T, cfg.delta, cfg.n_times)
+    times, weights = _time_nodes(cfg.T, cfg.delta, cfg.n_times)
     l2, gr = np.empty(len(times)), np.empty(len(times))
     for i, t in enumerate(times):
-        l2[i] = H.l2_error(model, t, cfg.n_est, seed + i)[0]
+        l2[i] = H.l2_error(model, t, cfg.n_est, seed + i).value
         if model.known_gradient_part:
-            gr[i] = H.exact_gradient_energy(model, t, cfg.n_est, seed + i)[0]
+            gr[i] = H.exact_gradient_energy(model, t, cfg.n_est, seed + i).value
         else:
             gr[i] = H.decompose_on_grid(model, t, n=cfg.grid_n).gradient_energy
     return float(weights @ l2), float(weights @ gr)
@@ -141,95 +137,106 @@ def _sample(model, cfg: HodgeConfig, steps: int, seed: int) -> np.ndarray:
                           integrator="exponential", init="standard_normal", seed=seed).samples
 
 
-@register("hodge", "score errors: L2 vs gradient part (Helmholtz-Hodge), impossibility, KL bounds",
-          HodgeConfig, PRESETS, part="hodge", headline=True,
-          claim="A diffusion sampler only sees the gradient part of its score error: a solenoidal error "
-                "(I + cA) grad log p_t leaves the marginals unchanged however large the L2 error. Sample quality "
-                "therefore correlates with the gradient part, estimated from samples and the model score (Stein "
-                "form), not with the L2 error; the marginal KL bound is tighter than Girsanov's.")
-def run(config: HodgeConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
-    import matplotlib
+@dataclasses.dataclass
+class _Setting:
+    """What every study of the experiment shares: the data law, p_delta and the quality metric."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    cfg: HodgeConfig
+    p: GaussianMixture
+    target: GaussianMixture
+    ref: np.ndarray
+    axes: tuple[np.ndarray, np.ndarray]
+    progress: bool
 
-    cfg = config
-    rng = np.random.default_rng(cfg.seed)
+    def quality(self, x: np.ndarray) -> dict[str, float]:
+        return _quality(x, self.target, self.ref, self.axes)
+
+
+def _setting(cfg: HodgeConfig, progress: bool) -> _Setting:
     p = data_law()
     target = p.smooth(cfg.delta)
-    box = H._default_box(p, cfg.delta, pad=4.0)
-    ref = target.sample(cfg.n_sample, cfg.seed + 999)
-    rows: list[dict] = []
+    box = _default_box(p, cfg.delta, pad=4.0)
+    axes = (np.linspace(box[0], box[1], cfg.kde_grid), np.linspace(box[2], box[3], cfg.kde_grid))
+    return _Setting(cfg, p, target, target.sample(cfg.n_sample, cfg.seed + 999), axes, progress)
 
-    def quality(x: np.ndarray) -> dict[str, float]:
-        return {"hellinger": _hellinger_kde(x, target, box, cfg.kde_grid), "sliced_w2": _sliced_w2(x, ref)}
 
-    # floor of the quality metrics: exact score
-    exact_q = quality(_sample(H.PerturbedScore(p), cfg, cfg.steps, cfg.seed + 7))
-
-    # 1. correlation study
+def _correlation_study(st: _Setting, rows: list[dict]) -> pd.DataFrame:
+    """Random models: integrated L2 error, gradient part (estimated and exact), quality."""
+    cfg = st.cfg
+    rng = np.random.default_rng(cfg.seed)
     estimator_kwargs = (dict(degree=cfg.degree) if cfg.estimator_basis == "hermite"
                         else dict(basis="network"))
     corr = []
-    for i in tqdm(range(cfg.n_models), desc="hodge models", disable=not progress):
-        model, params = random_model(p, rng, cfg)
+    for i in tqdm(range(cfg.n_models), desc="hodge models", disable=not st.progress):
+        model, params = random_model(st.p, rng, cfg)
         l2, exact_grad = _integrated_l2_and_exact(model, cfg, cfg.seed + 100 * i)
-        est = H.integrated_gradient_part(model, p, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est,
+        est = H.integrated_gradient_part(model, st.p, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est,
                                          seed=cfg.seed + 100 * i + 50, **estimator_kwargs)
-        q = quality(_sample(model, cfg, cfg.steps, cfg.seed + i))
-        rec = dict(l2_error=l2, gradient_estimate=est["integral"], gradient_estimate_se=est["se"],
+        q = st.quality(_sample(model, cfg, cfg.steps, cfg.seed + i))
+        rec = dict(l2_error=l2, gradient_estimate=est.integral, gradient_estimate_se=est.se,
                    gradient_exact=exact_grad, **q)
         corr.append({**params, **rec})
         for metric, value in rec.items():
             rows.append(dict(study="correlation", model=i, **params, steps=cfg.steps, metric=metric, value=value))
-    cdf = pd.DataFrame(corr)
-    summary: dict = {"quality_floor_exact_score": exact_q, "estimator_basis": cfg.estimator_basis}
+    return pd.DataFrame(corr)
+
+
+def _correlations(cdf: pd.DataFrame, summary: dict, rows: list[dict]) -> None:
     for qname in ("hellinger", "sliced_w2"):
         for measure in ("l2_error", "gradient_estimate", "gradient_exact"):
             rho = scipy.stats.spearmanr(cdf[measure], cdf[qname]).statistic
             summary[f"spearman_{measure}_vs_{qname}"] = float(rho)
             rows.append(dict(study="correlation_summary", metric=f"spearman_{measure}_vs_{qname}", value=float(rho)))
 
-    # 2. impossibility demo
-    A = H.antisymmetric(2)
+
+def _impossibility_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.DataFrame:
+    """(I + cA) grad log p_t for growing c, sampled with few and with many steps."""
+    cfg = st.cfg
     imp = []
-    for j, c in enumerate(tqdm(cfg.cs, desc="impossibility", disable=not progress)):
-        model = H.PerturbedScore(p, [H.SolenoidalTerm(A, c)])
+    for j, c in enumerate(tqdm(cfg.cs, desc="impossibility", disable=not st.progress)):
+        model = H.PerturbedScore(st.p, [H.SolenoidalTerm(A, c)])
         l2, _ = _integrated_l2_and_exact(model, cfg, cfg.seed + 5000 + j)
         for steps in (cfg.steps_small, cfg.steps):
-            q = quality(_sample(model, cfg, steps, cfg.seed + 6000 + j))
+            q = st.quality(_sample(model, cfg, steps, cfg.seed + 6000 + j))
             imp.append(dict(c=c, steps=steps, l2_error=l2, **q))
             for metric, value in dict(l2_error=l2, **q).items():
                 rows.append(dict(study="impossibility", c=c, steps=steps, metric=metric, value=value))
-    idf = pd.DataFrame(imp)
+    return pd.DataFrame(imp)
 
-    # 3. bounds vs true KL: Gaussian closed form
+
+def _bounds_row(bnd: list[dict], rows: list[dict], law: str, c: float, u: float, true_kl: float,
+                kb: H.KLBounds) -> None:
+    rec = dict(true_kl=true_kl, marginal_bound=kb.marginal, girsanov_bound=kb.girsanov)
+    bnd.append(dict(law=law, c=c, u=u, **rec))
+    for metric, value in rec.items():
+        rows.append(dict(study="bounds", law=law, c=c, u=u, metric=metric, value=value))
+
+
+def _bounds_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.DataFrame:
+    """Girsanov and marginal bounds against the true KL: closed form for a Gaussian, reverse
+    Fokker-Planck on a grid for the mixture (when ``fp_n`` > 0)."""
+    cfg, p = st.cfg, st.p
     g = gaussian_law()
-    bnd = []
+    bnd: list[dict] = []
     for c in cfg.cs:
         for u in (0.0, 0.3):
             model = H.PerturbedScore(g, [H.SolenoidalTerm(A, c),
                                          H.GradientTerm(u, H.QuadraticPotential(np.eye(2), g.means[0]))])
             kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=24)
-            kl = H.true_kl_gaussian(model, cfg.T, cfg.delta)
-            rec = dict(true_kl=kl, marginal_bound=kb.marginal, girsanov_bound=kb.girsanov)
-            bnd.append(dict(law="gaussian", c=c, u=u, **rec))
-            for metric, value in rec.items():
-                rows.append(dict(study="bounds", law="gaussian", c=c, u=u, metric=metric, value=value))
-    # mixture: reverse Fokker-Planck on a grid
+            _bounds_row(bnd, rows, "gaussian", c, u, H.true_kl_gaussian(model, cfg.T, cfg.delta), kb)
     if cfg.fp_n > 0:
-        fbox = H._default_box(p, cfg.delta, pad=5.0)
+        fbox = _default_box(p, cfg.delta, pad=5.0)
         for c in (0.0, 2.0):
             for u in (0.0, 0.5):
                 model = H.PerturbedScore(p, [H.SolenoidalTerm(A, c), H.GradientTerm(u, H.GaussianBump([0, 0.5], 0.8))])
                 fp = H.fokker_planck_kl_2d(model.score, lambda x: p.logpdf(x, cfg.delta), cfg.T, cfg.delta, fbox,
                                            n=cfg.fp_n, steps=cfg.fp_steps)
                 kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=cfg.n_times, n_mc=cfg.n_est, method="exact")
-                rec = dict(true_kl=fp["kl"], marginal_bound=kb.marginal, girsanov_bound=kb.girsanov)
-                bnd.append(dict(law="mixture", c=c, u=u, **rec))
-                for metric, value in rec.items():
-                    rows.append(dict(study="bounds", law="mixture", c=c, u=u, metric=metric, value=value))
-    bdf = pd.DataFrame(bnd)
+                _bounds_row(bnd, rows, "mixture", c, u, fp.kl, kb)
+    return pd.DataFrame(bnd)
+
+
+def _bounds_summary(bdf: pd.DataFrame, summary: dict) -> None:
     # Gaussian: exact true KL, strict check. Mixture: the Fokker-Planck KL carries a grid error,
     # measured on the u = 0 models (pure solenoidal error: their true KL equals the exact-score
     # one, <= KL(p_T || pi)), and the check allows it.
@@ -245,7 +252,14 @@ def run(config: HodgeConfig, out_dir: Path, progress: bool = True) -> Experiment
     summary["bounds_hold"] = summary["bounds_hold_gaussian"] and summary.get("bounds_hold_mixture_within_grid_error",
                                                                            True)
 
-    # figures
+
+def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.DataFrame, summary: dict,
+             exact_q: dict[str, float], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figs = []
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, measure, label in zip(axes, ("l2_error", "gradient_estimate", "gradient_exact"),
@@ -297,7 +311,30 @@ def run(config: HodgeConfig, out_dir: Path, progress: bool = True) -> Experiment
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     figs.append(path)
+    return figs
 
+
+@register("hodge", "score errors: L2 vs gradient part (Helmholtz-Hodge), impossibility, KL bounds",
+          HodgeConfig, PRESETS, part="hodge", headline=True,
+          claim="A diffusion sampler only sees the gradient part of its score error: a solenoidal error "
+                "(I + cA) grad log p_t leaves the marginals unchanged however large the L2 error. Sample quality "
+                "therefore correlates with the gradient part, estimated from samples and the model score (Stein "
+                "form), not with the L2 error; the marginal KL bound is tighter than Girsanov's.")
+def run(config: HodgeConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
+    """The three studies (module docstring), their summary and figures."""
+    cfg = config
+    st = _setting(cfg, progress)
+    rows: list[dict] = []
+    # floor of the quality metrics: exact score
+    exact_q = st.quality(_sample(H.PerturbedScore(st.p), cfg, cfg.steps, cfg.seed + 7))
+    cdf = _correlation_study(st, rows)
+    summary: dict = {"quality_floor_exact_score": exact_q, "estimator_basis": cfg.estimator_basis}
+    _correlations(cdf, summary, rows)
+    A = H.antisymmetric(2)
+    idf = _impossibility_study(st, A, rows)
+    bdf = _bounds_study(st, A, rows)
+    _bounds_summary(bdf, summary)
+    figs = _figures(cfg, cdf, idf, bdf, summary, exact_q, Path(out_dir))
     table = pd.DataFrame(rows)
     table["seed"] = cfg.seed
     return ExperimentOutput(table=table, figures=figs, summary=summary)

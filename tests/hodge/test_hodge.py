@@ -88,7 +88,7 @@ def test_constructed_solenoidal_fields_are_divergence_free():
     for name, mask in (("rot", [1, 0, 0]), ("bump", [0, 0, 1]), ("grad", [0, 1, 0])):
         coarse = H.divergence_residual_2d(m, t, mask, n=100)
         fine = H.divergence_residual_2d(m, t, mask, n=200)
-        res[name] = (coarse[0] / coarse[1], fine[0] / fine[1])
+        res[name] = (coarse.ratio, fine.ratio)
     for name in ("rot", "bump"):
         assert res[name][1] < 5e-3
         assert res[name][1] < 0.35 * res[name][0]  # O(h^2): discretisation error, not a real divergence
@@ -125,8 +125,10 @@ def test_grid_solver_matches_lyapunov_closed_form():
 def test_grid_solver_on_mixture_recovers_known_parts():
     m = mixed_model()
     t = 0.1
-    truth, se = H.exact_gradient_energy(m, t, 100000, seed=4)
-    l2, l2se = H.l2_error(m, t, 100000, seed=4)
+    exact = H.exact_gradient_energy(m, t, 100000, seed=4)
+    truth, se = exact.value, exact.se
+    mc_l2 = H.l2_error(m, t, 100000, seed=4)
+    l2, l2se = mc_l2.value, mc_l2.se
     dec = H.decompose_on_grid(m, t, n=160)
     assert abs(dec.gradient_energy - truth) < 5 * se + 2e-3 * truth
     assert abs(dec.total_energy - l2) < 5 * l2se
@@ -203,8 +205,8 @@ def test_estimator_vs_lyapunov_closed_form():
 def test_estimator_lower_bound_on_mixture_with_large_solenoidal_error():
     m = mixed_model()
     t = 0.1
-    truth = H.exact_gradient_energy(m, t, 100000)[0]
-    l2 = H.l2_error(m, t, 20000)[0]
+    truth = H.exact_gradient_energy(m, t, 100000).value
+    l2 = H.l2_error(m, t, 20000).value
     x = m.sample(20000, 5, t=t)
     s = m.score(x, t)
     vals = []
@@ -233,8 +235,8 @@ def test_gaussian_energies_match_monte_carlo():
     m = H.PerturbedScore(GAUSS, [H.SolenoidalTerm(A2, 1.5), H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
     t = 0.3
     e = H.gaussian_error_energies(m, t)
-    mc_l2, se = H.l2_error(m, t, 50000, seed=2)
-    assert abs(e["total"] - mc_l2) < 5 * se
+    mc_l2 = H.l2_error(m, t, 50000, seed=2)
+    assert abs(e.total - mc_l2.value) < 5 * mc_l2.se
 
 
 def test_reverse_law_ode_matches_sampler():
@@ -331,7 +333,7 @@ def test_l2_error_needs_two_samples():
 
 def test_kl_gaussian_rejects_non_covariances():
     not_psd = np.array([[1.0, 2.0], [2.0, 1.0]])
-    with pytest.raises(ValueError, match="C0 must be positive definite"):   # was -0.75
+    with pytest.raises(ValueError, match="C0 must be symmetric positive definite"):   # was -0.75
         H.kl_gaussian([0.0, 0.0], not_psd, [0.0, 0.0], np.eye(2))
     with pytest.raises(ValueError, match="C1 must be symmetric"):
         H.kl_gaussian([0.0, 0.0], np.eye(2), [0.0, 0.0], [[1.0, 0.5], [0.0, 1.0]])
@@ -354,3 +356,58 @@ def test_scalar_matrix_and_vector_arguments():
     x = np.array([[0.3, -0.4]])
     ref = H.PerturbedScore(GAUSS, [H.MatrixTerm(0.5 * np.eye(2)), H.LinearTerm(E_LIN, f=[0.1, 0.1])])
     np.testing.assert_allclose(model.score(x, 0.2), ref.score(x, 0.2), rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------- package layout (issue 13)
+def test_term_kinds_cross_the_boundary_as_the_bound_enum():
+    kinds = [t.compile(2)["kind"] for t in all_terms()]
+    assert all(isinstance(k, _core.TermKind) for k in kinds)
+    assert [k.name for k in kinds] == ["matrix", "gradient_bump", "solenoidal_bump", "linear", "fourier", "linear",
+                                       "matrix"]
+    # the numpy twin reads the same dicts (int(kind) is the position in mc::TermKind)
+    assert [int(k) for k in kinds] == [0, 2, 3, 1, 4, 1, 0]
+    term = H.MatrixTerm(0.5).compile(2)
+    with pytest.raises(TypeError, match="TermKind"):
+        _core.PerturbedScoreCore(MIX._core(), [{**term, "kind": 0}])   # a bare integer is refused
+    with pytest.raises(ValueError, match="kind"):
+        _core.PerturbedScoreCore(MIX._core(), [{"mat": term["mat"]}])
+
+
+def test_results_are_frozen_records():
+    from modelcollapse.results import Record
+
+    m = H.PerturbedScore(GAUSS, [H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
+    x = m.sample(400, 1, t=0.1)
+    results = [H.l2_error(m, 0.1, 50), H.gaussian_error_energies(m, 0.1), H.kl_bounds(m, 1.0, 0.1, n_times=3),
+               H.decompose_on_grid(m, 0.1, n=12), H.divergence_residual_2d(m, 0.1, n=12),
+               H.gradient_part_estimate(x, m.score(x, 0.1), degree=2),
+               H.integrated_gradient_part(m, GAUSS, 1.0, 0.1, n_times=2, n_samples=200, degree=2),
+               H.fokker_planck_kl_2d(m.score, lambda y: GAUSS.logpdf(y, 0.1), 1.0, 0.1, (-4, 4, -4, 4), n=8, steps=2)]
+    for res in results:
+        assert isinstance(res, Record)
+        first = res.keys()[0]
+        assert res[first] is getattr(res, first)
+        with pytest.raises(AttributeError):   # frozen dataclasses.FrozenInstanceError
+            setattr(res, first, None)
+    kb = results[2]
+    frame = kb.to_frame()
+    assert list(frame["times"]) == list(kb.times) and (frame["method"] == "gaussian").all()
+
+
+def test_kl_gaussian_is_the_metrics_one():
+    m0, C0_, m1, C1 = [0.1, 0.2], C0, [0.0, -0.3], 1.3 * np.eye(2)
+    assert H.kl_gaussian(m0, C0_, m1, C1) == mc.metrics.gaussian_kl(m0, C0_, m1, C1)   # KL(N0 || N1)
+    assert H.kl_gaussian(m0, C0_, m1, C1) != H.kl_gaussian(m1, C1, m0, C0_)
+
+
+def test_one_staggered_grid_for_poisson_and_fokker_planck():
+    from modelcollapse.hodge._grid import _StaggeredGrid
+
+    g = _StaggeredGrid.build((-1.0, 2.0, 0.0, 1.0), 6, 4)
+    assert g.centres.shape == (24, 2) and g.xf.shape == (20, 2) and g.yf.shape == (18, 2)
+    # each face sits halfway between the two cells it separates
+    np.testing.assert_allclose(g.xf, 0.5 * (g.centres[g.left] + g.centres[g.right]))
+    np.testing.assert_allclose(g.yf, 0.5 * (g.centres[g.below] + g.centres[g.above]))
+    # a constant flux through every face leaves only the boundary cells unbalanced; the total is 0
+    out = g.net_outflow(np.ones(len(g.xf)), np.zeros(len(g.yf)))
+    assert out.sum() == 0 and np.all(out.reshape(6, 4)[1:-1] == 0)

@@ -1,4 +1,4 @@
-"""The torch network psi of the gradient-part estimator (spec hodge.md section 4).
+"""The torch network psi of the gradient-part estimator (docs/hodge.md, "Network basis").
 
 Ground truth: a Gaussian p = N(m, C) with the linear error e(x) = E(x - m) + f, whose Hodge
 gradient part S(x - m) + f has the closed-form energy tr(S C S) + |f|^2 (Lyapunov equation,
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from modelcollapse import hodge as H
+from modelcollapse.hodge._network import _mlp_features, _mlp_grad_hutchinson, _mlp_grad_lap, _mlp_init
 
 M = np.array([0.5, -0.5])
 C = np.array([[1.0, 0.3], [0.3, 0.6]])
@@ -54,15 +55,15 @@ def mixed_estimates(torch):
 def test_forward_gradient_and_laplacian_match_nested_autograd(torch, activation):
     d = 3
     gen = torch.Generator().manual_seed(0)
-    params = H._mlp_init(torch, d, 16, 2, gen, torch.device("cpu"))
+    params = _mlp_init(torch, d, 16, 2, gen, torch.device("cpu"))
     with torch.no_grad():   # a nonzero output layer (the initial one is zero)
         params[-1].copy_(torch.randn(params[-1].shape[0], generator=gen, dtype=torch.float64))
     x = torch.randn(40, d, dtype=torch.float64, generator=gen)
     loc = torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
     scale = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
-    g, lap = H._mlp_grad_lap(torch, params, x, loc, scale, activation)
+    g, lap = _mlp_grad_lap(torch, params, x, loc, scale, activation)
     xg = x.clone().requires_grad_(True)
-    feats, _, _ = H._mlp_features(torch, params, xg, loc, scale, activation)
+    feats, _, _ = _mlp_features(torch, params, xg, loc, scale, activation)
     psi = feats @ params[-1]
     ga = torch.autograd.grad(psi.sum(), xg, create_graph=True)[0]
     la = sum(torch.autograd.grad(ga[:, i].sum(), xg, retain_graph=True)[0][:, i] for i in range(d))
@@ -73,19 +74,19 @@ def test_forward_gradient_and_laplacian_match_nested_autograd(torch, activation)
 def test_hutchinson_laplacian_is_unbiased_with_the_right_variance(torch):
     d = 3
     gen = torch.Generator().manual_seed(1)
-    params = H._mlp_init(torch, d, 16, 2, gen, torch.device("cpu"))
+    params = _mlp_init(torch, d, 16, 2, gen, torch.device("cpu"))
     with torch.no_grad():
         params[-1].copy_(torch.randn(params[-1].shape[0], generator=gen, dtype=torch.float64))
     x = torch.randn(40, d, dtype=torch.float64, generator=gen)
     loc, scale = torch.zeros(d, dtype=torch.float64), torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
     xg = x.clone().requires_grad_(True)
-    feats, _, _ = H._mlp_features(torch, params, xg, loc, scale, "tanh")
+    feats, _, _ = _mlp_features(torch, params, xg, loc, scale, "tanh")
     ga = torch.autograd.grad((feats @ params[-1]).sum(), xg, create_graph=True)[0]
     hess = torch.stack([torch.autograd.grad(ga[:, i].sum(), xg, retain_graph=True)[0] for i in range(d)], 1).detach()
     lap = hess.diagonal(dim1=1, dim2=2).sum(1)
     off = (hess ** 2).sum((1, 2)) - (hess.diagonal(dim1=1, dim2=2) ** 2).sum(1)
     P = 4000
-    g, est = H._mlp_grad_hutchinson(torch, params, x, loc, scale, "tanh", P, gen)
+    g, est = _mlp_grad_hutchinson(torch, params, x, loc, scale, "tanh", P, gen)
     np.testing.assert_allclose(g.detach().numpy(), ga.detach().numpy(), rtol=1e-12, atol=1e-12)
     # Rademacher: Var(v^T H v) = 2 sum_{i != j} H_ij^2
     z = ((est.detach() - lap) / torch.sqrt(2 * off / P)).numpy()
@@ -225,9 +226,9 @@ def test_bad_samples(torch):
 def test_without_torch_the_network_says_how_to_install_it(monkeypatch):
     x, s, _, _ = gaussian_case(n=200)
     monkeypatch.setitem(sys.modules, "torch", None)   # "import torch" now raises ImportError
-    with pytest.raises(ImportError, match=r'pip install "modelcollapse\[torch\]"'):
+    with pytest.raises(ImportError, match=r"network gradient-part estimator .* pip install 'modelcollapse\[torch\]'"):
         H.gradient_part_estimate(x, s, basis="network")
-    with pytest.raises(ImportError, match=r'pip install "modelcollapse\[torch\]"'):
+    with pytest.raises(ImportError, match=r"needs torch: pip install 'modelcollapse\[torch\]'"):
         H.gradient_part_network(x, s)
     # the other bases do not need torch
     assert np.isfinite(H.gradient_part_estimate(x, s, degree=2).value)
@@ -248,7 +249,7 @@ def test_library_imports_without_torch():
             "try:\n"
             "    H.gradient_part_estimate(x, -x, basis='network')\n"
             "except ImportError as exc:\n"
-            "    assert 'pip install \"modelcollapse[torch]\"' in str(exc), exc\n"
+            "    assert \"pip install 'modelcollapse[torch]'\" in str(exc), exc\n"
             "else:\n"
             "    raise AssertionError('no ImportError')\n"
             "assert callable(H.gradient_part_network)\n"
