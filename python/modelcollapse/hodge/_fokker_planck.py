@@ -9,9 +9,9 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .. import reference as _ref
 from .._validation import check_finite_array, check_positive_int, check_real
 from ..results import Record
+from ..sampler import time_grid
 from ._common import ScoreFn, _check_box, _check_callable
 from ._grid import _check_cells, _StaggeredGrid
 
@@ -92,7 +92,7 @@ def fokker_planck_kl_2d(score: ScoreFn, target_logpdf: Callable[[np.ndarray], np
     _check_cells(float(n) * n * steps / 1000.0, "steps")   # steps sparse solves of n^2 cells
     grid = _StaggeredGrid.build(box, n, n)
     hx, hy, centres, N = grid.hx, grid.hy, grid.centres, grid.n_cells
-    times = _ref.sampler.time_grid(T, delta, steps, "quadratic")
+    times = time_grid(T, delta, steps, "quadratic")
     q = np.exp(-0.5 * np.sum(centres**2, axis=1))
     q /= q.sum() * hx * hy
     eye = scipy.sparse.identity(N, format="csr")

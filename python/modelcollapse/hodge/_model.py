@@ -43,6 +43,8 @@ class PerturbedScore:
 
     Examples
     --------
+    >>> from modelcollapse import GaussianMixture
+    >>> from modelcollapse.hodge import GaussianBump, GradientTerm, SolenoidalTerm, antisymmetric
     >>> p = GaussianMixture([0.5, 0.5], [[-1.5, 0], [1.5, 0]], 0.3)
     >>> A = antisymmetric(2)
     >>> model = PerturbedScore(p, [SolenoidalTerm(A, c=3.0)])       # (I + 3A) grad log p_t
