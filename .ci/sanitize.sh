@@ -43,7 +43,7 @@ if [ "$#" -eq 0 ]; then
   # checks are left out: ASan's shadow memory and slowdown change what they measure.
   set -- tests/test_random.py tests/test_mixture.py tests/test_empirical.py tests/test_sampler.py \
     tests/truncation/test_hermite.py tests/test_metrics.py tests/dae/test_dae.py tests/dae/test_dae_spectral.py \
-    tests/test_hodge.py tests/test_retraining_gaussian.py tests/test_threads_safety.py \
+    tests/hodge/test_hodge.py tests/retraining/test_retraining_gaussian.py tests/test_threads_safety.py \
     -m "not slow" -k "not thread_start_failure"
 fi
 

@@ -28,6 +28,7 @@ from .. import GaussianMixture, metrics, sample_reverse
 from .. import hodge as H
 from ..hodge._common import _time_nodes
 from ..hodge._grid import _default_box
+from ._plotting import pyplot, save_figure
 from ._registry import ExperimentOutput, register
 
 # Random directions of the sliced W2 quality metric.
@@ -255,10 +256,7 @@ def _bounds_summary(bdf: pd.DataFrame, summary: dict) -> None:
 
 def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.DataFrame, summary: dict,
              exact_q: dict[str, float], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figs = []
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
@@ -274,8 +272,7 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
     axes[0].set_ylabel("Hellinger(KDE of samples, p_delta)")
     fig.colorbar(sc, ax=axes, label="solenoidal amplitude c")
     path = out_dir / "hodge_correlation.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, tight=True)
     figs.append(path)
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
@@ -292,8 +289,7 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
     ax[1].set_ylabel("integrated L2 score error")
     fig.suptitle("Impossibility: L2 error grows, quality does not")
     path = out_dir / "hodge_impossibility.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, tight=True)
     figs.append(path)
 
     fig, axes = plt.subplots(1, 2 if cfg.fp_n > 0 else 1, figsize=(11 if cfg.fp_n > 0 else 6, 4), squeeze=False)
@@ -308,8 +304,7 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
         ax.set_title(f"{law}: KL(p_delta || q_delta)")
         ax.legend(fontsize=7)
     path = out_dir / "hodge_bounds.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, tight=True)
     figs.append(path)
     return figs
 
