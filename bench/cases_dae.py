@@ -8,10 +8,10 @@ what they measure; 'cpp_1thread' is the same run without the helper."""
 from __future__ import annotations
 
 import numpy as np
-from run import Case
 
 from modelcollapse import _core, dae
 from modelcollapse.reference import dae as ref
+from run import Case
 
 
 def _target(d):
@@ -88,7 +88,8 @@ def cases(quick: bool) -> list[Case]:
         tg = _target(d)
         out.append(Case(f"dae_sgd d={d} r=2 tanh", lambda: None,
                         {"numpy": _numpy(tg, n), "cpp": _cpp(tg, n), "rng_only": _rng_only(d, n)},
-                        work=n, unit="steps", params={"d": d, "r": 2, "steps": n, "threads": "cpp: 0 (auto), others: 1"}))
+                        work=n, unit="steps",
+                        params={"d": d, "r": 2, "steps": n, "threads": "cpp: 0 (auto), others: 1"}))
     reps, n = 8, (300 if quick else 3000)
     tg = _target(1000)
     out.append(Case("dae_sgd replicas=8 d=1000: 2 threads vs 1", lambda: None,

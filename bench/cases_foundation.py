@@ -16,14 +16,13 @@ full covariance), empirical (KDE) score n=m=1e4 d=2 at t in {0.01, 0.1, 1}.
 from __future__ import annotations
 
 import numpy as np
-from run import Case
 
 import modelcollapse as mc
 from modelcollapse import _core
 from modelcollapse.reference import empirical as ref_emp
-from modelcollapse.reference import mixture as ref_mix
 from modelcollapse.reference import random as ref_rng
 from modelcollapse.reference import sampler as ref_sampler
+from run import Case
 
 
 def _mixture(K, d, kind, seed=0):

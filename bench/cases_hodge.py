@@ -9,19 +9,19 @@
 from __future__ import annotations
 
 import numpy as np
-from run import Case
 
 import modelcollapse as mc
 from modelcollapse import _core
 from modelcollapse import hodge as H
 from modelcollapse.reference import hodge as R
+from run import Case
 
 
 def _close(outs, rtol=1e-8):
     vals = list(outs.values())
     for v in vals[1:]:
         for a, b in zip(np.atleast_1d(vals[0]) if not isinstance(vals[0], tuple) else vals[0],
-                        np.atleast_1d(v) if not isinstance(v, tuple) else v):
+                        np.atleast_1d(v) if not isinstance(v, tuple) else v, strict=True):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
 
 

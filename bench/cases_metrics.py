@@ -6,10 +6,10 @@ Ratios are taken in the same run (``baseline`` names the denominator).
 from __future__ import annotations
 
 import numpy as np
-from run import Case
 
 from modelcollapse import metrics as M
 from modelcollapse.reference import metrics as R
+from run import Case
 
 
 def _data(n, d, seed=0):

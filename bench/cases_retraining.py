@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from run import Case
 
 from modelcollapse.reference import retraining as ref
 from modelcollapse.retraining import GaussianLearner, gaussian, run_retraining
+from run import Case
 
 
 def _user_numpy(n, T, C, d, lam, seed=0):

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 from numpy.polynomial import hermite_e
-from run import Case
 
 from modelcollapse import hermite as hm
 from modelcollapse.reference import hermite as ref
+from run import Case
 
 
 def _hermite_e_1d(x, degree):

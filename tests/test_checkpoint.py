@@ -18,9 +18,16 @@ import pytest
 import modelcollapse as mc
 from modelcollapse import _checkpoint as ck
 from modelcollapse import dae
-from modelcollapse.retraining import (EmpiricalLearner, FitSampleAdapter, GaussianLearner, GMMLearner,
-                                      completed_rounds, load_round, run_retraining)
 from modelcollapse.results import load_sidecar, save_results
+from modelcollapse.retraining import (
+    EmpiricalLearner,
+    FitSampleAdapter,
+    GaussianLearner,
+    GMMLearner,
+    completed_rounds,
+    load_round,
+    run_retraining,
+)
 from modelcollapse.truncation import ExactLawLearner, FittedModelLearner
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 import modelcollapse as mc
-from modelcollapse import empirical, hermite, metrics, mixture, random, sampler, truncation
 from fuzz_support import assert_contract, bad_values
+from modelcollapse import empirical, hermite, metrics, mixture, random, sampler, truncation
 
 MODULES = (mixture, empirical, sampler, random, metrics, hermite, truncation)
 

@@ -1,6 +1,5 @@
 """Reverse sampler: compiled vs numpy with injected noise, recovery of S_delta p, weak
 order of Euler-Maruyama, reproducibility, trajectories, validation, Ctrl-C."""
-import os
 import signal
 import subprocess
 import sys

@@ -21,11 +21,10 @@ denoising autoencoder), :mod:`.metrics` (KDE, Hellinger, Wasserstein, precision/
 from __future__ import annotations
 
 from . import _core, random, reference
+from ._version import version as __version__  # from the package metadata (pyproject.toml)
 from .empirical import EmpiricalScore
 from .mixture import GaussianMixture
 from .sampler import ReverseSamples, sample_reverse, time_grid
-
-__version__ = "0.1.0"
 
 
 def default_threads() -> int:

@@ -27,8 +27,9 @@ import math
 import os
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     # that concurrent writers never share a temporary file; "x" refuses to follow an
     # existing file or link.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-    kwargs = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
+    kwargs: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
     try:
         with open(tmp, mode.replace("w", "x"), **kwargs) as fh:
             yield fh

@@ -1,13 +1,13 @@
 """Types shared by the public API: what a seed, a backend and a thread count may be."""
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
 #: A seed: an int in [0, 2**64), a numpy Generator (advanced by one draw per use), or None
 #: (a fresh, non-reproducible seed). See ``_validation.as_seed``.
-SeedLike = Union[int, np.random.Generator, None]
+SeedLike = int | np.random.Generator | None
 
 #: Which implementation runs a kernel: the compiled one, or its numpy twin in
 #: :mod:`modelcollapse.reference` (same semantics, readable, slow).

@@ -48,11 +48,12 @@ def check_threads(threads: Any) -> int:
     """Threads for a C++ kernel: 0 means all cores."""
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
         raise TypeError(f"threads must be an int (0 = all cores), got {type(threads).__name__}")
+    threads = int(threads)
     if threads < 0:
         raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
     if threads > MAX_THREADS:
         raise ValueError(f"threads must be <= {MAX_THREADS} (0 = all cores), got {threads}")
-    return int(threads)
+    return threads
 
 
 def memory_limit_bytes() -> int:
@@ -96,7 +97,7 @@ def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = N
         if arr.ndim not in allowed:
             raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}")
     if shape is not None:
-        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
             want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if not allow_empty and arr.size == 0:
@@ -125,12 +126,13 @@ def check_positive_int(value: Any, name: str, minimum: int = 1, maximum: int | N
     """An int in ``[minimum, maximum]``; ``maximum`` defaults to 2**62 (beyond any real size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     top = 2**62 if maximum is None else maximum
     if value > top:
         raise ValueError(f"{name} must be <= {top}, got {value}")
-    return int(value)
+    return value
 
 
 def check_real(value: Any, name: str, low: float | None = None, high: float | None = None,

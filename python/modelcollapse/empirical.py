@@ -14,8 +14,16 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_points,
-                          check_positive_int, check_real, check_threads)
+from ._validation import (
+    as_seed,
+    check_allocation,
+    check_choice,
+    check_finite_array,
+    check_points,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 from .mixture import _repair_far_rows
 
 BACKENDS = ("cpp", "numpy")

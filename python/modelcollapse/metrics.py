@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from scipy import linalg, stats
 
 from . import _core
-from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
-                          check_real, check_threads)
+from ._validation import (
+    as_seed,
+    check_allocation,
+    check_choice,
+    check_finite_array,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 from .mixture import GaussianMixture, _pow2_scale
 from .reference import metrics as _ref
 
@@ -97,23 +105,24 @@ class Grid:
         object.__setattr__(self, "axes", tuple(axes))
 
     @classmethod
-    def regular(cls, lower: Sequence[float], upper: Sequence[float], n: int | Sequence[int]) -> "Grid":
+    def regular(cls, lower: Sequence[float], upper: Sequence[float], n: int | Sequence[int]) -> Grid:
         """Equally spaced axes from ``lower`` to ``upper`` (one entry per axis) with ``n`` points each."""
-        lower = np.atleast_1d(check_finite_array(lower, "lower", ndim=(0, 1)))
-        upper = np.atleast_1d(check_finite_array(upper, "upper", ndim=(0, 1)))
-        if upper.shape != lower.shape:
-            raise ValueError(f"upper must have the shape of lower {lower.shape}, got {upper.shape}")
+        low = np.atleast_1d(check_finite_array(lower, "lower", ndim=(0, 1)))
+        high = np.atleast_1d(check_finite_array(upper, "upper", ndim=(0, 1)))
+        if high.shape != low.shape:
+            raise ValueError(f"upper must have the shape of lower {low.shape}, got {high.shape}")
+        counts: list[Any]
         if isinstance(n, numbers.Integral) and not isinstance(n, bool):
-            ns = [n] * lower.size
-        elif isinstance(n, (tuple, list, np.ndarray)) and len(n) == lower.size:
-            ns = list(n)
+            counts = [n] * low.size
+        elif isinstance(n, (tuple, list, np.ndarray)) and len(n) == low.size:
+            counts = list(n)
         else:
-            raise TypeError(f"n must be an int or one int per axis ({lower.size}), got {n!r:.80}")
-        ns = [check_positive_int(k, "n", minimum=1) for k in ns]
-        if any(k > 1 and not hi > lo for k, lo, hi in zip(ns, lower, upper)):
-            raise ValueError(f"upper must be > lower on every axis, got lower={lower.tolist()} upper={upper.tolist()}")
+            raise TypeError(f"n must be an int or one int per axis ({low.size}), got {n!r:.80}")
+        ns = [check_positive_int(k, "n", minimum=1) for k in counts]
+        if any(k > 1 and not hi > lo for k, lo, hi in zip(ns, low, high, strict=True)):
+            raise ValueError(f"upper must be > lower on every axis, got lower={low.tolist()} upper={high.tolist()}")
         check_allocation(float(sum(ns)), "n", "the grid axes")
-        return cls(tuple(np.linspace(lo, hi, int(k)) for lo, hi, k in zip(lower, upper, ns)))
+        return cls(tuple(np.linspace(lo, hi, int(k)) for lo, hi, k in zip(low, high, ns, strict=True)))
 
     @property
     def dim(self) -> int:
@@ -281,7 +290,7 @@ def binned_error_bound(bandwidth: Any, spacing: Sequence[float], radius: float, 
     return out
 
 
-def _binned_error_bound(bandwidth: Any, spacing: Sequence[float], radius: float, n_t: int = 21) -> float:
+def _binned_error_bound(bandwidth: Any, spacing: Sequence[float] | np.ndarray, radius: float, n_t: int = 21) -> float:
     """:func:`binned_error_bound` for checked arguments (the refinement loop calls it)."""
     H = np.atleast_2d(np.asarray(bandwidth, dtype=float))
     d = H.shape[0]
@@ -388,10 +397,11 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
         ``exact`` sums every kernel at every point (threaded C++, agrees with
         ``scipy.stats.gaussian_kde`` to 1e-10 relative wherever f(z) exceeds about
         1e-290 times the kernel's peak value). On a regular tensor grid in d = 1, 2 it
-        uses exponential-free recurrences along the grid (see ``docs/metrics.md``). ``binned`` (d = 1, 2, regular grid) bins the
-        samples linearly on a grid refined until :func:`binned_error_bound` <= ``tol``
-        (Hellinger distance to the exact KDE), then convolves with the kernel truncated
-        at the radius that leaves at most tol / 10 of that bound.
+        uses exponential-free recurrences along the grid (see ``docs/metrics.md``).
+        ``binned`` (d = 1, 2, regular grid) bins the samples linearly on a grid refined
+        until :func:`binned_error_bound` <= ``tol`` (Hellinger distance to the exact KDE),
+        then convolves with the kernel truncated at the radius that leaves at most tol / 10
+        of that bound.
     tol : float or None
         Binned only; None bins on the output grid itself (no refinement guarantee).
     threads : int
@@ -407,7 +417,7 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
     check_choice(backend, "backend", BACKENDS)
     threads = check_threads(threads)
     g, pts = _as_grid(grid, d)
-    n_points = pts.shape[0] if g is None else float(np.prod(np.array(g.shape, dtype=float)))
+    n_points = cast(np.ndarray, pts).shape[0] if g is None else float(np.prod(np.array(g.shape, dtype=float)))
     check_allocation(float(n_points) * (d + 2), "grid", "the KDE values")
     out = _kde(x, w, H, g, pts, d, method, tol, threads, backend)
     if not np.all(np.isfinite(out)):
@@ -423,7 +433,7 @@ def _kde(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.nd
             axes = _exact_grid_axes(g, H)
             if axes is not None:
                 return _core.kde_exact_grid(x, w, H, axes, threads)
-        points = pts if g is None else g.points()
+        points = cast(np.ndarray, pts) if g is None else g.points()
         if backend == "cpp":
             vals = _core.kde_exact(x, w, H, points, threads)
         else:
@@ -437,11 +447,11 @@ def _kde(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.nd
     if tol is not None:
         tol = check_real(tol, "tol", low=0.0, high=1.0, low_open=True)
     plan = binned_plan(H, g, tol)
-    axes = [(float(ax[0]), float(step), int(ax.size), int(r), int(p))
-            for ax, step, r, p in zip(g.axes, g.steps, plan["refine"], plan["pad"])]
+    fine_axes = [(float(ax[0]), float(step), int(ax.size), int(r), int(p))
+                 for ax, step, r, p in zip(g.axes, g.steps, plan["refine"], plan["pad"], strict=True)]
     if backend == "cpp":
-        return _core.kde_binned(x, w, H, axes, plan["radius"], threads)
-    return _ref.kde_binned(x, w, H, axes, plan["radius"])
+        return _core.kde_binned(x, w, H, fine_axes, plan["radius"], threads)
+    return _ref.kde_binned(x, w, H, fine_axes, plan["radius"])
 
 
 # ----------------------------------------------------------------------------- grid divergences
@@ -537,18 +547,23 @@ def auto_grid(*sample_sets: np.ndarray, bandwidths: Sequence[np.ndarray] = (), n
 
 def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, bandwidth: Any, factor: float,
                        method: str, tol: float | None, threads: int, backend: str) -> tuple[list[np.ndarray], Grid]:
-    samples = [as_samples(it, name) if not _is_density(it) else None for it, name in zip(items, ("p", "q"))]
+    samples = [None if _is_density(it) else as_samples(it, name) for it, name in zip(items, ("p", "q"), strict=True)]
     dims = {s.shape[1] for s in samples if s is not None}
     if len(dims) > 1:
         raise ValueError(f"p and q must have the same dimension, got {sorted(dims)}")
+    g: Grid | None
     if grid is None:
         sets = [s for s in samples if s is not None]
         if not sets:
             raise ValueError("grid is required when both p and q are densities")
-        bws = [_bandwidth(s, bandwidth, factor, None, nm) for s, nm in zip(samples, ("p", "q")) if s is not None]
+        bws = [_bandwidth(s, bandwidth, factor, None, nm)
+               for s, nm in zip(samples, ("p", "q"), strict=True) if s is not None]
         g = auto_grid(*sets, bandwidths=bws, n=n_grid)
     else:
-        d = next(iter(dims)) if dims else (grid.dim if isinstance(grid, Grid) else len(grid) if isinstance(grid, tuple) else 1)
+        if dims:
+            d = next(iter(dims))
+        else:
+            d = grid.dim if isinstance(grid, Grid) else len(grid) if isinstance(grid, tuple) else 1
         g, pts = _as_grid(grid, d)
         if g is None:
             raise ValueError("grid-based metrics need a tensor grid (Grid or tuple of axes), not points")
@@ -557,7 +572,7 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
     if g.dim > 2:
         raise ValueError(f"grid-based metrics support d = 1 or 2, got d = {g.dim}")
     vals = []
-    for it, s, name in zip(items, samples, ("p", "q")):
+    for it, s, name in zip(items, samples, ("p", "q"), strict=True):
         if isinstance(it, GaussianMixture):
             # pdf, not exp(logpdf): far grid points get density 0 instead of an overflow error.
             vals.append(np.asarray(it.pdf(g.points()), dtype=float).reshape(g.shape))
@@ -770,7 +785,7 @@ def _inside_kdtree(ref: np.ndarray, radii: np.ndarray, query: np.ndarray, tree: 
     # Undecided: no hit among the k nearest, yet farther balls could still be large enough.
     todo = np.flatnonzero(~inside & (dist[:, -1] <= rmax))
     if todo.size and k < ref.shape[0]:
-        for j, cand in zip(todo, tree.query_ball_point(query[todo], r=rmax)):
+        for j, cand in zip(todo, tree.query_ball_point(query[todo], r=rmax), strict=True):
             cand = np.asarray(cand, dtype=np.int64)
             if cand.size:
                 inside[j] = bool(np.any(np.linalg.norm(ref[cand] - query[j], axis=1) <= radii[cand]))

@@ -14,8 +14,16 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_points,
-                          check_positive_int, check_real, check_threads)
+from ._validation import (
+    as_seed,
+    check_allocation,
+    check_choice,
+    check_finite_array,
+    check_points,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 
 COV_TYPES = ("isotropic", "diagonal", "full")
 BACKENDS = ("cpp", "numpy")
@@ -69,7 +77,8 @@ def _stable_eval(what: str, weights: np.ndarray, means: np.ndarray, covs: np.nda
         return -np.einsum("mk,mkd->md", r, py) * c[:, None]
 
 
-def _repair_far_rows(what: str, out: np.ndarray, pts: np.ndarray, law: tuple, allow_minus_inf: bool,
+def _repair_far_rows(what: str, out: np.ndarray, pts: np.ndarray, law: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     allow_minus_inf: bool,
                      name: str = "x") -> np.ndarray:
     """Recompute the rows the kernel returned as non-finite (points so far away that squaring
     overflowed) with :func:`_stable_eval`; raise naming ``name`` where the true value is not
@@ -217,7 +226,7 @@ class GaussianMixture:
         return {"weights": self.weights, "means": self.means, "covariances": self.covariances}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GaussianMixture":
+    def from_dict(cls, data: dict[str, Any]) -> GaussianMixture:
         """Inverse of :meth:`to_dict`: a mapping with keys weights, means, covariances."""
         if not hasattr(data, "keys") or not {"weights", "means", "covariances"} <= set(data.keys()):
             raise TypeError("data must be a mapping with keys 'weights', 'means' and 'covariances' "
@@ -225,7 +234,7 @@ class GaussianMixture:
         return cls(data["weights"], data["means"], data["covariances"])
 
     # -- operations on laws ----------------------------------------------------------
-    def smooth(self, t: float) -> "GaussianMixture":
+    def smooth(self, t: float) -> GaussianMixture:
         """S_t p: the law of e^{-t} X + sigma_t Z, X ~ p, Z ~ N(0, I), sigma_t^2 = 1 - e^{-2t}."""
         t = check_real(t, "t", low=0.0)
         a = np.exp(-t)
@@ -236,7 +245,7 @@ class GaussianMixture:
             cov = a * a * self._cov + s2
         return GaussianMixture(self._weights, a * self._means, cov)
 
-    def mix(self, other: "GaussianMixture", weight: float) -> "GaussianMixture":
+    def mix(self, other: GaussianMixture, weight: float) -> GaussianMixture:
         """weight * self + (1 - weight) * other (components are concatenated).
 
         Components of weight 0 are dropped. Covariance types are promoted to the more

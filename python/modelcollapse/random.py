@@ -7,11 +7,11 @@ internally, which is how the compiled sampler and the numpy reference are compar
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core
-import math
-
 from ._validation import as_seed, check_allocation, check_positive_int, check_threads
 
 PURPOSES = {

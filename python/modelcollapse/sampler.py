@@ -8,14 +8,22 @@ whole time loop runs in the compiled core, threaded over samples; any Python cal
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from . import _core
 from . import reference as _ref
-from ._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
-                          check_real, check_threads)
+from ._validation import (
+    as_seed,
+    check_allocation,
+    check_choice,
+    check_finite_array,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 from .empirical import EmpiricalScore
 from .mixture import GaussianMixture
 
@@ -33,7 +41,7 @@ class NonFiniteSamplesError(FloatingPointError, ValueError):
     ValueError because the cause is an argument (step size, horizon, score model)."""
 
 
-ScoreModel = GaussianMixture | EmpiricalScore | Callable[[np.ndarray, float], np.ndarray]
+ScoreModel: TypeAlias = GaussianMixture | EmpiricalScore | Callable[[np.ndarray, float], np.ndarray]
 
 
 @dataclasses.dataclass
@@ -149,6 +157,7 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
     threads = check_threads(threads)
     times = time_grid(T, delta, steps, grid)
     is_model = _is_compiled_model(score_model)
+    model: Any = score_model  # when is_model: duck-typed, see _is_compiled_model
     if not is_model and not callable(score_model):
         raise TypeError("score_model must be a GaussianMixture, an EmpiricalScore or a callable score(x, t)")
     if isinstance(score_model, EmpiricalScore) and delta <= 0:
@@ -156,7 +165,7 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
 
     # Dimension: from the model, else from an init array.
     if is_model:
-        d = score_model.dim
+        d = model.dim
     elif isinstance(init, str):
         raise ValueError("with a callable score, pass init as an (n_samples, d) array (the dimension is unknown)")
     else:
@@ -165,15 +174,17 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
     # The states, the noise of one step (or all of it, when injected) and the recorded trajectory.
     check_allocation(float(n_samples) * d * (3 + n_rec) + (0.0 if noise is None else float(n_samples) * steps * d),
                      "n_samples" if noise is None else "n_samples and steps", "the sampler's arrays")
-    key = as_seed(seed) if not (backend == "numpy" and isinstance(seed, np.random.Generator)) else seed
+    # The numpy twin takes a Generator as it is (it draws from it); the kernels take a key.
+    key: Any = as_seed(seed) if not (backend == "numpy" and isinstance(seed, np.random.Generator)) else seed
 
+    y0: Any  # an array, or the name of the numpy twin's initial law
     if isinstance(init, str):
         check_choice(init, "init", INITS)
         init_name = init
         if init == "exact":
             if not is_model:
                 raise ValueError("init='exact' needs a GaussianMixture or EmpiricalScore (p_T must be known)")
-            y0 = score_model.sample_smoothed(n_samples, T, key, threads=threads) if backend == "cpp" else "exact"
+            y0 = model.sample_smoothed(n_samples, T, key, threads=threads) if backend == "cpp" else "exact"
         else:
             y0 = (_core.normals(key, _core.PURPOSE_INIT_NORMAL, 0, n_samples, d, 0, threads)
                   if backend == "cpp" else "standard_normal")
@@ -201,12 +212,13 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
                                                        trajectory_times=[times[k] for k in rec_steps] or None)
             used = "numpy"
     else:
-        y, rec = score_model._core().sample_reverse(times, _INTEGRATOR_CODES[integrator], key, y0, noise,
+        y, rec = model._core().sample_reverse(times, _INTEGRATOR_CODES[integrator], key, y0, noise,
                                                     list(rec_steps), threads)
         used = "cpp"
     if not np.all(np.isfinite(y)):
         raise NonFiniteSamplesError(
-            f"reverse sampler produced non-finite values: the step (T - delta) / steps = {(times[0] - times[-1]) / steps:.3g} "
+            "reverse sampler produced non-finite values: the step (T - delta) / steps = "
+            f"{(times[0] - times[-1]) / steps:.3g} "
             "is too large for this score model (raise steps or lower T), or the score model returns non-finite values")
     return ReverseSamples(samples=y, times=times, trajectory=rec if rec_steps else None,
                           trajectory_times=times[list(rec_steps)] if rec_steps else None,

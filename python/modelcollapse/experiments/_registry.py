@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import time
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from .._checkpoint import atomic_write_text, dumps_strict
 from ..results import versions
-from ._registry import Experiment
 from . import load_all
+from ._registry import Experiment
 
 PART_ORDER = ("foundation", "truncation", "hodge", "retraining", "dae")
 PART_TITLES = {
@@ -81,7 +81,8 @@ def _markdown(sections: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              f"Preset `{meta['preset']}`, created {meta['created']}, "
              f"modelcollapse {meta['versions'].get('modelcollapse')}.", ""]
     for s in sections:
-        lines += [f"## {PART_TITLES.get(s['part'], s['part'])}", "", f"Experiment `{s['experiment']}`. {s['claim']}", ""]
+        title = PART_TITLES.get(s["part"], s["part"])
+        lines += [f"## {title}", "", f"Experiment `{s['experiment']}`. {s['claim']}", ""]
         if s["error"]:
             lines += ["**This experiment failed:**", "", "```", s["error"].rstrip(), "```", ""]
         for fig in s["figures"]:

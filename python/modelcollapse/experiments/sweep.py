@@ -18,8 +18,9 @@ import itertools
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -61,7 +62,7 @@ def make_cells(name: str, preset: str, grid: dict[str, list[str]], seeds: int) -
     cells = []
     for values in itertools.product(*(grid[k] for k in keys)):
         for s in range(seeds):
-            overrides = dict(zip(keys, values))
+            overrides = dict(zip(keys, values, strict=True))
             if seeds > 1:
                 overrides["seed"] = str(s)
             exp.make_config(preset, overrides)  # raises ValueError on unknown keys / bad values
@@ -89,7 +90,7 @@ def _is_loopback(host: str) -> bool:
     except OSError:
         return False
     try:
-        return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+        return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
     except ValueError:
         return False
 
@@ -170,7 +171,7 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
     out = Path(out_dir)
     cells = make_cells(name, preset, grid, seeds)
     dirs = [str(out / "cells" / cell_name(c)) for c in cells]
-    todo = [(c, d) for c, d in zip(cells, dirs) if not (Path(d) / "DONE").exists()]
+    todo = [(c, d) for c, d in zip(cells, dirs, strict=True) if not (Path(d) / "DONE").exists()]
     log(f"sweep {name}: {len(cells)} cells, {len(cells) - len(todo)} already finished, {len(todo)} to run")
     start = time.perf_counter()
     if todo:
@@ -189,7 +190,7 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
                 if client is not scheduler:
                     client.close()
     frames = []
-    for c, d in zip(cells, dirs):
+    for c, d in zip(cells, dirs, strict=True):
         df = pd.read_parquet(Path(d) / f"{name}.parquet")
         for key, value in c.items():
             df[f"sweep_{key}"] = value
