@@ -10,13 +10,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "modelcollapse"
 
 # Layers, lowest first. A module's layer is that of the longest prefix listed here.
 LAYERS: list[tuple[str, ...]] = [
-    ("_core", "_types", "_validation", "_optional", "_checkpoint", "results"),      # 0 foundations
+    ("_core", "_version", "_types", "_validation", "_optional", "_checkpoint", "results"),  # 0 foundations
     ("random", "mixture", "empirical", "sampler"),                                   # 1 core laws, sampler
     ("metrics",),                                                                    # 2 the only distances
     ("recursion",),                                                                  # 3 the retraining loop
@@ -41,7 +39,13 @@ def _imports(path: Path, name: str) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     out: set[str] = set()
+    # Imports under `if TYPE_CHECKING:` only serve annotations: they run at no time.
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("modelcollapse")}
         elif isinstance(node, ast.ImportFrom):

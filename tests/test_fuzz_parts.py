@@ -20,11 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelcollapse import dae, dae_theory as th
-from modelcollapse.recursion import RoundContext, _metrics as RM
-from modelcollapse.retraining import datasets, gaussian as G, learners as L
-
 from fuzz_support import assert_contract, bad_values
+from modelcollapse import dae
+from modelcollapse import dae_theory as th
+from modelcollapse.recursion import RoundContext
+from modelcollapse.recursion import _metrics as RM
+from modelcollapse.retraining import datasets
+from modelcollapse.retraining import gaussian as G
+from modelcollapse.retraining import learners as L
 
 MODULES = ["modelcollapse.dae", "modelcollapse.dae_theory", "modelcollapse.retraining.gaussian",
            "modelcollapse.retraining.learners", "modelcollapse.recursion._metrics",

@@ -47,7 +47,7 @@ def cases():
 rows = []
 for label, x, s, exact in cases():
     cells = []
-    for name, kw in ESTIMATORS:
+    for _name, kw in ESTIMATORS:
         t0 = time.perf_counter()
         est = H.gradient_part_estimate(x, s, seed=0, **kw)
         cells.append(f"{est.value:.3f} ± {est.se:.3f} ({time.perf_counter() - t0:.1f} s)")

@@ -8,11 +8,28 @@ their public names so that ``from modelcollapse import dae_theory`` keeps workin
 from __future__ import annotations
 
 from .dae._records import SpectralPath, TrainingPath
-from .dae._spectral import (SpectralTarget, SpectrumBins, bin_spectrum, integrate_spectral_odes, level_overlaps,
-                            spectral_ode_rhs, spectral_target)
-from .dae._theory import (TheoryTarget, generation_target, integrate_odes, linear_binary_fixed_point, ode_rhs,
-                          projected_law_samples, skip_closed_form, skip_for_variance, theory_target, time_moments,
-                          z_sde_samples)
+from .dae._spectral import (
+                            SpectralTarget,
+                            SpectrumBins,
+                            bin_spectrum,
+                            integrate_spectral_odes,
+                            level_overlaps,
+                            spectral_ode_rhs,
+                            spectral_target,
+)
+from .dae._theory import (
+                            TheoryTarget,
+                            generation_target,
+                            integrate_odes,
+                            linear_binary_fixed_point,
+                            ode_rhs,
+                            projected_law_samples,
+                            skip_closed_form,
+                            skip_for_variance,
+                            theory_target,
+                            time_moments,
+                            z_sde_samples,
+)
 
 __all__ = [
     "time_moments", "skip_closed_form", "skip_for_variance", "linear_binary_fixed_point", "TheoryTarget", "theory_target",

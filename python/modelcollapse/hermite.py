@@ -7,8 +7,18 @@ truncation recursion, ``docs/truncation.md``); this module keeps the documented 
 """
 from __future__ import annotations
 
-from .truncation._hermite import (BACKENDS, MAX_DIM, MAX_INDEX_ENTRIES, MAX_MOMENT_TERMS, HermiteMoments,
-                                  degree_energies, gram_charlier, hermite_moments, mixture_moments, multi_indices)
+from .truncation._hermite import (
+                                  BACKENDS,
+                                  MAX_DIM,
+                                  MAX_INDEX_ENTRIES,
+                                  MAX_MOMENT_TERMS,
+                                  HermiteMoments,
+                                  degree_energies,
+                                  gram_charlier,
+                                  hermite_moments,
+                                  mixture_moments,
+                                  multi_indices,
+)
 
 __all__ = ["HermiteMoments", "hermite_moments", "mixture_moments", "degree_energies", "gram_charlier",
            "multi_indices", "BACKENDS", "MAX_DIM", "MAX_INDEX_ENTRIES", "MAX_MOMENT_TERMS"]

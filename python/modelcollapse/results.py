@@ -23,7 +23,8 @@ from ._checkpoint import atomic_file, atomic_write_text, dumps_strict, from_stri
 
 def versions() -> dict[str, str | None]:
     """Versions of the library and of the packages that shape its results."""
-    from . import __version__, _core
+    from . import _core
+    from ._version import version as __version__
 
     out: dict[str, str | None] = {"modelcollapse": __version__, "core": _core.__version__,
                                   "python": platform.python_version(), "numpy": np.__version__,

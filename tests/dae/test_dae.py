@@ -178,7 +178,7 @@ def test_ode_matches_simulation_trimodal_and_fluctuations_shrink():
     """
     m, _, _ = _trimodal(10)
     tt = th.theory_target(m, 1.0)
-    lr, taus = 0.4, None
+    lr = 0.4
     devs = {}
     for d in (500, 2000):
         _, E, tg = _trimodal(d)

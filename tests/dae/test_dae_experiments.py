@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-import numpy as np
 import pandas as pd
-import pytest
 
 importlib.import_module("modelcollapse.experiments.dae")
 from modelcollapse.experiments._registry import REGISTRY  # noqa: E402

@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modelcollapse as mc
-from modelcollapse import hodge as H
-
 from fuzz_support import assert_contract, bad_values
+from modelcollapse import hodge as H
 
 PACKAGE = "modelcollapse.hodge"
 

@@ -18,8 +18,15 @@ from ._activations import ACTIVATIONS
 from ._generate import SamplerSchedule, generate, projected_hellinger, sampler_schedule
 from ._learner import DaeLearner, fit_generation, sample_generation
 from ._records import GeneratedSamples, TrainingPath
-from ._targets import (DaeTarget, diagonal_mixture, digits_covariance, digits_target, empirical_target,
-                       gaussian_target, isotropic_mixture)
+from ._targets import (
+                       DaeTarget,
+                       diagonal_mixture,
+                       digits_covariance,
+                       digits_target,
+                       empirical_target,
+                       gaussian_target,
+                       isotropic_mixture,
+)
 from ._train import DaeRun, train, training_steps
 
 __all__ = [

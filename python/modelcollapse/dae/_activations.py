@@ -22,7 +22,7 @@ def check_activation(name: str) -> str:
     return name
 
 
-def core_activation(name: str) -> "_core.Activation":
+def core_activation(name: str) -> _core.Activation:
     """The compiled enum value of an activation name (validated)."""
     return _core.Activation.__members__[check_activation(name)]
 

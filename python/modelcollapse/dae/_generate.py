@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import _core, metrics
-from .._validation import (as_seed, check_allocation, check_bool, check_choice, check_finite_array,
-                           check_positive_int, check_real, check_threads)
+from .._validation import (
+    as_seed,
+    check_allocation,
+    check_bool,
+    check_choice,
+    check_finite_array,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 from ..reference import dae as _ref
 from ._activations import check_activation, core_activation
 from ._records import GeneratedSamples

@@ -4,7 +4,8 @@ trained model, and :class:`DaeLearner`, the learner the project's retraining loo
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

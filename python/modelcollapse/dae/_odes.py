@@ -6,15 +6,18 @@ the common tail of the right-hand sides, RK4 and the validated problem (docs/dae
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-from .._validation import (check_allocation, check_bool, check_choice, check_finite_array, check_positive_int,
-                           check_real)
+from .._validation import check_allocation, check_bool, check_choice, check_finite_array, check_positive_int, check_real
 from ._activations import activation as _activation
 from ._activations import check_activation
+
+if TYPE_CHECKING:  # _theory imports this module: the name is only needed for the annotation
+    from ._theory import TheoryTarget
 
 # RK4 steps beyond this take hours (each step evaluates the right-hand side 4 times).
 _MAX_RK4_STEPS = 1e7
@@ -77,7 +80,7 @@ def _gh_grid(dim: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes[keep], weights[keep]
 
 
-def _time_fields(pb: "_Problem", t: float, lam0, lam1, xi0, xi1, b: float, v, Q):
+def _time_fields(pb: _Problem, t: float, lam0, lam1, xi0, xi1, b: float, v, Q):
     """Fields at loss time t on the quadrature nodes: alpha, beta, p_t, lambda_t, s = sigma(h_t),
     lambda_e = lambda_1 - b lambda_t - Q s, u = sigma'(h_t) lambda_e, xi_t."""
     al, be, pt = 1.0 - t, t, pb.p0 + pb.p1 * t

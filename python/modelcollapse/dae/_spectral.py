@@ -36,13 +36,22 @@ The isotropic theory is in :mod:`._theory`, the machinery both share in :mod:`._
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._validation import check_allocation, check_finite_array, check_positive_int, check_real
-from ._odes import (_check_ode_output, _ode_problem, _Problem, _quadratic_pairs, _rhs_tail, _rk4_path, _sqrtm_psd,
-                    _time_fields)
+from ._odes import (
+    _check_ode_output,
+    _ode_problem,
+    _Problem,
+    _quadratic_pairs,
+    _rhs_tail,
+    _rk4_path,
+    _sqrtm_psd,
+    _time_fields,
+)
 from ._records import SpectralPath
 
 
@@ -364,7 +373,8 @@ def integrate_spectral_odes(target: SpectralTarget, q0: Any, G0: Any = None, b0:
     Returns
     -------
     SpectralPath (a :class:`TrainingPath` plus q and Qc) with tau (n,), q (n, L, r, r) bulk
-    densities, Q (n, r, r) = sum_l q_l + spike part G_s G_s^T, Qc (n, K, r, r) = sum_l rho[c, l] q_l + G_s diag(spikes_c) G_s^T, G (n, r, R),
+    densities, Q (n, r, r) = sum_l q_l + spike part G_s G_s^T,
+    Qc (n, K, r, r) = sum_l rho[c, l] q_l + G_s diag(spikes_c) G_s^T, G (n, r, R),
     M (n, K, r), b (n,), v (n, r).
     """
     if not isinstance(target, SpectralTarget):

@@ -38,7 +38,8 @@ Generation (Result 2.2 / B.1, Corollary 2.3): Z SDE, v_t and the projected law o
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,19 @@ from .._validation import as_generator, check_allocation, check_finite_array, ch
 from ._activations import activation as _activation
 from ._activations import check_activation
 from ._generate import SamplerSchedule
-from ._odes import (_check_ode_output, _check_Q, _ode_problem, _Problem, _quadratic_pairs, _rhs_tail, _rk4_path,
-                    _sqrtm_psd, _time_fields, _time_nodes)
+from ._odes import (
+    _check_ode_output,
+    _check_Q,
+    _ode_problem,
+    _Problem,
+    _quadratic_pairs,
+    _rhs_tail,
+    _rk4_path,
+    _sqrtm_psd,
+    _time_fields,
+    _time_nodes,
+)
 from ._records import TrainingPath
-
 
 
 def time_moments(times: Any = (0.5,)) -> dict[str, float]:

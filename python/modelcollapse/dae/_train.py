@@ -14,15 +14,24 @@ samples (slow; for checks).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import _core
 from .._optional import require
-from .._validation import (as_seed, check_allocation, check_bool, check_choice, check_finite_array, check_positive_int,
-                           check_real, check_threads)
+from .._validation import (
+    as_seed,
+    check_allocation,
+    check_bool,
+    check_choice,
+    check_finite_array,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 from ..reference import dae as _ref
 from ..results import Record
 from ._activations import check_activation, core_activation

@@ -127,13 +127,13 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for idx, (c, j) in enumerate([(c, j) for c in range(3) for j in range(cfg.r)]):
+    for idx, (c, j) in enumerate([(a, b) for a in range(3) for b in range(cfg.r)]):
         col = colors[idx % len(colors)]
         mean, sd = run.M[:, :, c, j].mean(0), run.M[:, :, c, j].std(0)
         axes[0].errorbar(run.tau, mean, sd, color=col, fmt="o", ms=3, label=f"M{c}{j}")
         axes[0].plot(run.tau, ode.M[:, c, j], "--", color=col)
     axes[0].set_title(f"M(c) = w^T mu_c / sqrt d  (d={cfg.d})")
-    for idx, (j, l) in enumerate([(j, l) for j in range(cfg.r) for l in range(j, cfg.r)]):
+    for idx, (j, l) in enumerate([(a, b) for a in range(cfg.r) for b in range(a, cfg.r)]):
         col = colors[idx % len(colors)]
         axes[1].errorbar(run.tau, run.Q[:, :, j, l].mean(0), run.Q[:, :, j, l].std(0), color=col, fmt="o", ms=3,
                          label=f"Q{j}{l}")
@@ -222,7 +222,8 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
     kt = gaussian_kde(target.T)(pts).reshape(X.shape)
     for ax, (tau, sim, theo) in zip(axes, panels):
         ax.hist2d(sim[:, 0], sim[:, 1], bins=50, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
-        ax.contour(X, Y, (zt := gaussian_kde(theo.T)(pts).reshape(X.shape)), levels=_levels(zt), colors="tab:blue", linewidths=0.8)
+        zt = gaussian_kde(theo.T)(pts).reshape(X.shape)
+        ax.contour(X, Y, zt, levels=_levels(zt), colors="tab:blue", linewidths=0.8)
         ax.contour(X, Y, kt, levels=_levels(kt), colors="tab:green", linewidths=0.6)
         ax.set_title(f"tau = {tau:g}", fontsize=9)
         ax.set_aspect("equal")
@@ -262,7 +263,7 @@ class DigitsConfig:
     theory_nodes: int = 8
 
 
-def _digits_theory(tg, w0: np.ndarray, cfg: "DigitsConfig", train_b: bool, b0: float, taus: np.ndarray) -> dict:
+def _digits_theory(tg, w0: np.ndarray, cfg: DigitsConfig, train_b: bool, b0: float, taus: np.ndarray) -> dict:
     """Spectral-closure ODE (dae_theory.integrate_spectral_odes) for the digits Gaussian: the
     top ``n_spikes`` eigenvalues as spikes (columns of E), the rest in ``n_bins`` quantile
     bins; initial statistics from w0 (original coordinates). G columns 0, 1 = PC1, PC2."""

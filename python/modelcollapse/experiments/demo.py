@@ -15,8 +15,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import GaussianMixture, sample_reverse
-from ._registry import ExperimentOutput, register
 from ._plotting import pyplot, save_figure
+from ._registry import ExperimentOutput, register
 
 
 @dataclasses.dataclass

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..retraining import gaussian as g
-from ._registry import ExperimentOutput, register
 from ._plotting import pyplot, save_figure
+from ._registry import ExperimentOutput, register
 
 
 @dataclasses.dataclass

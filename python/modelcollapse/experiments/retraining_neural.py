@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._registry import ExperimentOutput, register
 from ._plotting import pyplot, save_figure
+from ._registry import ExperimentOutput, register
 
 
 @dataclasses.dataclass

@@ -3,7 +3,7 @@ score, solved with Scharfetter-Gummel finite volumes (docs/hodge.md "Ground trut
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse

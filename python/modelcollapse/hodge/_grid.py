@@ -4,7 +4,7 @@ truth"), and a divergence check of constructed solenoidal fields."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse

@@ -3,7 +3,8 @@ Monte Carlo energies of its error (docs/hodge.md "Score models")."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class PerturbedScore:
         gradient part is exactly :meth:`gradient_error`)."""
         return all(n != "mixed" for n in self._nature)
 
-    def with_terms(self, terms: Sequence[Term]) -> "PerturbedScore":
+    def with_terms(self, terms: Sequence[Term]) -> PerturbedScore:
         """A new model with ``terms`` added."""
         if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
             raise TypeError("terms must be a sequence of terms (MatrixTerm, LinearTerm, ...), "
@@ -198,7 +199,7 @@ def _finite_fields(out: tuple[np.ndarray, np.ndarray, np.ndarray], pts: np.ndarr
     return out
 
 
-def _check_model(model: Any) -> "PerturbedScore":
+def _check_model(model: Any) -> PerturbedScore:
     if not isinstance(model, PerturbedScore):
         raise TypeError(f"model must be a PerturbedScore, got {type(model).__name__}")
     return model

@@ -11,8 +11,9 @@ import contextlib
 import inspect
 import math
 import time
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

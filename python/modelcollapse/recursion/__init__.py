@@ -19,8 +19,17 @@ from __future__ import annotations
 from ._checkpoints import completed_rounds, load_round, save_round
 from ._context import Learner, MetricBackend, MetricFn, RoundContext, exact_wasserstein, knn_precision_recall
 from ._loop import WORKFLOWS, RetrainingResult, resolve_mixing, round_rng, run_retraining, sweep
-from ._metrics import (METRICS, default_metrics, get_metric, metric_mean, metric_param_distance,
-                       metric_precision_recall, metric_std, metric_w1, metric_w2)
+from ._metrics import (
+                       METRICS,
+                       default_metrics,
+                       get_metric,
+                       metric_mean,
+                       metric_param_distance,
+                       metric_precision_recall,
+                       metric_std,
+                       metric_w1,
+                       metric_w2,
+)
 
 __all__ = ["WORKFLOWS", "Learner", "RoundContext", "MetricBackend", "MetricFn", "RetrainingResult", "run_retraining",
            "sweep", "resolve_mixing", "round_rng", "completed_rounds", "load_round", "save_round", "METRICS",

@@ -8,7 +8,8 @@ distances with ``run_retraining(metric_backend=...)``; nothing here is global st
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 

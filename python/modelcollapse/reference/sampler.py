@@ -8,7 +8,7 @@ uses the score at t_k and h_k = t_k - t_{k+1}:
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

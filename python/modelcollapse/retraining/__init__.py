@@ -12,9 +12,22 @@
 """
 from __future__ import annotations
 
-from ..recursion import (METRICS, WORKFLOWS, Learner, MetricBackend, RetrainingResult, RoundContext,
-                         completed_rounds, default_metrics, get_metric, load_round, resolve_mixing, round_rng,
-                         run_retraining, sweep)
+from ..recursion import (
+    METRICS,
+    WORKFLOWS,
+    Learner,
+    MetricBackend,
+    RetrainingResult,
+    RoundContext,
+    completed_rounds,
+    default_metrics,
+    get_metric,
+    load_round,
+    resolve_mixing,
+    round_rng,
+    run_retraining,
+    sweep,
+)
 from . import datasets, gaussian
 from .learners import EmpiricalLearner, FitSampleAdapter, GaussianLearner, GMMLearner, make_learner
 

@@ -33,8 +33,15 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
-from .._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
-                           check_real, check_threads)
+from .._validation import (
+    as_seed,
+    check_allocation,
+    check_choice,
+    check_finite_array,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 from ..recursion import resolve_mixing
 
 BACKENDS = ("cpp", "numpy")

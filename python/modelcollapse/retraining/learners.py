@@ -12,8 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import (as_seed, check_allocation, check_choice, check_finite_array, check_positive_int,
-                           check_real, check_threads)
+from .._validation import (
+    as_seed,
+    check_allocation,
+    check_choice,
+    check_finite_array,
+    check_positive_int,
+    check_real,
+    check_threads,
+)
 
 
 def _check_rng(rng: Any) -> np.random.Generator:

@@ -15,10 +15,29 @@ own samples; its laws stay Gaussian mixtures that contract to a limit law.
 """
 from __future__ import annotations
 
-from ._distances import (MAX_PROJECTIONS, grid_distances, mixture_quantiles_1d, sliced_w2, w2_1d, w2_1d_laws,
-                         w2_1d_to_law)
-from ._laws import (MAX_ROUNDS, ExactRecursion, Schedule, SmoothedLaw, as_schedule, bias_factors, contraction_factor,
-                    exact_recursion, limit_law, robustness_bound, robustness_radius, transfer_function)
+from ._distances import (
+                         MAX_PROJECTIONS,
+                         grid_distances,
+                         mixture_quantiles_1d,
+                         sliced_w2,
+                         w2_1d,
+                         w2_1d_laws,
+                         w2_1d_to_law,
+)
+from ._laws import (
+                         MAX_ROUNDS,
+                         ExactRecursion,
+                         Schedule,
+                         SmoothedLaw,
+                         as_schedule,
+                         bias_factors,
+                         contraction_factor,
+                         exact_recursion,
+                         limit_law,
+                         robustness_bound,
+                         robustness_radius,
+                         transfer_function,
+)
 from ._learners import MODELS, ExactLawLearner, FittedModelLearner, SimulationResult, simulate_recursion
 
 __all__ = ["Schedule", "as_schedule", "SmoothedLaw", "ExactRecursion", "exact_recursion", "limit_law",

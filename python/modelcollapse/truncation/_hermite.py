@@ -21,8 +21,7 @@ import numpy as np
 
 from .. import _core
 from .._types import BACKENDS
-from .._validation import (check_allocation, check_choice, check_finite_array, check_positive_int,
-                           check_threads)
+from .._validation import check_allocation, check_choice, check_finite_array, check_positive_int, check_threads
 from ..mixture import GaussianMixture
 from ..reference import hermite as _ref
 from . import _hermite_basis as _basis

@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -54,31 +55,31 @@ class Schedule:
         self.length = length
 
     @classmethod
-    def constant(cls, delta: float) -> "Schedule":
+    def constant(cls, delta: float) -> Schedule:
         delta = check_real(delta, "delta", low=0.0)
         return cls(lambda k: delta, f"constant(delta={delta:g})", constant_value=delta)
 
     @classmethod
-    def geometric(cls, delta0: float, gamma: float) -> "Schedule":
+    def geometric(cls, delta0: float, gamma: float) -> Schedule:
         delta0 = check_real(delta0, "delta0", low=0.0)
         gamma = check_real(gamma, "gamma", 0.0, 1.0)
         return cls(lambda k: delta0 * gamma ** k, f"geometric(delta0={delta0:g}, gamma={gamma:g})")
 
     @classmethod
-    def polynomial(cls, delta0: float, beta: float) -> "Schedule":
+    def polynomial(cls, delta0: float, beta: float) -> Schedule:
         delta0 = check_real(delta0, "delta0", low=0.0)
         beta = check_real(beta, "beta", low=0.0)
         return cls(lambda k: delta0 * (k + 1.0) ** (-beta), f"polynomial(delta0={delta0:g}, beta={beta:g})")
 
     @classmethod
-    def from_array(cls, values: Any) -> "Schedule":
+    def from_array(cls, values: Any) -> Schedule:
         v = check_finite_array(values, "schedule", ndim=1)
         if len(v) == 0 or np.any(v < 0):
             raise ValueError("a schedule array must be non-empty with every delta_k >= 0")
         return cls(lambda k: float(v[k]), f"array({len(v)} values)", length=len(v))
 
     @classmethod
-    def from_callable(cls, fn: Callable[[int], float]) -> "Schedule":
+    def from_callable(cls, fn: Callable[[int], float]) -> Schedule:
         if not callable(fn):
             raise TypeError("schedule must be callable k -> delta_k")
         return cls(fn, f"callable({getattr(fn, '__name__', 'fn')})")
@@ -149,11 +150,11 @@ class SmoothedLaw:
             raise ValueError("times must be >= 0 (inf allowed), without NaN")
         self.weights, self.times = w, t
 
-    def smooth(self, t: float) -> "SmoothedLaw":
+    def smooth(self, t: float) -> SmoothedLaw:
         t = check_real(t, "t", low=0.0)
         return SmoothedLaw(self.base, self.weights.copy(), self.times + t)
 
-    def mix_with_base(self, real_fraction: float) -> "SmoothedLaw":
+    def mix_with_base(self, real_fraction: float) -> SmoothedLaw:
         """a p + (1 - a) self."""
         a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
         if a == 0.0:

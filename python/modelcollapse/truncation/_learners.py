@@ -5,14 +5,14 @@ which runs them through the project's one retraining loop (:mod:`modelcollapse.r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._validation import (as_seed, check_allocation, check_choice, check_positive_int, check_real,
-                           check_threads)
+from .._validation import as_seed, check_allocation, check_choice, check_positive_int, check_real, check_threads
 from ..mixture import GaussianMixture
 from ..recursion import run_retraining
 from ._distances import sliced_w2, w2_1d_to_law
