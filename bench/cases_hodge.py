@@ -54,7 +54,7 @@ def cases(quick: bool) -> list[Case]:
     model = _model()
 
     def setup_fields():
-        return model, model.sample(m, 1, t=0.2)
+        return model, model.sample(m, seed=1, t=0.2)
 
     fields = Case(
         name=f"perturbed_score_fields_m{m}", setup=setup_fields,

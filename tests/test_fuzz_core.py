@@ -57,14 +57,14 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "mixture.GaussianMixture.pdf": _case(GM2.pdf, x=X2, t=0.1, threads=1, backend="cpp"),
     "mixture.GaussianMixture.score": _case(GM2.score, x=X2, t=0.1, threads=1, backend="cpp"),
     "mixture.GaussianMixture.__call__": _case(GM2, x=X2, t=0.1),
-    "mixture.GaussianMixture.sample": _case(GM2.sample, n=10, seed=1, t=0.1, threads=1, backend="cpp"),
-    "mixture.GaussianMixture.sample_smoothed": _case(GM2.sample_smoothed, n=10, t=0.1, seed=1, threads=1),
+    "mixture.GaussianMixture.sample": _case(GM2.sample, n_samples=10, seed=1, t=0.1, threads=1, backend="cpp"),
+    "mixture.GaussianMixture.sample_smoothed": _case(GM2.sample_smoothed, n_samples=10, t=0.1, seed=1, threads=1),
     # empirical
     "empirical.EmpiricalScore": _case(mc.EmpiricalScore, samples=X2),
     "empirical.EmpiricalScore.score": _case(EMP.score, x=X2, t=0.1, threads=1, backend="cpp"),
     "empirical.EmpiricalScore.logpdf": _case(EMP.logpdf, x=X2, t=0.1, threads=1, backend="cpp"),
     "empirical.EmpiricalScore.__call__": _case(EMP, x=X2, t=0.1),
-    "empirical.EmpiricalScore.sample_smoothed": _case(EMP.sample_smoothed, n=10, t=0.1, seed=1, threads=1),
+    "empirical.EmpiricalScore.sample_smoothed": _case(EMP.sample_smoothed, n_samples=10, t=0.1, seed=1, threads=1),
     # sampler
     "sampler.time_grid": _case(sampler.time_grid, T=1.0, delta=0.01, steps=10, grid="uniform"),
     "sampler.describe_score": _case(sampler.describe_score, score_model=GM2),
@@ -180,8 +180,8 @@ ALIASES = {
 }
 # Size arguments that must refuse 10**12, 2**64 and 2**70 at once.
 SIZE_ARGS = [
-    ("mixture.GaussianMixture.sample", "n"), ("mixture.GaussianMixture.sample_smoothed", "n"),
-    ("empirical.EmpiricalScore.sample_smoothed", "n"), ("sampler.time_grid", "steps"),
+    ("mixture.GaussianMixture.sample", "n_samples"), ("mixture.GaussianMixture.sample_smoothed", "n_samples"),
+    ("empirical.EmpiricalScore.sample_smoothed", "n_samples"), ("sampler.time_grid", "steps"),
     ("sampler.sample_reverse", "n_samples"), ("sampler.sample_reverse", "steps"),
     ("random.standard_normal", "shape"), ("random.sampler_noise", "n_samples"), ("random.sampler_noise", "steps"),
     ("random.sampler_noise", "dim"), ("metrics.Grid.regular", "n"), ("metrics.auto_grid", "n"),

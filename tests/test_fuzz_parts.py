@@ -67,7 +67,7 @@ def _finite_d(fn):
 CASES: dict[str, tuple] = {
     # dae
     "dae.DaeTarget.train_coords": (TGT.train_coords, dict(x=X2), ()),
-    "dae.DaeTarget.sample": (TGT.sample, dict(n=5, seed=0), ("n",)),
+    "dae.DaeTarget.sample": (TGT.sample, dict(n_samples=5, seed=0), ("n_samples",)),
     "dae.isotropic_mixture": (dae.isotropic_mixture, dict(means=[[1.0, 0.0], [-1.0, 0.0]], variances=0.5, weights=None), ()),
     "dae.diagonal_mixture": (dae.diagonal_mixture, dict(means=[[1.0, 0.0]], spectrum=[1.0, 0.5], weights=None), ()),
     "dae.gaussian_target": (dae.gaussian_target, dict(spectrum=None, covariance=np.eye(2), mean=None), ()),
@@ -181,9 +181,10 @@ CASES: dict[str, tuple] = {
     "_metrics.get_metric": (RM.get_metric, dict(name="w1"), ()),
     "_metrics.default_metrics": (RM.default_metrics, dict(neural=False), ()),
     # retraining.datasets
-    "datasets.eight_gaussians": (datasets.eight_gaussians, dict(n=10, seed=0, radius=4.0, std=0.5, scale=0.7), ("n",)),
+    "datasets.eight_gaussians": (datasets.eight_gaussians,
+                                 dict(n_samples=10, seed=0, radius=4.0, std=0.5, scale=0.7), ("n_samples",)),
     "datasets.eight_gaussians_centres": (datasets.eight_gaussians_centres, dict(radius=4.0, scale=0.7), ()),
-    "datasets.two_moons": (datasets.two_moons, dict(n=10, seed=0, noise=0.1), ("n",)),
+    "datasets.two_moons": (datasets.two_moons, dict(n_samples=10, seed=0, noise=0.1), ("n_samples",)),
 }
 
 TORCH_CASES = {

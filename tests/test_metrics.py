@@ -294,8 +294,8 @@ def test_gaussian_kl_closed_form_properties():
 def test_precision_recall_constructed_cases():
     g = rng(12)
     x = g.normal(size=(800, 3))
-    assert M.precision_recall(x, x) == (1.0, 1.0)
-    assert M.precision_recall(x, x + 50.0) == (0.0, 0.0)
+    assert tuple(M.precision_recall(x, x)) == (1.0, 1.0)
+    assert tuple(M.precision_recall(x, x + 50.0)) == (0.0, 0.0)
     # A fake set concentrated on half of the real support: high precision, low recall.
     half = x[x[:, 0] > 0.5]
     pr = M.precision_recall(x, half)

@@ -38,10 +38,10 @@ def cases():
     for u, c in ((1.5, 0.5), (0.6, 1.0)):
         model = H.PerturbedScore(p, [H.GradientTerm(u, H.GaussianBump([0.5, 0.3], 0.7)), H.SolenoidalTerm(A, c)])
         t = 0.2
-        x = model.sample(N, 11, t=t)
-        l2 = H.l2_error(model, t, n=200_000, seed=5).value
+        x = model.sample(N, seed=11, t=t)
+        l2 = H.l2_error(model, t, n_samples=200_000, seed=5).value
         yield (f"mixture t = 0.2, bump u = {u} + rotation c = {c} (E\\|e\\|² = {l2:.2f})", x, model.score(x, t),
-               H.exact_gradient_energy(model, t, n=200_000, seed=5).value)
+               H.exact_gradient_energy(model, t, n_samples=200_000, seed=5).value)
 
 
 rows = []

@@ -97,15 +97,15 @@ class EmpiricalScore:
     def __call__(self, x: Any, t: float) -> np.ndarray:
         return self.score(x, t)
 
-    def sample_smoothed(self, n: int, t: float, seed: int | np.random.Generator | None = None,
-                        *, threads: int = 0) -> np.ndarray:
+    def sample_smoothed(self, n_samples: int, t: float, *, seed: int | np.random.Generator | None = None,
+                        threads: int = 0) -> np.ndarray:
         """Samples of the smoothed empirical law at time t: e^{-t} x_I + sigma_t Z, I uniform.
 
         Uses the same streams as :meth:`GaussianMixture.sample` (choice, then normals).
         """
-        n = check_positive_int(n, "n", 0)
+        n = check_positive_int(n_samples, "n_samples", 0)
         t = check_real(t, "t", low=0.0)
-        check_allocation(float(n) * (self.dim + 1), "n", "the samples")
+        check_allocation(float(n) * (self.dim + 1), "n_samples", "the samples")
         key = as_seed(seed)
         u = _core.uniforms(key, _core.PURPOSE_INIT_CHOICE, 0, n, 1, 0)[:, 0]
         idx = np.minimum((u * self.n_points).astype(np.int64), self.n_points - 1)

@@ -14,11 +14,12 @@ Hellinger distance to the exact KDE is below ``tol`` (default 1e-3); see
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import numpy as np
 from scipy import linalg, stats
@@ -35,6 +36,7 @@ from ._validation import (
 )
 from .mixture import GaussianMixture, _pow2_scale
 from .reference import metrics as _ref
+from .results import Record
 
 BACKENDS = ("cpp", "numpy")
 BANDWIDTH_RULES = ("scott", "silverman")
@@ -380,7 +382,7 @@ def _exact_grid_axes(g: Grid, H: np.ndarray) -> list[tuple[float, float, int]] |
 
 
 def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, weights: Any = None,
-        method: str = "exact", tol: float | None = 1e-3, threads: int = 0, backend: str = "cpp") -> np.ndarray:
+        method: str = "exact", tol: float | None = 1e-3, *, threads: int = 0, backend: str = "cpp") -> np.ndarray:
     """Gaussian kernel density estimate f(z) = sum_i w_i N(z; x_i, H).
 
     Parameters
@@ -619,7 +621,7 @@ def hellinger(p: Any, q: Any, grid: Any = None, *, kind: str = "H", bandwidth: A
 
 
 # ----------------------------------------------------------------------------- Wasserstein
-def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections: int = 200, seed: Any = 0,
+def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections: int = 200, *, seed: Any = 0,
                 threads: int = 0, backend: str = "cpp") -> float:
     """Wasserstein distance W_p (not W_p^p) between two empirical laws with uniform weights.
 
@@ -642,7 +644,7 @@ def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections
     top = max(float(np.max(np.abs(xs))), float(np.max(np.abs(ys))))
     if top >= 1e140:
         c = float(_pow2_scale(np.array(top)))
-        out = c * wasserstein(xs / c, ys / c, p, method, n_projections, seed, threads, backend)
+        out = c * wasserstein(xs / c, ys / c, p, method, n_projections, seed=seed, threads=threads, backend=backend)
         if not math.isfinite(out):
             raise ValueError("x and y too large: their Wasserstein distance overflows float64")
         return out
@@ -676,7 +678,7 @@ def wasserstein(x: Any, y: Any, p: int = 2, method: str = "exact", n_projections
     return float(np.mean(vals) ** (1.0 / p))
 
 
-def sliced_projections(n_projections: int, d: int, seed: Any = 0) -> np.ndarray:
+def sliced_projections(n_projections: int, d: int, *, seed: Any = 0) -> np.ndarray:
     """The unit directions ``wasserstein(method="sliced")`` uses for this seed, (L, d)."""
     key = as_seed(seed)
     L = check_positive_int(n_projections, "n_projections")
@@ -770,9 +772,15 @@ def gaussian_kl(mean1: Any, cov1: Any, mean2: Any, cov2: Any) -> float:
 
 
 # ----------------------------------------------------------------------------- precision / recall
-class PrecisionRecall(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class PrecisionRecall(Record):
+    """Output of :func:`precision_recall`; unpacks as ``precision, recall = ...``."""
+
     precision: float
     recall: float
+
+    def __iter__(self) -> Iterator[float]:
+        return iter((self.precision, self.recall))
 
 
 def _inside_kdtree(ref: np.ndarray, radii: np.ndarray, query: np.ndarray, tree: Any) -> np.ndarray:
@@ -792,7 +800,7 @@ def _inside_kdtree(ref: np.ndarray, radii: np.ndarray, query: np.ndarray, tree: 
     return inside
 
 
-def precision_recall(real: Any, fake: Any, k: int = 4, backend: str = "scipy") -> PrecisionRecall:
+def precision_recall(real: Any, fake: Any, k: int = 4, *, backend: str = "scipy") -> PrecisionRecall:
     """Improved precision and recall (Kynkaanniemi et al., 2019) with k nearest neighbours.
 
     The real manifold is the union of balls around the real samples with radius the

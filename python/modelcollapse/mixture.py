@@ -310,23 +310,23 @@ class GaussianMixture:
         """Score of S_t p (so a mixture is itself a score model ``s(x, t)``)."""
         return self.score(x, t)
 
-    def sample(self, n: int, seed: int | np.random.Generator | None = None, *, t: float = 0.0,
+    def sample(self, n_samples: int, *, seed: int | np.random.Generator | None = None, t: float = 0.0,
                threads: int = 0, backend: str = "cpp") -> np.ndarray:
-        """n samples of S_t p (of p for t = 0), shape (n, d).
+        """``n_samples`` samples of S_t p (of p for t = 0), shape (n_samples, d).
 
         The compiled and numpy backends draw identical samples for the same seed (the
         numpy backend uses the reference implementation of the same Philox streams).
         """
-        n = check_positive_int(n, "n", 0)
+        n = check_positive_int(n_samples, "n_samples", 0)
         t = check_real(t, "t", low=0.0)
         check_choice(backend, "backend", BACKENDS)
-        check_allocation(float(n) * self.dim, "n", "the samples")
+        check_allocation(float(n) * self.dim, "n_samples", "the samples")
         key = as_seed(seed)
         if backend == "cpp":
             return self._core().sample(n, t, key, 0, check_threads(threads))
         return _ref.mixture.sample(self._weights, self._means, self.full_covariances(), n, key, t)
 
-    def sample_smoothed(self, n: int, t: float, seed: int | np.random.Generator | None = None,
-                        *, threads: int = 0) -> np.ndarray:
+    def sample_smoothed(self, n_samples: int, t: float, *, seed: int | np.random.Generator | None = None,
+                        threads: int = 0) -> np.ndarray:
         """Samples of S_t p (used by the reverse sampler's ``init="exact"``)."""
-        return self.sample(n, seed, t=t, threads=threads)
+        return self.sample(n_samples, seed=seed, t=t, threads=threads)

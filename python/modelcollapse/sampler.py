@@ -26,6 +26,7 @@ from ._validation import (
 )
 from .empirical import EmpiricalScore
 from .mixture import GaussianMixture
+from .results import Record
 
 GRIDS = ("uniform", "quadratic", "log")
 INTEGRATORS = ("euler_maruyama", "exponential", "ode")
@@ -44,8 +45,8 @@ class NonFiniteSamplesError(FloatingPointError, ValueError):
 ScoreModel: TypeAlias = GaussianMixture | EmpiricalScore | Callable[[np.ndarray, float], np.ndarray]
 
 
-@dataclasses.dataclass
-class ReverseSamples:
+@dataclasses.dataclass(frozen=True)
+class ReverseSamples(Record):
     """Output of :func:`sample_reverse`.
 
     Attributes
@@ -106,7 +107,7 @@ def describe_score(score_model: Any) -> str:
 
 def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delta: float = 0.01,
                    steps: int = 200, grid: str = "uniform", integrator: str = "euler_maruyama",
-                   init: str | np.ndarray = "standard_normal", seed: int | np.random.Generator | None = 0,
+                   init: str | np.ndarray = "standard_normal", *, seed: int | np.random.Generator | None = 0,
                    threads: int = 0, backend: str = "cpp", noise: np.ndarray | None = None,
                    trajectory_times: Sequence[float] | None = None) -> ReverseSamples:
     """Sample the truncated reverse diffusion of a score model.
@@ -184,7 +185,7 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
         if init == "exact":
             if not is_model:
                 raise ValueError("init='exact' needs a GaussianMixture or EmpiricalScore (p_T must be known)")
-            y0 = model.sample_smoothed(n_samples, T, key, threads=threads) if backend == "cpp" else "exact"
+            y0 = model.sample_smoothed(n_samples, T, seed=key, threads=threads) if backend == "cpp" else "exact"
         else:
             y0 = (_core.normals(key, _core.PURPOSE_INIT_NORMAL, 0, n_samples, d, 0, threads)
                   if backend == "cpp" else "standard_normal")

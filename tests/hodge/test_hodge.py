@@ -17,7 +17,7 @@ F_LIN = np.array([0.1, -0.2])
 
 
 def all_terms(d=2, seed=1):
-    A = H.antisymmetric(d, seed)
+    A = H.antisymmetric(d, seed=seed)
     c = np.linspace(-0.5, 0.5, d)
     return [H.SolenoidalTerm(A, 2.0), H.GradientTerm(0.5, H.GaussianBump(c, 0.7)),
             H.SolenoidalTerm(A, 1.5, H.GaussianBump(-c, 0.8)),
@@ -39,7 +39,7 @@ def test_fields_match_reference(d, t):
     base = mc.GaussianMixture([0.3, 0.7], np.arange(2 * d, dtype=float).reshape(2, d) / d,
                               np.stack([np.eye(d) * 0.4 + 0.1, np.eye(d) * 0.9]))
     m = H.PerturbedScore(base, all_terms(d))
-    x = base.sample(300, 2, t=t) * 1.5
+    x = base.sample(300, seed=2, t=t) * 1.5
     for mask in (None, [True, False, True, False, True, False, True]):
         got = m.fields(x, t, mask)
         ref = m.fields(x, t, mask, backend="numpy")
@@ -177,7 +177,7 @@ def test_hermite_system_thread_independent():
 
 def test_stein_identity_exact_score_gives_zero_b():
     # with the true score E[s.grad psi + lap psi] = 0: b is pure noise of order 1/sqrt(n)
-    x = GAUSS.sample(40000, 1)
+    x = GAUSS.sample(40000, seed=1)
     b, G = H.hermite_stein_system(x, GAUSS.score(x), 3)
     b_biased, _ = H.hermite_stein_system(x, GAUSS.score(x) + 0.3, 3)
     assert np.abs(b).max() < 0.05
@@ -190,7 +190,7 @@ def test_estimator_vs_lyapunov_closed_form():
     t = 0.1
     m = H.PerturbedScore(GAUSS, [H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
     truth = H.gaussian_error_energies(m, t)["gradient"]
-    x = m.sample(20000, 3, t=t)
+    x = m.sample(20000, seed=3, t=t)
     s = m.score(x, t)
     est = {D: H.gradient_part_estimate(x, s, degree=D) for D in (1, 2, 4)}
     # degree 1 (affine psi) misses the S(x - m) part: clearly below the truth
@@ -207,7 +207,7 @@ def test_estimator_lower_bound_on_mixture_with_large_solenoidal_error():
     t = 0.1
     truth = H.exact_gradient_energy(m, t, 100000).value
     l2 = H.l2_error(m, t, 20000).value
-    x = m.sample(20000, 5, t=t)
+    x = m.sample(20000, seed=5, t=t)
     s = m.score(x, t)
     vals = []
     for D in (2, 4, 6):
@@ -223,7 +223,7 @@ def test_estimator_lower_bound_on_mixture_with_large_solenoidal_error():
 
 def test_integrated_gradient_part_from_data_array():
     m = H.PerturbedScore(GAUSS, [H.GradientTerm(0.4, H.QuadraticPotential(np.eye(2), [0.3, -0.2]))])
-    data = GAUSS.sample(20000, 11)
+    data = GAUSS.sample(20000, seed=11)
     res = H.integrated_gradient_part(m, data, 1.0, 0.05, n_times=5, n_samples=8000, degree=2)
     bounds = H.kl_bounds(m, 1.0, 0.05, n_times=5)
     assert abs(res["integral"] - bounds.gradient_integral) < 4 * res["se"] + 0.02 * bounds.gradient_integral
@@ -274,7 +274,7 @@ def test_kl_bounds_hold_and_marginal_is_tighter():
 
 def test_kl_bounds_exact_method_on_mixture():
     m = mixed_model()
-    kb = H.kl_bounds(m, 2.0, 0.05, n_times=6, n_mc=4000)
+    kb = H.kl_bounds(m, 2.0, 0.05, n_times=6, n_samples=4000)
     assert kb.method == "exact" and kb.marginal < 0.1 * kb.girsanov
 
 
@@ -324,9 +324,9 @@ def test_l2_error_needs_two_samples():
     model = H.PerturbedScore(GAUSS, [H.MatrixTerm(0.5 * A2)])
     for n in (0, 1):
         with pytest.raises(ValueError, match="n must be >= 2"):   # was NaN
-            H.l2_error(model, 0.1, n=n)
+            H.l2_error(model, 0.1, n_samples=n)
     with pytest.raises(ValueError, match="n"):
-        H.l2_error(model, 0.1, n=10**12)
+        H.l2_error(model, 0.1, n_samples=10**12)
     with pytest.raises(TypeError, match="model"):
         H.l2_error("x", 0.1)
 
@@ -377,7 +377,7 @@ def test_results_are_frozen_records():
     from modelcollapse.results import Record
 
     m = H.PerturbedScore(GAUSS, [H.LinearTerm(E_LIN, F_LIN, [0.3, -0.2])])
-    x = m.sample(400, 1, t=0.1)
+    x = m.sample(400, seed=1, t=0.1)
     results = [H.l2_error(m, 0.1, 50), H.gaussian_error_energies(m, 0.1), H.kl_bounds(m, 1.0, 0.1, n_times=3),
                H.decompose_on_grid(m, 0.1, n=12), H.divergence_residual_2d(m, 0.1, n=12),
                H.gradient_part_estimate(x, m.score(x, 0.1), degree=2),

@@ -125,9 +125,9 @@ def _integrated_l2_and_exact(model: H.PerturbedScore, cfg: HodgeConfig, seed: in
     times, weights = _time_nodes(cfg.T, cfg.delta, cfg.n_times)
     l2, gr = np.empty(len(times)), np.empty(len(times))
     for i, t in enumerate(times):
-        l2[i] = H.l2_error(model, t, cfg.n_est, seed + i).value
+        l2[i] = H.l2_error(model, t, cfg.n_est, seed=seed + i).value
         if model.known_gradient_part:
-            gr[i] = H.exact_gradient_energy(model, t, cfg.n_est, seed + i).value
+            gr[i] = H.exact_gradient_energy(model, t, cfg.n_est, seed=seed + i).value
         else:
             gr[i] = H.decompose_on_grid(model, t, n=cfg.grid_n).gradient_energy
     return float(weights @ l2), float(weights @ gr)
@@ -158,7 +158,7 @@ def _setting(cfg: HodgeConfig, progress: bool) -> _Setting:
     target = p.smooth(cfg.delta)
     box = _default_box(p, cfg.delta, pad=4.0)
     axes = (np.linspace(box[0], box[1], cfg.kde_grid), np.linspace(box[2], box[3], cfg.kde_grid))
-    return _Setting(cfg, p, target, target.sample(cfg.n_sample, cfg.seed + 999), axes, progress)
+    return _Setting(cfg, p, target, target.sample(cfg.n_sample, seed=cfg.seed + 999), axes, progress)
 
 
 def _correlation_study(st: _Setting, rows: list[dict]) -> pd.DataFrame:
@@ -232,7 +232,7 @@ def _bounds_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.DataFrame
                 model = H.PerturbedScore(p, [H.SolenoidalTerm(A, c), H.GradientTerm(u, H.GaussianBump([0, 0.5], 0.8))])
                 fp = H.fokker_planck_kl_2d(model.score, lambda x: p.logpdf(x, cfg.delta), cfg.T, cfg.delta, fbox,
                                            n=cfg.fp_n, steps=cfg.fp_steps)
-                kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=cfg.n_times, n_mc=cfg.n_est, method="exact")
+                kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est, method="exact")
                 _bounds_row(bnd, rows, "mixture", c, u, fp.kl, kb)
     return pd.DataFrame(bnd)
 

@@ -37,7 +37,7 @@ class KLBounds(Record):
     method: str
 
 
-def kl_to_standard_normal(base: GaussianMixture, T: float, n: int = 200000, seed: SeedLike = 0) -> float:
+def kl_to_standard_normal(base: GaussianMixture, T: float, n_samples: int = 200000, *, seed: SeedLike = 0) -> float:
     """KL(p_T || N(0, I)): closed form for a Gaussian, Monte Carlo for a mixture.
 
     Parameters
@@ -46,16 +46,16 @@ def kl_to_standard_normal(base: GaussianMixture, T: float, n: int = 200000, seed
         The data law p (p_T = S_T p).
     T : float
         Diffusion time.
-    n, seed : Monte Carlo samples and their seed (mixtures only).
+    n_samples, seed : Monte Carlo samples and their seed (mixtures only).
     """
     _check_base(base)
     T = check_real(T, "T", low=0.0)
-    n = check_positive_int(n, "n")
-    check_allocation(4.0 * n * base.dim, "n", "the Monte Carlo samples")
+    n = check_positive_int(n_samples, "n_samples")
+    check_allocation(4.0 * n * base.dim, "n_samples", "the Monte Carlo samples")
     if base.n_components == 1:
         m, C = _gaussian_moments_t(base, T)
         return kl_gaussian(m, C, np.zeros(base.dim), np.eye(base.dim))
-    x = base.sample(n, seed, t=T)
+    x = base.sample(n, seed=seed, t=T)
     logpi = -0.5 * np.sum(x * x, axis=1) - 0.5 * base.dim * np.log(2 * np.pi)
     return float(np.mean(base.logpdf(x, T) - logpi))
 
@@ -78,7 +78,7 @@ def _auto_method(model: PerturbedScore) -> str:
     raise ValueError("no ground truth for the gradient part of this model (d > 2 with mixed terms)")
 
 
-def kl_bounds(model: PerturbedScore, T: float, delta: float, *, n_times: int = 24, n_mc: int = 20000,
+def kl_bounds(model: PerturbedScore, T: float, delta: float, *, n_times: int = 24, n_samples: int = 20000,
               method: str = "auto", seed: int = 0, grid_n: int = 160, box: Any = None) -> KLBounds:
     """Girsanov and marginal KL bounds for the reverse SDE from N(0, I) with ``model``.
 
@@ -89,7 +89,7 @@ def kl_bounds(model: PerturbedScore, T: float, delta: float, *, n_times: int = 2
         Horizon and early-stopping time (0 < delta < T).
     n_times : int
         Gauss-Legendre nodes in log t of the time integral.
-    n_mc : int
+    n_samples : int
         Monte Carlo samples per node (method "exact").
     method : {"auto", "gaussian", "exact", "grid"}
         ``"gaussian"`` (closed form: Gaussian base, affine terms), ``"exact"`` (Monte
@@ -108,8 +108,8 @@ def kl_bounds(model: PerturbedScore, T: float, delta: float, *, n_times: int = 2
     delta = check_real(delta, "delta", low=0.0, low_open=True, high=T, high_open=True)
     check_choice(method, "method", ("auto", "gaussian", "exact", "grid"))
     n_times = check_positive_int(n_times, "n_times", maximum=10_000)   # Gauss-Legendre nodes
-    n_mc = check_positive_int(n_mc, "n_mc", minimum=2)
-    check_allocation(4.0 * n_mc * model.dim, "n_mc", "the Monte Carlo samples")
+    n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
+    check_allocation(4.0 * n_samples * model.dim, "n_samples", "the Monte Carlo samples")
     grid_n = check_positive_int(grid_n, "grid_n", minimum=4)
     check_allocation(60.0 * grid_n * grid_n, "grid_n", "the finite-volume system")
     if box is not None:
@@ -124,8 +124,8 @@ def kl_bounds(model: PerturbedScore, T: float, delta: float, *, n_times: int = 2
             e = gaussian_error_energies(model, t)
             l2[i], gr[i] = e.total, e.gradient
         elif method == "exact":
-            l2[i] = l2_error(model, t, n_mc, seed + i).value
-            gr[i] = exact_gradient_energy(model, t, n_mc, seed + i).value
+            l2[i] = l2_error(model, t, n_samples, seed=seed + i).value
+            gr[i] = exact_gradient_energy(model, t, n_samples, seed=seed + i).value
         else:
             dec = decompose_on_grid(model, t, n=grid_n, box=box)
             l2[i], gr[i] = dec.total_energy, dec.gradient_energy

@@ -63,7 +63,7 @@ def integrated_gradient_part(score: ScoreFn | PerturbedScore, data: GaussianMixt
     for i, t in enumerate(times):
         key = int(rng.integers(0, 2**62))
         if isinstance(data, GaussianMixture):
-            x = data.sample(n_samples, key, t=t)
+            x = data.sample(n_samples, seed=key, t=t)
         else:
             g = np.random.default_rng(key)
             x0 = data[g.integers(0, len(data), n_samples)] if n_samples != len(data) else data

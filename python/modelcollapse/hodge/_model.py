@@ -162,19 +162,17 @@ class PerturbedScore:
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         return self.score(x, t)
 
-    def sample(self, n: int, seed: SeedLike = None, *, t: float = 0.0,
+    def sample(self, n_samples: int, *, seed: SeedLike = None, t: float = 0.0,
                threads: int = 0) -> np.ndarray:
         """Samples of the true p_t."""
-        n = check_positive_int(n, "n", minimum=0)
-        check_allocation(2.0 * n * self.dim, "n", "the samples")
-        return self.base.sample(n, seed, t=t, threads=threads)
+        n = check_positive_int(n_samples, "n_samples", minimum=0)
+        check_allocation(2.0 * n * self.dim, "n_samples", "the samples")
+        return self.base.sample(n, seed=seed, t=t, threads=threads)
 
-    def sample_smoothed(self, n: int, t: float, seed: SeedLike = None,
-                        *, threads: int = 0) -> np.ndarray:
+    def sample_smoothed(self, n_samples: int, t: float, *, seed: SeedLike = None,
+                        threads: int = 0) -> np.ndarray:
         """Samples of p_t (used by the reverse sampler's ``init="exact"``)."""
-        n = check_positive_int(n, "n", minimum=0)
-        check_allocation(2.0 * n * self.dim, "n", "the samples")
-        return self.base.sample(n, seed, t=t, threads=threads)
+        return self.sample(n_samples, seed=seed, t=t, threads=threads)
 
     def _numpy_score_fn(self):
         """(score_fn, exact_init) in numpy, for the reference sampler."""
@@ -208,8 +206,8 @@ def _check_model(model: Any) -> PerturbedScore:
 def _check_mc(model: Any, n: Any) -> int:
     """Model type and sample size of a Monte Carlo estimate (n >= 2 for a standard error)."""
     _check_model(model)
-    n = check_positive_int(n, "n", minimum=2)
-    check_allocation(4.0 * n * model.dim, "n", "the Monte Carlo samples")
+    n = check_positive_int(n, "n_samples", minimum=2)
+    check_allocation(4.0 * n * model.dim, "n_samples", "the Monte Carlo samples")
     return n
 
 
@@ -239,14 +237,14 @@ class EnergyEstimate(Record):
 def _mc_energy(model: PerturbedScore, t: float, n: int, seed: SeedLike, threads: int, gradient: bool
                ) -> EnergyEstimate:
     n = _check_mc(model, n)
-    x = model.sample(n, seed, t=t, threads=threads)
+    x = model.sample(n, seed=seed, t=t, threads=threads)
     field = model.gradient_error if gradient else model.error
     with np.errstate(over="ignore"):
         sq = _finite_sq(np.sum(field(x, t, threads=threads) ** 2, axis=1))
     return EnergyEstimate(value=float(sq.mean()), se=float(sq.std(ddof=1) / np.sqrt(n)), n=n, t=float(t))
 
 
-def l2_error(model: PerturbedScore, t: float, n: int = 20000, seed: SeedLike = 0, threads: int = 0
+def l2_error(model: PerturbedScore, t: float, n_samples: int = 20000, *, seed: SeedLike = 0, threads: int = 0
              ) -> EnergyEstimate:
     """Monte Carlo E_{p_t}|e_t|^2 (the L2 score error) and its standard error.
 
@@ -255,7 +253,7 @@ def l2_error(model: PerturbedScore, t: float, n: int = 20000, seed: SeedLike = 0
     model : PerturbedScore
     t : float
         Diffusion time.
-    n : int
+    n_samples : int
         Samples of p_t (>= 2).
     seed : int, numpy Generator or None
     threads : int
@@ -266,14 +264,15 @@ def l2_error(model: PerturbedScore, t: float, n: int = 20000, seed: SeedLike = 0
     EnergyEstimate
         ``value`` and ``se`` (``est.value``, or ``est["value"]``).
     """
-    return _mc_energy(model, t, n, seed, threads, gradient=False)
+    return _mc_energy(model, t, n_samples, seed, threads, gradient=False)
 
 
-def exact_gradient_energy(model: PerturbedScore, t: float, n: int = 20000, seed: SeedLike = 0, threads: int = 0
+def exact_gradient_energy(model: PerturbedScore, t: float, n_samples: int = 20000, *, seed: SeedLike = 0,
+                          threads: int = 0
                           ) -> EnergyEstimate:
     """Monte Carlo E_{p_t}|grad phi_t|^2 for models with :attr:`PerturbedScore.known_gradient_part`.
 
     Same parameters and result as :func:`l2_error`; raises ValueError for a model with
     "mixed" terms.
     """
-    return _mc_energy(model, t, n, seed, threads, gradient=True)
+    return _mc_energy(model, t, n_samples, seed, threads, gradient=True)

@@ -17,7 +17,7 @@ from .._validation import as_generator, check_allocation, check_finite_array, ch
 from ._common import _dim, _matrix, _vector
 
 
-def antisymmetric(d: int, seed: SeedLike = 0, scale: float = 1.0) -> np.ndarray:
+def antisymmetric(d: int, *, seed: SeedLike = 0, scale: float = 1.0) -> np.ndarray:
     """A random antisymmetric d x d matrix (for d = 2: +-scale * [[0, -1], [1, 0]]), normalised
     to Frobenius norm scale * sqrt(2).
 
@@ -163,7 +163,7 @@ class FourierTerm:
     coef: Any
 
     @classmethod
-    def random(cls, d: int, n_freq: int = 8, amplitude: float = 0.3, bandwidth: float = 1.0,
+    def random(cls, d: int, n_freq: int = 8, amplitude: float = 0.3, bandwidth: float = 1.0, *,
                seed: SeedLike = 0) -> FourierTerm:
         d = check_positive_int(d, "d")
         n_freq = check_positive_int(n_freq, "n_freq")

@@ -184,7 +184,7 @@ class EmpiricalLearner:
 
     def __init__(self, T: float = 1.0, delta: float = 0.05, steps: int = 100, integrator: str = "euler_maruyama",
                  grid: str = "uniform", init: str = "standard_normal", max_train: int | None = None,
-                 threads: int = 0) -> None:
+                 *, threads: int = 0) -> None:
         self.T = check_real(T, "T", low=0.0, low_open=True)
         self.delta = check_real(delta, "delta", low=0.0, high=self.T, low_open=True, high_open=True)
         self.steps = check_positive_int(steps, "steps", maximum=10**8)   # reverse-SDE steps per sample call

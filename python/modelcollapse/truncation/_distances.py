@@ -111,7 +111,7 @@ def w2_1d_laws(p: GaussianMixture, q: GaussianMixture, n_levels: int = 2_000) ->
     return out
 
 
-def sliced_w2(x: Any, y: Any, n_projections: int = 200, seed: Any = 0) -> float:
+def sliced_w2(x: Any, y: Any, n_projections: int = 200, *, seed: Any = 0) -> float:
     """Sliced W2 between two samples in R^d: :func:`modelcollapse.metrics.wasserstein` with
     ``method="sliced"``, ``p=2`` (``n_projections`` unit directions drawn by the counter-based
     RNG from ``seed``; 1-D W2 of the projections by sorting, exact for unequal sizes too).
