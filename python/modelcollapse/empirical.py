@@ -1,4 +1,4 @@
-"""The score a perfect learner fits to a finite training set (conventions section 3).
+"""The score a perfect learner fits to a finite training set (docs/foundation.md, "Empirical (KDE) score").
 
 ``EmpiricalScore(samples)`` is the law (1/n) sum_i delta_{x_i}; at time t its smoothing is
 (1/n) sum_i N(e^{-t} x_i, sigma_t^2 I), whose score the compiled kernel evaluates with a

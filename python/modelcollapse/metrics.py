@@ -1,4 +1,4 @@
-"""Distances between laws (conventions section 7): Gaussian KDE, Hellinger, KL and total
+"""Distances between laws (docs/metrics.md): Gaussian KDE, Hellinger, KL and total
 variation on grids, Wasserstein (exact, 1-D, sliced, Gaussian closed forms) and
 Kynkaanniemi et al.'s precision/recall.
 

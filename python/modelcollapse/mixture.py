@@ -1,4 +1,4 @@
-"""Gaussian mixtures, the workhorse data model (conventions section 3).
+"""Gaussian mixtures, the workhorse data model (docs/foundation.md, "Gaussian mixtures").
 
 ``GaussianMixture(weights, means, covariances)`` with isotropic (one scalar per
 component), diagonal (a vector per component) or full (a matrix per component)

@@ -1,5 +1,5 @@
 """Saving experiment results so that nothing is lost: a tidy Parquet table plus a JSON
-sidecar with the configuration, seed, versions and wall time (conventions section 8).
+sidecar with the configuration, seed, versions and wall time (docs/cli.md).
 
 Both files are written atomically (a temporary file in the same folder, fsync, then
 ``os.replace``): an interrupted or failing save leaves the previous files intact. The

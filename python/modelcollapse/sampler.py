@@ -1,4 +1,4 @@
-"""Truncated reverse-time sampling (conventions section 2).
+"""Truncated reverse-time sampling (docs/foundation.md, "Reverse sampler").
 
 :func:`sample_reverse` integrates dY = [Y + 2 s(t, Y)] dtau + sqrt(2) dW from t = T down
 to the truncation time t = delta. For Gaussian mixtures and empirical (KDE) scores the

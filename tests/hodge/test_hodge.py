@@ -323,7 +323,7 @@ def test_hodge_experiment_quick(tmp_path):
 def test_l2_error_needs_two_samples():
     model = H.PerturbedScore(GAUSS, [H.MatrixTerm(0.5 * A2)])
     for n in (0, 1):
-        with pytest.raises(ValueError, match="n must be >= 2"):   # was NaN
+        with pytest.raises(ValueError, match="n_samples must be >= 2"):   # was NaN
             H.l2_error(model, 0.1, n_samples=n)
     with pytest.raises(ValueError, match="n"):
         H.l2_error(model, 0.1, n_samples=10**12)

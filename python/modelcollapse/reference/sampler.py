@@ -1,4 +1,4 @@
-"""Truncated reverse-time sampler in numpy (conventions section 2), whole arrays per step.
+"""Truncated reverse-time sampler in numpy (docs/foundation.md, "Reverse sampler"), whole arrays per step.
 
 Reverse SDE dY = [Y + 2 s(t, Y)] dtau + sqrt(2) dW from t_0 = T to t_N = delta; step k
 uses the score at t_k and h_k = t_k - t_{k+1}:
