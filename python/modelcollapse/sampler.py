@@ -163,44 +163,17 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
         raise TypeError("score_model must be a GaussianMixture, an EmpiricalScore or a callable score(x, t)")
     if isinstance(score_model, EmpiricalScore) and delta <= 0:
         raise ValueError("delta must be > 0 for an empirical score (its score is singular at t = 0)")
-
-    # Dimension: from the model, else from an init array.
-    if is_model:
-        d = model.dim
-    elif isinstance(init, str):
-        raise ValueError("with a callable score, pass init as an (n_samples, d) array (the dimension is unknown)")
-    else:
-        d = check_finite_array(init, "init", ndim=2, allow_empty=True).shape[1]
+    d = _dimension(model if is_model else None, init)
     n_rec = 0 if trajectory_times is None else len(np.atleast_1d(np.asarray(trajectory_times, dtype=object)))
     # The states, the noise of one step (or all of it, when injected) and the recorded trajectory.
     check_allocation(float(n_samples) * d * (3 + n_rec) + (0.0 if noise is None else float(n_samples) * steps * d),
                      "n_samples" if noise is None else "n_samples and steps", "the sampler's arrays")
     # The numpy twin takes a Generator as it is (it draws from it); the kernels take a key.
     key: Any = as_seed(seed) if not (backend == "numpy" and isinstance(seed, np.random.Generator)) else seed
-
-    y0: Any  # an array, or the name of the numpy twin's initial law
-    if isinstance(init, str):
-        check_choice(init, "init", INITS)
-        init_name = init
-        if init == "exact":
-            if not is_model:
-                raise ValueError("init='exact' needs a GaussianMixture or EmpiricalScore (p_T must be known)")
-            y0 = model.sample_smoothed(n_samples, T, seed=key, threads=threads) if backend == "cpp" else "exact"
-        else:
-            y0 = (_core.normals(key, _core.PURPOSE_INIT_NORMAL, 0, n_samples, d, 0, threads)
-                  if backend == "cpp" else "standard_normal")
-    else:
-        y0 = check_finite_array(init, "init", shape=(n_samples, d))
-        init_name = "given"
+    y0, init_name = _initial_state(model if is_model else None, init, n_samples, d, T, key, threads, backend)
     if noise is not None:
         noise = check_finite_array(noise, "noise", shape=(n_samples, steps, d))
-
-    rec_steps: tuple[int, ...] = ()
-    if trajectory_times is not None:
-        tt = check_finite_array(trajectory_times, "trajectory_times", ndim=1)
-        if np.any(tt < times[-1] - 1e-12) or np.any(tt > times[0] + 1e-12):
-            raise ValueError(f"trajectory_times must lie in [delta, T] = [{times[-1]}, {times[0]}]")
-        rec_steps = tuple(sorted({int(np.argmin(np.abs(times - t))) for t in tt}))
+    rec_steps = _recorded_steps(trajectory_times, times)
 
     if backend == "numpy" or not is_model:
         if backend == "cpp":  # callable score: Python loop over steps, numpy updates and noise
@@ -214,7 +187,7 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
             used = "numpy"
     else:
         y, rec = model._core().sample_reverse(times, _INTEGRATOR_CODES[integrator], key, y0, noise,
-                                                    list(rec_steps), threads)
+                                              list(rec_steps), threads)
         used = "cpp"
     if not np.all(np.isfinite(y)):
         raise NonFiniteSamplesError(
@@ -225,3 +198,37 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
                           trajectory_times=times[list(rec_steps)] if rec_steps else None,
                           score=describe_score(score_model), backend=used, integrator=integrator, grid=grid,
                           init=init_name, seed=key if isinstance(key, int) else None)
+
+
+def _dimension(model: Any | None, init: Any) -> int:
+    """The dimension: from a compiled score model, else from an init array."""
+    if model is not None:
+        return int(model.dim)
+    if isinstance(init, str):
+        raise ValueError("with a callable score, pass init as an (n_samples, d) array (the dimension is unknown)")
+    return check_finite_array(init, "init", ndim=2, allow_empty=True).shape[1]
+
+
+def _initial_state(model: Any | None, init: Any, n_samples: int, d: int, T: float, key: Any, threads: int,
+                   backend: str) -> tuple[Any, str]:
+    """(y0, init's name): an array, or the name of the numpy twin's initial law."""
+    if not isinstance(init, str):
+        return check_finite_array(init, "init", shape=(n_samples, d)), "given"
+    check_choice(init, "init", INITS)
+    if init == "exact":
+        if model is None:
+            raise ValueError("init='exact' needs a GaussianMixture or EmpiricalScore (p_T must be known)")
+        return (model.sample_smoothed(n_samples, T, seed=key, threads=threads) if backend == "cpp" else "exact"), init
+    if backend == "cpp":
+        return _core.normals(key, _core.PURPOSE_INIT_NORMAL, 0, n_samples, d, 0, threads), init
+    return "standard_normal", init
+
+
+def _recorded_steps(trajectory_times: Any, times: np.ndarray) -> tuple[int, ...]:
+    """Grid indices of the requested trajectory times (snapped to the grid)."""
+    if trajectory_times is None:
+        return ()
+    tt = check_finite_array(trajectory_times, "trajectory_times", ndim=1)
+    if np.any(tt < times[-1] - 1e-12) or np.any(tt > times[0] + 1e-12):
+        raise ValueError(f"trajectory_times must lie in [delta, T] = [{times[-1]}, {times[0]}]")
+    return tuple(sorted({int(np.argmin(np.abs(times - t))) for t in tt}))
