@@ -7,9 +7,11 @@ namespace mcbind {
 namespace mc = modelcollapse;
 
 void register_sampler(py::module_& m) {
-    m.attr("INTEGRATOR_EULER_MARUYAMA") = static_cast<int>(mc::Integrator::euler_maruyama);
-    m.attr("INTEGRATOR_EXPONENTIAL") = static_cast<int>(mc::Integrator::exponential);
-    m.attr("INTEGRATOR_ODE") = static_cast<int>(mc::Integrator::ode);
+    // Bound as an enum (not integer codes): Python passes _core.Integrator.<name>.
+    py::enum_<mc::Integrator>(m, "Integrator", "Time integrator of the reverse sampler.")
+        .value("euler_maruyama", mc::Integrator::euler_maruyama)
+        .value("exponential", mc::Integrator::exponential)
+        .value("ode", mc::Integrator::ode);
     m.def(
         "sampler_noise",
         [](std::uint64_t seed, py::ssize_t n, py::ssize_t steps, py::ssize_t d, int threads) {

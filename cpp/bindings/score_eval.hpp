@@ -75,13 +75,12 @@ void def_score_methods(Cls& cls) {
         py::arg("x"), py::arg("t") = 0.0, py::arg("threads") = 0, "Score of S_t p at the rows of x.");
     cls.def(
         "sample_reverse",
-        [](const Model& model, const darray& times, int integrator, std::uint64_t seed, const darray& init,
+        [](const Model& model, const darray& times, mc::Integrator integrator, std::uint64_t seed, const darray& init,
            py::object noise, std::vector<std::size_t> record_steps, int threads) {
             require_ndim(times, 1, "times");
             check_points(model, init);
             const std::size_t n = init.shape(0), d = model_dim(model);
             if (times.shape(0) < 2) throw py::value_error("times needs at least 2 points");
-            if (integrator < 0 || integrator > 2) throw py::value_error("integrator must be 0, 1 or 2");
             mc::ReverseConfig cfg;
             cfg.n = n;
             cfg.d = d;
@@ -91,7 +90,7 @@ void def_score_methods(Cls& cls) {
                     throw py::value_error("times must be strictly decreasing");
             if (!(cfg.times.back() >= 0.0)) throw py::value_error("times must be >= 0");
             const std::size_t steps = cfg.times.size() - 1;
-            cfg.integrator = static_cast<mc::Integrator>(integrator);
+            cfg.integrator = integrator;
             cfg.seed = seed;
             cfg.init = init.data();
             cfg.threads = threads;

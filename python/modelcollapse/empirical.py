@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
+from ._types import BACKENDS
 from ._validation import (
     as_seed,
     check_allocation,
@@ -25,8 +26,6 @@ from ._validation import (
     check_threads,
 )
 from .mixture import _repair_far_rows
-
-BACKENDS = ("cpp", "numpy")
 
 
 class EmpiricalScore:

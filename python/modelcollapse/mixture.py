@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
+from ._types import BACKENDS
 from ._validation import (
     as_seed,
     check_allocation,
@@ -26,7 +27,6 @@ from ._validation import (
 )
 
 COV_TYPES = ("isotropic", "diagonal", "full")
-BACKENDS = ("cpp", "numpy")
 _WEIGHT_TOL = 1e-8
 _LOG_2PI = float(np.log(2.0 * np.pi))
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _core
 from . import reference as _ref
+from ._types import BACKENDS
 from ._validation import (
     as_seed,
     check_allocation,
@@ -31,9 +32,7 @@ from .results import Record
 GRIDS = ("uniform", "quadratic", "log")
 INTEGRATORS = ("euler_maruyama", "exponential", "ode")
 INITS = ("standard_normal", "exact")
-BACKENDS = ("cpp", "numpy")
-_INTEGRATOR_CODES = {"euler_maruyama": _core.INTEGRATOR_EULER_MARUYAMA,
-                     "exponential": _core.INTEGRATOR_EXPONENTIAL, "ode": _core.INTEGRATOR_ODE}
+# The compiled sampler takes the bound enum, looked up by the integrator's name.
 
 
 
@@ -186,7 +185,7 @@ def sample_reverse(score_model: ScoreModel, n_samples: int, T: float = 1.0, delt
                                                        trajectory_times=[times[k] for k in rec_steps] or None)
             used = "numpy"
     else:
-        y, rec = model._core().sample_reverse(times, _INTEGRATOR_CODES[integrator], key, y0, noise,
+        y, rec = model._core().sample_reverse(times, _core.Integrator.__members__[integrator], key, y0, noise,
                                               list(rec_steps), threads)
         used = "cpp"
     if not np.all(np.isfinite(y)):

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
+from .._types import BACKENDS
 from .._validation import (
     as_seed,
     check_allocation,
@@ -44,7 +45,6 @@ from .._validation import (
 )
 from ..recursion import resolve_mixing
 
-BACKENDS = ("cpp", "numpy")
 _MAX_DRAWS = 1e13   # simulate_chains: normal draws beyond this take hours
 
 
