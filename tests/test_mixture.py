@@ -161,9 +161,9 @@ def test_far_points_of_an_empirical_score():
 
 def test_huge_sample_sizes_are_refused_before_allocating():
     p = mc.GaussianMixture([1.0], [[0.0, 0.0]], 1.0)
-    with pytest.raises(ValueError, match="n too large"):
+    with pytest.raises(ValueError, match="n_samples too large"):
         p.sample(10**12)
-    with pytest.raises(ValueError, match="n too large"):
+    with pytest.raises(ValueError, match="n_samples too large"):
         mc.EmpiricalScore(np.zeros((3, 2))).sample_smoothed(10**12, 0.1)
     with pytest.raises(TypeError, match="data must be a mapping"):
         mc.GaussianMixture.from_dict("x")
