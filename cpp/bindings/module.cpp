@@ -11,8 +11,10 @@ PYBIND11_MODULE(_core, m) {
     m.def("hardware_threads", []() { return modelcollapse::resolve_threads(0); },
           "Number of threads used when threads=0 (all cores).");
     mcbind::register_random(m);
-    mcbind::register_mixture(m);
+    // The sampler registers the Integrator enum, which the score models' sample_reverse
+    // takes: it must be known before their signatures are written.
     mcbind::register_sampler(m);
+    mcbind::register_mixture(m);
     mcbind::register_dae(m);
     mcbind::register_hermite(m);
     mcbind::register_retraining(m);

@@ -8,7 +8,57 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['EmpiricalScoreCore', 'GaussianMixtureCore', 'INTEGRATOR_EULER_MARUYAMA', 'INTEGRATOR_EXPONENTIAL', 'INTEGRATOR_ODE', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'philox4x32_10', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
+__all__: list[str] = ['Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'philox4x32_10', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
+class Integrator:
+    """
+    Time integrator of the reverse sampler.
+    
+    Members:
+    
+      euler_maruyama
+    
+      exponential
+    
+      ode
+    """
+    __members__: typing.ClassVar[dict[str, Integrator]]
+    euler_maruyama: typing.ClassVar[Integrator]
+    exponential: typing.ClassVar[Integrator]
+    ode: typing.ClassVar[Integrator]
+    @typing.overload
+    def __eq__(self, other: Integrator) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Integrator) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
 class GaussianMixtureCore:
     """
     Compiled Gaussian mixture (use modelcollapse.GaussianMixture).
@@ -23,7 +73,7 @@ class GaussianMixtureCore:
         """
         Samples of S_t p; sample i uses streams (INIT_CHOICE, stream_start + i) and (INIT_NORMAL, stream_start + i).
         """
-    def sample_reverse(self, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], integrator: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Any = None, record_steps: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    def sample_reverse(self, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], integrator: Integrator, seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Any = None, record_steps: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
         """
         Reverse-time sampler over the grid `times` (decreasing); returns (final points, recorded states).
         """
@@ -47,7 +97,7 @@ class EmpiricalScoreCore:
         """
         Log density of S_t p at the rows of x.
         """
-    def sample_reverse(self, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], integrator: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Any = None, record_steps: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    def sample_reverse(self, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], integrator: Integrator, seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Any = None, record_steps: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
         """
         Reverse-time sampler over the grid `times` (decreasing); returns (final points, recorded states).
         """
@@ -60,6 +110,240 @@ class EmpiricalScoreCore:
         ...
     @property
     def n_points(self) -> int:
+        ...
+class Activation:
+    """
+    Activation sigma of the DAE's hidden layer.
+    
+    Members:
+    
+      tanh
+    
+      relu
+    
+      linear
+    
+      erf
+    
+      sigmoid
+    """
+    __members__: typing.ClassVar[dict[str, Activation]]
+    erf: typing.ClassVar[Activation]
+    linear: typing.ClassVar[Activation]
+    relu: typing.ClassVar[Activation]
+    sigmoid: typing.ClassVar[Activation]
+    tanh: typing.ClassVar[Activation]
+    @typing.overload
+    def __eq__(self, other: Activation) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Activation) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class DaeTrainOptions:
+    """
+    Settings of dae_train / dae_train_injected (see modelcollapse.dae.train).
+    """
+    activation: Activation
+    train_b: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def alpha(self) -> list[float]:
+        """
+        time grid: alpha_t (unused when uniform)
+        """
+    @alpha.setter
+    def alpha(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def beta(self) -> list[float]:
+        """
+        time grid: beta_t
+        """
+    @beta.setter
+    def beta(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def init_scale(self) -> float:
+        """
+        dae_train only
+        """
+    @init_scale.setter
+    def init_scale(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n_steps(self) -> int:
+        """
+        dae_train only
+        """
+    @n_steps.setter
+    def n_steps(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def p(self) -> list[float]:
+        """
+        time grid: p_t
+        """
+    @p.setter
+    def p(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def p0(self) -> float:
+        """
+        uniform mode: p_t = p0 + p1 t
+        """
+    @p0.setter
+    def p0(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def p1(self) -> float:
+        ...
+    @p1.setter
+    def p1(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def random_init(self) -> bool:
+        """
+        dae_train only: N(0, init_scale^2) weights, else w0
+        """
+    @random_init.setter
+    def random_init(self, arg0: bool) -> None:
+        ...
+    @property
+    def record_every(self) -> int:
+        """
+        dae_train only
+        """
+    @record_every.setter
+    def record_every(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        """
+        dae_train only
+        """
+    @seed.setter
+    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def sequential(self) -> bool:
+        """
+        dae_train only: data rows in order
+        """
+    @sequential.setter
+    def sequential(self, arg0: bool) -> None:
+        ...
+    @property
+    def threads(self) -> int:
+        """
+        dae_train only
+        """
+    @threads.setter
+    def threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def uniform(self) -> bool:
+        """
+        one t ~ U(0, 1) per step instead of the grid
+        """
+    @uniform.setter
+    def uniform(self, arg0: bool) -> None:
+        ...
+    @property
+    def weight_decay(self) -> float:
+        ...
+    @weight_decay.setter
+    def weight_decay(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class TermKind:
+    """
+    Kind of a compiled error term of a perturbed score model (mc::TermKind): matrix (e = M grad log p_t), linear (E (x - c_t) + f), gradient_bump (a grad g_t), solenoidal_bump (a A grad(g_t p_t) / p_t), fourier (sum_j v_j cos(w_j . x + b_j)).
+    
+    Members:
+    
+      matrix
+    
+      linear
+    
+      gradient_bump
+    
+      solenoidal_bump
+    
+      fourier
+    """
+    __members__: typing.ClassVar[dict[str, TermKind]]
+    fourier: typing.ClassVar[TermKind]
+    gradient_bump: typing.ClassVar[TermKind]
+    linear: typing.ClassVar[TermKind]
+    matrix: typing.ClassVar[TermKind]
+    solenoidal_bump: typing.ClassVar[TermKind]
+    @typing.overload
+    def __eq__(self, other: TermKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: TermKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
         ...
 class PerturbedScoreCore:
     """
@@ -75,7 +359,7 @@ class PerturbedScoreCore:
         """
         Log density of S_t p at the rows of x.
         """
-    def sample_reverse(self, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], integrator: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Any = None, record_steps: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+    def sample_reverse(self, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], integrator: Integrator, seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Any = None, record_steps: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
         """
         Reverse-time sampler over the grid `times` (decreasing); returns (final points, recorded states).
         """
@@ -93,15 +377,15 @@ def dae_draw(means: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], sca
     """
     The (x0, x1, t) samples dae_train draws for one replica.
     """
-def dae_sample(w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], activation: typing.SupportsInt | typing.SupportsIndex, delta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], kappa: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], kstar: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], n_samples: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, observe: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], return_full: bool, noise_array: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
+def dae_sample(w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], activation: Activation, delta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], kappa: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], kstar: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], noise: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], n_samples: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, observe: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], return_full: bool, noise_array: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
     """
     Euler-Maruyama generative sampler with the trained DAE drift; returns (X, E^T X, w^T X / sqrt d).
     """
-def dae_train(means: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], data: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], w0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], v0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], random_init: bool, init_scale: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_steps: typing.SupportsInt | typing.SupportsIndex, record_every: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, train_b: bool, activation: typing.SupportsInt | typing.SupportsIndex, uniform: bool, alpha: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], beta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p0: typing.SupportsFloat | typing.SupportsIndex, p1: typing.SupportsFloat | typing.SupportsIndex, observe: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], threads: typing.SupportsInt | typing.SupportsIndex = 0, sequential: bool = False) -> dict:
+def dae_train(means: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], data: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], w0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], v0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], observe: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: DaeTrainOptions) -> dict:
     """
     Online SGD of the tied two-layer DAE, replicas over threads (see modelcollapse.dae.train).
     """
-def dae_train_injected(w0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b0: typing.SupportsFloat | typing.SupportsIndex, v0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x0s: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x1s: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], ts: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], lr: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, train_b: bool, activation: typing.SupportsInt | typing.SupportsIndex, uniform: bool, alpha: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], beta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p0: typing.SupportsFloat | typing.SupportsIndex, p1: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+def dae_train_injected(w0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], b0: typing.SupportsFloat | typing.SupportsIndex, v0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x0s: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], x1s: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], ts: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], options: DaeTrainOptions) -> tuple:
     """
     SGD steps on given samples (x0s, x1s, ts); returns (w, b, v).
     """
@@ -169,9 +453,6 @@ def wasserstein_1d_pow(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64
     """
     Exact 1-D W_p^p between two empirical laws (uniform weights).
     """
-INTEGRATOR_EULER_MARUYAMA: int = 0
-INTEGRATOR_EXPONENTIAL: int = 1
-INTEGRATOR_ODE: int = 2
 PURPOSE_DAE_INIT: int = 10
 PURPOSE_GAUSS_CHAIN_REAL: int = 16
 PURPOSE_GAUSS_CHAIN_SYNTH: int = 17
