@@ -79,3 +79,33 @@ def assert_contract(fn: Callable[..., Any], argname: str | tuple[str, ...], *arg
         assert math.isfinite(v.real) and math.isfinite(v.imag), (
             f"{getattr(fn, '__qualname__', fn)} with bad {names} returned a non-finite value silently")
     return out
+
+
+#: Sizes no machine can serve: they must be refused at once, before any allocation or loop.
+HUGE_SIZES = [10**12, 2**64]
+
+
+def assert_huge_sizes_refused(name: str, fn: Callable[..., Any], kwargs: dict[str, Any], sizes: tuple[str, ...],
+                              seconds: float = 2.0) -> None:
+    """Each size argument set to each of :data:`HUGE_SIZES` is refused within ``seconds``,
+    naming the argument; the valid call still works afterwards."""
+    import time
+
+    for arg in sizes:
+        for value in HUGE_SIZES:
+            t0 = time.perf_counter()
+            out = assert_contract(fn, arg, **{**kwargs, arg: value})
+            took = time.perf_counter() - t0
+            assert out is None, f"{name}({arg}={value}) was accepted"
+            assert took < seconds, f"{name}({arg}={value}) took {took:.1f} s to be refused"
+    assert_contract(fn, "(valid call)", **kwargs)
+
+
+def draw_one_bad_argument(data: Any, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """With hypothesis' ``data``, replace one argument of a valid call by a bad value and
+    check the contract."""
+    if not kwargs:
+        return
+    arg = data.draw(st.sampled_from(sorted(kwargs)), label="argument")
+    bad = data.draw(bad_values, label="bad value")
+    assert_contract(fn, arg, **{**kwargs, arg: bad})

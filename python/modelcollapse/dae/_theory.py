@@ -112,7 +112,8 @@ def skip_for_variance(variance: float, schedule, b_max: float = 10.0) -> float:
     f = lambda b: schedule.v_t(b)[-1] - variance  # noqa: E731
     lo, hi = -b_max, b_max
     if f(lo) * f(hi) > 0:
-        raise ValueError(f"no b in [{lo}, {hi}] gives v_t_f = {variance}")
+        raise ValueError(f"variance = {variance} is out of reach: no b in [{lo}, {hi}] gives v_t_f = variance "
+                         "(choose a variance between the final variances of b = -b_max and b = b_max)")
     return float(brentq(f, lo, hi, xtol=1e-12))
 
 

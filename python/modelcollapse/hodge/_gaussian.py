@@ -62,6 +62,11 @@ def gaussian_gradient_part(E: Any, C: Any, f: Any = None) -> GaussianGradientPar
         raise ValueError("C must be positive definite (a covariance)")
     E = _matrix(E, d, "E")
     f = _vector(f, d, "f")
+    # The energies are quadratic in E, C and f: beyond 1e150 they overflow float64, and the
+    # Lyapunov solver refuses non-finite input with a message that names nothing.
+    for arr, name in ((E, "E"), (C, "C"), (f, "f")):
+        if np.abs(arr).max(initial=0.0) > 1e150:
+            raise ValueError(f"{name} has entries above 1e150: the energies would overflow; rescale the problem")
     with np.errstate(over="ignore", invalid="ignore"):
         Q = E @ C + C @ E.T
         S = scipy.linalg.solve_continuous_lyapunov(C, Q)

@@ -68,6 +68,9 @@ def alpha(n: Any) -> np.ndarray | float:
     n_arr = check_finite_array(n, "n", allow_empty=True)
     if np.any(n_arr < 2):
         raise ValueError(f"n must be >= 2 (samples per round), got {n}")
+    # Beyond 1e12 the log-gamma difference loses every digit (alpha = 1 - 1/(4n) to 1e-13).
+    if np.any(n_arr > 1e12):
+        raise ValueError(f"n must be <= 1e12 (alpha(n) = 1 - 1/(4n) to double precision beyond), got {n}")
     out = np.sqrt(2.0 / (n_arr - 1)) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))
     return float(out) if np.ndim(out) == 0 else out
 
