@@ -41,6 +41,7 @@ def test_bad_override_is_rejected_with_valid_keys(tmp_path):
     assert res.returncode == 2 and "rounds must be int" in res.stderr
 
 
+@pytest.mark.slow
 def test_report_contains_every_registered_part(tmp_path):
     from modelcollapse.experiments import load_all
     from modelcollapse.experiments.report import PART_TITLES
@@ -57,6 +58,7 @@ def test_report_contains_every_registered_part(tmp_path):
     assert "ok" in res.stdout
 
 
+@pytest.mark.slow
 def test_sweep_local_merges_and_resumes(tmp_path):
     args = ["sweep", "demo", "--preset", "quick", "--grid", "real_fraction=0,0.5", "--grid", "rounds=2",
             "--seeds", "2", "--jobs", "2", "--out", str(tmp_path)]
@@ -93,6 +95,7 @@ def test_sweep_on_dask_local_cluster(tmp_path):
     assert table["cell"].nunique() == 2
 
 
+@pytest.mark.slow
 def test_sweep_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
     import signal
     import time

@@ -120,6 +120,7 @@ def test_network_agrees_with_hermite_on_the_same_samples(mixed_estimates):
     assert abs(net.value - herm.value) <= 3 * np.hypot(net.se, herm.se), (net.value, herm.value)
 
 
+@pytest.mark.slow
 def test_purely_solenoidal_error_gives_zero(torch):
     x, s, _, gp = gaussian_case(solenoidal_only=True)
     assert gp["solenoidal"] > 0.4    # the L2 error is far from 0
@@ -261,6 +262,7 @@ def test_library_imports_without_torch():
 # experiment flag
 # ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_experiment_estimator_basis_flag(torch, tmp_path):
     from modelcollapse.experiments import get
 

@@ -57,6 +57,7 @@ def test_ddpm_sampler_with_all_levels_is_ancestral_ddpm():
     np.testing.assert_allclose(sig2, post, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["retraining-ddpm", "retraining-flow"])
 def test_quick_preset_fully_synthetic_worse_than_half(tmp_path, name):
     exp = get(name)
