@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+import modelcollapse
+
+# The children import the same modelcollapse as this process (the installed package in CI,
+# the source tree with its built core in development), not whatever the tree holds.
+PYTHON_DIR = Path(modelcollapse.__file__).resolve().parents[1]
 # SIGINT is sent this long after the child says it is about to call: enough for the call to
 # be inside its compiled loop (the setup before the loop takes milliseconds).
 START_DELAY = 0.4

@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import modelcollapse
 from modelcollapse import _core
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+# The children import the same modelcollapse as this process (the installed package in CI,
+# the source tree with its built core in development), not whatever the tree holds.
+PYTHON_DIR = Path(modelcollapse.__file__).resolve().parents[1]
 
 # The limit leaves the child `slack` MiB of address space above what it uses after the
 # imports: far less than 256 thread stacks (8 MiB each by default), enough for the work.
