@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from ._claims import Claim, claim, claim_from_interval, claims_frame
 from ._registry import PRESETS, REGISTRY, Experiment, ExperimentOutput, register
 
 # One entry per experiment module; each registers itself on import.
@@ -24,4 +25,5 @@ def get(name: str) -> Experiment:
     return registry[name]
 
 
-__all__ = ["PRESETS", "REGISTRY", "Experiment", "ExperimentOutput", "register", "load_all", "get"]
+__all__ = ["Claim", "claim", "claim_from_interval", "claims_frame", "PRESETS", "REGISTRY", "Experiment",
+           "ExperimentOutput", "register", "load_all", "get"]

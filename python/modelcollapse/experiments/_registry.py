@@ -14,18 +14,22 @@ from typing import Any
 
 import pandas as pd
 
+from .._checkpoint import atomic_file
 from ..results import save_results
+from ._claims import Claim, claims_frame
 
 PRESETS = ("quick", "default", "paper")
 
 
 @dataclasses.dataclass
 class ExperimentOutput:
-    """What an experiment produced: a tidy table, figure files and headline numbers."""
+    """What an experiment produced: a tidy table, figure files, headline numbers and the
+    checked claims (docs/claims.md), each with its estimate, CI and verdict."""
 
     table: pd.DataFrame
     figures: list[Path] = dataclasses.field(default_factory=list)
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    claims: list[Claim] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -56,14 +60,19 @@ class Experiment:
         return self.config_cls(**values)
 
     def run(self, config: Any, out_dir: str | Path, progress: bool = True) -> ExperimentOutput:
-        """Run, then save ``<name>.parquet`` + ``<name>.json`` next to the figures."""
+        """Run, then save ``<name>.parquet`` + ``<name>.json`` next to the figures, and the
+        claims as ``<name>_claims.parquet`` (also listed in the JSON sidecar)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         result = self.run_fn(config, out, progress)
         wall = time.perf_counter() - start
+        if result.claims:
+            with atomic_file(out / f"{self.name}_claims.parquet", "wb") as fh:
+                claims_frame(result.claims).to_parquet(fh, index=False)
         save_results(result.table, out, self.name, config, wall_time_s=wall,
-                     extra={"figures": [str(p.name) for p in result.figures], "summary": result.summary})
+                     extra={"figures": [str(p.name) for p in result.figures], "summary": result.summary,
+                            "claims": [c.to_dict() for c in result.claims]})
         return result
 
 

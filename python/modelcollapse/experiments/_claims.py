@@ -1,0 +1,211 @@
+"""Claims: what an experiment says, as named statements checked against measurements.
+
+Every sentence an experiment or the report states about its results is a :class:`Claim`:
+a statistic estimated over an ensemble of seeds (or with a bootstrap), its confidence
+interval, the comparison it is held to, a tolerance that says how far from the target the
+statement still counts as true, and a verdict (docs/claims.md):
+
+``holds``
+    the whole confidence interval lies where the statement is true;
+``fails``
+    the whole confidence interval lies where the statement is false;
+``underpowered``
+    the interval straddles the boundary: the run is too small to decide, and says so.
+
+For an agreement claim (``estimate ~ target`` within ``tolerance``) this is a two one-sided
+test (TOST) at the interval's level: ``holds`` needs the interval inside
+``[target - tolerance, target + tolerance]``, ``fails`` needs it outside. A tolerance of 0
+can never hold, so a tolerance must be chosen and its derivation stated in ``detail``
+(for example three standard errors of the theory's own Monte Carlo noise, or the size of a
+deviation that would change the scientific conclusion).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Verdict = Literal["holds", "fails", "underpowered"]
+Comparison = Literal["<=", ">=", "~"]
+VERDICTS: tuple[str, ...] = ("holds", "fails", "underpowered")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One checked statement: estimate, confidence interval, comparison and verdict.
+
+    Attributes
+    ----------
+    name : str
+        Short stable identifier, e.g. ``"a4.compounding_w2_matches_recursion"``.
+    statement : str
+        The sentence as a reader sees it, with the comparison written out.
+    estimate : float
+        Point estimate of the statistic (mean over seeds unless ``method`` says otherwise).
+    ci_low, ci_high : float
+        Confidence interval of the statistic at level ``level``.
+    comparison : {"<=", ">=", "~"}
+        ``"<="``: statistic at most ``target + tolerance``; ``">="``: at least
+        ``target - tolerance``; ``"~"``: within ``tolerance`` of ``target``.
+    target : float
+        The theoretical value, bound or threshold.
+    tolerance : float
+        The slack the statement allows (>= 0), derivation in ``detail``.
+    verdict : {"holds", "fails", "underpowered"}
+    n : int
+        Number of independent replicates (seeds, or bootstrap samples' source size).
+    level : float
+        Confidence level of the interval.
+    method : str
+        How the interval was made (``"t over seeds"``, ``"bootstrap"``, ...).
+    detail : str
+        Where the tolerance comes from, and anything a reviewer should know.
+    """
+
+    name: str
+    statement: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    comparison: Comparison
+    target: float
+    tolerance: float
+    verdict: Verdict
+    n: int
+    level: float = 0.95
+    method: str = "t over seeds"
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_interval(estimate: float, ci_low: float, ci_high: float) -> None:
+    if not all(math.isfinite(v) for v in (estimate, ci_low, ci_high)):
+        return  # a non-finite interval gives "underpowered" below, never a silent "holds"
+    if ci_low > ci_high:
+        raise ValueError(f"ci_low ({ci_low}) must be <= ci_high ({ci_high})")
+
+
+def decide(ci_low: float, ci_high: float, comparison: Comparison, target: float, tolerance: float) -> Verdict:
+    """The verdict of an interval against a comparison (see the module docstring)."""
+    if tolerance < 0 or not math.isfinite(tolerance):
+        raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
+    if comparison not in ("<=", ">=", "~"):
+        raise ValueError(f"comparison must be '<=', '>=' or '~', got {comparison!r}")
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return "underpowered"
+    if comparison == "<=":
+        bound = target + tolerance
+        return "holds" if ci_high <= bound else "fails" if ci_low > bound else "underpowered"
+    if comparison == ">=":
+        bound = target - tolerance
+        return "holds" if ci_low >= bound else "fails" if ci_high < bound else "underpowered"
+    lo, hi = target - tolerance, target + tolerance
+    if lo <= ci_low and ci_high <= hi:
+        return "holds"
+    if ci_high < lo or ci_low > hi:
+        return "fails"
+    return "underpowered"
+
+
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of independent replicates.
+
+    Returns ``(mean, low, high)``; with fewer than two finite values the interval is
+    ``(-inf, inf)`` (so any claim built on it is ``underpowered``).
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        return (float("nan"), -math.inf, math.inf)
+    m = float(x.mean())
+    if x.size < 2:
+        return (m, -math.inf, math.inf)
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return (m, m - half, m + half)
+
+
+def bootstrap_ci(statistic: Callable[[np.ndarray], float], data: np.ndarray, *, n_boot: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Percentile bootstrap: ``(statistic(data), low, high)``, resampling rows of ``data``."""
+    arr = np.asarray(data)
+    if arr.shape[0] < 2:
+        raise ValueError(f"data needs at least 2 rows for a bootstrap, got {arr.shape[0]}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, arr.shape[0], size=(n_boot, arr.shape[0]))
+    boots = np.array([statistic(arr[i]) for i in idx], dtype=float)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(boots[np.isfinite(boots)], [alpha, 1 - alpha]) if np.isfinite(boots).any() \
+        else (-math.inf, math.inf)
+    return (float(statistic(arr)), float(lo), float(hi))
+
+
+def claim(name: str, statement: str, values: Sequence[float] | np.ndarray, comparison: Comparison,
+          target: float, tolerance: float = 0.0, *, level: float = 0.95, detail: str = "") -> Claim:
+    """A claim about the mean of per-seed values, with a Student-t interval over seeds.
+
+    Parameters
+    ----------
+    name, statement : str
+        Identifier and human sentence.
+    values : array_like
+        One value of the statistic per independent seed.
+    comparison : {"<=", ">=", "~"}
+    target : float
+        Theory value or bound.
+    tolerance : float
+        Allowed slack (>= 0); for ``"~"`` it must be positive for the claim to be able to hold.
+    level : float
+        Confidence level.
+    detail : str
+        The derivation of the tolerance.
+
+    Examples
+    --------
+    >>> c = claim("demo.mean_is_one", "the mean is 1 within 0.1", [0.98, 1.01, 1.02, 0.99, 1.0],
+    ...           "~", 1.0, 0.1)
+    >>> c.verdict
+    'holds'
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    est, lo, hi = mean_ci(x, level)
+    return Claim(name, statement, est, lo, hi, comparison, float(target), float(tolerance),
+                 decide(lo, hi, comparison, target, tolerance), int(x.size), level, "t over seeds", detail)
+
+
+def claim_from_interval(name: str, statement: str, estimate: float, ci_low: float, ci_high: float,
+                        comparison: Comparison, target: float, tolerance: float = 0.0, *, n: int,
+                        level: float = 0.95, method: str = "bootstrap", detail: str = "") -> Claim:
+    """A claim from an interval computed elsewhere (bootstrap, exact binomial, ...)."""
+    _check_interval(estimate, ci_low, ci_high)
+    return Claim(name, statement, float(estimate), float(ci_low), float(ci_high), comparison, float(target),
+                 float(tolerance), decide(ci_low, ci_high, comparison, target, tolerance), int(n), level,
+                 method, detail)
+
+
+def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
+    """One row per claim, columns in :class:`Claim`'s field order."""
+    cols = [f.name for f in dataclasses.fields(Claim)]
+    return pd.DataFrame([c.to_dict() for c in claims], columns=cols)
+
+
+def format_claim(c: Claim) -> str:
+    """One readable line: verdict, statement, estimate [CI] vs target, rounded to the CI."""
+    width = c.ci_high - c.ci_low
+    digits = 3 if not math.isfinite(width) or width <= 0 else max(1, min(6, 1 - int(math.floor(math.log10(width)))))
+    fmt = f"{{:.{digits}f}}"
+    tol = f" +- {fmt.format(c.tolerance)}" if c.tolerance else ""
+    return (f"[{c.verdict}] {c.statement}: {fmt.format(c.estimate)} "
+            f"[{fmt.format(c.ci_low)}, {fmt.format(c.ci_high)}] {c.comparison} {fmt.format(c.target)}{tol} "
+            f"(n={c.n})")
+
+
+__all__ = ["Claim", "Verdict", "Comparison", "VERDICTS", "decide", "mean_ci", "bootstrap_ci", "claim",
+           "claim_from_interval", "claims_frame", "format_claim"]
