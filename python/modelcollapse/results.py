@@ -144,3 +144,6 @@ class Record:
         import pandas as pd
 
         return pd.DataFrame(columns)
+
+
+__all__ = ["Record", "save_results", "load_sidecar", "versions"]
