@@ -86,7 +86,18 @@ def render() -> str:
         title = f"{titles[module]} (``{module}``)"
         lines += [title, "-" * len(title), "", f".. automodule:: {module}", "   :no-members:", "",
                   f".. currentmodule:: {module}", ""]
-        if names:
+        mod = importlib.import_module(module)
+        code = [n for n in names if callable(getattr(mod, n))]
+        data = [n for n in names if n not in code]
+        if code:
             lines += [".. autosummary::", "   :toctree: generated", "   :nosignatures:", ""]
-            lines += [f"   {n}" for n in names] + [""]
+            lines += [f"   {n}" for n in code] + [""]
+        for n in data:  # constants: their value's type and keys (a dict's own docstring is not theirs)
+            value = getattr(mod, n)
+            what = f"``{type(value).__name__}``"
+            if isinstance(value, dict):
+                what += " with keys " + ", ".join(f"``{k}``" for k in list(value)[:12])
+            elif isinstance(value, (tuple, list, frozenset, set)):
+                what += " of " + ", ".join(f"``{v}``" for v in list(value)[:12])
+            lines += [f".. py:data:: {n}", "", f"   {what}.", ""]
     return "\n".join(lines)

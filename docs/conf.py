@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "python"))  # a source checkout with the built _core copied in also works
+try:  # the installed package; else a source checkout with the built _core copied into python/
+    import modelcollapse  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(ROOT / "python"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _api  # noqa: E402  (the public API, module by module)
