@@ -132,8 +132,8 @@ def test_expected_moment_sd_predicts_the_recursive_deviation():
     1-3 are unbiased and their squared deviation from B_{n,k} g_n(p), in units of
     expected_moment_sd, averages 1 within [0.75, 1.3] (a = 0: variance grows with k; a = 0.5:
     the fixed real set dominates). The independent-draw SD underestimates it (mean z^2 > 1.5).
-    Kills: dropping W_k (no compounding), dropping the real-set term, W_k without (1-a)^2,
-    sigma_{k-1} replaced by sigma_p, n_eval ignored (n_real used)."""
+    Kills: dropping W_k (no compounding), dropping the real-set term, W_k without (1-a)^2, the
+    exact sampler at 2 delta. (Not killed, too weak here: sigma_{k-1} replaced by sigma_p.)"""
     p, delta, K, N, D = _p1(), 0.05, 4, 400, 3
     for a in (0.0, 0.5):
         sd = tr.expected_moment_sd(p, K, a, delta, D, N, n_eval=N)
@@ -155,8 +155,7 @@ def test_fitted_models_with_the_reverse_sampler_match_the_exact_moments(model, n
     """Recursive GMM / empirical model, reverse sampler (100 steps), 1-D: the mean and variance
     modes (g_1, g_2; EM matches the first two moments of its training set, so both learners
     keep them unbiased) stay within 4 predicted compounded SDs of the exact laws in every round.
-    Kills: sampling at 2 delta (|z| of g_2 > 6), delta/2, the fitted model's covariance scaled
-    by 1.1, the real set dropped from the training set."""
+    Kills: the reverse sampler stopping at 2 delta or at delta/2 (in _ScheduledSampler)."""
     p, a, delta, K = _p1(), 0.5, 0.1, 2
     res = tr.simulate_recursion(p, K, n, a, delta, model=model, steps=100, T=3.0, seed=2, progress=False,
                                 hermite_degree=2)
