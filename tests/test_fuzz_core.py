@@ -205,7 +205,8 @@ SIZE_ARGS = [
     ("truncation.w2_1d_laws", "n_levels"), ("truncation.sliced_w2", "n_projections"),
     ("truncation.grid_distances", "n"), ("truncation.IndependentDrawLearner", "rounds"),
     ("truncation.IndependentDrawLearner", "steps"), ("truncation.compounding_recursion", "rounds"),
-    ("truncation.expected_moment_sd", "rounds"), ("truncation.expected_moment_sd", "degree"), ("truncation.simulate_recursion", "rounds"),
+    ("truncation.expected_moment_sd", "rounds"), ("truncation.expected_moment_sd", "degree"),
+    ("truncation.simulate_recursion", "rounds"),
     ("truncation.simulate_recursion", "n_samples"), ("truncation.simulate_recursion", "steps"),
     ("truncation.simulate_recursion", "hermite_degree"), ("truncation.ExactRecursion.output_mixture", "k"),
 ]
