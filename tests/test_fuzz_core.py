@@ -157,7 +157,6 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "truncation.compounding_recursion": _case(truncation.compounding_recursion, data_law=GM1, rounds=2,
                                               real_fraction=0.5, schedule=0.1, eta=0.1),
     "truncation.CompoundingRecursion.ideal_step": _case(COMP.ideal_step, k=1),
-    "truncation.CompoundingRecursion.per_round_error": _case(COMP.per_round_error, k=1, n_levels=200),
     "truncation.expected_moment_sd": _case(truncation.expected_moment_sd, data_law=GM1, rounds=2, real_fraction=0.5,
                                            schedule=0.1, degree=3, n_real=100, n_eval=50, model="empirical"),
     "truncation.hermite_variances_1d": _case(truncation.hermite_variances_1d, law=GM1, degree=4),

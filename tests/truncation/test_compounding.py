@@ -45,7 +45,7 @@ def test_robustness_bound_holds_and_is_not_vacuous_for_the_compounding_recursion
     rec = tr.compounding_recursion(p, K, a, delta, eta)
     lim = tr.limit_law(p, a, delta, tol=1e-9)[0].to_mixture()
     d = np.array([tr.w2_1d_laws(rec.outputs[k], lim, n_levels=2000) for k in range(K + 1)])
-    eps = np.array([rec.per_round_error(k, n_levels=2000) for k in range(K + 1)])
+    eps = np.array([tr.w2_1d_laws(rec.outputs[k], rec.ideal_step(k), n_levels=2000) for k in range(K + 1)])
     k = np.arange(K + 1)
     bound = tr.robustness_bound(k, d[0], eps.max(), a, delta)
     assert np.all(d <= bound + 1e-4)

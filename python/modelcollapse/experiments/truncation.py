@@ -366,8 +366,8 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
         c = tr.w2_1d_laws(rec.outputs[K], glim)
         one = tr.w2_1d_laws(tr.affine_score_error(ideal.training[K].to_mixture(), geta).smooth(delta), glim)
         comp_ratio.append(c / one)
-        for metric, v in (("w2_compounding", c), ("w2_one_round_error", one), ("eps", rec.per_round_error(K)),
-                          ("radius", tr.robustness_radius(rec.per_round_error(K), ga, delta))):
+        for metric, v in (("w2_compounding", c), ("w2_one_round_error", one), ("eps", tr.w2_1d_laws(rec.outputs[K], rec.ideal_step(K))),
+                          ("radius", tr.robustness_radius(tr.w2_1d_laws(rec.outputs[K], rec.ideal_step(K)), ga, delta))):
             rows.append(dict(part="A4", setting=f"closed form a={ga}, eta={geta}", round=K, metric=metric, value=v))
     settings = [dict(steps=10, eta=0.0), dict(steps=cfg.steps, eta=0.0)] + [dict(steps=cfg.steps, eta=e)
                                                                            for e in A4_ETAS]

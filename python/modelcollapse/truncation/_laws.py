@@ -356,7 +356,8 @@ class CompoundingRecursion:
 
     ``training[k]`` = q~_k (q~_0 = p, q~_k = a p + (1-a) p~_{k-1}) and ``outputs[k]`` =
     p~_k = S_{delta_k} A_eta q~_k, every one a GaussianMixture with K (k + 1) components.
-    ``per_round_error(k)`` is eps_k = W2(p~_k, S_{delta_k} q~_k) (1-D, exact quantiles).
+    The per-round error is eps_k = W2(p~_k, ``ideal_step(k)``) (in 1-D:
+    ``w2_1d_laws(rec.outputs[k], rec.ideal_step(k))``).
     """
 
     data_law: GaussianMixture
@@ -370,15 +371,6 @@ class CompoundingRecursion:
         """S_{delta_k} q~_k: what an error-free round would output from round k's training law."""
         k = check_positive_int(k, "k", minimum=0, maximum=len(self.outputs) - 1)
         return self.training[int(k)].smooth(float(self.deltas[k]))
-
-    def per_round_error(self, k: int, n_levels: int = 2000) -> float:
-        """eps_k = W2(p~_k, S_{delta_k} q~_k), exact 1-D quantiles (d = 1 only)."""
-        from ._distances import w2_1d_laws
-
-        if self.data_law.dim != 1:
-            raise ValueError("per_round_error needs a 1-D data law (exact quantiles)")
-        ideal = self.ideal_step(k)  # validates k
-        return w2_1d_laws(self.outputs[int(k)], ideal, n_levels=n_levels)
 
 
 def compounding_recursion(data_law: GaussianMixture, rounds: int, real_fraction: float, schedule: Any,
