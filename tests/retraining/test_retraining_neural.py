@@ -47,14 +47,39 @@ def test_torch_learner_resume_is_identical(tmp_path, make, data):
     np.testing.assert_array_equal(a.numpy(), torch.rand(3).numpy())
 
 
+class _GaussianEps(torch.nn.Module):
+    """The exact epsilon predictor of data N(0, s^2 I): E[eps | x_k] = sqrt(1 - abar_k) x / (abar_k s^2 + 1 - abar_k)."""
+
+    def __init__(self, abar, s2):
+        super().__init__()
+        self.abar, self.s2 = abar, s2
+
+    def forward(self, x, k):
+        a = self.abar[k.long()][:, None]
+        return (1 - a).sqrt() * x / (a * self.s2 + 1 - a)
+
+
 def test_ddpm_sampler_with_all_levels_is_ancestral_ddpm():
-    # eta = 1 over all levels: sigma_k^2 = beta_k (1 - abar_{k-1}) / (1 - abar_k), the DDPM posterior variance
-    lr = DDPMLearner(n_levels=50, sample_steps=50)
-    abar = lr._abar.numpy()
-    betas = 1 - abar[1:] / abar[:-1]
-    post = betas * (1 - abar[:-1]) / (1 - abar[1:])
-    sig2 = (1 - abar[:-1]) / (1 - abar[1:]) * (1 - abar[1:] / abar[:-1])
-    np.testing.assert_allclose(sig2, post, rtol=1e-12)
+    # DDIM with eta = 1 over all levels must be Ho et al.'s ancestral sampler:
+    # x_{k-1} = (x_k - beta_k / sqrt(1 - abar_k) eps) / sqrt(alpha_k) + sqrt(beta~_k) z, no noise at k = 0,
+    # beta~_k = beta_k (1 - abar_{k-1}) / (1 - abar_k). Same torch seed -> same normals in the same order.
+    N, n, s2 = 40, 500, 2.0
+    lr = DDPMLearner(n_levels=N, sample_steps=N, eta=1.0, dtype="float64", device="cpu")
+    betas = torch.linspace(1e-4, 0.02, N, dtype=torch.float64)   # Ho et al.'s schedule, rebuilt here
+    alphas = 1 - betas
+    abar = torch.cumprod(alphas, 0)
+    model = _GaussianEps(abar, s2)
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        got = lr._sample(model, n, 2)
+        torch.manual_seed(7)
+        x = torch.randn(n, 2, dtype=torch.float64)
+        for k in range(N - 1, -1, -1):
+            eps = model(x, torch.full((n,), float(k), dtype=torch.float64))
+            x = (x - betas[k] / (1 - abar[k]).sqrt() * eps) / alphas[k].sqrt()
+            if k > 0:
+                x = x + (betas[k] * (1 - abar[k - 1]) / (1 - abar[k])).sqrt() * torch.randn_like(x)
+    np.testing.assert_allclose(got.numpy(), x.numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.slow
