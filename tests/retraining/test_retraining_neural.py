@@ -110,7 +110,8 @@ def test_neural_experiment_trains_theta0_once_and_states_claims(tmp_path, monkey
     r0 = t[(t["round"] == 0) & (t.metric == "w2")].pivot(index="seed", columns="synthetic_ratio", values="value")
     np.testing.assert_array_equal(r0[0.5].to_numpy(), r0[math.inf].to_numpy())
     names = {c.name for c in out.claims}
-    assert {"rd.synthetic_drifts", "rd.synthetic_worse_than_lam0.5", "rd.stable_lam0.5"} == names
+    assert {"rd.synthetic_drifts", "rd.synthetic_concentrates_on_modes", "rd.synthetic_worse_than_lam0.5",
+            "rd.stable_lam0.5"} == names
     assert all(c.n == 2 for c in out.claims)
     assert (tmp_path / "retraining-ddpm.parquet").exists()
     assert all(p.exists() for p in out.figures)
