@@ -216,7 +216,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
             own = chains([0.0], [[1.0]], n_c, 1, C, synthetic_ratio=0.0, init_mean=[mu0], init_cov=[[1.0]],
                          seed=s).means[:, 1, 0]
             err = ch.means[:, :, 0] - own[:, None]
-            # E[mu_1 - m_r | m_r] = (m/N)(mu_0 - m_r) exactly (mixed_map_expected), m/N = rho here
+            # E[mu_1 - m_r | m_r] = (m/N)(mu_0 - m_r) (an identity of expectations, mixed_map_expected), m/N = rho here
             one_round.append(float(err[:, 1].mean() / err[:, 0].mean()))
             if s == seeds[0]:
                 err0 = err
