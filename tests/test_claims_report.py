@@ -193,3 +193,21 @@ def test_demo_moment_recursion_agrees_with_the_mixture_recursion(a):
         traces.append(np.trace(exact.covariance()))
         model = p.mix(exact, a) if a > 0 else exact
     np.testing.assert_allclose(moment_recursion(p, a, delta, 4), traces, rtol=1e-12)
+
+
+def test_claims_command_prints_saved_claims_and_strict_exit_code(tmp_path, capsys):
+    from modelcollapse.cli import main
+    from modelcollapse.experiments._claims import claims_frame
+
+    bad = claim("x.too_big", "the mean is at most 0", [1.0, 1.1, 0.9, 1.05, 0.95], "<=", 0.0)
+    claims_frame([bad]).to_parquet(tmp_path / "x_claims.parquet")
+    assert main(["claims", str(tmp_path), "--strict"]) == 1
+    out = capsys.readouterr().out
+    # sd 0.079, t(0.975, 4) = 2.776: half width 0.098
+    assert "  [fails] x.too_big: the mean is at most 0: 1.00 [0.90, 1.10] <= 0 (n=5, t over seeds)" in out
+    assert "claims (0 holds, 1 fails, 0 underpowered):" in out
+    assert main(["claims", str(tmp_path)]) == 0
+    assert main(["claims", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "x_claims.parquet").unlink()
+    assert main(["claims", str(tmp_path), "--strict"]) == 1 and main(["claims", str(tmp_path)]) == 0

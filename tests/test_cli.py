@@ -42,26 +42,6 @@ def test_run_demo_quick_writes_table_figure_and_sidecar(tmp_path):
     assert "trace_cov_data: 4.977\n" in out           # summary rounded to 4 significant digits
 
 
-def test_claims_command_strict_exit_code(tmp_path):
-    from modelcollapse.experiments._claims import claim, claims_frame
-
-    bad = claim("x.too_big", "the mean is at most 0", [1.0, 1.1, 0.9, 1.05, 0.95], "<=", 0.0)
-    claims_frame([bad]).to_parquet(tmp_path / "x_claims.parquet")
-    res = run_cli("claims", str(tmp_path), "--strict", check=False)
-    assert res.returncode == 1 and "[fails] x.too_big: the mean is at most 0: 1.00 [0.90, 1.10] <= 0 (n=5" in res.stdout
-    assert run_cli("claims", str(tmp_path)).returncode == 0
-    res = run_cli("claims", str(tmp_path / "nowhere"), check=False)
-    assert res.returncode == 2 and "does not exist" in res.stderr
-
-
-def test_bad_override_is_rejected_with_valid_keys(tmp_path):
-    res = run_cli("run", "demo", "--preset", "quick", "--set", "nonsense=1", "--out", str(tmp_path), check=False)
-    assert res.returncode == 2
-    assert "unknown key 'nonsense'" in res.stderr and "real_fraction" in res.stderr
-    res = run_cli("run", "demo", "--preset", "quick", "--set", "rounds=abc", "--out", str(tmp_path), check=False)
-    assert res.returncode == 2 and "rounds must be int" in res.stderr
-
-
 @pytest.mark.slow
 def test_report_contains_every_registered_part(tmp_path):
     from modelcollapse.experiments import load_all

@@ -43,7 +43,7 @@ class Claim:
     Attributes
     ----------
     name : str
-        Short stable identifier, e.g. ``"a4.compounding_w2_matches_recursion"``.
+        Short stable identifier, e.g. ``"demo.sampler_tracks_exact_laws"``.
     statement : str
         The sentence as a reader sees it, with the comparison written out.
     estimate : float
@@ -264,7 +264,14 @@ def format_target(c: Claim, pm: str = "+-") -> str:
 
 def format_claim(c: Claim) -> str:
     """One readable line, verdict first: ``[holds] statement: estimate [CI] ~ target +- tol
-    (n=5, t over seeds)``, the estimate and CI rounded to two significant digits of the CI width."""
+    (n=5, t over seeds)``, the estimate and CI rounded to two significant digits of the CI width.
+
+    Examples
+    --------
+    >>> c = claim("demo.mean_is_one", "the mean is 1 within 0.1", [0.98, 1.01, 1.02, 0.99, 1.0], "~", 1.0, 0.1)
+    >>> format_claim(c)
+    '[holds] demo.mean_is_one: the mean is 1 within 0.1: 1.000 [0.980, 1.020] ~ 1 +- 0.1 (n=5, t over seeds)'
+    """
     est, ci = format_estimate(c)
     return f"[{c.verdict}] {c.name}: {c.statement}: {est} {ci} {format_target(c)} (n={c.n}, {c.method})"
 
