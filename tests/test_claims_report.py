@@ -43,6 +43,7 @@ def test_estimate_is_rounded_to_what_the_interval_supports(est, lo, hi, expected
 
 def test_format_number_edge_cases_and_target_spelling():
     assert format_number(float("nan"), 3) == "nan" and format_number(0.0, 9) == "0"
+    assert format_number(-0.0001, 3) == "0.000" and format_number(-0.0006, 3) == "-0.001"
     assert format_number(3.3e7, -5) == "3.30e+07" and format_number(123456.0, -3) == "123000"
     assert format_target(_c(0, 0, 1, comparison="~", target=1.0, tolerance=0.05)) == "~ 1 +- 0.05"
     assert format_target(_c(0, 0, 1, comparison="<=", target=0.25, tolerance=0.0)) == "<= 0.25"

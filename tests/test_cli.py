@@ -25,12 +25,12 @@ def test_run_demo_quick_writes_table_figure_and_sidecar(tmp_path):
     out = run_cli("run", "demo", "--preset", "quick", "--set", "real_fraction=0.5", "--out", str(tmp_path)).stdout
     table = pd.read_parquet(tmp_path / "demo.parquet")
     assert set(table.columns) >= {"seed", "round", "metric", "source", "value"}
-    assert table["seed"].nunique() == 5          # the quick preset's seed ensemble
+    assert table["replicate"].nunique() == 5     # the quick preset's seed ensemble
     meta = json.loads((tmp_path / "demo.json").read_text())
     assert meta["config"]["real_fraction"] == 0.5 and meta["versions"]["modelcollapse"]
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     # simulation tracks the exact law of every round (covariance trace within 10%)
-    tc = table[table.metric == "trace_cov"].pivot_table(index=["seed", "round"], columns="source", values="value")
+    tc = table[table.metric == "trace_cov"].pivot_table(index=["replicate", "round"], columns="source", values="value")
     assert ((tc.simulation - tc.exact).abs() / tc.exact < 0.1).all()
     # the claims, one line each, verdict first, after the run; `claims DIR` prints the same lines from disk
     lines = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("[")]

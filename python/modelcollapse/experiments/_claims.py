@@ -240,9 +240,8 @@ def format_number(value: float, decimals: int | None) -> str:
     if decimals > 6 or mag >= 6:
         sig = max(1, mag + decimals + 1)
         return f"{v:.{sig - 1}e}"
-    if decimals <= 0:
-        return f"{round(v, decimals):.0f}"
-    return f"{v:.{decimals}f}"
+    text = f"{round(v, decimals):.0f}" if decimals <= 0 else f"{v:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
 
 def format_estimate(c: Claim) -> tuple[str, str]:
