@@ -210,5 +210,9 @@ def test_claims_command_prints_saved_claims_and_strict_exit_code(tmp_path, capsy
     assert main(["claims", str(tmp_path)]) == 0
     assert main(["claims", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    good = claim("x.small", "the mean is at most 2", [1.0, 1.1, 0.9, 1.05, 0.95], "<=", 2.0)
+    under = claim("x.one", "one seed", [1.0], "<=", 2.0)
+    claims_frame([good, under]).to_parquet(tmp_path / "x_claims.parquet")
+    assert main(["claims", str(tmp_path), "--strict"]) == 0     # underpowered does not fail --strict
     (tmp_path / "x_claims.parquet").unlink()
     assert main(["claims", str(tmp_path), "--strict"]) == 1 and main(["claims", str(tmp_path)]) == 0
