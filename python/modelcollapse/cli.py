@@ -1,4 +1,4 @@
-"""Command-line interface: ``modelcollapse info | list | run NAME``."""
+"""Command-line interface: ``modelcollapse info | list | run NAME | report | claims DIR | sweep NAME``."""
 from __future__ import annotations
 
 import argparse
@@ -47,8 +47,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for fig in result.figures:
         print(f"figure: {fig}")
     print(f"table:  {out / (exp.name + '.parquet')} ({len(result.table)} rows)")
-    for key, value in result.summary.items():
+    from .experiments.report import summary_rows
+
+    for key, value in summary_rows(result.summary):  # rounded to 4 significant digits; the sidecar has all
         print(f"{key}: {value}")
+    _print_claims(result.claims)
+    return 0
+
+
+def _print_claims(claims: list) -> None:
+    """One line per claim, verdict first, then the verdict counts (docs/claims.md)."""
+    from .experiments._claims import format_claim, verdict_counts
+
+    if not claims:
+        print("claims: none declared")
+        return
+    print(f"claims ({', '.join(f'{n} {v}' for v, n in verdict_counts(claims).items())}):")
+    for c in claims:
+        print(f"  {format_claim(c)}")
+
+
+def _cmd_claims(args: argparse.Namespace) -> int:
+    from .experiments._claims import load_claims
+
+    found = load_claims(args.path)
+    if not found:
+        print(f"no claims under {args.path}")
+        return 1 if args.strict else 0
+    everything = []
+    for path, claims in found.items():
+        print(f"{path}:")
+        _print_claims(claims)
+        everything += claims
+    if args.strict and any(c.verdict == "fails" for c in everything):
+        print("modelcollapse: error: some claims fail", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -59,7 +92,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     res = build_report(args.preset, args.out, progress=progress)
     failed = [s["experiment"] for s in res["sections"] if s["error"]]
     for s in res["sections"]:
-        print(f"{s['part']:<12} {s['experiment']:<24} {'FAILED' if s['error'] else 'ok'} ({s['seconds']:.1f} s)")
+        verdicts = [c["verdict"] for c in s["claims"]]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("holds", "fails", "underpowered") if v in verdicts)
+        print(f"{s['part']:<12} {s['experiment']:<24} {'FAILED' if s['error'] else 'ok'} ({s['seconds']:.1f} s)"
+              f"  claims: {counts or 'none'}")
+    c = res["counts"]
+    print(f"claims: {c['holds']} hold, {c['fails']} fail, {c['underpowered']} underpowered")
     print(f"report: {res['html']} and {res['markdown']}")
     if failed:
         print(f"modelcollapse: error: experiments failed: {', '.join(failed)} (see the report)", file=sys.stderr)
@@ -94,11 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output folder (default results/NAME)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="run every part's headline experiment and write an HTML + Markdown report")
+    rep = sub.add_parser("report", help="run every part's report experiments and write an HTML + Markdown report "
+                                         "of their claims, figures and numbers")
     rep.add_argument("--preset", default="quick", choices=["quick", "default", "paper"])
     rep.add_argument("--out", default="results/report", help="output folder (default results/report)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.set_defaults(func=_cmd_report)
+    cl = sub.add_parser("claims", help="print the claims saved in a results folder (nothing is run)")
+    cl.add_argument("path", help="a results folder (searched recursively), a *_claims.parquet or a JSON sidecar")
+    cl.add_argument("--strict", action="store_true", help="exit 1 when a claim fails (or none is found)")
+    cl.set_defaults(func=_cmd_claims)
     sw = sub.add_parser("sweep", help="run an experiment over a parameter grid and seeds, merged into one table")
     sw.add_argument("name", help="experiment name (see `modelcollapse list`)")
     sw.add_argument("--preset", default="quick", choices=["quick", "default", "paper"])

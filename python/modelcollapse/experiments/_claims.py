@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -42,7 +43,7 @@ class Claim:
     Attributes
     ----------
     name : str
-        Short stable identifier, e.g. ``"a4.compounding_w2_matches_recursion"``.
+        Short stable identifier, e.g. ``"demo.sampler_tracks_exact_laws"``.
     statement : str
         The sentence as a reader sees it, with the comparison written out.
     estimate : float
@@ -196,16 +197,127 @@ def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
     return pd.DataFrame([c.to_dict() for c in claims], columns=cols)
 
 
-def format_claim(c: Claim) -> str:
-    """One readable line: verdict, statement, estimate [CI] vs target, rounded to the CI."""
+def claim_from_dict(d: dict[str, Any]) -> Claim:
+    """Rebuild a :class:`Claim` from :meth:`Claim.to_dict` output (a sidecar entry or a
+    Parquet row); unknown keys are ignored, so later fields do not break old readers."""
+    names = {f.name for f in dataclasses.fields(Claim)}
+    missing = [k for k in ("name", "statement", "estimate", "ci_low", "ci_high", "comparison", "target",
+                           "tolerance", "verdict", "n") if k not in d]
+    if missing:
+        raise ValueError(f"claim record lacks {', '.join(missing)}")
+    kw = {k: v for k, v in d.items() if k in names}
+    for k in ("estimate", "ci_low", "ci_high", "target", "tolerance", "level"):
+        if k in kw:
+            kw[k] = float(kw[k])
+    kw["n"] = int(kw["n"])
+    return Claim(**kw)
+
+
+def claim_decimals(c: Claim) -> int | None:
+    """Decimals the interval supports: two significant digits of its width.
+
+    ``None`` when the interval is infinite or empty (then numbers get 4 significant digits).
+    Negative for wide intervals (-1: round to tens).
+    """
     width = c.ci_high - c.ci_low
-    digits = 3 if not math.isfinite(width) or width <= 0 else max(1, min(6, 1 - int(math.floor(math.log10(width)))))
-    fmt = f"{{:.{digits}f}}"
-    tol = f" +- {fmt.format(c.tolerance)}" if c.tolerance else ""
-    return (f"[{c.verdict}] {c.statement}: {fmt.format(c.estimate)} "
-            f"[{fmt.format(c.ci_low)}, {fmt.format(c.ci_high)}] {c.comparison} {fmt.format(c.target)}{tol} "
-            f"(n={c.n})")
+    if not math.isfinite(width) or width <= 0:
+        return None
+    return 1 - int(math.floor(math.log10(width)))
+
+
+def format_number(value: float, decimals: int | None) -> str:
+    """``value`` rounded to ``decimals`` places (see :func:`claim_decimals`); ``inf``, ``-inf``
+    and ``nan`` as such; scientific notation when fixed point would need more than 6 decimals
+    or the value is 1e6 or more."""
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    if decimals is None:
+        return f"{v:.4g}"
+    if v == 0:
+        return "0"
+    mag = int(math.floor(math.log10(abs(v))))
+    if decimals > 6 or mag >= 6:
+        sig = max(1, mag + decimals + 1)
+        return f"{v:.{sig - 1}e}"
+    text = f"{round(v, decimals):.0f}" if decimals <= 0 else f"{v:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
+
+
+def format_estimate(c: Claim) -> tuple[str, str]:
+    """``("estimate", "[low, high]")`` rounded to what the interval supports."""
+    d = claim_decimals(c)
+    return format_number(c.estimate, d), f"[{format_number(c.ci_low, d)}, {format_number(c.ci_high, d)}]"
+
+
+def format_target(c: Claim, pm: str = "+-") -> str:
+    """The comparison as written: ``"~ 1 +- 0.05"``, ``"<= 0.25"``, ``">= 0 - 0.1"`` (target and
+    tolerance are inputs, not estimates: 3 significant digits; ``pm`` spells plus-minus)."""
+    if c.comparison == "~":
+        return f"~ {c.target:.3g} {pm} {c.tolerance:.3g}"
+    if not c.tolerance:
+        return f"{c.comparison} {c.target:.3g}"
+    sign = "+" if c.comparison == "<=" else "-"
+    return f"{c.comparison} {c.target:.3g} {sign} {c.tolerance:.3g}"
+
+
+def format_claim(c: Claim) -> str:
+    """One readable line, verdict first: ``[holds] statement: estimate [CI] ~ target +- tol
+    (n=5, t over seeds)``, the estimate and CI rounded to two significant digits of the CI width.
+
+    Examples
+    --------
+    >>> c = claim("demo.mean_is_one", "the mean is 1 within 0.1", [0.98, 1.01, 1.02, 0.99, 1.0], "~", 1.0, 0.1)
+    >>> format_claim(c)
+    '[holds] demo.mean_is_one: the mean is 1 within 0.1: 1.000 [0.980, 1.020] ~ 1 +- 0.1 (n=5, t over seeds)'
+    """
+    est, ci = format_estimate(c)
+    return f"[{c.verdict}] {c.name}: {c.statement}: {est} {ci} {format_target(c)} (n={c.n}, {c.method})"
+
+
+def load_claims(path: str | Path) -> dict[Path, list[Claim]]:
+    """The saved claims under ``path``, per file, without running anything.
+
+    ``path`` is a results folder (searched recursively, so a report or sweep folder works),
+    a ``<name>_claims.parquet`` file or a ``<name>.json`` sidecar. A folder's
+    ``<name>_claims.parquet`` files are read; a sidecar whose claims have no Parquet twin
+    is read too (non-finite bounds come back as floats either way).
+    """
+    from ..results import load_sidecar
+
+    root = Path(path)
+    if not root.exists():
+        raise ValueError(f"path {str(root)!r} does not exist")
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(root.rglob("*_claims.parquet"))
+        covered = {f.with_name(f.name[: -len("_claims.parquet")] + ".json") for f in files}
+        files += [f for f in sorted(root.rglob("*.json")) if f not in covered]
+    out: dict[Path, list[Claim]] = {}
+    for f in files:
+        if f.name.endswith("_claims.parquet"):
+            records = pd.read_parquet(f).to_dict("records")
+        elif f.suffix == ".json":
+            try:
+                side = load_sidecar(f)
+            except (ValueError, UnicodeDecodeError):
+                if root.is_file():
+                    raise ValueError(f"{f} is not a JSON sidecar") from None
+                continue  # some other JSON file in the folder
+            records = side.get("claims", []) if isinstance(side, dict) else []
+        else:
+            raise ValueError(f"path must be a folder, a *_claims.parquet file or a JSON sidecar, got {str(f)!r}")
+        if records:
+            out[f] = [claim_from_dict(r) for r in records]
+    return out
+
+
+def verdict_counts(claims: Sequence[Claim]) -> dict[str, int]:
+    """``{"holds": ., "fails": ., "underpowered": .}`` for a list of claims."""
+    return {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
 
 
 __all__ = ["Claim", "Verdict", "Comparison", "VERDICTS", "decide", "mean_ci", "bootstrap_ci", "claim",
-           "claim_from_interval", "claims_frame", "format_claim"]
+           "claim_from_interval", "claims_frame", "claim_from_dict", "claim_decimals", "format_number",
+           "format_estimate", "format_target", "format_claim", "load_claims", "verdict_counts"]

@@ -42,6 +42,7 @@ class Experiment:
     part: str = "foundation"
     headline: bool = False
     claim: str = ""
+    report: bool = False
 
     def fields(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config_cls)]
@@ -116,19 +117,23 @@ REGISTRY: dict[str, Experiment] = {}
 
 
 def register(name: str, description: str, config_cls: type, presets: dict[str, dict[str, Any]], *,
-             part: str = "foundation", headline: bool = False, claim: str = ""):
+             part: str = "foundation", headline: bool = False, claim: str = "", report: bool | None = None):
     """Decorator registering ``run(config, out_dir, progress) -> ExperimentOutput``.
 
     ``part`` groups experiments by paper (``truncation``, ``hodge``, ``retraining``,
     ``dae``, ``foundation``); the ``headline`` experiment of each part goes into
-    ``modelcollapse report`` with its one-paragraph ``claim``.
+    ``modelcollapse report`` with its one-paragraph ``claim`` (a summary in words; the
+    checked statements are the :class:`Claim` objects the run returns). ``report=True`` puts
+    a further experiment of the part into the report, with its claims (default: only the
+    headline; docs/claims.md, section "Reading the report").
     """
     missing = [p for p in PRESETS if p not in presets]
     if missing:
         raise ValueError(f"experiment {name} lacks presets {missing}")
 
     def deco(fn: Callable[[Any, Path, bool], ExperimentOutput]):
-        REGISTRY[name] = Experiment(name, description, config_cls, presets, fn, part, headline, claim)
+        REGISTRY[name] = Experiment(name, description, config_cls, presets, fn, part, headline, claim,
+                                    headline if report is None else bool(report))
         return fn
 
     return deco
