@@ -338,8 +338,7 @@ def generation_target(Q: Any, G: Any, b: float, v: Any = None, *, schedule, n_sa
         raise ValueError(f"method must be 'grid' or 'mixture', got {method!r}")
     grid = check_positive_int(grid, "grid", minimum=2)
     n_atoms = check_positive_int(n_atoms, "n_atoms")
-    if method == "grid":
-        check_allocation(float(grid) ** r * (r + 2), "grid", "the grid of means")
+    check_allocation(float(grid) ** r * (r + 2), "grid", "the grid of means")     # whatever the method
     bandwidth_factor = check_real(bandwidth_factor, "bandwidth_factor", low=1e-6, high=1e6)
     rng = as_generator(seed)
     ev, U = np.linalg.eigh(Q)
