@@ -307,13 +307,14 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
                     detail=f"per seed difference, {cfg.seeds} seeds; a bound (tolerance 0){small}")]
     for tau in taus:
         diff = per_seed("2H2(sim,theory)", tau) - per_seed("2H2(theory,theory')", tau)
-        tol = float(np.mean(per_seed("2H2(theory,theory')", tau)))
+        tol = 0.05 * float(np.mean(per_seed("2H2(sim,target)", tau)))
         claims.append(claim(
             f"d2.theory_agrees_tau{tau:g}",
-            f"tau = {tau:g}: 2H^2(simulation, pure theory) on span(mu) exceeds the two-sample KDE noise "
-            f"2H^2(theory, theory') by at most that noise", diff, "<=", 0.0, tol,
+            f"tau = {tau:g}: 2H^2(simulation, pure theory) on span(mu), less the two-sample KDE noise "
+            f"2H^2(theory, theory'), is at most 5% of the plotted 2H^2(simulation, target)", diff, "<=", 0.0, tol,
             detail=f"per seed: 2H^2(sim, theory) - 2H^2(theory, theory'), {cfg.n_samples} samples each, d = {d}; "
-                   f"tolerance = mean two-sample noise {tol:.4f}{small}"))
+                   f"tolerance = 5% of the mean 2H^2(sim, target) at this tau ({tol:.4f}): a deviation that would "
+                   f"be barely visible on Cui et al.'s Fig. 2 (right){small}"))
     return ExperimentOutput(table, [path], summ, claims=claims)
 
 
