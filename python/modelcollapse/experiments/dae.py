@@ -352,7 +352,8 @@ def _digits_theory(tg, w0: np.ndarray, cfg: DigitsConfig, train_b: bool, b0: flo
     wtr = tg.basis.T @ w0                       # eigen-coordinates, eigenvalues in decreasing order
     G0 = wtr[bins.spike_coords].T / np.sqrt(d)
     return th.integrate_spectral_odes(st, th.level_overlaps(wtr, bins.index), G0, b0, taus=taus, lr=cfg.lr,
-                                      weight_decay=cfg.weight_decay, train_b=train_b, n_nodes=cfg.theory_nodes, dtau=cfg.theory_dtau)
+                                      weight_decay=cfg.weight_decay,
+                                      train_b=train_b, n_nodes=cfg.theory_nodes, dtau=cfg.theory_dtau)
 
 
 def _theory_total_variance(Q: np.ndarray, b: float, sch, d: int, n: int, seed: int) -> float:
@@ -431,9 +432,9 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
                                                     seed=sd + 80 + i)
                 gen_total = float(np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)))
                 vals = {"total_variance_ratio": gen_total / float(lam.sum()),
-                        "var_pc1_ratio": float(proj[:, 0].var() / lam[0]), "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
-                        "b": b, "H(sim,target)": dae.projected_hellinger(proj, target, bandwidth_factor=1.5, bw_method="silverman"),
-                        "H(sim,theory)": dae.projected_hellinger(proj, theo, bandwidth_factor=1.5, bw_method="silverman"),
+                        "var_pc1_ratio": float(proj[:, 0].var() / lam[0]),
+                        "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
+                        "b": b, "H(sim,target)": _hellinger(proj, target), "H(sim,theory)": _hellinger(proj, theo),
                         "total_variance_ratio_ode": _theory_total_variance(Qo, bo, sch, d, cfg.n_samples,
                                                                            sd + 90 + i) / float(lam.sum()),
                         "var_pc1_ratio_ode": float(theo_ode[:, 0].var() / lam[0]),
@@ -690,8 +691,9 @@ def _generations_claims(table: pd.DataFrame, cfg) -> list:
                 f"{variant}, generation {g}: H(simulation, theory) exceeds H(simulation, replica with the same initial "
                 f"weights and previous model) by at most the two-sample KDE noise", h - rep, "<=", 0.0, tol,
                 detail=f"per seed: H(sim, theory) - H(sim, sim'), sim' trained from the same initial weights on "
-                       f"fresh data from the same previous model (fresh SGD noise); it measures the finite-d (d = {int(table.d.iloc[0])}) "
-                       f"spread of the simulation itself, which the deterministic theory cannot resolve; tolerance "
+                       f"fresh data from the same previous model (fresh SGD noise); it measures the finite-d "
+                       f"(d = {int(table.d.iloc[0])}) spread of the simulation itself, which the deterministic "
+                       f"theory cannot resolve; tolerance "
                        f"= mean H(theory, theory') = {tol:.3f}{small}"))
     return claims
 
