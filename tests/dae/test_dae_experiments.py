@@ -36,8 +36,8 @@ def test_d2_generation(tmp_path):
     """Pure theory (ODEs with the weight decay 1.5 of Cui et al. Fig. 2 + Cor. 2.3) against the
     d-dimensional samples in the paper's Hellinger convention (2H^2, 1-D on span(mu)).
     Measured (quick, d = 300): 2H^2(sim, theory) 0.001-0.007, two-sample noise 0.0005-0.0034,
-    2H^2(sim, target) 1.2 -> 0.33. Kills: weight decay dropped from the ODE call (theory then
-    lags the simulation), the Hellinger convention changed back to H (values x ~10-30)."""
+    2H^2(sim, target) 1.2 -> 0.33. Kills (checked): the weight decay dropped from the ODE call
+    (2H^2(sim, theory) 0.14-0.24)."""
     res = _run("dae-generation", tmp_path)
     t = res.table
     h_st = t[t.metric == "2H2(sim,theory)"].value.to_numpy()
@@ -71,7 +71,7 @@ def test_d4_generations(tmp_path):
     weight decay it grows, 0.37 -> 0.45), H(sim, theory) at generation 2 within ~0.03 of the
     two-sample KDE noise (nu on the old 6-node grid: 0.2-0.56). Kills (checked): weight decay
     dropped from the preset (total variance then grows, 0.37 -> 0.45), nu back on the 6-node grid
-    (H(sim, theory) 0.13-0.23 at generation 2). Does not kill: the atoms' covariances dropped
+    (H(sim, theory) 0.13-0.23 at generation 2), weight decay dropped from the ODE call (0.16-0.17). Does not kill: the atoms' covariances dropped
     (8 atoms without them are close enough here)."""
     res = _run("dae-generations", tmp_path)
     t = res.table
