@@ -71,8 +71,8 @@ def test_d4_generations(tmp_path):
     weight decay it grows, 0.37 -> 0.45), H(sim, theory) at generation 2 within ~0.03 of the
     two-sample KDE noise (nu on the old 6-node grid: 0.2-0.56). Kills (checked): weight decay
     dropped from the preset (total variance then grows, 0.37 -> 0.45), nu back on the 6-node grid
-    (H(sim, theory) 0.13-0.23 at generation 2), weight decay dropped from the ODE call (0.16-0.17). Does not kill: the atoms' covariances dropped
-    (8 atoms without them are close enough here)."""
+    (H(sim, theory) 0.13-0.23 at generation 2), weight decay dropped from the ODE call (0.16-0.17).
+    Does not kill: the atoms' covariances dropped (8 atoms without them are close enough here)."""
     res = _run("dae-generations", tmp_path)
     t = res.table
 
