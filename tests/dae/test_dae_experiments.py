@@ -6,6 +6,7 @@ import importlib
 
 import numpy as np
 import pandas as pd
+import pytest
 
 importlib.import_module("modelcollapse.experiments.dae")
 from modelcollapse.experiments._registry import REGISTRY  # noqa: E402
@@ -65,6 +66,7 @@ def test_d3_digits_mode_collapse(tmp_path):
         assert abs(c[name].estimate) < 0.05, c[name]
 
 
+@pytest.mark.slow
 def test_d4_generations(tmp_path):
     """D4 at d = 784 with the paper's hyperparameters (Fig. 4: tau = 2.8, weight decay 0.784), 2
     seeds, 2 generations. Measured: total variance ratio 0.24 -> 0.18 (trained b; without the
