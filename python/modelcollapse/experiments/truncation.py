@@ -118,7 +118,8 @@ def _rate_rows(cfg: TruncationConfig, table: pd.DataFrame) -> list[dict]:
 
     def add(dim, a, delta, metric, fit, sharp):
         rate, lo, hi, nfit = fit
-        bound = sharp.bound_w2 if metric == "w2" else sharp.bound_tv
+        # H^2 is jointly convex and contracted by S_delta: H^2(p_k, p_inf) <= (1-a) H^2(p_{k-1}, p_inf)
+        bound = {"w2": sharp.bound_w2, "hellinger": np.sqrt(sharp.bound_tv)}.get(metric, sharp.bound_tv)
         for name, v in ((f"rate_{metric}", rate), (f"rate_{metric}_ci_low", lo), (f"rate_{metric}_ci_high", hi),
                         (f"rate_{metric}_n_fit", nfit), (f"rate_{metric}_sharp", sharp.rate),
                         (f"rate_{metric}_bound", bound), ("lowest_degree", sharp.lowest_degree)):
