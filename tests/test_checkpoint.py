@@ -28,7 +28,7 @@ from modelcollapse.retraining import (
     load_round,
     run_retraining,
 )
-from modelcollapse.truncation import ExactLawLearner, FittedModelLearner
+from modelcollapse.truncation import FittedModelLearner, IndependentDrawLearner
 
 
 def _reject_constant(name):
@@ -116,7 +116,7 @@ def _learners():
         ("empirical", EmpiricalLearner(steps=5)),
         ("dae", dae.DaeLearner(r=2, lr=0.2, schedule=dae.sampler_schedule(5, 0.9))),
         ("dae-warm", dae.DaeLearner(r=2, lr=0.2, warm_start=True, schedule=dae.sampler_schedule(5, 0.9))),
-        ("truncation-exact", ExactLawLearner(_gm(), 0.5, 0.1, 2, steps=10)),
+        ("truncation-independent", IndependentDrawLearner(_gm(), 0.5, 0.1, 2, steps=10)),
         ("truncation-gmm", FittedModelLearner(GMMLearner(2, max_iter=10), 0.1, 2, steps=10)),
         ("truncation-empirical", FittedModelLearner(EmpiricalLearner(steps=5), 0.1, 2, steps=10)),
     ]

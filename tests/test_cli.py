@@ -66,11 +66,14 @@ def test_sweep_local_merges_and_resumes(tmp_path):
     assert "4 cells, 0 already finished, 4 to run" in first
     table = pd.read_parquet(tmp_path / "sweep.parquet")
     assert table["cell"].nunique() == 4
-    assert set(table["sweep_real_fraction"]) == {"0", "0.5"} and set(table["sweep_seed"]) == {"0", "1"}
+    # typed columns: the config's values, not the command-line strings
+    assert set(table["sweep_real_fraction"]) == {0.0, 0.5} and set(table["sweep_seed"]) == {0, 1}
+    assert table["sweep_real_fraction"].dtype == float and table["sweep_seed"].dtype.kind == "i"
+    assert len(table[table.sweep_real_fraction == 0.5]) == len(table) // 2
     # a=0 collapses more than a=0.5: smaller covariance trace in the last round
     last = table[(table["round"] == 1) & (table.metric == "trace_cov") & (table.source == "exact")]
     by_a = last.groupby("sweep_real_fraction")["value"].mean()
-    assert by_a["0"] < by_a["0.5"]
+    assert by_a[0.0] < by_a[0.5]
     # interrupt-and-restart: a cell without its DONE marker is run again, the others are skipped
     done = sorted((tmp_path / "cells").glob("*/DONE"))
     done[0].unlink()
@@ -93,6 +96,16 @@ def test_sweep_on_dask_local_cluster(tmp_path):
     assert "2 cells" in out
     table = pd.read_parquet(tmp_path / "sweep.parquet")
     assert table["cell"].nunique() == 2
+
+
+@pytest.mark.slow
+def test_sweep_scheduler_local_shortcut(tmp_path):
+    pytest.importorskip("distributed")
+    out = run_cli("sweep", "demo", "--preset", "quick", "--grid", "rounds=1,2", "--jobs", "1", "--out", str(tmp_path),
+                  "--scheduler", "local").stdout
+    assert "2 cells, 0 already finished, 2 to run" in out
+    table = pd.read_parquet(tmp_path / "sweep.parquet")
+    assert set(table["sweep_rounds"]) == {1, 2}
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@ callable is walked with ``inspect.signature``.
 - a draw count is called ``n_samples`` in the methods that draw (``sample``,
   ``sample_smoothed``) and in Monte Carlo estimators, never ``n_mc``, ``num_samples`` or
   ``n_draws``;
+- one seed policy: every ``seed`` parameter defaults to 0 (the same numbers on every call;
+  ``seed=None`` asks for fresh entropy, a ``numpy.random.Generator`` continues a stream);
 - results are frozen records (``results.Record``), not dicts or tuples, for the record
   types listed below.
 """
@@ -91,6 +93,20 @@ def test_seed_threads_backend_are_keyword_only():
     wrong = [f"{name}: {p.name}" for name, fn in CALLABLES.items() if name not in EXEMPT
              for p in _params(fn) if p.name in KEYWORD_ONLY and p.kind is not inspect.Parameter.KEYWORD_ONLY]
     assert not wrong, "make these keyword-only (put them after *):\n" + "\n".join(sorted(wrong))
+
+
+def test_every_seed_defaults_to_zero():
+    wrong = [f"{name}: seed={p.default!r}" for name, fn in CALLABLES.items() if name not in EXEMPT
+             for p in _params(fn) if p.name == "seed" and p.default is not inspect.Parameter.empty and p.default != 0]
+    assert not wrong, "the seed policy is seed=0 by default (CONTRIBUTING.md, Conventions):\n" + "\n".join(sorted(wrong))
+
+
+def test_default_seed_repeats_and_none_is_fresh():
+    p = modelcollapse.GaussianMixture([1.0], [[0.0]], 1.0)
+    assert (p.sample(3) == p.sample(3)).all() and (p.sample(3) == p.sample(3, seed=0)).all()
+    assert (modelcollapse.EmpiricalScore(p.sample(5)).sample_smoothed(4, 0.1) ==
+            modelcollapse.EmpiricalScore(p.sample(5)).sample_smoothed(4, 0.1, seed=0)).all()
+    assert not (p.sample(3, seed=None) == p.sample(3, seed=None)).all()
 
 
 def test_draw_counts_are_n_samples():

@@ -38,6 +38,7 @@ MOM = hermite.hermite_moments(X1, 4)
 SCHED = truncation.Schedule.geometric(0.1, 0.5)
 LAW = truncation.SmoothedLaw(GM1, np.array([0.5, 0.5]), np.array([0.0, 0.2]))
 EXACT = truncation.exact_recursion(GM1, 2, 0.5, 0.1)
+COMP = truncation.compounding_recursion(GM1, 2, 0.5, 0.1, 0.1)
 PQ = (np.full((3, 3), 0.1), np.full((3, 3), 0.12))
 
 
@@ -144,16 +145,24 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "truncation.w2_1d_laws": _case(truncation.w2_1d_laws, p=GM1, q=GM1.smooth(0.3), n_levels=200),
     "truncation.sliced_w2": _case(truncation.sliced_w2, x=X2, y=Y2, n_projections=8, seed=1),
     "truncation.grid_distances": _case(truncation.grid_distances, p=GM1, q=GM1.smooth(0.3), lim=6.0, n=401),
-    "truncation.ExactLawLearner": _case(truncation.ExactLawLearner, data_law=GM1, real_fraction=0.5, schedule=0.1,
-                                        rounds=2, T=1.0, steps=5, integrator="exponential", grid="quadratic",
-                                        perturbation=0.0, threads=1),
+    "truncation.IndependentDrawLearner": _case(truncation.IndependentDrawLearner, data_law=GM1, real_fraction=0.5,
+                                               schedule=0.1, rounds=2, T=1.0, steps=5, integrator="exponential",
+                                               grid="quadratic", perturbation=0.0, threads=1),
     "truncation.FittedModelLearner": _case(truncation.FittedModelLearner, inner=mc.retraining.EmpiricalLearner(),
                                            schedule=0.1, rounds=2, T=1.0, steps=5, integrator="exponential",
-                                           grid="quadratic", threads=1),
+                                           grid="quadratic", perturbation=0.1, sampler="exact", threads=1),
     "truncation.simulate_recursion": _case(truncation.simulate_recursion, data_law=GM1, rounds=1, n_samples=20,
-                                           real_fraction=0.5, schedule=0.1, model="exact", T=1.0, steps=4,
+                                           real_fraction=0.5, schedule=0.1, model="independent", T=1.0, steps=4,
                                            integrator="exponential", grid="quadratic", n_components=None,
-                                           perturbation=0.0, hermite_degree=2, seed=1, threads=1, labels=None),
+                                           perturbation=0.0, sampler="reverse", hermite_degree=2, seed=1, threads=1,
+                                           labels=None),
+    "truncation.affine_score_error": _case(truncation.affine_score_error, law=GM1, eta=0.1),
+    "truncation.compounding_recursion": _case(truncation.compounding_recursion, data_law=GM1, rounds=2,
+                                              real_fraction=0.5, schedule=0.1, eta=0.1),
+    "truncation.CompoundingRecursion.ideal_step": _case(COMP.ideal_step, k=1),
+    "truncation.expected_moment_sd": _case(truncation.expected_moment_sd, data_law=GM1, rounds=2, real_fraction=0.5,
+                                           schedule=0.1, degree=3, n_real=100, n_eval=50, model="empirical"),
+    "truncation.hermite_variances_1d": _case(truncation.hermite_variances_1d, law=GM1, degree=4),
 }
 
 # Public callables not fuzzed, with the reason.
@@ -166,10 +175,11 @@ SKIPPED: dict[str, str] = {
     "truncation.ExactRecursion": "record built by exact_recursion (its method output_mixture is fuzzed)",
     "truncation.SimulationResult": "record built by simulate_recursion",
     "truncation.Schedule": "low-level constructor (fn, description); the classmethods and as_schedule are fuzzed",
-    "truncation.ExactLawLearner.fit": "learner protocol: called by run_retraining with states it made",
-    "truncation.ExactLawLearner.sample": "learner protocol: called by run_retraining with states it made",
-    "truncation.ExactLawLearner.score_model": "learner protocol: called by run_retraining with states it made",
-    "truncation.ExactLawLearner.config": "no arguments",
+    "truncation.CompoundingRecursion": "record built by compounding_recursion (its methods are fuzzed)",
+    "truncation.IndependentDrawLearner.fit": "learner protocol: called by run_retraining with states it made",
+    "truncation.IndependentDrawLearner.sample": "learner protocol: called by run_retraining with states it made",
+    "truncation.IndependentDrawLearner.score_model": "learner protocol: called by run_retraining with states it made",
+    "truncation.IndependentDrawLearner.config": "no arguments",
     "truncation.FittedModelLearner.fit": "learner protocol: called by run_retraining with states it made",
     "truncation.FittedModelLearner.sample": "learner protocol: called by run_retraining with states it made",
     "truncation.FittedModelLearner.score_model": "learner protocol: called by run_retraining with states it made",
@@ -197,8 +207,10 @@ SIZE_ARGS = [
     ("truncation.exact_recursion", "rounds"),
     ("truncation.limit_law", "max_terms"), ("truncation.bias_factors", "rounds"),
     ("truncation.w2_1d_laws", "n_levels"), ("truncation.sliced_w2", "n_projections"),
-    ("truncation.grid_distances", "n"), ("truncation.ExactLawLearner", "rounds"),
-    ("truncation.ExactLawLearner", "steps"), ("truncation.simulate_recursion", "rounds"),
+    ("truncation.grid_distances", "n"), ("truncation.IndependentDrawLearner", "rounds"),
+    ("truncation.IndependentDrawLearner", "steps"), ("truncation.compounding_recursion", "rounds"),
+    ("truncation.expected_moment_sd", "rounds"), ("truncation.expected_moment_sd", "degree"),
+    ("truncation.simulate_recursion", "rounds"),
     ("truncation.simulate_recursion", "n_samples"), ("truncation.simulate_recursion", "steps"),
     ("truncation.simulate_recursion", "hermite_degree"), ("truncation.ExactRecursion.output_mixture", "k"),
 ]

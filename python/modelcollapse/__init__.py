@@ -20,7 +20,10 @@ denoising autoencoder), :mod:`.metrics` (KDE, Hellinger, Wasserstein, precision/
 """
 from __future__ import annotations
 
-from . import _core, random, reference
+import importlib
+from typing import Any
+
+from . import _core, random
 from ._version import version as __version__  # from the package metadata (pyproject.toml)
 from .empirical import EmpiricalScore
 from .mixture import GaussianMixture
@@ -32,12 +35,30 @@ def default_threads() -> int:
     return int(_core.hardware_threads())
 
 
-from . import dae, dae_theory, hermite, hodge, metrics, retraining, truncation  # noqa: E402
-from .hermite import HermiteMoments, hermite_moments, mixture_moments  # noqa: E402
-from .hodge import PerturbedScore  # noqa: E402
-from .truncation import Schedule, exact_recursion, limit_law, simulate_recursion  # noqa: E402
+# The parts load on first use (PEP 562), so that `import modelcollapse` does not pay for
+# scipy.stats, pandas and the parts a script never touches (docs/benchmarks.md, import time).
+_SUBMODULES = ("dae", "dae_theory", "hermite", "hodge", "metrics", "reference", "retraining", "truncation")
+_LAZY_NAMES = {"HermiteMoments": "hermite", "hermite_moments": "hermite", "mixture_moments": "hermite",
+               "PerturbedScore": "hodge", "Schedule": "truncation", "exact_recursion": "truncation",
+               "limit_law": "truncation", "simulate_recursion": "truncation"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value: Any = importlib.import_module(f"{__name__}.{name}")
+    elif name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ["EmpiricalScore", "GaussianMixture", "ReverseSamples", "default_threads", "sample_reverse",
-           "time_grid", "__version__", "dae", "dae_theory", "hermite", "hodge", "metrics", "retraining",
+           "time_grid", "__version__", "dae", "dae_theory", "hermite", "hodge", "metrics", "reference", "retraining",
            "truncation", "HermiteMoments", "hermite_moments", "mixture_moments", "PerturbedScore", "Schedule",
            "exact_recursion", "limit_law", "simulate_recursion"]

@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per grid point")
     sw.add_argument("--jobs", type=int, default=-1, help="local worker processes (-1 = all cores)")
     sw.add_argument("--scheduler", default=None,
-                    help="Dask scheduler address (needs modelcollapse[dask]); only one you trust: "
-                         "tls://HOST:PORT with --tls-* across a network")
+                    help="'local' for a Dask LocalCluster of --jobs workers, or a Dask scheduler address "
+                         "(needs modelcollapse[dask]); only one you trust: tls://HOST:PORT with --tls-* across a network")
     sw.add_argument("--tls-ca-file", default=None, help="CA certificate for a tls:// scheduler")
     sw.add_argument("--tls-cert", default=None, help="client certificate for a tls:// scheduler")
     sw.add_argument("--tls-key", default=None, help="client private key (if not inside --tls-cert)")

@@ -96,7 +96,7 @@ class EmpiricalScore:
     def __call__(self, x: Any, t: float) -> np.ndarray:
         return self.score(x, t)
 
-    def sample_smoothed(self, n_samples: int, t: float, *, seed: int | np.random.Generator | None = None,
+    def sample_smoothed(self, n_samples: int, t: float, *, seed: int | np.random.Generator | None = 0,
                         threads: int = 0) -> np.ndarray:
         """Samples of the smoothed empirical law at time t: e^{-t} x_I + sigma_t Z, I uniform.
 

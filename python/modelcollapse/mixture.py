@@ -310,7 +310,7 @@ class GaussianMixture:
         """Score of S_t p (so a mixture is itself a score model ``s(x, t)``)."""
         return self.score(x, t)
 
-    def sample(self, n_samples: int, *, seed: int | np.random.Generator | None = None, t: float = 0.0,
+    def sample(self, n_samples: int, *, seed: int | np.random.Generator | None = 0, t: float = 0.0,
                threads: int = 0, backend: str = "cpp") -> np.ndarray:
         """``n_samples`` samples of S_t p (of p for t = 0), shape (n_samples, d).
 
@@ -326,7 +326,7 @@ class GaussianMixture:
             return self._core().sample(n, t, key, 0, check_threads(threads))
         return _ref.mixture.sample(self._weights, self._means, self.full_covariances(), n, key, t)
 
-    def sample_smoothed(self, n_samples: int, t: float, *, seed: int | np.random.Generator | None = None,
+    def sample_smoothed(self, n_samples: int, t: float, *, seed: int | np.random.Generator | None = 0,
                         threads: int = 0) -> np.ndarray:
         """Samples of S_t p (used by the reverse sampler's ``init="exact"``)."""
         return self.sample(n_samples, seed=seed, t=t, threads=threads)

@@ -52,3 +52,6 @@ def sampler_noise(seed: int, n_samples: int, steps: int, dim: int, *, threads: i
     dim = check_positive_int(dim, "dim")
     check_allocation(float(n_samples) * steps * dim, "n_samples, steps and dim", "the noise")
     return _core.sampler_noise(key, n_samples, steps, dim, check_threads(threads))
+
+
+__all__ = ["PURPOSES", "standard_normal", "sampler_noise"]

@@ -13,16 +13,20 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads when a table is made: `import modelcollapse` stays fast
+    import pandas as pd
 
 from ._checkpoint import atomic_file, atomic_write_text, dumps_strict, from_strict_json
 
 
 def versions() -> dict[str, str | None]:
     """Versions of the library and of the packages that shape its results."""
+    import pandas as pd
+
     from . import _core
     from ._version import version as __version__
 
@@ -137,4 +141,9 @@ class Record:
                         columns[f"{key}[{','.join(map(str, idx))}]"] = flat[:, j]
             elif np.ndim(value) == 0 and isinstance(value, (int, float, bool, str, np.generic)):
                 columns[key] = [value] * rows
+        import pandas as pd
+
         return pd.DataFrame(columns)
+
+
+__all__ = ["Record", "save_results", "load_sidecar", "versions"]

@@ -59,7 +59,7 @@ class DaeTarget:
             raise ValueError(f"x must have {self.d} columns (the dimension), got shape {x.shape}")
         return x if self.basis is None else x @ self.basis
 
-    def sample(self, n_samples: int, *, seed: Any = None) -> np.ndarray:
+    def sample(self, n_samples: int, *, seed: Any = 0) -> np.ndarray:
         """``n_samples`` samples of the target (numpy generator; for metrics, not for training)."""
         n = check_positive_int(n_samples, "n_samples", minimum=0)
         check_allocation(2.0 * n * self.d, "n_samples", "the samples")

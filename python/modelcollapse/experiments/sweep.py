@@ -70,6 +70,16 @@ def make_cells(name: str, preset: str, grid: dict[str, list[str]], seeds: int) -
     return cells
 
 
+def cell_values(config: Any, overrides: dict[str, str]) -> dict[str, Any]:
+    """The parsed config values of a cell's overridden keys (numbers stay numbers; tuples
+    and lists become comma-joined strings, which Parquet stores as one column type)."""
+    values: dict[str, Any] = {}
+    for key in overrides:
+        value = getattr(config, key)
+        values[key] = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+    return values
+
+
 def run_cell(name: str, preset: str, overrides: dict[str, str], cell_dir: str) -> str:
     """Run one cell (in a worker); skipped when its DONE marker exists."""
     path = Path(cell_dir)
@@ -151,6 +161,21 @@ def connect_scheduler(address: str, security: Any | None = None, timeout: float 
                          f"({type(exc).__name__}); is it running, and is the address right?") from None
 
 
+def local_client(jobs: int = -1) -> Any:
+    """A ``distributed.Client`` on a new Dask ``LocalCluster`` of ``jobs`` worker processes
+    (-1: one per core), one thread each: ``scheduler="local"`` / ``--scheduler local``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ValueError("scheduler local needs the dask extra: pip install 'modelcollapse[dask]'") from exc
+    import os
+
+    workers = (os.cpu_count() or 1) if jobs == -1 else jobs
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"jobs must be -1 or a positive number of workers, got {jobs!r}")
+    return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
+
+
 def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, out_dir: str | Path,
               scheduler: str | Any | None = None, jobs: int = -1,
               log: Callable[[str], None] = print, *, security: Any | None = None,
@@ -160,8 +185,9 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
     Parameters
     ----------
     scheduler : str or distributed.Client, optional
-        None for local processes (joblib, ``jobs`` workers, -1 = all cores), or a Dask
-        scheduler address / ``distributed.Client``. Only connect to a scheduler you trust
+        None for local processes (joblib, ``jobs`` workers, -1 = all cores), ``"local"`` for
+        a Dask ``LocalCluster`` of ``jobs`` workers, or a Dask scheduler address /
+        ``distributed.Client``. Only connect to a scheduler you trust
         (module docstring).
     security : distributed.Security, optional
         TLS settings for an address (see :func:`scheduler_security`).
@@ -180,8 +206,8 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
 
             Parallel(n_jobs=jobs, backend="loky")(delayed(run_cell)(name, preset, c, d) for c, d in todo)
         else:
-            client = scheduler if not isinstance(scheduler, str) else connect_scheduler(
-                scheduler, security, connect_timeout)
+            client = scheduler if not isinstance(scheduler, str) else local_client(jobs) \
+                if scheduler == "local" else connect_scheduler(scheduler, security, connect_timeout)
             try:
                 futures = client.map(run_cell, [name] * len(todo), [preset] * len(todo), [c for c, _ in todo],
                                      [d for _, d in todo], pure=False)
@@ -189,17 +215,30 @@ def run_sweep(name: str, preset: str, grid: dict[str, list[str]], seeds: int, ou
             finally:
                 if client is not scheduler:
                     client.close()
-    frames = []
+    exp = get(name)
+    frames, claim_frames = [], []
     for c, d in zip(cells, dirs, strict=True):
         df = pd.read_parquet(Path(d) / f"{name}.parquet")
-        for key, value in c.items():
-            df[f"sweep_{key}"] = value
+        # The typed config values (not the command-line strings): `sweep_delta == 0.05` works.
+        typed = cell_values(exp.make_config(preset, c), c)
+        for key, value in typed.items():
+            df[f"sweep_{key}"] = [value] * len(df)
         df["cell"] = Path(d).name
         frames.append(df)
+        claims_path = Path(d) / f"{name}_claims.parquet"
+        if claims_path.exists():
+            cf = pd.read_parquet(claims_path)
+            for key, value in typed.items():
+                cf[f"sweep_{key}"] = [value] * len(cf)
+            cf["cell"] = Path(d).name
+            claim_frames.append(cf)
     table = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "sweep.parquet", "wb") as fh:
         table.to_parquet(fh, index=False)
+    if claim_frames:
+        with atomic_file(out / "sweep_claims.parquet", "wb") as fh:
+            pd.concat(claim_frames, ignore_index=True).to_parquet(fh, index=False)
     summary = {"experiment": name, "preset": preset, "grid": grid, "seeds": seeds, "cells": len(cells),
                "ran": len(todo), "wall_time_s": time.perf_counter() - start}
     atomic_write_text(out / "sweep.json", dumps_strict(summary, indent=2))

@@ -43,8 +43,9 @@ class TruncationConfig:
     a5_samples: int = 1797
     grid_2d: int = 301
     seed: int = 0
+    n_seeds: int = 5
+    a4_samples: int = 5_000
     rate_rounds: int = 24
-    a5_seeds: int = 5
     a5_steps: int = 400
 
     def __post_init__(self) -> None:
@@ -52,14 +53,16 @@ class TruncationConfig:
             raise ValueError("rounds must be >= 2 and a5_rounds >= 1")
         if self.n_samples < 100:
             raise ValueError("n_samples must be >= 100")
+        if self.n_seeds < 1 or self.a4_samples < 100:
+            raise ValueError("n_seeds must be >= 1 and a4_samples >= 100")
 
 
 PRESETS = {
     "quick": dict(rounds=3, n_samples=2_000, steps=40, hermite_degree=10, schedule_rounds=100, a5_rounds=1,
-                  a5_samples=400, grid_2d=101, rate_rounds=12, a5_seeds=2, a5_steps=200),
+                  a5_samples=400, grid_2d=101, n_seeds=2, a4_samples=2_000, rate_rounds=12, a5_steps=200),
     "default": dict(rounds=8, n_samples=20_000, steps=200),
     "paper": dict(rounds=15, n_samples=100_000, steps=400, hermite_degree=30, schedule_rounds=2000, a5_rounds=8,
-                  rate_rounds=40, a5_seeds=10, a5_steps=800),
+                  rate_rounds=40, a5_steps=800),
 }
 
 A_VALUES = (0.0, 0.1, 0.5)
@@ -181,20 +184,40 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
                     for name, v in dist.items():
                         rows.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=k, metric=name,
                                          source="exact", value=v))
-    # simulated rounds (1-D, delta = 0.2): W2 of the samples to p_hat_inf
+    # simulated rounds (1-D, delta = 0.2), W2 of the samples to p_hat_inf: independent draws
+    # from the exact laws (reverse sampler, one seed; errors never propagate) and the truly
+    # recursive empirical-score model (exact sampler, n_seeds seeds; each round fitted to the
+    # previous round's samples), whose moments are compared with their predicted deviation.
     p = law_1d()
-    sims = {}
-    for a in A_VALUES:
-        res = tr.simulate_recursion(p, K, cfg.n_samples, a, 0.2, T=cfg.T, steps=cfg.steps, integrator=cfg.integrator,
-                                    seed=cfg.seed, progress=progress, hermite_degree=2)
-        lim = _limit(p, a, 0.2)
+    sims, recs = {}, {}
+    z2 = np.zeros((cfg.n_seeds, len(A_VALUES)))
+    for ai, a in enumerate(A_VALUES):
+        res = tr.simulate_recursion(p, K, cfg.n_samples, a, 0.2, model="independent", T=cfg.T, steps=cfg.steps,
+                                    integrator=cfg.integrator, seed=cfg.seed, progress=progress, hermite_degree=2)
+        # W2 of an N-sample to p_hat_inf = W2 to its N quantiles at (i - 1/2)/N, computed once
+        # (p_hat_inf has hundreds of components at a = 0.1)
+        lim_q = tr.mixture_quantiles_1d(_limit(p, a, 0.2), (np.arange(cfg.n_samples) + 0.5) / cfg.n_samples)
         sims[a] = res
         for k, x in enumerate(res.samples):
-            rows.append(dict(part="A1", dim=1, real_fraction=a, delta=0.2, round=k, metric="w2", source="simulation",
-                             value=tr.w2_1d_to_law(x[:, 0], lim)))
+            rows.append(dict(part="A1", dim=1, real_fraction=a, delta=0.2, round=k, metric="w2", source="independent",
+                             value=tr.w2_1d(x[:, 0], lim_q)))
+        sd = tr.expected_moment_sd(p, K, a, 0.2, A2_CLAIM_DEGREE, cfg.n_samples)
+        recs[a] = []
+        for r in range(cfg.n_seeds):
+            rr = _recursive_run(p, K, cfg.n_samples, a, 0.2, cfg.seed + 1000 + r, A2_CLAIM_DEGREE)
+            recs[a].append(rr)
+            t = rr.table.pivot_table(index="round", columns="metric", values="value")
+            z2[r, ai] = np.mean([((t[f"g_{n}"].values - t[f"g_{n}_exact"].values) / sd[:, n]) ** 2
+                                 for n in range(1, A2_CLAIM_DEGREE + 1)])
+            for k, x in enumerate(rr.samples):
+                rows.append(dict(part="A1", dim=1, real_fraction=a, delta=0.2, round=k, metric="w2",
+                                 source="recursive", replicate=r, value=tr.w2_1d(x[:, 0], lim_q)))
+        rows.append(dict(part="A1", dim=1, real_fraction=a, delta=0.2, round=-1, metric="recursive_moment_z2",
+                         source="recursive", value=float(z2[:, ai].mean())))
     table = pd.DataFrame(rows)
     rates = _rate_rows(cfg, table)
     table = pd.concat([table, pd.DataFrame(rates)], ignore_index=True)
+    claims = _a1_claims(pd.DataFrame(rates), z2, cfg)
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
@@ -219,12 +242,16 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
         ax.set_xlabel("round k")
         ax.set_title(f"1-D exact {metric.upper()}(p_hat_k, p_hat_inf); dotted: {bound}^k bound")
     axes[1].legend(fontsize=6)
-    sim = table[table.source == "simulation"]
+    sim = table[table.source == "independent"]
+    rec = table[(table.source == "recursive") & (table["round"] >= 0)]
     for i, (a, g) in enumerate(sim.groupby("real_fraction")):
         e = ex_t[(ex_t.dim == 1) & (ex_t.metric == "w2") & (ex_t.real_fraction == a) & (ex_t.delta == 0.2)]
-        axes[3].semilogy(g["round"], g["value"], "o", color=f"C{i}", label=f"simulated a={a}")
+        axes[3].semilogy(g["round"], g["value"], "o", color=f"C{i}", label=f"independent draws a={a}")
+        gr = rec[rec.real_fraction == a].groupby("round")["value"].mean()
+        axes[3].semilogy(gr.index, gr.values, "x--", color=f"C{i}", label=f"recursive (mean of {cfg.n_seeds}) a={a}")
         axes[3].semilogy(e["round"], e["value"], "-", color=f"C{i}", label=f"exact a={a}")
-    axes[3].set_title(f"W2 to p_hat_inf, delta=0.2: simulation (N={cfg.n_samples}, {cfg.steps} steps) vs exact")
+    axes[3].set_title(f"W2 to p_hat_inf, delta=0.2, N={cfg.n_samples}: independent draws ({cfg.steps} steps), "
+                      "recursive empirical model, exact", fontsize=9)
     axes[3].legend(fontsize=7)
     fig.tight_layout()
     f1 = out / "truncation_a1.png"
@@ -241,7 +268,44 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     fig.tight_layout()
     f2 = out / "truncation_a1_2d.png"
     save_figure(fig, f2, dpi=100)
-    return table, [f1, f2, _rate_figure(table, out)]
+    return table, [f1, f2, _rate_figure(table, out)], claims
+
+
+def _recursive_run(p, rounds, n, a, delta, seed, degree):
+    """The truly recursive simulation: empirical-score model refitted each round to the real
+    set plus the previous round's samples, exact sampler (docs/truncation.md, section
+    "Independent draws and recursive simulation")."""
+    return tr.simulate_recursion(p, rounds, n, a, delta, model="empirical", sampler="exact", seed=seed,
+                                 progress=False, hermite_degree=degree)
+
+
+def _exact_claim(name, statement, value, comparison, target, n, detail):
+    """A claim on a number computed from exact laws (no sampling): zero-width interval."""
+    return claim_from_interval(name, statement, value, value, value, comparison, target, 0.0, n=n,
+                               method="exact laws (no sampling)", detail=detail)
+
+
+def _a1_claims(rates: pd.DataFrame, z2: np.ndarray, cfg: TruncationConfig):
+    r1 = rates[rates.dim == 1]
+    w2 = r1[r1.metric == "rate_w2"]
+    tv = r1[r1.metric == "rate_tv"]
+    gap_w2 = max(float(v) - tr.contraction_factor(a, d) for v, a, d in zip(w2.value, w2.real_fraction, w2.delta))
+    gap_tv = max(float(v) - (1 - a) for v, a in zip(tv.value, tv.real_fraction))
+    return [
+        _exact_claim("a1.w2_rate_below_rho", "max over the 9 (a, delta) settings of the measured W2 rate of the "
+                     "exact laws minus rho = sqrt(1-a) e^-delta is <= 0", gap_w2, "<=", 0.0, len(w2),
+                     "fit_rate of W2(p_hat_k, p_hat_inf) over rate_rounds rounds, exact 1-D quantiles"),
+        _exact_claim("a1.tv_rate_below_1_minus_a", "max over the 9 (a, delta) settings of the measured TV rate of "
+                     "the exact laws minus (1-a) is <= 0", gap_tv, "<=", 0.0, len(tv),
+                     "fit_rate of TV(p_hat_k, p_hat_inf) on a grid over rate_rounds rounds"),
+        claim("a1.recursive_moments_at_predicted_deviation",
+              "recursive empirical-score simulation (delta=0.2, a in {0, 0.1, 0.5}): mean of z^2 over rounds and "
+              f"Hermite modes 1-{A2_CLAIM_DEGREE}, z = (g_n measured - g_n exact) / predicted compounded SD, is ~ 1",
+              z2.mean(axis=1), "~", 1.0, 0.3,
+              detail=f"per seed: mean over a, rounds 0..K and n = 1..{A2_CLAIM_DEGREE}; prediction expected_moment_sd (unbiased "
+                     "moments, variance compounding over rounds); tolerance 0.3 = a 30% error in the predicted "
+                     f"variance (15% in SD); N = {cfg.n_samples}"),
+    ]
 
 
 def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
@@ -249,22 +313,40 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     D = cfg.hermite_degree
     g_p = mixture_moments(p, D).values
     n = np.arange(D + 1)
-    rows = []
+    rows, claims = [], []
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
     delta = 0.1
     for i, a in enumerate((0.1, 0.5)):
-        res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, T=cfg.T, steps=cfg.steps,
-                                    integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress, hermite_degree=2)
+        res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, model="independent", T=cfg.T,
+                                    steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress,
+                                    hermite_degree=2)
         m = hermite_moments(res.samples[-1], D, std_errors=True)
+        # truly recursive runs: moments vs the predicted compounded deviation
+        sd_rec = tr.expected_moment_sd(p, cfg.rounds, a, delta, D, cfg.n_samples)
+        sd_ind = tr.expected_moment_sd(p, cfg.rounds, a, delta, D, cfg.n_samples, model="independent")
+        z2_rec, z2_ind, rec_last = [], [], []
+        for r in range(cfg.n_seeds):
+            rr = _recursive_run(p, cfg.rounds, cfg.n_samples, a, delta, cfg.seed + 2000 + r, A2_CLAIM_DEGREE)
+            t = rr.table.pivot_table(index="round", columns="metric", values="value")
+            dev = np.array([t[f"g_{j}"].values - t[f"g_{j}_exact"].values for j in range(1, A2_CLAIM_DEGREE + 1)]).T
+            z2_rec.append(float(np.mean((dev / sd_rec[:, 1:A2_CLAIM_DEGREE + 1]) ** 2)))
+            z2_ind.append(float(np.mean((dev / sd_ind[:, 1:A2_CLAIM_DEGREE + 1]) ** 2)))
+            rec_last.append(hermite_moments(rr.samples[-1], D).values)
+        ratio = float(np.mean((sd_rec[:, 1:A2_CLAIM_DEGREE + 1] / sd_ind[:, 1:A2_CLAIM_DEGREE + 1]) ** 2))
+        claims += _a2_claims(a, delta, z2_rec, z2_ind, ratio, cfg)
         B = tr.bias_factors(n, cfg.rounds, a, delta)[-1]
         H = tr.transfer_function(n, a, delta)
         for j in n:
             rows.append(dict(part="A2", real_fraction=a, delta=delta, round=cfg.rounds, degree=int(j),
                              measured=m.values[j], std_error=m.std_errors[j], predicted=B[j] * g_p[j],
-                             limit=H[j] * g_p[j], data=g_p[j], transfer=H[j]))
+                             limit=H[j] * g_p[j], data=g_p[j], transfer=H[j],
+                             recursive_mean=float(np.mean([v[j] for v in rec_last])),
+                             recursive_predicted_sd=sd_rec[-1, j], independent_predicted_sd=sd_ind[-1, j]))
         ax = axes[i]
-        ax.errorbar(n, np.abs(m.values), yerr=2 * m.std_errors, fmt="o", ms=3, label="measured |g_n| (+-2 SE)")
+        ax.errorbar(n, np.abs(m.values), yerr=2 * m.std_errors, fmt="o", ms=3, label="independent draws |g_n| (+-2 SE)")
+        ax.errorbar(n + 0.25, np.abs(rec_last[0]), yerr=2 * sd_rec[-1], fmt="s", ms=3, mfc="none",
+                    label="recursive empirical |g_n| (+-2 predicted SD)")
         ax.semilogy(n, np.abs(B * g_p), "-", label=f"predicted B_n,K g_n(p), K={cfg.rounds}")
         ax.semilogy(n, np.abs(g_p), "k:", label="data |g_n(p)|")
         ax.set_ylim(1e-4, 2)
@@ -281,7 +363,30 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     save_figure(fig, f, dpi=100)
     t = pd.DataFrame(rows).melt(id_vars=["part", "real_fraction", "delta", "round", "degree"], var_name="metric",
                                 value_name="value")
-    return t, [f]
+    return t, [f], claims
+
+
+#: Hermite degrees 1..A2_CLAIM_DEGREE enter the A2 deviation claims (higher ones have
+#: heavy-tailed estimators whose z^2 averages converge slowly).
+A2_CLAIM_DEGREE = 6
+
+
+def _a2_claims(a, delta, z2_rec, z2_ind, ratio, cfg):
+    tag = f"a{a:g}"
+    return [
+        claim(f"a2.recursive_moments_at_predicted_deviation_{tag}",
+              f"recursive empirical-score simulation, a={a}, delta={delta}: mean of z^2 over rounds 0..K and Hermite "
+              f"modes 1-{A2_CLAIM_DEGREE}, z = deviation from B_n,k g_n(p) / predicted compounded SD, is ~ 1",
+              z2_rec, "~", 1.0, 0.3,
+              detail="tolerance 0.3 = a 30% error in the predicted variance (15% in SD); prediction "
+                     f"expected_moment_sd; N = {cfg.n_samples}, K = {cfg.rounds}"),
+        claim(f"a2.recursive_deviation_exceeds_independent_{tag}",
+              f"recursive simulation, a={a}: mean squared moment deviation in units of the independent-draw variance "
+              f"is >= the predicted compounding ratio {ratio:.2f} (within half its excess over 1)",
+              z2_ind, ">=", ratio, (ratio - 1.0) / 2.0,
+              detail="target = mean over the same cells of predicted compounded / independent-draw variance; "
+                     "tolerance = (target - 1)/2, so 'holds' rules out the independent-draw description (ratio 1)"),
+    ]
 
 
 def _annealing_rows(a: float, name: str, schedule: tr.Schedule, n: np.ndarray, B: np.ndarray, K: int) -> list[dict]:
@@ -340,50 +445,142 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
     return pd.DataFrame(rows), [f]
 
 
+#: A4's (a, delta), the score errors eta of its simulations, and the (a, eta) grid of its
+#: closed-form comparison of compounding and one-round errors (delta = A4_DELTA).
+A4_A, A4_DELTA = 0.5, 0.1
+A4_ETAS = (0.05, 0.1)
+A4_GRID = ((0.5, 0.02), (0.5, 0.05), (0.5, 0.1), (0.3, 0.2), (0.1, 0.1))
+A4_MODES = 4
+
+
 def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
+    """Robustness with compounding errors: every round's GMM is fitted (EM) to the real set
+    plus the previous round's imperfect samples and sampled with the reverse sampler under
+    the affine score error eta; compared with the closed-form compounding recursion
+    (docs/truncation.md, section "Compounding errors")."""
     p = law_1d()
-    a, delta = 0.5, 0.1
+    a, delta, K = A4_A, A4_DELTA, cfg.rounds
     rho = tr.contraction_factor(a, delta)
     lim = _limit(p, a, delta)
-    q_inf = tr.limit_law(p, a, delta, law="training", tol=1e-6)[0].to_mixture()
-    settings = [dict(steps=s, perturbation=0.0) for s in (5, 10, cfg.steps)] + \
-               [dict(steps=cfg.steps, perturbation=e) for e in (0.02, 0.05)]
+    N = min(cfg.n_samples, cfg.a4_samples)
+    lim_q = tr.mixture_quantiles_1d(lim, (np.arange(N) + 0.5) / N)  # W2 to p_hat_inf = W2 to these N quantiles
+    nn = np.arange(A4_MODES + 1)
+    g_lim = tr.transfer_function(nn, a, delta) * mixture_moments(p, A4_MODES).values
     rows = []
+    # closed form: compounding vs one round of error on the ideal law, after K rounds
+    comp_ratio = []
+    for ga, geta in A4_GRID:
+        rec = tr.compounding_recursion(p, K, ga, delta, geta)
+        ideal = tr.exact_recursion(p, K, ga, delta)
+        glim = _limit(p, ga, delta)
+        c = tr.w2_1d_laws(rec.outputs[K], glim)
+        one = tr.w2_1d_laws(tr.affine_score_error(ideal.training[K].to_mixture(), geta).smooth(delta), glim)
+        comp_ratio.append(c / one)
+        eps = tr.w2_1d_laws(rec.outputs[K], rec.ideal_step(K))
+        for metric, v in (("w2_compounding", c), ("w2_one_round_error", one), ("eps", eps),
+                          ("radius", tr.robustness_radius(eps, ga, delta))):
+            rows.append(dict(part="A4", setting=f"closed form a={ga}, eta={geta}", round=K, metric=metric, value=v))
+    settings = [dict(steps=10, eta=0.0), dict(steps=cfg.steps, eta=0.0)] + [dict(steps=cfg.steps, eta=e)
+                                                                           for e in A4_ETAS]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    from ..sampler import sample_reverse
-
+    fig, axes = plt.subplots(1, 2, figsize=(16, 4.6))
+    results = {}
     for i, st in enumerate(settings):
-        learner = tr.ExactLawLearner(p, a, delta, cfg.rounds, T=cfg.T, steps=st["steps"], integrator=cfg.integrator,
-                                     perturbation=st["perturbation"])
-        # eps: one sampler round on the known law q_inf, compared with S_delta q_inf = p_hat_inf
-        xq = sample_reverse(learner.score_model({"law": q_inf.to_dict()}), 4 * cfg.n_samples, T=cfg.T, delta=delta,
-                            steps=st["steps"], grid="quadratic", integrator=cfg.integrator, init="exact",
-                            seed=cfg.seed + 100).samples
-        eps = tr.w2_1d_to_law(xq[:, 0], lim)
-        res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, T=cfg.T, steps=st["steps"],
-                                    integrator=cfg.integrator, perturbation=st["perturbation"], seed=cfg.seed + 2,
-                                    progress=progress, hermite_degree=1)
-        w = np.array([tr.w2_1d_to_law(x[:, 0], lim) for x in res.samples])
-        k = np.arange(len(w))
-        bound = tr.robustness_bound(k, w[0], eps, a, delta)
-        label = f"steps={st['steps']}, eta={st['perturbation']}"
-        for kk in k:
-            rows += [dict(part="A4", setting=label, round=int(kk), metric="w2_to_limit", value=w[kk]),
-                     dict(part="A4", setting=label, round=int(kk), metric="bound", value=bound[kk])]
-        rows.append(dict(part="A4", setting=label, round=-1, metric="epsilon", value=eps))
-        rows.append(dict(part="A4", setting=label, round=-1, metric="radius", value=tr.robustness_radius(eps, a, delta)))
-        ax.semilogy(k, w, "o-", color=f"C{i}", ms=3, label=f"{label} (eps={eps:.3f})")
-        ax.semilogy(k, bound, ":", color=f"C{i}")
-        ax.axhline(tr.robustness_radius(eps, a, delta), color=f"C{i}", lw=0.6, ls="--")
-    ax.set_title(f"Robustness: W2(p~_k, p_hat_inf) (o) vs bound (dotted), radius eps/(1-rho) (dashed)\n"
-                 f"a={a}, delta={delta}, rho={rho:.3f}, N={cfg.n_samples}, {cfg.integrator}")
-    ax.set_xlabel("round k")
-    ax.legend(fontsize=7)
+        label = f"steps={st['steps']}, eta={st['eta']}"
+        closed = tr.compounding_recursion(p, K, a, delta, st["eta"])
+        d_closed = np.array([tr.w2_1d_laws(closed.outputs[k], lim) for k in range(K + 1)])
+        e_closed = np.abs(np.array([mixture_moments(closed.outputs[k], A4_MODES).values for k in range(K + 1)]) - g_lim)
+        per_seed = []
+        for r in range(cfg.n_seeds):
+            res = tr.simulate_recursion(p, K, N, a, delta, model="gmm", T=cfg.T, steps=st["steps"],
+                                        integrator=cfg.integrator, perturbation=st["eta"], seed=cfg.seed + 3000 + r,
+                                        progress=progress, hermite_degree=A4_MODES)
+            t = res.table.pivot_table(index="round", columns="metric", values="value")
+            d = np.array([tr.w2_1d(x[:, 0], lim_q) for x in res.samples])
+            eps = t["eps_w2"].values
+            g = np.array([t[f"g_{n}"].values for n in nn[1:]]).T
+            se = np.array([t[f"g_{n}_se"].values for n in nn[1:]]).T
+            eps_n = np.abs(g - np.exp(-nn[1:] * delta) * np.array([t[f"g_{n}_train"].values for n in nn[1:]]).T)
+            e_n = np.abs(g - g_lim[1:])
+            # the robustness bound with the measured eps_k: B_k = rho B_{k-1} + eps_k, B_0 = d_0, and
+            # the mode-wise one-step inequality (docs/truncation.md, "Compounding errors")
+            bound = np.empty(K + 1)
+            bound[0] = d[0]
+            for k in range(1, K + 1):
+                bound[k] = rho * bound[k - 1] + eps[k]
+            mode_ok = e_n[1:] <= (1 - a) * np.exp(-nn[1:] * delta) * e_n[:-1] + eps_n[1:] + 2 * se[1:]
+            per_seed.append(dict(d=d, eps=eps, w2_excess=float(np.max((d - bound)[1:])), mode_ok=float(mode_ok.mean()),
+                                 e_n=e_n))
+            for k in range(K + 1):
+                rows += [dict(part="A4", setting=label, replicate=r, round=k, metric=m, value=float(v))
+                         for m, v in (("w2_to_limit", d[k]), ("eps", eps[k]), ("w2_closed_form", d_closed[k]),
+                                      ("bound", bound[k]))]
+                rows += [dict(part="A4", setting=label, replicate=r, round=k, metric=f"mode_error_{n}",
+                              value=float(e_n[k, n - 1])) for n in nn[1:]]
+        results[label] = (st, d_closed, e_closed, per_seed)
+        dm = np.mean([ps["d"] for ps in per_seed], axis=0)
+        ds = np.std([ps["d"] for ps in per_seed], axis=0)
+        em = float(np.mean([ps["eps"] for ps in per_seed]))
+        kk = np.arange(K + 1)
+        axes[0].errorbar(kk, dm, yerr=ds, fmt="o", color=f"C{i}", ms=3, label=f"GMM recursion {label} (mean eps={em:.3f})")
+        axes[0].semilogy(kk, d_closed, "-", color=f"C{i}", lw=1)
+        axes[0].axhline(tr.robustness_radius(em, a, delta), color=f"C{i}", lw=0.6, ls="--")
+        if st["eta"] == max(A4_ETAS):
+            en = np.mean([ps["e_n"] for ps in per_seed], axis=0)
+            for n in nn[1:]:
+                axes[1].semilogy(kk, en[:, n - 1], "o", color=f"C{n}", ms=3, label=f"|g_{n} - g_{n}(p_hat_inf)| measured")
+                axes[1].semilogy(kk, e_closed[:, n], "-", color=f"C{n}", lw=1)
+            axes[1].set_title(f"mode-wise errors, {label}: GMM recursion (o, mean of {cfg.n_seeds}) vs closed form (-)")
+    axes[0].set_yscale("log")
+    axes[0].set_title(f"W2(p~_k, p_hat_inf): GMM recursion (o, mean +- sd of {cfg.n_seeds} seeds) vs closed-form "
+                      f"compounding (-); radius eps/(1-rho) (--)\na={a}, delta={delta}, rho={rho:.3f}, N={N}",
+                      fontsize=9)
+    axes[0].set_xlabel("round k")
+    axes[1].set_xlabel("round k")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
     fig.tight_layout()
     f = out / "truncation_a4.png"
     save_figure(fig, f, dpi=100)
-    return pd.DataFrame(rows), [f]
+    return pd.DataFrame(rows), [f], _a4_claims(results, comp_ratio, cfg, N)
+
+
+def _a4_claims(results, comp_ratio, cfg, N):
+    K = cfg.rounds
+    late = slice(K // 2, K + 1)
+    floor_label = f"steps={cfg.steps}, eta=0.0"
+    floor = float(np.mean([ps["d"][late] for ps in results[floor_label][3]]))
+    eta = max(A4_ETAS)
+    st, d_closed, _, per_seed = results[f"steps={cfg.steps}, eta={eta}"]
+    diff = [float(np.mean(ps["d"][late] - d_closed[late])) for ps in per_seed]
+    all_seeds = [ps for v in results.values() for ps in v[3]]
+    return [
+        claim("a4.compounding_w2_matches_closed_form",
+              f"GMM recursion with score error eta={eta} (each round fitted to the previous round's samples): "
+              "W2 to p_hat_inf minus the closed-form compounding W2, rounds K/2..K, is ~ 0",
+              diff, "~", 0.0, floor,
+              detail=f"tolerance = {floor:.4f}, the same recursion's W2 to p_hat_inf at eta=0 (closed form -> 0) over "
+                     "the same rounds: the sampling/refitting noise floor that bounds |W2(x_k, lim) - W2(p~_k, lim)| "
+                     f"<= W2(x_k, p~_k); N = {N}"),
+        claim("a4.w2_within_robustness_bound",
+              "max over rounds k >= 1 of W2(p~_k, p_hat_inf) minus the bound rho^k W2_0 + sum_j rho^(k-j) eps_j "
+              "(eps_j measured each round) is <= 0",
+              [ps["w2_excess"] for ps in all_seeds], "<=", 0.0, 0.0,
+              detail="eps_k = W2(samples_k, exact draws of S_delta(training set_k)); every setting (steps, eta) and "
+                     "seed is one value; the W2 of samples includes their noise, on both sides"),
+        claim("a4.modewise_one_step_inequality",
+              f"fraction of (round, mode n <= {A4_MODES}) with e_n,k <= (1-a) e^(-n delta) e_n,k-1 + eps_n,k + 2 SE "
+              "is >= 0.95",
+              [ps["mode_ok"] for ps in all_seeds], ">=", 0.95, 0.0,
+              detail="e_n,k = |g_n(samples_k) - H_n g_n(p)|, eps_n,k = |g_n(samples_k) - e^(-n delta) g_n(train_k)| "
+                     "(Mehler); 2 SE of g_n(samples_k) allow for the sample noise the law-level inequality does not "
+                     "have; 0.95 = the one-sided coverage of 2 SE is 0.977 per cell"),
+        _exact_claim("a4.compounding_exceeds_one_round_error",
+                     "closed form, after K rounds: min over the (a, eta) grid of W2(compounding, p_hat_inf) / "
+                     "W2(one round of error on the ideal law, p_hat_inf) is >= 1",
+                     float(min(comp_ratio)), ">=", 1.0, len(comp_ratio),
+                     f"grid {A4_GRID}, delta = {A4_DELTA}; ratios " + ", ".join(f"{r:.2f}" for r in comp_ratio)),
+    ]
 
 
 def digits_law(n_max: int | None = None, var: float = 1e-3) -> tuple[GaussianMixture, np.ndarray]:
@@ -423,7 +620,7 @@ def _a5_prediction(e_p: np.ndarray, s_p: np.ndarray, s_rounds: list[np.ndarray],
 
 def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     """Digits: empirical-score model retrained on its own samples; unbiased (U-statistic)
-    degree energies of the round-K samples vs the prediction, over ``cfg.a5_seeds`` seeds,
+    degree energies of the round-K samples vs the prediction, over ``cfg.n_seeds`` seeds,
     with the noise floor and the sampler's discretisation error (vs exact sampling)."""
     from ..empirical import EmpiricalScore
     from ..sampler import sample_reverse
@@ -457,7 +654,7 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
     for i, a in enumerate((0.0, 0.5)):
         meas, floors, preds = [], [], []
-        for r in range(cfg.a5_seeds):
+        for r in range(cfg.n_seeds):
             res = tr.simulate_recursion(p, cfg.a5_rounds, N, a, delta, model="empirical", T=cfg.T, steps=cfg.a5_steps,
                                         grid="quadratic", integrator=cfg.integrator, seed=cfg.seed + 3 + 1000 * r,
                                         progress=progress, hermite_degree=2)
@@ -522,16 +719,7 @@ def rate_claims(table: pd.DataFrame) -> list:
     r = table[(table.part == "A1") & (table["round"] == -1) & (table.dim == 1)]
     v = r.pivot_table(index=["real_fraction", "delta"], columns="metric", values="value")
     method = "OLS t-interval over the fitted rounds (exact laws: the spread is curvature, not noise)"
-    for metric, bname in (("w2", "rho = sqrt(1-a) e^-delta"), ("tv", "1 - a")):
-        excess = v[f"rate_{metric}_ci_high"] - v[f"rate_{metric}_bound"]
-        worst = excess.idxmax()
-        out.append(_exact(
-            f"a1.rate_{metric}_below_bound",
-            f"in all {len(v)} (a, delta) settings the fitted {metric.upper()} rate is at most the bound's rate {bname} "
-            f"(worst case a={worst[0]}, delta={worst[1]}: fitted minus bound)",
-            float(v[f"rate_{metric}"][worst] - v[f"rate_{metric}_bound"][worst]), float(v[f"rate_{metric}_ci_low"][worst]
-            - v[f"rate_{metric}_bound"][worst]), float(excess[worst]), "<=", 0.0, 1e-9,
-            v[f"rate_{metric}_n_fit"][worst], method, "tolerance 1e-9: the distances' numerical floor (RATE_FLOOR)"))
+    for metric in ("w2", "tv"):  # the bound claims are _a1_claims's a1.w2_rate_below_rho / a1.tv_rate_below_1_minus_a
         for (a, delta), row in v[v.index.get_level_values("delta") == max(DELTAS)].iterrows():
             sharp = row[f"rate_{metric}_sharp"]
             n0 = int(row["lowest_degree"])
@@ -604,9 +792,10 @@ PARTS = {"a1": part_a1, "a2": part_a2, "a3": part_a3, "a4": part_a4, "a5": part_
 
 
 def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> ExperimentOutput:
-    tables, figs = [], []
+    tables, figs, claims = [], [], []
     for name in parts:
-        t, f = PARTS[name](config, out_dir, progress)
+        t, f, *c = PARTS[name](config, out_dir, progress)
+        claims += c[0] if c else []
         t = t.copy()
         t["seed"] = config.seed
         tables.append(t)
@@ -623,7 +812,6 @@ def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> Expe
                      else 1 - row.real_fraction)
             sharp = tr.asymptotic_rate(law_1d(), row.real_fraction, row.delta).rate
             summary[f"{row.metric}_a{row.real_fraction}_d{row.delta}"] = [float(row.value), sharp, float(bound)]
-    claims = []
     if "a1" in parts:
         claims += rate_claims(table)
     if "a3" in parts:

@@ -162,14 +162,14 @@ class PerturbedScore:
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         return self.score(x, t)
 
-    def sample(self, n_samples: int, *, seed: SeedLike = None, t: float = 0.0,
+    def sample(self, n_samples: int, *, seed: SeedLike = 0, t: float = 0.0,
                threads: int = 0) -> np.ndarray:
         """Samples of the true p_t."""
         n = check_positive_int(n_samples, "n_samples", minimum=0)
         check_allocation(2.0 * n * self.dim, "n_samples", "the samples")
         return self.base.sample(n, seed=seed, t=t, threads=threads)
 
-    def sample_smoothed(self, n_samples: int, t: float, *, seed: SeedLike = None,
+    def sample_smoothed(self, n_samples: int, t: float, *, seed: SeedLike = 0,
                         threads: int = 0) -> np.ndarray:
         """Samples of p_t (used by the reverse sampler's ``init="exact"``)."""
         return self.sample(n_samples, seed=seed, t=t, threads=threads)

@@ -4,7 +4,8 @@
   ``synthetic_ratio`` or ``real_fraction``, ``replace``, ``accumulate``; per-round metrics;
   per-round checkpoints with exact resume; progress bar; tidy results). It lives in
   :mod:`modelcollapse.recursion` (shared with truncation and the DAE) and is re-exported here.
-- Learners: :class:`GaussianLearner`, :class:`GMMLearner`, :class:`EmpiricalLearner`, and
+- Learners: :class:`GaussianLearner`, :class:`GMMLearner`, :class:`EmpiricalLearner`,
+  :class:`FixedStart` (a common, already trained round 0), and
   (torch) ``DDPMLearner`` / ``FlowMatchingLearner`` in :mod:`.torch_learners`.
 - Gaussian theory and Monte Carlo chains: :mod:`.gaussian`.
 - Per-round metrics (:data:`METRICS`, :func:`default_metrics`, :class:`MetricBackend`):
@@ -29,11 +30,11 @@ from ..recursion import (
     sweep,
 )
 from . import datasets, gaussian
-from .learners import EmpiricalLearner, FitSampleAdapter, GaussianLearner, GMMLearner, make_learner
+from .learners import EmpiricalLearner, FitSampleAdapter, FixedStart, GaussianLearner, GMMLearner, make_learner
 
 __all__ = ["datasets", "gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
            "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
-           "EmpiricalLearner", "FitSampleAdapter", "make_learner", "METRICS", "default_metrics", "get_metric",
+           "EmpiricalLearner", "FitSampleAdapter", "FixedStart", "make_learner", "METRICS", "default_metrics", "get_metric",
            "MetricBackend"]
 
 

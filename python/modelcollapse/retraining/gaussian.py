@@ -31,7 +31,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln, polygamma
 
 from .._types import BACKENDS
 from .._validation import (
@@ -58,12 +58,31 @@ def expected_sqrt_chi2(k: Any) -> np.ndarray:
     return np.sqrt(2.0) * np.exp(gammaln((k + 1) / 2) - gammaln(k / 2))
 
 
-def alpha(n: Any) -> np.ndarray | float:
-    """Proposition 1's collapse rate alpha(n) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2).
+def _check_ddof(ddof: Any, n_min: Any) -> float:
+    """ddof in {0, 1} (or any real in [0, 1]); the smallest sample size must exceed it."""
+    ddof = check_real(ddof, "ddof", low=0.0, high=1.0)
+    if np.any(np.asarray(n_min) <= ddof):
+        raise ValueError(f"n must be > ddof ({ddof:g}), got {n_min}")
+    return ddof
 
-    E[sigma_{t+1} | sigma_t] = alpha(n) sigma_t when a 1D Gaussian is refitted (unbiased
-    variance) on n of its own samples. alpha < 1 and alpha -> 1 as n -> inf
-    (alpha ~ 1 - 1/(4n)).
+
+def alpha(n: Any, ddof: float = 1.0) -> np.ndarray | float:
+    """Proposition 1's collapse rate: E[sigma_{t+1} | sigma_t] = alpha(n) sigma_t.
+
+    A 1D Gaussian refitted on n of its own samples with the variance estimator
+    S / (n - ddof) (S the centred sum of squares, S / sigma_t^2 ~ chi2_{n-1}) has
+    sigma_{t+1} = sigma_t sqrt(S_t / (n - ddof)), hence
+
+        alpha(n, ddof) = E sqrt(chi2_{n-1}) / sqrt(n - ddof)
+                       = sqrt(2 / (n - ddof)) Gamma(n/2) / Gamma((n-1)/2).
+
+    ``ddof=1`` (default, the unbiased variance of Bertrand et al.'s Proposition 1):
+    alpha ~ 1 - 1/(4n); ``ddof=0`` (maximum likelihood): alpha(n, 0) = alpha(n, 1)
+    sqrt((n-1)/n) ~ 1 - 3/(4n). Both < 1 (docs/retraining.md, section "Gaussian theory").
+    The per-round ratios sigma_{t+1}/sigma_t are i.i.d. with this mean, so a Monte Carlo
+    check of alpha pools all chains and rounds (the experiment's claim
+    ``rg.collapse_step_ratio``); the mean of sigma_t itself is heavy-tailed for large t
+    (:func:`std_moment_ratio`).
     """
     n_arr = check_finite_array(n, "n", allow_empty=True)
     if np.any(n_arr < 2):
@@ -71,16 +90,109 @@ def alpha(n: Any) -> np.ndarray | float:
     # Beyond 1e12 the log-gamma difference loses every digit (alpha = 1 - 1/(4n) to 1e-13).
     if np.any(n_arr > 1e12):
         raise ValueError(f"n must be <= 1e12 (alpha(n) = 1 - 1/(4n) to double precision beyond), got {n}")
-    out = np.sqrt(2.0 / (n_arr - 1)) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))
+    ddof = _check_ddof(ddof, n_arr.min() if n_arr.size else 2)
+    out = np.sqrt(2.0 / (n_arr - ddof)) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))
     return float(out) if np.ndim(out) == 0 else out
 
 
-def expected_std(sigma0: float, n: int, t: Any) -> np.ndarray | float:
-    """E[sigma_t] = alpha(n)^t sigma_0 for fully synthetic 1D retraining (exact)."""
+def expected_std(sigma0: float, n: int, t: Any, ddof: float = 1.0) -> np.ndarray | float:
+    """E[sigma_t] = alpha(n, ddof)^t sigma_0 for fully synthetic 1D retraining started at sigma_0.
+
+    An identity of expectations (sigma_t = sigma_0 prod of t i.i.d. factors of mean alpha);
+    a Monte Carlo mean of sigma_t converges to it slowly for large t because sigma_t is
+    heavy-tailed (:func:`std_moment_ratio`, :func:`log_std_moments`).
+    """
     t = check_finite_array(t, "t", allow_empty=True)
     if np.any(t < 0):
         raise ValueError("t must be >= 0 (rounds)")
-    out = alpha(n) ** t * check_real(sigma0, "sigma0", low=0.0)
+    out = alpha(n, ddof) ** t * check_real(sigma0, "sigma0", low=0.0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def log_std_moments(n: int, t: Any, ddof: float = 1.0) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Mean and variance of log(sigma_t / sigma_0) for fully synthetic 1D retraining.
+
+    log sigma_t - log sigma_0 = (1/2) sum_{s<t} log(S_s / (n - ddof)), S_s i.i.d. chi2_{n-1}, and
+    E log chi2_k = psi(k/2) + log 2, Var log chi2_k = psi'(k/2); so
+
+        E = (t/2) (psi((n-1)/2) + log(2 / (n - ddof))),   Var = (t/4) psi'((n-1)/2).
+
+    The typical (median) chain shrinks at rate exp(E/t) per round, faster than the mean's
+    alpha(n): e.g. n = 5, ddof = 1: exp(-0.1352) = 0.8736 vs alpha = 0.9400
+    (docs/retraining.md, section "Heavy tails").
+    """
+    n = check_positive_int(n, "n", minimum=2)
+    ddof = _check_ddof(ddof, n)
+    t = check_finite_array(t, "t", allow_empty=True)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0 (rounds)")
+    k = n - 1
+    mean = 0.5 * t * (digamma(k / 2) + math.log(2.0 / (n - ddof)))
+    var = 0.25 * t * float(polygamma(1, k / 2))
+    if np.ndim(mean) == 0:
+        return float(mean), float(var)
+    return mean, var
+
+
+def std_moment_ratio(n: int, t: Any) -> np.ndarray | float:
+    """The kurtosis-type ratio E[sigma_t^4] / E[sigma_t^2]^2 = (1 + 2/(n-1))^t (fully synthetic, 1D).
+
+    For fully synthetic 1D retraining, E[(S/k)^2] = 1 + 2/k for S ~ chi2_k (k = n - 1), so
+    the ratio grows geometrically (it does not depend on ddof). The Monte Carlo standard
+    error of a mean of sigma_t over C chains is itself estimated reliably only while this
+    ratio is small compared with C; beyond, the sample mean sits below E[sigma_t] in most
+    runs (right-skewed: rare large chains carry the expectation) and its estimated SE is
+    too small. The experiment compares means with alpha(n)^t only at rounds with ratio
+    <= C / 100 (docs/retraining.md, section "Heavy tails").
+    """
+    n = check_positive_int(n, "n", minimum=2)
+    t = check_finite_array(t, "t", allow_empty=True)
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0 (rounds)")
+    out = (1.0 + 2.0 / (n - 1)) ** t
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def expected_cov_factor(workflow: str, n: int, t: Any, *, n_synthetic: int | None = None,
+                        ddof: float = 1.0) -> np.ndarray | float:
+    """E[Sigma_t] / Sigma* for the loop's ``replace`` and ``accumulate`` workflows (closed form).
+
+    Round 0 fits n real points from N(mu*, Sigma*); round t >= 1 draws ``n_synthetic`` = m
+    points (default n) from the round t-1 model and refits mean and covariance S / (N - ddof)
+    (S the scatter matrix of the N training points), as ``GaussianLearner(ddof=ddof)`` in
+    :func:`~modelcollapse.retraining.run_retraining`. Any dimension d.
+
+    ``replace`` (train on the m new points only):
+        E[Sigma_t] = (n-1)/(n-ddof) ((m-1)/(m-ddof))^t Sigma*: constant for ddof = 1,
+        geometric decay (1 - 1/m)^t for the maximum-likelihood ddof = 0.
+    ``accumulate`` (real data + every synthetic set so far, N_t = n + t m):
+        with Y the new set, S_t = S_{t-1} + S_Y + (N_{t-1} m / N_t)(ybar - mu_{t-1})(...)^T and
+        E[S_Y] = (m-1) Sigma_{t-1}, E[(ybar - mu)(...)^T] = Sigma_{t-1}/m, so
+        E[S_t] = E[S_{t-1}] (1 + (m - 1 + N_{t-1}/N_t) / (N_{t-1} - ddof)), E[S_0] = (n-1) Sigma*,
+        and E[Sigma_t] = E[S_t] / (N_t - ddof). For ddof = 1 the factor tends to a positive
+        constant (prod_s (1 - m/(N_s (N_s - 1))) > 0): accumulating does not collapse.
+
+    Returns the scalar factor c_t with E[Sigma_t] = c_t Sigma* (docs/retraining.md, section
+    "Replace and accumulate").
+    """
+    check_choice(workflow, "workflow", ("replace", "accumulate"))
+    n = check_positive_int(n, "n", minimum=2)
+    m = n if n_synthetic is None else check_positive_int(n_synthetic, "n_synthetic", minimum=2)
+    ddof = _check_ddof(ddof, min(n, m))
+    t_arr = check_finite_array(t, "t", allow_empty=True)
+    if np.any(t_arr < 0) or np.any(t_arr != np.round(t_arr)):
+        raise ValueError("t must be whole rounds >= 0")
+    t_max = int(t_arr.max()) if t_arr.size else 0
+    check_allocation(float(t_max + 1), "t", "the curve")
+    c0 = (n - 1) / (n - ddof)
+    if workflow == "replace":
+        curve = c0 * ((m - 1) / (m - ddof)) ** np.arange(t_max + 1, dtype=float)
+    else:
+        N = n + m * np.arange(t_max + 1, dtype=float)
+        steps = 1.0 + (m - 1 + N[:-1] / N[1:]) / (N[:-1] - ddof)
+        scatter = (n - 1) * np.concatenate([[1.0], np.cumprod(steps)])
+        curve = scatter / (N - ddof)
+    out = curve[t_arr.astype(int)]
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -52,7 +52,14 @@ def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
 
 
 class GaussianLearner:
-    """N(mu, Sigma) fitted by maximum likelihood with the unbiased covariance (divide by n - 1).
+    """N(mu, Sigma) fitted with the covariance S / (n - ddof), S the scatter matrix of the n points.
+
+    ``ddof=1`` (default): the unbiased covariance of Bertrand et al.'s Proposition 1;
+    ``ddof=0``: the maximum-likelihood covariance (divide by n), which also shrinks the
+    variance in expectation, by (n-1)/n per fully synthetic round. Closed-form curves for
+    both: :func:`modelcollapse.retraining.gaussian.alpha` and
+    :func:`~modelcollapse.retraining.gaussian.expected_cov_factor` (docs/retraining.md,
+    section "Replace and accumulate").
 
     State: ``{"mean": (d,), "cov": (d, d)}``. Fitting is closed form, so the previous state
     is not needed (the paper's Gaussian warm-up). Sampling: mu + L z with L the Cholesky
@@ -61,8 +68,14 @@ class GaussianLearner:
 
     name = "gaussian"
 
+    def __init__(self, ddof: int = 1) -> None:
+        if isinstance(ddof, bool) or ddof not in (0, 1):
+            raise ValueError(f"ddof must be 0 (maximum likelihood) or 1 (unbiased), got {ddof!r}")
+        self.ddof = int(ddof)
+
     def config(self) -> dict[str, Any]:
-        return {}
+        # ddof = 1 keeps the historical empty config, so existing checkpoints still resume
+        return {} if self.ddof == 1 else {"ddof": self.ddof}
 
     def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
         x = check_finite_array(data, "data", ndim=2)
@@ -72,7 +85,7 @@ class GaussianLearner:
             raise ValueError("data has values too large (> 1e150) for a covariance")
         mean = x.mean(axis=0)
         xc = x - mean
-        return {"mean": mean, "cov": xc.T @ xc / (len(x) - 1)}
+        return {"mean": mean, "cov": xc.T @ xc / (len(x) - self.ddof)}
 
     def sample(self, state: dict[str, np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
         mean, cov = self._state(state)
@@ -220,6 +233,76 @@ class EmpiricalLearner:
                              integrator=self.integrator, init=self.init, seed=as_seed(_check_rng(rng)),
                              threads=self.threads)
         return np.asarray(out.samples, dtype=np.float64)
+
+
+def _state_digest(state: Any, h: Any = None) -> str:
+    """A short sha256 of a data-only state (dicts / lists / tuples of arrays, numbers, strings)."""
+    import hashlib
+
+    top = h is None
+    h = hashlib.sha256() if top else h
+    if isinstance(state, dict):
+        for k in sorted(state, key=str):
+            h.update(repr(k).encode())
+            _state_digest(state[k], h)
+    elif isinstance(state, (list, tuple)):
+        h.update(f"seq{len(state)}".encode())
+        for v in state:
+            _state_digest(v, h)
+    elif isinstance(state, np.ndarray):
+        h.update(str(state.dtype).encode() + str(state.shape).encode())
+        h.update(np.ascontiguousarray(state).tobytes())
+    else:
+        h.update(repr(state).encode())
+    return h.hexdigest()[:16] if top else ""
+
+
+class FixedStart:
+    """A learner whose round 0 is a given, already trained state theta_0 (the common start).
+
+    Bertrand et al. train the initial model once on the real data and retrain every lambda
+    from that same theta_0; wrapping the learner with its trained state does this in
+    :func:`~modelcollapse.retraining.run_retraining`: ``fit(data, None, rng)`` returns (a copy
+    of) ``initial_state`` and ignores the data and the generator; later rounds, ``sample`` and
+    ``parameter_vector`` are the wrapped learner's. The configuration adds a digest of
+    ``initial_state``, so a checkpoint folder made from a different theta_0 is refused on
+    resume (docs/retraining.md, section "Neural models").
+
+    Parameters
+    ----------
+    learner
+        The learner that fine-tunes from theta_0 (e.g. ``DDPMLearner(...)``).
+    initial_state
+        theta_0, a state of that learner (e.g. ``learner.fit(real, None, rng)`` with a
+        larger training budget).
+    """
+
+    def __init__(self, learner: Any, initial_state: Any) -> None:
+        if not (callable(getattr(learner, "fit", None)) and callable(getattr(learner, "sample", None))):
+            raise TypeError("learner must have fit(data, previous_state, rng) and sample(state, n, rng) methods")
+        if initial_state is None:
+            raise TypeError("initial_state must be a state of the learner, got None")
+        self.learner = learner
+        self.initial_state = initial_state
+        self.name = getattr(learner, "name", type(learner).__name__)
+        self.digest = _state_digest(initial_state)
+
+    def config(self) -> dict[str, Any]:
+        base = self.learner.config() if hasattr(self.learner, "config") else {}
+        return {**base, "initial_state_digest": self.digest}
+
+    def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> Any:
+        import copy
+
+        if previous_state is None:
+            return copy.deepcopy(self.initial_state)
+        return self.learner.fit(data, previous_state, rng)
+
+    def sample(self, state: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.learner.sample(state, n, rng)
+
+    def parameter_vector(self, state: Any) -> np.ndarray:
+        return self.learner.parameter_vector(state)
 
 
 LEARNERS = {"gaussian": GaussianLearner, "gmm": GMMLearner, "empirical": EmpiricalLearner}

@@ -10,8 +10,11 @@ own samples; its laws stay Gaussian mixtures that contract to a limit law.
 - Distances (:mod:`._distances`): 1-D mixture quantiles and W2 to or between 1-D mixtures;
   :func:`sliced_w2`, :func:`w2_1d` and :func:`grid_distances` are thin wrappers over
   :mod:`modelcollapse.metrics`.
-- Simulation (:mod:`._learners`): :class:`ExactLawLearner`, :class:`FittedModelLearner` and
-  :func:`simulate_recursion` on the shared loop of :mod:`modelcollapse.recursion`.
+- Compounding errors (:mod:`._laws`): :func:`affine_score_error`, :func:`compounding_recursion`.
+- Simulation (:mod:`._learners`): :class:`IndependentDrawLearner` (independent draws from the
+  exact laws), :class:`FittedModelLearner` (truly recursive: empirical score or GMM) and
+  :func:`simulate_recursion` on the shared loop of :mod:`modelcollapse.recursion`;
+  :func:`expected_moment_sd`, the predicted deviation of the simulated Hermite moments.
 """
 from __future__ import annotations
 
@@ -27,12 +30,15 @@ from ._distances import (
 from ._laws import (
                          MAX_ROUNDS,
                          AsymptoticRate,
+                         CompoundingRecursion,
                          ExactRecursion,
                          Schedule,
                          SmoothedLaw,
+                         affine_score_error,
                          as_schedule,
                          asymptotic_rate,
                          bias_factors,
+                         compounding_recursion,
                          contraction_factor,
                          exact_recursion,
                          limit_law,
@@ -40,11 +46,23 @@ from ._laws import (
                          robustness_radius,
                          transfer_function,
 )
-from ._learners import MODELS, ExactLawLearner, FittedModelLearner, SimulationResult, simulate_recursion
+from ._learners import (
+                         MODELS,
+                         SAMPLERS,
+                         ExactLawLearner,  # former name of IndependentDrawLearner
+                         FittedModelLearner,
+                         IndependentDrawLearner,
+                         SimulationResult,
+                         expected_moment_sd,
+                         hermite_variances_1d,
+                         simulate_recursion,
+)
 
 __all__ = ["Schedule", "as_schedule", "SmoothedLaw", "ExactRecursion", "exact_recursion", "limit_law",
            "transfer_function", "bias_factors", "contraction_factor", "robustness_radius", "robustness_bound",
+           "simulate_recursion", "SimulationResult", "IndependentDrawLearner", "FittedModelLearner", "MODELS",
+           "SAMPLERS", "affine_score_error", "compounding_recursion", "CompoundingRecursion", "expected_moment_sd",
+           "hermite_variances_1d",
            "asymptotic_rate", "AsymptoticRate",
-           "simulate_recursion", "SimulationResult", "ExactLawLearner", "FittedModelLearner", "MODELS",
            "w2_1d", "w2_1d_to_law", "w2_1d_laws", "sliced_w2", "grid_distances", "mixture_quantiles_1d",
            "MAX_ROUNDS", "MAX_PROJECTIONS"]

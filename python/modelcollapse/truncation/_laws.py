@@ -420,3 +420,80 @@ def robustness_bound(k: Any, initial_distance: float, epsilon: float, real_fract
     if not np.all(np.isfinite(out)):
         raise ValueError("initial_distance, epsilon or k too large: the bound overflows float64")
     return out if np.ndim(k) else float(out)
+
+
+# ----------------------------------------------------------------------------------------
+# Compounding errors: the closed-form recursion under a controlled affine score error
+
+
+def affine_score_error(law: GaussianMixture, eta: float) -> GaussianMixture:
+    """The law A_eta # q that a score model with the controlled error eta represents.
+
+    A_eta(x) = sqrt(1 + eta) x + eta (every coordinate): covariances are scaled by (1 + eta)
+    and means mapped to sqrt(1 + eta) m + eta. The map acts on points, so it is the same for
+    every mixture representation of q (a fitted mixture, an empirical law, the exact q_k):
+    the recursion it drives is linear in the law, and its one-point marginal is exact for any
+    learner whose model is unbiased for its training law (docs/truncation.md, section
+    "Compounding errors"). eta = 0 returns ``law`` itself.
+    """
+    _check_law(law, "law")
+    eta = check_real(eta, "eta", low=0.0, high=1e6)
+    if eta == 0.0:
+        return law
+    return GaussianMixture(law.weights, math.sqrt(1.0 + eta) * law.means + eta, law.covariances * (1.0 + eta))
+
+
+@dataclasses.dataclass
+class CompoundingRecursion:
+    """Exact laws of the recursion with a per-round affine score error (compounding).
+
+    ``training[k]`` = q~_k (q~_0 = p, q~_k = a p + (1-a) p~_{k-1}) and ``outputs[k]`` =
+    p~_k = S_{delta_k} A_eta q~_k, every one a GaussianMixture with K (k + 1) components.
+    The per-round error is eps_k = W2(p~_k, ``ideal_step(k)``) (in 1-D:
+    ``w2_1d_laws(rec.outputs[k], rec.ideal_step(k))``).
+    """
+
+    data_law: GaussianMixture
+    real_fraction: float
+    deltas: np.ndarray
+    eta: float
+    training: list[GaussianMixture]
+    outputs: list[GaussianMixture]
+
+    def ideal_step(self, k: int) -> GaussianMixture:
+        """S_{delta_k} q~_k: what an error-free round would output from round k's training law."""
+        k = check_positive_int(k, "k", minimum=0, maximum=len(self.outputs) - 1)
+        return self.training[int(k)].smooth(float(self.deltas[k]))
+
+
+def compounding_recursion(data_law: GaussianMixture, rounds: int, real_fraction: float, schedule: Any,
+                          eta: float) -> CompoundingRecursion:
+    """Closed-form laws of the recursion whose every round has the affine score error eta.
+
+    p~_k = S_{delta_k} A_eta (a p + (1-a) p~_{k-1}), p~_0 = S_{delta_0} A_eta p, with A_eta of
+    :func:`affine_score_error`: errors compound, since round k trains on round k-1's
+    imperfect output. Compare ``exact_recursion`` + one error per round (the ideal q_k
+    perturbed once), which does not compound. Round k's law holds K (k + 1) components.
+
+    Examples
+    --------
+    >>> p = GaussianMixture([0.35, 0.65], [[-2.0], [1.5]], [0.1, 0.2])
+    >>> rec = compounding_recursion(p, 3, 0.5, 0.1, eta=0.05)
+    >>> rec.outputs[3].n_components
+    8
+    """
+    _check_law(data_law, "data_law")
+    rounds = check_positive_int(rounds, "rounds", minimum=0, maximum=MAX_ROUNDS)
+    check_allocation(float(data_law.n_components) * (rounds + 1.0) * (rounds + 2.0) * data_law.dim ** 2,
+                     "rounds", "the compounding laws of every round")
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    eta = check_real(eta, "eta", low=0.0, high=1e6)
+    deltas = as_schedule(schedule).values(rounds + 1)
+    training, outputs = [], []
+    q = data_law
+    for k in range(rounds + 1):
+        if k > 0:
+            q = outputs[-1] if a == 0.0 else data_law.mix(outputs[-1], a)
+        training.append(q)
+        outputs.append(affine_score_error(q, eta).smooth(float(deltas[k])))
+    return CompoundingRecursion(data_law, a, deltas, eta, training, outputs)
