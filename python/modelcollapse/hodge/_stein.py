@@ -229,8 +229,9 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
         covers the correction (docs/hodge.md, section "Bias and error bar").
     truncation : bool
         Also estimate at the next smaller basis (Hermite degree - 2, or half the random
-        features) and report the rise as ``truncation``, the allowance for what the basis
-        misses (``ci_high`` adds it). Only with ``cross_fit``.
+        features) and report the change |value - smaller value| as ``truncation``, the
+        allowance for what the basis misses or the ridge shrinks away (``ci_high`` adds
+        it). Only with ``cross_fit``.
 
     Returns
     -------
@@ -278,6 +279,8 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
         smaller = size - 2 if basis == "hermite" else size // 2
         # the empty basis (degree 0) has value 0
         low = _cross_fit(make(smaller), n, None if auto else ridge).value if smaller >= 1 else 0.0
-        trunc = max(0.0, cf.value - low)
+        # both biases left are downward: a finite basis falls short, and a value that drops as the
+        # basis grows is the ridge shrinking an ill-conditioned fit; so the change counts either way
+        trunc = abs(cf.value - low)
     return GradientPartEstimate(value=cf.value, se=cf.se, plugin=plugin, basis_size=fns.size, basis=basis, n=n,
                                 ridge=cf.ridge, lower=cf.lower, correction=cf.correction, truncation=trunc)
