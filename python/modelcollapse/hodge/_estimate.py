@@ -52,7 +52,7 @@ class GradientPartEstimate(Record):
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     lower: float = float("nan")
     correction: float = 0.0
-    truncation: float = float("nan")
+    truncation: float = 0.0
 
     @property
     def ci_low(self) -> float:
@@ -61,8 +61,7 @@ class GradientPartEstimate(Record):
 
     @property
     def ci_high(self) -> float:
-        """Upper end of the 95% error bar: value + 1.96 se + truncation (truncation counted as
-        0 when not computed)."""
+        """Upper end of the 95% error bar: value + 1.96 se + truncation."""
         trunc = self.truncation if np.isfinite(self.truncation) else 0.0
         return self.value + 1.96 * self.se + trunc
 

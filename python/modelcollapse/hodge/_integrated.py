@@ -26,7 +26,7 @@ class IntegratedGradientPart(Record):
         bias correction).
     times, values, ses : (n_times,) nodes, per-time estimates and their standard errors.
     lower : the same integral of the uncorrected held-out values (a lower bound up to noise).
-    truncation : the same integral of the per-time truncation allowances (NaN if not computed):
+    truncation : the same integral of the per-time truncation allowances (0 if not computed):
         added, not in quadrature, to the upper end of the error bar, since it is systematic.
     """
 
@@ -36,7 +36,7 @@ class IntegratedGradientPart(Record):
     values: np.ndarray
     ses: np.ndarray
     lower: float = float("nan")
-    truncation: float = float("nan")
+    truncation: float = 0.0
 
     @property
     def ci_low(self) -> float:
@@ -45,8 +45,8 @@ class IntegratedGradientPart(Record):
 
     @property
     def ci_high(self) -> float:
-        """integral + 1.96 se + truncation (truncation counted as 0 when not computed)."""
-        return self.integral + 1.96 * self.se + (self.truncation if np.isfinite(self.truncation) else 0.0)
+        """integral + 1.96 se + truncation."""
+        return self.integral + 1.96 * self.se + self.truncation
 
 
 def integrated_gradient_part(score: ScoreFn | PerturbedScore, data: GaussianMixture | np.ndarray, T: float,

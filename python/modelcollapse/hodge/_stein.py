@@ -274,7 +274,7 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
         return GradientPartEstimate(value=plugin, se=float("nan"), plugin=plugin, basis_size=fns.size, basis=basis,
                                     n=n, ridge=plugin_ridge)
     cf = _cross_fit(fns, n, None if auto else ridge)
-    trunc = float("nan")
+    trunc = 0.0
     if check_bool(truncation, "truncation"):
         smaller = size - 2 if basis == "hermite" else size // 2
         # the empty basis (degree 0) has value 0
