@@ -61,10 +61,11 @@ class MetricBackend:
     Parameters
     ----------
     wasserstein
-        ``wasserstein(x, y, p) -> float``: W_p between two ``(n, d)`` sample sets (default
-        exact optimal transport; e.g. a sliced distance for large sample sets).
+        Called as ``wasserstein(x, y, p)``, returns W_p (a float) between two ``(n, d)``
+        sample sets (default exact optimal transport; e.g. a sliced distance for large sets).
     precision_recall
-        ``precision_recall(real, fake, k) -> (precision, recall)`` (default k-NN balls).
+        Called as ``precision_recall(real, fake, k)``, returns ``(precision, recall)``
+        (default k-NN balls).
 
     Pass one as ``run_retraining(..., metric_backend=MetricBackend(wasserstein=...))``; the
     loop hands it to every metric through :attr:`RoundContext.metric_backend`.
