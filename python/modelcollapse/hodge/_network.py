@@ -88,8 +88,8 @@ def _mlp_features(torch, params, x, loc, scale, activation: str):
     lap = act''(a) |J_a|^2 + act'(a) lap_a (sum over the d input directions)."""
     z = (x - loc) / scale
     h = z
-    J = None  # (n, d, fan_in); None means diag(1 / scale) for the input layer
-    lap = None
+    J: Any = None  # (n, d, fan_in); None means diag(1 / scale) for the input layer
+    lap: Any = None
     for W, c in zip(params[:-1:2], params[1:-1:2]):
         a = h @ W.T + c
         if J is None:
