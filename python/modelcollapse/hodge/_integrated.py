@@ -20,13 +20,18 @@ from ._stein import gradient_part_estimate
 class IntegratedGradientPart(Record):
     """Result of :func:`integrated_gradient_part`.
 
-    integral : the Gauss-Legendre estimate of int_delta^T E|grad phi_t|^2 dt (bias-corrected
+    integral
+        the Gauss-Legendre estimate of int_delta^T E|grad phi_t|^2 dt (bias-corrected
         per-time values, :class:`GradientPartEstimate` ``value``).
-    se : its standard error (independent samples per time; each per-time se covers its
+    se
+        its standard error (independent samples per time; each per-time se covers its
         bias correction).
-    times, values, ses : (n_times,) nodes, per-time estimates and their standard errors.
-    lower : the same integral of the uncorrected held-out values (a lower bound up to noise).
-    truncation : the same integral of the per-time truncation allowances (0 if not computed):
+    times, values, ses
+        (n_times,) nodes, per-time estimates and their standard errors.
+    lower
+        the same integral of the uncorrected held-out values (a lower bound up to noise).
+    truncation
+        the same integral of the per-time truncation allowances (0 if not computed):
         added, not in quadrature, to the upper end of the error bar, since it is systematic.
     """
 
