@@ -119,6 +119,12 @@ MUTANTS: list[Mutant] = [
       "return SmoothedLaw(self.base, self.weights.copy(), self.times + 0.5 * t)",
       f"{T_TRUNC}::test_exact_recursion_matches_direct_iteration",
       "a smoothed law advances by t/2 instead of t"),
+    M("truncation.hermite_factor_half",
+      PKG + "truncation/_laws.py",
+      "e = np.exp(-np.multiply.outer(n, self.times))",
+      "e = np.exp(-0.5 * np.multiply.outer(n, self.times))",
+      f"{T_TRUNC}::test_bias_factors_recurrence_and_moments",
+      "Mehler factor e^{-n t / 2} instead of e^{-n t} for the Hermite coordinates of a smoothed law"),
     M("truncation.hermite_gaussian_moment_factor",
       PKG + "truncation/_hermite_basis.py",
       "g[m + 1] = (mean * g[m] + np.sqrt(m) * (var - 1.0) * g[m - 1]) / np.sqrt(m + 1)",
@@ -157,6 +163,12 @@ MUTANTS: list[Mutant] = [
       (f"{T_RETR}::test_infinite_sample_map_contracts_at_lambda_over_one_plus_lambda",
        f"{T_RETR}::test_mixed_chains_contract_at_measured_rate"),
       "contraction rate lambda/(2 + lambda) instead of lambda/(1 + lambda)"),
+    M("retraining.chains_mixing_ignored",
+      PKG + "retraining/gaussian.py",
+      "m = (n if fully else int(math.floor(lam * n + 1e-9))) if n_synthetic is None else",
+      "m = n if n_synthetic is None else",
+      f"{T_RETR}::test_mixed_chains_contract_at_measured_rate",
+      "simulate_chains draws n synthetic points per round whatever lambda is"),
     M("retraining.mixed_map_cross_term",
       PKG + "retraining/gaussian.py",
       "+ lam / (1 + lam) ** 2 * np.einsum(\"...i,...j->...ij\", diff, diff))",
@@ -452,9 +464,8 @@ def _core_library() -> Path | None:
     built = sorted((ROOT / "python" / "modelcollapse").glob("_core*.so"))
     if built:
         return built[0]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     found = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('modelcollapse._core').origin)"],
-                           cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True)
+                           cwd=tempfile.gettempdir(), capture_output=True, text=True)
     path = Path(found.stdout.strip()) if found.returncode == 0 else None
     return path if path is not None and path.is_file() else None
 
