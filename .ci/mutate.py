@@ -152,10 +152,10 @@ MUTANTS: list[Mutant] = [
     # ------------------------------------------------------------------ retraining (Gaussian)
     M("retraining.alpha_n",
       PKG + "retraining/gaussian.py",
-      "out = np.sqrt(2.0 / (n_arr - 1)) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))",
-      "out = np.sqrt(2.0 / n_arr) * np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))",
+      "np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))",
+      "np.exp(gammaln((n_arr + 1) / 2) - gammaln(n_arr / 2))",
       f"{T_RETR}::test_alpha_matches_chi_mean_and_limits",
-      "alpha(n) with n instead of n - 1 (Proposition 1)"),
+      "alpha(n)'s Gamma ratio taken at n + 1 (Proposition 1)"),
     M("retraining.contraction_rate",
       PKG + "retraining/gaussian.py",
       "return lam / (1.0 + lam)",
