@@ -99,7 +99,7 @@ MUTANTS: list[Mutant] = [
       PKG + "truncation/_laws.py",
       "return math.sqrt(1.0 - a) * math.exp(-delta)",
       "return (1.0 - a) * math.exp(-delta)",
-      f"{T_TRUNC}::test_measured_rates_vs_rho_and_one_minus_a",
+      ("tests/truncation", "-kcontraction_factor or robustness"),
       "W2 contraction factor rho = (1 - a) e^-delta instead of sqrt(1 - a) e^-delta"),
     M("truncation.mixing_ignored",
       PKG + "truncation/_laws.py",
