@@ -5,7 +5,7 @@ trained model, and :class:`DaeLearner`, the learner the project's retraining loo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -33,8 +33,8 @@ def sample_generation(run: DaeRun, n_samples: int, *, schedule: SamplerSchedule 
     if not isinstance(run, DaeRun):
         raise TypeError(f"run must be a DaeRun (from train or fit_generation), got {type(run).__name__}")
     act = run.config["activation"] if activation is None else activation
-    return generate(run.w[0], float(run.b[0]), run.v[0], n_samples=n_samples, schedule=schedule, activation=act,
-                    time_encoding=run.config["time_encoding"], return_full=True, seed=seed, threads=threads).X
+    return cast(np.ndarray, generate(run.w[0], float(run.b[0]), run.v[0], n_samples=n_samples, schedule=schedule, activation=act,
+                    time_encoding=run.config["time_encoding"], return_full=True, seed=seed, threads=threads).X)
 
 
 class DaeLearner:
@@ -118,9 +118,9 @@ class DaeLearner:
             raise TypeError("state must be a dict returned by DaeLearner.fit")
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        return generate(state["w"], float(state["b"]), state["v"], n_samples=n, schedule=self.schedule,
+        return cast(np.ndarray, generate(state["w"], float(state["b"]), state["v"], n_samples=n, schedule=self.schedule,
                         activation=self.activation, time_encoding=self.time_encoding, return_full=True,
-                        seed=as_seed(rng), threads=self.threads).X
+                        seed=as_seed(rng), threads=self.threads).X)
 
     def parameter_vector(self, state: dict) -> np.ndarray:
         """(w, b, v) flattened (for the loop's parameter-distance metric)."""

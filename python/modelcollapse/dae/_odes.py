@@ -129,7 +129,7 @@ def _rhs_tail(pb: _Problem, Q: np.ndarray, dQ: np.ndarray, G: np.ndarray, dG: np
 
 def _rk4_path(f, state: tuple, keys: Sequence[str], taus: np.ndarray, dtau: float) -> dict:
     """Classical RK4 on a tuple state from tau = 0, steps <= ``dtau``, recorded at ``taus``."""
-    out = {k: [] for k in keys}
+    out: dict[str, list] = {k: [] for k in keys}
     tau = 0.0
 
     def axpy(st, k, h):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -296,7 +296,7 @@ def spectral_target(levels: Any, fractions: Any, means: Any = None, observe_leve
 def spectral_ode_rhs(q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem):
     """Right-hand side (dq, dG, db, dv) of the spectral-density ODEs (module docstring);
     ``q`` (L, r, r) bulk densities, ``pb.target`` a :class:`SpectralTarget`."""
-    tg = pb.target
+    tg = cast(SpectralTarget, pb.target)
     L, r = q.shape[0], q.shape[1]
     R = G.shape[1]
     spk = tg.spike_mask
@@ -342,7 +342,9 @@ def spectral_ode_rhs(q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: 
             dq += A + A.transpose(0, 2, 1)
             dv += pt * Eu
             net_b += float(np.sum(sw * lt))
-            S.append(s), U.append(u), XT.append((al, be))
+            S.append(s)
+            U.append(u)
+            XT.append((al, be))
         if pb.quadratic and pb.lr > 0:
             rho = rho_eff[c]                                              # (L,)
             co = 2.0 * pb.lr * tg.fractions

@@ -199,7 +199,9 @@ def ode_rhs(Q: np.ndarray, G: np.ndarray, b: float, v: np.ndarray, pb: _Problem)
             dQ += A + A.T
             dv += pt * (wn @ u)
             net_b += float(wn @ np.sum(s * lt, axis=1))
-            S.append(s), U.append(u), XT.append((al, be))
+            S.append(s)
+            U.append(u)
+            XT.append((al, be))
         if pb.quadratic and pb.lr > 0:
             rho = tg.rho_eff[c]
             for Aee, Aex, Axe, Axx, si, ui, j in _quadratic_pairs(pb, pc, b, rho, S, U, XT):

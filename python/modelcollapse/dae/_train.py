@@ -267,7 +267,7 @@ def _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v
     reps, d, r = w_start.shape
     K = means_tr.shape[0]
     steps = sorted(set(list(range(0, n + 1, every)) + [n]))
-    rec = {k: [] for k in ("Q", "M", "G", "b_hist", "v_hist")}
+    rec: dict[str, list] = {k: [] for k in ("Q", "M", "G", "b_hist", "v_hist")}
     ws, bs, vs = [], [], []
     for k in range(reps):
         if random_init:
@@ -277,7 +277,7 @@ def _train_numpy(target, means_tr, data, w_start, random_init, init_scale, b0, v
         x0s, x1s, ts = _core.dae_draw(means_tr, target.scales, target.weights, data, d, seed, k, n,
                                       bool(target.sequential))
         b, v = b0, v_init.copy()
-        hist = {key: [] for key in rec}
+        hist: dict[str, list] = {key: [] for key in rec}
         done = 0
         for s in steps:
             if s > done:
@@ -327,7 +327,7 @@ def _train_torch(target, means_tr, data, w_start, random_init, init_scale, b0, v
         tg_ = torch.as_tensor(times, **f64)[None, :, None]        # (1, m, 1)
         pg_ = torch.as_tensor(p, **f64)[None, :, None]
     steps = sorted(set(list(range(0, n + 1, every)) + [n]))
-    rec = {k: [] for k in ("Q", "M", "G", "b_hist", "v_hist")}
+    rec: dict[str, list] = {k: [] for k in ("Q", "M", "G", "b_hist", "v_hist")}
 
     def record():
         rec["Q"].append((W.transpose(1, 2) @ W / d).cpu().numpy())

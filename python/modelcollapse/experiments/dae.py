@@ -340,7 +340,7 @@ class DigitsConfig:
     theory_nodes: int = 8
 
 
-def _digits_theory(tg, w0: np.ndarray, cfg: DigitsConfig, train_b: bool, b0: float, taus: np.ndarray) -> dict:
+def _digits_theory(tg, w0: np.ndarray, cfg: DigitsConfig, train_b: bool, b0: float, taus: np.ndarray) -> th.SpectralPath:
     """Spectral-closure ODE (dae_theory.integrate_spectral_odes) for the digits Gaussian: the
     top ``n_spikes`` eigenvalues as spikes (columns of E), the rest in ``n_bins`` quantile
     bins; initial statistics from w0 (original coordinates). G columns 0, 1 = PC1, PC2."""
@@ -395,6 +395,7 @@ def _digits_stats_figure(curves: dict, path: Path, title: str) -> Path:
 def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput:
     cov = dae.digits_covariance(cfg.digit, cfg.side)
     tg = dae.gaussian_target(covariance=cov)
+    assert tg.basis is not None  # a full covariance is eigendecomposed into a basis
     d = tg.d
     E = tg.basis[:, :2]                          # top two principal components
     lam = tg.scales[0] ** 2
@@ -410,7 +411,7 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
         for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
             w, b, done = w0, (0.0 if train_b else fixed_b), 0.0
             ode = _digits_theory(tg, w0, cfg, train_b, b, dense)
-            sim = {k: [] for k in ("tau", "g1", "g2", "trQ", "b")}
+            sim: dict[str, list] = {k: [] for k in ("tau", "g1", "g2", "trQ", "b")}
             for i, tau in enumerate(taus):
                 seg = dae.train(tg, r=cfg.r, tau=tau - done, lr=cfg.lr, weight_decay=cfg.weight_decay, init=w, b0=b,
                                 train_b=train_b, observe=E, seed=sd + 1 + i, threads=cfg.threads)
@@ -423,6 +424,7 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
                 w, b, done = seg.w[0], float(seg.b[0]), tau
                 X = dae.generate(w, b, n_samples=cfg.n_samples, schedule=sch, return_full=True, seed=sd + 50 + i,
                                  threads=cfg.threads).X
+                assert X is not None  # return_full=True
                 proj = X @ E
                 Q, G = w.T @ w / d, w.T @ E / np.sqrt(d)
                 theo = th.projected_law_samples(Q, G, b, schedule=sch, n_samples=cfg.n_samples, seed=sd + 70 + i)
@@ -727,6 +729,7 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
     if cfg.nu_method not in ("mixture", "grid"):
         raise ValueError(f"nu_method must be 'mixture' or 'grid', got {cfg.nu_method!r}")
     tg = dae.digits_target(cfg.digit, cfg.side)
+    assert tg.basis is not None  # a full covariance is eigendecomposed into a basis
     d = tg.d
     E = tg.basis[:, :2]
     lam = tg.scales[0] ** 2
@@ -750,6 +753,7 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
                 proj = samples @ E
                 # theory: Cor. 2.3 with the ODE statistics (g >= 2) or the measured ones (g = 1)
                 if g >= 2 and cfg.theory:
+                    assert w_prev is not None and b_prev is not None  # set by generation g - 1
                     Eq, ttg = _generation_theory_target(w_prev, b_prev, E, sch, cfg, seed)
                     w0 = st["w0"]
                     ode = th.integrate_odes(ttg, w0.T @ w0 / d, w0.T @ Eq / np.sqrt(d), st["b0"], taus=[st["tau"]],

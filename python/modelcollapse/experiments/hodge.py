@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,7 @@ def random_model(p: GaussianMixture, rng: np.random.Generator, cfg: HodgeConfig,
     "control" (c = 0, a = 0: the L2 error is all gradient), "null" (u = 0, a = 0: all solenoidal)."""
     d = p.dim
     A = H.antisymmetric(d)
-    terms = []
+    terms: list[H.GradientTerm | H.SolenoidalTerm | H.FourierTerm] = []
     u = float(rng.uniform(-cfg.u_max, cfg.u_max)) if family != "null" else 0.0
     grad_shape = str(rng.choice(["bump", "quadratic"]))
     if grad_shape == "bump":
@@ -372,6 +373,7 @@ def _closed(name: str, statement: str, value: float, comparison: str, target: fl
 def _claims(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.DataFrame, summary: dict,
             exact_q: dict[str, float]) -> list[Claim]:
     claims: list[Claim] = []
+    k: Any  # a bootstrap key, later a count
     n_rep = cfg.n_seeds
     mixed, control, null = (cdf[cdf.family == f] for f in ("mixed", "control", "null"))
     for fam, sub in (("mixed", mixed), ("control", control)):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,7 @@ def _se(x: np.ndarray) -> np.ndarray:
 def reliable_round(n: int, rounds: int, n_chains: int) -> int:
     """The last round t <= rounds whose sigma_t moment ratio (1 + 2/(n-1))^t is <= n_chains / 100."""
     t = np.arange(rounds + 1)
-    ok = g.std_moment_ratio(n, t) <= n_chains / 100
+    ok = cast(np.ndarray, g.std_moment_ratio(n, t)) <= n_chains / 100
     return int(t[ok].max()) if ok.any() else 0
 
 
@@ -98,6 +99,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     rows: list[dict] = []
     summary: dict = {}
     claims: list[Claim] = []
+    k: int | np.integer  # a round: from range, then from a numpy arange
     T = config.rounds
     t = np.arange(T + 1)
     C = config.n_chains
@@ -112,7 +114,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     ax = axes[0]
     heavy: dict[str, np.ndarray] = {}
     for n in config.n_values:
-        a = g.alpha(n)
+        a = float(g.alpha(n))
         t_rel = reliable_round(n, T, C)
         ratio_means, mean_rel, log_slope = [], [], []
         for s in seeds:
@@ -125,7 +127,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
             if s == seeds[0]:
                 sig0 = sig
         mean, se = sig0.mean(0), _se(sig0)
-        theory = g.expected_std(1.0, n, t)
+        theory = cast(np.ndarray, g.expected_std(1.0, n, t))
         for k in range(T + 1):
             rows += [dict(panel="collapse", n=n, synthetic_ratio=math.inf, round=k, metric="std_mean", value=mean[k]),
                      dict(panel="collapse", n=n, synthetic_ratio=math.inf, round=k, metric="std_se", value=se[k]),
@@ -165,7 +167,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         claims.append(claim(
             f"rg.log_std_slope_n{n}", f"fully synthetic, n={n}: the mean of log(sigma_T)/T at T={T} equals "
             f"E log(sigma_(t+1)/sigma_t) = {elog / T:.5f} (so the median chain shrinks by {math.exp(elog / T):.4f} "
-            f"per round, not alpha = {a:.4f})", log_slope, "~", elog / T,
+            f"per round, not alpha = {a:.4f})", log_slope, "~", float(elog) / T,
             K_SE * math.sqrt(vlog) / T / math.sqrt(C * K),
             detail=f"exact: E and Var of log sigma_T from psi and psi' of (n-1)/2 (log_std_moments); tolerance "
                    f"{K_SE:g} x sqrt(Var log sigma_T)/T/sqrt(chains x seeds)"))
@@ -176,7 +178,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     ax = axes[1]
     n_h = int(heavy["n"])
     sig = heavy["sig"]
-    elog_t, vlog_t = g.log_std_moments(n_h, t)
+    elog_t, vlog_t = cast(tuple[np.ndarray, np.ndarray], g.log_std_moments(n_h, t))
     ax.semilogy(t, sig.mean(0), label="mean over chains")
     ax.semilogy(t, np.median(sig, 0), label="median over chains")
     ax.semilogy(t, g.expected_std(1.0, n_h, t), "k--", lw=1, label="alpha(n)^t = E[sigma_t]")

@@ -72,7 +72,7 @@ DDPM_PRESETS = {
                   density_rounds=(0, 1, 5, 20, 50, 100)),
 }
 
-FLOW_PRESETS = {
+FLOW_PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(n_real=500, n_eval=500, rounds=4, synthetic_ratios=(0.5, math.inf), seeds=(0, 1, 2),
                   samples_per_round=7680, initial_samples=38_400, sample_steps=10,
                   density_ratios=(math.inf, 0.5), density_rounds=(0, 2, 4)),

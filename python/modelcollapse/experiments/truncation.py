@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ import pandas as pd
 from .. import GaussianMixture
 from .. import truncation as tr
 from ..hermite import hermite_moments, mixture_moments
-from ._claims import claim, claim_from_interval
+from ._claims import Claim, Comparison, claim, claim_from_interval
 from ._plotting import pyplot, save_figure
 from ._registry import ExperimentOutput, register
 
@@ -189,6 +190,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     # recursive empirical-score model (exact sampler, n_seeds seeds; each round fitted to the
     # previous round's samples), whose moments are compared with their predicted deviation.
     p = law_1d()
+    recs: dict
     sims, recs = {}, {}
     z2 = np.zeros((cfg.n_seeds, len(A_VALUES)))
     for ai, a in enumerate(A_VALUES):
@@ -322,6 +324,7 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
                                     steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress,
                                     hermite_degree=2)
         m = hermite_moments(res.samples[-1], D, std_errors=True)
+        assert m.std_errors is not None  # std_errors=True fills them
         # truly recursive runs: moments vs the predicted compounded deviation
         sd_rec = tr.expected_moment_sd(p, cfg.rounds, a, delta, D, cfg.n_samples)
         sd_ind = tr.expected_moment_sd(p, cfg.rounds, a, delta, D, cfg.n_samples, model="independent")
@@ -336,7 +339,7 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
         ratio = float(np.mean((sd_rec[:, 1:A2_CLAIM_DEGREE + 1] / sd_ind[:, 1:A2_CLAIM_DEGREE + 1]) ** 2))
         claims += _a2_claims(a, delta, z2_rec, z2_ind, ratio, cfg)
         B = tr.bias_factors(n, cfg.rounds, a, delta)[-1]
-        H = tr.transfer_function(n, a, delta)
+        H = cast(np.ndarray, tr.transfer_function(n, a, delta))
         for j in n:
             rows.append(dict(part="A2", real_fraction=a, delta=delta, round=cfg.rounds, degree=int(j),
                              measured=m.values[j], std_error=m.std_errors[j], predicted=B[j] * g_p[j],
@@ -480,7 +483,7 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
         for metric, v in (("w2_compounding", c), ("w2_one_round_error", one), ("eps", eps),
                           ("radius", tr.robustness_radius(eps, ga, delta))):
             rows.append(dict(part="A4", setting=f"closed form a={ga}, eta={geta}", round=K, metric=metric, value=v))
-    settings = [dict(steps=10, eta=0.0), dict(steps=cfg.steps, eta=0.0)] + [dict(steps=cfg.steps, eta=e)
+    settings: list[dict[str, Any]] = [dict(steps=10, eta=0.0), dict(steps=cfg.steps, eta=0.0)] + [dict(steps=cfg.steps, eta=e)
                                                                            for e in A4_ETAS]
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(16, 4.6))
@@ -652,6 +655,8 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
                          value=float(np.trace(np.cov(xs.T)) / np.trace(np.cov(exact.T)) - 1)))
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
+    meas: Any  # per-seed rows, then their array
+    floors: Any
     for i, a in enumerate((0.0, 0.5)):
         meas, floors, preds = [], [], []
         for r in range(cfg.n_seeds):
@@ -707,7 +712,7 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     return pd.DataFrame(rows), [f]
 
 
-def _exact(name: str, statement: str, est: float, lo: float, hi: float, comparison: str, target: float,
+def _exact(name: str, statement: str, est: float, lo: float, hi: float, comparison: Comparison, target: float,
            tol: float, n: int, method: str, detail: str):
     return claim_from_interval(name, statement, est, lo, hi, comparison, target, tol, n=max(int(n), 1),
                                method=method, detail=detail)
@@ -792,6 +797,7 @@ PARTS = {"a1": part_a1, "a2": part_a2, "a3": part_a3, "a4": part_a4, "a5": part_
 
 
 def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> ExperimentOutput:
+    claims: list[Claim]
     tables, figs, claims = [], [], []
     for name in parts:
         t, f, *c = PARTS[name](config, out_dir, progress)

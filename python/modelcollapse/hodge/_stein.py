@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -268,17 +268,17 @@ def gradient_part_estimate(x: Any, score: Any, *, basis: str = "hermite", degree
     fns = make(size)
     b, G = fns.system(np.arange(n))
     # in-sample value: with "auto", the smallest ridge of the grid
-    plugin_ridge = RIDGE_GRID[0] if auto else ridge
+    plugin_ridge = RIDGE_GRID[0] if auto else cast(float, ridge)
     plugin = float(b @ _solve(G, b, plugin_ridge))
     if not cross_fit:
         return GradientPartEstimate(value=plugin, se=float("nan"), plugin=plugin, basis_size=fns.size, basis=basis,
                                     n=n, ridge=plugin_ridge)
-    cf = _cross_fit(fns, n, None if auto else ridge)
+    cf = _cross_fit(fns, n, None if auto else cast(float, ridge))
     trunc = 0.0
     if check_bool(truncation, "truncation"):
         smaller = size - 2 if basis == "hermite" else size // 2
         # the empty basis (degree 0) has value 0
-        low = _cross_fit(make(smaller), n, None if auto else ridge).value if smaller >= 1 else 0.0
+        low = _cross_fit(make(smaller), n, None if auto else cast(float, ridge)).value if smaller >= 1 else 0.0
         # both biases left are downward: a finite basis falls short, and a value that drops as the
         # basis grows is the ridge shrinking an ill-conditioned fit; so the change counts either way
         trunc = abs(cf.value - low)

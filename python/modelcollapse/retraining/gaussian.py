@@ -196,7 +196,7 @@ def expected_cov_factor(workflow: str, n: int, t: Any, *, n_synthetic: int | Non
     return float(out) if np.ndim(out) == 0 else out
 
 
-def sqrt_cov_bound(cov0: Any, n: int, t: int) -> np.ndarray:
+def sqrt_cov_bound(cov0: Any, n: int, t: float) -> np.ndarray:
     """alpha(n)^t Sigma_0^{1/2}: Proposition 1's upper bound (Loewner order) on E[Sigma_t^{1/2}]."""
     t = check_real(t, "t", low=0.0)
     return alpha(check_real(n, "n")) ** t * sqrtm_psd(cov0, "cov0")

@@ -6,7 +6,7 @@ signatures the truncation experiments use.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ._laws import _check_law
 MAX_PROJECTIONS = 1_000_000
 
 
-def mixture_quantiles_1d(law: GaussianMixture, u: Any) -> np.ndarray:
+def mixture_quantiles_1d(law: GaussianMixture, u: Any) -> np.ndarray | float:
     """Quantiles of a 1-D Gaussian mixture at levels u in (0, 1) (bracketing + Newton; ~1e-12).
 
     Returns an array of u's shape (a float for a scalar u).
@@ -87,7 +87,7 @@ def w2_1d_to_law(x: Any, law: GaussianMixture) -> float:
     """W2 between a 1-D sample and a 1-D mixture (sample quantiles vs law quantiles at (i-1/2)/n)."""
     a = np.sort(_as_sample_1d(x, "x"))
     u = (np.arange(len(a)) + 0.5) / len(a)
-    return _rms_difference(a, mixture_quantiles_1d(_check_law(law, "law"), u), "x and law")
+    return _rms_difference(a, cast(np.ndarray, mixture_quantiles_1d(_check_law(law, "law"), u)), "x and law")
 
 
 def w2_1d_laws(p: GaussianMixture, q: GaussianMixture, n_levels: int = 2_000) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -143,7 +143,7 @@ class HermiteMoments:
 
     def __getitem__(self, alpha: Any) -> float:
         """g_alpha for a multi-index (tuple) or, in 1-D, a degree n."""
-        key = (int(alpha),) if np.isscalar(alpha) else tuple(int(a) for a in alpha)
+        key = (int(cast(Any, alpha)),) if np.isscalar(alpha) else tuple(int(a) for a in alpha)
         hits = np.flatnonzero((self.indices == np.asarray(key)).all(axis=1))
         if hits.size == 0:
             raise KeyError(f"multi-index {key} not stored (degree {self.degree}, d = {self.dim})")

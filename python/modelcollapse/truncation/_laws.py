@@ -193,7 +193,7 @@ class SmoothedLaw:
         nz = wt > 0  # as GaussianMixture.mix: components of weight 0 are dropped
         return GaussianMixture(wt[nz] / wt[nz].sum(), np.concatenate(means)[nz], np.concatenate(covs)[nz])
 
-    def hermite_factor(self, n: Any) -> np.ndarray:
+    def hermite_factor(self, n: Any) -> np.ndarray | float:
         """sum_j w_j exp(-n t_j): c_alpha(self) = factor(|alpha|) c_alpha(p) (Mehler)."""
         n = check_finite_array(n, "n", allow_empty=True)
         if np.any(n < 0):
@@ -235,6 +235,7 @@ def exact_recursion(data_law: GaussianMixture, rounds: int, real_fraction: float
     sched = as_schedule(schedule)
     deltas = sched.values(rounds + 1)
     q = SmoothedLaw(data_law, np.array([1.0]), np.array([0.0]))
+    outputs: list[SmoothedLaw]
     training, outputs = [], []
     for k in range(rounds + 1):
         if k > 0:
@@ -273,7 +274,7 @@ def limit_law(data_law: GaussianMixture, real_fraction: float, delta: float, *, 
     return SmoothedLaw(data_law, w / w.sum(), (j + shift) * delta), err
 
 
-def transfer_function(n: Any, real_fraction: float, delta: float, law: str = "output") -> np.ndarray:
+def transfer_function(n: Any, real_fraction: float, delta: float, law: str = "output") -> np.ndarray | float:
     """H_n = a e^{-n delta} / (1 - (1-a) e^{-n delta}) (output) or a / (1 - (1-a) e^{-n delta})
     (training law): c_n(p_hat_inf) = H_n c_n(p). H_0 = 1; a = 0 gives H_n = 0 for n >= 1."""
     a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
@@ -406,7 +407,7 @@ def robustness_radius(epsilon: float, real_fraction: float, delta: float) -> flo
     return out
 
 
-def robustness_bound(k: Any, initial_distance: float, epsilon: float, real_fraction: float, delta: float) -> np.ndarray:
+def robustness_bound(k: Any, initial_distance: float, epsilon: float, real_fraction: float, delta: float) -> np.ndarray | float:
     """rho^k W2_0 + epsilon (1 - rho^k) / (1 - rho)."""
     rho = contraction_factor(real_fraction, delta)
     kk = check_finite_array(k, "k", allow_empty=True)
@@ -489,6 +490,7 @@ def compounding_recursion(data_law: GaussianMixture, rounds: int, real_fraction:
     a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
     eta = check_real(eta, "eta", low=0.0, high=1e6)
     deltas = as_schedule(schedule).values(rounds + 1)
+    outputs: list[GaussianMixture]
     training, outputs = [], []
     q = data_law
     for k in range(rounds + 1):

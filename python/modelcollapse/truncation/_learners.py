@@ -213,6 +213,7 @@ def _round_metric(exact: ExactRecursion, hermite_degree: int, seed: int, recursi
             out["eps_w2"] = out["w2_to_exact"]
             tm = train_moments[k].values
         hm = hermite_moments(x, hermite_degree, std_errors=True)
+        assert hm.std_errors is not None  # std_errors=True fills them
         em = exact_moments[k]
         for i, alpha in enumerate(hm.indices):
             if alpha.sum() == 0:
@@ -276,7 +277,7 @@ def simulate_recursion(data_law: GaussianMixture, rounds: int, n_samples: int, r
     check_allocation(float(n_samples) * data_law.dim * (rounds + 2) * 2, "n_samples and rounds",
                      "the samples of every round")
     exact = exact_recursion(data_law, rounds, a, sched)
-    kw = dict(T=T, steps=steps, integrator=integrator, grid=grid, threads=threads)
+    kw: dict[str, Any] = dict(T=T, steps=steps, integrator=integrator, grid=grid, threads=threads)
     if model == "independent":
         if sampler != "reverse":
             raise ValueError("sampler='exact' is for the recursive models; model='independent' would just "
