@@ -17,6 +17,31 @@ PRESET_HELP = f"size of the run: quick (seconds to a minute), default (minutes),
 _EXTRAS = {"torch": "torch", "distributed": "dask", "dask": "dask"}
 
 
+def _preset_note(preset: str) -> str:
+    return f"preset {preset}, the default; --preset default for the full-size run" if preset == DEFAULT_PRESET \
+        else f"preset {preset}"
+
+
+class _RunHelp(argparse.Action):
+    """``run NAME --help``: the options, then NAME's settings (as ``show NAME``)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.print_help()
+        name = getattr(namespace, "name", None)
+        if name:
+            print()
+            try:
+                _cmd_show(argparse.Namespace(name=name, preset=getattr(namespace, "preset", DEFAULT_PRESET)))
+            except ValueError as exc:
+                print(f"modelcollapse: error: {exc}", file=sys.stderr)
+                parser.exit(2)
+        parser.exit()
+
+
 class CLIError(Exception):
     """An error the user can fix from the command line: printed as one line, exit code 2."""
 
@@ -171,8 +196,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"running {exp.name} with the config saved in {args.rerun} -> {out}")
         _print_version_drift(sidecar)
     else:
-        note = ", the default; --preset default for the full-size run" if args.preset == DEFAULT_PRESET else ""
-        print(f"running {exp.name} (preset {args.preset}{note}) -> {out}")
+        print(f"running {exp.name} ({_preset_note(args.preset)}) -> {out}")
     result = exp.run(config, out, progress=progress)
     for fig in result.figures:
         print(f"figure: {fig}")
@@ -244,6 +268,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     progress = not args.quiet and sys.stderr.isatty()
     _check_out(Path(args.out))
+    print(f"report ({_preset_note(args.preset)}) -> {args.out}")
     res = build_report(args.preset, args.out, progress=progress)
     failed = [s["experiment"] for s in res["sections"] if s["error"]]
     for s in res["sections"]:
@@ -265,6 +290,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("results") / f"sweep-{args.name}"
     _check_out(out)
+    print(f"sweep {args.name} ({_preset_note(args.preset)}) -> {out}")
     security = scheduler_security(args.tls_ca_file, args.tls_cert, args.tls_key)
     try:
         run_sweep(args.name, args.preset, parse_grid(args.grid), args.seeds, out, scheduler=args.scheduler,
@@ -295,9 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="experiment name (see `modelcollapse list`)")
     show.add_argument("--preset", default=DEFAULT_PRESET, choices=["quick", "default", "paper"], help=PRESET_HELP)
     show.set_defaults(func=_cmd_show)
-    run = sub.add_parser("run", help="run a registered experiment", parents=[common],
+    run = sub.add_parser("run", help="run a registered experiment", parents=[common], add_help=False,
                          description="Run an experiment. Settings: preset < --config FILE (or --from SIDECAR) < --set; "
-                                     "`modelcollapse show NAME` lists them.")
+                                     "`modelcollapse show NAME` (or `run NAME --help`) lists them.")
+    run.add_argument("-h", "--help", action=_RunHelp, help="show this help and NAME's settings, then exit")
     run.add_argument("name", nargs="?", default=None, help="experiment name (see `modelcollapse list`); "
                      "optional with --from")
     run.add_argument("--preset", default=DEFAULT_PRESET, choices=["quick", "default", "paper"], help=PRESET_HELP)
