@@ -208,9 +208,11 @@ def test_field_help_reads_metadata_trailing_and_leading_comments():
                               2)  # trailing c, on the statement's last line
         d: str = dataclasses.field(default="x", metadata={"help": "from metadata"})  # not this
         e: bool = False
+        # a block above loses to the field's own trailing comment
+        f: int = 0  # trailing f
 
     assert field_help(Cfg) == {"a": "trailing a", "b": "above b, two lines", "c": "trailing c, on the statement's "
-                               "last line", "d": "from metadata"}
+                               "last line", "d": "from metadata", "f": "trailing f"}
 
 
 def test_make_config_checks_typed_values_from_files_and_sidecars():
