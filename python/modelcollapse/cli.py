@@ -6,6 +6,7 @@ stderr with exit code 2, ``--debug`` shows the traceback (docs/cli.md).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -107,20 +108,17 @@ def _read_config_file(path: str) -> dict[str, Any]:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - Python 3.10
-            try:
-                import tomli as tomllib
-            except ImportError:
-                raise CLIError('reading TOML on Python 3.10 needs tomli: pip install "tomli>=2"') from None
+        try:   # tomllib from Python 3.11; tomli (a dependency on 3.10) has the same API
+            tomllib = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+        except ImportError:
+            raise CLIError('reading TOML on Python 3.10 needs tomli: pip install "tomli>=2"') from None
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise CLIError(f"--config {path}: not valid TOML ({exc})") from None
     elif suffix in (".yaml", ".yml"):
         try:
-            import yaml
+            yaml = importlib.import_module("yaml")   # optional: PyYAML is not a dependency
         except ImportError:
             raise CLIError('--config: YAML files need PyYAML (pip install pyyaml); or write the file as TOML') from None
         try:
@@ -149,7 +147,7 @@ def _check_device(config: Any) -> None:
     device = getattr(config, "device", None)
     if not isinstance(device, str) or device in ("auto", "cpu"):
         return
-    import torch   # a config with a device is a torch experiment: torch is needed anyway
+    import torch  # a config with a device is a torch experiment: torch is needed anyway
 
     try:
         dev = torch.device(device)

@@ -168,7 +168,7 @@ def coerce_value(raw: Any, typ: Any, key: str) -> Any:
         if isinstance(raw, numbers.Integral) and not isinstance(raw, bool):
             return int(raw)
         if isinstance(raw, numbers.Real) and not isinstance(raw, bool) and math.isfinite(raw) and float(raw).is_integer():
-            return int(raw)
+            return int(float(raw))
         raise TypeError(f"{key} must be int, got {raw!r}")
     if typ is float:
         if isinstance(raw, numbers.Real) and not isinstance(raw, bool):
@@ -203,18 +203,18 @@ def field_help(config_cls: type) -> dict[str, str]:
     comments: dict[int, tuple[str, bool]] = {}   # line -> (text, alone on its line)
     starts: dict[str, tuple[int, int]] = {}       # field -> (first line, last line) of its statement
     code_lines: set[int] = set()
-    first: tokenize.TokenInfo | None = None       # first token of the current logical line
+    first = -1                                    # index of the first token of the current logical line
     for i, tok in enumerate(tokens):
         if tok.type == tokenize.COMMENT:
             comments[tok.start[0]] = (tok.string.lstrip("#").strip(), tok.start[0] not in code_lines)
         elif tok.type == tokenize.NEWLINE:
-            if first is not None and first.string in names and tokens[tokens.index(first) + 1].string == ":":
-                starts.setdefault(first.string, (first.start[0], tok.start[0]))
-            first = None
+            if first >= 0 and tokens[first].string in names and tokens[first + 1].string == ":":
+                starts.setdefault(tokens[first].string, (tokens[first].start[0], tok.start[0]))
+            first = -1
         elif tok.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
             code_lines.add(tok.start[0])
-            if first is None:
-                first = tok
+            if first < 0:
+                first = i
     for name, (lo, hi) in starts.items():
         if name in out:
             continue
