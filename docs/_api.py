@@ -47,8 +47,9 @@ def _public_name(module: str) -> str:
 def exported(module: ModuleType) -> list[str]:
     """The names a module exports (``__all__``), without submodules."""
     names = getattr(module, "__all__", None)
-    if names is None:
-        names = [n for n in vars(module) if not n.startswith("_")]
+    if names is None:  # what the module defines itself, not what it imports
+        names = [n for n, v in vars(module).items() if not n.startswith("_") and not inspect.ismodule(v)
+                 and (getattr(v, "__module__", None) == module.__name__ or (n.isupper() and not callable(v)))]
     return [n for n in names if not n.startswith("__") and not inspect.ismodule(getattr(module, n))]
 
 

@@ -6,6 +6,7 @@ Markdown files of this folder (MyST); the API reference is generated from the do
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -63,3 +64,19 @@ html_theme = "pydata_sphinx_theme"
 html_title = "modelcollapse"
 html_theme_options = {"navigation_depth": 2, "show_toc_level": 2}
 nitpicky = False
+
+
+_LITERAL = re.compile(r"(``.*?``|`[^`]*`)")
+
+
+def _escape_bars(app, what, name, obj, options, lines):
+    # Docstrings write norms and absolute values as |x| and |p - q|, which reStructuredText
+    # reads as substitution references: escape the bars outside literals and roles.
+    for i, line in enumerate(lines):
+        if "|" in line:
+            parts = _LITERAL.split(line)
+            lines[i] = "".join(p if j % 2 else p.replace("|", "\\|") for j, p in enumerate(parts))
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_bars)

@@ -107,6 +107,7 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
                                      backend="cpp"),
     "hermite.mixture_moments": _case(hermite.mixture_moments, mixture=GM2, degree=3, method="auto"),
     "hermite.degree_energies": _case(hermite.degree_energies, moments=MOM),
+    "hermite.HermiteMoments.energies": _case(MOM.energies, unbiased=False),
     "hermite.gram_charlier": _case(hermite.gram_charlier, moments=MOM, points=np.linspace(-3, 3, 7)),
     "hermite.multi_indices": _case(hermite.multi_indices, d=2, degree=3),
     # truncation
@@ -133,6 +134,8 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "truncation.bias_factors": _case(truncation.bias_factors, degrees=np.arange(4), rounds=3, real_fraction=0.5,
                                      schedule=0.1),
     "truncation.contraction_factor": _case(truncation.contraction_factor, real_fraction=0.5, delta=0.1),
+    "truncation.asymptotic_rate": _case(truncation.asymptotic_rate, data_law=GM1, real_fraction=0.5, delta=0.1,
+                                        max_degree=10, tol=1e-9),
     "truncation.robustness_radius": _case(truncation.robustness_radius, epsilon=0.01, real_fraction=0.5, delta=0.1),
     "truncation.robustness_bound": _case(truncation.robustness_bound, k=np.arange(5), initial_distance=1.0,
                                          epsilon=0.01, real_fraction=0.5, delta=0.1),
@@ -166,6 +169,8 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
 SKIPPED: dict[str, str] = {
     "sampler.ReverseSamples": "plain record of a sampler run (built by sample_reverse; holds what it is given)",
     "sampler.NonFiniteSamplesError": "exception class",
+    "sampler.DiscretisationWarning": "warning class",
+    "truncation.AsymptoticRate": "record returned by asymptotic_rate",
     "metrics.PrecisionRecall": "NamedTuple record returned by precision_recall",
     "truncation.ExactRecursion": "record built by exact_recursion (its method output_mixture is fuzzed)",
     "truncation.SimulationResult": "record built by simulate_recursion",

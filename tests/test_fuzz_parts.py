@@ -127,7 +127,8 @@ CASES: dict[str, tuple] = {
                                               activation="tanh", time_encoding=(0.0, 0.0), seed=0), ("n_samples",)),
     "dae_theory.generation_target": (th.generation_target, dict(Q=[[1.0]], G=[[0.5]], b=0.5, v=None, schedule=SCH,
                                                                 n_samples=50, grid=4, activation="tanh",
-                                                                bandwidth_factor=1.5, seed=0), ("n_samples", "grid")),
+                                                                bandwidth_factor=1.5, seed=0, method="mixture",
+                                                                n_atoms=4), ("n_samples", "grid")),
     # retraining.gaussian
     "gaussian.expected_sqrt_chi2": (G.expected_sqrt_chi2, dict(k=[1.0, 2.0]), ()),
     "gaussian.alpha": (G.alpha, dict(n=10), ()),

@@ -214,3 +214,35 @@ def test_sizes_and_divergence_refused_naming_the_arguments():
     # A step of 5e305 overflows: still a FloatingPointError, now also a ValueError naming T and steps.
     with pytest.raises(ValueError, match=r"T - delta\) / steps"):
         mc.sample_reverse(p, 10, T=1e308)
+
+
+def _within_mode_variance_error(law, x):
+    """Mean over modes of (variance of the points nearest that mode) / (its variance) - 1."""
+    mu = law.means[:, 0]
+    lab = np.argmin(np.abs(x[:, None] - mu[None]), axis=1)
+    return float(np.mean([np.var(x[lab == j]) / law.covariances[j] - 1 for j in range(len(mu))]))
+
+
+def test_coarse_uniform_grid_at_small_delta_warns_and_log_grid_is_accurate():
+    # Modes of variance 0.01 at delta = 1e-4, 400 steps from T = 1: the uniform step 0.0025 is
+    # 0.25 of the variance -> within-mode variance ~ +27% (predicted 1.1 h / sigma^2); the log
+    # grid is within the 2% noise of 30 000 points. Kills: no warning, a wrong narrowest
+    # variance (missing the smoothing to delta), a threshold off by 10x.
+    import warnings
+
+    from modelcollapse.sampler import DiscretisationWarning
+
+    p = mc.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [1e-2, 1e-2])
+    kw = dict(T=1.0, delta=1e-4, steps=400, init="exact", seed=1, threads=1)
+    with pytest.warns(DiscretisationWarning, match=r"about 27% too large.*grid='log'"):
+        xu = mc.sample_reverse(p, 30_000, grid="uniform", **kw).samples[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscretisationWarning)
+        xl = mc.sample_reverse(p, 30_000, grid="log", **kw).samples[:, 0]
+        # a smooth law (variances 0.1, 0.2) on the same uniform grid: h / sigma^2 = 0.025, no warning
+        mc.sample_reverse(mc.GaussianMixture([0.5, 0.5], [[-2.0], [1.5]], [0.1, 0.2]), 10, grid="uniform", **kw)
+    target = p.smooth(1e-4)
+    assert 0.27 / 1.5 < _within_mode_variance_error(target, xu) < 0.27 * 1.5
+    assert abs(_within_mode_variance_error(target, xl)) < 0.04
+    with pytest.warns(DiscretisationWarning):   # narrow at delta: an empirical score's points, 2 delta = 2e-3
+        mc.sample_reverse(mc.EmpiricalScore(np.array([[-1.0], [1.0]])), 10, T=1.0, delta=1e-3, steps=100, seed=1)

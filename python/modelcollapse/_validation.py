@@ -137,7 +137,7 @@ def check_positive_int(value: Any, name: str, minimum: int = 1, maximum: int | N
 
 def check_real(value: Any, name: str, low: float | None = None, high: float | None = None,
                low_open: bool = False, high_open: bool = False) -> float:
-    """A finite real in the given (closed unless *_open) range."""
+    """A finite real in the given range (closed unless ``low_open`` / ``high_open``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)

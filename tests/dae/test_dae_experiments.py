@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pandas as pd
+import pytest
 
 importlib.import_module("modelcollapse.experiments.dae")
 from modelcollapse.experiments._registry import REGISTRY  # noqa: E402
@@ -18,17 +20,33 @@ def _run(name, tmp_path, **over):
     return res
 
 
+def _claims(res):
+    return {c.name: c for c in res.claims}
+
+
 def test_d1_training(tmp_path):
+    """b against the finite-d ODE (kills: the O(1/d) terms of db dropped, or the closed form's K
+    changed) and M against the ODE (d = 400, 2 replicas)."""
     res = _run("dae-training", tmp_path)
-    assert abs(res.summary["b_final_sim"] - res.summary["b_final_theory"]) < 0.01
+    c = _claims(res)
+    assert c["d1.skip_ode"].verdict == "holds", c["d1.skip_ode"]
     assert res.summary["max_abs_dev_M_mean"] < 0.4   # d = 400, 2 replicas
 
 
 def test_d2_generation(tmp_path):
+    """Pure theory (ODEs with the weight decay 1.5 of Cui et al. Fig. 2 + Cor. 2.3) against the
+    d-dimensional samples in the paper's Hellinger convention (2H^2, 1-D on span(mu)).
+    Measured (quick, d = 300): 2H^2(sim, theory) 0.001-0.007, two-sample noise 0.0005-0.0034,
+    2H^2(sim, target) 1.2 -> 0.33. Kills (checked): the weight decay dropped from the ODE call
+    (2H^2(sim, theory) 0.14-0.24)."""
     res = _run("dae-generation", tmp_path)
-    h_st, h_sim = res.summary["H(sim,theory)"], res.summary["H(sim,target)"]
-    assert max(h_st) < 0.15                      # Cor. 2.3 + ODE vs d-dim samples
-    assert h_sim[-1] < h_sim[0]                  # the generated law approaches the target
+    t = res.table
+    h_st = t[t.metric == "2H2(sim,theory)"].value.to_numpy()
+    noise = t[t.metric == "2H2(theory,theory')"].value.to_numpy()
+    assert np.all(h_st < 3 * noise + 0.01), (h_st, noise)
+    h_sim = res.summary["2H2(sim,target)"]
+    assert h_sim[-1] < 0.5 * h_sim[0]               # the generated law approaches the target
+    assert _claims(res)["d2.hellinger_to_target_decreases"].verdict == "holds"
 
 
 def test_d3_digits_mode_collapse(tmp_path):
@@ -38,25 +56,50 @@ def test_d3_digits_mode_collapse(tmp_path):
     fixed = [k for k in s if k.startswith("fixed") and k.endswith("total_variance_ratio")][0]
     assert s[fixed] > 3 * s["trained b:total_variance_ratio"]   # the remedy restores variance
     assert s["trained b:b"] < 0.1
-    # spectral-closure ODE (spikes + quantile bins of the digits spectrum) from the same initial
-    # weights: b and the generated total variance follow the simulation (quick: within 1%)
-    assert abs(s["trained b:b_ode"] - s["trained b:b"]) < 0.05 * s["trained b:b"]
-    for v in ("trained b", fixed[:-len(":total_variance_ratio")]):
-        assert abs(s[f"{v}:total_variance_ratio_ode"] / s[f"{v}:total_variance_ratio"] - 1) < 0.1
-        assert abs(s[f"{v}:trQ_ode"] / s[f"{v}:trQ"] - 1) < 0.1
+    # spectral-closure ODE (spikes + quantile bins of the digits spectrum, weight decay 0.784) from
+    # the same initial weights: b, tr Q and the generated total variance follow the simulation
+    # (quick: measured within 1-3%; without the weight decay in the simulation tr Q is off by 70%)
+    c = _claims(res)
+    for name in ("d3.ode_total_variance_ratio_trained_b", "d3.ode_trQ_trained_b", "d3.ode_b_trained_b",
+                 "d3.ode_total_variance_ratio_fixed_b", "d3.ode_trQ_fixed_b"):
+        assert c[name].verdict != "fails", c[name]
+        assert abs(c[name].estimate) < 0.05, c[name]
 
 
+@pytest.mark.slow
 def test_d4_generations(tmp_path):
+    """D4 at d = 784 with the paper's hyperparameters (Fig. 4: tau = 2.8, weight decay 0.784), 2
+    seeds, 2 generations. Measured: total variance ratio 0.24 -> 0.18 (trained b; without the
+    weight decay it grows, 0.37 -> 0.45), H(sim, theory) at generation 2 within ~0.03 of the
+    two-sample KDE noise (nu on the old 6-node grid: 0.2-0.56). Kills (checked): weight decay
+    dropped from the preset (total variance then grows, 0.37 -> 0.45), nu back on the 6-node grid
+    (H(sim, theory) 0.13-0.23 at generation 2), weight decay dropped from the ODE call (0.16-0.17).
+    Does not kill: the atoms' covariances dropped (8 atoms without them are close enough here)."""
     res = _run("dae-generations", tmp_path)
-    tv = res.summary["trained b:total_variance_ratio"]
-    assert tv[-1] <= tv[0] * 1.1                 # no recovery over generations
-    assert max(res.summary["trained b:H(sim,theory)"]) < 0.2
+    t = res.table
+
+    def per_seed(variant, g, metric):
+        sub = t[(t.variant == variant) & (t.generation == g) & (t.metric == metric)]
+        return sub.sort_values("seed").value.to_numpy()
+
+    tv1, tv2 = per_seed("trained b", 1, "total_variance_ratio"), per_seed("trained b", 2, "total_variance_ratio")
+    assert np.all(tv2 < 0.9 * tv1), (tv1, tv2)      # collapse compounds (Cui et al., Fig. 4)
+    assert np.all(tv1 < 0.5)
+    for variant in t.variant.unique():
+        h = per_seed(variant, 2, "H(sim,theory)")
+        noise = per_seed(variant, 2, "H(theory,theory')")
+        assert np.all(h < noise + 0.05), (variant, h, noise)
+    b, bt = per_seed("trained b", 2, "b"), per_seed("trained b", 2, "b_theory")
+    assert np.all(np.abs(bt / b - 1) < 0.1), (b, bt)
     # the generations run through the retraining loop: an interrupted run (last round of one
-    # variant lost) resumes from its checkpoints and gives the same table
-    ck = tmp_path / "dae-generations" / "checkpoints" / "fixed_b"
+    # variant lost) resumes from its checkpoints and gives the same simulation results (the
+    # theory, not part of the loop's configuration, is skipped in the rerun to save time)
+    ck = tmp_path / "dae-generations" / "checkpoints" / "fixed_b" / "seed_0"
     (ck / "round_0001.json").unlink()
-    again = _run("dae-generations", tmp_path)
-    pd.testing.assert_frame_equal(res.table, again.table)
+    again = _run("dae-generations", tmp_path, theory=False)
+    sim = ["total_variance_ratio", "var_pc1_ratio", "b", "trQ", "H(sim,target)", "H(sim,sim')"]
+    pick = lambda tab: tab[tab.metric.isin(sim)].reset_index(drop=True).drop(columns="theory")  # noqa: E731
+    pd.testing.assert_frame_equal(pick(res.table), pick(again.table))
 
 
 def test_d5_scale(tmp_path):

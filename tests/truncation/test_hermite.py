@@ -117,11 +117,30 @@ def test_empirical_vs_analytic_within_standard_errors(kind):
     assert np.max(np.abs((emp.values[1:] - other.values[1:]) / emp.std_errors[1:])) > 6
 
 
-def test_energies_and_gram_charlier():
+def test_energies_closed_form_rotation_invariance_and_parseval():
+    # N(m, I) in 3-D: c_alpha = m^alpha, so E_n = sum_{|alpha|=n} m^{2 alpha}/alpha! = |m|^{2n}/n!
+    # (multinomial theorem). Kills: grouping by the wrong degree, an extra 1/alpha!, a missing square.
+    m = np.array([0.7, -0.4, 1.1])
+    e = hm.degree_energies(hm.mixture_moments(mc.GaussianMixture([1.0], [m], 1.0), 8))
+    np.testing.assert_allclose(e, [(m @ m) ** n / math.factorial(n) for n in range(9)], rtol=1e-12)
+    # Degree-n chaos is rotation invariant: E_n(R p) = E_n(p) for a full-covariance mixture.
+    p = _mix2d("full")
+    th = 0.7
+    R = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
+    rp = mc.GaussianMixture(p.weights, p.means @ R.T, R @ p.covariances @ R.T)
+    np.testing.assert_allclose(hm.mixture_moments(rp, 10).energies(), hm.mixture_moments(p, 10).energies(),
+                               rtol=1e-10, atol=1e-14)
+    # Parseval: sum_n E_n(p) = int p^2 / phi (1-D, variances < 2 so the integral is finite).
+    q = _mix1d()
+    x = np.linspace(-12, 12, 24001)
+    phi = np.exp(-0.5 * x ** 2) / math.sqrt(2 * math.pi)
+    integral = float(np.sum(q.pdf(x[:, None]) ** 2 / phi) * (x[1] - x[0]))
+    assert hm.mixture_moments(q, 120).energies().sum() == pytest.approx(integral, rel=1e-6)
+
+
+def test_gram_charlier_reconstructs_the_density():
     p = _mix1d()
     m = hm.mixture_moments(p, 40)
-    e = hm.degree_energies(m)
-    np.testing.assert_allclose(e, m.values ** 2)
     grid = np.linspace(-4, 4, 401)
     gc = hm.gram_charlier(m, grid)
     # Gram-Charlier converges in L2(1/phi) for this mixture (variances > 1/2): density error small.
@@ -129,7 +148,6 @@ def test_energies_and_gram_charlier():
     m2 = hm.mixture_moments(_mix2d("full").smooth(0.4), 12)
     pts = np.random.default_rng(0).normal(size=(50, 2))
     np.testing.assert_allclose(hm.gram_charlier(m2, pts), _mix2d("full").smooth(0.4).pdf(pts), atol=2e-3)
-    assert e[0] == 1.0
 
 
 def test_bad_inputs():

@@ -29,6 +29,17 @@
 #define MODELCOLLAPSE_HOT_FMA MODELCOLLAPSE_HOT
 #endif
 
+// Helpers of hot kernels. A function compiled with MODELCOLLAPSE_HOT(_FMA) runs the vector
+// clone's instruction set only on the code inlined into it, so the helpers it calls (their
+// loops, `omp simd` ones included) are forced inline: each clone then vectorises them for its
+// own target. This, with MODELCOLLAPSE_HOT(_FMA) above, is the project's one SIMD dispatch
+// policy (no run-time CPU checks elsewhere).
+#if defined(__GNUC__)
+#define MODELCOLLAPSE_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MODELCOLLAPSE_ALWAYS_INLINE inline
+#endif
+
 #if defined(__GNUC__)
 #define MODELCOLLAPSE_VECTOR_EXT 1
 namespace modelcollapse {
@@ -53,7 +64,7 @@ namespace fastmath {
 #define MODELCOLLAPSE_HAS_BIT_CAST 1
 #endif
 #endif
-inline double bits_to_double(std::uint64_t b) {
+MODELCOLLAPSE_ALWAYS_INLINE double bits_to_double(std::uint64_t b) {
 #ifdef MODELCOLLAPSE_HAS_BIT_CAST
     return __builtin_bit_cast(double, b);
 #else
@@ -62,7 +73,7 @@ inline double bits_to_double(std::uint64_t b) {
     return d;
 #endif
 }
-inline std::uint64_t double_to_bits(double d) {
+MODELCOLLAPSE_ALWAYS_INLINE std::uint64_t double_to_bits(double d) {
 #ifdef MODELCOLLAPSE_HAS_BIT_CAST
     return __builtin_bit_cast(std::uint64_t, d);
 #else
@@ -72,27 +83,28 @@ inline std::uint64_t double_to_bits(double d) {
 #endif
 }
 
-// exp(x) for x <= 0 (the only case log-sum-exp needs): < 1 ulp for normal results,
-// correctly rounded subnormals below -708, 0 below -745.5 and for -inf, NaN for NaN.
-// Branch-free and written so that GCC vectorises loops that call it with plain SSE2: the
-// clamp is a bit mask built from a select between two doubles (a select between constants
-// and x, or a bool -> integer mask, makes GCC either thread the clamped path into a branch
-// or give up on SSE2), and the result is scaled by 2^(k + 600) then 2^-600 so that no
-// exponent field can wrap for k >= -1623.
-inline double exp_nonpositive(double x) {
+namespace detail {
+// exp(x) = 2^k e^r: returns r = x - k ln2 (Cody-Waite, ln2 in two parts; |r| <= ln2 / 2)
+// and k = round(x log2(e)), taken from the rounding constant's low mantissa bits (two's
+// complement).
+MODELCOLLAPSE_ALWAYS_INLINE double exp_reduce(double x, std::int64_t& k) {
     constexpr double kLog2e = 1.4426950408889634074;
     constexpr double kLn2Hi = 6.93147180369123816490e-01;
     constexpr double kLn2Lo = 1.90821492927058770002e-10;
     constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: rounds to an integer
-    constexpr double kLowest = -745.5;               // exp(-745.5) rounds to 0
-    const std::uint64_t below = double_to_bits(x < kLowest ? bits_to_double(~0ull) : 0.0);
-    const double xc = bits_to_double((double_to_bits(x) & ~below) | (double_to_bits(kLowest) & below));
-    double t = xc * kLog2e + kShifter;
-    double kf = t - kShifter;
-    std::int64_t k = static_cast<std::int64_t>(double_to_bits(t) - double_to_bits(kShifter));
-    double r = (xc - kf * kLn2Hi) - kf * kLn2Lo;  // |r| <= ln2 / 2
-    // Taylor series of e^r to degree 13 (remainder < 1e-17 on |r| <= 0.347), evaluated
-    // with Estrin's scheme: a short dependency chain, so loops are not latency-bound.
+    const double t = x * kLog2e + kShifter;
+    const double kf = t - kShifter;
+    k = static_cast<std::int64_t>(double_to_bits(t) - double_to_bits(kShifter));
+    return (x - kf * kLn2Hi) - kf * kLn2Lo;
+}
+
+// e^r on |r| <= ln2 / 2 by its Taylor series to degree 13 (remainder < 1e-17 on
+// |r| <= 0.347), in two evaluation orders of the same coefficients. Estrin's scheme: a
+// short dependency chain, for loops that keep few exponentials in flight (reductions, which
+// would otherwise wait on the chain). Horner's: the fewest operations, for long loops of
+// independent exponentials, which are throughput-bound (Estrin's order there costs the
+// exact grid KDE 5% more instructions). The two may differ in the last bit.
+MODELCOLLAPSE_ALWAYS_INLINE double exp_taylor_estrin(double r) {
     const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
     const double a0 = 1.0 + r;
     const double a1 = 1.0 / 2.0 + r * (1.0 / 6.0);
@@ -104,11 +116,62 @@ inline double exp_nonpositive(double x) {
     const double b0 = a0 + r2 * a1;
     const double b1 = a2 + r2 * a3;
     const double b2 = a4 + r2 * a5;
-    const double p = (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
+    return (b0 + r4 * b1) + r8 * (b2 + r4 * a6);
+}
+MODELCOLLAPSE_ALWAYS_INLINE double exp_taylor_horner(double r) {
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    return p * r + 1.0;
+}
+}  // namespace detail
+
+// exp(x) for x <= 0 (the only case log-sum-exp needs): < 1 ulp for normal results,
+// correctly rounded subnormals below -708, 0 below -745.5 and for -inf, NaN for NaN.
+// Branch-free and written so that GCC vectorises loops that call it with plain SSE2: the
+// clamp is a bit mask built from a select between two doubles (a select between constants
+// and x, or a bool -> integer mask, makes GCC either thread the clamped path into a branch
+// or give up on SSE2), and the result is scaled by 2^(k + 600) then 2^-600 so that no
+// exponent field can wrap for k >= -1623. Estrin's order (log-sum-exp reductions).
+inline double exp_nonpositive(double x) {
+    constexpr double kLowest = -745.5;  // exp(-745.5) rounds to 0
+    const std::uint64_t below = double_to_bits(x < kLowest ? bits_to_double(~0ull) : 0.0);
+    const double xc = bits_to_double((double_to_bits(x) & ~below) | (double_to_bits(kLowest) & below));
+    std::int64_t k;
+    const double p = detail::exp_taylor_estrin(detail::exp_reduce(xc, k));
     // Both scalings are exact for normal results (then identical to p * 2^k); the second
     // rounds once into the subnormal range.
     const double scale = bits_to_double(static_cast<std::uint64_t>(k + 1623) << 52);  // 2^(k + 600)
     return (p * scale) * 0x1p-600;
+}
+
+// exp(x) for any x (the Gaussian kernels' values and their ratios, which may exceed 1):
+// the same reduction and series as exp_nonpositive, in Horner's order (the kernels' loops
+// are long and throughput-bound), about 2 ulp from std::exp on [-708.39, 709]. Below, 2^k
+// is flushed to 0 once k < -1022 (x below about -708.74) instead of rounding into the
+// subnormals (their arithmetic is slow and the kernels never need them); above 709.78 the
+// exponent is capped (finite, 2^1023 e^r, not inf). The clamps are integer bit masks, not
+// a floating-point compare: GCC 12 does not if-convert a (possibly trapping) FP compare, so
+// a compare-based clamp keeps the calling loop scalar ("control flow in loop").
+MODELCOLLAPSE_ALWAYS_INLINE double exp_flush(double x) {
+    std::int64_t k;
+    const double p = detail::exp_taylor_horner(detail::exp_reduce(x, k));
+    const std::int64_t under = (k + 1022) >> 63;  // all ones if k < -1022
+    const std::int64_t over = (1023 - k) >> 63;   // all ones if k > 1023
+    std::int64_t kc = (k & ~under) | (-1022 & under);
+    kc = (kc & ~over) | (1023 & over);
+    const double y = p * bits_to_double(static_cast<std::uint64_t>(kc + 1023) << 52);
+    return bits_to_double(double_to_bits(y) & static_cast<std::uint64_t>(~under));
 }
 
 // 2^x for log-sum-exp weights, x in [-1020, 1000] (the caller keeps x in range: a clamp

@@ -62,153 +62,85 @@ inline double log_norm(const Eigen::MatrixXd& L) {
     return s;
 }
 
-// The portable (SSE2) build cannot vectorise the exponential, so on x86 the kernel sums
-// also exist compiled for AVX2 + FMA and are picked at run time when the CPU has them.
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define MC_KDE_X86_DISPATCH 1
-#define MC_KDE_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define MC_KDE_ALWAYS_INLINE inline
-#endif
-
-// Bit casts without address-taken locals (those become per-lane arrays in an omp simd loop
-// and stop the vectoriser).
-#if defined(__GNUC__) || defined(__clang__)
-MC_KDE_ALWAYS_INLINE std::uint64_t bits_of(double d) { return __builtin_bit_cast(std::uint64_t, d); }
-MC_KDE_ALWAYS_INLINE double double_of(std::uint64_t b) { return __builtin_bit_cast(double, b); }
-#else
-inline std::uint64_t bits_of(double d) { return fastmath::double_to_bits(d); }
-inline double double_of(std::uint64_t b) { return fastmath::bits_to_double(b); }
-#endif
-
-// exp(x) for any x: the reduction and degree-13 polynomial of fastmath::exp_nonpositive
-// (identical values for -708 <= x <= 0), restated always-inline so that GCC inlines it
-// before the OpenMP simd lowering inside the AVX2 clones, and with the exponent clamped by
-// integer bit masks instead of a floating-point compare: GCC 12 does not if-convert a
-// (possibly trapping) FP compare, so a compare-based clamp keeps the calling loop scalar
-// ("control flow in loop"). 0 where 2^k underflows (x < about -708.4), finite up to ~709.
-MC_KDE_ALWAYS_INLINE double exp_any_inl(double x) {
-    constexpr double kLog2e = 1.4426950408889634074;
-    constexpr double kLn2Hi = 6.93147180369123816490e-01;
-    constexpr double kLn2Lo = 1.90821492927058770002e-10;
-    constexpr double kShifter = 6755399441055744.0;
-    const double t = x * kLog2e + kShifter;
-    const double kf = t - kShifter;
-    const std::int64_t k = static_cast<std::int64_t>(bits_of(t) - bits_of(kShifter));
-    const double r = (x - kf * kLn2Hi) - kf * kLn2Lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const std::int64_t under = (k + 1022) >> 63;  // all ones if k < -1022
-    const std::int64_t over = (1023 - k) >> 63;   // all ones if k > 1023
-    std::int64_t kc = (k & ~under) | (-1022 & under);
-    kc = (kc & ~over) | (1023 & over);
-    const double y = p * double_of(static_cast<std::uint64_t>(kc + 1023) << 52);
-    return double_of(bits_of(y) & static_cast<std::uint64_t>(~under));
-}
-
 // Sum over samples of w_i exp(-|y_i - z|^2 / 2) for one whitened point z. d = 1 and 2 have
 // their own loops; any other d processes the samples in blocks of 256, accumulating
-// squared distances one coordinate at a time (unit stride), then exponentiating. The body
-// is a macro because the omp simd loops must sit in the function that carries the target
-// attribute (they are lowered before inlining).
-#define MC_KDE_DEFINE_KERNEL_SUM(NAME, ATTR)                                                       \
-    ATTR inline double NAME##_1(const double* __restrict Y, const double* __restrict w,            \
-                                std::size_t n, double z0) {                                        \
-        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                  \
-        std::size_t i = 0;                                                                         \
-        for (; i + 8 <= n; i += 8)                                                                 \
-            for (int l = 0; l < 8; ++l) {                                                          \
-                double u = Y[i + l] - z0;                                                          \
-                acc[l] += w[i + l] * exp_any_inl(-0.5 * u * u);                            \
-            }                                                                                      \
-        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
-        for (; i < n; ++i) {                                                                       \
-            double u = Y[i] - z0;                                                                  \
-            s += w[i] * exp_any_inl(-0.5 * u * u);                                         \
-        }                                                                                          \
-        return s;                                                                                  \
-    }                                                                                              \
-    ATTR inline double NAME##_2(const double* __restrict Y, const double* __restrict w,            \
-                                std::size_t n, double z0, double z1) {                             \
-        const double* __restrict Y0 = Y;                                                           \
-        const double* __restrict Y1 = Y + n;                                                       \
-        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                  \
-        std::size_t i = 0;                                                                         \
-        for (; i + 8 <= n; i += 8)                                                                 \
-            for (int l = 0; l < 8; ++l) {                                                          \
-                double u = Y0[i + l] - z0, v = Y1[i + l] - z1;                                     \
-                acc[l] += w[i + l] * exp_any_inl(-0.5 * (u * u + v * v));                  \
-            }                                                                                      \
-        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
-        for (; i < n; ++i) {                                                                       \
-            double u = Y0[i] - z0, v = Y1[i] - z1;                                                 \
-            s += w[i] * exp_any_inl(-0.5 * (u * u + v * v));                               \
-        }                                                                                          \
-        return s;                                                                                  \
-    }                                                                                              \
-    ATTR inline double NAME##_exp(const double* __restrict q, const double* __restrict w,          \
-                                  std::size_t len) {                                               \
-        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                  \
-        std::size_t i = 0;                                                                         \
-        for (; i + 8 <= len; i += 8)                                                               \
-            for (int l = 0; l < 8; ++l) acc[l] += w[i + l] * exp_any_inl(-0.5 * q[i + l]); \
-        double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); \
-        for (; i < len; ++i) s += w[i] * exp_any_inl(-0.5 * q[i]);                         \
-        return s;                                                                                  \
-    }                                                                                              \
-    ATTR inline double NAME(const double* Y, const double* w, std::size_t n, std::size_t d,        \
-                            const double* z, double* buf) {                                        \
-        if (d == 1) return NAME##_1(Y, w, n, z[0]);                                                \
-        if (d == 2) return NAME##_2(Y, w, n, z[0], z[1]);                                          \
-        constexpr std::size_t kBlock = 256;                                                        \
-        double s = 0.0;                                                                            \
-        for (std::size_t b = 0; b < n; b += kBlock) {                                              \
-            const std::size_t len = std::min(n, b + kBlock) - b;                                   \
-            for (std::size_t i = 0; i < len; ++i) buf[i] = 0.0;                                    \
-            for (std::size_t a = 0; a < d; ++a) {                                                  \
-                const double* Ya = Y + a * n + b;                                                  \
-                const double za = z[a];                                                            \
-                for (std::size_t i = 0; i < len; ++i) {                                            \
-                    double u = Ya[i] - za;                                                         \
-                    buf[i] += u * u;                                                               \
-                }                                                                                  \
-            }                                                                                      \
-            s += NAME##_exp(buf, w + b, len);                                                      \
-        }                                                                                          \
-        return s;                                                                                  \
-    }
-
-MC_KDE_DEFINE_KERNEL_SUM(kernel_sum_portable, )
-
-#ifdef MC_KDE_X86_DISPATCH
-MC_KDE_DEFINE_KERNEL_SUM(kernel_sum_avx2, __attribute__((target("avx2,fma"))))
-inline bool cpu_has_avx2_fma() {
-    static const bool ok = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }();
-    return ok;
+// squared distances one coordinate at a time (unit stride), then exponentiating. Eight
+// accumulators summed in a fixed order: the result does not depend on the vector width.
+// The helpers are forced inline so that each clone of kernel_sum (MODELCOLLAPSE_HOT_FMA,
+// fastmath.hpp) vectorises them, exponential included, for its own instruction set.
+MODELCOLLAPSE_ALWAYS_INLINE double sum_acc8(const double* acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
-#endif
 
-inline double kernel_sum(const double* Y, const double* w, std::size_t n, std::size_t d, const double* z,
-                         double* buf) {
-#ifdef MC_KDE_X86_DISPATCH
-    if (cpu_has_avx2_fma()) return kernel_sum_avx2(Y, w, n, d, z, buf);
-#endif
-    return kernel_sum_portable(Y, w, n, d, z, buf);
+MODELCOLLAPSE_ALWAYS_INLINE double kernel_sum_1(const double* __restrict Y, const double* __restrict w, std::size_t n,
+                                                double z0) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) {
+            double u = Y[i + l] - z0;
+            acc[l] += w[i + l] * fastmath::exp_flush(-0.5 * u * u);
+        }
+    double s = sum_acc8(acc);
+    for (; i < n; ++i) {
+        double u = Y[i] - z0;
+        s += w[i] * fastmath::exp_flush(-0.5 * u * u);
+    }
+    return s;
+}
+
+MODELCOLLAPSE_ALWAYS_INLINE double kernel_sum_2(const double* __restrict Y, const double* __restrict w, std::size_t n,
+                                                double z0, double z1) {
+    const double* __restrict Y0 = Y;
+    const double* __restrict Y1 = Y + n;
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) {
+            double u = Y0[i + l] - z0, v = Y1[i + l] - z1;
+            acc[l] += w[i + l] * fastmath::exp_flush(-0.5 * (u * u + v * v));
+        }
+    double s = sum_acc8(acc);
+    for (; i < n; ++i) {
+        double u = Y0[i] - z0, v = Y1[i] - z1;
+        s += w[i] * fastmath::exp_flush(-0.5 * (u * u + v * v));
+    }
+    return s;
+}
+
+// Sum of w_i exp(-q_i / 2) over one block of squared distances q.
+MODELCOLLAPSE_ALWAYS_INLINE double kernel_sum_exp(const double* __restrict q, const double* __restrict w,
+                                                  std::size_t len) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += w[i + l] * fastmath::exp_flush(-0.5 * q[i + l]);
+    double s = sum_acc8(acc);
+    for (; i < len; ++i) s += w[i] * fastmath::exp_flush(-0.5 * q[i]);
+    return s;
+}
+
+// Y: whitened samples, column-major (d x n); z: one whitened point; buf: 256 doubles.
+MODELCOLLAPSE_HOT_FMA double kernel_sum(const double* Y, const double* w, std::size_t n, std::size_t d,
+                                        const double* z, double* buf) {
+    if (d == 1) return kernel_sum_1(Y, w, n, z[0]);
+    if (d == 2) return kernel_sum_2(Y, w, n, z[0], z[1]);
+    constexpr std::size_t kBlock = 256;
+    double s = 0.0;
+    for (std::size_t b = 0; b < n; b += kBlock) {
+        const std::size_t len = std::min(n, b + kBlock) - b;
+        for (std::size_t i = 0; i < len; ++i) buf[i] = 0.0;
+        for (std::size_t a = 0; a < d; ++a) {
+            const double* Ya = Y + a * n + b;
+            const double za = z[a];
+            for (std::size_t i = 0; i < len; ++i) {
+                double u = Ya[i] - za;
+                buf[i] += u * u;
+            }
+        }
+        s += kernel_sum_exp(buf, w + b, len);
+    }
+    return s;
 }
 
 // Exact KDE at m points. samples (n x d), weights (n, summing to 1), H (d x d), points
@@ -295,175 +227,182 @@ inline void axis_window(const GridAxis& ax, double inv_step, double c, double ha
     hi = fh >= cnt - 1.0 ? ax.count : static_cast<std::size_t>(fh) + 1;
 }
 
-#define MC_KDE_DEFINE_GRID(NAME, ATTR)                                                             \
-    /* 1-D: acc[j] += w_i exp(-((start + j step - x_i) / sigma)^2 / 2) for samples [b, e), over  \
-       the window of points with exponent <= kGridCutoff (all values there are >= e^-690, so  \
-       the run may rise and fall: relative errors only add up). 8 lanes with stride 8,       \
-       restarted from exact exponentials every kGridRestart strides. */                       \
-    ATTR inline void NAME##_1d(const double* x, const double* w, std::size_t b, std::size_t e,      \
-                               double sigma, const GridAxis& ax, double* __restrict acc,            \
-                               const StopToken& stop) {                                             \
-        const double h = ax.step / sigma, vmax = std::sqrt(2.0 * kGridCutoff);                    \
-        const double q8 = std::exp(-64.0 * h * h), isig = 1.0 / sigma;                             \
-        const std::size_t span = 8 * kGridRestart;                                                 \
-        for (std::size_t i = b; i < e; ++i) {                                                      \
-            if ((i & 255) == 0 && stop.stop_requested()) return;                                   \
-            const double wi = w[i], xi = x[i];                                                     \
-            if (wi == 0.0) continue;                                                               \
-            std::size_t lo, hi;                                                                    \
-            axis_window(ax, 1.0 / ax.step, xi, vmax * sigma, lo, hi);                                             \
-            const std::size_t count = hi - lo;                                                     \
-            double* __restrict a = acc + lo;                                                       \
-            for (std::size_t base = 0; base < count; base += span) {                               \
-                double t[8], r[8];                                                                 \
-                const double jb = static_cast<double>(lo + base);                                  \
-                _Pragma("omp simd") for (int l = 0; l < 8; ++l) {                                  \
-                    const double v = (ax.start + (jb + l) * ax.step - xi) * isig;                  \
-                    t[l] = exp_any_inl(-0.5 * v * v);                                      \
-                    r[l] = exp_any_inl(-8.0 * h * (v + 4.0 * h));                                      \
-                }                                                                                  \
-                const std::size_t end = std::min(count, base + span);                              \
-                std::size_t k = base;                                                              \
-                for (; k + 8 <= end; k += 8) {                                                     \
-                    _Pragma("omp simd") for (int l = 0; l < 8; ++l) {                              \
-                        a[k + l] += wi * t[l];                                                     \
-                        t[l] *= r[l];                                                              \
-                        r[l] *= q8;                                                                \
-                    }                                                                              \
-                }                                                                                  \
-                for (int l = 0; k + static_cast<std::size_t>(l) < end; ++l) a[k + l] += wi * t[l]; \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* 2-D, H = L L^T: Q(z - x) = (da / s0)^2 + ((db - kappa da) / s1)^2 with s0 = L00,                       \
-       kappa = L10 / L00, s1 = L11. From the row nearest the sample, rows (axis 0) are swept                  \
-       outwards, up then down; on each row the values T_j and the ratios rho_j = T_{next row, j}              \
-       / T_{row, j} are kept on the window of columns where Q / 2 <= kGridCutoff, and rho_j is                \
-       multiplied by qa = exp(-P00 ha^2) (the constant second difference) each row. Going                     \
-       outwards the windows shrink, except for a shift of kappa ha per row, so only the first                 \
-       row of each sweep, the few columns entering the window and every kGridRestart-th row                   \
-       need exact exponentials. */                                                                            \
-    /* Exact T and rho on the columns [f0, f1) of the row at offset da from the sample. */                    \
-    ATTR inline void NAME##_2d_fresh(std::size_t f0, std::size_t f1, const GridAxis& B, double xb, double kappa,\
-                                     double da, double ya2, double ca, double dp, double is1,                 \
-                                     double* __restrict T, double* __restrict rho) {                          \
-        if (f0 >= f1) return;                                                                                 \
-        /* int counter: AVX2 has no packed size_t -> double conversion */                                     \
-        const int nf = static_cast<int>(f1 - f0);                                                             \
-        const double jf = static_cast<double>(f0);                                                            \
-        double* __restrict Tf = T + f0;                                                                       \
-        double* __restrict rf = rho + f0;                                                                     \
-        _Pragma("omp simd") for (int k = 0; k < nf; ++k) {                                                    \
-            const double eb = (B.start + (jf + k) * B.step - xb) - kappa * da;                                \
-            const double yb = eb * is1;                                                                       \
-            Tf[k] = exp_any_inl(-0.5 * (ya2 + yb * yb));                                                      \
-            rf[k] = exp_any_inl(-0.5 * (ca + dp * (dp - 2.0 * eb) * is1 * is1));                              \
-        }                                                                                                     \
-    }                                                                                                         \
-    /* acc[j] += wi T[j] on [j0, j1); with advance, then T *= rho, rho *= qa. */                              \
-    ATTR inline void NAME##_2d_row(std::size_t j0, std::size_t j1, double wi, double qa, bool advance,        \
-                                   double* __restrict a, double* __restrict T, double* __restrict rho) {      \
-        if (advance) {                                                                                        \
-            _Pragma("omp simd") for (std::size_t j = j0; j < j1; ++j) {                                       \
-                a[j] += wi * T[j];                                                                            \
-                T[j] *= rho[j];                                                                               \
-                rho[j] *= qa;                                                                                 \
-            }                                                                                                 \
-        } else {                                                                                              \
-            _Pragma("omp simd") for (std::size_t j = j0; j < j1; ++j) a[j] += wi * T[j];                      \
-        }                                                                                                     \
-    }                                                                                                         \
-    /* Sweeps count rows from row rs upwards (or downwards), two rows per pass over T and rho. */             \
-    ATTR inline void NAME##_2d_sweep(double wi, double xa, double xb, std::size_t rs, std::size_t count, bool down,\
-                                     double s0, double kappa, double s1, const GridAxis& A, const GridAxis& B,\
-                                     double* __restrict acc, double* __restrict T, double* __restrict rho) {  \
-        const double vmax2 = 2.0 * kGridCutoff, is0 = 1.0 / s0, is1 = 1.0 / s1, ibs = 1.0 / B.step;                             \
-        const double hs = down ? -A.step : A.step; /* signed row step */                                      \
-        const double dp = kappa * hs;              /* shift of the row centre per row */                      \
-        const double qa = std::exp(-A.step * A.step * (is0 * is0 + kappa * kappa * is1 * is1));               \
-        const std::size_t m1 = B.count;                                                                       \
-        /* window [lo, hi) of the row at sweep offset c, and its da */                                        \
-        auto row_of = [&](std::size_t c) { return down ? rs - c : rs + c; };                                  \
-        std::size_t vlo = 0, vhi = 0, since = 0; /* valid columns, rows since the last restart */             \
-        std::size_t c = 0, lo = 0, hi = 0;                                                                    \
-        double da = 0.0;                                                                                      \
-        auto window = [&](std::size_t cc, std::size_t& l, std::size_t& h, double& d) {                        \
-            l = h = 0;                                                                                        \
-            if (cc >= count) return;                                                                          \
-            d = A.at(row_of(cc)) - xa;                                                                        \
-            const double ya = d * is0, rem = vmax2 - ya * ya;                                                 \
-            if (rem > 0.0) axis_window(B, ibs, xb + kappa * d, s1 * std::sqrt(rem), l, h);                         \
-        };                                                                                                    \
-        window(0, lo, hi, da);                                                                                \
-        while (lo < hi) { /* going outwards: once a row is empty, every further row is too */                 \
-            const double ya2 = da * da * is0 * is0, ca = hs * (2.0 * da + hs) * is0 * is0;                    \
-            std::size_t klo = std::max(lo, vlo), khi = std::min(hi, vhi);                                     \
-            if (since >= kGridRestart || klo >= khi) {                                                        \
-                klo = khi = lo;                                                                               \
-                since = 0;                                                                                    \
-            }                                                                                                 \
-            NAME##_2d_fresh(lo, klo, B, xb, kappa, da, ya2, ca, dp, is1, T, rho);                             \
-            NAME##_2d_fresh(khi, hi, B, xb, kappa, da, ya2, ca, dp, is1, T, rho);                             \
-            double* __restrict a0 = acc + row_of(c) * m1;                                                     \
-            std::size_t lo2, hi2;                                                                             \
-            double da2 = 0.0;                                                                                 \
-            window(c + 1, lo2, hi2, da2);                                                                     \
-            if (lo2 >= hi2) {                                                                                 \
-                NAME##_2d_row(lo, hi, wi, qa, false, a0, T, rho);                                             \
-                return;                                                                                       \
-            }                                                                                                 \
-            /* the next row: fresh where it leaves [lo, hi) */                                                \
-            const double ya22 = da2 * da2 * is0 * is0, ca2 = hs * (2.0 * da2 + hs) * is0 * is0;               \
-            NAME##_2d_fresh(lo2, std::min(hi2, lo), B, xb, kappa, da2, ya22, ca2, dp, is1, T, rho);           \
-            NAME##_2d_fresh(std::max(lo2, hi), hi2, B, xb, kappa, da2, ya22, ca2, dp, is1, T, rho);           \
-            double* __restrict a1 = acc + row_of(c + 1) * m1;                                                 \
-            /* both rows on the overlap, in one pass */                                                       \
-            const std::size_t i0 = std::max(lo, lo2), i1 = std::min(hi, hi2);                                 \
-            _Pragma("omp simd") for (std::size_t j = i0; j < i1; ++j) {                                       \
-                const double t0 = T[j], p0 = rho[j];                                                          \
-                a0[j] += wi * t0;                                                                             \
-                const double t1 = t0 * p0, p1 = p0 * qa;                                                      \
-                a1[j] += wi * t1;                                                                             \
-                T[j] = t1 * p1;                                                                               \
-                rho[j] = p1 * qa;                                                                             \
-            }                                                                                                 \
-            /* first row only where the second leaves; second row only where it is new */                     \
-            NAME##_2d_row(lo, std::min(hi, lo2), wi, qa, false, a0, T, rho);                                  \
-            NAME##_2d_row(std::max(lo, hi2), hi, wi, qa, false, a0, T, rho);                                  \
-            NAME##_2d_row(lo2, std::min(hi2, lo), wi, qa, true, a1, T, rho);                                  \
-            NAME##_2d_row(std::max(lo2, hi), hi2, wi, qa, true, a1, T, rho);                                  \
-            vlo = lo2;                                                                                        \
-            vhi = hi2;                                                                                        \
-            since += 2;                                                                                       \
-            c += 2;                                                                                           \
-            window(c, lo, hi, da);                                                                            \
-        }                                                                                                     \
-    }                                                                                                         \
-    ATTR inline void NAME##_2d(const double* x, const double* w, std::size_t b, std::size_t e, double s0,     \
-                               double kappa, double s1, const GridAxis& A, const GridAxis& B,                 \
-                               double* __restrict acc, double* __restrict T, double* __restrict rho,          \
-                               const StopToken& stop) {                                                       \
-        const double reach = std::sqrt(2.0 * kGridCutoff) * s0;                                               \
-        for (std::size_t i = b; i < e; ++i) {                                                                 \
-            if ((i & 15) == 0 && stop.stop_requested()) return;                                               \
-            const double wi = w[i];                                                                           \
-            if (wi == 0.0) continue;                                                                          \
-            const double xa = x[2 * i], xb = x[2 * i + 1];                                                    \
-            std::size_t r0, r1;                                                                               \
-            axis_window(A, 1.0 / A.step, xa, reach, r0, r1);                                                                \
-            if (r0 >= r1) continue;                                                                           \
-            const double p = std::nearbyint((xa - A.start) / A.step);                                         \
-            const std::size_t c = p <= static_cast<double>(r0) ? r0                                           \
-                                  : p >= static_cast<double>(r1 - 1) ? r1 - 1 : static_cast<std::size_t>(p);  \
-            NAME##_2d_sweep(wi, xa, xb, c, r1 - c, false, s0, kappa, s1, A, B, acc, T, rho);                  \
-            if (c > r0) NAME##_2d_sweep(wi, xa, xb, c - 1, c - r0, true, s0, kappa, s1, A, B, acc, T, rho);   \
-        }                                                                                                     \
-    }                                                                                                         \
+// 1-D: acc[j] += w_i exp(-((start + j step - x_i) / sigma)^2 / 2) for samples [b, e), over
+// the window of points with exponent <= kGridCutoff (all values there are >= e^-690, so
+// the run may rise and fall: relative errors only add up). 8 lanes with stride 8,
+// restarted from exact exponentials every kGridRestart strides.
+MODELCOLLAPSE_HOT_FMA void grid_1d(const double* x, const double* w, std::size_t b, std::size_t e, double sigma,
+                                   const GridAxis& ax, double* __restrict acc, const StopToken& stop) {
+    const double h = ax.step / sigma, vmax = std::sqrt(2.0 * kGridCutoff);
+    const double q8 = std::exp(-64.0 * h * h), isig = 1.0 / sigma;
+    const std::size_t span = 8 * kGridRestart;
+    for (std::size_t i = b; i < e; ++i) {
+        if ((i & 255) == 0 && stop.stop_requested()) return;
+        const double wi = w[i], xi = x[i];
+        if (wi == 0.0) continue;
+        std::size_t lo, hi;
+        axis_window(ax, 1.0 / ax.step, xi, vmax * sigma, lo, hi);
+        const std::size_t count = hi - lo;
+        double* __restrict a = acc + lo;
+        for (std::size_t base = 0; base < count; base += span) {
+            double t[8], r[8];
+            const double jb = static_cast<double>(lo + base);
+#pragma omp simd
+            for (int l = 0; l < 8; ++l) {
+                const double v = (ax.start + (jb + l) * ax.step - xi) * isig;
+                t[l] = fastmath::exp_flush(-0.5 * v * v);
+                r[l] = fastmath::exp_flush(-8.0 * h * (v + 4.0 * h));
+            }
+            const std::size_t end = std::min(count, base + span);
+            std::size_t k = base;
+            for (; k + 8 <= end; k += 8) {
+#pragma omp simd
+                for (int l = 0; l < 8; ++l) {
+                    a[k + l] += wi * t[l];
+                    t[l] *= r[l];
+                    r[l] *= q8;
+                }
+            }
+            for (int l = 0; k + static_cast<std::size_t>(l) < end; ++l) a[k + l] += wi * t[l];
+        }
+    }
+}
 
-MC_KDE_DEFINE_GRID(grid_portable, )
-#ifdef MC_KDE_X86_DISPATCH
-MC_KDE_DEFINE_GRID(grid_avx2, __attribute__((target("avx2,fma"))))
-#endif
+// 2-D, H = L L^T: Q(z - x) = (da / s0)^2 + ((db - kappa da) / s1)^2 with s0 = L00,
+// kappa = L10 / L00, s1 = L11. From the row nearest the sample, rows (axis 0) are swept
+// outwards, up then down; on each row the values T_j and the ratios rho_j = T_{next row, j}
+// / T_{row, j} are kept on the window of columns where Q / 2 <= kGridCutoff, and rho_j is
+// multiplied by qa = exp(-P00 ha^2) (the constant second difference) each row. Going
+// outwards the windows shrink, except for a shift of kappa ha per row, so only the first
+// row of each sweep, the few columns entering the window and every kGridRestart-th row
+// need exact exponentials. The helpers are forced inline into grid_2d's clones.
+
+// Exact T and rho on the columns [f0, f1) of the row at offset da from the sample.
+MODELCOLLAPSE_ALWAYS_INLINE void grid_2d_fresh(std::size_t f0, std::size_t f1, const GridAxis& B, double xb,
+                                               double kappa, double da, double ya2, double ca, double dp, double is1,
+                                               double* __restrict T, double* __restrict rho) {
+    if (f0 >= f1) return;
+    const int nf = static_cast<int>(f1 - f0);  // int counter: AVX2 has no packed size_t -> double conversion
+    const double jf = static_cast<double>(f0);
+    double* __restrict Tf = T + f0;
+    double* __restrict rf = rho + f0;
+#pragma omp simd
+    for (int k = 0; k < nf; ++k) {
+        const double eb = (B.start + (jf + k) * B.step - xb) - kappa * da;
+        const double yb = eb * is1;
+        Tf[k] = fastmath::exp_flush(-0.5 * (ya2 + yb * yb));
+        rf[k] = fastmath::exp_flush(-0.5 * (ca + dp * (dp - 2.0 * eb) * is1 * is1));
+    }
+}
+
+// acc[j] += wi T[j] on [j0, j1); with advance, then T *= rho, rho *= qa.
+MODELCOLLAPSE_ALWAYS_INLINE void grid_2d_row(std::size_t j0, std::size_t j1, double wi, double qa, bool advance,
+                                             double* __restrict a, double* __restrict T, double* __restrict rho) {
+    if (advance) {
+#pragma omp simd
+        for (std::size_t j = j0; j < j1; ++j) {
+            a[j] += wi * T[j];
+            T[j] *= rho[j];
+            rho[j] *= qa;
+        }
+    } else {
+#pragma omp simd
+        for (std::size_t j = j0; j < j1; ++j) a[j] += wi * T[j];
+    }
+}
+
+// Sweeps count rows from row rs upwards (or downwards), two rows per pass over T and rho.
+MODELCOLLAPSE_ALWAYS_INLINE void grid_2d_sweep(double wi, double xa, double xb, std::size_t rs, std::size_t count,
+                                               bool down, double s0, double kappa, double s1, const GridAxis& A,
+                                               const GridAxis& B, double* __restrict acc, double* __restrict T,
+                                               double* __restrict rho) {
+    const double vmax2 = 2.0 * kGridCutoff, is0 = 1.0 / s0, is1 = 1.0 / s1, ibs = 1.0 / B.step;
+    const double hs = down ? -A.step : A.step;  // signed row step
+    const double dp = kappa * hs;               // shift of the row centre per row
+    const double qa = std::exp(-A.step * A.step * (is0 * is0 + kappa * kappa * is1 * is1));
+    const std::size_t m1 = B.count;
+    // window [lo, hi) of the row at sweep offset c, and its da
+    auto row_of = [&](std::size_t c) { return down ? rs - c : rs + c; };
+    std::size_t vlo = 0, vhi = 0, since = 0;  // valid columns, rows since the last restart
+    std::size_t c = 0, lo = 0, hi = 0;
+    double da = 0.0;
+    auto window = [&](std::size_t cc, std::size_t& l, std::size_t& h, double& d) {
+        l = h = 0;
+        if (cc >= count) return;
+        d = A.at(row_of(cc)) - xa;
+        const double ya = d * is0, rem = vmax2 - ya * ya;
+        if (rem > 0.0) axis_window(B, ibs, xb + kappa * d, s1 * std::sqrt(rem), l, h);
+    };
+    window(0, lo, hi, da);
+    while (lo < hi) {  // going outwards: once a row is empty, every further row is too
+        const double ya2 = da * da * is0 * is0, ca = hs * (2.0 * da + hs) * is0 * is0;
+        std::size_t klo = std::max(lo, vlo), khi = std::min(hi, vhi);
+        if (since >= kGridRestart || klo >= khi) {
+            klo = khi = lo;
+            since = 0;
+        }
+        grid_2d_fresh(lo, klo, B, xb, kappa, da, ya2, ca, dp, is1, T, rho);
+        grid_2d_fresh(khi, hi, B, xb, kappa, da, ya2, ca, dp, is1, T, rho);
+        double* __restrict a0 = acc + row_of(c) * m1;
+        std::size_t lo2, hi2;
+        double da2 = 0.0;
+        window(c + 1, lo2, hi2, da2);
+        if (lo2 >= hi2) {
+            grid_2d_row(lo, hi, wi, qa, false, a0, T, rho);
+            return;
+        }
+        // the next row: fresh where it leaves [lo, hi)
+        const double ya22 = da2 * da2 * is0 * is0, ca2 = hs * (2.0 * da2 + hs) * is0 * is0;
+        grid_2d_fresh(lo2, std::min(hi2, lo), B, xb, kappa, da2, ya22, ca2, dp, is1, T, rho);
+        grid_2d_fresh(std::max(lo2, hi), hi2, B, xb, kappa, da2, ya22, ca2, dp, is1, T, rho);
+        double* __restrict a1 = acc + row_of(c + 1) * m1;
+        // both rows on the overlap, in one pass
+        const std::size_t i0 = std::max(lo, lo2), i1 = std::min(hi, hi2);
+#pragma omp simd
+        for (std::size_t j = i0; j < i1; ++j) {
+            const double t0 = T[j], p0 = rho[j];
+            a0[j] += wi * t0;
+            const double t1 = t0 * p0, p1 = p0 * qa;
+            a1[j] += wi * t1;
+            T[j] = t1 * p1;
+            rho[j] = p1 * qa;
+        }
+        // first row only where the second leaves; second row only where it is new
+        grid_2d_row(lo, std::min(hi, lo2), wi, qa, false, a0, T, rho);
+        grid_2d_row(std::max(lo, hi2), hi, wi, qa, false, a0, T, rho);
+        grid_2d_row(lo2, std::min(hi2, lo), wi, qa, true, a1, T, rho);
+        grid_2d_row(std::max(lo2, hi), hi2, wi, qa, true, a1, T, rho);
+        vlo = lo2;
+        vhi = hi2;
+        since += 2;
+        c += 2;
+        window(c, lo, hi, da);
+    }
+}
+
+// 2-D: every sample of [b, e) swept up and down from its nearest row; T and rho are m1-long
+// work rows.
+MODELCOLLAPSE_HOT_FMA void grid_2d(const double* x, const double* w, std::size_t b, std::size_t e, double s0,
+                                   double kappa, double s1, const GridAxis& A, const GridAxis& B,
+                                   double* __restrict acc, double* __restrict T, double* __restrict rho,
+                                   const StopToken& stop) {
+    const double reach = std::sqrt(2.0 * kGridCutoff) * s0;
+    for (std::size_t i = b; i < e; ++i) {
+        if ((i & 15) == 0 && stop.stop_requested()) return;
+        const double wi = w[i];
+        if (wi == 0.0) continue;
+        const double xa = x[2 * i], xb = x[2 * i + 1];
+        std::size_t r0, r1;
+        axis_window(A, 1.0 / A.step, xa, reach, r0, r1);
+        if (r0 >= r1) continue;
+        const double p = std::nearbyint((xa - A.start) / A.step);
+        const std::size_t c = p <= static_cast<double>(r0)       ? r0
+                              : p >= static_cast<double>(r1 - 1) ? r1 - 1
+                                                                 : static_cast<std::size_t>(p);
+        grid_2d_sweep(wi, xa, xb, c, r1 - c, false, s0, kappa, s1, A, B, acc, T, rho);
+        if (c > r0) grid_2d_sweep(wi, xa, xb, c - 1, c - r0, true, s0, kappa, s1, A, B, acc, T, rho);
+    }
+}
 
 // Number of sample parts for exact_grid: a function of n and the grid size only.
 inline std::size_t grid_parts(std::size_t n, std::size_t grid_size) {
@@ -487,31 +426,15 @@ inline void exact_grid(const double* samples, const double* weights, std::size_t
     if (n == 0) return;
     const std::size_t parts = grid_parts(n, G);
     std::vector<double> bufs(parts * G, 0.0);
-#ifdef MC_KDE_X86_DISPATCH
-    const bool avx2 = cpu_has_avx2_fma();
-#endif
     parallel_for(
         parts, 1, threads,
         [&](std::size_t p, std::size_t, const StopToken& stop) {
             const std::size_t b = n * p / parts, e = n * (p + 1) / parts;
             double* acc = bufs.data() + p * G;
-            if (d == 1) {
-                const double sigma = L(0, 0);
-#ifdef MC_KDE_X86_DISPATCH
-                if (avx2) return grid_avx2_1d(samples, weights, b, e, sigma, axes[0], acc, stop);
-#endif
-                grid_portable_1d(samples, weights, b, e, sigma, axes[0], acc, stop);
-            } else {
-                std::vector<double> T(m1), rho(m1);
-                const double s0 = L(0, 0), kappa = L(1, 0) / L(0, 0), s1 = L(1, 1);
-#ifdef MC_KDE_X86_DISPATCH
-                if (avx2)
-                    return grid_avx2_2d(samples, weights, b, e, s0, kappa, s1, axes[0], axes[1], acc, T.data(),
-                                        rho.data(), stop);
-#endif
-                grid_portable_2d(samples, weights, b, e, s0, kappa, s1, axes[0], axes[1], acc, T.data(), rho.data(),
-                                 stop);
-            }
+            if (d == 1) return grid_1d(samples, weights, b, e, L(0, 0), axes[0], acc, stop);
+            std::vector<double> T(m1), rho(m1);
+            const double s0 = L(0, 0), kappa = L(1, 0) / L(0, 0), s1 = L(1, 1);
+            grid_2d(samples, weights, b, e, s0, kappa, s1, axes[0], axes[1], acc, T.data(), rho.data(), stop);
         },
         poll);
     // Reduce the parts in a fixed order.

@@ -45,6 +45,8 @@ class TruncationConfig:
     seed: int = 0
     n_seeds: int = 5
     a4_samples: int = 5_000
+    rate_rounds: int = 24
+    a5_steps: int = 400
 
     def __post_init__(self) -> None:
         if self.rounds < 2 or self.a5_rounds < 1:
@@ -57,9 +59,10 @@ class TruncationConfig:
 
 PRESETS = {
     "quick": dict(rounds=3, n_samples=2_000, steps=40, hermite_degree=10, schedule_rounds=100, a5_rounds=1,
-                  a5_samples=400, grid_2d=101, n_seeds=2, a4_samples=2_000),
+                  a5_samples=400, grid_2d=101, n_seeds=2, a4_samples=2_000, rate_rounds=12, a5_steps=200),
     "default": dict(rounds=8, n_samples=20_000, steps=200),
-    "paper": dict(rounds=15, n_samples=100_000, steps=400, hermite_degree=30, schedule_rounds=2000, a5_rounds=8),
+    "paper": dict(rounds=15, n_samples=100_000, steps=400, hermite_degree=30, schedule_rounds=2000, a5_rounds=8,
+                  rate_rounds=40, a5_steps=800),
 }
 
 A_VALUES = (0.0, 0.1, 0.5)
@@ -76,6 +79,93 @@ def law_2d() -> GaussianMixture:
 
 def _limit(p, a, delta):
     return tr.limit_law(p, a, delta, tol=1e-6)[0].to_mixture()
+
+
+#: Distances below this are not fitted: the limit is cut at TV error 1e-12 and the quantile
+#: W2 is accurate to ~1e-10 (docs/truncation.md, section "Rates: bounds and sharp rates").
+RATE_FLOOR = 1e-9
+
+
+def fit_rate(rounds, values, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Per-round rate exp(slope) of log(values) on the last half of the rounds above
+    :data:`RATE_FLOOR`, by least squares, with its Student-t interval over those rounds:
+    ``(rate, low, high, n_fitted)``. Exact laws have no sampling noise: the interval measures
+    the curvature of log(values), i.e. how far the fitted window is from the asymptotic regime."""
+    from scipy import stats
+
+    k = np.asarray(rounds, dtype=float)
+    v = np.asarray(values, dtype=float)
+    ok = np.flatnonzero(v > RATE_FLOOR)
+    ok = ok[ok >= 1]  # round 0 is the starting distance, not a contraction step
+    if ok.size < 3:
+        return (np.nan, np.nan, np.nan, int(ok.size))
+    sel = ok[max(0, min(len(ok) // 2, len(ok) - 3)):]
+    x, y = k[sel], np.log(v[sel])
+    (b, c), cov = np.polyfit(x, y, 1, cov="unscaled")
+    resid = y - (b * x + c)
+    dof = len(x) - 2
+    s2 = float(resid @ resid) / dof if dof > 0 else np.inf
+    half = float(stats.t.ppf(0.5 + level / 2, max(dof, 1)) * np.sqrt(max(cov[0, 0] * s2, 0.0)))
+    return (float(np.exp(b)), float(np.exp(b - half)), float(np.exp(b + half)), int(len(x)))
+
+
+def _rate_rows(cfg: TruncationConfig, table: pd.DataFrame) -> list[dict]:
+    """Bound, sharp rate and fitted slope (with CI) per (dim, a, delta, metric).
+
+    1-D: TV and W2 of the exact p_hat_k to p_hat_inf over ``cfg.rate_rounds`` rounds (the
+    asymptotic regime needs e^{-delta k} small, more rounds than the plots show); 2-D: the
+    TV / Hellinger rows of ``table`` (cfg.rounds rounds)."""
+    rows = []
+    p = law_1d()
+    R = cfg.rate_rounds
+
+    def add(dim, a, delta, metric, fit, sharp):
+        rate, lo, hi, nfit = fit
+        # H^2 is jointly convex and contracted by S_delta: H^2(p_k, p_inf) <= (1-a) H^2(p_{k-1}, p_inf)
+        bound = {"w2": sharp.bound_w2, "hellinger": np.sqrt(sharp.bound_tv)}.get(metric, sharp.bound_tv)
+        for name, v in ((f"rate_{metric}", rate), (f"rate_{metric}_ci_low", lo), (f"rate_{metric}_ci_high", hi),
+                        (f"rate_{metric}_n_fit", nfit), (f"rate_{metric}_sharp", sharp.rate),
+                        (f"rate_{metric}_bound", bound), ("lowest_degree", sharp.lowest_degree)):
+            rows.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=-1, metric=name,
+                             source="exact", value=float(v)))
+
+    for a in A_VALUES:
+        for delta in DELTAS:
+            sharp = tr.asymptotic_rate(p, a, delta)
+            ex = tr.exact_recursion(p, R, a, delta)
+            lim = tr.limit_law(p, a, delta, tol=1e-12)[0].to_mixture()
+            laws = [ex.output_mixture(k) for k in range(R + 1)]
+            tv = [tr.grid_distances(m, lim, lim=8.0, n=10 * cfg.grid_2d)["tv"] for m in laws]
+            w2 = [tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2) for m in laws]
+            add(1, a, delta, "tv", fit_rate(np.arange(R + 1), tv), sharp)
+            add(1, a, delta, "w2", fit_rate(np.arange(R + 1), w2), sharp)
+    ex2 = table[(table.source == "exact") & (table.dim == 2)]
+    for (a, delta, metric), g in ex2.groupby(["real_fraction", "delta", "metric"]):
+        g = g.sort_values("round")
+        add(2, a, delta, metric, fit_rate(g["round"].values, g["value"].values), tr.asymptotic_rate(law_2d(), a, delta))
+    return rows
+
+
+def _rate_figure(table: pd.DataFrame, out: Path) -> Path:
+    """Fitted per-round rate (95% CI) vs the sharp rate (1-a) e^{-n0 delta} and the bound."""
+    r = table[(table.part == "A1") & (table["round"] == -1) & (table.dim == 1)]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+    for ax, metric, bname in ((axes[0], "w2", "rho = sqrt(1-a) e^-delta"), (axes[1], "tv", "1-a")):
+        v = r.pivot_table(index=["real_fraction", "delta"], columns="metric", values="value")
+        x = np.arange(len(v))
+        fit = v[f"rate_{metric}"].values
+        err = np.vstack([fit - v[f"rate_{metric}_ci_low"].values, v[f"rate_{metric}_ci_high"].values - fit])
+        ax.errorbar(x, fit, yerr=err, fmt="o", ms=4, label="fitted slope (95% CI)")
+        ax.plot(x, v[f"rate_{metric}_sharp"].values, "k_", ms=14, mew=2, label="sharp (1-a) e^{-n0 delta}")
+        ax.plot(x, v[f"rate_{metric}_bound"].values, "r_", ms=14, mew=2, label=f"bound {bname}")
+        ax.set_xticks(x, [f"a={a}\nd={d}" for a, d in v.index], fontsize=7)
+        ax.set_title(f"1-D {metric.upper()}(p_hat_k, p_hat_inf): per-round rate")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    f = out / "truncation_a1_rates.png"
+    save_figure(fig, f, dpi=100)
+    return f
 
 
 def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
@@ -125,14 +215,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
         rows.append(dict(part="A1", dim=1, real_fraction=a, delta=0.2, round=-1, metric="recursive_moment_z2",
                          source="recursive", value=float(z2[:, ai].mean())))
     table = pd.DataFrame(rows)
-    rates = []
-    for (dim, a, delta, metric), g in table[table.source == "exact"].groupby(["dim", "real_fraction", "delta", "metric"]):
-        g = g.sort_values("round")
-        v = g["value"].values
-        ok = v > 1e-12
-        rate = float(np.exp(np.polyfit(g["round"].values[ok][1:], np.log(v[ok][1:]), 1)[0])) if ok.sum() > 2 else np.nan
-        rates.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=-1, metric=f"rate_{metric}",
-                          source="exact", value=rate))
+    rates = _rate_rows(cfg, table)
     table = pd.concat([table, pd.DataFrame(rates)], ignore_index=True)
     claims = _a1_claims(pd.DataFrame(rates), z2, cfg)
 
@@ -185,7 +268,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     fig.tight_layout()
     f2 = out / "truncation_a1_2d.png"
     save_figure(fig, f2, dpi=100)
-    return table, [f1, f2], claims
+    return table, [f1, f2, _rate_figure(table, out)], claims
 
 
 def _recursive_run(p, rounds, n, a, delta, seed, degree):
@@ -211,10 +294,10 @@ def _a1_claims(rates: pd.DataFrame, z2: np.ndarray, cfg: TruncationConfig):
     return [
         _exact_claim("a1.w2_rate_below_rho", "max over the 9 (a, delta) settings of the measured W2 rate of the "
                      "exact laws minus rho = sqrt(1-a) e^-delta is <= 0", gap_w2, "<=", 0.0, len(w2),
-                     "log-slope of W2(p_hat_k, p_hat_inf) over rounds 1..K, exact 1-D quantiles"),
+                     "fit_rate of W2(p_hat_k, p_hat_inf) over rate_rounds rounds, exact 1-D quantiles"),
         _exact_claim("a1.tv_rate_below_1_minus_a", "max over the 9 (a, delta) settings of the measured TV rate of "
                      "the exact laws minus (1-a) is <= 0", gap_tv, "<=", 0.0, len(tv),
-                     "log-slope of TV(p_hat_k, p_hat_inf) on a grid over rounds 1..K"),
+                     "fit_rate of TV(p_hat_k, p_hat_inf) on a grid over rate_rounds rounds"),
         claim("a1.recursive_moments_at_predicted_deviation",
               "recursive empirical-score simulation (delta=0.2, a in {0, 0.1, 0.5}): mean of z^2 over rounds and "
               f"Hermite modes 1-{A2_CLAIM_DEGREE}, z = (g_n measured - g_n exact) / predicted compounded SD, is ~ 1",
@@ -306,6 +389,28 @@ def _a2_claims(a, delta, z2_rec, z2_ind, ratio, cfg):
     ]
 
 
+def _annealing_rows(a: float, name: str, schedule: tr.Schedule, n: np.ndarray, B: np.ndarray, K: int) -> list[dict]:
+    """Annealed bias vs its asymptotics (docs/truncation.md, section "Annealing: how fast the
+    bias vanishes"). Linearising B_{n,k} = e^{-n delta_k}(a + (1-a) B_{n,k-1}) gives
+    b_k = 1 - B_{n,k} ~ n delta_k + (1-a) b_{k-1}: for a slowly varying (polynomial) schedule
+    b_K ~ n delta_K / a; for a geometric one b_k decays at the rate max(gamma, 1-a)."""
+    rows = []
+    base = dict(part="A3", real_fraction=a, schedule=name, round=K)
+    delta_K = schedule(K)
+    step = schedule(K) / schedule(K - 1)  # gamma (geometric); ((K+1)/K)^-beta (polynomial)
+    param = step if name.startswith("geometric") else -np.log(step) / np.log((K + 1.0) / K)
+    rows += [dict(base, metric="delta_K", value=delta_K), dict(base, metric="schedule_param", value=float(param))]
+    if name.startswith("polynomial"):
+        ratio = (1 - B[-1]) / (n * delta_K / a)
+        for nn, r in zip(n, ratio):
+            rows.append(dict(base, metric=f"bias_over_n_delta_over_a_{nn}", value=float(r)))
+    elif name.startswith("geometric"):
+        rate, lo, hi, nfit = fit_rate(np.arange(K + 1), 1 - B[:, 0])
+        rows += [dict(base, metric="bias_rate_1", value=rate), dict(base, metric="bias_rate_1_ci_low", value=lo),
+                 dict(base, metric="bias_rate_1_ci_high", value=hi), dict(base, metric="bias_rate_1_n_fit", value=nfit)]
+    return rows
+
+
 def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
     K = cfg.schedule_rounds
     n = np.arange(1, 11)
@@ -326,6 +431,9 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
             axes[ai].loglog(np.arange(1, K + 2), bias, color=f"C{si}", label=name)
             if a > 0:
                 axes[2].plot(n, B[-1], "o-", color=f"C{si}", ms=3, label=name)
+                rows += _annealing_rows(a, name, s, n, B, K)
+                if name.startswith("polynomial"):  # the asymptote n_max delta_k / a (dashed)
+                    axes[ai].loglog(np.arange(1, K + 2), n.max() * s.values(K + 1) / a, "--", color=f"C{si}", lw=0.8)
         axes[ai].set_title(f"max_(n<=10) |1 - B_n,k| vs round, a={a}")
         axes[ai].set_xlabel("round k + 1")
     axes[0].legend(fontsize=7)
@@ -489,44 +597,107 @@ def digits_law(n_max: int | None = None, var: float = 1e-3) -> tuple[GaussianMix
     return GaussianMixture(np.full(len(z), 1.0 / len(z)), z, np.full(len(z), var)), z
 
 
+A5_DELTA = 0.1
+
+
+def _a5_prediction(e_p: np.ndarray, s_p: np.ndarray, s_rounds: list[np.ndarray], n: int, a: float,
+                   rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected degree energies of the round-K output law of the empirical-score recursion
+    (docs/truncation.md, section "A5: digits"): ``(B^2 E_n(p), B^2 (E_n(p) + s_n(p)/N) + V_K)``.
+
+    The real set R is N draws from p, so E[E_n(R)] = E_n(p) + s_n(p)/N (s_n = sum of
+    Var(h_alpha) over |alpha| = n). Round k's model is a R + (1-a) emp(Y_{k-1}), Y_{k-1} N
+    samples of the previous output, so its coordinates are B_{n,k} g(R) plus a noise of
+    variance V_k = e^{-2 n delta} (1-a)^2 (V_{k-1} + s_{n,k-1}/N), V_0 = 0; s_{n,k} is
+    estimated from round k's samples."""
+    nn = np.arange(len(e_p))
+    B = tr.bias_factors(nn, rounds, a, A5_DELTA)
+    V = np.zeros(len(e_p))
+    for k in range(1, rounds + 1):
+        V = np.exp(-2 * nn * A5_DELTA) * (1 - a) ** 2 * (V + s_rounds[k - 1] / n)
+    return B[-1] ** 2 * e_p, B[-1] ** 2 * (e_p + s_p / n) + V
+
+
 def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
+    """Digits: empirical-score model retrained on its own samples; unbiased (U-statistic)
+    degree energies of the round-K samples vs the prediction, over ``cfg.n_seeds`` seeds,
+    with the noise floor and the sampler's discretisation error (vs exact sampling)."""
+    from ..empirical import EmpiricalScore
+    from ..sampler import sample_reverse
+
     p, z = digits_law(cfg.a5_samples)
+    N = len(z)
     D = min(cfg.hermite_degree, 8)
     rows = []
+    delta = A5_DELTA
+    mz = hermite_moments(z, D, std_errors=True)
+    e_p = mixture_moments(p, D).energies()
+    s_p = mz.noise_floor() * N  # sum of Var_p(h_alpha) per degree (the tiny components add O(1e-3))
+    nn = np.arange(D + 1)
+    # Discretisation: the sampler on the empirical score of z vs exact draws of S_delta emp(z), 4N points.
+    exact = EmpiricalScore(z).sample_smoothed(4 * N, delta, seed=cfg.seed + 7)
+    e_exact = hermite_moments(exact, D, std_errors=True)
+    for steps in sorted({max(cfg.a5_steps // 8, 10), cfg.a5_steps // 2, cfg.a5_steps}):
+        xs = sample_reverse(EmpiricalScore(z), 4 * N, T=cfg.T, delta=delta, steps=steps, grid="quadratic",
+                            integrator=cfg.integrator, init="exact", seed=cfg.seed + 8).samples
+        ms = hermite_moments(xs, D, std_errors=True)
+        diff = ms.energies(unbiased=True) - e_exact.energies(unbiased=True)
+        se = np.sqrt(2 * ms.noise_floor() * (ms.energies() + e_exact.energies()))  # delta method, two samples
+        for j in nn[1:]:
+            rows += [dict(part="A5", real_fraction=np.nan, round=0, replicate=-1, metric=f"disc_energy_{j}_steps{steps}",
+                          value=float(diff[j])),
+                     dict(part="A5", real_fraction=np.nan, round=0, replicate=-1,
+                          metric=f"disc_energy_{j}_steps{steps}_se", value=float(se[j]))]
+        rows.append(dict(part="A5", real_fraction=np.nan, round=0, replicate=-1, metric=f"disc_var_rel_steps{steps}",
+                         value=float(np.trace(np.cov(xs.T)) / np.trace(np.cov(exact.T)) - 1)))
     plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
-    delta = 0.1
-    e_p = mixture_moments(p, D).energies()
-    nn = np.arange(D + 1)
     for i, a in enumerate((0.0, 0.5)):
-        res = tr.simulate_recursion(p, cfg.a5_rounds, len(z), a, delta, model="empirical", T=cfg.T,
-                                    steps=max(cfg.steps // 2, 20), integrator=cfg.integrator, seed=cfg.seed + 3,
-                                    progress=progress, hermite_degree=2)
-        x = res.samples[-1]
-        e_meas = hermite_moments(x, D).energies()
-        B = tr.bias_factors(nn, cfg.a5_rounds, a, delta)[-1]
-        for k, xs in enumerate(res.samples):
-            rows.append(dict(part="A5", real_fraction=a, round=k, metric="sliced_w2_to_data",
-                             value=tr.sliced_w2(xs, z, seed=k)))
-            rows.append(dict(part="A5", real_fraction=a, round=k, metric="var_trace",
-                             value=float(np.trace(np.cov(xs.T)))))
+        meas, floors, preds = [], [], []
+        for r in range(cfg.n_seeds):
+            res = tr.simulate_recursion(p, cfg.a5_rounds, N, a, delta, model="empirical", T=cfg.T, steps=cfg.a5_steps,
+                                        grid="quadratic", integrator=cfg.integrator, seed=cfg.seed + 3 + 1000 * r,
+                                        progress=progress, hermite_degree=2)
+            mom = [hermite_moments(xs, D, std_errors=True) for xs in res.samples]
+            _, pred = _a5_prediction(e_p, s_p, [m.noise_floor() * N for m in mom], N, a, cfg.a5_rounds)
+            e_u, floor = mom[-1].energies(unbiased=True), mom[-1].noise_floor()
+            meas.append(e_u)
+            floors.append(floor)
+            preds.append(pred)
+            base = dict(part="A5", real_fraction=a, round=cfg.a5_rounds, replicate=r)
+            for j in nn:
+                rows += [dict(base, metric=f"energy_{j}", value=float(e_u[j])),
+                         dict(base, metric=f"energy_{j}_plugin", value=float(mom[-1].energies()[j])),
+                         dict(base, metric=f"energy_{j}_noise_floor", value=float(floor[j])),
+                         dict(base, metric=f"energy_{j}_predicted", value=float(pred[j]))]
+            for k, xs in enumerate(res.samples):
+                rows.append(dict(base, round=k, metric="sliced_w2_to_data", value=tr.sliced_w2(xs, z, seed=k)))
+                rows.append(dict(base, round=k, metric="var_trace", value=float(np.trace(np.cov(xs.T)))))
+        ideal, _ = _a5_prediction(e_p, s_p, [0 * e_p] * cfg.a5_rounds, N, a, cfg.a5_rounds)
         for j in nn:
-            rows.append(dict(part="A5", real_fraction=a, round=cfg.a5_rounds, metric=f"energy_{j}", value=e_meas[j]))
-            rows.append(dict(part="A5", real_fraction=a, round=cfg.a5_rounds, metric=f"energy_{j}_predicted",
-                             value=B[j] ** 2 * e_p[j]))
+            rows.append(dict(part="A5", real_fraction=a, round=cfg.a5_rounds, replicate=-1,
+                             metric=f"energy_{j}_ideal", value=float(ideal[j])))
+        meas, floors = np.array(meas), np.array(floors)
         ax = axes[i]
         ax.scatter(z[:, 0], z[:, 1], s=2, color="grey", alpha=0.4, label="digits (PCA-2)")
-        ax.scatter(x[:, 0], x[:, 1], s=2, color=f"C{i}", alpha=0.5, label=f"round {cfg.a5_rounds}")
+        ax.scatter(res.samples[-1][:, 0], res.samples[-1][:, 1], s=2, color=f"C{i}", alpha=0.5,
+                   label=f"round {cfg.a5_rounds}")
         ax.set_title(f"digits, empirical-score model, a={a}, delta={delta}, round {cfg.a5_rounds}")
         ax.legend(fontsize=7, markerscale=4)
-        axes[2].semilogy(nn, e_meas, "o", color=f"C{i}", label=f"measured a={a}")
-        axes[2].semilogy(nn, B ** 2 * e_p, "-", color=f"C{i}", label=f"B_n,K^2 E_n(data), a={a}")
+        m = meas.mean(0)
+        sd = meas.std(0, ddof=1) / np.sqrt(len(meas)) if len(meas) > 1 else 0 * m
+        axes[2].errorbar(nn + 0.1 * i, np.abs(m), yerr=2 * sd, fmt="o", color=f"C{i}", ms=4,
+                         label=f"measured (U-stat, mean of {len(meas)} seeds +-2 SE) a={a}")
+        axes[2].semilogy(nn, np.mean(preds, 0), "-", color=f"C{i}", label=f"predicted, finite N, a={a}")
+        axes[2].semilogy(nn, ideal, ":", color=f"C{i}", label=f"B_n,K^2 E_n(data) (N = inf), a={a}")
+        axes[2].semilogy(nn, floors.mean(0), "x", color=f"C{i}", label=f"noise floor sum se^2, a={a}")
         t = pd.DataFrame([r for r in rows if r["metric"] == "sliced_w2_to_data" and r["real_fraction"] == a])
-        axes[3].plot(t["round"], t["value"], "o-", color=f"C{i}", label=f"a={a}")
+        t = t.groupby("round")["value"].mean()
+        axes[3].plot(t.index, t.values, "o-", color=f"C{i}", label=f"a={a} (mean of seeds)")
     axes[2].semilogy(nn, e_p, "k:", label="data")
-    axes[2].set_title(f"degree energies E_n after {cfg.a5_rounds} rounds (digits, PCA-2)")
+    axes[2].set_title(f"degree energies after {cfg.a5_rounds} rounds (digits, PCA-2, N={N}, {cfg.a5_steps} steps)")
     axes[2].set_xlabel("degree n")
-    axes[2].legend(fontsize=7)
+    axes[2].legend(fontsize=6)
     axes[3].set_title("sliced W2 to the digits data")
     axes[3].set_xlabel("round")
     axes[3].legend()
@@ -534,6 +705,87 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     f = out / "truncation_a5.png"
     save_figure(fig, f, dpi=100)
     return pd.DataFrame(rows), [f]
+
+
+def _exact(name: str, statement: str, est: float, lo: float, hi: float, comparison: str, target: float,
+           tol: float, n: int, method: str, detail: str):
+    return claim_from_interval(name, statement, est, lo, hi, comparison, target, tol, n=max(int(n), 1),
+                               method=method, detail=detail)
+
+
+def rate_claims(table: pd.DataFrame) -> list:
+    """A1: the fitted per-round rates against the bounds and the sharp rate (exact laws)."""
+    out = []
+    r = table[(table.part == "A1") & (table["round"] == -1) & (table.dim == 1)]
+    v = r.pivot_table(index=["real_fraction", "delta"], columns="metric", values="value")
+    method = "OLS t-interval over the fitted rounds (exact laws: the spread is curvature, not noise)"
+    for metric in ("w2", "tv"):  # the bound claims are _a1_claims's a1.w2_rate_below_rho / a1.tv_rate_below_1_minus_a
+        for (a, delta), row in v[v.index.get_level_values("delta") == max(DELTAS)].iterrows():
+            sharp = row[f"rate_{metric}_sharp"]
+            n0 = int(row["lowest_degree"])
+            tol = sharp * (1 - np.exp(-delta)) / 2
+            out.append(_exact(
+                f"a1.rate_{metric}_sharp_a{a}_d{delta}",
+                f"a={a}, delta={delta}: the fitted {metric.upper()} rate equals the sharp rate (1-a) e^(-n0 delta) "
+                f"(n0={n0}), not the bound {row[f'rate_{metric}_bound']:.4f}",
+                row[f"rate_{metric}"], row[f"rate_{metric}_ci_low"], row[f"rate_{metric}_ci_high"], "~", sharp, tol,
+                row[f"rate_{metric}_n_fit"], method,
+                "tolerance = half the gap to the next candidate (1-a) e^(-(n0+1) delta): a CI inside it identifies n0. "
+                "Only delta = 0.2 is claimed: the asymptotic regime needs e^(-delta k) << 1, beyond the measurable "
+                "rounds for delta <= 0.05 (their slopes are in the table)"))
+    return out
+
+
+def annealing_claims(table: pd.DataFrame) -> list:
+    """A3: 1 - B_{n,K} ~ n delta_K / a (polynomial) and rate max(gamma, 1-a) (geometric)."""
+    out = []
+    t = table[(table.part == "A3") & (table.real_fraction > 0)]
+    for name, g in t.groupby("schedule"):
+        m = dict(zip(g.metric, g.value))
+        a = float(g.real_fraction.iloc[0])
+        K = int(g["round"].max())
+        if name.startswith("polynomial"):
+            ratios = {int(k.rsplit("_", 1)[1]): v for k, v in m.items() if k.startswith("bias_over_n_delta_over_a_")}
+            n = max(ratios)
+            beta, dK = m["schedule_param"], m["delta_K"]
+            tol = 2 * (n * dK * (0.5 + (1 - a) / a) + (1 - a) * beta / (a * (K + 1)))
+            est = ratios[n]
+            out.append(_exact(
+                f"a3.annealed_bias_{name.split()[0]}_beta{beta:g}",
+                f"{name}, a={a}: after K={K} rounds 1 - B_n,K = n delta_K / a (ratio at n={n}, the worst degree)",
+                est, est, est, "~", 1.0, tol, 1, "exact recursion (deterministic)",
+                f"tolerance = twice the first-order corrections n delta_K (1/2 + (1-a)/a) + (1-a) beta / (a (K+1)) = "
+                f"{tol / 2:.3g} (the quasi-static 1 - H_n(delta_K) expanded, and the schedule's change per round)"))
+        elif name.startswith("geometric") and "bias_rate_1" in m:
+            gamma = m["schedule_param"]
+            target = max(gamma, 1 - a)
+            out.append(_exact(
+                f"a3.annealed_bias_rate_geometric_gamma{gamma:g}",
+                f"{name}, a={a}: 1 - B_1,k decays at the per-round rate max(gamma, 1-a) = {target:g}",
+                m["bias_rate_1"], m["bias_rate_1_ci_low"], m["bias_rate_1_ci_high"], "~", target,
+                abs(gamma - (1 - a)) / 2, m["bias_rate_1_n_fit"],
+                "OLS t-interval over rounds (exact recursion: spread is curvature, not noise)",
+                "tolerance = half the gap |gamma - (1-a)|: a CI inside it tells the two candidate rates apart"))
+    return out
+
+
+def digits_claims(table: pd.DataFrame, cfg: TruncationConfig) -> list:
+    """A5: the unbiased degree energies of the round-K digits samples vs the finite-N prediction."""
+    out = []
+    t = table[(table.part == "A5") & (table.replicate >= 0) & (table["round"] == cfg.a5_rounds)]
+    for a, g in t.groupby("real_fraction"):
+        v = g.pivot_table(index="replicate", columns="metric", values="value")
+        degs = range(1, len([c for c in v.columns if c.endswith("_predicted")]))
+        meas = sum(v[f"energy_{n}"] for n in degs)
+        pred = sum(v[f"energy_{n}_predicted"] for n in degs)
+        out.append(claim(
+            f"a5.energy_sum_a{a}",
+            f"digits, a={a}, round {cfg.a5_rounds}: the unbiased (U-statistic) energy of degrees 1..{max(degs)} "
+            "equals its finite-N prediction B^2 (E_n(p) + s_n/N) + V_K (relative excess ~ 0)",
+            ((meas - pred) / pred).values, "~", 0.0, 0.25,
+            detail="per seed: (sum_n E_n^U - sum_n predicted) / sum_n predicted; tolerance 0.25 = a deviation that "
+                   "would change the reading (the quick preset's plug-in energies with 20 steps were 5-10x off)"))
+    return out
 
 
 PARTS = {"a1": part_a1, "a2": part_a2, "a3": part_a3, "a4": part_a4, "a5": part_a5}
@@ -555,18 +807,26 @@ def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> Expe
     summary = {}
     if "a1" in parts:
         r = table[(table.part == "A1") & (table.metric.isin(["rate_w2", "rate_tv"])) & (table.dim == 1)]
-        for _, row in r.iterrows():
+        for _, row in r.iterrows():  # [fitted, sharp (1-a) e^{-n0 delta}, bound]
             bound = (tr.contraction_factor(row.real_fraction, row.delta) if row.metric == "rate_w2"
                      else 1 - row.real_fraction)
-            summary[f"{row.metric}_a{row.real_fraction}_d{row.delta}"] = [float(row.value), float(bound)]
+            sharp = tr.asymptotic_rate(law_1d(), row.real_fraction, row.delta).rate
+            summary[f"{row.metric}_a{row.real_fraction}_d{row.delta}"] = [float(row.value), sharp, float(bound)]
+    if "a1" in parts:
+        claims += rate_claims(table)
+    if "a3" in parts:
+        claims += annealing_claims(table)
+    if "a5" in parts:
+        claims += digits_claims(table, config)
     return ExperimentOutput(table=table, figures=figs, summary=summary, claims=claims)
 
 
 CLAIM = ("Even with a perfect score and exact sampling, stopping the reverse diffusion at delta > 0 makes "
-         "recursive retraining drift: the recursion converges geometrically (W2 rate sqrt(1-a) e^-delta, TV rate "
-         "1-a) to a unique limit, an infinite mixture of smoothed copies of the data; in Hermite coordinates "
+         "recursive retraining drift: the recursion converges geometrically (bounds: W2 rate sqrt(1-a) e^-delta, TV "
+         "rate 1-a; sharp asymptotic rate (1-a) e^-n0 delta) to a unique limit, an infinite mixture of smoothed "
+         "copies of the data; in Hermite coordinates "
          "retraining is a low-pass filter; annealed schedules delta_k -> 0 remove the bias when a > 0. Summary: "
-         "measured rate vs bound per (a, delta).")
+         "fitted rate, sharp rate and bound per (a, delta).")
 
 
 @register("truncation", "truncated-diffusion recursion: experiments A1-A5 (limit, Hermite spectra, schedules, "

@@ -29,6 +29,11 @@ from ._terms import _TERM_TYPES, Term
 class PerturbedScore:
     """s_theta(t, x) = grad log p_t(x) + sum_j e_j(t, x) for p a Gaussian mixture.
 
+    The model is compiled: :func:`modelcollapse.sample_reverse` runs its whole time loop in
+    C++. ``score`` is the model score, ``true_score`` the exact one, ``error`` e_t (all terms
+    or a subset), ``gradient_error`` the sum of the gradient-type terms, which is the exact
+    Hodge gradient part when no term is "mixed" (see :attr:`known_gradient_part`).
+
     Parameters
     ----------
     base : GaussianMixture
@@ -36,11 +41,6 @@ class PerturbedScore:
     terms : sequence of terms
         :class:`MatrixTerm`, :class:`LinearTerm`, :class:`GradientTerm`,
         :class:`SolenoidalTerm`, :class:`FourierTerm`.
-
-    The model is compiled: :func:`modelcollapse.sample_reverse` runs its whole time loop in
-    C++. ``score`` is the model score, ``true_score`` the exact one, ``error`` e_t (all terms
-    or a subset), ``gradient_error`` the sum of the gradient-type terms, which is the exact
-    Hodge gradient part when no term is "mixed" (see :attr:`known_gradient_part`).
 
     Examples
     --------

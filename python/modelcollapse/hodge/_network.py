@@ -88,8 +88,8 @@ def _mlp_features(torch, params, x, loc, scale, activation: str):
     lap = act''(a) |J_a|^2 + act'(a) lap_a (sum over the d input directions)."""
     z = (x - loc) / scale
     h = z
-    J = None  # (n, d, fan_in); None means diag(1 / scale) for the input layer
-    lap = None
+    J: Any = None  # (n, d, fan_in); None means diag(1 / scale) for the input layer
+    lap: Any = None
     for W, c in zip(params[:-1:2], params[1:-1:2]):
         a = h @ W.T + c
         if J is None:
@@ -347,8 +347,10 @@ def gradient_part_network(x: Any, score: Any, *, width: int = 32, depth: int = 2
     if not cross_fit:
         return GradientPartEstimate(value=plugin, se=float("nan"), plugin=plugin, basis_size=n_params,
                                     basis="network", n=n, ridge=0.0, info=info)
-    return GradientPartEstimate(value=float(np.mean(vals)), se=float(0.5 * np.sqrt(vars_[0] + vars_[1])),
-                                plugin=plugin, basis_size=n_params, basis="network", n=n, ridge=0.0, info=info)
+    value = float(np.mean(vals))
+    return GradientPartEstimate(value=value, se=float(0.5 * np.sqrt(vars_[0] + vars_[1])),
+                                plugin=plugin, basis_size=n_params, basis="network", n=n, ridge=0.0, info=info,
+                                lower=value)
 
 
 def _check_training(n: int, d: int, *, width: Any, depth: Any, activation: Any, steps: Any, lr: Any, penalty: Any,

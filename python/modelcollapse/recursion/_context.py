@@ -58,16 +58,17 @@ def knn_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 4) -> tupl
 class MetricBackend:
     """The sample distances the built-in metrics call.
 
+    Pass one to :func:`run_retraining` as its ``metric_backend``; the loop hands it to every
+    metric through :attr:`RoundContext.metric_backend`.
+
     Parameters
     ----------
-    wasserstein
-        ``wasserstein(x, y, p) -> float``: W_p between two ``(n, d)`` sample sets (default
-        exact optimal transport; e.g. a sliced distance for large sample sets).
-    precision_recall
-        ``precision_recall(real, fake, k) -> (precision, recall)`` (default k-NN balls).
-
-    Pass one as ``run_retraining(..., metric_backend=MetricBackend(wasserstein=...))``; the
-    loop hands it to every metric through :attr:`RoundContext.metric_backend`.
+    wasserstein : callable
+        Called as ``wasserstein(x, y, p)``, returns W_p (a float) between two ``(n, d)``
+        sample sets (default exact optimal transport; e.g. a sliced distance for large sets).
+    precision_recall : callable
+        Called as ``precision_recall(real, fake, k)``, returns ``(precision, recall)``
+        (default k-NN balls).
     """
 
     wasserstein: Callable[[np.ndarray, np.ndarray, int], float] = exact_wasserstein

@@ -32,6 +32,7 @@ def logpdf_and_score(samples: np.ndarray, y: np.ndarray, t: float, want_score: b
         total = w.sum(axis=1)
         logp[blk] = top[:, 0] + np.log(total) - np.log(n) - 0.5 * d * (LOG_2PI + np.log(s2))
         if want_score:
+            assert scores is not None  # allocated above when want_score
             scores[blk] = ((w @ centres) / total[:, None] - yb) / s2
     return logp, scores
 

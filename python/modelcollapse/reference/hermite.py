@@ -38,7 +38,7 @@ def index_table(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def hermite_functions(x: np.ndarray, degree: int) -> np.ndarray:
-    """h_m(x) = He_m(x)/sqrt(m!) for m = 0..degree; shape (degree + 1, *x.shape)."""
+    """h_m(x) = He_m(x)/sqrt(m!) for m = 0..degree; shape ``(degree + 1, *x.shape)``."""
     x = np.asarray(x, dtype=np.float64)
     h = np.empty((degree + 1, *x.shape))
     h[0] = 1.0

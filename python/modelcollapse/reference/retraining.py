@@ -1,10 +1,12 @@
 """Numpy twin of the Gaussian retraining-chains kernel (``cpp/include/modelcollapse/gaussian_chains.hpp``).
 
 Vectorised over chains; the only Python loop is over rounds (they are sequential). The
-noise layout is the kernel's, so with the same seed (through :mod:`.random`'s Philox) or the
+noise layout is the kernel's, so with the same seed (through :mod:`modelcollapse.reference.random`'s Philox) or the
 same injected noise both give the same numbers up to rounding.
 """
 from __future__ import annotations
+
+from typing import cast
 
 import numpy as np
 
@@ -85,9 +87,10 @@ def gaussian_chains(data_mean: np.ndarray, data_factor: np.ndarray, init_mean: n
     if need_real:
         real = noise_real @ np.asarray(data_factor).T + data_mean
     if init_given:
-        mu = np.broadcast_to(init_mean, (n_chains, d)).copy()
-        cov = np.broadcast_to(init_cov, (n_chains, d, d)).copy()
+        mu = np.broadcast_to(cast(np.ndarray, init_mean), (n_chains, d)).copy()
+        cov = np.broadcast_to(cast(np.ndarray, init_cov), (n_chains, d, d)).copy()
     else:
+        assert real is not None  # need_real holds when no initial fit is given
         mu, cov = fit_gaussian(real)
     means[:, 0], covs[:, 0] = mu, cov
     for t in range(1, rounds + 1):

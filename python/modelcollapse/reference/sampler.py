@@ -60,7 +60,11 @@ def reverse_loop(score_fn: Callable[[np.ndarray, float], np.ndarray], init: np.n
         h = times[k] - times[k + 1]
         xi = None
         if integrator != "ode":
-            xi = noise[:, k, :] if noise is not None else rng.standard_normal(y.shape)
+            if noise is not None:
+                xi = noise[:, k, :]
+            else:
+                assert rng is not None, "reverse_loop needs noise or rng for a stochastic integrator"
+                xi = rng.standard_normal(y.shape)
         y = step(y, score_fn(y, times[k]), h, integrator, xi)
     return y, record
 
@@ -116,7 +120,7 @@ def sample_reverse(score_model, n_samples: int, T: float = 1.0, delta: float = 0
         y0 = exact_init(n_samples, T, rng)
     else:
         raise ValueError(f"unknown init {init!r}")
-    rec_steps = ()
+    rec_steps: tuple[int, ...] = ()
     if trajectory_times is not None:
         rec_steps = tuple(sorted({int(np.argmin(np.abs(times - t))) for t in trajectory_times}))
     y, rec = reverse_loop(score_fn, y0, times, integrator, noise, rng, rec_steps)

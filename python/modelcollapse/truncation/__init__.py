@@ -4,7 +4,7 @@ own samples; its laws stay Gaussian mixtures that contract to a limit law.
 
 - Exact laws (:mod:`._laws`): :class:`Schedule` / :func:`as_schedule`, :class:`SmoothedLaw`,
   :func:`exact_recursion`, :func:`limit_law`, :func:`transfer_function`, :func:`bias_factors`,
-  :func:`contraction_factor`, :func:`robustness_radius`, :func:`robustness_bound`.
+  :func:`contraction_factor`, :func:`asymptotic_rate`, :func:`robustness_radius`, :func:`robustness_bound`.
 - The Hermite picture (:mod:`._hermite`, also importable as :mod:`modelcollapse.hermite`):
   Hermite moments from samples (compiled) and of mixtures, degree energies, Gram-Charlier.
 - Distances (:mod:`._distances`): 1-D mixture quantiles and W2 to or between 1-D mixtures;
@@ -29,12 +29,14 @@ from ._distances import (
 )
 from ._laws import (
                          MAX_ROUNDS,
+                         AsymptoticRate,
                          CompoundingRecursion,
                          ExactRecursion,
                          Schedule,
                          SmoothedLaw,
                          affine_score_error,
                          as_schedule,
+                         asymptotic_rate,
                          bias_factors,
                          compounding_recursion,
                          contraction_factor,
@@ -61,5 +63,6 @@ __all__ = ["Schedule", "as_schedule", "SmoothedLaw", "ExactRecursion", "exact_re
            "simulate_recursion", "SimulationResult", "IndependentDrawLearner", "FittedModelLearner", "MODELS",
            "SAMPLERS", "affine_score_error", "compounding_recursion", "CompoundingRecursion", "expected_moment_sd",
            "hermite_variances_1d",
+           "asymptotic_rate", "AsymptoticRate",
            "w2_1d", "w2_1d_to_law", "w2_1d_laws", "sliced_w2", "grid_distances", "mixture_quantiles_1d",
            "MAX_ROUNDS", "MAX_PROJECTIONS"]

@@ -112,9 +112,34 @@ class HermiteMoments:
         """Unnormalised coordinates c_alpha = E[He_alpha(X)] = sqrt(alpha!) g_alpha."""
         return self.values * np.exp(0.5 * _log_factorial(self.indices))
 
-    def energies(self) -> np.ndarray:
-        """Degree energies E_n = sum_{|alpha| = n} c_alpha^2 / alpha! = sum g_alpha^2, n = 0..degree."""
-        return np.bincount(self.total_degrees, weights=self.values ** 2, minlength=self.degree + 1)
+    def energies(self, unbiased: bool = False) -> np.ndarray:
+        """Degree energies E_n = sum_{|alpha| = n} c_alpha^2 / alpha! = sum g_alpha^2, n = 0..degree.
+
+        Parameters
+        ----------
+        unbiased : bool
+            For sample moments: the U-statistic sum_alpha (gbar_alpha^2 - se_alpha^2), the
+            unbiased estimate of the law's E_n (the plug-in gbar^2 is biased up by
+            Var(h_alpha)/n, the :meth:`noise_floor`; docs/truncation.md, section
+            "A5: digits"). Needs ``std_errors``; it can be negative where E_n is below the floor.
+        """
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise TypeError(f"unbiased must be True or False, got {type(unbiased).__name__}")
+        sq = self.values ** 2
+        if unbiased:
+            sq = sq - self._squared_errors("unbiased energies")
+        return np.bincount(self.total_degrees, weights=sq, minlength=self.degree + 1)
+
+    def noise_floor(self) -> np.ndarray:
+        """Per degree, sum_{|alpha| = n} se_alpha^2: the plug-in energies' bias and the scale
+        below which an energy cannot be told from 0 with these samples."""
+        return np.bincount(self.total_degrees, weights=self._squared_errors("the noise floor"),
+                           minlength=self.degree + 1)
+
+    def _squared_errors(self, what: str) -> np.ndarray:
+        if self.std_errors is None:
+            raise ValueError(f"{what} need sample moments with std_errors (hermite_moments(..., std_errors=True))")
+        return self.std_errors ** 2
 
     def __getitem__(self, alpha: Any) -> float:
         """g_alpha for a multi-index (tuple) or, in 1-D, a degree n."""

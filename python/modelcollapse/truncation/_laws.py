@@ -162,22 +162,36 @@ class SmoothedLaw:
         return SmoothedLaw(self.base, np.concatenate([[a], (1 - a) * self.weights]), np.concatenate([[0.0], self.times]))
 
     def to_mixture(self) -> GaussianMixture:
-        """The law as one GaussianMixture (components of all smoothings concatenated)."""
-        d = self.base.dim
-        parts = []
-        for w, t in zip(self.weights, self.times):
-            if w <= 0:
-                continue
-            if math.isinf(t):
-                parts.append((w, GaussianMixture([1.0], np.zeros((1, d)), 1.0)))
-            else:
-                parts.append((w, self.base.smooth(float(t)) if t > 0 else self.base))
-        law = parts[0][1]
-        acc = parts[0][0]
-        for w, comp in parts[1:]:
-            acc += w
-            law = law.mix(comp, (acc - w) / acc)
-        return law
+        """The law as one GaussianMixture (components of all smoothings concatenated, in the
+        order of ``times``; smoothings of weight 0 are dropped).
+
+        Built in one pass, O(J K) for J smoothings of a K-component base (a mixture of J
+        pairwise ``mix`` calls would copy the growing law each time, O(J^2 K)).
+        """
+        base = self.base
+        d, kind = base.dim, base.cov_type
+        keep = self.weights > 0
+        if not np.any(keep):
+            raise ValueError("weights must not all be 0")
+        w, t = self.weights[keep] / self.weights[keep].sum(), self.times[keep]
+        fin = np.isfinite(t)
+        wf, tf = w[fin], t[fin]
+        cov0 = base.covariances
+        eye = np.eye(d) if kind == "full" else 1.0
+        # S_t N(m, C) = N(e^{-t} m, e^{-2t} C + (1 - e^{-2t}) I)
+        shape = (-1,) + (1,) * cov0.ndim
+        decay = np.exp(-tf)
+        covs = [((decay ** 2).reshape(shape) * cov0[None] + (-np.expm1(-2.0 * tf)).reshape(shape) * eye)
+                .reshape((-1,) + cov0.shape[1:])]
+        means = [(decay[:, None, None] * base.means[None]).reshape(-1, d)]
+        weights = [(wf[:, None] * base.weights[None]).ravel()]
+        if not np.all(fin):  # S_inf p = N(0, I): one component with the weights of every infinite time
+            weights.append(np.array([w[~fin].sum()]))
+            means.append(np.zeros((1, d)))
+            covs.append(np.ones((1,) + cov0.shape[1:]) if kind != "full" else np.eye(d)[None])
+        wt = np.concatenate(weights)
+        nz = wt > 0  # as GaussianMixture.mix: components of weight 0 are dropped
+        return GaussianMixture(wt[nz] / wt[nz].sum(), np.concatenate(means)[nz], np.concatenate(covs)[nz])
 
     def hermite_factor(self, n: Any) -> np.ndarray:
         """sum_j w_j exp(-n t_j): c_alpha(self) = factor(|alpha|) c_alpha(p) (Mehler)."""
@@ -187,10 +201,11 @@ class SmoothedLaw:
         with np.errstate(invalid="ignore"):
             e = np.exp(-np.multiply.outer(n, self.times))
         e = np.where(np.isnan(e), 0.0, e)  # 0 * inf
-        if np.ndim(n) == 0:
-            return float(e @ self.weights)
-        e[n == 0] = 1.0
-        return e @ self.weights
+        # Degree 0 is the total mass: factor 1 for every smoothing, S_inf included (e^{-0 inf}
+        # is the a = 0 limit of e^{-n t}, 1 for n = 0); the scalar path needs it as well.
+        e = np.where(np.equal.outer(n, np.zeros_like(self.times)), 1.0, e)
+        out = e @ self.weights
+        return float(out) if np.ndim(n) == 0 else out
 
 
 @dataclasses.dataclass
@@ -298,6 +313,84 @@ def contraction_factor(real_fraction: float, delta: float) -> float:
     a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
     delta = check_real(delta, "delta", low=0.0)
     return math.sqrt(1.0 - a) * math.exp(-delta)
+
+
+@dataclasses.dataclass(frozen=True)
+class AsymptoticRate:
+    """The per-round contraction of p_hat_k to p_hat_inf (constant delta), see :func:`asymptotic_rate`.
+
+    Attributes
+    ----------
+    rate : float
+        The sharp asymptotic rate (1 - a) e^{-n0 delta} of TV, Hellinger and W2.
+    lowest_degree : int
+        n0, the lowest degree n >= 1 in which p_hat_0 and p_hat_inf differ.
+    bound_tv : float
+        The TV bound's rate 1 - a.
+    bound_w2 : float
+        The W2 bound's rate rho = sqrt(1 - a) e^{-delta} (:func:`contraction_factor`).
+    """
+
+    rate: float
+    lowest_degree: int
+    bound_tv: float
+    bound_w2: float
+
+
+def asymptotic_rate(data_law: GaussianMixture, real_fraction: float, delta: float, *, max_degree: int = 40,
+                    tol: float = 1e-9) -> AsymptoticRate:
+    """The sharp asymptotic rate of the constant-delta recursion, next to the bounds' rates.
+
+    p_hat_k - p_hat_inf = (1-a)^k S_{k delta}(p_hat_0 - p_hat_inf), and S_t multiplies the
+    degree-n Hermite coordinates by e^{-n t} (Mehler). The signed measure p_hat_0 - p_hat_inf
+    has coordinates (e^{-n delta} - H_n) c_alpha(p), which for a < 1, delta > 0 vanish exactly
+    where c_alpha(p) does (n >= 1; mass 0 at n = 0). So for large k the difference is its
+    lowest mode n0 times ((1-a) e^{-n0 delta})^k, and TV, Hellinger and W2 (each linear in a
+    small smooth perturbation of p_hat_inf) all decay at the rate (1-a) e^{-n0 delta}: below
+    the bounds' rates 1 - a (TV) and sqrt(1-a) e^{-delta} (W2) (docs/truncation.md, section
+    "Rates: bounds and sharp rates").
+
+    Parameters
+    ----------
+    data_law : GaussianMixture
+        The data law p.
+    real_fraction : float in [0, 1]
+        a.
+    delta : float >= 0
+        The constant truncation time.
+    max_degree : int
+        Highest degree searched for n0.
+    tol : float > 0
+        A degree counts as present when sqrt(E_n(p)) > tol (orthonormal energy; symmetric
+        or standardised laws have some exactly-zero low modes, zero up to rounding here).
+
+    Returns
+    -------
+    AsymptoticRate
+
+    Examples
+    --------
+    >>> import modelcollapse as mc
+    >>> p = mc.GaussianMixture([0.5, 0.5], [[-0.8], [0.8]], [0.36, 0.36])  # mean 0, variance 1, symmetric
+    >>> r = asymptotic_rate(p, 0.5, 0.2)
+    >>> r.lowest_degree, round(r.rate, 4)   # (1 - a) e^{-4 delta}
+    (4, 0.2247)
+    """
+    from ._hermite import mixture_moments
+
+    _check_law(data_law, "data_law")
+    a = check_real(real_fraction, "real_fraction", 0.0, 1.0)
+    delta = check_real(delta, "delta", low=0.0)
+    max_degree = check_positive_int(max_degree, "max_degree", minimum=1, maximum=200)
+    tol = check_real(tol, "tol", low=0.0, low_open=True, high=1.0)
+    energies = mixture_moments(data_law, max_degree).energies()
+    present = np.flatnonzero(np.sqrt(energies[1:]) > tol)
+    if present.size == 0:
+        raise ValueError(f"data_law has no Hermite energy above tol = {tol:g} in degrees 1..{max_degree}: "
+                         "it is N(0, I) to that accuracy (nothing to contract); raise max_degree or lower tol")
+    n0 = int(present[0]) + 1
+    return AsymptoticRate(rate=(1.0 - a) * math.exp(-n0 * delta), lowest_degree=n0, bound_tv=1.0 - a,
+                          bound_w2=contraction_factor(a, delta))
 
 
 def robustness_radius(epsilon: float, real_fraction: float, delta: float) -> float:

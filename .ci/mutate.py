@@ -1,0 +1,656 @@
+#!/usr/bin/env python3
+"""Mutation check: break a formula on purpose and make sure some test notices.
+
+Each mutant below names a file, one exact source snippet, its replacement and the tests
+that must fail once the replacement is made. For every mutant the script copies
+``python/`` (with the compiled ``_core*.so``) to a temporary folder, applies the
+replacement there, and runs the mutant's tests against the copy (``PYTHONPATH`` points at
+it); the working tree is never edited, so nothing needs restoring. Verdicts:
+
+- ``killed``: the tests failed (what we want);
+- ``timeout``: the tests ran past ``--timeout`` (counted as killed, but shown);
+- ``SURVIVED``: the tests passed with the mutation in place: a test is missing or too weak;
+- ``ERROR``: pytest could not run (exit code 2-5: collection error, no test selected...),
+  so the mutant says nothing; fix its test selection.
+
+A snippet that is not found exactly once stops the run before anything is executed, so
+that mutants cannot silently rot when the code moves. The exit code is 1 when any mutant
+survives or errs, 2 for a broken mutant definition or a failing baseline.
+
+C++ mutants (``--cpp``) patch a copy of ``cpp/`` and rebuild the extension in a temporary
+CMake build folder (a full build first, then an incremental one per mutant: minutes each on
+2 cores), so they are not part of the default run.
+
+Usage::
+
+    python .ci/mutate.py                      # the Python mutants (about 8 minutes on 2 cores)
+    python .ci/mutate.py --list               # the mutants and their tests
+    python .ci/mutate.py --only truncation.*  # by name (fnmatch patterns, repeatable)
+    python .ci/mutate.py --jobs 2             # mutants in parallel
+    python .ci/mutate.py --cpp --only 'cpp.*' # the C++ mutants (rebuilds; slow)
+
+See docs/reliability.md, section "Mutation testing".
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One deliberate bug: ``old`` (found exactly once in ``file``) becomes ``new``, and
+    ``tests`` (pytest node ids, paths, or "-k" expressions) must then fail."""
+
+    name: str
+    file: str          # relative to the repository root
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    why: str           # the bug in words
+
+    @property
+    def is_cpp(self) -> bool:
+        return self.file.startswith("cpp/")
+
+
+PKG = "python/modelcollapse/"
+T_TRUNC = "tests/truncation/test_truncation.py"
+T_HERM = "tests/truncation/test_hermite.py"
+T_RETR = "tests/retraining/test_retraining_gaussian.py"
+T_LOOP = "tests/recursion/test_recursion_loop.py"
+T_HODGE = "tests/hodge/test_hodge.py"
+T_DAE = "tests/dae/test_dae.py"
+T_MET = "tests/test_metrics.py"
+
+
+def M(name: str, file: str, old: str, new: str, tests: str | tuple[str, ...], why: str) -> Mutant:
+    return Mutant(name, file, old, new, (tests,) if isinstance(tests, str) else tuple(tests), why)
+
+
+MUTANTS: list[Mutant] = [
+    # ------------------------------------------------------------------ truncation
+    M("truncation.bias_factor_mixing",
+      PKG + "truncation/_laws.py",
+      "out[k] = np.exp(-n * deltas[k]) * (a + (1 - a) * out[k - 1])",
+      "out[k] = np.exp(-n * deltas[k]) * (a + (1 - 0.5 * a) * out[k - 1])",
+      f"{T_TRUNC}::test_bias_factors_recurrence_and_moments",
+      "wrong weight of the previous round in the bias-factor recurrence B_{n,k}"),
+    M("truncation.transfer_2delta",
+      PKG + "truncation/_laws.py",
+      "e = np.exp(-nn * delta)",
+      "e = np.exp(-2.0 * nn * delta)",
+      f"{T_TRUNC}::test_limit_is_fixed_point_and_transfer_function",
+      "delta -> 2 delta in the transfer function H_n"),
+    M("truncation.contraction_no_sqrt",
+      PKG + "truncation/_laws.py",
+      "return math.sqrt(1.0 - a) * math.exp(-delta)",
+      "return (1.0 - a) * math.exp(-delta)",
+      ("tests/truncation", "-kcontraction_factor or robustness"),
+      "W2 contraction factor rho = (1 - a) e^-delta instead of sqrt(1 - a) e^-delta"),
+    M("truncation.mixing_ignored",
+      PKG + "truncation/_laws.py",
+      "q = outputs[-1].mix_with_base(a)",
+      "q = outputs[-1].mix_with_base(0.0)",
+      f"{T_TRUNC}::test_exact_recursion_matches_direct_iteration",
+      "the exact recursion ignores the real-data fraction a"),
+    M("truncation.limit_2delta",
+      PKG + "truncation/_laws.py",
+      "return SmoothedLaw(data_law, w / w.sum(), (j + shift) * delta), err",
+      "return SmoothedLaw(data_law, w / w.sum(), (j + shift) * 2.0 * delta), err",
+      f"{T_TRUNC}::test_limit_is_fixed_point_and_transfer_function",
+      "delta -> 2 delta in the limit law's smoothing times"),
+    M("truncation.smooth_half_time",
+      PKG + "truncation/_laws.py",
+      "return SmoothedLaw(self.base, self.weights.copy(), self.times + t)",
+      "return SmoothedLaw(self.base, self.weights.copy(), self.times + 0.5 * t)",
+      f"{T_TRUNC}::test_exact_recursion_matches_direct_iteration",
+      "a smoothed law advances by t/2 instead of t"),
+    M("truncation.hermite_factor_half",
+      PKG + "truncation/_laws.py",
+      "e = np.exp(-np.multiply.outer(n, self.times))",
+      "e = np.exp(-0.5 * np.multiply.outer(n, self.times))",
+      f"{T_TRUNC}::test_bias_factors_recurrence_and_moments",
+      "Mehler factor e^{-n t / 2} instead of e^{-n t} for the Hermite coordinates of a smoothed law"),
+    M("truncation.hermite_gaussian_moment_factor",
+      PKG + "truncation/_hermite_basis.py",
+      "g[m + 1] = (mean * g[m] + np.sqrt(m) * (var - 1.0) * g[m - 1]) / np.sqrt(m + 1)",
+      "g[m + 1] = (mean * g[m] + m * (var - 1.0) * g[m - 1]) / np.sqrt(m + 1)",
+      T_HERM,
+      "sqrt(m) -> m in the exact Gaussian moment recurrence (the unnormalised one's factor)"),
+    M("truncation.hermite_se_uncentred",
+      PKG + "truncation/_hermite.py",
+      "var = np.clip(sq - mean ** 2, 0.0, None) * n / max(n - 1, 1)",
+      "var = np.clip(sq, 0.0, None) * n / max(n - 1, 1)",
+      "tests/truncation/test_hermite_guards.py",
+      "standard errors of the sample Hermite moments from E[h^2] instead of Var[h]"),
+    M("truncation.gram_charlier_norm",
+      PKG + "truncation/_hermite.py",
+      "phi = np.exp(-0.5 * np.sum(pts ** 2, axis=1)) / (2 * math.pi) ** (d / 2)",
+      "phi = np.exp(-0.5 * np.sum(pts ** 2, axis=1)) / (2 * math.pi) ** d",
+      (T_HERM, "-kgram_charlier"),
+      "wrong normalisation of the Gaussian weight in the Gram-Charlier series"),
+    M("reference.hermite_recurrence",
+      PKG + "reference/hermite.py",
+      "h[m + 1] = (x * h[m] - np.sqrt(m) * h[m - 1]) / np.sqrt(m + 1)",
+      "h[m + 1] = (x * h[m] - m * h[m - 1]) / np.sqrt(m + 1)",
+      f"{T_HERM}::test_cpp_equals_reference",
+      "numpy twin of the Hermite-moments kernel: wrong factor in the normalised recurrence"),
+    # ------------------------------------------------------------------ retraining (Gaussian)
+    M("retraining.alpha_n",
+      PKG + "retraining/gaussian.py",
+      "np.exp(gammaln(n_arr / 2) - gammaln((n_arr - 1) / 2))",
+      "np.exp(gammaln((n_arr + 1) / 2) - gammaln(n_arr / 2))",
+      f"{T_RETR}::test_alpha_matches_chi_mean_and_limits",
+      "alpha(n)'s Gamma ratio taken at n + 1 (Proposition 1)"),
+    M("retraining.contraction_rate",
+      PKG + "retraining/gaussian.py",
+      "return lam / (1.0 + lam)",
+      "return lam / (2.0 + lam)",
+      (f"{T_RETR}::test_infinite_sample_map_contracts_at_lambda_over_one_plus_lambda",
+       f"{T_RETR}::test_mixed_chains_contract_at_measured_rate"),
+      "contraction rate lambda/(2 + lambda) instead of lambda/(1 + lambda)"),
+    M("retraining.chains_mixing_ignored",
+      PKG + "retraining/gaussian.py",
+      "m = (n if fully else int(math.floor(lam * n + 1e-9))) if n_synthetic is None else",
+      "m = n if n_synthetic is None else",
+      f"{T_RETR}::test_mixed_chains_contract_at_measured_rate",
+      "simulate_chains draws n synthetic points per round whatever lambda is"),
+    M("retraining.mixed_map_cross_term",
+      PKG + "retraining/gaussian.py",
+      "+ lam / (1 + lam) ** 2 * np.einsum(\"...i,...j->...ij\", diff, diff))",
+      "+ lam / (1 + lam) * np.einsum(\"...i,...j->...ij\", diff, diff))",
+      (f"{T_RETR}::test_infinite_sample_map_contracts_at_lambda_over_one_plus_lambda",
+       f"{T_RETR}::test_finite_sample_expected_map_tends_to_infinite_map"),
+      "wrong factor of the mean-mismatch term of the infinite-sample covariance map"),
+    M("retraining.expected_map_biased",
+      PKG + "retraining/gaussian.py",
+      "e_cov = ((n - 1) / (N - 1) * rc + m / N * c",
+      "e_cov = (n / N * rc + m / N * c",
+      f"{T_RETR}::test_mixed_one_round_expectation",
+      "finite-sample expected map: (n-1)/(N-1) -> n/N in front of the real covariance"),
+    M("retraining.theorem2_geometric_sum",
+      PKG + "retraining/gaussian.py",
+      "geom = (1 - rho ** (t + 1)) / (1 - rho)",
+      "geom = (1 - rho ** t) / (1 - rho)",
+      "tests/retraining/test_retraining_gaussian_guards.py",
+      "Theorem 2's sum over l <= t loses its last term"),
+    M("reference.chains_biased_covariance",
+      PKG + "reference/retraining.py",
+      "return mean, np.einsum(\"cni,cnj->cij\", xc, xc) / (x.shape[1] - 1)",
+      "return mean, np.einsum(\"cni,cnj->cij\", xc, xc) / x.shape[1]",
+      f"{T_RETR}::test_cpp_matches_numpy_reference_same_seed",
+      "numpy twin of the Gaussian-chains kernel refits with the biased covariance"),
+    # ------------------------------------------------------------------ the retraining loop
+    M("recursion.mixing_ratio_ignored",
+      PKG + "recursion/_loop.py",
+      "m = n if math.isinf(plan.lam) else int(math.floor(plan.lam * n + 1e-9))",
+      "m = n",
+      f"{T_LOOP}::test_training_set_sizes",
+      "workflow 'mix' draws n synthetic points whatever lambda is"),
+    M("recursion.real_data_dropped",
+      PKG + "recursion/_loop.py",
+      "train = synthetic if math.isinf(plan.lam) else np.concatenate([real, synthetic])",
+      "train = synthetic",
+      (f"{T_LOOP}::test_training_set_sizes", f"{T_LOOP}::test_fully_synthetic_gaussian_collapses_mixed_stays"),
+      "workflow 'mix' trains on the synthetic points only"),
+    M("recursion.resolve_mixing",
+      PKG + "recursion/_loop.py",
+      "return (math.inf if a == 0.0 else (1.0 - a) / a), a",
+      "return (math.inf if a == 0.0 else 1.0 / a), a",
+      f"{T_LOOP}::test_resolve_mixing",
+      "real_fraction a -> lambda = 1/a instead of (1 - a)/a"),
+    # ------------------------------------------------------------------ hodge
+    M("hodge.kl_integrals_halved",
+      PKG + "hodge/_bounds.py",
+      "li, gi = float(weights @ l2), float(weights @ gr)",
+      "li, gi = 0.5 * float(weights @ l2), 0.5 * float(weights @ gr)",
+      "tests/hodge/test_hodge_guards.py",
+      "the Girsanov and marginal KL bounds use half the time integrals"),
+    M("hodge.time_nodes_jacobian",
+      PKG + "hodge/_common.py",
+      "return t, 0.5 * (hi - lo) * w * t",
+      "return t, 0.5 * (hi - lo) * w",
+      "tests/hodge/test_hodge_guards.py",
+      "the log-time quadrature drops the Jacobian e^u"),
+    M("hodge.stein_estimator_noise",
+      PKG + "hodge/_stein.py",
+      "stein, sq = basis.per_sample(ev, beta)",
+      "stein, sq = np.random.default_rng(len(ev)).normal(size=(2, len(ev)))",
+      (f"{T_HODGE}::test_estimator_vs_lyapunov_closed_form",
+       f"{T_HODGE}::test_estimator_lower_bound_on_mixture_with_large_solenoidal_error"),
+      "the cross-fitted Stein gradient-part estimator evaluates noise instead of the fitted psi"),
+    M("hodge.gaussian_gradient_drops_constant",
+      PKG + "hodge/_gaussian.py",
+      "gradient=float(np.trace(S @ C @ S) + f @ f),",
+      "gradient=float(np.trace(S @ C @ S)),",
+      (f"{T_HODGE}::test_gaussian_energies_match_monte_carlo", f"{T_HODGE}::test_estimator_vs_lyapunov_closed_form"),
+      "Gaussian closed form: the constant error f is left out of the gradient part"),
+    M("reference.hodge_laplacian",
+      PKG + "reference/hodge.py",
+      "d2 = idx * (idx - 1) * Hpad[:, cols[None, :], idx] / scale**2",
+      "d2 = idx * idx * Hpad[:, cols[None, :], idx] / scale**2",
+      f"{T_HODGE}::test_hermite_system_matches_reference",
+      "numpy twin of the Stein/Hermite kernel: wrong second-derivative factor"),
+    M("reference.hodge_bump_width",
+      PKG + "reference/hodge.py",
+      "l2 = a * a * float(term[\"width2\"]) + s2",
+      "l2 = a * float(term[\"width2\"]) + s2",
+      f"{T_HODGE}::test_fields_match_reference",
+      "numpy twin of the perturbed-score kernel: bump width shrinks with e^-t, not e^-2t"),
+    # ------------------------------------------------------------------ dae
+    M("dae.weight_decay_G",
+      PKG + "dae/_odes.py",
+      "dG -= 0.5 * pb.weight_decay * G",
+      "dG -= pb.weight_decay * G",
+      "tests/dae/test_dae_guards.py",
+      "the training ODE's weight-decay term on G (lambda/2) doubled"),
+    M("dae.weight_decay_Q_dropped",
+      PKG + "dae/_odes.py",
+      "dQ -= pb.weight_decay * Q",
+      "dQ -= 0.0 * Q",
+      "tests/dae/test_dae_guards.py",
+      "the training ODE's weight-decay term on Q dropped"),
+    M("dae.quadratic_term_factor",
+      PKG + "dae/_theory.py",
+      "dQ += 2.0 * pb.lr * (Aee * si.T @ S[j]",
+      "dQ += pb.lr * (Aee * si.T @ S[j]",
+      f"{T_DAE}::test_ode_quadratic_term_matters_and_multi_time_grid",
+      "the O(eta) term of dQ loses its factor 2"),
+    M("dae.dG_term_dropped",
+      PKG + "dae/_theory.py",
+      "- ((s * wn[:, None]).T @ s) @ G + (u * wn[:, None]).T @ xt",
+      "- ((s * wn[:, None]).T @ s) @ G",
+      f"{T_DAE}::test_ode_matches_simulation_trimodal_and_fluctuations_shrink",
+      "the <u xi_t^T> term of dG dropped"),
+    M("dae.skip_rate",
+      PKG + "dae/_theory.py",
+      "K = rho_bar * mo[\"beta2\"] + mo[\"alpha2\"]",
+      "K = rho_bar * mo[\"beta\"] + mo[\"alpha2\"]",
+      f"{T_DAE}::test_skip_closed_form_matches_simulation",
+      "skip connection's closed form: E[beta] instead of E[beta^2] in the rate K"),
+    M("dae.skip_ode_term",
+      PKG + "dae/_odes.py",
+      "db = float(pb.tw @ (pb.ts * rb - b * (pb.ts**2 * rb + (1 - pb.ts) ** 2)))",
+      "db = float(pb.tw @ (pb.ts * rb - b * pb.ts**2 * rb))",
+      f"{T_DAE}::test_ode_matches_simulation_trimodal_and_fluctuations_shrink",
+      "the alpha_t^2 term of db/dtau dropped"),
+    M("reference.dae_weight_decay",
+      PKG + "reference/dae.py",
+      "w_new = w - lr * grad_w - lr * weight_decay / d * w",
+      "w_new = w - lr * grad_w - 2.0 * lr * weight_decay / d * w",
+      f"{T_DAE}::test_cpp_step_matches_reference_injected",
+      "numpy twin of the DAE SGD kernel: weight decay doubled"),
+    # ------------------------------------------------------------------ metrics
+    M("metrics.hellinger_half",
+      PKG + "metrics/_divergences.py",
+      "h2 = min(max(0.5 * float(np.sum((np.sqrt(pv) - np.sqrt(qv)) ** 2)) * cv, 0.0), 1.0)",
+      "h2 = min(max(float(np.sum((np.sqrt(pv) - np.sqrt(qv)) ** 2)) * cv, 0.0), 1.0)",
+      f"{T_MET}::test_hellinger_densities_closed_form",
+      "Hellinger without the 1/2 (H^2 = int (sqrt p - sqrt q)^2)"),
+    M("metrics.w2_exact_no_root",
+      PKG + "metrics/_wasserstein.py",
+      "return max(cost, 0.0) ** (1.0 / p)",
+      "return max(cost, 0.0)",
+      f"{T_MET}::test_exact_and_sliced_w2_vs_gaussian_closed_form",
+      "exact W_p returns W_p^p"),
+    M("metrics.gaussian_w2_cross",
+      PKG + "metrics/_gaussian.py",
+      "w2 = float(np.sum((m1 - m2) ** 2) + np.trace(C1 + C2 - 2.0 * cross))",
+      "w2 = float(np.sum((m1 - m2) ** 2) + np.trace(C1 + C2 - cross))",
+      f"{T_MET}::test_exact_and_sliced_w2_vs_gaussian_closed_form",
+      "Gaussian W2 closed form: cross term without its factor 2"),
+    M("metrics.kde_scott",
+      PKG + "metrics/_kde.py",
+      "rf = neff ** (-1.0 / (d + 4))",
+      "rf = neff ** (-1.0 / (d + 5))",
+      f"{T_MET}::test_exact_kde_matches_scipy",
+      "Scott's bandwidth factor n^(-1/(d+5)) instead of n^(-1/(d+4))"),
+    M("metrics.kde_silverman",
+      PKG + "metrics/_kde.py",
+      "rf = (neff * (d + 2) / 4.0) ** (-1.0 / (d + 4))",
+      "rf = (neff * (d + 2) / 2.0) ** (-1.0 / (d + 4))",
+      f"{T_MET}::test_exact_kde_matches_scipy",
+      "Silverman's bandwidth factor with /2 instead of /4"),
+    M("reference.kde_normalisation",
+      PKG + "reference/metrics.py",
+      "log_norm = -0.5 * d * LOG_2PI - np.log(np.diag(chol)).sum()",
+      "log_norm = -0.5 * d * LOG_2PI",
+      f"{T_MET}::test_exact_kde_matches_scipy",
+      "numpy twin of the exact KDE forgets the kernel's determinant"),
+    # ------------------------------------------------------------------ foundation
+    M("mixture.smooth_variance",
+      PKG + "mixture.py",
+      "cov = a * a * self._cov + s2\n",
+      "cov = a * self._cov + s2\n",
+      "tests/test_mixture.py::test_smooth_closed_form_semigroup_and_limit",
+      "S_t of an isotropic/diagonal mixture scales the covariance by e^-t, not e^-2t"),
+    M("empirical.smoothed_sampling_noise",
+      PKG + "empirical.py",
+      "return np.exp(-t) * self._samples[idx] + np.sqrt(-np.expm1(-2.0 * t)) * z",
+      "return np.exp(-t) * self._samples[idx] + np.sqrt(-np.expm1(-t)) * z",
+      "tests/test_empirical_guards.py",
+      "smoothed empirical samples with noise variance 1 - e^-t"),
+    M("reference.empirical_temperature",
+      PKG + "reference/empirical.py",
+      "logits = -0.5 * d2 / s2",
+      "logits = -d2 / s2",
+      "tests/test_empirical.py::test_cpp_vs_numpy_vs_mixture",
+      "numpy twin of the empirical score at temperature 1/2 (logits doubled)"),
+    M("sampler.time_grid_quadratic",
+      PKG + "reference/sampler.py",
+      "times = delta + (T - delta) * (1.0 - k) ** 2",
+      "times = delta + (T - delta) * (1.0 - k) ** 3",
+      "tests/test_sampler_guards.py",
+      "the 'quadratic' time grid is cubic (the grid is shared by both backends)"),
+    M("sampler.time_grid_log",
+      PKG + "reference/sampler.py",
+      "times = T * (delta / T) ** k",
+      "times = T * (delta / T) ** (k * k)",
+      "tests/test_sampler_guards.py",
+      "the 'log' time grid is not geometric (the grid is shared by both backends)"),
+    M("reference.sampler_em_noise",
+      PKG + "reference/sampler.py",
+      "return y + h * (y + 2.0 * s) + np.sqrt(2.0 * h) * xi",
+      "return y + h * (y + 2.0 * s) + np.sqrt(h) * xi",
+      "tests/test_sampler.py::test_cpp_equals_numpy_with_injected_noise",
+      "numpy twin of the reverse sampler: Euler-Maruyama noise sqrt(h) instead of sqrt(2h)"),
+    # ------------------------------------------------------------------ C++ kernels (--cpp)
+    M("cpp.sampler_em_noise",
+      "cpp/include/modelcollapse/sampler.hpp",
+      "noise_coef[k] = std::sqrt(2.0 * h);",
+      "noise_coef[k] = std::sqrt(h);",
+      "tests/test_sampler.py::test_cpp_equals_numpy_with_injected_noise",
+      "reverse-sampler kernel: Euler-Maruyama noise sqrt(h) instead of sqrt(2h)"),
+    M("cpp.chains_biased_covariance",
+      "cpp/include/modelcollapse/gaussian_chains.hpp",
+      "cov[a * d + b] /= static_cast<double>(N - 1);",
+      "cov[a * d + b] /= static_cast<double>(N);",
+      f"{T_RETR}::test_cpp_matches_numpy_reference_same_seed",
+      "Gaussian-chains kernel refits with the biased covariance (d > 1)"),
+    M("cpp.empirical_temperature",
+      "cpp/include/modelcollapse/empirical.hpp",
+      "const double c = -0.5 / s.s2;",
+      "const double c = -1.0 / s.s2;",
+      ("tests/test_empirical.py::test_cpp_vs_numpy_vs_mixture", "tests/test_empirical_guards.py"),
+      "empirical-score kernel (general-d path; d = 2 has its own) at temperature 1/2"),
+    M("cpp.hermite_recurrence",
+      "cpp/include/modelcollapse/hermite.hpp",
+      "sq[m] = std::sqrt(static_cast<double>(m));",
+      "sq[m] = static_cast<double>(m);",
+      f"{T_HERM}::test_cpp_equals_reference",
+      "Hermite-moments kernel: m instead of sqrt(m) in the normalised recurrence"),
+]
+
+
+# ---------------------------------------------------------------------------- machinery
+
+def check_definitions(mutants: list[Mutant]) -> list[str]:
+    """Problems with the mutant definitions: duplicate names, snippets not found exactly once,
+    no-op replacements, missing test paths."""
+    problems = []
+    seen = set()
+    for m in mutants:
+        if m.name in seen:
+            problems.append(f"{m.name}: duplicate name")
+        seen.add(m.name)
+        path = ROOT / m.file
+        if not path.is_file():
+            problems.append(f"{m.name}: {m.file} does not exist")
+            continue
+        count = path.read_text().count(m.old)
+        if count != 1:
+            problems.append(f"{m.name}: the snippet occurs {count} times in {m.file} (must be exactly once): {m.old!r}")
+        if m.old == m.new:
+            problems.append(f"{m.name}: the replacement equals the snippet")
+        if not m.tests:
+            problems.append(f"{m.name}: no tests")
+        for t in m.tests:
+            if not t.startswith("-") and not (ROOT / t.split("::")[0]).exists():
+                problems.append(f"{m.name}: test path {t.split('::')[0]} does not exist")
+    return problems
+
+
+def _ignore(_dir: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in ("__pycache__", ".pytest_cache", ".hypothesis")}
+
+
+def _pytest_cmd(tests: tuple[str, ...]) -> list[str]:
+    # -x: the first failure kills the mutant; no cache: parallel runs must not share state.
+    return [sys.executable, "-m", "pytest", "-x", "-q", "--no-header", "-p", "no:cacheprovider",
+            "-o", "addopts=", *tests]
+
+
+def _env(pythonpath: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(pythonpath)   # the copy only: never the tree's python/
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str, float]:
+    """(exit code or None on timeout, output, seconds); the whole process group is killed on timeout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        rc: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        rc = None
+    return rc, out, time.perf_counter() - t0
+
+
+def _core_library() -> Path | None:
+    """The compiled _core*.so: the one built into python/modelcollapse/ (CONTRIBUTING.md), else
+    the installed package's (CI installs with pip, so the tree holds no build)."""
+    built = sorted((ROOT / "python" / "modelcollapse").glob("_core*.so"))
+    if built:
+        return built[0]
+    found = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(u.find_spec('modelcollapse._core').origin)"],
+                           cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    path = Path(found.stdout.strip()) if found.returncode == 0 else None
+    return path if path is not None and path.is_file() else None
+
+
+def _apply(m: Mutant, root: Path) -> None:
+    """Replace the snippet in the copy under ``root`` (and drop its stale bytecode)."""
+    target = root / m.file
+    src = target.read_text()
+    assert src.count(m.old) == 1, m.name
+    target.write_text(src.replace(m.old, m.new))
+    cache = target.parent / "__pycache__"
+    if cache.is_dir():
+        for pyc in cache.glob(target.stem + ".*.pyc"):
+            pyc.unlink()
+
+
+class _CppBuilder:
+    """One CMake build tree over a private copy of the sources; each C++ mutant is applied to
+    the copy, built incrementally, and the copy restored afterwards (the tree is never touched)."""
+
+    def __init__(self, work: Path, jobs: int, log) -> None:
+        self.src = work / "cpp-src"
+        self.build = work / "cpp-build"
+        self.jobs = jobs
+        self.log = log
+        self.lock = threading.Lock()
+        self.src.mkdir()
+        for item in ("CMakeLists.txt", "cpp", "pyproject.toml"):
+            p = ROOT / item
+            (shutil.copytree if p.is_dir() else shutil.copy2)(p, self.src / item)
+        pybind_dir = subprocess.check_output([sys.executable, "-m", "pybind11", "--cmakedir"], text=True).strip()
+        gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+        self.log("configuring and building an unmutated C++ core (a few minutes)...")
+        subprocess.run(["cmake", "-S", str(self.src), "-B", str(self.build), *gen, "-DCMAKE_BUILD_TYPE=Release",
+                        f"-Dpybind11_DIR={pybind_dir}", f"-DPython_EXECUTABLE={sys.executable}",
+                        "-DSKBUILD_PROJECT_VERSION=0.1.0"], check=True, stdout=subprocess.DEVNULL)
+        self._build()
+
+    def _build(self) -> None:
+        subprocess.run(["cmake", "--build", str(self.build), "-j", str(self.jobs)], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def build_mutant(self, m: Mutant, pkg: Path) -> None:
+        """Build ``m`` and put its _core*.so into the package copy ``pkg``."""
+        with self.lock:
+            target = self.src / m.file
+            original = target.read_text()
+            try:
+                _apply(m, self.src)
+                self._build()
+                for old in pkg.glob("_core*.so"):
+                    old.unlink()
+                for so in self.build.glob("_core*.so"):
+                    shutil.copy2(so, pkg / so.name)
+            finally:
+                target.write_text(original)
+
+
+@dataclasses.dataclass
+class Result:
+    mutant: Mutant
+    verdict: str
+    seconds: float
+    output: str = ""
+
+
+def run_mutant(m: Mutant, work: Path, base: Path, timeout: float, builder: _CppBuilder | None) -> Result:
+    t0 = time.perf_counter()
+    root = work / m.name
+    shutil.copytree(base, root / "python", symlinks=True)
+    try:
+        if m.is_cpp:
+            assert builder is not None
+            try:
+                builder.build_mutant(m, root / "python" / "modelcollapse")
+            except subprocess.CalledProcessError as exc:
+                # A mutant that does not compile says nothing about the tests.
+                return Result(m, "ERROR", time.perf_counter() - t0, f"build failed: {exc}")
+        else:
+            _apply(m, root)
+        rc, out, _ = _run(_pytest_cmd(m.tests), _env(root / "python"), timeout)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    verdict = {None: "timeout", 0: "SURVIVED", 1: "killed"}.get(rc, "ERROR")
+    return Result(m, verdict, time.perf_counter() - t0, out)
+
+
+def _select(patterns: list[str] | None, with_cpp: bool) -> list[Mutant]:
+    if patterns:
+        chosen = [m for m in MUTANTS if any(fnmatch.fnmatchcase(m.name, p) for p in patterns)]
+        if not chosen:
+            sys.exit(f"mutate.py: no mutant matches {patterns} (see --list)")
+        if not with_cpp and any(m.is_cpp for m in chosen):
+            sys.exit("mutate.py: C++ mutants need --cpp (they rebuild the extension)")
+        return chosen
+    return [m for m in MUTANTS if with_cpp or not m.is_cpp]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--list", action="store_true", help="list the mutants and their tests, run nothing")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="run the mutants whose name matches (fnmatch pattern; repeatable)")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants run in parallel (default 1)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's tests (default 300)")
+    ap.add_argument("--cpp", action="store_true", help="include the C++ mutants (rebuilds the extension per mutant)")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the check that the selected tests pass on the unmutated copy")
+    ap.add_argument("--show-output", action="store_true", help="print pytest's output of every mutant")
+    args = ap.parse_args(argv)
+
+    problems = check_definitions(MUTANTS)
+    if problems:
+        print("mutate.py: broken mutant definitions (fix them before running):", *problems, sep="\n  ", file=sys.stderr)
+        return 2
+    selected = _select(args.only, args.cpp)
+    if args.list:
+        for m in selected:
+            print(f"{m.name}\n    {m.file}: {m.why}\n    tests: {' '.join(m.tests)}")
+        print(f"{len(selected)} mutants ({sum(m.is_cpp for m in selected)} C++)")
+        return 0
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
+    core = _core_library()
+    if core is None:
+        print("mutate.py: no compiled core: build the extension into python/modelcollapse/ or install the package "
+              "(CONTRIBUTING.md)", file=sys.stderr)
+        return 2
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="modelcollapse-mutate-") as tmp:
+        work = Path(tmp)
+        base = work / "base"
+        shutil.copytree(ROOT / "python", base, ignore=_ignore, symlinks=True)
+        if core.parent != ROOT / "python" / "modelcollapse":
+            shutil.copy2(core, base / "modelcollapse" / core.name)
+        # Bytecode compiled once for the base; each copy recompiles only its mutated file.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(base)], check=True)
+        env = _env(base)
+        where = subprocess.run([sys.executable, "-c", "import modelcollapse; print(modelcollapse.__file__)"],
+                               cwd=ROOT, env=env, capture_output=True, text=True)
+        if where.returncode != 0 or not where.stdout.strip().startswith(str(base)):
+            print(f"mutate.py: the copy is not what gets imported: {where.stdout}{where.stderr}", file=sys.stderr)
+            return 2
+        if not args.no_baseline:
+            tests = tuple(dict.fromkeys(t for m in selected for t in m.tests))
+            log(f"baseline: {len(tests)} test selections on the unmutated copy...")
+            rc, out, sec = _run(_pytest_cmd(tests), env, args.timeout * 2)
+            if rc != 0:
+                print(out[-4000:], f"\nmutate.py: the baseline fails (exit {rc}) in {sec:.0f} s: fix the tests first",
+                      file=sys.stderr)
+                return 2
+            log(f"baseline passes ({sec:.0f} s)")
+        builder = _CppBuilder(work, max(args.jobs, 2), log) if any(m.is_cpp for m in selected) else None
+
+        results: list[Result] = []
+        width = max(len(m.name) for m in selected)
+
+        def one(m: Mutant) -> Result:
+            r = run_mutant(m, work, base, args.timeout, builder)
+            log(f"  {m.name:<{width}}  {r.verdict:<8}  {r.seconds:6.1f} s")
+            if args.show_output or r.verdict in ("SURVIVED", "ERROR"):
+                log("    | " + "\n    | ".join(r.output.strip().splitlines()[-15:]))
+            return r
+
+        log(f"running {len(selected)} mutants with {args.jobs} job(s)...")
+        # C++ mutants share one build tree: they run one at a time, after the Python ones.
+        py = [m for m in selected if not m.is_cpp]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results += list(pool.map(one, py))
+        results += [one(m) for m in selected if m.is_cpp]
+
+    total = time.perf_counter() - t_start
+    print(f"\n{'mutant':<{width}}  {'verdict':<8}  seconds")
+    for r in sorted(results, key=lambda r: MUTANTS.index(r.mutant)):
+        print(f"{r.mutant.name:<{width}}  {r.verdict:<8}  {r.seconds:7.1f}")
+    counts = {v: sum(r.verdict == v for r in results) for v in ("killed", "timeout", "SURVIVED", "ERROR")}
+    print(f"\n{len(results)} mutants: " + ", ".join(f"{n} {v}" for v, n in counts.items()) +
+          f"; {total:.0f} s in all with {args.jobs} job(s)")
+    return 1 if counts["SURVIVED"] or counts["ERROR"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
