@@ -6,7 +6,13 @@ function returning an :class:`ExperimentOutput`, and registers both with :func:`
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
+import math
+import numbers
+import textwrap
 import time
+import tokenize
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -57,8 +63,27 @@ class Experiment:
         for key, raw in (overrides or {}).items():
             if key not in fields:
                 raise ValueError(f"unknown key {key!r} for {self.name}; valid keys: {', '.join(fields)}")
-            values[key] = parse_value(raw, hints[key], key) if isinstance(raw, str) else raw
+            values[key] = parse_value(raw, hints[key], key) if isinstance(raw, str) else coerce_value(raw, hints[key], key)
         return self.config_cls(**values)
+
+    def describe(self, preset: str = "quick") -> list[dict[str, Any]]:
+        """One row per config field: ``key``, ``type``, ``default`` (the dataclass default),
+        ``value`` (the value under ``preset``) and ``help`` (the field's ``metadata["help"]``,
+        else the comment on or just above its line in the source; "" when there is none)."""
+        config = self.make_config(preset)
+        helps = field_help(self.config_cls)
+        hints = typing.get_type_hints(self.config_cls)
+        rows = []
+        for f in dataclasses.fields(self.config_cls):
+            if f.default is not dataclasses.MISSING:
+                default: Any = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:
+                default = "(required)"
+            rows.append({"key": f.name, "type": type_name(hints[f.name]), "default": default,
+                         "value": getattr(config, f.name), "help": helps.get(f.name, "")})
+        return rows
 
     def run(self, config: Any, out_dir: str | Path, progress: bool = True) -> ExperimentOutput:
         """Run, then save ``<name>.parquet`` + ``<name>.json`` next to the figures, and the
@@ -111,6 +136,98 @@ def parse_value(raw: str, typ: Any, key: str) -> Any:
             raise ValueError(f"{key} must be one of {', '.join(map(str, args))}, got {raw!r}")
         return raw
     return _parse_scalar(raw, typ, key)
+
+
+def coerce_value(raw: Any, typ: Any, key: str) -> Any:
+    """Check an already-typed value (from a TOML/YAML config file, a JSON sidecar or Python)
+    against the field type ``typ``: lists become tuples for tuple fields, an integral float is
+    accepted for an int field, an int for a float field; anything else of the wrong type is a
+    TypeError naming ``key``. Types other than bool/int/float/str/tuple/Optional/Literal pass
+    through unchecked."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (tuple, list):
+        if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
+            raise TypeError(f"{key} must be a list of {type_name(args[0]) if args else 'values'}, got {raw!r}")
+        inner = args[0] if args else Any
+        items = [coerce_value(v, inner, key) for v in raw]
+        return tuple(items) if origin is tuple else items
+    if origin is typing.Union:
+        if raw is None and type(None) in args:
+            return None
+        return coerce_value(raw, next(a for a in args if a is not type(None)), key)
+    if origin is typing.Literal:
+        if raw not in args:
+            raise ValueError(f"{key} must be one of {', '.join(map(str, args))}, got {raw!r}")
+        return raw
+    if typ is bool:
+        if not isinstance(raw, bool):
+            raise TypeError(f"{key} must be true or false, got {raw!r}")
+        return raw
+    if typ is int:
+        if isinstance(raw, numbers.Integral) and not isinstance(raw, bool):
+            return int(raw)
+        if isinstance(raw, numbers.Real) and not isinstance(raw, bool) and math.isfinite(raw) and float(raw).is_integer():
+            return int(float(raw))
+        raise TypeError(f"{key} must be int, got {raw!r}")
+    if typ is float:
+        if isinstance(raw, numbers.Real) and not isinstance(raw, bool):
+            return float(raw)
+        raise TypeError(f"{key} must be float, got {raw!r}")
+    if typ is str and not isinstance(raw, str):
+        raise TypeError(f"{key} must be a string, got {raw!r}")
+    return raw
+
+
+def type_name(typ: Any) -> str:
+    """``int``, ``tuple[float, ...]``, ``Literal['a', 'b']``: a field type as a user writes it."""
+    if isinstance(typ, type) and not typing.get_args(typ):
+        return typ.__name__
+    return str(typ).replace("typing.", "")
+
+
+def field_help(config_cls: type) -> dict[str, str]:
+    """Help text per field of a config dataclass: ``metadata["help"]`` when given, else the
+    ``# comment`` at the end of the field's line, else the full-line comments just above it.
+
+    Read from the class's source with :mod:`tokenize` (comments are not kept at run time);
+    when the source is not available (e.g. a frozen install) the fields have no help.
+    """
+    out = {f.name: str(f.metadata["help"]) for f in dataclasses.fields(config_cls) if "help" in f.metadata}
+    try:
+        source = textwrap.dedent(inspect.getsource(config_cls))
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (OSError, TypeError, tokenize.TokenError, IndentationError):
+        return out
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    comments: dict[int, tuple[str, bool]] = {}   # line -> (text, alone on its line)
+    starts: dict[str, tuple[int, int]] = {}       # field -> (first line, last line) of its statement
+    code_lines: set[int] = set()
+    first = -1                                    # index of the first token of the current logical line
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = (tok.string.lstrip("#").strip(), tok.start[0] not in code_lines)
+        elif tok.type == tokenize.NEWLINE:
+            if first >= 0 and tokens[first].string in names and tokens[first + 1].string == ":":
+                starts.setdefault(tokens[first].string, (tokens[first].start[0], tok.start[0]))
+            first = -1
+        elif tok.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+            code_lines.add(tok.start[0])
+            if first < 0:
+                first = i
+    for name, (lo, hi) in starts.items():
+        if name in out:
+            continue
+        trailing = [comments[ln][0] for ln in range(lo, hi + 1) if ln in comments and not comments[ln][1]]
+        above: list[str] = []
+        ln = lo - 1
+        while ln in comments and comments[ln][1]:   # the comment block right above the field
+            above.insert(0, comments[ln][0])
+            ln -= 1
+        text = " ".join(trailing or above)
+        if text:
+            out[name] = text
+    return out
 
 
 REGISTRY: dict[str, Experiment] = {}

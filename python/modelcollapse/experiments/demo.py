@@ -38,15 +38,15 @@ TOL_SE = 3.0
 
 @dataclasses.dataclass
 class DemoConfig:
-    rounds: int = 6
-    n_samples: int = 20_000
-    real_fraction: float = 0.0
-    delta: float = 0.1
-    T: float = 3.0
-    steps: int = 200
-    integrator: str = "exponential"
-    seed: int = 0
-    n_seeds: int = 5
+    rounds: int = 6                   # retraining rounds
+    n_samples: int = 20_000           # samples drawn per round
+    real_fraction: float = 0.0        # share of real data mixed into each round's training set, in [0, 1]
+    delta: float = 0.1                # truncation time: the reverse process stops at t = delta
+    T: float = 3.0                    # diffusion horizon
+    steps: int = 200                  # sampler steps per round
+    integrator: str = "exponential"   # reverse-SDE integrator: euler_maruyama, exponential or ode
+    seed: int = 0                     # first seed of the ensemble
+    n_seeds: int = 5                  # seeds in the ensemble (seed, seed+1, ...)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
