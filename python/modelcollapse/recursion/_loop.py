@@ -68,6 +68,11 @@ class RetrainingResult:
     resumed_from: int = -1
     checkpoint_dir: Path | None = None
 
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy table (one row per round x metric, the run's settings as columns): a copy
+        of :attr:`table`, named as the other results' ``to_frame``."""
+        return self.table.copy()
+
     def wide(self) -> pd.DataFrame:
         """One row per round, one column per metric."""
         return self.table.pivot_table(index="round", columns="metric", values="value").reset_index()

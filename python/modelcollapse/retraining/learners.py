@@ -431,26 +431,25 @@ class SklearnLearner:
         self.estimator = estimator
         self.name = name or type(estimator).__name__
         self.parameter_fn = parameter_fn
-
-    def _params(self) -> dict[str, Any]:
-        get = getattr(self.estimator, "get_params", None)
-        return dict(get(deep=False)) if callable(get) else {}
+        get = getattr(estimator, "get_params", None)
+        # read once: get_params inspects signatures, which costs more than a small fit
+        self._params = dict(get(deep=False)) if callable(get) else {}
 
     def config(self) -> dict[str, Any]:
         cls = type(self.estimator)
         return {"estimator": f"{cls.__module__}.{cls.__qualname__}",
-                "params": {k: _jsonable_param(v) for k, v in sorted(self._params().items())}}
+                "params": {k: _jsonable_param(v) for k, v in sorted(self._params.items())}}
 
     def _fresh(self, seed: int | None) -> Any:
         import copy
 
-        if callable(getattr(self.estimator, "get_params", None)):
+        if self._params:
             from sklearn.base import clone
 
             est = clone(self.estimator)
         else:
             est = copy.deepcopy(self.estimator)
-        if seed is not None and "random_state" in self._params():
+        if seed is not None and "random_state" in self._params:
             est.set_params(random_state=seed)
         return est
 
@@ -466,8 +465,7 @@ class SklearnLearner:
         est = self._fresh(seed)
         out = est.fit(x)
         est = out if out is not None and callable(getattr(out, "sample", None)) else est
-        params = set(self._params())
-        fitted = {k: v for k, v in vars(est).items() if k not in params}
+        fitted = {k: v for k, v in vars(est).items() if k not in self._params}
         state = {"fitted": fitted, "random_state": seed}
         if type(est) is type(self.estimator) and _is_data(state):
             # keep the data-only state only if it samples exactly as the fitted estimator
