@@ -91,7 +91,7 @@ def test_gmm_one_component_collapses_as_the_mle_gaussian_chain():
     g = digamma((n - 1) / 2) + np.log(2 / n)                    # -0.22 per round for n = 10
     se = np.sqrt((t + 1) * polygamma(1, (n - 1) / 2) / seeds)   # theory SE of the seed mean
     # 4 SE (per round; 9 correlated rounds): a correct adapter fails with probability < 1e-3;
-    # no collapse (mean 0) is |(t+1) g| / se = 6.9 SE away at the last round.
+    # no collapse (mean 0) is |(t+1) g| / se = 6.5 SE away at the last round.
     np.testing.assert_array_less(np.abs(mean - (t + 1) * g), 4 * se)
     assert mean[-1] < (rounds + 1) * g / 2
 
