@@ -507,8 +507,10 @@ class SklearnLearner:
         return self._rebuild(state)
 
     def sample(self, state: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
-        n = check_positive_int(n, "n", minimum=0)
-        out = self._draw(self._model(state), n, _check_rng(rng))
+        model = self._model(state)
+        # refuse absurd sizes before the estimator allocates them (d from the fit when it records it)
+        n = _check_n(n, int(getattr(model, "n_features_in_", 1)))
+        out = self._draw(model, n, _check_rng(rng))
         if out.ndim == 1:
             out = out[:, None]
         return check_finite_array(out, "estimator.sample output", ndim=2, allow_empty=True)
