@@ -48,6 +48,7 @@ CTX = RoundContext(round=1, state={"mean": np.zeros(2), "cov": np.eye(2)}, initi
                    samples=X2, eval_data=X2 + 0.1, real_data=X2, train_data=X2, learner=L.GaussianLearner(),
                    rng=np.random.default_rng(0))
 GSTATE = {"mean": np.zeros(2), "cov": np.eye(2)}
+from sklearn.mixture import GaussianMixture as _SkGMM  # noqa: E402  (the SklearnLearner cases)
 
 
 def _gen():
@@ -171,6 +172,12 @@ CASES: dict[str, tuple] = {
                                          dict(state={"train": X2}, n=5, rng=_gen()), ("n",)),
     "learners.make_learner": (L.make_learner, dict(name="gaussian"), ()),
     "learners.FitSampleAdapter": (L.FitSampleAdapter, dict(prototype=LEARNER, name=None, parameter_fn=None, config=None), ()),
+    "learners.FixedStart": (L.FixedStart, dict(learner=L.GaussianLearner(), initial_state=GSTATE), ()),
+    "learners.SklearnLearner": (L.SklearnLearner, dict(estimator=_SkGMM(1), name=None, parameter_fn=None), ()),
+    "learners.SklearnLearner.fit": (L.SklearnLearner(_SkGMM(1)).fit, dict(data=X2, previous_state=None, rng=_gen()), ()),
+    "learners.SklearnLearner.sample": (L.SklearnLearner(_SkGMM(1)).sample,
+                                       dict(state=L.SklearnLearner(_SkGMM(1)).fit(X2, None, _gen()), n=5, rng=_gen()),
+                                       ("n",)),
     # recursion metrics
     "_metrics.metric_w1": (RM.metric_w1, dict(ctx=CTX), ()),
     "_metrics.metric_w2": (RM.metric_w2, dict(ctx=CTX), ()),

@@ -10,6 +10,8 @@ from types import ModuleType
 _EXTRAS = {
     "torch": ("torch", "torch==2.13.0"),
     "distributed": ("dask", "dask[distributed]"),
+    "tensorboard": ("tracking", "tensorboard>=2.10"),
+    "mlflow": ("tracking", "mlflow>=2"),
 }
 
 

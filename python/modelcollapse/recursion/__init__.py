@@ -9,6 +9,8 @@ samples, round after round, with per-round metrics and exact resume from checkpo
   distances the built-in metrics use (passed explicitly, no global state).
 - :data:`METRICS`, :func:`get_metric`, :func:`default_metrics`: the built-in metrics.
 - :func:`save_round`, :func:`load_round`, :func:`completed_rounds`: the data-only checkpoints.
+- :class:`TensorBoardCallback`, :class:`MLflowCallback`: ``callback=`` objects that log the
+  configuration and each round's metrics (optional extra ``modelcollapse[tracking]``).
 
 Layout: ``_context`` (Learner, RoundContext, MetricBackend) is imported by both ``_metrics``
 (the registry) and ``_loop``; ``_checkpoints`` holds the file format. Nothing imports the loop
@@ -30,8 +32,10 @@ from ._metrics import (
                        metric_w1,
                        metric_w2,
 )
+from ._tracking import MLflowCallback, TensorBoardCallback
 
 __all__ = ["WORKFLOWS", "Learner", "RoundContext", "MetricBackend", "MetricFn", "RetrainingResult", "run_retraining",
            "sweep", "resolve_mixing", "round_rng", "completed_rounds", "load_round", "save_round", "METRICS",
            "get_metric", "default_metrics", "metric_w1", "metric_w2", "metric_precision_recall", "metric_std",
-           "metric_mean", "metric_param_distance", "exact_wasserstein", "knn_precision_recall"]
+           "metric_mean", "metric_param_distance", "exact_wasserstein", "knn_precision_recall",
+           "TensorBoardCallback", "MLflowCallback"]

@@ -87,7 +87,11 @@ class RoundContext:
     ``samples`` are ``n_eval`` fresh samples of the current model (the same array for every
     metric of the round), ``eval_data`` the held-out real data (or the training real data
     when none was given), ``train_data`` the set the round was fitted on, ``metric_backend``
-    the sample distances of the run.
+    the sample distances of the run. For the ``callback`` of
+    :func:`~modelcollapse.recursion.run_retraining` the context also carries ``metrics``,
+    the round's metric values by name (with ``train_size``; empty while the metrics are
+    being evaluated), and ``config``, the run's stored configuration (e.g. for the tracking
+    callbacks, docs/retraining.md, section "Tracking runs").
     """
 
     round: int
@@ -100,6 +104,8 @@ class RoundContext:
     learner: Any
     rng: np.random.Generator
     metric_backend: MetricBackend = dataclasses.field(default_factory=MetricBackend)
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 MetricFn = Callable[[RoundContext], "float | Mapping[str, float]"]

@@ -68,6 +68,11 @@ class RetrainingResult:
     resumed_from: int = -1
     checkpoint_dir: Path | None = None
 
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy table (one row per round x metric, the run's settings as columns): a copy
+        of :attr:`table`, named as the other results' ``to_frame``."""
+        return self.table.copy()
+
     def wide(self) -> pd.DataFrame:
         """One row per round, one column per metric."""
         return self.table.pivot_table(index="round", columns="metric", values="value").reset_index()
@@ -270,8 +275,11 @@ def _run_round(plan: _Plan, t: int, record: _Record, ckpt: Path | None) -> tuple
     ev_samples = np.asarray(learner.sample(state, plan.n_ev, round_rng(seed, t, _STREAM_EVAL)), dtype=np.float64)
     ctx = RoundContext(round=t, state=state, initial_state=record.state0, samples=ev_samples, eval_data=plan.ev,
                        real_data=plan.real, train_data=train, learner=learner,
-                       rng=round_rng(seed, t, _STREAM_METRIC), metric_backend=plan.metric_backend)
+                       rng=round_rng(seed, t, _STREAM_METRIC), metric_backend=plan.metric_backend,
+                       config=plan.config)
     values = _evaluate(plan.metric_fns, ctx)
+    # the callback sees the values the table gets (after the metrics ran, so no metric depends on them)
+    ctx.metrics = {**dict(values), "train_size": float(len(train))}
     fit_s = time.perf_counter() - t0
     new_rows = [{**plan.base_cols, "round": t, "metric": k, "value": v} for k, v in values]
     new_rows.append({**plan.base_cols, "round": t, "metric": "train_size", "value": float(len(train))})
@@ -339,7 +347,11 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
     progress
         Show a tqdm progress bar over rounds.
     callback
-        Called with the :class:`RoundContext` after each computed round (e.g. for plots).
+        Called with the :class:`RoundContext` after each computed round (e.g. for plots);
+        its ``metrics`` hold the round's values and ``config`` the run's configuration, so
+        a tracking callback (:class:`~modelcollapse.recursion.TensorBoardCallback`,
+        :class:`~modelcollapse.recursion.MLflowCallback`) can log
+        them. Rounds loaded from checkpoints are not passed to it.
     labels
         Extra constant columns for the result table (e.g. ``{"experiment": "fig7"}``).
     metric_backend

@@ -5,9 +5,11 @@
   per-round checkpoints with exact resume; progress bar; tidy results). It lives in
   :mod:`modelcollapse.recursion` (shared with truncation and the DAE) and is re-exported here.
 - Learners: :class:`GaussianLearner`, :class:`GMMLearner`, :class:`EmpiricalLearner`,
-  :class:`FixedStart` (a common, already trained round 0), and
+  :class:`FixedStart` (a common, already trained round 0), :class:`SklearnLearner` (any
+  scikit-learn-style estimator with ``fit(X)`` / ``sample(n)``), :class:`FitSampleAdapter`, and
   (torch) ``DDPMLearner`` / ``FlowMatchingLearner`` in :mod:`.torch_learners`.
 - Gaussian theory and Monte Carlo chains: :mod:`.gaussian`.
+- Tracking callbacks (:class:`TensorBoardCallback`, :class:`MLflowCallback`).
 - Per-round metrics (:data:`METRICS`, :func:`default_metrics`, :class:`MetricBackend`):
   :mod:`modelcollapse.recursion`.
 """
@@ -18,8 +20,10 @@ from ..recursion import (
     WORKFLOWS,
     Learner,
     MetricBackend,
+    MLflowCallback,
     RetrainingResult,
     RoundContext,
+    TensorBoardCallback,
     completed_rounds,
     default_metrics,
     get_metric,
@@ -30,12 +34,20 @@ from ..recursion import (
     sweep,
 )
 from . import datasets, gaussian
-from .learners import EmpiricalLearner, FitSampleAdapter, FixedStart, GaussianLearner, GMMLearner, make_learner
+from .learners import (
+    EmpiricalLearner,
+    FitSampleAdapter,
+    FixedStart,
+    GaussianLearner,
+    GMMLearner,
+    SklearnLearner,
+    make_learner,
+)
 
 __all__ = ["datasets", "gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
            "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
            "EmpiricalLearner", "FitSampleAdapter", "FixedStart", "make_learner", "METRICS", "default_metrics", "get_metric",
-           "MetricBackend"]
+           "MetricBackend", "SklearnLearner", "TensorBoardCallback", "MLflowCallback"]
 
 
 def __getattr__(name: str):

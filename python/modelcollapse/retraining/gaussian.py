@@ -397,6 +397,25 @@ class GaussianChains:
     def rounds(self) -> int:
         return self.means.shape[1] - 1
 
+    def to_frame(self) -> Any:
+        """Tidy table, one row per chain and round: ``chain``, ``round``, ``mean[i]``,
+        ``cov[i,j]``, ``std`` (:meth:`std`) and ``param_error`` (:meth:`param_error`), with
+        ``n_real``, ``n_synthetic``, ``synthetic_ratio`` and ``seed`` as constant columns."""
+        import pandas as pd
+
+        c, t1, d = self.means.shape
+        cols: dict[str, Any] = {"chain": np.repeat(np.arange(c), t1), "round": np.tile(np.arange(t1), c)}
+        for i in range(d):
+            cols[f"mean[{i}]"] = self.means[..., i].ravel()
+        for i in range(d):
+            for j in range(d):
+                cols[f"cov[{i},{j}]"] = self.covs[..., i, j].ravel()
+        cols["std"] = self.std().ravel()
+        cols["param_error"] = self.param_error().ravel()
+        for key in ("n_real", "n_synthetic", "synthetic_ratio", "seed"):
+            cols[key] = getattr(self, key)
+        return pd.DataFrame(cols)
+
     def std(self) -> np.ndarray:
         """sigma_t per chain and round (C, T+1); 1D models only (else the RMS of the
         per-coordinate standard deviations)."""

@@ -363,3 +363,159 @@ class FitSampleAdapter:
         if self.parameter_fn is None:
             raise TypeError("FitSampleAdapter needs parameter_fn for the parameter-distance metric")
         return np.asarray(self.parameter_fn(state["model"]), dtype=np.float64).ravel()
+
+
+def _is_data(obj: Any) -> bool:
+    """Whether ``obj`` can be checkpointed (data only, docs/reliability.md)."""
+    from .._checkpoint import encode
+
+    try:
+        encode(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def _jsonable_param(value: Any) -> Any:
+    # A configuration is compared on resume: keep plain values, describe the rest by repr.
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    return repr(value)
+
+
+class SklearnLearner:
+    """Any scikit-learn-style density estimator with ``fit(X)`` and ``sample(n)`` as a
+    retraining learner (e.g. ``sklearn.mixture.GaussianMixture``, ``KernelDensity``).
+
+    Each round fits a fresh copy of ``estimator`` (``sklearn.base.clone``; a deep copy for
+    objects without ``get_params``), so there is no warm start. Seeding, so that a run is a
+    pure function of its seed (docs/retraining.md, section "Bring your own learner"):
+
+    - fitting: when the estimator has a ``random_state`` parameter it is set to an integer
+      drawn from the round's generator;
+    - sampling: when ``sample`` takes a ``random_state`` argument (``KernelDensity``) it gets
+      one drawn from the generator; otherwise, when the estimator has a ``random_state``
+      attribute (``GaussianMixture``, whose ``sample`` reads it), a shallow copy with a fresh
+      integer ``random_state`` samples, so that two draws from one fitted model are
+      independent (an integer ``random_state`` would repeat the same points every call).
+      An estimator with neither samples with its own, unseeded randomness.
+
+    ``sample`` may return an array or a tuple whose first item is the samples
+    (``GaussianMixture.sample`` returns ``(X, labels)``).
+
+    State: when the fitted attributes (``vars(estimator)`` minus the constructor parameters)
+    are data only and an estimator rebuilt from them samples the same points as the fitted
+    one (checked once per fit on 4 points), the state is ``{"fitted": {...}, "random_state":
+    seed}`` and can be checkpointed (e.g. ``GaussianMixture``); otherwise it is
+    ``{"model": estimator}`` (e.g. ``KernelDensity``, whose ``tree_`` is a ``KDTree``) and a
+    run with ``checkpoint_dir`` fails with a one-line TypeError naming the key.
+
+    Parameters
+    ----------
+    estimator
+        An unfitted estimator (the prototype; never modified).
+    name
+        The learner name in result tables (default: the estimator's class name).
+    parameter_fn
+        ``parameter_fn(fitted_estimator) -> ndarray`` enables the ``param_distance`` metric.
+    """
+
+    def __init__(self, estimator: Any, name: str | None = None, parameter_fn: Any = None) -> None:
+        if not (callable(getattr(estimator, "fit", None)) and callable(getattr(estimator, "sample", None))):
+            raise TypeError("estimator must have fit(X) and sample(n) methods (e.g. sklearn.mixture.GaussianMixture), "
+                            f"got {type(estimator).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {type(name).__name__}")
+        if parameter_fn is not None and not callable(parameter_fn):
+            raise TypeError(f"parameter_fn must be callable or None, got {type(parameter_fn).__name__}")
+        self.estimator = estimator
+        self.name = name or type(estimator).__name__
+        self.parameter_fn = parameter_fn
+        get = getattr(estimator, "get_params", None)
+        # read once: get_params inspects signatures, which costs more than a small fit
+        self._params = dict(get(deep=False)) if callable(get) else {}
+
+    def config(self) -> dict[str, Any]:
+        cls = type(self.estimator)
+        return {"estimator": f"{cls.__module__}.{cls.__qualname__}",
+                "params": {k: _jsonable_param(v) for k, v in sorted(self._params.items())}}
+
+    def _fresh(self, seed: int | None) -> Any:
+        import copy
+
+        if self._params:
+            from sklearn.base import clone
+
+            est = clone(self.estimator)
+        else:
+            est = copy.deepcopy(self.estimator)
+        if seed is not None and "random_state" in self._params:
+            est.set_params(random_state=seed)
+        return est
+
+    def _rebuild(self, state: dict[str, Any]) -> Any:
+        est = self._fresh(state["random_state"])
+        for k, v in state["fitted"].items():
+            setattr(est, k, v)
+        return est
+
+    def fit(self, data: np.ndarray, previous_state: Any | None, rng: np.random.Generator) -> dict[str, Any]:
+        x = check_finite_array(data, "data", ndim=2)
+        seed = int(_check_rng(rng).integers(0, 2**31 - 1))
+        est = self._fresh(seed)
+        out = est.fit(x)
+        est = out if out is not None and callable(getattr(out, "sample", None)) else est
+        fitted = {k: v for k, v in vars(est).items() if k not in self._params}
+        state = {"fitted": fitted, "random_state": seed}
+        if type(est) is type(self.estimator) and _is_data(state):
+            # keep the data-only state only if it samples exactly as the fitted estimator
+            probe = np.random.default_rng(seed)
+            probe_seed = int(probe.integers(0, 2**31 - 1))
+            a = self._draw(est, 4, np.random.default_rng(probe_seed))
+            b = self._draw(self._rebuild(state), 4, np.random.default_rng(probe_seed))
+            if a.shape == b.shape and np.array_equal(a, b):
+                return state
+        return {"model": est}
+
+    @staticmethod
+    def _draw(est: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+        import copy
+        import inspect
+
+        seed = int(rng.integers(0, 2**31 - 1))
+        try:
+            takes_rs = "random_state" in inspect.signature(est.sample).parameters
+        except (TypeError, ValueError):
+            takes_rs = False
+        if takes_rs:
+            out = est.sample(n, random_state=seed)
+        elif hasattr(est, "random_state"):
+            # sample on a shallow copy: the fitted state (shared arrays) is never modified
+            est = copy.copy(est)
+            est.random_state = seed
+            out = est.sample(n)
+        else:
+            out = est.sample(n)
+        if isinstance(out, tuple):   # GaussianMixture.sample -> (X, labels)
+            out = out[0]
+        return np.asarray(out, dtype=np.float64)
+
+    def _model(self, state: Any) -> Any:
+        if isinstance(state, dict) and "model" in state:
+            return state["model"]
+        _check_state(state, ("fitted", "random_state"), "SklearnLearner")
+        return self._rebuild(state)
+
+    def sample(self, state: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+        model = self._model(state)
+        # refuse absurd sizes before the estimator allocates them (d from the fit when it records it)
+        n = _check_n(n, int(getattr(model, "n_features_in_", 1)))
+        out = self._draw(model, n, _check_rng(rng))
+        if out.ndim == 1:
+            out = out[:, None]
+        return check_finite_array(out, "estimator.sample output", ndim=2, allow_empty=True)
+
+    def parameter_vector(self, state: dict[str, Any]) -> np.ndarray:
+        if self.parameter_fn is None:
+            raise TypeError("SklearnLearner needs parameter_fn for the parameter-distance metric")
+        return np.asarray(self.parameter_fn(self._model(state)), dtype=np.float64).ravel()

@@ -176,6 +176,10 @@ class SimulationResult:
     exact: ExactRecursion
     retraining: Any
 
+    def to_frame(self) -> pd.DataFrame:
+        """The tidy table (one row per round x metric): a copy of :attr:`table`."""
+        return self.table.copy()
+
 
 def _round_metric(exact: ExactRecursion, hermite_degree: int, seed: int, recursive: bool
                   ) -> Callable[[Any], dict[str, float]]:
