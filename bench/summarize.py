@@ -32,6 +32,9 @@ def main() -> int:
                          f"{rec['throughput']:.3g} {rec['unit']}/s | "
                          f"{f'{ratio:.1f}x vs {base}' if ratio else '-'} |")
         lines.append("")
+    startup = HERE / "startup.md"  # import and build times, measured by whole commands
+    if startup.exists():
+        lines += [startup.read_text(encoding="utf-8").rstrip(), ""]
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")
     return 0
