@@ -261,7 +261,7 @@ def test_hostile_folder_dae_generations_cli(tmp_path):
     exp = get("dae-generations")
     small = {"side": "8", "n_eval": "100", "theory": "false", "n_grid": "10", "fixed_b": "0.3"}   # seconds, not minutes
     exp.run(exp.make_config("quick", small), out, progress=False)     # a genuine folder (matching config.json)
-    folder = out / "checkpoints" / "trained_b"
+    folder = out / "checkpoints" / "trained_b" / f"seed_{exp.make_config('quick', small).seed}"
     marker = tmp_path / "MARKER"
     assert _plant_pickles(folder, marker) == 2
     env = {**os.environ, "PYTHONPATH": str(Path(mc.__file__).parents[1])}
