@@ -271,8 +271,10 @@ def test_experiment_estimator_basis_flag(torch, tmp_path):
     with pytest.raises(ValueError, match="estimator_basis"):
         exp.make_config("quick", {"estimator_basis": "mlp"})
     cfg = exp.make_config("quick", {"n_models": "3", "n_times": "1", "n_est": "800", "n_sample": "800",
-                                    "c_grid": "0", "estimator_basis": "network"})
+                                    "c_grid": "0", "estimator_basis": "network", "n_seeds": "1", "n_control": "3",
+                                    "n_null": "0"})
     out = exp.run(cfg, tmp_path, progress=False)
     assert out.summary["estimator_basis"] == "network"
     est = out.table[(out.table.study == "correlation") & (out.table.metric == "gradient_estimate")]
-    assert len(est) == 3 and np.all(np.isfinite(est.value))
+    # one replicate: the 3 mixed models (and the control family's) each get a finite network estimate
+    assert set(est.model.astype(int)) >= {0, 1, 2} and np.all(np.isfinite(est.value))
