@@ -154,3 +154,14 @@ def test_library_uses_the_oracle_only_for_backend_numpy():
              and any(d.startswith("modelcollapse.reference") for d in deps) and m != "modelcollapse"]
     wrong = [m for m in users if not _takes_backend(m)]
     assert not wrong, f"modules that import modelcollapse.reference without a backend= argument: {wrong}"
+
+
+# A module a newcomer can read in one sitting (CONTRIBUTING.md, "Layout of the tree"): past this, split it
+# into a subpackage of private files re-exported by its __init__.
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_longer_than_the_limit():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
