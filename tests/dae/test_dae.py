@@ -118,6 +118,16 @@ def test_prefetch_helper_thread_is_bit_identical(replicas, target):
     assert np.abs(runs[0].w).max() > 0 and np.all(np.isfinite(runs[0].w))
 
 
+def test_prefetch_shares_the_pieces_of_one_step_blocks():
+    # d > 16384: a block is one step, and the two threads split its x1 into pieces of 1024
+    # numbers (rows are cut); the result must be the one-thread one, bit for bit
+    tg = dae.isotropic_mixture(np.zeros((1, 20000)), 1.0)
+    kw = dict(r=2, n_steps=5, lr=0.3, seed=3, replicas=1, record_every=2)
+    one, two = (dae.train(tg, threads=t, **kw) for t in (1, 2))
+    for key in ("w", "b", "v", "Q"):
+        np.testing.assert_array_equal(getattr(two, key), getattr(one, key), err_msg=key)
+
+
 # ----------------------------------------------------------------------------- closed forms
 def test_skip_closed_form_matches_simulation():
     d = 2000
