@@ -97,7 +97,7 @@ def _uniform(x: np.ndarray) -> np.ndarray:
     return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
-def _pairs(seed: int, stream: np.ndarray, first: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pairs(seed: int, stream: np.ndarray | int, first: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Blocks covering numbers [first, first + n) of each stream: their two uniforms, and the
     position of each number (2 * block + half) relative to the first block."""
     b0 = first // 2
