@@ -147,19 +147,12 @@ def _check_device(config: Any) -> None:
     device = getattr(config, "device", None)
     if not isinstance(device, str) or device in ("auto", "cpu"):
         return
-    import torch  # a config with a device is a torch experiment: torch is needed anyway
+    from ._optional import torch_device
 
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise CLIError(f"device={device!r} is not a torch device: use --set device=auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"device={device!r} but this torch ({torch.__version__}) sees no CUDA GPU: "
-                       f"use --set device=cpu (or auto)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise CLIError(f"device={device!r} but MPS is not available: use --set device=cpu (or auto)")
-    if dev.type not in ("cuda", "mps", "cpu"):
-        raise CLIError(f"device={device!r} is not supported here: use --set device=auto, cpu or cuda")
+        torch_device(device, argument="--set device")
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
