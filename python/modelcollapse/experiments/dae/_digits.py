@@ -9,7 +9,8 @@ import pandas as pd
 
 from ... import dae
 from ... import dae_theory as th
-from .._plotting import pyplot, save_figure
+from .._plotting import legend_below, save_figure
+from .._plotting import panels as make_panels
 from .._registry import ExperimentOutput, register
 from ._common import _hellinger, _panels_figure
 
@@ -59,25 +60,23 @@ def _theory_total_variance(Q: np.ndarray, b: float, sch, d: int, n: int, seed: i
 
 
 def _digits_stats_figure(curves: dict, path: Path, title: str) -> Path:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = make_panels(3, size=(3.8, 3.2), title=title)
     for (variant, (sim, ode)), col in zip(curves.items(), ("tab:red", "tab:purple")):
-        for k, (key, lab) in enumerate((("g1", "|G_PC1|^2"), ("g2", "|G_PC2|^2"))):
-            axes[0].plot(sim["tau"], sim[key], ".", color=col, ms=3, alpha=0.6 if k else 1.0,
-                         label=f"{lab} sim ({variant})")
-            axes[0].plot(ode["tau"], ode[key], "--" if k else "-", color=col, lw=1, label=f"{lab} ODE")
-        axes[1].plot(sim["tau"], sim["trQ"], ".", color=col, ms=3, label=f"sim ({variant})")
-        axes[1].plot(ode["tau"], ode["trQ"], "-", color=col, lw=1, label="ODE")
-        axes[2].plot(sim["tau"], sim["b"], ".", color=col, ms=3, label=f"sim ({variant})")
-        axes[2].plot(ode["tau"], ode["b"], "-", color=col, lw=1, label="ODE")
-    for ax, name in zip(axes, ("overlap with PC1 / PC2", "tr Q", "skip b")):
-        ax.set_xlabel("tau")
-        ax.set_title(name, fontsize=9)
-        ax.legend(fontsize=6)
+        for k, key in enumerate(("g1", "g2")):
+            axes[0].plot(sim["tau"], sim[key], ".", color=col, ms=3, alpha=0.5 if k else 1.0)
+            axes[0].plot(ode["tau"], ode[key], "--" if k else "-", color=col, lw=1)
+        axes[1].plot(sim["tau"], sim["trQ"], ".", color=col, ms=3, label=f"{variant}: simulation")
+        axes[1].plot(ode["tau"], ode["trQ"], "-", color=col, lw=1, label=f"{variant}: ODE")
+        axes[2].plot(sim["tau"], sim["b"], ".", color=col, ms=3, label=f"{variant}: simulation")
+        axes[2].plot(ode["tau"], ode["b"], "-", color=col, lw=1, label=f"{variant}: ODE")
+    for ax, name, ylabel in zip(axes, ("overlap with PC1 (solid, dark dots) and PC2 (dashed, faint dots)", "tr Q",
+                                       "skip connection b"),
+                                ("squared overlap |G|^2", "tr Q = tr(w^T w) / d", "b")):
+        ax.set(xlabel="training time tau", ylabel=ylabel)
+        ax.set_title(name)
     axes[2].set_yscale("log")
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+    legend_below(fig, axes[1], ncols=2)
+    save_figure(fig, path)
     return path
 
 

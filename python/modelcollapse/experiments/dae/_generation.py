@@ -9,9 +9,10 @@ import pandas as pd
 
 from ... import dae
 from ... import dae_theory as th
-from .._plotting import pyplot, save_figure
+from .._plotting import panels as make_panels
+from .._plotting import save_figure
 from .._registry import ExperimentOutput, register
-from ._common import _basis, _cui_hellinger, _levels, _warm
+from ._common import _basis, _cui_hellinger, _density_panel, _warm
 
 
 @dataclasses.dataclass
@@ -84,36 +85,34 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
             if k == 0:
                 panels.append((tau, sim, theo, target))
     table = pd.DataFrame(rows)
-    plt = pyplot()
-    from scipy.stats import gaussian_kde
+    from matplotlib.colors import LogNorm
 
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.2))
+    fig, axes = make_panels(len(panels) + 1, size=(3.6, 3.2),
+                       title=f"D2: projected generated density over training time tau (d={d}, weight decay "
+                             f"{cfg.weight_decay:g}, seed {cfg.seed}): d-dim samples (histogram) vs theory (ODE + "
+                             "Cor. 2.3, blue) and target (green), and the Hellinger distances over seeds")
     lim = cfg.mean_norm + 3 * np.sqrt(cfg.variance) + 0.5
-    xs = np.linspace(-lim, lim, 80)
-    X, Y = np.meshgrid(xs, xs, indexing="ij")
-    pts = np.stack([X.ravel(), Y.ravel()])
+    vmax = max(np.histogram2d(sim[:, 0], sim[:, 1], bins=50, range=[[-lim, lim], [-lim, lim]])[0].max()
+               for _, sim, _, _ in panels)
+    norm = LogNorm(1, max(vmax, 2))
+    image = None
     for ax, (tau, sim, theo, target) in zip(axes, panels):
-        kt = gaussian_kde(target.T)(pts).reshape(X.shape)
-        ax.hist2d(sim[:, 0], sim[:, 1], bins=50, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
-        zt = gaussian_kde(theo.T)(pts).reshape(X.shape)
-        ax.contour(X, Y, zt, levels=_levels(zt), colors="tab:blue", linewidths=0.8)
-        ax.contour(X, Y, kt, levels=_levels(kt), colors="tab:green", linewidths=0.6)
-        ax.set_title(f"tau = {tau:g}", fontsize=9)
-        ax.set_aspect("equal")
+        image = _density_panel(ax, sim, theo, target, lim, norm, bins=50,
+                               labels=("projection on mu / |mu|", "orthogonal direction e_2"))
+        ax.set_title(f"tau = {tau:g}")
+    if image is not None:
+        fig.colorbar(image, ax=axes[:-1], label="d-dim samples per bin", shrink=0.8)
     ax = axes[-1]
     mean = table.groupby(["metric", "tau"]).value.agg(["mean", "std"])
     for name, style in (("2H2(sim,target)", "o-"), ("2H2(theory,target)", "s--"), ("2H2(sim,theory)", "x:"),
                         ("2H2(theory,theory')", "k.")):
         sub = mean.loc[name]
         ax.errorbar(sub.index, sub["mean"], sub["std"], fmt=style, ms=4, label=name)
-    ax.set_xlabel("tau")
-    ax.legend(fontsize=6)
-    ax.set_title(f"Cui et al.'s Hellinger 2H^2 on span(mu) (1-D)\nmean +- std over {cfg.seeds} seeds", fontsize=8)
-    fig.suptitle(f"colour: d-dim samples (seed {cfg.seed}); blue: theory (ODE + Cor. 2.3); green: target; "
-                 f"weight decay {cfg.weight_decay:g}", fontsize=9)
-    fig.tight_layout()
+    ax.set(xlabel="training time tau", ylabel="2H^2 on span(mu)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Cui et al.'s Hellinger 2H^2 (1-D), mean +- std over {cfg.seeds} seeds")
     path = out / "dae_generation.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     summ = {name: mean.loc[name]["mean"].round(4).tolist()
             for name in ("2H2(sim,target)", "2H2(theory,target)", "2H2(sim,theory)", "2H2(theory,theory')")}
     summ["seeds"] = cfg.seeds

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ... import dae
 from ... import dae_theory as th
-from .._plotting import pyplot, save_figure
+from .._plotting import panels, save_figure
 from .._registry import ExperimentOutput, register
 from ._common import _trimodal, _warm
 
@@ -60,28 +60,28 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
                      ("replica_std_M", run.M[:, -1].std(0).mean()), ("n_steps", n)):
             rows.append(dict(d=d, part="fluctuations", threads=cfg.threads, metric=k, value=float(v)))
     table = pd.DataFrame(rows)
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = panels(2, size=(4.2, 3.3),
+                       title=f"D5: the DAE at growing dimension d: fluctuations of the overlaps M around the ODEs at "
+                             f"tau={cfg.tau:g} ({cfg.replicas} replicas) and SGD throughput")
     fl = table[table.part == "fluctuations"].pivot_table(index="d", columns="metric", values="value")
     ds = fl.index.values.astype(float)
     axes[0].loglog(ds, fl["replica_std_M"], "o-", label="replica std of M")
     axes[0].loglog(ds, fl["mean_abs_dev_M_vs_ode"], "s-", label="|M - ODE|")
     axes[0].loglog(ds, fl["replica_std_M"].iloc[0] * np.sqrt(ds[0] / ds), "k--", label="1/sqrt(d)")
-    axes[0].set_xlabel("d")
+    axes[0].set(xlabel="dimension d", ylabel="mean over entries of M")
     axes[0].legend(fontsize=7)
-    axes[0].set_title(f"fluctuations at tau={cfg.tau:g} ({cfg.replicas} replicas)", fontsize=9)
+    axes[0].set_title("fluctuations vs 1/sqrt(d)")
     tp = table[(table.part == "throughput") & (table.metric == "steps_per_s")]
     for threads, sub in tp.groupby("threads"):
         axes[1].loglog(sub.d, sub.value, "o-", label=f"threads={threads or 'all'}")
     ref_ = tp[tp.threads == 1]
     axes[1].loglog(ref_.d, ref_.value.iloc[0] * ref_.d.iloc[0] / ref_.d, "k--", label="~1/d")
-    axes[1].set_xlabel("d")
+    axes[1].set_xlabel("dimension d")
     axes[1].set_ylabel("SGD steps/s (all replicas)")
     axes[1].legend(fontsize=7)
-    axes[1].set_title("throughput", fontsize=9)
-    fig.tight_layout()
+    axes[1].set_title("throughput")
     path = out / "dae_scale.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     slope = float(np.polyfit(np.log(ds), np.log(fl["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
     return ExperimentOutput(table, [path], {"fluctuation_slope": slope,
                                             "steps_per_s_1thread": dict(zip(ref_.d.tolist(), ref_.value.round(1).tolist()))})
