@@ -52,8 +52,8 @@ class HodgeConfig:
     n_control: int = 8         # control-family models (c = 0, a = 0) per replicate
     n_null: int = 4            # null-family models (u = 0, a = 0; estimate only) per replicate
     n_boot: int = 2000         # bootstrap resamples of the correlation claims
-    T: float = 2.0
-    delta: float = 0.05
+    T: float = 2.0  # diffusion horizon: sampling starts at t = T
+    delta: float = 0.05  # truncation time: sampling stops at t = delta, quality is measured against p_delta
     n_est: int = 20_000        # samples of p_t per time node (L2 error and estimator)
     n_times: int = 8           # Gauss-Legendre nodes in log t
     degree: int = 6            # Hermite total degree of the estimator
@@ -62,16 +62,16 @@ class HodgeConfig:
     steps: int = 400           # sampler steps (large: discretisation negligible)
     steps_small: int = 12      # few steps, for the impossibility demo
     steps_many: int = 1600     # many steps: the impossibility demo's flat curve
-    u_max: float = 0.8
-    c_max: float = 3.0
-    a_max: float = 0.4
-    c_grid: str = "0,0.5,1,2,4"
-    interaction_u: str = "-0.5,0,0.3,0.5"
-    kde_grid: int = 60
+    u_max: float = 0.8  # largest amplitude |u| of a random model's gradient error
+    c_max: float = 3.0  # largest amplitude c of a random model's solenoidal error
+    a_max: float = 0.4  # largest amplitude of a random model's Fourier error term
+    c_grid: str = "0,0.5,1,2,4"  # solenoidal amplitudes c of the impossibility and bounds studies (comma-separated)
+    interaction_u: str = "-0.5,0,0.3,0.5"  # gradient-error amplitudes u of the interaction study (comma-separated)
+    kde_grid: int = 60  # grid points per axis of the KDE behind the Hellinger quality metric
     grid_n: int = 80           # finite-volume grid for the exact gradient part of mixed models
     fp_n: int = 64             # Fokker-Planck grid (0: skip the mixture true-KL study)
-    fp_steps: int = 100
-    seed: int = 0
+    fp_steps: int = 100  # time steps of the reverse Fokker-Planck solver (true KL of the mixture)
+    seed: int = 0  # first seed of every study
 
     def __post_init__(self) -> None:
         if self.n_models < 3:
@@ -379,8 +379,9 @@ def _claims(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Data
     for fam, sub in (("mixed", mixed), ("control", control)):
         bs = spearman_bootstrap(sub, ("gradient_estimate", "l2_error"), "hellinger", n_boot=cfg.n_boot,
                                 seed=cfg.seed)
-        for k, v in bs.items():
-            summary[f"bootstrap_{fam}_{k}"] = v
+        # one row per (family, measure): the mean Spearman rho with Hellinger and its bootstrap CI
+        summary.setdefault("spearman_bootstrap", []).extend(
+            {"family": fam, "measure": k, "mean rho": v[0], "ci_low": v[1], "ci_high": v[2]} for k, v in bs.items())
         est, lo, hi = bs["gradient_estimate-l2_error"]
         if fam == "mixed":
             claims.append(claim_from_interval(
@@ -465,7 +466,9 @@ def _claims(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Data
     for u in [u for u in cfg.us if u != 0]:
         su = gb[gb.u == u].sort_values("c")
         k0, kc = float(su.true_kl.iloc[0]), float(su[su.c == 3.0].true_kl.iloc[0])
-        summary[f"interaction_kl_u{u:g}"] = dict(zip(su.c.tolist(), su.true_kl.tolist()))
+        summary.setdefault("interaction_true_kl", []).extend(
+            {"gradient error u": float(u), "solenoidal c": float(c), "true KL": float(kl)}
+            for c, kl in zip(su.c.tolist(), su.true_kl.tolist()))
         claims.append(_closed(f"hodge.interaction_u{u:g}",
                               f"u = {u:g}: the rotation changes the true KL: KL(c=3) - KL(c=0) <= -0.01 "
                               f"(from {k0:.3f} to {kc:.3f}; the marginal bound {su.marginal_bound.iloc[0]:.3f} "

@@ -41,18 +41,18 @@ K_SE = 6.0
 
 @dataclasses.dataclass
 class RetrainingGaussianConfig:
-    n_values: tuple[int, ...] = (5, 10, 50)      # samples per round for the collapse panel
-    rounds: int = 100
-    n_chains: int = 4000
-    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)
-    stability_n: int = 20
-    contraction_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
-    contraction_rounds: int = 12
-    plateau_n: tuple[int, ...] = (25, 100, 400)
+    n_values: tuple[int, ...] = (5, 10, 50)  # samples per round n of the collapse panel
+    rounds: int = 100  # retraining rounds T
+    n_chains: int = 4000  # independent retraining chains per setting (Monte Carlo size)
+    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)  # synthetic ratios lambda, stability panel (inf: no real)
+    stability_n: int = 20  # samples per round of the stability panel
+    contraction_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # synthetic ratios lambda of the contraction panel
+    contraction_rounds: int = 12  # rounds of the contraction panel
+    plateau_n: tuple[int, ...] = (25, 100, 400)  # samples per round n of the plateau panel (at least two: the 1/sqrt(n) exponent)
     dim: int = 2                                   # dimension of the plateau panel
-    seed: int = 0
+    seed: int = 0  # first seed
     seeds: int = 5                                 # independent seeds seed, seed+1, ... for the claims
-    threads: int = 0
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.n_chains < 2:

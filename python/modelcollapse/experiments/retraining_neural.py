@@ -31,26 +31,26 @@ from ._registry import ExperimentOutput, register
 
 @dataclasses.dataclass
 class NeuralRetrainingConfig:
-    n_real: int = 2000
-    n_eval: int = 1000
-    rounds: int = 8
-    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    width: int = 128
-    n_blocks: int = 3
-    lr: float = 2e-3
-    batch_size: int = 256
-    samples_per_round: int = 12_800
+    n_real: int = 2000  # real training points (the data every lambda keeps)
+    n_eval: int = 1000  # held-out real points and model samples per metric evaluation
+    rounds: int = 8  # retraining rounds after theta_0
+    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)  # synthetic per real point, lambda (inf: fully synthetic)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # seeds of the retraining rounds (theta_0 is shared)
+    width: int = 128  # hidden width of the MLP
+    n_blocks: int = 3  # residual blocks of the MLP
+    lr: float = 2e-3  # Adam learning rate
+    batch_size: int = 256  # minibatch size
+    samples_per_round: int = 12_800  # training samples seen per retraining round (steps x batch size)
     # theta_0: trained once, the common start of every lambda and seed. The DDPM needs ~3500 steps
     # of 256 to separate the 8 modes (mode_fraction 0.82 vs 0.87 for the data; 0.54 after 500 steps)
-    initial_samples: int = 1_024_000
-    sample_steps: int = 50
-    data_seed: int = 10_000          # the real training set (common to every run, as theta_0)
-    density_ratios: tuple[float, ...] = (math.inf, 1.0)   # rows of the density figure
-    density_rounds: tuple[int, ...] = (0, 1, 2, 4, 8)
-    torch_threads: int = 1       # CPU threads of the learners (small MLPs: 1 is fastest); 0: torch's default
-    device: str = "auto"
-    checkpoints: bool = True
+    initial_samples: int = 1_024_000  # samples seen while training theta_0, the shared start
+    sample_steps: int = 50  # integration steps of the sampler
+    data_seed: int = 10_000  # seed of the real training set (common to every run, as theta_0)
+    density_ratios: tuple[float, ...] = (math.inf, 1.0)  # synthetic ratios lambda shown in the density figure
+    density_rounds: tuple[int, ...] = (0, 1, 2, 4, 8)  # rounds shown in the density figure
+    torch_threads: int = 1  # CPU threads of the learners (small MLPs: 1 is fastest); 0: torch's default
+    device: str = "auto"  # torch device: "auto", "cpu" or "cuda"
+    checkpoints: bool = True  # checkpoint every round under <out>/checkpoints and resume from there
 
     def __post_init__(self) -> None:
         if self.n_real < 2 or self.n_eval < 5 or self.rounds < 0:

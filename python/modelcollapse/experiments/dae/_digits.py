@@ -17,23 +17,23 @@ from ._common import _hellinger, _panels_figure
 
 @dataclasses.dataclass
 class DigitsConfig:
-    digit: int = 7
-    side: int = 28
-    r: int = 2
-    lr: float = 0.2
-    weight_decay: float = 0.784  # Cui et al., Fig. 3 caption (lambda = .784); r = 2, tanh, eta = 0.2
-    taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-    fixed_b: float = -1.0        # < 0: the b whose W-perp variance v_{t_f}(b) equals rho_bar
-    n_samples: int = 2000
-    n_grid: int = 50             # App. D: N = 50, t_f = 0.98 for Fig. 3
-    t_final: float = 0.98
-    seeds: int = 5
-    seed: int = 0
-    threads: int = 0
-    n_spikes: int = 16           # spectral-closure theory: top eigenvalues kept as spikes
-    n_bins: int = 4              # ... and quantile bins of the rest
-    theory_dtau: float = 0.05
-    theory_nodes: int = 8
+    digit: int = 7  # digit class (0-9) of scikit-learn's digits whose pixel covariance is the target
+    side: int = 28  # image side in pixels after resizing: the dimension is d = side^2
+    r: int = 2  # hidden units of the DAE
+    lr: float = 0.2  # SGD learning rate eta (Cui et al., Fig. 3: 0.2)
+    weight_decay: float = 0.784  # weight decay lambda (Cui et al., Fig. 3 caption: 0.784)
+    taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # training times tau (SGD steps x 2 lr / d) at which samples are generated
+    fixed_b: float = -1.0  # skip connection of the fixed-b variant; < 0: the b whose W-perp variance v_{t_f}(b) equals rho_bar
+    n_samples: int = 2000  # generated samples per tau and variant
+    n_grid: int = 50  # time steps N of the generation sampler (Cui et al., App. D: 50)
+    t_final: float = 0.98  # final time t_f of the generation SDE, < 1 (App. D: 0.98)
+    seeds: int = 5  # independent seeds (seed, seed + 1000, ...) behind the claims
+    seed: int = 0  # first seed
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
+    n_spikes: int = 16  # spectral-closure theory: top covariance eigenvalues kept as spikes
+    n_bins: int = 4  # spectral-closure theory: quantile bins of the remaining eigenvalues
+    theory_dtau: float = 0.05  # time step (in tau) of the spectral-closure ODE integrator
+    theory_nodes: int = 8  # quadrature nodes per direction of the ODEs' Gaussian expectations
 
 
 def _digits_theory(tg, w0: np.ndarray, cfg: DigitsConfig, train_b: bool, b0: float, taus: np.ndarray) -> th.SpectralPath:

@@ -17,15 +17,15 @@ from ._common import _trimodal, _warm
 
 @dataclasses.dataclass
 class ScaleConfig:
-    dims: tuple[int, ...] = (1000, 10000, 100000)       # throughput: fixed number of steps
-    throughput_steps: int = 400
-    fluct_dims: tuple[int, ...] = (1000, 3000, 10000)   # full runs to tau: fluctuations vs d
-    replicas: int = 4
-    tau: float = 1.0
-    lr: float = 0.5
-    mean_norm: float = 3.0
-    seed: int = 0
-    threads: int = 0
+    dims: tuple[int, ...] = (1000, 10000, 100000)  # dimensions d of the throughput measurement (a fixed number of steps each)
+    throughput_steps: int = 400  # SGD steps per replica timed at each d
+    fluct_dims: tuple[int, ...] = (1000, 3000, 10000)  # dimensions d of the full runs to tau: fluctuations vs d
+    replicas: int = 4  # independent replicas per d (their spread is the fluctuation)
+    tau: float = 1.0  # training time of the fluctuation runs (SGD steps x 2 lr / d)
+    lr: float = 0.5  # SGD learning rate eta
+    mean_norm: float = 3.0  # distance of the three cluster means from the origin
+    seed: int = 0  # seed of the replicas
+    threads: int = 0  # threads of the compiled kernels (0: all cores); the throughput is also timed at 1
 
 
 @register("dae-scale", "D5: d from 1e3 to 1e5, ensembles of runs: throughput and 1/sqrt(d) fluctuations vs ODEs",

@@ -17,18 +17,18 @@ from ._common import _trimodal, _warm
 
 @dataclasses.dataclass
 class TrainingConfig:
-    d: int = 2000
-    r: int = 2
-    mean_norm: float = 3.0
-    lr: float = 0.2
-    weight_decay: float = 0.0    # Cui et al., Fig. 5 caption (lambda = 0; r = 2, tanh, eta = 0.2, b0 = 0)
-    tau_max: float = 6.0
-    n_records: int = 24
-    replicas: int = 5
-    init: str = "warm"          # "warm" (O(1) overlaps) or "random"
-    n_nodes: int = 10
-    seed: int = 0
-    threads: int = 0
+    d: int = 2000  # dimension of the data
+    r: int = 2  # hidden units of the DAE (Cui et al., Fig. 5: 2)
+    mean_norm: float = 3.0  # distance of the three cluster means from the origin
+    lr: float = 0.2  # SGD learning rate eta (Fig. 5: 0.2)
+    weight_decay: float = 0.0  # weight decay lambda (Fig. 5 caption: 0)
+    tau_max: float = 6.0  # training time reached, SGD steps x 2 lr / d
+    n_records: int = 24  # recorded points along the training
+    replicas: int = 5  # independent SGD replicas (mean +- std in the figure)
+    init: str = "warm"  # initial weights: "warm" (O(1) overlaps with the means) or "random"
+    n_nodes: int = 10  # quadrature nodes per direction of the ODEs' Gaussian expectations
+    seed: int = 0  # seed of the replicas
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
 
 
 @register("dae-training", "D1: M, Q, b over training time for a trimodal isotropic mixture (simulation vs ODEs)",

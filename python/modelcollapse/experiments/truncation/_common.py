@@ -15,21 +15,21 @@ from .._plotting import panels, save_figure, title
 
 @dataclasses.dataclass
 class TruncationConfig:
-    rounds: int = 8
-    n_samples: int = 20_000
-    steps: int = 200
-    T: float = 3.0
-    integrator: str = "exponential"
-    hermite_degree: int = 20
-    schedule_rounds: int = 400
-    a5_rounds: int = 4
-    a5_samples: int = 1797
-    grid_2d: int = 301
-    seed: int = 0
-    n_seeds: int = 5
-    a4_samples: int = 5_000
-    rate_rounds: int = 24
-    a5_steps: int = 400
+    rounds: int = 8  # retraining rounds K of the recursion (A1, A2, A4)
+    n_samples: int = 20_000  # samples per simulated round (A1, A2; A4 uses at most a4_samples)
+    steps: int = 200  # reverse-sampler steps per round
+    T: float = 3.0  # diffusion horizon: sampling starts at t = T
+    integrator: str = "exponential"  # reverse-SDE integrator: euler_maruyama, exponential or ode
+    hermite_degree: int = 20  # highest Hermite degree of the A2 spectra
+    schedule_rounds: int = 400  # rounds of the A3 schedule comparison (exact, cheap)
+    a5_rounds: int = 4  # retraining rounds of the A5 digits experiment
+    a5_samples: int = 1797  # digits used in A5 (at most 1797)
+    grid_2d: int = 301  # grid points per axis of the 2-D distances (1-D: 10x as many; W2 quantile levels: 2x)
+    seed: int = 0  # first seed
+    n_seeds: int = 5  # independent seeds of the simulated recursions (claims' replicates)
+    a4_samples: int = 5_000  # samples per round of the A4 robustness simulations
+    rate_rounds: int = 24  # rounds of the exact 1-D recursion whose distances give the fitted rates
+    a5_steps: int = 400  # reverse-sampler steps per round in A5
 
     def __post_init__(self) -> None:
         if self.rounds < 2 or self.a5_rounds < 1:
