@@ -83,7 +83,7 @@ def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, ta
             s = sub[sub.metric == metric]
             (ax.semilogy if log_y else ax.plot)(s[xcol], s.value, "o-", label=label)
         ax.axhline(1.0, color="k", lw=0.5)
-        ax.set(xlabel=xcol, ylabel="generated / target variance")
+        ax.set(xlabel={"tau": "training time tau"}.get(xcol, xcol), ylabel="generated / target variance")
         ax.set_title(f"variance ratios ({variant})")
         ax.legend(fontsize=7)
     if image is not None:
