@@ -83,6 +83,8 @@ def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, ta
             s = sub[sub.metric == metric]
             (ax.semilogy if log_y else ax.plot)(s[xcol], s.value, "o-", label=label)
         ax.axhline(1.0, color="k", lw=0.5)
+        if xcol == "generation":
+            ax.set_xticks(sorted(sub[xcol].unique()))
         ax.set(xlabel={"tau": "training time tau"}.get(xcol, xcol), ylabel="generated / target variance")
         ax.set_title(f"variance ratios ({variant})")
         ax.legend(fontsize=7)
