@@ -44,7 +44,8 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update(STYLE)
+    rc: Any = plt.rcParams   # typed with a closed set of keys; STYLE's are among them
+    rc.update(STYLE)
     return plt
 
 

@@ -121,7 +121,7 @@ def _record_cells(record: Mapping[str, Any], columns: Sequence[str]) -> list[str
     cells = []
     for i, col in enumerate(columns):
         if col == "95% CI":
-            cells.append("" if decimals is None and (lo is None or hi is None) else
+            cells.append("" if lo is None or hi is None else
                          f"[{format_number(lo, decimals)}, {format_number(hi, decimals)}]")
             continue
         v = record.get(col, "")
