@@ -192,10 +192,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for fig in result.figures:
         print(f"figure: {fig}")
     print(f"table:  {out / (exp.name + '.parquet')} ({len(result.table)} rows)")
-    from .experiments.report import summary_rows
+    from .experiments.report import summary_text
 
-    for key, value in summary_rows(result.summary):  # rounded to 4 significant digits; the sidecar has all
-        print(f"{key}: {value}")
+    for line in summary_text(result.summary):  # tables, rounded (docs/cli.md); the sidecar has full precision
+        print(line)
     _print_claims(result.claims)
     return 0
 

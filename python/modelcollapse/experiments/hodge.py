@@ -38,7 +38,7 @@ from .. import hodge as H
 from ..hodge._common import _time_nodes
 from ..hodge._grid import _default_box
 from ._claims import Claim, claim, claim_from_interval
-from ._plotting import pyplot, save_figure
+from ._plotting import panels, save_figure, title
 from ._registry import ExperimentOutput, register
 
 # Random directions of the sliced W2 quality metric.
@@ -52,8 +52,8 @@ class HodgeConfig:
     n_control: int = 8         # control-family models (c = 0, a = 0) per replicate
     n_null: int = 4            # null-family models (u = 0, a = 0; estimate only) per replicate
     n_boot: int = 2000         # bootstrap resamples of the correlation claims
-    T: float = 2.0
-    delta: float = 0.05
+    T: float = 2.0  # diffusion horizon: sampling starts at t = T
+    delta: float = 0.05  # truncation time: sampling stops at t = delta, quality is measured against p_delta
     n_est: int = 20_000        # samples of p_t per time node (L2 error and estimator)
     n_times: int = 8           # Gauss-Legendre nodes in log t
     degree: int = 6            # Hermite total degree of the estimator
@@ -62,16 +62,16 @@ class HodgeConfig:
     steps: int = 400           # sampler steps (large: discretisation negligible)
     steps_small: int = 12      # few steps, for the impossibility demo
     steps_many: int = 1600     # many steps: the impossibility demo's flat curve
-    u_max: float = 0.8
-    c_max: float = 3.0
-    a_max: float = 0.4
-    c_grid: str = "0,0.5,1,2,4"
-    interaction_u: str = "-0.5,0,0.3,0.5"
-    kde_grid: int = 60
+    u_max: float = 0.8  # largest amplitude |u| of a random model's gradient error
+    c_max: float = 3.0  # largest amplitude c of a random model's solenoidal error
+    a_max: float = 0.4  # largest amplitude of a random model's Fourier error term
+    c_grid: str = "0,0.5,1,2,4"  # solenoidal amplitudes c of the impossibility and bounds studies (comma-separated)
+    interaction_u: str = "-0.5,0,0.3,0.5"  # gradient-error amplitudes u of the interaction study (comma-separated)
+    kde_grid: int = 60  # grid points per axis of the KDE behind the Hellinger quality metric
     grid_n: int = 80           # finite-volume grid for the exact gradient part of mixed models
     fp_n: int = 64             # Fokker-Planck grid (0: skip the mixture true-KL study)
-    fp_steps: int = 100
-    seed: int = 0
+    fp_steps: int = 100  # time steps of the reverse Fokker-Planck solver (true KL of the mixture)
+    seed: int = 0  # first seed of every study
 
     def __post_init__(self) -> None:
         if self.n_models < 3:
@@ -379,8 +379,9 @@ def _claims(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Data
     for fam, sub in (("mixed", mixed), ("control", control)):
         bs = spearman_bootstrap(sub, ("gradient_estimate", "l2_error"), "hellinger", n_boot=cfg.n_boot,
                                 seed=cfg.seed)
-        for k, v in bs.items():
-            summary[f"bootstrap_{fam}_{k}"] = v
+        # one row per (family, measure): the mean Spearman rho with Hellinger and its bootstrap CI
+        summary.setdefault("spearman_bootstrap", []).extend(
+            {"family": fam, "measure": k, "mean rho": v[0], "ci_low": v[1], "ci_high": v[2]} for k, v in bs.items())
         est, lo, hi = bs["gradient_estimate-l2_error"]
         if fam == "mixed":
             claims.append(claim_from_interval(
@@ -465,7 +466,9 @@ def _claims(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Data
     for u in [u for u in cfg.us if u != 0]:
         su = gb[gb.u == u].sort_values("c")
         k0, kc = float(su.true_kl.iloc[0]), float(su[su.c == 3.0].true_kl.iloc[0])
-        summary[f"interaction_kl_u{u:g}"] = dict(zip(su.c.tolist(), su.true_kl.tolist()))
+        summary.setdefault("interaction_true_kl", []).extend(
+            {"gradient error u": float(u), "solenoidal c": float(c), "true KL": float(kl)}
+            for c, kl in zip(su.c.tolist(), su.true_kl.tolist()))
         claims.append(_closed(f"hodge.interaction_u{u:g}",
                               f"u = {u:g}: the rotation changes the true KL: KL(c=3) - KL(c=0) <= -0.01 "
                               f"(from {k0:.3f} to {kc:.3f}; the marginal bound {su.marginal_bound.iloc[0]:.3f} "
@@ -483,12 +486,13 @@ def _claims(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Data
 
 def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.DataFrame, summary: dict,
              exact_q: dict[str, float], out_dir: Path) -> list[Path]:
-    plt = pyplot()
-
     figs = []
     mixed = cdf[cdf.family == "mixed"]
     control = cdf[cdf.family == "control"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig, axes = panels(3, size=(3.6, 3.2),
+                       title=f"Sample quality of {len(mixed)} perturbed score models (points; colour: solenoidal "
+                             f"amplitude c) against three measures of their score error, {cfg.n_seeds} seeds; "
+                             "quality follows the gradient part, not the L2 error")
     for ax, measure, label in zip(axes, ("l2_error", "gradient_estimate", "gradient_exact"),
                                   ("integrated L2 error", "integrated gradient part (estimate)",
                                    "integrated gradient part (exact)")):
@@ -497,39 +501,45 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
         rho = summary[f"spearman_{measure}_vs_hellinger"]
         rho_c = summary[f"spearman_{measure}_vs_hellinger_control"]
         ax.set_xlabel(label)
-        ax.set_title(f"mean Spearman rho = {rho:.2f} (control {rho_c:.2f})", fontsize=9)
+        ax.set_ylabel("Hellinger(samples, p_delta)")
+        title(ax, f"mean Spearman rho = {rho:.2f} (control {rho_c:.2f})")
         if measure == "l2_error":
             ax.set_xscale("log")
         else:
             ax.set_xscale("symlog", linthresh=1e-2)
-    axes[0].legend(fontsize=7)
-    axes[0].set_ylabel("Hellinger(KDE of samples, p_delta)")
-    fig.colorbar(sc, ax=axes, label="solenoidal amplitude c")
+    axes[0].legend(loc="upper left")
+    fig.colorbar(sc, ax=axes, label="solenoidal amplitude c", shrink=0.9)
     path = out_dir / "hodge_correlation.png"
-    save_figure(fig, path, dpi=110, tight=True)
+    save_figure(fig, path)
     figs.append(path)
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    fig, ax = panels(2, size=(4.4, 3.4),
+                     title="Impossibility: the rotated score (I + cA) grad log p_t has an L2 error growing like c^2, "
+                           "while the sample quality stays flat once the sampler takes enough steps")
     for steps, sub in idf.groupby("steps"):
         agg = sub.groupby("c").hellinger.agg(["mean", "std", "count"])
         ax[0].errorbar(agg.index, agg["mean"], yerr=2 * agg["std"] / np.sqrt(agg["count"]), fmt="o-",
                        capsize=3, label=f"{steps} steps")
     ax[0].axhline(exact_q["hellinger"], color="k", ls=":", label="exact score")
-    ax[0].set_xlabel("c in (I + cA) grad log p_t")
-    ax[0].set_ylabel(f"Hellinger to p_delta (mean +- 2 se, {cfg.n_seeds} seeds)")
+    ax[0].set_xlabel("rotation amplitude c in (I + cA) grad log p_t")
+    ax[0].set_ylabel("Hellinger(samples, p_delta)")
+    title(ax[0], f"sample quality (mean +- 2 SE, {cfg.n_seeds} seeds)")
     ax[0].legend()
     sub = idf[(idf.steps == cfg.steps_many) & (idf.replicate == 0)]
     ax[1].plot(sub.c, sub.l2_error, "s-", color="C3")
     ax[1].set_yscale("symlog", linthresh=1e-2)
-    ax[1].set_xlabel("c")
+    ax[1].set_xlabel("rotation amplitude c")
     ax[1].set_ylabel("integrated L2 score error")
-    fig.suptitle("Impossibility: L2 error grows, quality does not (with enough steps)")
+    title(ax[1], "L2 error of the rotated score")
     path = out_dir / "hodge_impossibility.png"
-    save_figure(fig, path, dpi=110, tight=True)
+    save_figure(fig, path)
     figs.append(path)
 
     ncol = 3 if cfg.fp_n > 0 else 2
-    fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4), squeeze=False)
+    fig, axs = panels(ncol, size=(4.2, 3.4),
+                      title="KL bounds: true KL(p_delta || q_delta) of score models with a gradient error u and a "
+                            "solenoidal error c, against the Girsanov and the marginal bound")
+    axes = [axs]
     for ax, law in zip(axes[0][1:], ("gaussian", "mixture")):
         sub = bdf[bdf.law == law]
         for u, s2 in sub.groupby("u"):
@@ -540,8 +550,9 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
             ax.plot(s2.c, s2.true_kl, "o:", label=f"true KL, u={u}")
         ax.set_yscale("log")
         ax.set_xlabel("solenoidal amplitude c")
-        ax.set_title(f"{law}: KL(p_delta || q_delta)")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("KL(p_delta || q_delta)")
+        title(ax, f"{law}: bounds vs true KL")
+        ax.legend(fontsize=7, loc="center right")
     ax = axes[0][0]
     gb = bdf[bdf.law == "gaussian"]
     for u, s2 in gb.groupby("u"):
@@ -549,10 +560,11 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
         ax.axhline(s2.marginal_bound.iloc[0], color=line.get_color(), ls=":", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("solenoidal amplitude c")
-    ax.set_title("interaction (Gaussian): KL vs c, dotted = marginal bound", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylabel("true KL(p_delta || q_delta)")
+    title(ax, "interaction (Gaussian): true KL vs c; dotted: marginal bound")
+    ax.legend(fontsize=7, loc="center right")
     path = out_dir / "hodge_bounds.png"
-    save_figure(fig, path, dpi=110, tight=True)
+    save_figure(fig, path)
     figs.append(path)
     return figs
 

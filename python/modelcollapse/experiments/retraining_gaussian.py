@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..retraining import gaussian as g
 from ._claims import Claim, claim
-from ._plotting import pyplot, save_figure
+from ._plotting import panels, save_figure
 from ._registry import ExperimentOutput, register
 
 # claims that compare with a closed form allow this many standard errors of the seed average
@@ -41,18 +41,18 @@ K_SE = 6.0
 
 @dataclasses.dataclass
 class RetrainingGaussianConfig:
-    n_values: tuple[int, ...] = (5, 10, 50)      # samples per round for the collapse panel
-    rounds: int = 100
-    n_chains: int = 4000
-    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)
-    stability_n: int = 20
-    contraction_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
-    contraction_rounds: int = 12
-    plateau_n: tuple[int, ...] = (25, 100, 400)
+    n_values: tuple[int, ...] = (5, 10, 50)  # samples per round n of the collapse panel
+    rounds: int = 100  # retraining rounds T
+    n_chains: int = 4000  # independent retraining chains per setting (Monte Carlo size)
+    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)  # synthetic ratios lambda, stability panel (inf: no real)
+    stability_n: int = 20  # samples per round of the stability panel
+    contraction_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # synthetic ratios lambda of the contraction panel
+    contraction_rounds: int = 12  # rounds of the contraction panel
+    plateau_n: tuple[int, ...] = (25, 100, 400)  # samples per round n of the plateau panel (at least two: the 1/sqrt(n) exponent)
     dim: int = 2                                   # dimension of the plateau panel
-    seed: int = 0
+    seed: int = 0  # first seed
     seeds: int = 5                                 # independent seeds seed, seed+1, ... for the claims
-    threads: int = 0
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.n_chains < 2:
@@ -94,8 +94,6 @@ def reliable_round(n: int, rounds: int, n_chains: int) -> int:
                 "point contracts to the data fit at rate lambda/(1+lambda) and the error plateaus at a level "
                 "~ 1/sqrt(n) (Theorems 1-2; claims rg.contraction_*, rg.plateau_exponent).")
 def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
-    plt = pyplot()
-
     rows: list[dict] = []
     summary: dict = {}
     claims: list[Claim] = []
@@ -110,7 +108,9 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         return g.simulate_chains(*args, seed=seed, threads=config.threads, **kwargs)
 
     # ---- collapse (Proposition 1)
-    fig, axes = plt.subplots(1, 5, figsize=(23, 4.2))
+    fig, axes = panels(5, title=f"Gaussian retraining, Monte Carlo ({C} chains, seed {config.seed}) vs closed forms: "
+                                "collapse when fully synthetic, contraction and stability with real data, and the "
+                                "1/sqrt(n) plateau")
     ax = axes[0]
     heavy: dict[str, np.ndarray] = {}
     for n in config.n_values:
@@ -251,7 +251,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
                             label=f"lambda={lam:g}: rate {fit_rate:.3f} (theory {rho:.3f})")
         ax.semilogy(tc, theory, "--", color=line.get_color(), lw=1)
     ax.set(title="mixed: E[mu_t - mu*] vs (lambda/(1+lambda))^t (dashed)", xlabel="round t",
-           ylabel="|E[mu_t - mu*_chain]| (above the MC noise floor)")
+           ylabel="|E[mu_t - mu*_chain]|")
     ax.legend(fontsize=8)
 
     # ---- stability
@@ -318,11 +318,10 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     summary["plateau_times_sqrt_n"] = {str(n): v * math.sqrt(n) for n, v in levels_seed0.items()}
     summary["plateau_exponent_mean"] = float(np.mean(slopes))
     ax.set(title="lambda=1: sqrt(n) E||theta_t - theta*||", xlabel="round t",
-           ylabel="sqrt(n) x error")
+           ylabel="sqrt(n) E||theta_t - theta*||")
     ax.legend(fontsize=8)
-    fig.tight_layout()
     path = out_dir / "retraining_gaussian.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
 
     table = pd.DataFrame(rows)
     table["seed"] = config.seed

@@ -10,7 +10,7 @@ import pandas as pd
 from ... import truncation as tr
 from ...hermite import hermite_moments, mixture_moments
 from .._claims import claim
-from .._plotting import pyplot, save_figure
+from .._plotting import legend_below, legend_outside, panels, save_figure, title
 from ._common import (
     A_VALUES,
     DELTAS,
@@ -77,17 +77,22 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     table = pd.concat([table, pd.DataFrame(rates)], ignore_index=True)
     claims = _a1_claims(pd.DataFrame(rates), z2, cfg)
 
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
+    fig, axes = panels(4, ncols=2, size=(5.0, 3.6),
+                       title="A1: the recursion p_hat_k converges to its limit p_hat_inf (1-D two-cluster mixture): "
+                             "exact laws, their distances to the limit against the contraction bounds, and "
+                             "simulated rounds")
     grid = np.linspace(-4, 4, 400)
     ex = tr.exact_recursion(p, K, 0.1, 0.2)
     axes[0].plot(grid, p.pdf(grid[:, None]), "k", lw=2, label="data p")
     for k in sorted({0, K // 2, K}):
-        axes[0].plot(grid, ex.output_mixture(k).pdf(grid[:, None]), label=f"p_hat_{k}")
-        axes[0].hist(sims[0.1].samples[k][:, 0], bins=80, density=True, alpha=0.2) if k == K else None
-    axes[0].plot(grid, _limit(p, 0.1, 0.2).pdf(grid[:, None]), "k--", label="p_hat_inf")
-    axes[0].set_title(f"1-D densities, a=0.1, delta=0.2 (hist: N={cfg.n_samples} samples, round {K})")
-    axes[0].legend(fontsize=7)
+        axes[0].plot(grid, ex.output_mixture(k).pdf(grid[:, None]), label=f"p_hat_{k} (exact)")
+        if k == K:
+            axes[0].hist(sims[0.1].samples[k][:, 0], bins=80, density=True, alpha=0.25, color="C3",
+                         label=f"samples, round {K}")
+    axes[0].plot(grid, _limit(p, 0.1, 0.2).pdf(grid[:, None]), "k--", label="limit p_hat_inf")
+    title(axes[0], f"densities, a=0.1, delta=0.2 (N={cfg.n_samples} samples)")
+    axes[0].set(xlabel="x", ylabel="density")
+    axes[0].legend()
     ex_t = table[(table.source == "exact") & (table["round"] >= 0)]
     for ax, metric, bound in ((axes[1], "w2", "rho"), (axes[2], "tv", "1-a")):
         sel = ex_t[(ex_t.dim == 1) & (ex_t.metric == metric)]
@@ -98,34 +103,36 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
             fac = tr.contraction_factor(a, delta) if bound == "rho" else (1 - a)
             ax.semilogy(g["round"], g["value"].values[0] * fac ** g["round"].values, ":", color=c)
         ax.set_xlabel("round k")
-        ax.set_title(f"1-D exact {metric.upper()}(p_hat_k, p_hat_inf); dotted: {bound}^k bound")
-    axes[1].legend(fontsize=6)
+        ax.set_ylabel(f"{metric.upper()}(p_hat_k, p_hat_inf)")
+        title(ax, f"exact laws, 1-D; dotted: the {bound}^k bound")
     sim = table[table.source == "independent"]
     rec = table[(table.source == "recursive") & (table["round"] >= 0)]
     for i, (a, g) in enumerate(sim.groupby("real_fraction")):
         e = ex_t[(ex_t.dim == 1) & (ex_t.metric == "w2") & (ex_t.real_fraction == a) & (ex_t.delta == 0.2)]
-        axes[3].semilogy(g["round"], g["value"], "o", color=f"C{i}", label=f"independent draws a={a}")
+        axes[3].semilogy(g["round"], g["value"], "o", color=f"C{i}", label=f"a={a}: independent draws")
         gr = rec[rec.real_fraction == a].groupby("round")["value"].mean()
-        axes[3].semilogy(gr.index, gr.values, "x--", color=f"C{i}", label=f"recursive (mean of {cfg.n_seeds}) a={a}")
-        axes[3].semilogy(e["round"], e["value"], "-", color=f"C{i}", label=f"exact a={a}")
-    axes[3].set_title(f"W2 to p_hat_inf, delta=0.2, N={cfg.n_samples}: independent draws ({cfg.steps} steps), "
-                      "recursive empirical model, exact", fontsize=9)
-    axes[3].legend(fontsize=7)
-    fig.tight_layout()
+        axes[3].semilogy(gr.index, gr.values, "x--", color=f"C{i}", label=f"a={a}: recursive")
+        axes[3].semilogy(e["round"], e["value"], "-", color=f"C{i}", label=f"a={a}: exact")
+    title(axes[3], f"simulated rounds, delta=0.2, N={cfg.n_samples}: independent draws ({cfg.steps} steps), "
+                   f"recursive empirical model (mean of {cfg.n_seeds} seeds), exact")
+    axes[3].set(xlabel="round k", ylabel="W2(samples, p_hat_inf)")
+    legend_outside(axes[3], fontsize=7)
+    legend_below(fig, axes[1])
     f1 = out / "truncation_a1.png"
-    save_figure(fig, f1, dpi=100)
+    save_figure(fig, f1)
     # 2-D: TV / Hellinger
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = panels(2, title="A1, 2-D three-cluster mixture: distance of the exact laws p_hat_k to the limit "
+                                "p_hat_inf per round, for each real-data fraction a and truncation time delta")
     for ax, metric in zip(axes, ("tv", "hellinger")):
         sel = ex_t[(ex_t.dim == 2) & (ex_t.metric == metric)]
         for i, ((a, delta), g) in enumerate(sel.groupby(["real_fraction", "delta"])):
             ax.semilogy(g["round"], g["value"], "o-", color=f"C{i}", ms=3, label=f"a={a}, delta={delta}")
-        ax.set_title(f"2-D three-cluster mixture: {metric}(p_hat_k, p_hat_inf), exact laws")
+        title(ax, {"tv": "total variation", "hellinger": "Hellinger distance"}[metric])
         ax.set_xlabel("round k")
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
+        ax.set_ylabel(f"{metric.upper() if metric == 'tv' else 'Hellinger'}(p_hat_k, p_hat_inf)")
+    legend_below(fig, axes[0])
     f2 = out / "truncation_a1_2d.png"
-    save_figure(fig, f2, dpi=100)
+    save_figure(fig, f2)
     return table, [f1, f2, _rate_figure(table, out)], claims
 
 
@@ -167,8 +174,10 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     g_p = mixture_moments(p, D).values
     n = np.arange(D + 1)
     rows, claims = [], []
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
+    fig, axes = panels(3, size=(4.0, 3.4),
+                       title=f"A2: Hermite spectrum |g_n| of the samples after {cfg.rounds} rounds (delta=0.1, "
+                             f"N={cfg.n_samples}) against the predicted low-pass B_n,K g_n(p), and the transfer "
+                             "functions H_n")
     delta = 0.1
     for i, a in enumerate((0.1, 0.5)):
         res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, model="independent", T=cfg.T,
@@ -204,17 +213,16 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
         ax.semilogy(n, np.abs(B * g_p), "-", label=f"predicted B_n,K g_n(p), K={cfg.rounds}")
         ax.semilogy(n, np.abs(g_p), "k:", label="data |g_n(p)|")
         ax.set_ylim(1e-4, 2)
-        ax.set_xlabel("degree n")
-        ax.set_title(f"Hermite spectrum after {cfg.rounds} rounds: a={a}, delta={delta}, N={cfg.n_samples}")
-        ax.legend(fontsize=7)
+        ax.set(xlabel="degree n", ylabel="|g_n| (Hermite coefficient)")
+        title(ax, f"a={a}: spectrum after {cfg.rounds} rounds")
         axes[2].semilogy(n, H, "o-", ms=3, label=f"H_n output, a={a}")
         axes[2].semilogy(n, tr.transfer_function(n, a, delta, law="training"), "--", label=f"H_n training, a={a}")
-    axes[2].set_title(f"transfer functions (low-pass), delta={delta}")
-    axes[2].set_xlabel("degree n")
+    title(axes[2], f"transfer functions H_n (low-pass), delta={delta}")
+    axes[2].set(xlabel="degree n", ylabel="H_n")
     axes[2].legend(fontsize=7)
-    fig.tight_layout()
+    legend_below(fig, axes[0], ncols=2)
     f = out / "truncation_a2.png"
-    save_figure(fig, f, dpi=100)
+    save_figure(fig, f)
     t = pd.DataFrame(rows).melt(id_vars=["part", "real_fraction", "delta", "round", "degree"], var_name="metric",
                                 value_name="value")
     return t, [f], claims
