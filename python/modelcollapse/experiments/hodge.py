@@ -217,7 +217,6 @@ def _correlation_study(st: _Setting, rows: list[dict]) -> pd.DataFrame:
     for k, (rep, fam, i) in enumerate(tqdm(plan, desc="hodge models", disable=not st.progress)):
         model, params = random_model(st.p, rngs[rep, fam], cfg, fam)
         seed = cfg.seed + 100_000 * rep + 100 * k
-        # one unit per model (the rngs advance above, outside it): a resumed run reuses finished models
         rec = unit(f"correlation-r{rep}-{fam}{i}", partial(_model_record, st, model, fam, seed, estimator_kwargs))
         corr.append({"replicate": rep, "model": i, **params, **rec})
         for metric, value in rec.items():
@@ -227,7 +226,7 @@ def _correlation_study(st: _Setting, rows: list[dict]) -> pd.DataFrame:
 
 
 def _model_record(st: _Setting, model: H.PerturbedScore, fam: str, seed: int, estimator_kwargs: dict) -> dict:
-    """One model of the correlation study: L2 error, gradient part (estimate, exact), quality."""
+    """One model of the correlation study (a unit: its random draws stay outside): L2 error, gradient part, quality."""
     cfg = st.cfg
     l2, exact_grad = _integrated_l2_and_exact(model, cfg, seed)
     est = H.integrated_gradient_part(model, st.p, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est,
@@ -336,8 +335,10 @@ def _bounds_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.DataFrame
     for c in sorted(set(cfg.cs) | {0.0, 3.0}):   # c = 3: the interaction claims
         for u in cfg.us:
             model = _gaussian_model(g, A, c, u)
-            kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=24)
-            _bounds_row(bnd, rows, "gaussian", c, u, H.true_kl_gaussian(model, cfg.T, cfg.delta), kb)
+            kb = unit(f"gauss-kl-bounds-c{c:g}-u{u:g}", partial(H.kl_bounds, model, cfg.T, cfg.delta, n_times=24),
+                      keep=("marginal", "girsanov"))
+            kl = unit(f"gauss-true-kl-c{c:g}-u{u:g}", partial(H.true_kl_gaussian, model, cfg.T, cfg.delta))
+            _bounds_row(bnd, rows, "gaussian", c, u, kl, kb)
     if cfg.fp_n > 0:
         fbox = _default_box(p, cfg.delta, pad=5.0)
         for c in (0.0, 2.0):
