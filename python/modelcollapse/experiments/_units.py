@@ -95,7 +95,7 @@ def _pack(obj: Any, out_dir: Path) -> Any:
     return obj
 
 
-def _unpack(obj: Any, out_dir: Path, source: str) -> Any:
+def _unpack(obj: Any, out_dir: Path) -> Any:
     if isinstance(obj, dict) and _TAG in obj:
         kind = obj[_TAG]
         if kind == "frame" and isinstance(obj.get("parquet"), np.ndarray) and obj["parquet"].dtype == np.uint8:
@@ -110,12 +110,12 @@ def _unpack(obj: Any, out_dir: Path, source: str) -> Any:
                 _checkpoint.atomic_write_bytes(path, data)
             return path
         if kind == "fields" and isinstance(obj.get("v"), dict):
-            return SimpleNamespace(**{str(k): _unpack(v, out_dir, source) for k, v in obj["v"].items()})
+            return SimpleNamespace(**{str(k): _unpack(v, out_dir) for k, v in obj["v"].items()})
         raise ValueError(f"malformed {kind!r} entry")
     if isinstance(obj, dict):
-        return {k: _unpack(v, out_dir, source) for k, v in obj.items()}
+        return {k: _unpack(v, out_dir) for k, v in obj.items()}
     if type(obj) in (list, tuple):
-        return type(obj)(_unpack(v, out_dir, source) for v in obj)
+        return type(obj)(_unpack(v, out_dir) for v in obj)
     return obj
 
 
@@ -164,7 +164,7 @@ class UnitCache:
                 and payload.get("unit") == key):
             raise ValueError(f"{path} is not unit {key!r} of this run")
         try:
-            return _unpack(payload["value"], self.out_dir, str(path))
+            return _unpack(payload["value"], self.out_dir)
         except Exception as exc:   # e.g. a broken Parquet blob: whatever the parser raises, not trusted
             raise ValueError(f"{path} holds a malformed unit ({_checkpoint._first_line(exc)})") from None
 
