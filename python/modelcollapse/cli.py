@@ -188,7 +188,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_version_drift(sidecar)
     else:
         print(f"running {exp.name} ({_preset_note(args.preset)}) -> {out}")
-    result = exp.run(config, out, progress=progress)
+    from .experiments._units import UnitCache
+
+    units = UnitCache(out, exp.name, config)
+    if units.not_reused():
+        print(f"{units.not_reused()} finished units in {units.folder.parent} are of another configuration or "
+              "code version: not reused")
+    if units.finished():
+        print(f"resuming: {units.finished()} finished units in {units.folder}")
+    try:
+        result = exp.run(config, out, progress=progress)
+    except KeyboardInterrupt:
+        print(f"modelcollapse: interrupted; {units.finished()} finished units are saved in {units.folder}: "
+              "rerun the same command to resume", file=sys.stderr)
+        return 130
+    if result.units.get("reused") or result.units.get("computed"):
+        print(f"units:  {result.units['reused']} reused, {result.units['computed']} computed ({units.folder})")
     for fig in result.figures:
         print(f"figure: {fig}")
     print(f"table:  {out / (exp.name + '.parquet')} ({len(result.table)} rows)")

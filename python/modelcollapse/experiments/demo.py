@@ -12,6 +12,7 @@ ensemble, each with a tolerance derived from the sample size ``n_samples``.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from .. import GaussianMixture, sample_reverse
 from ._claims import Claim, claim
 from ._plotting import panels, save_figure, title
 from ._registry import ExperimentOutput, register
+from ._units import unit
 
 
 def round_seed(seed: int, replicate: int, k: int) -> int:
@@ -121,10 +123,11 @@ def run(config: DemoConfig, out_dir: Path, progress: bool = True) -> ExperimentO
             traces = np.empty(config.rounds)
             for k in range(config.rounds):
                 exact = model.smooth(config.delta)  # p_hat_k
-                out = sample_reverse(model, config.n_samples, T=config.T, delta=config.delta, steps=config.steps,
-                                     integrator=config.integrator, init="exact",
-                                     seed=round_seed(config.seed, s, k))
-                x = out.samples
+                # one unit per (seed, round): a resumed run reuses the finished rounds' samples
+                x = unit(f"seed{s}-round{k}", partial(sample_reverse, model, config.n_samples, T=config.T,
+                                                      delta=config.delta, steps=config.steps, integrator=config.integrator,
+                                                      init="exact", seed=round_seed(config.seed, s, k)),
+                         keep=("samples",)).samples
                 if s == 0:
                     samples_by_round[k] = x
                 sq = np.sum((x - x.mean(axis=0)) ** 2, axis=1)  # |x - mean|^2: its mean is the trace

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from ..hodge._grid import _default_box
 from ._claims import Claim, claim, claim_from_interval
 from ._plotting import panels, save_figure, title
 from ._registry import ExperimentOutput, register
+from ._units import unit
 
 # Random directions of the sliced W2 quality metric.
 SLICED_DIRECTIONS = 64
@@ -187,6 +189,9 @@ class _Setting:
     def quality(self, x: np.ndarray) -> dict[str, float]:
         return _quality(x, self.target, self.ref, self.axes)
 
+    def sample_quality(self, model, steps: int, seed: int) -> dict[str, float]:
+        return self.quality(_sample(model, self.cfg, steps, seed))
+
 
 def _setting(cfg: HodgeConfig, progress: bool) -> _Setting:
     p = data_law()
@@ -212,19 +217,24 @@ def _correlation_study(st: _Setting, rows: list[dict]) -> pd.DataFrame:
     for k, (rep, fam, i) in enumerate(tqdm(plan, desc="hodge models", disable=not st.progress)):
         model, params = random_model(st.p, rngs[rep, fam], cfg, fam)
         seed = cfg.seed + 100_000 * rep + 100 * k
-        l2, exact_grad = _integrated_l2_and_exact(model, cfg, seed)
-        est = H.integrated_gradient_part(model, st.p, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est,
-                                         seed=seed + 50, **estimator_kwargs)
-        q = (st.quality(_sample(model, cfg, cfg.steps, seed + 7)) if fam != "null"
-             else dict(hellinger=np.nan, sliced_w2=np.nan))
-        rec = dict(l2_error=l2, gradient_estimate=est.integral, gradient_estimate_se=est.se,
-                   gradient_estimate_lower=est.lower, gradient_estimate_truncation=est.truncation,
-                   gradient_ci_low=est.ci_low, gradient_ci_high=est.ci_high, gradient_exact=exact_grad, **q)
+        rec = unit(f"correlation-r{rep}-{fam}{i}", partial(_model_record, st, model, fam, seed, estimator_kwargs))
         corr.append({"replicate": rep, "model": i, **params, **rec})
         for metric, value in rec.items():
             rows.append(dict(study="correlation", replicate=rep, model=i, **params, steps=cfg.steps, metric=metric,
                              value=value))
     return pd.DataFrame(corr)
+
+
+def _model_record(st: _Setting, model: H.PerturbedScore, fam: str, seed: int, estimator_kwargs: dict) -> dict:
+    """One model of the correlation study (a unit: its random draws stay outside): L2 error, gradient part, quality."""
+    cfg = st.cfg
+    l2, exact_grad = _integrated_l2_and_exact(model, cfg, seed)
+    est = H.integrated_gradient_part(model, st.p, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est,
+                                     seed=seed + 50, **estimator_kwargs)
+    q = st.sample_quality(model, cfg.steps, seed + 7) if fam != "null" else dict(hellinger=np.nan, sliced_w2=np.nan)
+    return dict(l2_error=l2, gradient_estimate=est.integral, gradient_estimate_se=est.se,
+                gradient_estimate_lower=est.lower, gradient_estimate_truncation=est.truncation,
+                gradient_ci_low=est.ci_low, gradient_ci_high=est.ci_high, gradient_exact=exact_grad, **q)
 
 
 def _rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -291,10 +301,10 @@ def _impossibility_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.Da
     imp = []
     for j, c in enumerate(tqdm(cfg.cs, desc="impossibility", disable=not st.progress)):
         model = H.PerturbedScore(st.p, [H.SolenoidalTerm(A, c)])
-        l2, _ = _integrated_l2_and_exact(model, cfg, cfg.seed + 5000 + j)
+        l2, _ = unit(f"impossibility-l2-c{j}", partial(_integrated_l2_and_exact, model, cfg, cfg.seed + 5000 + j))
         for steps in (cfg.steps_small, cfg.steps, cfg.steps_many):
             for rep in range(cfg.n_seeds):
-                q = st.quality(_sample(model, cfg, steps, cfg.seed + 6000 + rep))
+                q = unit(f"impossibility-c{j}-n{steps}-r{rep}", partial(st.sample_quality, model, steps, cfg.seed + 6000 + rep))
                 imp.append(dict(c=c, steps=steps, replicate=rep, l2_error=l2, **q))
                 for metric, value in dict(l2_error=l2, **q).items():
                     rows.append(dict(study="impossibility", c=c, steps=steps, replicate=rep, metric=metric,
@@ -325,16 +335,19 @@ def _bounds_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.DataFrame
     for c in sorted(set(cfg.cs) | {0.0, 3.0}):   # c = 3: the interaction claims
         for u in cfg.us:
             model = _gaussian_model(g, A, c, u)
-            kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=24)
-            _bounds_row(bnd, rows, "gaussian", c, u, H.true_kl_gaussian(model, cfg.T, cfg.delta), kb)
+            kb = unit(f"gauss-kl-bounds-c{c:g}-u{u:g}", partial(H.kl_bounds, model, cfg.T, cfg.delta, n_times=24),
+                      keep=("marginal", "girsanov"))
+            kl = unit(f"gauss-true-kl-c{c:g}-u{u:g}", partial(H.true_kl_gaussian, model, cfg.T, cfg.delta))
+            _bounds_row(bnd, rows, "gaussian", c, u, kl, kb)
     if cfg.fp_n > 0:
         fbox = _default_box(p, cfg.delta, pad=5.0)
         for c in (0.0, 2.0):
             for u in (0.0, 0.5):
                 model = H.PerturbedScore(p, [H.SolenoidalTerm(A, c), H.GradientTerm(u, H.GaussianBump([0, 0.5], 0.8))])
-                fp = H.fokker_planck_kl_2d(model.score, lambda x: p.logpdf(x, cfg.delta), cfg.T, cfg.delta, fbox,
-                                           n=cfg.fp_n, steps=cfg.fp_steps)
-                kb = H.kl_bounds(model, cfg.T, cfg.delta, n_times=cfg.n_times, n_samples=cfg.n_est, method="exact")
+                fp = unit(f"fp-c{c:g}-u{u:g}", partial(H.fokker_planck_kl_2d, model.score, lambda x: p.logpdf(x, cfg.delta),
+                          cfg.T, cfg.delta, fbox, n=cfg.fp_n, steps=cfg.fp_steps), keep=("kl",))
+                kb = unit(f"kl-bounds-c{c:g}-u{u:g}", partial(H.kl_bounds, model, cfg.T, cfg.delta, n_times=cfg.n_times,
+                          n_samples=cfg.n_est, method="exact"), keep=("marginal", "girsanov"))
                 _bounds_row(bnd, rows, "mixture", c, u, fp.kl, kb)
     return pd.DataFrame(bnd)
 
@@ -581,7 +594,7 @@ def run(config: HodgeConfig, out_dir: Path, progress: bool = True) -> Experiment
     st = _setting(cfg, progress)
     rows: list[dict] = []
     # floor of the quality metrics: exact score
-    exact_q = st.quality(_sample(H.PerturbedScore(st.p), cfg, cfg.steps, cfg.seed + 7))
+    exact_q = unit("exact-score-quality", partial(st.sample_quality, H.PerturbedScore(st.p), cfg.steps, cfg.seed + 7))
     cdf = _correlation_study(st, rows)
     summary: dict = {"quality_floor_exact_score": exact_q, "estimator_basis": cfg.estimator_basis}
     _correlations(cdf, summary, rows)

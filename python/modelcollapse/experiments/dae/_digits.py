@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ... import dae_theory as th
 from .._plotting import legend_below, save_figure
 from .._plotting import panels as make_panels
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import _hellinger, _panels_figure
 
 
@@ -99,7 +101,9 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
     fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
     taus = np.array(sorted(cfg.taus), dtype=float)
     dense = np.union1d(np.linspace(0.0, taus[-1], int(np.ceil(taus[-1] / 0.1)) + 1), taus)
-    for ks in range(cfg.seeds):
+
+    def one_seed(ks: int) -> tuple[list, list, dict]:   # a unit: a resumed run reuses finished seeds
+        rows, panels, curves = [], [], {}
         sd = cfg.seed + 1000 * ks
         w0 = np.random.default_rng(sd + 1).standard_normal((d, cfg.r))    # shared by simulation and theory
         for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
@@ -146,6 +150,13 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
                           "trQ": np.trace(ode.Q, axis1=1, axis2=2), "b": ode.b}
             if ks == 0:
                 curves[variant] = ({k: np.asarray(v) for k, v in sim.items()}, ode_curves)
+        return rows, panels, curves
+
+    for ks in range(cfg.seeds):
+        seed_rows, seed_panels, seed_curves = unit(f"seed-{ks}", partial(one_seed, ks))
+        rows += seed_rows
+        panels += seed_panels
+        curves.update(seed_curves)
     table = pd.DataFrame(rows)
     lim = 3.2 * np.sqrt(lam[0])
     path = _panels_figure(panels, table[table.seed == cfg.seed], "tau", lambda v, x: f"{v}, tau={x:g}", lim, target,

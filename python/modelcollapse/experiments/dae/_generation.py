@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ... import dae_theory as th
 from .._plotting import panels as make_panels
 from .._plotting import save_figure
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import _basis, _cui_hellinger, _density_panel, _warm
 
 
@@ -55,8 +57,9 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
     tt = th.theory_target(np.array([[cfg.mean_norm, 0.0], [-cfg.mean_norm, 0.0]]), cfg.variance)
     sch = dae.sampler_schedule(cfg.n_grid, cfg.t_final)
     taus = np.array(sorted(cfg.taus))
-    rows, panels = [], []
-    for k in range(cfg.seeds):
+
+    def one_seed(k: int) -> tuple[list, list]:   # a unit: a resumed run reuses finished seeds
+        rows, panels = [], []
         sd = cfg.seed + 1000 * k
         init = _warm(d, cfg.r, np.array([[0.2, 0.0]])[: cfg.r], sd)
         # train in segments so that the weights at every tau are available
@@ -84,6 +87,13 @@ def run_generation(cfg: GenerationConfig, out: Path, progress: bool) -> Experime
                 rows.append(dict(seed=sd, tau=tau, metric=name, value=float(val), d=d))
             if k == 0:
                 panels.append((tau, sim, theo, target))
+        return rows, panels
+
+    rows, panels = [], []
+    for k in range(cfg.seeds):
+        seed_rows, seed_panels = unit(f"seed-{k}", partial(one_seed, k))
+        rows += seed_rows
+        panels += seed_panels
     table = pd.DataFrame(rows)
     from matplotlib.colors import LogNorm
 

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ import pandas as pd
 from ... import truncation as tr
 from .._claims import Claim
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import A_VALUES, DELTAS, PRESETS, RATE_FLOOR, TruncationConfig, fit_rate, law_1d, law_2d
 from ._digits import A5_DELTA, _a5_prediction, digits_claims, digits_law, part_a5
 from ._limit import part_a1, part_a2, rate_claims
@@ -39,7 +41,8 @@ def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> Expe
     claims: list[Claim]
     tables, figs, claims = [], [], []
     for name in parts:
-        t, f, *c = PARTS[name](config, out_dir, progress)
+        # a finished part (table, figures, claims) is kept and reused by a resumed run
+        t, f, *c = unit(f"part-{name}", partial(PARTS[name], config, out_dir, progress))
         claims += c[0] if c else []
         t = t.copy()
         t["seed"] = config.seed

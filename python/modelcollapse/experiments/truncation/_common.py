@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from ... import GaussianMixture
 from ... import truncation as tr
 from .._claims import Comparison, claim_from_interval
 from .._plotting import panels, save_figure, title
+from .._units import unit
 
 
 @dataclasses.dataclass
@@ -50,6 +52,12 @@ PRESETS = {
 
 A_VALUES = (0.0, 0.1, 0.5)
 DELTAS = (0.01, 0.05, 0.2)
+
+
+def simulate(key: str, *args, **kwargs):
+    """:func:`modelcollapse.truncation.simulate_recursion` as the unit ``key`` of the run: a
+    resumed run reuses its ``samples`` and ``table`` (docs/cli.md, "Interrupting and resuming")."""
+    return unit(key, partial(tr.simulate_recursion, *args, **kwargs), keep=("samples", "table"))
 
 
 def law_1d() -> GaussianMixture:
@@ -115,11 +123,8 @@ def _rate_rows(cfg: TruncationConfig, table: pd.DataFrame) -> list[dict]:
     for a in A_VALUES:
         for delta in DELTAS:
             sharp = tr.asymptotic_rate(p, a, delta)
-            ex = tr.exact_recursion(p, R, a, delta)
-            lim = tr.limit_law(p, a, delta, tol=1e-12)[0].to_mixture()
-            laws = [ex.output_mixture(k) for k in range(R + 1)]
-            tv = [tr.grid_distances(m, lim, lim=8.0, n=10 * cfg.grid_2d)["tv"] for m in laws]
-            w2 = [tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2) for m in laws]
+            # a unit per (a, delta): a resumed run reuses the finished distance curves
+            tv, w2 = unit(f"a1-rate-curves-a{a:g}-d{delta:g}", partial(_rate_curves, cfg, p, a, delta))
             add(1, a, delta, "tv", fit_rate(np.arange(R + 1), tv), sharp)
             add(1, a, delta, "w2", fit_rate(np.arange(R + 1), w2), sharp)
     ex2 = table[(table.source == "exact") & (table.dim == 2)]
@@ -127,6 +132,16 @@ def _rate_rows(cfg: TruncationConfig, table: pd.DataFrame) -> list[dict]:
         g = g.sort_values("round")
         add(2, a, delta, metric, fit_rate(g["round"].values, g["value"].values), tr.asymptotic_rate(law_2d(), a, delta))
     return rows
+
+
+def _rate_curves(cfg: TruncationConfig, p: GaussianMixture, a: float, delta: float) -> tuple[list, list]:
+    """TV and W2 of the exact 1-D p_hat_k, k = 0..cfg.rate_rounds, to p_hat_inf."""
+    ex = tr.exact_recursion(p, cfg.rate_rounds, a, delta)
+    lim = tr.limit_law(p, a, delta, tol=1e-12)[0].to_mixture()
+    laws = [ex.output_mixture(k) for k in range(cfg.rate_rounds + 1)]
+    tv = [tr.grid_distances(m, lim, lim=8.0, n=10 * cfg.grid_2d)["tv"] for m in laws]
+    w2 = [tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2) for m in laws]
+    return tv, w2
 
 
 def _rate_figure(table: pd.DataFrame, out: Path) -> Path:

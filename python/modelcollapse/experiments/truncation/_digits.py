@@ -14,6 +14,7 @@ from .._claims import claim
 from .._plotting import legend_below, panels, save_figure, title
 from ._common import (
     TruncationConfig,
+    simulate,
 )
 
 
@@ -94,9 +95,9 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     for i, a in enumerate((0.0, 0.5)):
         meas, floors, preds = [], [], []
         for r in range(cfg.n_seeds):
-            res = tr.simulate_recursion(p, cfg.a5_rounds, N, a, delta, model="empirical", T=cfg.T, steps=cfg.a5_steps,
-                                        grid="quadratic", integrator=cfg.integrator, seed=cfg.seed + 3 + 1000 * r,
-                                        progress=progress, hermite_degree=2)
+            res = simulate(f"a5-a{a:g}-s{r}", p, cfg.a5_rounds, N, a, delta, model="empirical", T=cfg.T,
+                           steps=cfg.a5_steps, grid="quadratic", integrator=cfg.integrator, seed=cfg.seed + 3 + 1000 * r,
+                           progress=progress, hermite_degree=2)
             mom = [hermite_moments(xs, D, std_errors=True) for xs in res.samples]
             _, pred = _a5_prediction(e_p, s_p, [m.noise_floor() * N for m in mom], N, a, cfg.a5_rounds)
             e_u, floor = mom[-1].energies(unbiased=True), mom[-1].noise_floor()

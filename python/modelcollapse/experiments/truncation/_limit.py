@@ -1,6 +1,7 @@
 """A1 (rates to the limit) and A2 (Hermite spectra) of the truncated-diffusion recursion."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -11,6 +12,7 @@ from ... import truncation as tr
 from ...hermite import hermite_moments, mixture_moments
 from .._claims import claim
 from .._plotting import legend_below, legend_outside, panels, save_figure, title
+from .._units import unit
 from ._common import (
     A_VALUES,
     DELTAS,
@@ -22,6 +24,7 @@ from ._common import (
     _rate_rows,
     law_1d,
     law_2d,
+    simulate,
 )
 
 
@@ -31,16 +34,8 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     for dim, p in ((1, law_1d()), (2, law_2d())):
         for a in A_VALUES:
             for delta in DELTAS:
-                ex = tr.exact_recursion(p, K, a, delta)
-                lim = _limit(p, a, delta)
-                for k in range(K + 1):
-                    m = ex.output_mixture(k)
-                    dist = tr.grid_distances(m, lim, n=(10 * cfg.grid_2d if dim == 1 else cfg.grid_2d))
-                    if dim == 1:
-                        dist["w2"] = tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2)
-                    for name, v in dist.items():
-                        rows.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=k, metric=name,
-                                         source="exact", value=v))
+                # a unit per (dim, a, delta): a resumed run reuses the finished exact curves
+                rows += unit(f"a1-exact-dim{dim}-a{a:g}-d{delta:g}", partial(_exact_rows, cfg, dim, p, a, delta))
     # simulated rounds (1-D, delta = 0.2), W2 of the samples to p_hat_inf: independent draws
     # from the exact laws (reverse sampler, one seed; errors never propagate) and the truly
     # recursive empirical-score model (exact sampler, n_seeds seeds; each round fitted to the
@@ -50,8 +45,8 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     sims, recs = {}, {}
     z2 = np.zeros((cfg.n_seeds, len(A_VALUES)))
     for ai, a in enumerate(A_VALUES):
-        res = tr.simulate_recursion(p, K, cfg.n_samples, a, 0.2, model="independent", T=cfg.T, steps=cfg.steps,
-                                    integrator=cfg.integrator, seed=cfg.seed, progress=progress, hermite_degree=2)
+        res = simulate(f"a1-independent-a{a:g}", p, K, cfg.n_samples, a, 0.2, model="independent", T=cfg.T,
+                       steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed, progress=progress, hermite_degree=2)
         # W2 of an N-sample to p_hat_inf = W2 to its N quantiles at (i - 1/2)/N, computed once
         # (p_hat_inf has hundreds of components at a = 0.1)
         lim_q = tr.mixture_quantiles_1d(_limit(p, a, 0.2), (np.arange(cfg.n_samples) + 0.5) / cfg.n_samples)
@@ -136,12 +131,28 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     return table, [f1, f2, _rate_figure(table, out)], claims
 
 
+def _exact_rows(cfg: TruncationConfig, dim: int, p, a: float, delta: float) -> list[dict]:
+    """Distances of the exact p_hat_k, k = 0..cfg.rounds, to p_hat_inf (TV, Hellinger; 1-D also W2)."""
+    rows = []
+    ex = tr.exact_recursion(p, cfg.rounds, a, delta)
+    lim = _limit(p, a, delta)
+    for k in range(cfg.rounds + 1):
+        m = ex.output_mixture(k)
+        dist = tr.grid_distances(m, lim, n=(10 * cfg.grid_2d if dim == 1 else cfg.grid_2d))
+        if dim == 1:
+            dist["w2"] = tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2)
+        for name, v in dist.items():
+            rows.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=k, metric=name, source="exact",
+                             value=v))
+    return rows
+
+
 def _recursive_run(p, rounds, n, a, delta, seed, degree):
     """The truly recursive simulation: empirical-score model refitted each round to the real
     set plus the previous round's samples, exact sampler (docs/truncation.md, section
     "Independent draws and recursive simulation")."""
-    return tr.simulate_recursion(p, rounds, n, a, delta, model="empirical", sampler="exact", seed=seed,
-                                 progress=False, hermite_degree=degree)
+    return simulate(f"recursive-a{a:g}-d{delta:g}-K{rounds}-n{n}-s{seed}-g{degree}", p, rounds, n, a, delta,
+                    model="empirical", sampler="exact", seed=seed, progress=False, hermite_degree=degree)
 
 
 
@@ -180,9 +191,9 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
                              "functions H_n")
     delta = 0.1
     for i, a in enumerate((0.1, 0.5)):
-        res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, model="independent", T=cfg.T,
-                                    steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress,
-                                    hermite_degree=2)
+        res = simulate(f"a2-independent-a{a:g}", p, cfg.rounds, cfg.n_samples, a, delta, model="independent",
+                       T=cfg.T, steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress,
+                       hermite_degree=2)
         m = hermite_moments(res.samples[-1], D, std_errors=True)
         assert m.std_errors is not None  # std_errors=True fills them
         # truly recursive runs: moments vs the predicted compounded deviation

@@ -18,6 +18,7 @@ from ._common import (
     _limit,
     fit_rate,
     law_1d,
+    simulate,
 )
 
 
@@ -126,9 +127,9 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
         e_closed = np.abs(np.array([mixture_moments(closed.outputs[k], A4_MODES).values for k in range(K + 1)]) - g_lim)
         per_seed = []
         for r in range(cfg.n_seeds):
-            res = tr.simulate_recursion(p, K, N, a, delta, model="gmm", T=cfg.T, steps=st["steps"],
-                                        integrator=cfg.integrator, perturbation=st["eta"], seed=cfg.seed + 3000 + r,
-                                        progress=progress, hermite_degree=A4_MODES)
+            res = simulate(f"a4-setting{i}-s{r}", p, K, N, a, delta, model="gmm", T=cfg.T, steps=st["steps"],
+                           integrator=cfg.integrator, perturbation=st["eta"], seed=cfg.seed + 3000 + r,
+                           progress=progress, hermite_degree=A4_MODES)
             t = res.table.pivot_table(index="round", columns="metric", values="value")
             d = np.array([tr.w2_1d(x[:, 0], lim_q) for x in res.samples])
             eps = t["eps_w2"].values
