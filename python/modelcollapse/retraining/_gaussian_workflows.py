@@ -122,8 +122,8 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
     e[0], c[0] = 1.0 / n, (n - 1) / (n - ddof)
     if workflow == "accumulate":
         c[:] = expected_cov_factor("accumulate", n, np.arange(rounds + 1), n_synthetic=m, ddof=ddof)
-        N = n + m * np.arange(1, rounds + 1, dtype=float)
-        e[1:] = 1.0 / n + np.cumsum(m * c[:-1] / N ** 2)
+        pool = n + m * np.arange(1, rounds + 1, dtype=float)
+        e[1:] = 1.0 / n + np.cumsum(m * c[:-1] / pool ** 2)
     elif workflow == "replace":
         for t in range(1, rounds + 1):
             e[t] = e[t - 1] + c[t - 1] / m
