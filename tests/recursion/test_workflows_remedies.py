@@ -291,3 +291,17 @@ def test_remedy_validation():
         Verification(lambda x: -x[:, 0], acceptance=0.0)
     with pytest.raises(ValueError, match="score must return"):
         SelfCorrection(lambda x: x[:, :1], strength=1.0).correct(np.zeros((3, 2)), np.random.default_rng(0))
+
+
+def test_fixed_skip_of_the_dae_is_reached_through_the_learner():
+    # the DAE's part-specific remedy (docs/retraining.md, "Remedies"): b stays b0 every round
+    from modelcollapse.dae import DaeLearner
+
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    fixed = run_retraining(DaeLearner(train_b=False, b0=0.7, threads=1), x, 2, workflow="replace", seed=1,
+                           progress=False, metrics=())
+    assert [float(s["b"]) for s in fixed.states] == [0.7, 0.7, 0.7]
+    free = run_retraining(DaeLearner(train_b=True, b0=0.7, threads=1), x, 1, workflow="replace", seed=1,
+                          progress=False, metrics=())
+    assert float(free.states[-1]["b"]) != 0.7
+    assert repr(SamplingBias(0.5)) == "bias(tau=0.5,q=1)"

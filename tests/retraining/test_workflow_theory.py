@@ -69,7 +69,7 @@ def test_workflow_curves_match_the_loop(workflow, ddof, kw):
     _assert_within(cov, theory.cov_factor, f"{workflow} E tr Sigma_t / tr Sigma*")
 
 
-def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, chains=20_000, seed=0):
+def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, chains=20_000, seed=0):
     """(chains, rounds + 1) arrays of mu_t^2 and sigma_t^2, 1-D, data law N(0, 1)."""
     rng = np.random.default_rng(seed)
     real = rng.standard_normal((chains, n))
@@ -79,7 +79,7 @@ def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, chains=20_000, seed
     pool = real
     out_e, out_c = [mu ** 2], [var]
     for _ in range(rounds):
-        y = mu[:, None] + np.sqrt(var)[:, None] * rng.standard_normal((chains, m))
+        y = mu[:, None] + np.sqrt(tau * var)[:, None] * rng.standard_normal((chains, m))
         if workflow == "replace":
             train = y
         elif workflow == "accumulate":
@@ -96,23 +96,45 @@ def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, chains=20_000, seed
 
 @pytest.mark.parametrize("workflow, ddof, kw", [
     ("replace", 0, {"n_synthetic": 5}),
-    ("replace", 1, {}),
+    ("replace", 1, {"temperature": 0.8}),
     ("accumulate", 1, {"n_synthetic": 3}),
-    ("accumulate", 0, {}),
+    ("accumulate", 0, {"temperature": 0.7}),
     ("mix", 1, {"synthetic_ratio": 2.0}),
-    ("mix", 0, {"synthetic_ratio": 0.5}),
+    ("mix", 0, {"synthetic_ratio": 0.5, "temperature": 0.6}),
     ("fresh", 1, {"synthetic_ratio": 1.0}),
-    ("fresh", 0, {"synthetic_ratio": 3.0}),
+    ("fresh", 0, {"synthetic_ratio": 3.0, "temperature": 0.5}),
 ])
 def test_workflow_curves_match_many_small_chains(workflow, ddof, kw):
-    # n = 6: the finite-sample terms (ddof, c_t's decay, the D D^T and n/N^2 terms) are
-    # 10-50 % effects here, well above the 4.5-SE tolerance of ~4 %
+    # n = 6: the finite-sample terms (ddof, c_t's decay, the D D^T and n/N^2 terms, the
+    # temperature) are 10-50 % effects here, well above the 4.5-SE tolerance of ~4 %
     n, rounds = 6, 10
     m = kw.get("n_synthetic")
-    e, c = _chains(workflow, n, rounds, m=m, lam=kw.get("synthetic_ratio", 0.0), ddof=ddof)
+    e, c = _chains(workflow, n, rounds, m=m, lam=kw.get("synthetic_ratio", 0.0), ddof=ddof,
+                   tau=kw.get("temperature", 1.0))
     theory = workflow_curves(workflow, n, rounds, ddof=ddof, **kw)
     _assert_within(e, theory.mean_sq_error, f"{workflow} ddof={ddof} E mu_t^2")
     _assert_within(c, theory.cov_factor, f"{workflow} ddof={ddof} E sigma_t^2")
+
+
+@pytest.mark.parametrize("ddof, m", [(1, None), (0, 4)])
+def test_accumulate_covariance_is_expected_cov_factor(ddof, m):
+    # the accumulate covariance recursion here and gaussian.expected_cov_factor (derived and
+    # tested separately) agree
+    from modelcollapse.retraining.gaussian import expected_cov_factor
+
+    curve = workflow_curves("accumulate", 7, 30, n_synthetic=m, ddof=ddof).cov_factor
+    np.testing.assert_allclose(curve, expected_cov_factor("accumulate", 7, np.arange(31), n_synthetic=m, ddof=ddof),
+                               rtol=1e-12)
+
+
+def test_sampling_bias_in_the_loop_matches_the_tempered_curves():
+    # GaussianLearner samples N(mu, tau Sigma) under SamplingBias(tau): the loop against the curves
+    from modelcollapse.recursion import SamplingBias
+
+    err, cov = _simulate("replace", remedies=SamplingBias(temperature=0.7))
+    theory = workflow_curves("replace", N, ROUNDS, temperature=0.7)
+    _assert_within(err, theory.mean_sq_error, "replace tau=0.7 E||mu_t - mu*||^2 / tr Sigma*")
+    _assert_within(cov, theory.cov_factor, "replace tau=0.7 E tr Sigma_t / tr Sigma*")
 
 
 def test_replace_grows_and_accumulate_stays_below_the_pi2_over_6_bound():
@@ -131,9 +153,9 @@ def test_replace_grows_and_accumulate_stays_below_the_pi2_over_6_bound():
 
 def test_stationary_error_is_the_limit_of_the_curves():
     # kills a wrong coefficient in the fixed-point system
-    for wf, lam in (("fresh", 1.0), ("fresh", 0.5), ("mix", 2.0)):
-        curve = workflow_curves(wf, 12, 400, synthetic_ratio=lam)
-        e_inf, c_inf = stationary_error(wf, 12, lam)
+    for wf, lam, tau in (("fresh", 1.0, 1.0), ("fresh", 0.5, 0.6), ("mix", 2.0, 1.0), ("mix", 1.0, 0.5)):
+        curve = workflow_curves(wf, 12, 400, synthetic_ratio=lam, temperature=tau)
+        e_inf, c_inf = stationary_error(wf, 12, lam, temperature=tau)
         assert curve.mean_sq_error[-1] == pytest.approx(e_inf, rel=1e-10)
         assert curve.cov_factor[-1] == pytest.approx(c_inf, rel=1e-10)
     # fresh data alone: the error of one fit, every round
@@ -173,6 +195,8 @@ def test_theory_input_validation():
         workflow_curves("replace", 1, 3)
     with pytest.raises(ValueError, match="ddof"):
         workflow_curves("replace", 10, 3, ddof=2)
+    with pytest.raises(ValueError, match="temperature"):
+        workflow_curves("replace", 10, 3, temperature=0.0)
     with pytest.raises(ValueError, match="workflow"):
         stationary_error("replace", 10, 1.0)
     with pytest.raises(ValueError, match="synthetic_ratio"):
