@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_allocation, check_choice, check_positive_int, check_real
+
 #: The workflows with a closed-form curve.
 THEORY_WORKFLOWS = ("replace", "accumulate", "mix", "fresh")
 
