@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from modelcollapse.experiments import get
-from modelcollapse.experiments.atlas import COLUMNS, _grid, _theory
+from modelcollapse.experiments.atlas import COLUMNS, REMEDIES, _grid, _theory
 from modelcollapse.experiments.atlas._setup import AtlasConfig, data_law
 
-# a small grid: two learners, the remedies with a distinct budget rule, 2 rounds, 2 seeds
-SMALL = dict(learners=("gaussian", "truncated"), remedies=("replace", "mix", "accumulate"), budget=40, n_eval=60,
-             rounds=2, seeds=2, theory_chains=8, mix_real_fraction=0.25)
+# a small grid: the two cheapest learners, every remedy, 2 rounds, 2 seeds
+SMALL = dict(learners=("gaussian", "truncated"), budget=40, n_eval=60, rounds=2, seeds=2, theory_chains=8,
+             mix_real_fraction=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -30,34 +30,36 @@ def test_small_run_writes_table_claims_and_figures(small_run):
     grid = res.table[res.table["section"] == "grid"]
     # every remedy x learner x round has every metric, with a CI over the 2 seeds
     cells = grid.groupby(["remedy", "learner", "round"])["metric"].apply(set)
-    assert len(cells) == 3 * 2 * (config.rounds + 1)
+    assert len(cells) == len(REMEDIES) * 2 * (config.rounds + 1)
     for metrics in cells:
-        assert {"w2", "precision", "recall", "var_ratio", "param_error", "train_size"} <= metrics
+        assert {"w2", "precision", "recall", "variance_ratio", "moment_error", "memorization",
+                "train_size"} <= metrics
     assert (grid["n"] == 2).all() and (grid["ci_low"] <= grid["mean"]).all()
     theory = res.table[res.table["section"] == "theory"]
     assert np.isfinite(theory["theory"]).all() and {"gaussian", "truncated"} <= set(theory["learner"])
     names = {c.name for c in res.claims}
-    assert {"atlas.replace_det_rate", "atlas.accumulate_mean_bounded", "atlas.mix_contraction_lam3",
+    assert {"atlas.replace_det_rate", "atlas.replace_mean_error", "atlas.accumulate_mean_error", "atlas.accumulate_cov",
+            "atlas.mix_contraction_lam3", "atlas.mix_mean_error_lam3", "atlas.fresh_mean_error_lam3",
             "atlas.truncated_variance", "atlas.best_gaussian", "atlas.best_truncated"} <= names
     assert (out / "atlas.parquet").exists() and (out / "atlas_claims.parquet").exists()
     assert all(p.exists() for p in res.figures) and len(res.figures) == 3
 
 
 def test_budgets_are_equal_except_accumulate(small_run):
-    """mix trains on a B real + (1 - a) B synthetic = B points (kills: lambda inverted, which
-    with a = 1/4 gives 10 + 3 points), accumulate on B (t + 1)."""
+    """mix and fresh train on a B real + (1 - a) B synthetic = B points (kills: lambda inverted,
+    which with a = 1/4 gives 10 + 3 points), accumulate on B (t + 1), every other remedy on B."""
     res, _, config = small_run
     size = res.table[(res.table["metric"] == "train_size") & (res.table["round"] == config.rounds)]
     size = size.groupby("remedy")["mean"].first()
     B = config.budget
-    assert size["replace"] == B and size["mix"] == B
     assert size["accumulate"] == B * (config.rounds + 1)
+    assert all(size[r] == B for r in REMEDIES if r != "accumulate"), size
 
 
 def _mix_claim(monkeypatch=None, broken=False):
     config = AtlasConfig(learners=("gaussian",), remedies=("replace",), budget=60, rounds=2, seeds=5, theory_chains=12)
     if broken:   # the contraction of the mixed loop taken as lambda instead of lambda / (1 + lambda)
-        monkeypatch.setattr(_theory.g, "contraction_rate", lambda lam: lam)
+        monkeypatch.setattr(_theory.rt, "mix_mean_contraction", lambda n, lam: lam)
     _, claims = _theory.run_theory(config, data_law(2), list(range(5)))
     return {c.name: c for c in claims}
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ... import retraining as rt
 from ..._checkpoint import atomic_file
 from .._registry import ExperimentOutput, register
 from ._figures import curves, heatmap, theory_figure
@@ -41,7 +42,7 @@ def run(config: AtlasConfig, out_dir: Path, progress: bool = True) -> Experiment
     order, rank_claims = ranking(runs, config)
     figures = [heatmap(summary_table, config, out_dir / "atlas_heatmap.png"),
                curves(summary_table, config, out_dir / "atlas_curves.png"),
-               theory_figure(theory, out_dir / "atlas_theory.png")]
+               theory_figure(theory, out_dir / "atlas_theory.png", rt.accumulate_mean_error_bound(config.budget))]
     budget = runs[(runs["metric"] == "train_size") & (runs["round"] == config.rounds)]
     summary = {
         "seeds": seeds,

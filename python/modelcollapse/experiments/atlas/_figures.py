@@ -8,16 +8,19 @@ import numpy as np
 import pandas as pd
 
 from .._plotting import pyplot, save_figure
-from ._setup import AtlasConfig
+from ._setup import LOWER_IS_BETTER, AtlasConfig
 
-HEATMAP_METRICS = ("w2", "var_ratio", "recall", "memorisation")
-THEORY_PANELS = (
-    ("replace.det_ratio", "replace: det(Sigma_t)^(1/2)/det(Sigma_0)^(1/2) vs kappa^t", "gaussian"),
-    ("replace.drift", "mean drift B||mu_t - mu_0||^2/tr Sigma_0: replace (t) vs accumulate (bounded)", "gaussian"),
-    ("accumulate.trace_ratio", "accumulate: tr Sigma_t/tr Sigma_0 vs c_t/c_0", "gaussian"),
-    ("mix.contraction", "mix: E[mu_t - m_r] (projected) vs (lambda/(1+lambda))^t", "gaussian"),
-    ("truncated.variance_ratio", "truncated, replace: v_t / E[v_t | v_0]", "truncated"),
-    ("fresh.error", "fresh: B E||mu_t - mu*||^2/tr Sigma* vs the recursion", "gaussian"),
+HEATMAP_METRICS = ("w2", "variance_ratio", "recall", "memorization")
+THEORY_PANELS = (   # title, [(remedy, learner, metric) drawn in the panel]
+    ("E||mu_t - mu*||^2 / tr Sigma* (Gaussian)", [("replace", "gaussian", "mean_sq_error"),
+                                                  ("accumulate", "gaussian", "mean_sq_error"),
+                                                  ("mix", "gaussian", "mean_sq_error"),
+                                                  ("fresh", "gaussian", "mean_sq_error")]),
+    ("E[tr Sigma_t] / tr Sigma* (Gaussian)", [("replace", "gaussian", "cov_factor"),
+                                              ("accumulate", "gaussian", "cov_factor")]),
+    ("replace: det(Sigma_t)^(1/2)/det(Sigma_0)^(1/2) vs kappa^t", [("replace", "gaussian", "sqrt_det_ratio")]),
+    ("mix from an offset start: E[mu_t - m_r] vs rho^t", [("mix", "gaussian", "offset_contraction")]),
+    ("truncated, replace: v_t / E[v_t | v_0]", [("replace", "truncated", "variance_over_theory")]),
 )
 
 
@@ -41,7 +44,7 @@ def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
             for j, lr in enumerate(learners):
                 if (r, lr) in cell.index:
                     vals[i, j] = cell.loc[(r, lr), "mean"]
-        cmap = "viridis_r" if metric in ("w2", "memorisation") else "viridis"
+        cmap = "viridis_r" if metric in LOWER_IS_BETTER else "viridis"
         im = ax.imshow(vals, cmap=cmap, aspect="auto")
         for i, r in enumerate(remedies):
             for j, lr in enumerate(learners):
@@ -60,12 +63,12 @@ def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
 
 
 def curves(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
-    """``rank_metric`` and ``var_ratio`` over rounds, one panel per learner, one line per remedy
+    """``rank_metric`` and ``variance_ratio`` over rounds, one panel per learner, one line per remedy
     (95% CI bands over seeds)."""
     plt = pyplot()
     grid = summary[summary["section"] == "grid"]
     learners = [lr for lr in config.learners if lr in set(grid["learner"])]
-    metrics = [config.rank_metric, "var_ratio"]
+    metrics = [config.rank_metric, "variance_ratio"]
     fig, axes = plt.subplots(len(metrics), len(learners), figsize=(4.2 * len(learners), 3.4 * len(metrics)),
                              squeeze=False)
     for i, metric in enumerate(metrics):
@@ -87,22 +90,22 @@ def curves(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def theory_figure(theory: pd.DataFrame, path: Path) -> Path:
-    """Simulation (mean and 95% CI over seeds of chain averages) with the theory curve dashed."""
+def theory_figure(theory: pd.DataFrame, path: Path, bound: float | None = None) -> Path:
+    """Simulation (mean and 95% CI over seeds of chain averages) with the theory curves dashed;
+    ``bound``: accumulate's (pi^2/6)/B drawn on the mean-error panel."""
     plt = pyplot()
-    panels = [p for p in THEORY_PANELS if ((theory["remedy"] + "." + theory["metric"]) == p[0]).any()
-              or (p[0] == "truncated.variance_ratio" and (theory["metric"] == "variance_ratio").any())]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.6), squeeze=False)
-    for ax, (key, title, learner) in zip(axes[0], panels, strict=True):
-        remedy, metric = key.split(".")
-        keys = [("replace", metric), ("accumulate", metric)] if key == "replace.drift" else [
-            ("replace" if remedy == "truncated" else remedy, metric)]
-        for r, m in keys:
-            sub = theory[(theory["remedy"] == r) & (theory["metric"] == m) & (theory["learner"] == learner)]
+    fig, axes = plt.subplots(1, len(THEORY_PANELS), figsize=(4.3 * len(THEORY_PANELS), 3.6), squeeze=False)
+    for i, (ax, (title, lines)) in enumerate(zip(axes[0], THEORY_PANELS, strict=True)):
+        for remedy, learner, metric in lines:
+            sub = theory[(theory["remedy"] == remedy) & (theory["metric"] == metric) & (theory["learner"] == learner)]
             sub = sub.sort_values("round")
-            h, = ax.plot(sub["round"], sub["mean"], "o-", ms=3, label=f"{r} simulation")
+            if sub.empty:
+                continue
+            h, = ax.plot(sub["round"], sub["mean"], "o-", ms=3, label=f"{remedy} ({learner})")
             ax.fill_between(sub["round"], sub["ci_low"], sub["ci_high"], color=h.get_color(), alpha=0.2)
-            ax.plot(sub["round"], sub["theory"], "--", color="k", lw=1)
+            ax.plot(sub["round"], sub["theory"], "--", color=h.get_color(), lw=1)
+        if i == 0 and bound is not None:
+            ax.axhline(bound, color="k", lw=0.8, ls=":", label="(pi^2/6)/B")
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("round t")
         ax.legend(fontsize=7)

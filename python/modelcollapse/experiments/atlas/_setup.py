@@ -18,10 +18,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ... import metrics as _metrics
 from ...mixture import GaussianMixture
-from ...recursion import MetricBackend, RoundContext
-from ...retraining import EmpiricalLearner, GaussianLearner, GMMLearner
+from ...recursion import (
+    MetricBackend,
+    RoundContext,
+    metric_hellinger,
+    metric_memorization,
+    metric_precision_recall,
+    metric_variance_ratio,
+    metric_w2_auto,
+)
+from ...retraining import EmpiricalLearner, FixedStart, GaussianLearner, GMMLearner, SamplingBias, SelfCorrection, Verification
 from ...truncation import FittedModelLearner
 
 #: Learners (columns of the heatmap), in display order.
@@ -29,8 +36,8 @@ LEARNERS = ("gaussian", "gmm", "empirical", "truncated")
 #: Remedies (rows of the heatmap), in display order; see :func:`remedy_kwargs`.
 REMEDIES = ("replace", "mix", "accumulate", "accumulate-subsample", "fresh", "temperature", "correction",
             "verification")
-#: Metrics where smaller is better (the others: precision, recall, var_ratio near 1).
-LOWER_IS_BETTER = ("w2", "hellinger", "param_error", "memorisation")
+#: Metrics where smaller is better (the others: precision and recall, variance_ratio near 1).
+LOWER_IS_BETTER = ("w2", "hellinger", "moment_error", "memorization")
 
 
 @dataclasses.dataclass
@@ -52,8 +59,8 @@ class AtlasConfig:
     empirical_delta: float = 0.01     # the empirical score model samples S_delta of its training set (memorises)
     empirical_steps: int = 60
     truncation_delta: float = 0.1     # the truncated learner: exact draws of S_delta of its training set
-    w2_method: Literal["exact", "sliced"] = "exact"
-    hellinger: bool = True            # Hellinger of a KDE of the samples to the true law (d <= 2)
+    w2_method: Literal["exact", "sliced"] = "exact"   # exact optimal transport, or sliced W2 (200 directions)
+    hellinger: bool = True            # Hellinger between KDEs of the samples and the held-out points (d <= 2)
     rank_metric: str = "w2"           # the final-round metric the remedies are ranked by (lower is better)
     theory_chains: int = 200          # Gaussian / truncated chains per seed for the theory overlays
     threads: int = 1
@@ -140,8 +147,6 @@ def remedy_kwargs(name: str, config: AtlasConfig, law: GaussianMixture, real: np
     ``temperature``, ``correction`` and ``verification`` act on the synthetic draw of the fully
     synthetic (``replace``) loop, so their row compares with ``replace``.
     """
-    from ... import recursion as rec
-
     B = config.budget
     if name == "replace":
         return dict(real_data=real, workflow="replace", n_synthetic=B)
@@ -161,60 +166,58 @@ def remedy_kwargs(name: str, config: AtlasConfig, law: GaussianMixture, real: np
         return dict(real_data=fresh_real, n_real=n_r, workflow="fresh", synthetic_ratio=lam)
     if name == "temperature":
         return dict(real_data=real, workflow="replace", n_synthetic=B,
-                    remedies=[rec.SamplingBias(temperature=config.temperature)])
+                    remedies=[SamplingBias(temperature=config.temperature)])
     if name == "correction":
         return dict(real_data=real, workflow="replace", n_synthetic=B,
-                    remedies=[rec.SelfCorrection(law, strength=config.correction_strength,
+                    remedies=[SelfCorrection(law, strength=config.correction_strength,
                                                  steps=config.correction_steps)])
     if name == "verification":
         return dict(real_data=real, workflow="replace", n_synthetic=B,
-                    remedies=[rec.Verification(law, acceptance=config.acceptance)])
+                    remedies=[Verification(law, acceptance=config.acceptance)])
     raise ValueError(f"unknown remedy {name!r}; valid: {', '.join(REMEDIES)}")
 
 
+class CommonStart(FixedStart):
+    """:class:`~modelcollapse.retraining.FixedStart` (every remedy of a seed starts from the same
+    theta_0) that also passes on the wrapped learner's ``sample_at_temperature``, so that the
+    sampling-bias remedy tempers a Gaussian or a mixture model's own law instead of contracting
+    its cloud (docs/retraining.md, section "Remedies")."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "sample_at_temperature" and "learner" in self.__dict__:
+            return getattr(self.__dict__["learner"], name)
+        raise AttributeError(name)
+
+
 def metric_backend(config: AtlasConfig) -> MetricBackend:
-    """Exact W2 (optimal transport), or sliced W2 (200 projections) for ``w2_method="sliced"``."""
-    if config.w2_method == "exact":
-        return MetricBackend()
-
-    def sliced(x: np.ndarray, y: np.ndarray, p: int) -> float:
-        return float(_metrics.wasserstein(x, y, p=p, method="sliced", seed=0))
-
-    return MetricBackend(wasserstein=sliced)
+    """The library's distances; ``w2_method="sliced"`` makes the ``w2_auto`` metric sliced for
+    every set size (exact optimal transport only for sets of <= 2 points)."""
+    return MetricBackend() if config.w2_method == "exact" else MetricBackend(exact_max_points=2)
 
 
 def round_metrics(law: GaussianMixture, config: AtlasConfig) -> Callable[[RoundContext], dict[str, float]]:
-    """The atlas's per-round metrics of the model's evaluation samples x against the held-out
-    real points and the true law p (docs/atlas.md, section "Metrics"):
+    """The atlas's per-round metrics of the model's evaluation samples x (docs/atlas.md,
+    section "Metrics"), the library's (:mod:`modelcollapse.recursion`) except ``moment_error``:
 
-    - ``w2``: W2(x, held-out) (equal sizes), exact or sliced (:func:`metric_backend`);
+    - ``w2``: W2(x, held-out real points), equal sizes (``w2_auto``: exact or sliced);
     - ``precision``, ``recall``: k-NN balls, k = 4;
-    - ``var_ratio``: tr Cov(x) / tr Cov(p) (1: no variance lost);
-    - ``param_error``: sqrt(||mean(x) - mu_p||^2 + ||Cov(x) - Sigma_p||_F^2), the error of the
-      Gaussian parameters of the samples;
-    - ``hellinger`` (``config.hellinger`` and d <= 2): H between a KDE of x and p;
-    - ``memorisation``: the library's memorisation metric, when it has one.
+    - ``variance_ratio``: tr Cov(x) / tr Cov(held-out) (1: no variance lost);
+    - ``moment_error``: sqrt(||mean(x) - mu*||^2 + ||Cov(x) - Sigma*||_F^2) against the true
+      law's moments: the parameter error of the samples' Gaussian fit, defined for every learner;
+    - ``hellinger`` (``config.hellinger`` and d <= 2): H between KDEs of x and the held-out points;
+    - ``memorization``: fraction of x within 1/3 of the real data's median nearest-neighbour
+      distance of a training point of the round (and ``memorization_threshold``).
     """
-    from ...recursion import METRICS
-
     mu, sigma = law.mean(), law.covariance()
-    tr_sigma = float(np.trace(sigma))
-    memo = METRICS.get("memorisation")
 
     def metric(ctx: RoundContext) -> dict[str, float]:
         x = np.asarray(ctx.samples, dtype=np.float64)
-        ev = ctx.eval_data
-        m = min(len(x), len(ev))
-        p, r = ctx.metric_backend.precision_recall(ev, x, 4)
         cov = np.atleast_2d(np.cov(x.T))
-        out = {"w2": float(ctx.metric_backend.wasserstein(x[:m], ev[:m], 2)), "precision": float(p),
-               "recall": float(r), "var_ratio": float(np.trace(cov)) / tr_sigma,
-               "param_error": float(math.sqrt(np.sum((x.mean(0) - mu) ** 2) + np.sum((cov - sigma) ** 2)))}
+        out = {"w2": metric_w2_auto(ctx), **metric_precision_recall(ctx), "variance_ratio": metric_variance_ratio(ctx),
+               "moment_error": float(math.sqrt(np.sum((x.mean(0) - mu) ** 2) + np.sum((cov - sigma) ** 2))),
+               **metric_memorization(ctx)}
         if config.hellinger and x.shape[1] <= 2:
-            out["hellinger"] = float(_metrics.hellinger(x, law))
-        if memo is not None:
-            value = memo(ctx)
-            out.update(value if isinstance(value, dict) else {"memorisation": float(value)})
+            out["hellinger"] = metric_hellinger(ctx)
         return out
 
     return metric
