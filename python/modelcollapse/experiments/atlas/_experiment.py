@@ -26,7 +26,7 @@ COLUMNS = ["section", "remedy", "learner", "round", "metric", "mean", "ci_low", 
                 "atlas.accumulate_*, atlas.mix_contraction_*, atlas.truncated_variance), and for each learner the "
                 "best remedy by final-round W2 is tested against the runner-up, paired by seed (atlas.best_*).")
 def run(config: AtlasConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # (no stubs; a scikit-learn dependency)
 
     law = data_law(config.dim)
     seeds = [config.seed + k for k in range(config.seeds)]
