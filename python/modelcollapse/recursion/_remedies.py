@@ -97,6 +97,10 @@ class SamplingBias:
     def label(self) -> str:
         return f"bias(tau={self.temperature:g},q={self.truncation:g})"
 
+    def __repr__(self) -> str:
+        # the label, so that sweep's checkpoint folder names are the same in every process
+        return self.label()
+
     def _tempered(self, source: Source, k: int) -> np.ndarray:
         tau = self.temperature
         if tau == 1.0:
@@ -165,6 +169,10 @@ class SelfCorrection:
     def label(self) -> str:
         return f"correct(s={self.strength:g})"
 
+    def __repr__(self) -> str:
+        # the label, so that sweep's checkpoint folder names are the same in every process
+        return self.label()
+
     def correct(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The corrected copy of the points ``x`` (n, d)."""
         x = np.array(x, dtype=np.float64)
@@ -227,6 +235,10 @@ class Verification:
 
     def label(self) -> str:
         return f"verify(r={self.acceptance:g})" if self.acceptance is not None else f"verify(ll>={self.threshold:g})"
+
+    def __repr__(self) -> str:
+        # the label, so that sweep's checkpoint folder names are the same in every process
+        return self.label()
 
     def _scores(self, x: np.ndarray) -> np.ndarray:
         ll = self._logpdf(x).reshape(-1)

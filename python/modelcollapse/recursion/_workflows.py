@@ -56,6 +56,7 @@ class RealSource:
         self.fresh = workflow == "fresh"
         self.seed = seed
         self.sampler: Callable[[int, int], Any] | None = None
+        self.array: np.ndarray | None = None
         if callable(real_data) and not isinstance(real_data, np.ndarray):
             if n_real is None:
                 raise ValueError("n_real (points per real sample) is required when real_data is a sampler "
@@ -87,7 +88,10 @@ class RealSource:
 
     def _draw(self, t: int) -> np.ndarray:
         key = int(round_rng(self.seed, t, STREAM_REAL).integers(0, 2**63))
-        out = check_finite_array(self.sampler(self.n, key), "real_data(n_samples, seed) output", ndim=2)
+        sampler = self.sampler
+        if sampler is None:   # only a sampler source draws
+            raise TypeError("RealSource._draw needs a real-data sampler")
+        out = check_finite_array(sampler(self.n, key), "real_data(n_samples, seed) output", ndim=2)
         if out.shape[0] != self.n or (t > 0 and out.shape[1] != self.d):
             raise ValueError(f"real_data(n_samples, seed) must return ({self.n}, d) arrays, got {out.shape}")
         return out
@@ -96,7 +100,7 @@ class RealSource:
         """The real points of round ``t`` (the same set every round unless ``fresh``)."""
         if t == 0 or not self.fresh:
             return self.base
-        if self.sampler is not None:
+        if self.array is None:
             return self._draw(t)
         return self.array[t * self.n:(t + 1) * self.n]
 

@@ -16,8 +16,9 @@ E[xi xi^T | past] = Sigma_{t-1}/m):
   e_t = e_{t-1} + c_{t-1}/m, c_t = c_{t-1} (m - 1)/(m - ddof). For ddof = 1, m = n:
   e_t = (1 + t)/n, linear growth (the mean's random walk; Shumailov et al.'s drift).
 - ``accumulate`` (pool of N_t = n + t m points): mu_t - mu_{t-1} = (m/N_t) xi, martingale
-  increments, so e_t = 1/n + sum_{s<=t} m c_{s-1}/N_s^2, c_t from
-  :func:`~modelcollapse.retraining.gaussian.expected_cov_factor`. For m = n, ddof = 1,
+  increments, so e_t = 1/n + sum_{s<=t} m c_{s-1}/N_s^2; the pool's scatter grows by
+  E[S_t - S_{t-1}] = (m - 1 + N_{t-1}/N_t) Sigma_{t-1} and c_t = E[S_t] / ((N_t - ddof) tr Sigma*)
+  (the same curve as :func:`~modelcollapse.retraining.gaussian.expected_cov_factor`). For m = n, ddof = 1,
   c_t <= 1 gives e_t <= (1/n) sum_{k=1}^{t+1} 1/k^2 < (pi^2/6)/n for every t
   (:func:`accumulate_mean_error_bound`): the Gaussian instance of the pi^2/6 bound of
   Gerstgrasser et al. ("Is model collapse inevitable?").
@@ -34,6 +35,8 @@ E[xi xi^T | past] = Sigma_{t-1}/m):
   converging geometrically to a stationary error (:func:`stationary_error`); lambda = 0
   gives e_t = 1/n, c_t = c_0 for every t.
 
+Sampling bias (``temperature`` tau, synthetic draws from N(mu_{t-1}, tau Sigma_{t-1})) multiplies
+every synthetic covariance term by tau: Sigma_{t-1} -> tau Sigma_{t-1} in E[S_Y] and in E[xi xi^T].
 ``accumulate-subsample`` has no closed form here (the subsample couples the pool's points).
 """
 from __future__ import annotations
@@ -45,7 +48,6 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_allocation, check_choice, check_positive_int, check_real
-from .gaussian import expected_cov_factor
 
 #: The workflows with a closed-form curve.
 THEORY_WORKFLOWS = ("replace", "accumulate", "mix", "fresh")
@@ -63,6 +65,7 @@ class WorkflowCurves:
     ddof: float
     mean_sq_error: np.ndarray
     cov_factor: np.ndarray
+    temperature: float = 1.0
 
     @property
     def rounds(self) -> np.ndarray:
@@ -86,7 +89,8 @@ def _sizes(workflow: str, n: int, n_synthetic: Any, synthetic_ratio: Any) -> tup
 
 
 def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | None = None,
-                    synthetic_ratio: float | None = None, ddof: float = 1.0) -> WorkflowCurves:
+                    synthetic_ratio: float | None = None, ddof: float = 1.0,
+                    temperature: float = 1.0) -> WorkflowCurves:
     """Exact E||mu_t - mu*||^2 / tr Sigma* and E[Sigma_t] / Sigma* of a Gaussian model under a
     retraining workflow (module docstring; docs/retraining.md, section "Gaussian theory of the
     workflows").
@@ -106,6 +110,10 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
         lambda for ``mix`` (required, finite) and ``fresh`` (default 0); m = floor(lambda n).
     ddof
         The learner's ddof (0 or 1; any value in [0, 1] is accepted).
+    temperature
+        tau of the sampling-bias remedy (``SamplingBias(temperature=tau)``: the synthetic
+        points are drawn from N(mu_{t-1}, tau Sigma_{t-1}), ``GaussianLearner``'s
+        ``sample_at_temperature``): every synthetic covariance term above is multiplied by tau.
 
     Returns
     -------
@@ -116,31 +124,35 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
     rounds = check_positive_int(rounds, "rounds", minimum=0)
     check_allocation(2.0 * (rounds + 1), "rounds", "the curves")
     ddof = check_real(ddof, "ddof", low=0.0, high=1.0)
+    tau = check_real(temperature, "temperature", low=0.0, high=10.0, low_open=True)
     m, lam = _sizes(workflow, n, n_synthetic, synthetic_ratio)
     e = np.empty(rounds + 1)
     c = np.empty(rounds + 1)
     e[0], c[0] = 1.0 / n, (n - 1) / (n - ddof)
     if workflow == "accumulate":
-        c[:] = expected_cov_factor("accumulate", n, np.arange(rounds + 1), n_synthetic=m, ddof=ddof)
-        N = n + m * np.arange(1, rounds + 1, dtype=float)
-        e[1:] = 1.0 / n + np.cumsum(m * c[:-1] / N ** 2)
+        scatter = n - 1.0    # E[S_t] / tr Sigma*, S_t the pool's scatter matrix
+        for t in range(1, rounds + 1):
+            prev, pool = n + (t - 1) * m, n + t * m
+            scatter += tau * (m - 1 + prev / pool) * c[t - 1]
+            c[t] = scatter / (pool - ddof)
+            e[t] = e[t - 1] + tau * m * c[t - 1] / pool ** 2
     elif workflow == "replace":
         for t in range(1, rounds + 1):
-            e[t] = e[t - 1] + c[t - 1] / m
-            c[t] = c[t - 1] * (m - 1) / (m - ddof)
+            e[t] = e[t - 1] + tau * c[t - 1] / m
+            c[t] = tau * c[t - 1] * (m - 1) / (m - ddof)
     else:
         N = n + m
         rho = m / N
         v = 0.0   # mix: E||mu_t - m_r||^2 / tr Sigma*
         for t in range(1, rounds + 1):
             if workflow == "mix":
-                c[t] = ((n - 1) + (m - 1 + n / N) * c[t - 1] + (n * m / N) * v) / (N - ddof)
-                v = rho ** 2 * v + m * c[t - 1] / N ** 2
+                c[t] = ((n - 1) + tau * (m - 1 + n / N) * c[t - 1] + (n * m / N) * v) / (N - ddof)
+                v = rho ** 2 * v + tau * m * c[t - 1] / N ** 2
                 e[t] = 1.0 / n + v
             else:
-                c[t] = ((n - 1) + (m - 1 + n / N) * c[t - 1] + (n * m / N) * (1.0 / n + e[t - 1])) / (N - ddof)
-                e[t] = n / N ** 2 + rho ** 2 * e[t - 1] + m * c[t - 1] / N ** 2
-    return WorkflowCurves(workflow, n, m, lam, ddof, e, c)
+                c[t] = ((n - 1) + tau * (m - 1 + n / N) * c[t - 1] + (n * m / N) * (1.0 / n + e[t - 1])) / (N - ddof)
+                e[t] = n / N ** 2 + rho ** 2 * e[t - 1] + tau * m * c[t - 1] / N ** 2
+    return WorkflowCurves(workflow, n, m, lam, ddof, e, c, tau)
 
 
 def mix_mean_contraction(n: int, synthetic_ratio: float) -> float:
@@ -162,9 +174,10 @@ def accumulate_mean_error_bound(n: int) -> float:
     return math.pi ** 2 / 6.0 / n
 
 
-def stationary_error(workflow: str, n: int, synthetic_ratio: float, ddof: float = 1.0) -> tuple[float, float]:
+def stationary_error(workflow: str, n: int, synthetic_ratio: float, ddof: float = 1.0,
+                     temperature: float = 1.0) -> tuple[float, float]:
     """The limits (e_inf, c_inf) of :func:`workflow_curves` for ``mix`` and ``fresh`` (the
-    fixed point of their linear recursion, solved exactly).
+    fixed point of their linear recursion, solved exactly; same arguments).
 
     For ``mix`` e_inf = 1/n + v_inf; for ``fresh`` e_inf is the stationary error of the fresh
     data loop (lambda = 0: (1/n, (n-1)/(n-ddof))).
@@ -172,14 +185,15 @@ def stationary_error(workflow: str, n: int, synthetic_ratio: float, ddof: float 
     check_choice(workflow, "workflow", ("mix", "fresh"))
     n = check_positive_int(n, "n", minimum=2)
     ddof = check_real(ddof, "ddof", low=0.0, high=1.0)
+    tau = check_real(temperature, "temperature", low=0.0, high=10.0, low_open=True)
     m, _ = _sizes(workflow, n, None, synthetic_ratio)
     N = n + m
     rho = m / N
-    a = (m - 1 + n / N) / (N - ddof)
+    a = tau * (m - 1 + n / N) / (N - ddof)
     b = (n * m / N) / (N - ddof)
     # x = (e or v, c):  x_e = rho^2 x_e + (m/N^2) c + k_e,  c = a c + b x_e + k_c
     k_e = 0.0 if workflow == "mix" else n / N ** 2
     k_c = (n - 1) / (N - ddof) + (0.0 if workflow == "mix" else b / n)
-    A = np.array([[1.0 - rho ** 2, -m / N ** 2], [-b, 1.0 - a]])
+    A = np.array([[1.0 - rho ** 2, -tau * m / N ** 2], [-b, 1.0 - a]])
     x_e, c_inf = np.linalg.solve(A, np.array([k_e, k_c]))
     return (float(1.0 / n + x_e) if workflow == "mix" else float(x_e)), float(c_inf)
