@@ -69,7 +69,7 @@ def test_workflow_curves_match_the_loop(workflow, ddof, kw):
     _assert_within(cov, theory.cov_factor, f"{workflow} E tr Sigma_t / tr Sigma*")
 
 
-def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, chains=20_000, seed=0):
+def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, corr=(0.0, 1), chains=20_000, seed=0):
     """(chains, rounds + 1) arrays of mu_t^2 and sigma_t^2, 1-D, data law N(0, 1)."""
     rng = np.random.default_rng(seed)
     real = rng.standard_normal((chains, n))
@@ -80,6 +80,9 @@ def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, chains=20_
     out_e, out_c = [mu ** 2], [var]
     for _ in range(rounds):
         y = mu[:, None] + np.sqrt(tau * var)[:, None] * rng.standard_normal((chains, m))
+        h = corr[0] / corr[1]
+        for _ in range(corr[1] if corr[0] > 0 else 0):   # ULA with the true score -y
+            y = y - h * y + np.sqrt(2 * h) * rng.standard_normal(y.shape)
         if workflow == "replace":
             train = y
         elif workflow == "accumulate":
@@ -103,6 +106,9 @@ def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, chains=20_
     ("mix", 0, {"synthetic_ratio": 0.5, "temperature": 0.6}),
     ("fresh", 1, {"synthetic_ratio": 1.0}),
     ("fresh", 0, {"synthetic_ratio": 3.0, "temperature": 0.5}),
+    ("replace", 1, {"correction_strength": 0.6, "correction_steps": 3}),
+    ("accumulate", 1, {"correction_strength": 0.3, "correction_steps": 2, "temperature": 0.8}),
+    ("fresh", 0, {"synthetic_ratio": 2.0, "correction_strength": 1.0, "correction_steps": 4}),
 ])
 def test_workflow_curves_match_many_small_chains(workflow, ddof, kw):
     # n = 6: the finite-sample terms (ddof, c_t's decay, the D D^T and n/N^2 terms, the
@@ -110,7 +116,8 @@ def test_workflow_curves_match_many_small_chains(workflow, ddof, kw):
     n, rounds = 6, 10
     m = kw.get("n_synthetic")
     e, c = _chains(workflow, n, rounds, m=m, lam=kw.get("synthetic_ratio", 0.0), ddof=ddof,
-                   tau=kw.get("temperature", 1.0))
+                   tau=kw.get("temperature", 1.0),
+                   corr=(kw.get("correction_strength", 0.0), kw.get("correction_steps", 1)))
     theory = workflow_curves(workflow, n, rounds, ddof=ddof, **kw)
     _assert_within(e, theory.mean_sq_error, f"{workflow} ddof={ddof} E mu_t^2")
     _assert_within(c, theory.cov_factor, f"{workflow} ddof={ddof} E sigma_t^2")
@@ -135,6 +142,19 @@ def test_sampling_bias_in_the_loop_matches_the_tempered_curves():
     theory = workflow_curves("replace", N, ROUNDS, temperature=0.7)
     _assert_within(err, theory.mean_sq_error, "replace tau=0.7 E||mu_t - mu*||^2 / tr Sigma*")
     _assert_within(cov, theory.cov_factor, "replace tau=0.7 E tr Sigma_t / tr Sigma*")
+
+
+def test_self_correction_in_the_loop_matches_the_corrected_curves():
+    # SelfCorrection with the true law N(0, I) (isotropic, sigma*^2 = 1) under replace: the
+    # mean's random walk is pulled back (g = (1 - s/k)^k per round), the error settles
+    from modelcollapse.mixture import GaussianMixture
+    from modelcollapse.recursion import SelfCorrection
+
+    law = GaussianMixture([1.0], np.zeros((1, D)), np.eye(D)[None])
+    err, cov = _simulate("replace", remedies=SelfCorrection(law, strength=0.5, steps=5))
+    theory = workflow_curves("replace", N, ROUNDS, correction_strength=0.5, correction_steps=5)
+    _assert_within(err, theory.mean_sq_error, "replace corrected E||mu_t - mu*||^2 / tr Sigma*")
+    _assert_within(cov, theory.cov_factor, "replace corrected E tr Sigma_t / tr Sigma*")
 
 
 def test_replace_grows_and_accumulate_stays_below_the_pi2_over_6_bound():
@@ -197,6 +217,12 @@ def test_theory_input_validation():
         workflow_curves("replace", 10, 3, ddof=2)
     with pytest.raises(ValueError, match="temperature"):
         workflow_curves("replace", 10, 3, temperature=0.0)
+    with pytest.raises(ValueError, match="mix"):
+        workflow_curves("mix", 10, 3, synthetic_ratio=1.0, correction_strength=0.5)
+    with pytest.raises(ValueError, match="correction_steps"):
+        workflow_curves("replace", 10, 3, correction_strength=0.5, correction_steps=0)
+    with pytest.raises(ValueError, match="unstable"):
+        workflow_curves("replace", 10, 3, correction_strength=5.0, correction_steps=2)
     with pytest.raises(ValueError, match="workflow"):
         stationary_error("replace", 10, 1.0)
     with pytest.raises(ValueError, match="synthetic_ratio"):

@@ -90,7 +90,8 @@ def _sizes(workflow: str, n: int, n_synthetic: Any, synthetic_ratio: Any) -> tup
 
 def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | None = None,
                     synthetic_ratio: float | None = None, ddof: float = 1.0,
-                    temperature: float = 1.0) -> WorkflowCurves:
+                    temperature: float = 1.0, correction_strength: float = 0.0,
+                    correction_steps: int = 1) -> WorkflowCurves:
     """Exact E||mu_t - mu*||^2 / tr Sigma* and E[Sigma_t] / Sigma* of a Gaussian model under a
     retraining workflow (module docstring; docs/retraining.md, section "Gaussian theory of the
     workflows").
@@ -114,6 +115,14 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
         tau of the sampling-bias remedy (``SamplingBias(temperature=tau)``: the synthetic
         points are drawn from N(mu_{t-1}, tau Sigma_{t-1}), ``GaussianLearner``'s
         ``sample_at_temperature``): every synthetic covariance term above is multiplied by tau.
+    correction_strength, correction_steps
+        The self-correction remedy ``SelfCorrection(true_law, strength=s, steps=k)`` with an
+        isotropic true law N(mu*, sigma*^2 I), s given in units of sigma*^2 (s / sigma*^2):
+        k unadjusted Langevin steps map the synthetic law N(mu, tau Sigma) exactly to
+        N(mu* + g (mu - mu*), g^2 tau Sigma + nu sigma*^2 I), g = (1 - s/k)^k,
+        nu = 2 (s/k) (1 - g^2) / (1 - (1 - s/k)^2). ``replace``, ``accumulate`` and
+        ``fresh`` only (for ``mix`` the pull towards mu*, not the real mean, needs one more
+        moment). s = 0: no correction.
 
     Returns
     -------
@@ -129,30 +138,55 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
     e = np.empty(rounds + 1)
     c = np.empty(rounds + 1)
     e[0], c[0] = 1.0 / n, (n - 1) / (n - ddof)
+    g, noise = _correction(correction_strength, correction_steps, workflow)
     if workflow == "accumulate":
         scatter = n - 1.0    # E[S_t] / tr Sigma*, S_t the pool's scatter matrix
         for t in range(1, rounds + 1):
             prev, pool = n + (t - 1) * m, n + t * m
-            scatter += tau * (m - 1 + prev / pool) * c[t - 1]
+            w = g ** 2 * tau * c[t - 1] + noise     # the synthetic points' covariance factor
+            scatter += (m - 1 + prev / pool) * w + (prev * m / pool) * (1 - g) ** 2 * e[t - 1]
             c[t] = scatter / (pool - ddof)
-            e[t] = e[t - 1] + tau * m * c[t - 1] / pool ** 2
+            e[t] = ((prev + m * g) / pool) ** 2 * e[t - 1] + m * w / pool ** 2
     elif workflow == "replace":
         for t in range(1, rounds + 1):
-            e[t] = e[t - 1] + tau * c[t - 1] / m
-            c[t] = tau * c[t - 1] * (m - 1) / (m - ddof)
+            w = g ** 2 * tau * c[t - 1] + noise
+            e[t] = g ** 2 * e[t - 1] + w / m
+            c[t] = w * (m - 1) / (m - ddof)
+    elif workflow == "fresh":
+        N = n + m
+        for t in range(1, rounds + 1):
+            w = g ** 2 * tau * c[t - 1] + noise
+            c[t] = ((n - 1) + (m - 1 + n / N) * w + (n * m / N) * (1.0 / n + g ** 2 * e[t - 1])) / (N - ddof)
+            e[t] = n / N ** 2 + (m * g / N) ** 2 * e[t - 1] + m * w / N ** 2
     else:
         N = n + m
         rho = m / N
         v = 0.0   # mix: E||mu_t - m_r||^2 / tr Sigma*
         for t in range(1, rounds + 1):
-            if workflow == "mix":
-                c[t] = ((n - 1) + tau * (m - 1 + n / N) * c[t - 1] + (n * m / N) * v) / (N - ddof)
-                v = rho ** 2 * v + tau * m * c[t - 1] / N ** 2
-                e[t] = 1.0 / n + v
-            else:
-                c[t] = ((n - 1) + tau * (m - 1 + n / N) * c[t - 1] + (n * m / N) * (1.0 / n + e[t - 1])) / (N - ddof)
-                e[t] = n / N ** 2 + rho ** 2 * e[t - 1] + tau * m * c[t - 1] / N ** 2
+            c[t] = ((n - 1) + tau * (m - 1 + n / N) * c[t - 1] + (n * m / N) * v) / (N - ddof)
+            v = rho ** 2 * v + tau * m * c[t - 1] / N ** 2
+            e[t] = 1.0 / n + v
     return WorkflowCurves(workflow, n, m, lam, ddof, e, c, tau)
+
+
+def _correction(strength: Any, steps: Any, workflow: str) -> tuple[float, float]:
+    """(g, nu): the mean factor and the added covariance factor of k ULA steps of total time s
+    (units of sigma*^2) with the true score of N(mu*, sigma*^2 I) (docstring of
+    :func:`workflow_curves`)."""
+    s = check_real(strength, "correction_strength", low=0.0, high=1e6)
+    k = check_positive_int(steps, "correction_steps", maximum=10**6)
+    if s == 0.0:
+        return 1.0, 0.0
+    if workflow == "mix":
+        raise ValueError("correction_strength > 0 has no closed form for workflow='mix' here "
+                         "(replace, accumulate and fresh only)")
+    h = s / k
+    if not h < 2.0:
+        raise ValueError(f"correction_strength / correction_steps = {h:g} must be < 2 (the Langevin step is unstable)")
+    a2 = (1.0 - h) ** 2
+    g = (1.0 - h) ** k
+    nu = 2.0 * h * k if a2 == 1.0 else 2.0 * h * (1.0 - g ** 2) / (1.0 - a2)
+    return g, nu
 
 
 def mix_mean_contraction(n: int, synthetic_ratio: float) -> float:
