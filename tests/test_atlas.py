@@ -40,7 +40,8 @@ def test_small_run_writes_table_claims_and_figures(small_run):
     names = {c.name for c in res.claims}
     assert {"atlas.replace_det_rate", "atlas.replace_mean_error", "atlas.accumulate_mean_error", "atlas.accumulate_cov",
             "atlas.mix_contraction_lam3", "atlas.mix_mean_error_lam3", "atlas.fresh_mean_error_lam3",
-            "atlas.truncated_variance", "atlas.best_gaussian", "atlas.best_truncated"} <= names
+            "atlas.temperature_cov_tau0.7", "atlas.truncated_variance", "atlas.best_gaussian",
+            "atlas.best_truncated"} <= names
     assert (out / "atlas.parquet").exists() and (out / "atlas_claims.parquet").exists()
     assert all(p.exists() for p in res.figures) and len(res.figures) == 3
 

@@ -17,6 +17,9 @@ Gaussian), so the library's closed forms hold for it unchanged:
 - ``mix`` started away from the real points' mean m_r (a common theta_0 through
   ``FixedStart``): E[mu_t - m_r] = rho^t (mu_0 - m_r), rho = lambda/(1+lambda)
   (:func:`~modelcollapse.retraining.mix_mean_contraction`).
+- ``temperature`` (replace + ``SamplingBias(temperature=tau)``, Gaussian learner): the synthetic
+  covariance is tau Sigma_{t-1}, so E[Sigma_t] shrinks by tau per round (``workflow_curves(...,
+  temperature=tau)``).
 - ``truncated`` (replace, exact draws of S_delta of the training set): the total variance of
   the round-t law v_t = e^{-2 delta} s_t + d (1 - e^{-2 delta}) (s_t the ddof-0 total
   variance of the training set) has E[v_t] = A E[v_{t-1}] + d (1 - e^{-2 delta}),
@@ -34,7 +37,7 @@ import pandas as pd
 from ... import retraining as rt
 from ...mixture import GaussianMixture
 from ...recursion import run_retraining
-from ...retraining import FixedStart, GaussianLearner
+from ...retraining import FixedStart, GaussianLearner, SamplingBias
 from ...retraining import gaussian as g
 from .._claims import Claim, claim, mean_ci
 from ._setup import AtlasConfig, make_learner, mix_sizes, seed_rng
@@ -54,6 +57,7 @@ OVERLAYS = (("replace.error", "replace", "gaussian", "mean_sq_error"),
             ("mix.error", "mix", "gaussian", "mean_sq_error"),
             ("mix.contraction", "mix", "gaussian", "offset_contraction"),
             ("fresh.error", "fresh", "gaussian", "mean_sq_error"),
+            ("temperature.cov", "temperature", "gaussian", "cov_factor"),
             ("truncated.variance", "replace", "truncated", "variance_over_theory"))
 
 
@@ -105,6 +109,9 @@ def _chain_stats(config: AtlasConfig, law: GaussianMixture, seed: int) -> dict[s
         st = _states(GaussianLearner(), config, seed, c, real_data=fresh_real, n_real=n_r, workflow="fresh",
                      synthetic_ratio=lam)
         out.setdefault("fresh.error", []).append(_gaussian_stats(st, mu, tr)[0])
+        st = _states(GaussianLearner(), config, seed, c, real_data=real, workflow="replace", n_synthetic=B,
+                     remedies=[SamplingBias(temperature=config.temperature)])
+        out.setdefault("temperature.cov", []).append(_gaussian_stats(st, mu, tr)[1])
         # mix from a common start theta_0 = (m_r + offset e_1, C_r) away from the real points' fit
         m_r = part.mean(0)
         e0 = np.zeros(d)
@@ -144,6 +151,8 @@ def theory_curves(config: AtlasConfig) -> dict[str, np.ndarray]:
             "mix.error": rt.workflow_curves("mix", n_r, T, synthetic_ratio=lam).mean_sq_error,
             "mix.contraction": rt.mix_mean_contraction(n_r, lam) ** t.astype(float),
             "fresh.error": rt.workflow_curves("fresh", n_r, T, synthetic_ratio=lam).mean_sq_error,
+            "temperature.cov": rt.workflow_curves("replace", B, T, n_synthetic=B,
+                                                  temperature=config.temperature).cov_factor,
             "truncated.variance": np.ones(T + 1)}
 
 
@@ -215,6 +224,12 @@ def run_theory(config: AtlasConfig, law: GaussianMixture, seeds: list[int]) -> t
         f"atlas.fresh_mean_error_lam{lam:g}", f"fresh, Gaussian learner, {n_r} new real + {B - n_r} synthetic points a "
         f"round: E||mu_T - mu*||^2/tr Sigma* at T={T} equals the exact curve {target:.5f} (stationary error "
         f"{e_fresh:.5f})", vals, "~", target, K_SE * se, detail=pooled))
+    vals, target, se = at("temperature.cov")
+    claims.append(claim(
+        f"atlas.temperature_cov_tau{config.temperature:g}", f"replace with sampling bias (temperature "
+        f"tau={config.temperature:g}), Gaussian learner: E[tr Sigma_T]/tr Sigma* at T={T} equals the exact curve "
+        f"{target:.5f} (tau^T: the quality-diversity trade-off compounds)", vals, "~", target, K_SE * se,
+        detail=pooled))
     vals, target, se = at("truncated.variance")
     claims.append(claim(
         "atlas.truncated_variance", f"replace, truncated learner (delta={config.truncation_delta:g}): the round-T law's "
