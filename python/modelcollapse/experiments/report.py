@@ -36,13 +36,14 @@ from ._claims import (
 )
 from ._registry import Experiment
 
-PART_ORDER = ("foundation", "truncation", "hodge", "retraining", "dae")
+PART_ORDER = ("foundation", "truncation", "hodge", "retraining", "dae", "atlas")
 PART_TITLES = {
     "foundation": "Foundation: exact laws and the truncated reverse sampler",
     "truncation": "Recursively trained diffusion models: the limiting collapse distribution",
     "hodge": "Diffusion models observe only gradients: Helmholtz-Hodge decomposition of score errors",
     "retraining": "Bertrand et al.: stability of iterative retraining on real + synthetic data",
     "dae": "Cui et al.: a two-layer denoising autoencoder trained by online SGD in high dimension",
+    "atlas": "The collapse atlas: every remedy against every learner, with theory where it exists",
 }
 VERDICT_COLOURS = {"holds": "#1a7f37", "fails": "#cf222e", "underpowered": "#9a6700"}
 SUMMARY_LIST_MAX = 8  # longer lists in a summary are shown as their first entries and the length
