@@ -11,7 +11,7 @@ from scipy import stats
 
 from modelcollapse.mixture import GaussianMixture
 from modelcollapse.recursion import SamplingBias, SelfCorrection, Verification, resolve_mixing, run_retraining
-from modelcollapse.retraining import GaussianLearner, GMMLearner
+from modelcollapse.retraining import FixedStart, GaussianLearner, GMMLearner
 
 
 def _real(n=200, d=2, seed=0):
@@ -203,6 +203,20 @@ def test_gmm_temperature_sharpens_weights_and_components():
     # weights 0.8^2 : 0.2^2 = 0.941 : 0.059; component variance 0.5
     assert abs(left.mean() - 0.64 / 0.68) < 4.5 * math.sqrt(0.06 / 20000)
     assert abs(x[left, 0].var() - 0.5) < 4.5 * 0.5 * math.sqrt(2 / left.sum())
+
+
+def test_fixed_start_tempers_the_wrapped_model_not_its_cloud():
+    """A common start (FixedStart) must not hide the learner's own tempered sampler: under
+    SamplingBias a GMM at T = 0.5 sharpens its weights (0.941 : 0.059) rather than shrinking
+    the cloud towards its mean (which would keep 0.8 : 0.2)."""
+    g = GMMLearner(2)
+    state = {"weights": np.array([0.8, 0.2]), "means": np.array([[-5.0], [5.0]]),
+             "covariances": np.array([[[1.0]], [[1.0]]])}
+    wrapped = FixedStart(g, state)
+    x = wrapped.sample_at_temperature(state, 20000, np.random.default_rng(0), 0.5)
+    assert abs((x[:, 0] < 0).mean() - 0.64 / 0.68) < 4.5 * math.sqrt(0.06 / 20000)
+    with pytest.raises(AttributeError):
+        wrapped.no_such_method  # noqa: B018 (other names are not forwarded)
 
 
 def test_self_correction_langevin_contracts_the_mean_exactly():

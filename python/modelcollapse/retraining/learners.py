@@ -314,6 +314,14 @@ class FixedStart:
         self.name = getattr(learner, "name", type(learner).__name__)
         self.digest = _state_digest(initial_state)
 
+    def __getattr__(self, name: str) -> Any:
+        # The sampling-bias remedy looks for ``sample_at_temperature`` on the learner it is
+        # given: forward it, so that a tempered Gaussian or mixture samples its own tempered
+        # law rather than contracting the drawn cloud (docs/retraining.md, section "Remedies").
+        if name == "sample_at_temperature" and "learner" in self.__dict__:
+            return getattr(self.__dict__["learner"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def config(self) -> dict[str, Any]:
         base = self.learner.config() if hasattr(self.learner, "config") else {}
         return {**base, "initial_state_digest": self.digest}

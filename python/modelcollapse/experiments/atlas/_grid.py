@@ -10,8 +10,9 @@ import pandas as pd
 
 from ...mixture import GaussianMixture
 from ...recursion import run_retraining
+from ...retraining import FixedStart
 from .._claims import Claim, claim, mean_ci
-from ._setup import AtlasConfig, CommonStart, make_learner, metric_backend, real_sets, remedy_kwargs, round_metrics, seed_rng
+from ._setup import AtlasConfig, make_learner, metric_backend, real_sets, remedy_kwargs, round_metrics, seed_rng
 
 
 def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progress: bool = False) -> pd.DataFrame:
@@ -36,7 +37,7 @@ def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progre
             learner = make_learner(name, config)
             theta0 = learner.fit(real, None, seed_rng(s, 2, j))
             for remedy in config.remedies:
-                res = run_retraining(CommonStart(learner, theta0), rounds=config.rounds, eval_data=held_out,
+                res = run_retraining(FixedStart(learner, theta0), rounds=config.rounds, eval_data=held_out,
                                      n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
                                      progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
                                      **remedy_kwargs(remedy, config, law, real))

@@ -29,7 +29,7 @@ from ...recursion import (
     metric_variance_ratio,
     metric_w2_auto,
 )
-from ...retraining import EmpiricalLearner, FixedStart, GaussianLearner, GMMLearner, SamplingBias, SelfCorrection, Verification
+from ...retraining import EmpiricalLearner, GaussianLearner, GMMLearner, SamplingBias, SelfCorrection, Verification
 from ...truncation import FittedModelLearner
 
 #: Learners (columns of the heatmap), in display order.
@@ -176,18 +176,6 @@ def remedy_kwargs(name: str, config: AtlasConfig, law: GaussianMixture, real: np
         return dict(real_data=real, workflow="replace", n_synthetic=B,
                     remedies=[Verification(law, acceptance=config.acceptance)])
     raise ValueError(f"unknown remedy {name!r}; valid: {', '.join(REMEDIES)}")
-
-
-class CommonStart(FixedStart):
-    """:class:`~modelcollapse.retraining.FixedStart` (every remedy of a seed starts from the same
-    theta_0) that also passes on the wrapped learner's ``sample_at_temperature``, so that the
-    sampling-bias remedy tempers a Gaussian or a mixture model's own law instead of contracting
-    its cloud (docs/retraining.md, section "Remedies")."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "sample_at_temperature" and "learner" in self.__dict__:
-            return getattr(self.__dict__["learner"], name)
-        raise AttributeError(name)
 
 
 def kde_hellinger(x: np.ndarray, y: np.ndarray) -> float:
