@@ -290,5 +290,42 @@ def _kde(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.nd
     fine_axes = [(float(ax[0]), float(step), int(ax.size), int(r), int(p))
                  for ax, step, r, p in zip(g.axes, g.steps, plan["refine"], plan["pad"], strict=True)]
     if backend == "cpp":
+        if d == 2 and (H[0, 1] != 0.0 or H[1, 0] != 0.0):
+            return _binned_full_fft(x, w, H, fine_axes, plan["radius"], threads)
         return _core.kde_binned(x, w, H, fine_axes, plan["radius"], threads)
     return _ref.kde_binned(x, w, H, fine_axes, plan["radius"])
+
+
+def _binned_full_fft(x: np.ndarray, w: np.ndarray, H: np.ndarray, axes_spec: list[tuple[float, float, int, int, int]],
+                     radius: float, threads: int) -> np.ndarray:
+    """2-D binned KDE with a full (non-diagonal) bandwidth by FFT: the same binned density
+    and truncated kernel as :func:`modelcollapse.reference.metrics.kde_binned`, whose direct
+    sum out[j] = sum_o B[j r + o] k[o] costs (output points) x (kernel cells) and is
+    not separable. Split the fine offsets by their residue a = o mod r (per axis):
+    out = sum_a (B_a correlated with k_a), where B_a = B[a::r] and k_a = k[a::r] live on the
+    coarse grid; each correlation is a product of FFTs, summed over the r0 r1 residues
+    before one inverse FFT. Work ~ (fine grid points) log, and the result equals the direct
+    sum to FFT rounding (~1e-15 of the peak; docs/metrics.md, binned KDE). Tiny negative
+    values from that rounding are set to 0 (densities must be non-negative)."""
+    from scipy import fft as sfft  # loaded on first use (docs/benchmarks.md, import time)
+
+    B = _ref.linear_binning(x, w, axes_spec)
+    k = _ref.binned_kernel_2d(H, axes_spec, radius)
+    (_, _, c0, r0, _), (_, _, c1, r1, _) = axes_spec
+    K0, K1 = k.shape
+    # Coarse lengths: outputs j < c and residue offsets o' < ceil(K / r) reach index
+    # c + ceil(K / r) - 2 < N, so the circular correlation never wraps.
+    N0 = sfft.next_fast_len(c0 + -(-K0 // r0) - 1, real=True)
+    N1 = sfft.next_fast_len(c1 + -(-K1 // r1) - 1, real=True)
+    Bp = np.zeros((N0 * r0, N1 * r1))
+    m0, m1 = min(B.shape[0], N0 * r0), min(B.shape[1], N1 * r1)
+    Bp[:m0, :m1] = B[:m0, :m1]  # fine indices past N r are never reached by an output
+    Kp = np.zeros((N0 * r0, N1 * r1))
+    Kp[:K0, :K1] = k
+    # (N0 r0, N1 r1) -> (r0, r1, N0, N1): plane (a, b) holds fine index (i r0 + a, j r1 + b)
+    Bs = Bp.reshape(N0, r0, N1, r1).transpose(1, 3, 0, 2)
+    Ks = Kp.reshape(N0, r0, N1, r1).transpose(1, 3, 0, 2)
+    workers = -1 if threads == 0 else threads
+    S = np.einsum("abij,abij->ij", sfft.rfft2(Bs, workers=workers), sfft.rfft2(Ks, workers=workers).conj())
+    out = sfft.irfft2(S, s=(N0, N1), workers=workers)[:c0, :c1]
+    return np.maximum(out, 0.0)
