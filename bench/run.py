@@ -8,8 +8,10 @@ Usage::
 Each ``bench/cases_<area>.py`` module defines ``cases(quick: bool) -> list[Case]``.
 Results go to ``bench/results/local/<area>.json`` (git-ignored) and a table of medians and
 ratios is printed; ``--out bench/results`` refreshes the committed record that
-docs/benchmarks.md summarises. The peers (KDEpy, POT, torch, ...) come with
-``pip install ".[bench]"``; a peer that is not installed is skipped with a note.
+docs/benchmarks.md summarises (``python bench/summarize.py``). The peers (JAX, KDEpy,
+POT, ...) come with ``pip install ".[bench]"`` (torch with ``".[torch]"``); a peer that is
+not installed, or fails on this machine (torch.compile without a compiler, the plain C++
+DAE loop without g++), is skipped with a note, recorded in the JSON.
 """
 from __future__ import annotations
 
@@ -34,11 +36,19 @@ class Case:
     """One benchmark: several implementations of the same computation.
 
     ``setup()`` builds the inputs once; ``impls`` maps an implementation name ("cpp",
-    "numpy", "torch", "scipy", ...) to a callable taking the setup's result. ``work`` is
-    the number of work items (e.g. sample-steps) one call performs, ``unit`` their name,
-    so that throughputs can be reported. ``baseline`` names the implementation the
-    ratios are taken against. ``check`` (optional) receives ``{impl: output}`` and raises
-    if the implementations disagree, so a fast but wrong kernel cannot win.
+    "numpy", "jax f32", "torch.compile f32", ...) to a callable taking the setup's result.
+    ``work`` is the number of work items (e.g. sample-steps) one call performs, ``unit``
+    their name, so that throughputs can be reported. ``baseline`` names the implementation
+    the historical speed-up column is taken against. ``check`` (optional) receives
+    ``{impl: output}`` for the implementations that ran and raises if they disagree, so a
+    fast but wrong kernel cannot win.
+
+    Kinds (``kind_of``): ``project`` is the implementation the summary rates (default
+    "cpp"; other names starting with "cpp" are project variants); names in ``refs`` are
+    references that are no peer (the package's numpy twins, the RNG alone); every other
+    implementation is a peer, float32 when its name contains "f32", float64 otherwise.
+    ``limit`` is the estimated limit of this work on the reference machine in ``unit``/s
+    (bench/limits.py), from which the summary computes the project's % of it.
     """
 
     name: str
@@ -49,6 +59,16 @@ class Case:
     baseline: str = "numpy"
     check: Callable[[dict[str, Any]], None] | None = None
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    limit: float | None = None
+    project: str = "cpp"
+    refs: tuple[str, ...] = ()
+
+    def kind_of(self, impl: str) -> str:
+        if impl == self.project or impl.startswith("cpp"):
+            return "project"
+        if impl in self.refs:
+            return "ref"
+        return "f32" if "f32" in impl else "f64"
 
 
 def time_impl(fn: Callable[[Any], Any], state: Any, repeat: int, min_time: float) -> tuple[list[float], Any]:
@@ -94,6 +114,15 @@ def environment() -> dict[str, Any]:
         env["torch_threads"] = torch.get_num_threads()
     except ImportError:
         env["torch"] = None
+    from importlib import metadata
+
+    for pkg in ("jax", "scipy", "KDEpy", "POT"):
+        try:
+            env[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            env[pkg] = None
+    if hasattr(os, "getloadavg"):
+        env["load_average_at_start"] = round(os.getloadavg()[0], 2)
     return env
 
 
@@ -114,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         areas = [p for p in areas if p.stem[len("cases_"):] in args.only]
     env = environment()
-    header = f"{'case':<44} {'impl':<8} {'median [s]':>11} {'throughput':>16} {'speed-up':>9}"
+    header = f"{'case':<44} {'impl':<16} {'median [s]':>11} {'throughput':>16} {'speed-up':>9}"
     print(header)
     print("-" * len(header))
     for path in areas:
@@ -126,12 +155,19 @@ def main(argv: list[str] | None = None) -> int:
             outputs, medians = {}, {}
             skipped = []
             for impl, fn in case.impls.items():
+                kind = case.kind_of(impl)
                 try:
                     times, out = time_impl(fn, state, repeat, min_time)
-                except ImportError as exc:  # an optional peer: say so, keep going
+                except Exception as exc:  # a peer that is not installed or fails here: say so, keep going
+                    if kind == "project":
+                        raise
+                    why = (f"{exc.name} is not installed" if isinstance(exc, ImportError) and exc.name
+                           and "not installed" not in str(exc) and "compiler" not in str(exc) else
+                           f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}")
                     skipped.append(impl)
-                    print(f"{case.name:<44} {impl:<8} skipped: {exc.name or exc} is not installed "
-                          "(pip install '.[bench]')")
+                    records.append({"case": case.name, "impl": impl, "kind": kind, "params": case.params,
+                                    "skipped": why})
+                    print(f"{case.name:<44} {impl:<16} skipped: {why}")
                     continue
                 outputs[impl] = out
                 medians[impl] = statistics.median(times)
@@ -139,22 +175,26 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "case": case.name,
                         "impl": impl,
+                        "kind": kind,
                         "params": case.params,
                         "times_s": times,
                         "median_s": medians[impl],
                         "work": case.work,
                         "unit": case.unit,
                         "throughput": case.work / medians[impl],
+                        "limit": case.limit,
                     }
                 )
-            if case.check is not None and not skipped:
+            if case.check is not None:
                 case.check(outputs)
             base = medians.get(case.baseline)
-            for rec in records[-len(outputs):] if outputs else []:
+            for rec in records[-(len(outputs) + len(skipped)):] if outputs else []:
+                if "skipped" in rec:
+                    continue
                 rec["speedup_vs_" + case.baseline] = base / rec["median_s"] if base else None
                 ratio = rec["speedup_vs_" + case.baseline]
                 print(
-                    f"{case.name:<44} {rec['impl']:<8} {rec['median_s']:>11.4g} "
+                    f"{case.name:<44} {rec['impl']:<16} {rec['median_s']:>11.4g} "
                     f"{rec['throughput']:>11.3g} {case.unit[:4]:<4} "
                     f"{(f'{ratio:.1f}x' if ratio else '-'):>9}"
                 )
