@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+import limits
 import modelcollapse as mc
 import modelcollapse.random as mc_random
+import peers
 from modelcollapse import _core
 from modelcollapse.reference import empirical as ref_emp
 from modelcollapse.reference import random as ref_rng
 from modelcollapse.reference import sampler as ref_sampler
-import limits
-import peers
 from run import Case
 
 

@@ -126,6 +126,73 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def _why(exc: Exception) -> str:
+    if isinstance(exc, ImportError) and exc.name and "not installed" not in str(exc) and "compiler" not in str(exc):
+        return f"{exc.name} is not installed"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:160] if text else ''}"
+
+
+def _check_peers(case: Case, outputs: dict[str, Any]) -> dict[str, str]:
+    """Run ``case.check``; when it fails, find the peers it fails on (each checked with the
+    project and reference implementations alone) and return {peer: reason}. The project
+    failing raises: a fast but wrong kernel must stop the run."""
+    if case.check is None:
+        return {}
+    try:
+        case.check(outputs)
+        return {}
+    except AssertionError:
+        pass
+    core = {k: v for k, v in outputs.items() if case.kind_of(k) in ("project", "ref") or k == case.baseline}
+    case.check(core)  # raises if the project disagrees with its references
+    bad = {}
+    for k, v in outputs.items():
+        if k in core:
+            continue
+        try:
+            case.check({**core, k: v})
+        except AssertionError as exc:
+            bad[k] = "disagrees with the project: " + str(exc).strip().splitlines()[0][:160]
+    return bad
+
+
+def run_case(case: Case, repeat: int, min_time: float) -> list[dict[str, Any]]:
+    """Time every implementation of ``case``; records in the order of ``case.impls``. A peer
+    that raises (not installed, fails on this machine) or disagrees with the project is
+    recorded as skipped with the reason; the project raising stops the run."""
+    state = case.setup()
+    outputs: dict[str, Any] = {}
+    by_impl: dict[str, dict[str, Any]] = {}
+    for impl, fn in case.impls.items():
+        kind = case.kind_of(impl)
+        try:
+            times, out = time_impl(fn, state, repeat, min_time)
+        except Exception as exc:  # a peer that is not installed or fails here: say so, keep going
+            if kind == "project":
+                raise
+            by_impl[impl] = {"case": case.name, "impl": impl, "kind": kind, "params": case.params, "skipped": _why(exc)}
+            continue
+        outputs[impl] = out
+        med = statistics.median(times)
+        by_impl[impl] = {"case": case.name, "impl": impl, "kind": kind, "params": case.params, "times_s": times,
+                         "median_s": med, "work": case.work, "unit": case.unit, "throughput": case.work / med,
+                         "limit": case.limit}
+    for impl, why in _check_peers(case, outputs).items():
+        by_impl[impl] = {k: v for k, v in by_impl[impl].items() if k in ("case", "impl", "kind", "params")}
+        by_impl[impl]["skipped"] = why
+    records = [by_impl[k] for k in case.impls]
+    base = by_impl.get(case.baseline, {}).get("median_s")
+    for rec in records:
+        if "skipped" in rec:
+            print(f"{case.name:<44} {rec['impl']:<16} skipped: {rec['skipped']}")
+            continue
+        ratio = rec["speedup_vs_" + case.baseline] = base / rec["median_s"] if base else None
+        print(f"{case.name:<44} {rec['impl']:<16} {rec['median_s']:>11.4g} {rec['throughput']:>11.3g} "
+              f"{case.unit[:4]:<4} {(f'{ratio:.1f}x' if ratio else '-'):>9}")
+    return records
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (seconds)")
@@ -149,56 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in areas:
         area = path.stem[len("cases_"):]
         module = load_area(path)
-        records = []
+        records: list[dict[str, Any]] = []
         for case in module.cases(args.quick):
-            state = case.setup()
-            outputs, medians = {}, {}
-            skipped = []
-            for impl, fn in case.impls.items():
-                kind = case.kind_of(impl)
-                try:
-                    times, out = time_impl(fn, state, repeat, min_time)
-                except Exception as exc:  # a peer that is not installed or fails here: say so, keep going
-                    if kind == "project":
-                        raise
-                    why = (f"{exc.name} is not installed" if isinstance(exc, ImportError) and exc.name
-                           and "not installed" not in str(exc) and "compiler" not in str(exc) else
-                           f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}")
-                    skipped.append(impl)
-                    records.append({"case": case.name, "impl": impl, "kind": kind, "params": case.params,
-                                    "skipped": why})
-                    print(f"{case.name:<44} {impl:<16} skipped: {why}")
-                    continue
-                outputs[impl] = out
-                medians[impl] = statistics.median(times)
-                records.append(
-                    {
-                        "case": case.name,
-                        "impl": impl,
-                        "kind": kind,
-                        "params": case.params,
-                        "times_s": times,
-                        "median_s": medians[impl],
-                        "work": case.work,
-                        "unit": case.unit,
-                        "throughput": case.work / medians[impl],
-                        "limit": case.limit,
-                    }
-                )
-            if case.check is not None:
-                case.check(outputs)
-            base = medians.get(case.baseline)
-            for rec in records[-(len(outputs) + len(skipped)):] if outputs else []:
-                if "skipped" in rec:
-                    continue
-                rec["speedup_vs_" + case.baseline] = base / rec["median_s"] if base else None
-                ratio = rec["speedup_vs_" + case.baseline]
-                print(
-                    f"{case.name:<44} {rec['impl']:<16} {rec['median_s']:>11.4g} "
-                    f"{rec['throughput']:>11.3g} {case.unit[:4]:<4} "
-                    f"{(f'{ratio:.1f}x' if ratio else '-'):>9}"
-                )
-            del state, outputs
+            records += run_case(case, repeat, min_time)
         result = {"area": area, "quick": args.quick, "environment": env, "records": records,
                   "date": time.strftime("%Y-%m-%d %H:%M:%S")}
         (args.out / f"{area}{'_quick' if args.quick else ''}.json").write_text(json.dumps(result, indent=1))

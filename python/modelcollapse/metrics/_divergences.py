@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import BACKENDS
 from .._validation import (
     check_allocation,
     check_choice,
@@ -15,7 +16,6 @@ from .._validation import (
     check_real,
     check_threads,
 )
-from .._types import BACKENDS
 from ..mixture import GaussianMixture
 from ._grid import HELLINGER_KINDS, KDE_METHODS, Grid, _as_grid, _is_density, as_samples
 from ._kde import _bandwidth, _kde_values
