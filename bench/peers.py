@@ -102,21 +102,6 @@ def _iso_score_jax(jnp, logw, mu, var, d):
     return score
 
 
-def _iso_score_torch(torch, logw, mu, var, d):
-    mu2 = (mu * mu).sum(1)
-
-    def score(x, t):
-        a, s2 = float(np.exp(-t)), float(-np.expm1(-2.0 * t))
-        v = a * a * var + s2
-        sq = (x * x).sum(1, keepdim=True) - (2.0 * a) * (x @ mu.T) + (a * a) * mu2
-        logits = logw - 0.5 * d * torch.log(v) - 0.5 * sq / v
-        r = torch.softmax(logits, dim=1)
-        rv = r / v
-        return a * (rv @ mu) - x * rv.sum(1, keepdim=True)
-
-    return score
-
-
 def mixture_score_jax(gm, dtype: str):
     jax = _jax()
     import jax.numpy as jnp
@@ -132,9 +117,20 @@ def mixture_score_torch(gm, dtype: str):
     import torch
 
     dt = _torch_dtype(dtype)
-    sc = _iso_score_torch(torch, torch.log(torch.as_tensor(gm.weights, dtype=dt)), torch.as_tensor(gm.means, dtype=dt),
-                          torch.as_tensor(gm.covariances, dtype=dt), gm.dim)
-    return lambda x: sc(torch.as_tensor(x, dtype=dt), 0.1).numpy()
+    logw = torch.log(torch.as_tensor(gm.weights, dtype=dt))
+    mu = torch.as_tensor(gm.means, dtype=dt)
+    var = torch.as_tensor(gm.covariances, dtype=dt)
+    mu2 = (mu * mu).sum(1)
+    a, s2 = float(np.exp(-0.1)), float(-np.expm1(-0.2))
+    v = a * a * var + s2
+
+    def score(x):
+        x = torch.as_tensor(x, dtype=dt)
+        sq = (x * x).sum(1, keepdim=True) - (2.0 * a) * (x @ mu.T) + (a * a) * mu2
+        r = torch.softmax(logw - 0.5 * gm.dim * torch.log(v) - 0.5 * sq / v, dim=1) / v
+        return (a * (r @ mu) - x * r.sum(1, keepdim=True)).numpy()
+
+    return score
 
 
 # ----------------------------------------------------------------------------- reverse EM sampler
@@ -188,26 +184,38 @@ def sampler_jax(gm, n: int, steps: int, dtype: str):
 
 
 def sampler_torch(gm, n: int, steps: int, dtype: str, compile: bool = False):
-    """torch, hand-written score (no autograd); ``compile``: the step under torch.compile."""
+    """torch, hand-written score (no autograd); ``compile``: the step under torch.compile,
+    with the time and step size passed as 0-d tensors (Python floats would recompile the
+    graph at every step)."""
     import torch
 
     dt = _torch_dtype(dtype)
-    score = _iso_score_torch(torch, torch.log(torch.as_tensor(gm.weights, dtype=dt)),
-                             torch.as_tensor(gm.means, dtype=dt), torch.as_tensor(gm.covariances, dtype=dt), gm.dim)
+    logw = torch.log(torch.as_tensor(gm.weights, dtype=dt))
+    mu = torch.as_tensor(gm.means, dtype=dt)
+    var = torch.as_tensor(gm.covariances, dtype=dt)
+    mu2 = (mu * mu).sum(1)
+    d = gm.dim
     ts, hs = _grid(steps)
 
-    def step(y, noise, t: float, h: float):
-        return y + h * (y + 2.0 * score(y, t)) + float(np.sqrt(2.0 * h)) * noise
+    def step(y, noise, t, h):
+        a, s2 = torch.exp(-t), -torch.expm1(-2.0 * t)
+        v = a * a * var + s2
+        sq = (y * y).sum(1, keepdim=True) - (2.0 * a) * (y @ mu.T) + (a * a) * mu2
+        r = torch.softmax(logw - 0.5 * d * torch.log(v) - 0.5 * sq / v, dim=1) / v
+        s = a * (r @ mu) - y * r.sum(1, keepdim=True)
+        return y + h * (y + 2.0 * s) + torch.sqrt(2.0 * h) * noise
 
     if compile:
-        step = torch.compile(step, dynamic=True)
+        step = torch.compile(step)
+    tt = [torch.tensor(t, dtype=dt) for t in ts]
+    hh = [torch.tensor(h, dtype=dt) for h in hs]
 
     def run(state):
         g = torch.Generator().manual_seed(1)
-        y = torch.randn(n, gm.dim, dtype=dt, generator=g)
+        y = torch.randn(n, d, dtype=dt, generator=g)
         with torch.no_grad():
-            for t, h in zip(ts, hs, strict=True):
-                y = step(y, torch.randn(n, gm.dim, dtype=dt, generator=g), float(t), float(h))
+            for t, h in zip(tt, hh, strict=True):
+                y = step(y, torch.randn(n, d, dtype=dt, generator=g), t, h)
         return y.numpy()
 
     return run
