@@ -153,7 +153,7 @@ def cases(quick: bool) -> list[Case]:
         impls[f"torch {dt}"] = peers.normals_torch(n, dt)
     out.append(Case(
         name=f"normals n={n:.0e}", setup=lambda: None, work=n, unit="normals", impls=impls,
-        refs=("numpy",), check=_normal_moments, limit=limits.normals(),
+        refs=("numpy",), check=_normal_moments, limit=limits.normals(), project="cpp standard_normal(seed, n)",
         params={"n": n, "cpp_mt streams": streams, "threads": threads}))
 
     # Mixture score K=8, d=2, N=1e5 (isotropic).
@@ -222,5 +222,6 @@ def cases(quick: bool) -> list[Case]:
         out.append(Case(
             name=f"empirical score n=m={n_e:.0e} d=2 t={t}", setup=lambda: Y, work=n_e * n_e, unit="pairs",
             impls=impls, check=_allclose(1e-9, rtol_f32=5e-2 if t < 0.05 else 2e-3), limit=limits.empirical_score(2),
+            refs=(),
             params={"n": n_e, "m": n_e, "d": 2, "t": t}))
     return out

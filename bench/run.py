@@ -47,6 +47,8 @@ class Case:
     "cpp"; other names starting with "cpp" are project variants); names in ``refs`` are
     references that are no peer (the package's numpy twins, the RNG alone); every other
     implementation is a peer, float32 when its name contains "f32", float64 otherwise.
+    "numpy" is a reference by default (the package's numpy twin): a case whose "numpy" is
+    the best numpy a user would write says ``refs=()``.
     ``limit`` is the estimated limit of this work on the reference machine in ``unit``/s
     (bench/limits.py), from which the summary computes the project's % of it.
     """
@@ -61,7 +63,7 @@ class Case:
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     limit: float | None = None
     project: str = "cpp"
-    refs: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ("numpy",)
 
     def kind_of(self, impl: str) -> str:
         if impl == self.project or impl.startswith("cpp"):
@@ -175,7 +177,8 @@ def run_case(case: Case, repeat: int, min_time: float) -> list[dict[str, Any]]:
             continue
         outputs[impl] = out
         med = statistics.median(times)
-        by_impl[impl] = {"case": case.name, "impl": impl, "kind": kind, "params": case.params, "times_s": times,
+        by_impl[impl] = {"case": case.name, "impl": impl, "kind": kind, "rated": impl == case.project,
+                         "params": case.params, "times_s": times,
                          "median_s": med, "work": case.work, "unit": case.unit, "throughput": case.work / med,
                          "limit": case.limit}
     for impl, why in _check_peers(case, outputs).items():

@@ -39,8 +39,9 @@ def case_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
     ran = [r for r in recs if "skipped" not in r]
     kind = {r["impl"]: r.get("kind", "project" if r["impl"].startswith("cpp") else "f64") for r in ran}
     projects = [r for r in ran if kind[r["impl"]] == "project"]
-    # the rated implementation: "cpp" if present, else the first project variant
-    proj = next((r for r in projects if r["impl"] == "cpp"), projects[0] if projects else None)
+    # the rated implementation (Case.project), else "cpp", else the first project variant
+    proj = next((r for r in projects if r.get("rated")), None) or next(
+        (r for r in projects if r["impl"] == "cpp"), projects[0] if projects else None)
     out: dict[str, Any] = {"project": proj}
     for dt in ("f64", "f32"):
         peers = [r for r in ran if kind[r["impl"]] == dt]
