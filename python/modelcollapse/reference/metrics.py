@@ -79,10 +79,10 @@ def linear_binning(samples: np.ndarray, weights: np.ndarray, axes_spec) -> np.nd
     # np.bincount sums the weights falling on each flat index (np.add.at does the same, 20x slower)
     size = int(np.prod(shape))
     if d == 1:
-        B = np.bincount(idx[0], w * (1 - frac[0]), minlength=size)
+        B1 = np.bincount(idx[0], w * (1 - frac[0]), minlength=size)
         if shape[0] > 1:
-            B += np.bincount(idx[0] + 1, w * frac[0], minlength=size)
-        return B
+            B1 += np.bincount(idx[0] + 1, w * frac[0], minlength=size)
+        return B1
     B = np.zeros(size)
     for c0 in (0, 1):
         for c1 in (0, 1):
