@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -157,7 +157,7 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
                 raise ValueError(f"{name}.logpdf returned NaN on the grid")
             vals.append(np.exp(logp))
         else:
-            assert H is not None  # computed above for every sample set
+            H = cast(np.ndarray, H)  # computed above for every sample set
             # A kernel narrower than the grid cells cannot be integrated on that grid: the
             # result would be a number in [0, 1] with no meaning. Say so instead.
             kernel_sd = float(np.sqrt(np.linalg.eigvalsh(np.atleast_2d(H)).min()))
