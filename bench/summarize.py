@@ -80,7 +80,8 @@ def area_lines(data: dict[str, Any]) -> list[str]:
 
         (b64, r64), (b32, r32) = peer("f64"), peer("f32")
         lim = f"{s['limit']:.3g} {p['unit']}/s" if s["limit"] else "-"
-        pct = f"{s['pct_limit']:.0f}%" if s["pct_limit"] is not None else "-"
+        pct = "-" if s["pct_limit"] is None else (f"{s['pct_limit']:.0f}%" if s["pct_limit"] >= 10
+                                                    else f"{s['pct_limit']:.2g}%")
         lines.append(f"| {name} | {p['impl']} {_fmt_s(p['median_s'])} | {p['throughput']:.3g} {p['unit']}/s | "
                      f"{b64} | {r64} | {b32} | {r32} | {lim} | {pct} |")
     lines += ["", "<details><summary>every implementation</summary>", "",
