@@ -37,7 +37,9 @@ def _load(results: Path) -> list[dict[str, Any]]:
 def case_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline numbers of one case from its records (one per implementation)."""
     ran = [r for r in recs if "skipped" not in r]
-    kind = {r["impl"]: r.get("kind", "project" if r["impl"].startswith("cpp") else "f64") for r in ran}
+    # records of runs before kinds were stored: cpp* is the project, numpy the reference twin
+    kind = {r["impl"]: r.get("kind", "project" if r["impl"].startswith("cpp") else
+                             "ref" if r["impl"] == "numpy" else "f64") for r in ran}
     projects = [r for r in ran if kind[r["impl"]] == "project"]
     # the rated implementation (Case.project), else "cpp", else the first project variant
     proj = next((r for r in projects if r.get("rated")), None) or next(
@@ -60,6 +62,11 @@ def area_lines(data: dict[str, Any]) -> list[str]:
     lines = [f"## {data['area']}{' (quick sizes)' if data.get('quick') else ''}", "",
              f"{data.get('date', '?')}; {env.get('cpu_count')} cores, load average {env.get('load_average_at_start', '?')} "
              f"at the start; {vers}.", ""]
+    load, cores = env.get("load_average_at_start"), env.get("cpu_count") or 1
+    if isinstance(load, (int, float)) and load > 1.5 * cores:
+        lines += [f"**Load average {load} on {cores} cores: other jobs shared the CPUs during this run. The "
+                  "ratios are indicative only and every throughput (so the % of the limit) is understated; "
+                  "rerun on a quiet machine.**", ""]
     cases: dict[str, list[dict[str, Any]]] = {}
     for rec in data["records"]:
         cases.setdefault(rec["case"], []).append(rec)
