@@ -307,6 +307,12 @@ MUTANTS: list[Mutant] = [
       (f"{T_HODGE}::test_estimator_vs_lyapunov_closed_form",
        f"{T_HODGE}::test_estimator_lower_bound_on_mixture_with_large_solenoidal_error"),
       "the cross-fitted Stein gradient-part estimator evaluates noise instead of the fitted psi"),
+    M("hodge.experiment_auto_ridge",
+      PKG + "experiments/hodge.py",
+      "dict(degree=self.degree, ridge=self.ridge)",
+      "dict(degree=self.degree)",
+      f"{T_HODGE}::test_experiment_estimator_settings_do_not_shrink",
+      "the hodge experiment's estimator falls back to ridge 'auto' (shrinks the bias-corrected value)"),
     M("hodge.gaussian_gradient_drops_constant",
       PKG + "hodge/_gaussian.py",
       "gradient=float(np.trace(S @ C @ S) + f @ f),",
@@ -567,7 +573,8 @@ class _CppBuilder:
         self.log = log
         self.lock = threading.Lock()
         self.src.mkdir()
-        for item in ("CMakeLists.txt", "cpp", "pyproject.toml"):
+        # cmake/: the compiler launcher (cmake/objcache.py) CMakeLists.txt points at
+        for item in ("CMakeLists.txt", "cmake", "cpp", "pyproject.toml"):
             p = ROOT / item
             (shutil.copytree if p.is_dir() else shutil.copy2)(p, self.src / item)
         pybind_dir = subprocess.check_output([sys.executable, "-m", "pybind11", "--cmakedir"], text=True).strip()
@@ -579,8 +586,10 @@ class _CppBuilder:
         self._build()
 
     def _build(self) -> None:
-        subprocess.run(["cmake", "--build", str(self.build), "-j", str(self.jobs)], check=True,
-                       stdout=subprocess.DEVNULL)
+        res = subprocess.run(["cmake", "--build", str(self.build), "-j", str(self.jobs)], capture_output=True,
+                             text=True)
+        if res.returncode != 0:   # the compiler's messages go to stdout: show them, not only the exit code
+            raise RuntimeError(f"C++ build failed in {self.build}:\n{res.stdout[-4000:]}{res.stderr[-2000:]}")
 
     def build_mutant(self, m: Mutant, pkg: Path) -> None:
         """Build ``m`` and put its _core*.so into the package copy ``pkg``."""

@@ -58,7 +58,8 @@ class HodgeConfig:
     delta: float = 0.05  # truncation time: sampling stops at t = delta, quality is measured against p_delta
     n_est: int = 20_000        # samples of p_t per time node (L2 error and estimator)
     n_times: int = 8           # Gauss-Legendre nodes in log t
-    degree: int = 6            # Hermite total degree of the estimator
+    degree: int = 4            # Hermite total degree of the estimator (docs/hodge.md, "Bias and error bar")
+    ridge: float = 1e-8        # relative ridge of the estimator: ~0, the fit-noise correction replaces shrinkage
     estimator_basis: str = "hermite"   # "hermite" or "network" (torch MLP psi; needs modelcollapse[torch], slower)
     n_sample: int = 10_000     # reverse samples per model
     steps: int = 400           # sampler steps (large: discretisation negligible)
@@ -89,6 +90,11 @@ class HodgeConfig:
             raise ValueError(f"estimator_basis must be 'hermite' or 'network', got {self.estimator_basis!r}")
 
     @property
+    def estimator_kwargs(self) -> dict[str, Any]:
+        """Options of :func:`modelcollapse.hodge.gradient_part_estimate` for the study."""
+        return dict(degree=self.degree, ridge=self.ridge) if self.estimator_basis == "hermite" else dict(basis="network")
+
+    @property
     def cs(self) -> list[float]:
         return [float(v) for v in self.c_grid.split(",") if v.strip()]
 
@@ -103,7 +109,7 @@ PRESETS = {
     "quick": dict(n_models=8, n_control=6, n_null=3, n_est=3000, n_times=4, degree=4, n_sample=2000, steps=400,
                   steps_small=8, steps_many=1600, c_grid="0,1,3", kde_grid=40, grid_n=48, fp_n=0),
     "default": dict(),
-    "paper": dict(n_models=30, n_control=15, n_null=8, n_est=50_000, n_times=12, degree=8, n_sample=20_000,
+    "paper": dict(n_models=30, n_control=15, n_null=8, n_est=50_000, n_times=12, degree=6, n_sample=20_000,
                   steps=1000, steps_many=4000, c_grid="0,0.5,1,2,4,8", kde_grid=80, grid_n=120, fp_n=96,
                   fp_steps=200),
 }
@@ -206,8 +212,7 @@ def _correlation_study(st: _Setting, rows: list[dict]) -> pd.DataFrame:
     gradient part (estimate with error bar, and exact) and, except for the null family,
     sample quality."""
     cfg = st.cfg
-    estimator_kwargs = (dict(degree=cfg.degree) if cfg.estimator_basis == "hermite"
-                        else dict(basis="network"))
+    estimator_kwargs = cfg.estimator_kwargs
     plan = [(rep, fam, i) for rep in range(cfg.n_seeds)
             for fam, k in (("mixed", cfg.n_models), ("control", cfg.n_control), ("null", cfg.n_null))
             for i in range(k)]
