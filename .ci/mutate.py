@@ -308,7 +308,7 @@ MUTANTS: list[Mutant] = [
        f"{T_HODGE}::test_estimator_lower_bound_on_mixture_with_large_solenoidal_error"),
       "the cross-fitted Stein gradient-part estimator evaluates noise instead of the fitted psi"),
     M("hodge.experiment_auto_ridge",
-      PKG + "experiments/hodge.py",
+      PKG + "experiments/hodge/_setup.py",
       "dict(degree=self.degree, ridge=self.ridge)",
       "dict(degree=self.degree)",
       f"{T_HODGE}::test_experiment_estimator_settings_do_not_shrink",

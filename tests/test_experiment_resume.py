@@ -197,7 +197,7 @@ def test_hodge_models_resume_with_the_same_random_draws(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(hodge_mod, "_model_record", record)
+    monkeypatch.setattr(hodge_mod._studies, "_model_record", record)  # where the study looks it up
     cache = UnitCache(tmp_path, "hodge", cfg)
     with active(cache), pytest.raises(KeyboardInterrupt):
         hodge_mod._correlation_study(st, [])

@@ -70,7 +70,7 @@ def part2(preset: str, seeds: list[int]) -> None:
     for seed in seeds:
         cfg = HodgeConfig(**PRESETS[preset], seed=seed)
         p = data_law()
-        # the experiment's plan and seeds (experiments/hodge.py, _correlation_study)
+        # the experiment's plan and seeds (experiments/hodge/_studies.py, _correlation_study)
         plan = [(rep, fam, i) for rep in range(cfg.n_seeds)
                 for fam, k in (("mixed", cfg.n_models), ("control", cfg.n_control), ("null", cfg.n_null))
                 for i in range(k)]
