@@ -96,3 +96,13 @@ def test_ranking_names_the_best_remedy_and_tests_its_lead():
                    "accumulate": [0.62, 0.50, 0.60, 0.49, 0.62]})
     (c,) = _grid.ranking(close, config)[1]
     assert c.verdict == "underpowered"
+
+
+def test_rerun_reuses_every_seed_learner_block(small_run):
+    """Each (seed, learner) block is a unit: a rerun into the same folder recomputes none of
+    them and gives the same table (docs/cli.md, "Interrupting and resuming")."""
+    res, out, config = small_run
+    again = get("atlas").run(config, out, progress=False)
+    n_blocks = config.seeds * len(config.learners)
+    assert again.units["reused"] >= n_blocks and again.units["computed"] == 0
+    pd.testing.assert_frame_equal(again.table, res.table)

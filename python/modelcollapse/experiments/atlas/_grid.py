@@ -3,6 +3,7 @@ summary (mean and 95% Student-t CI over seeds per remedy x learner x round x met
 ranking of the remedies per learner (docs/atlas.md, sections "Budgets" and "Ranking")."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from ...mixture import GaussianMixture
 from ...recursion import run_retraining
 from ...retraining import FixedStart
 from .._claims import Claim, claim, mean_ci
+from .._units import unit
 from ._setup import AtlasConfig, make_learner, metric_backend, real_sets, remedy_kwargs, round_metrics, seed_rng
 
 
@@ -32,20 +34,34 @@ def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progre
 
         bar = tqdm(total=total, desc="atlas", leave=False)
     for s in seeds:
-        real, held_out = real_sets(law, config, s)
         for j, name in enumerate(config.learners):
-            learner = make_learner(name, config)
-            theta0 = learner.fit(real, None, seed_rng(s, 2, j))
-            for remedy in config.remedies:
-                res = run_retraining(FixedStart(learner, theta0), rounds=config.rounds, eval_data=held_out,
-                                     n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
-                                     progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
-                                     **remedy_kwargs(remedy, config, law, real))
-                tables.append(res.table[["remedy", "learner", "seed", "round", "metric", "value"]])
-                if bar is not None:
-                    bar.update(1)
+            # one unit per (seed, learner): an interrupted atlas resumes from the last finished
+            # block (docs/cli.md, section "Interrupting and resuming")
+            tables.append(unit(f"seed-{s}-{name}",
+                               partial(_learner_block, law, config, metric, backend, s, j, name, bar)))
+            if bar is not None:
+                bar.n = len(tables) * len(config.remedies)
+                bar.refresh()
     if bar is not None:
         bar.close()
+    return pd.concat(tables, ignore_index=True)
+
+
+def _learner_block(law: GaussianMixture, config: AtlasConfig, metric: Any, backend: Any, s: int, j: int, name: str,
+                   bar: Any) -> pd.DataFrame:
+    """Every remedy for learner ``name`` on seed ``s``, from one shared theta_0."""
+    real, held_out = real_sets(law, config, s)
+    learner = make_learner(name, config)
+    theta0 = learner.fit(real, None, seed_rng(s, 2, j))
+    tables = []
+    for remedy in config.remedies:
+        res = run_retraining(FixedStart(learner, theta0), rounds=config.rounds, eval_data=held_out,
+                             n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
+                             progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
+                             **remedy_kwargs(remedy, config, law, real))
+        tables.append(res.table[["remedy", "learner", "seed", "round", "metric", "value"]])
+        if bar is not None:
+            bar.update(1)
     return pd.concat(tables, ignore_index=True)
 
 
