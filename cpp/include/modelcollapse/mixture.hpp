@@ -352,8 +352,28 @@ MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture&
             const std::size_t k = act[a];
             const double* mu = means + k * d;
             const double* h = hinv2 + k * d;
-            vec4d q0 = {0.0, 0.0, 0.0, 0.0}, q1 = q0;
-            for (std::size_t j = 0; j < d; ++j) {
+            // Even and odd coordinates in separate sums: four independent multiply-add
+            // chains instead of two, so the 4-cycle latency of each does not bound the loop.
+            vec4d q0 = {0.0, 0.0, 0.0, 0.0}, q1 = q0, p0 = q0, p1 = q0;
+            std::size_t j = 0;
+            for (; j + 2 <= d; j += 2) {
+                const vec4d e0 = MODELCOLLAPSE_LOAD4(x + j * B + i) - mu[j];
+                const vec4d e1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4) - mu[j];
+                const vec4d f0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i) - mu[j + 1];
+                const vec4d f1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4) - mu[j + 1];
+                if (ISO) {
+                    q0 += e0 * e0;
+                    q1 += e1 * e1;
+                    p0 += f0 * f0;
+                    p1 += f1 * f1;
+                } else {
+                    q0 += (e0 * h[j]) * e0;
+                    q1 += (e1 * h[j]) * e1;
+                    p0 += (f0 * h[j + 1]) * f0;
+                    p1 += (f1 * h[j + 1]) * f1;
+                }
+            }
+            for (; j < d; ++j) {
                 const vec4d e0 = MODELCOLLAPSE_LOAD4(x + j * B + i) - mu[j];
                 const vec4d e1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4) - mu[j];
                 if (ISO) {
@@ -364,6 +384,8 @@ MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture&
                     q1 += (e1 * h[j]) * e1;
                 }
             }
+            q0 += p0;
+            q1 += p1;
             if (ISO) {
                 q0 *= h[0];
                 q1 *= h[0];
@@ -392,7 +414,36 @@ MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture&
         }
         if (score) {
             const vec4d r0 = -1.0 / S0, r1 = -1.0 / S1;
-            for (std::size_t j = 0; j < d; ++j) {
+            // Two coordinates at a time (four independent chains, as in pass 1), then the last.
+            std::size_t j = 0;
+            for (; j + 2 <= d; j += 2) {
+                const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
+                const vec4d y0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i);
+                const vec4d y1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4);
+                vec4d c0 = {0.0, 0.0, 0.0, 0.0}, c1 = c0, g0 = c0, g1 = c0;
+                for (std::size_t a = 0; a < A; ++a) {
+                    const std::size_t k = act[a];
+                    const double m0 = means[k * d + j], m1 = means[k * d + j + 1];
+                    const vec4d w0 = MODELCOLLAPSE_LOAD4(W + 8 * a), w1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4);
+                    if (ISO) {
+                        c0 += w0 * (x0 - m0);
+                        c1 += w1 * (x1 - m0);
+                        g0 += w0 * (y0 - m1);
+                        g1 += w1 * (y1 - m1);
+                    } else {
+                        const double i0 = inv[k * d + j], i1 = inv[k * d + j + 1];
+                        c0 += w0 * ((x0 - m0) * i0);
+                        c1 += w1 * ((x1 - m0) * i0);
+                        g0 += w0 * ((y0 - m1) * i1);
+                        g1 += w1 * ((y1 - m1) * i1);
+                    }
+                }
+                MODELCOLLAPSE_STORE4(score + j * B + i, c0 * r0);
+                MODELCOLLAPSE_STORE4(score + j * B + i + 4, c1 * r1);
+                MODELCOLLAPSE_STORE4(score + (j + 1) * B + i, g0 * r0);
+                MODELCOLLAPSE_STORE4(score + (j + 1) * B + i + 4, g1 * r1);
+            }
+            for (; j < d; ++j) {
                 const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
                 vec4d c0 = {0.0, 0.0, 0.0, 0.0}, c1 = c0;
                 for (std::size_t a = 0; a < A; ++a) {
