@@ -118,7 +118,9 @@ def test_sweep_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
 
     args = [sys.executable, "-m", "modelcollapse", "sweep", "demo", "--preset", "quick", "--grid",
             "real_fraction=0,0.25,0.5,0.75", "--seeds", "2", "--jobs", "1", "--out", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child gets the default SIGINT even when this runner ignores it (a background job)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not list((tmp_path / "cells").glob("*/DONE")) and time.time() < deadline:
         time.sleep(0.05)

@@ -203,7 +203,7 @@ def _plan(learner: Any, real_data: Any, rounds: int, workflow: str, synthetic_ra
     check_choice(workflow, "workflow", WORKFLOWS)
     rounds = check_positive_int(rounds, "rounds", minimum=0)
     seed = as_seed(seed)
-    source = RealSource(real_data, n_real, workflow, rounds, seed)
+    source = RealSource(real_data, n_real, workflow, rounds, seed=seed)
     real = source.base
     n, d = real.shape
     lam, a = resolve_mixing(workflow, synthetic_ratio, real_fraction)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_bool, check_positive_int, check_real
+from .._validation import check_bool, check_finite_array, check_positive_int, check_real
 from ._context import RoundContext
 
 
@@ -136,14 +136,16 @@ def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.
     from scipy.spatial import cKDTree
 
     kappa = check_real(kappa, "kappa", low=0.0, low_open=True)
-    ref = np.asarray(reference, dtype=np.float64)
+    ref = check_finite_array(reference, "reference", ndim=2)
+    samples = check_finite_array(samples, "samples", ndim=2, shape=(None, ref.shape[1]))
+    train = check_finite_array(train, "train", ndim=2, shape=(None, ref.shape[1]))
     if len(ref) < 2:
         raise ValueError("reference needs at least 2 points for a nearest-neighbour distance")
     nn_ref = cKDTree(ref).query(ref, k=2)[0][:, 1]
     thr = kappa * float(np.median(nn_ref))
     if not thr > 0:
         raise ValueError("reference has a zero median nearest-neighbour distance (duplicated points)")
-    dist = cKDTree(np.asarray(train, dtype=np.float64)).query(np.asarray(samples, dtype=np.float64), k=1)[0]
+    dist = cKDTree(train).query(samples, k=1)[0]
     return float(np.mean(dist < thr)), thr
 
 

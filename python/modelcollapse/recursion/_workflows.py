@@ -52,7 +52,7 @@ class RealSource:
       every round for ``fresh``.
     """
 
-    def __init__(self, real_data: Any, n_real: int | None, workflow: str, rounds: int, seed: int) -> None:
+    def __init__(self, real_data: Any, n_real: int | None, workflow: str, rounds: int, *, seed: int) -> None:
         self.fresh = workflow == "fresh"
         self.seed = seed
         self.sampler: Callable[[int, int], Any] | None = None

@@ -43,28 +43,28 @@ LOWER_IS_BETTER = ("w2", "hellinger", "moment_error", "memorization")
 
 @dataclasses.dataclass
 class AtlasConfig:
-    learners: tuple[str, ...] = LEARNERS
-    remedies: tuple[str, ...] = REMEDIES
+    learners: tuple[str, ...] = LEARNERS  # the learners compared (columns of the heatmap)
+    remedies: tuple[str, ...] = REMEDIES  # the workflows and remedies compared (rows of the heatmap)
     budget: int = 200                 # B: training points per round (the equal budget)
     n_eval: int = 250                 # model samples and held-out real points for each round's metrics
-    rounds: int = 10
+    rounds: int = 10                  # retraining rounds T after round 0
     dim: int = 2                      # dimension of the data law (a 3-mode mixture in the first two coordinates)
-    seed: int = 0
+    seed: int = 0                     # first seed (every seed's data, fits and draws derive from it)
     seeds: int = 5                    # independent seeds seed, seed+1, ...: the CIs are over these
     mix_real_fraction: float = 0.5    # a: real share of the B points for mix and fresh (lambda = (1-a)/a)
     temperature: float = 0.7          # sampling-bias remedy: generate at temperature tau
     correction_strength: float = 0.1  # self-correction: total Langevin time with the true score
-    correction_steps: int = 10
+    correction_steps: int = 10        # self-correction: Langevin steps per round
     acceptance: float = 0.7           # verification: share of synthetic candidates kept (highest true likelihood)
-    gmm_components: int = 3
+    gmm_components: int = 3           # mixture components of the GMM learner (EM, scikit-learn)
     empirical_delta: float = 0.01     # the empirical score model samples S_delta of its training set (memorises)
-    empirical_steps: int = 40
+    empirical_steps: int = 40         # reverse-sampler steps of the empirical score model
     truncation_delta: float = 0.1     # the truncated learner: exact draws of S_delta of its training set
     w2_method: Literal["exact", "sliced"] = "exact"   # exact optimal transport, or sliced W2 (200 directions)
     hellinger: bool = True            # Hellinger between KDEs of samples and held-out points (d <= 2; rounds 0 and T)
     rank_metric: str = "w2"           # the final-round metric the remedies are ranked by (lower is better)
     theory_chains: int = 80           # Gaussian / truncated chains per seed for the theory overlays
-    threads: int = 1
+    threads: int = 1                  # threads of the compiled kernels (0 = all cores)
 
     def __post_init__(self) -> None:
         for name, values, valid in (("learners", self.learners, LEARNERS), ("remedies", self.remedies, REMEDIES)):
