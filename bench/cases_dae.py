@@ -4,11 +4,18 @@ single-sample steps with autograd, as a user would write it), plus the RNG-bound
 
 The single-replica 'cpp' cases use the default threads=0: with more threads than replicas
 the spare thread pre-draws the samples of the next block (dae::BlockPrefetcher), which is
-what they measure; 'cpp_1thread' is the same run without the helper."""
+what they measure; 'cpp_1thread' is the same run without the helper.
+
+Peers (bench/peers.py): a plain C++ loop (xoshiro256+ and the polar method, g++ -O3
+-march=native, one thread), JAX (jit + lax.scan over steps, f64 and f32) and torch with
+hand-written gradients (f64, f32); the autograd torch loop of before is kept as "torch
+autograd f64". 'numpy' (the package's reference loop) and 'rng_only' are references."""
 from __future__ import annotations
 
 import numpy as np
 
+import limits
+import peers
 from modelcollapse import _core, dae
 from modelcollapse.reference import dae as ref
 from run import Case
@@ -69,32 +76,60 @@ def _torch(tg, n):
     return fn
 
 
+def _peers(tg, n, with_torch=True):
+    impls = {"C++ loop f64": peers.dae_cpp_loop(tg.means, n, 0.2)}
+    for dt in ("f64", "f32"):
+        impls[f"jax {dt}"] = peers.dae_jax(tg.means, n, 0.2, dt)
+        if with_torch:
+            impls[f"torch {dt}"] = peers.dae_torch(tg.means, n, 0.2, dt)
+    return impls
+
+
+def _same_scale(outs):
+    """The runs draw different samples: compare what SGD has learnt in law only. Each
+    output is w (d, 2) or Q = w^T w / d: every implementation must give a finite Q whose
+    trace is within a factor 2 of the project's (starting from Q ~ I, 4000 steps at lr 0.2
+    move it by O(1); a wrong sign or scale in the update diverges or collapses it)."""
+    def trace(o):
+        o = np.asarray(o, dtype=float)
+        if o.ndim == 2 and o.shape[1] == 2 and o.shape[0] > 2:  # w (d, 2)
+            return float(np.trace(o.T @ o) / o.shape[0])
+        return float(np.trace(o.reshape(-1, 2, 2)[0]))  # Q (replicas, 2, 2)
+    ref = trace(outs["cpp"]) if "cpp" in outs else None
+    for k, v in outs.items():
+        tr = trace(v)
+        if not np.isfinite(tr) or (ref and not 0.5 * ref <= tr <= 2.0 * ref):
+            raise AssertionError(f"{k}: trace of Q {tr:.4g}, project {ref}")
+
+
 def cases(quick: bool) -> list[Case]:
     out = []
     n1 = 500 if quick else 4000
     tg = _target(1000)
     impls = {"numpy": _numpy(tg, n1), "cpp": _cpp(tg, n1), "cpp_1thread": _cpp(tg, n1, threads=1),
-             "rng_only": _rng_only(1000, n1)}
-    try:
-        import torch  # noqa: F401
+             "rng_only": _rng_only(1000, n1), **_peers(tg, n1)}
+    impls["torch autograd f64"] = _torch(tg, n1)
 
-        impls["torch"] = _torch(tg, n1)
-    except ImportError:
-        pass
-    out.append(Case("dae_sgd d=1000 r=2 tanh", lambda: None, impls, work=n1, unit="steps",
-                    check=lambda o: np.testing.assert_array_equal(o["cpp"], o["cpp_1thread"]),
+    def check1(o):
+        np.testing.assert_array_equal(o["cpp"], o["cpp_1thread"])
+        _same_scale({k: v for k, v in o.items() if k not in ("numpy", "rng_only", "cpp_1thread")})
+
+    out.append(Case("dae_sgd d=1000 r=2 tanh", lambda: None, impls, work=n1, unit="steps", check=check1,
+                    refs=("numpy", "rng_only"), limit=limits.dae_sgd(1000),
                     params={"d": 1000, "r": 2, "steps": n1, "threads": "cpp: 0 (auto), others: 1"}))
     for d, n in ((10_000, 100 if quick else 600), (100_000, 20 if quick else 60)):
         tg = _target(d)
         out.append(Case(f"dae_sgd d={d} r=2 tanh", lambda: None,
-                        {"numpy": _numpy(tg, n), "cpp": _cpp(tg, n), "rng_only": _rng_only(d, n)},
-                        work=n, unit="steps",
+                        {"numpy": _numpy(tg, n), "cpp": _cpp(tg, n), "cpp_1thread": _cpp(tg, n, threads=1),
+                         "rng_only": _rng_only(d, n), **_peers(tg, n, with_torch=d <= 10_000)},
+                        work=n, unit="steps", refs=("numpy", "rng_only"), limit=limits.dae_sgd(d),
                         params={"d": d, "r": 2, "steps": n, "threads": "cpp: 0 (auto), others: 1"}))
     reps, n = 8, (300 if quick else 3000)
     tg = _target(1000)
     out.append(Case("dae_sgd replicas=8 d=1000: 2 threads vs 1", lambda: None,
                     {"cpp_1thread": _cpp(tg, n, reps, 1), "cpp_2thread": _cpp(tg, n, reps, 2)},
-                    work=reps * n, unit="steps", baseline="cpp_1thread",
+                    work=reps * n, unit="steps", baseline="cpp_1thread", project="cpp_2thread",
+                    limit=limits.dae_sgd(1000),
                     check=lambda o: np.testing.assert_array_equal(o["cpp_1thread"], o["cpp_2thread"]),
                     params={"d": 1000, "r": 2, "replicas": reps, "steps": n}))
     # generative sampler, injected noise so that both implementations agree

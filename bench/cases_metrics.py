@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import limits
 from modelcollapse import metrics as M
 from modelcollapse.reference import metrics as R
 from run import Case
@@ -47,7 +48,7 @@ def _exact_case(n, d, quick):
         impls["numpy"] = lambda s: R.kde_exact(s["x"], np.full(len(s["x"]), 1 / len(s["x"])),
                                                s["scipy"].covariance, s["pts"])
     return Case(name=f"kde exact d={d} n={n} grid={m_axis}^{d}", setup=setup, impls=impls,
-                work=n * m_axis ** d, unit="pairs", baseline="scipy", check=check,
+                work=n * m_axis ** d, unit="pairs", baseline="scipy", check=check, limit=limits.kde_exact_grid(),
                 params={"n": n, "d": d, "grid": m_axis})
 
 

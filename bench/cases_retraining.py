@@ -66,6 +66,6 @@ def cases(quick: bool) -> list[Case]:
         setup=lambda: real,
         impls={"loop": lambda r: run_retraining(GaussianLearner(), r, T, synthetic_ratio=1.0, metrics=(),
                                                 progress=False, keep_states=False).table},
-        work=T, unit="rounds", baseline="loop",
+        work=T, unit="rounds", baseline="loop", project="loop",
     ))
     return out

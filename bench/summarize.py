@@ -1,42 +1,140 @@
 """Write docs/benchmarks.md from bench/results/*.json (the numbers of the last runs).
 
-Usage: python bench/summarize.py
+Usage: python bench/summarize.py [--results DIR] [--out FILE]
+
+Per area: a headline table (per case, the project, its best float64 and float32 peers and
+the project's ratio to each, the estimated limit and the project's % of it), then every
+implementation timed (skipped peers with the reason). A full run (``<area>.json``) is
+preferred over a quick one (``<area>_quick.json``) of the same area. The limits' derivation
+(bench/limits.md) and the import/build times (bench/startup.md) are appended.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "docs" / "benchmarks.md"
 
 
-def main() -> int:
+def _fmt_s(x: float) -> str:
+    return f"{x:.3g}" if x >= 1e-3 else f"{x * 1e3:.3g} ms"
+
+
+def _load(results: Path) -> list[dict[str, Any]]:
+    by_area: dict[str, dict[str, Any]] = {}
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        area = data["area"]
+        if area in by_area and not by_area[area].get("quick") and data.get("quick"):
+            continue  # a full run wins over a quick one
+        by_area[area] = data
+    return [by_area[a] for a in sorted(by_area)]
+
+
+def case_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline numbers of one case from its records (one per implementation)."""
+    ran = [r for r in recs if "skipped" not in r]
+    # records of runs before kinds were stored: cpp* is the project, numpy the reference twin
+    kind = {r["impl"]: r.get("kind", "project" if r["impl"].startswith("cpp") else
+                             "ref" if r["impl"] == "numpy" else "f64") for r in ran}
+    projects = [r for r in ran if kind[r["impl"]] == "project"]
+    # the rated implementation (Case.project), else "cpp", else the first project variant
+    proj = next((r for r in projects if r.get("rated")), None) or next(
+        (r for r in projects if r["impl"] == "cpp"), projects[0] if projects else None)
+    out: dict[str, Any] = {"project": proj}
+    for dt in ("f64", "f32"):
+        peers = [r for r in ran if kind[r["impl"]] == dt]
+        best = min(peers, key=lambda r: r["median_s"]) if peers else None
+        out[f"best_{dt}"] = best
+        out[f"ratio_{dt}"] = best["median_s"] / proj["median_s"] if best and proj else None
+    limit = proj.get("limit") if proj else None
+    out["limit"] = limit
+    out["pct_limit"] = 100.0 * proj["throughput"] / limit if proj and limit else None
+    return out
+
+
+def area_lines(data: dict[str, Any]) -> list[str]:
+    env = data["environment"]
+    vers = ", ".join(f"{k} {env[k]}" for k in ("numpy", "scipy", "jax", "torch", "KDEpy", "POT") if env.get(k))
+    lines = [f"## {data['area']}{' (quick sizes)' if data.get('quick') else ''}", "",
+             f"{data.get('date', '?')}; {env.get('cpu_count')} cores, load average {env.get('load_average_at_start', '?')} "
+             f"at the start; {vers}.", ""]
+    load, cores = env.get("load_average_at_start"), env.get("cpu_count") or 1
+    if isinstance(load, (int, float)) and load > 1.5 * cores:
+        lines += [f"**Load average {load} on {cores} cores: other jobs shared the CPUs during this run. The "
+                  "ratios are indicative only and every throughput (so the % of the limit) is understated; "
+                  "rerun on a quiet machine.**", ""]
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for rec in data["records"]:
+        cases.setdefault(rec["case"], []).append(rec)
+    lines += ["| case | project [s] | project throughput | best f64 peer [s] | project vs it | "
+              "best f32 peer [s] | project vs it | limit | project % of limit |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, recs in cases.items():
+        s = case_summary(recs)
+        p = s["project"]
+        if p is None:
+            continue
+
+        def peer(dt: str, s: dict[str, Any] = s) -> tuple[str, str]:
+            b = s[f"best_{dt}"]
+            if b is None:
+                return "-", "-"
+            return f"{b['impl']} {_fmt_s(b['median_s'])}", f"{s[f'ratio_{dt}']:.2f}x"
+
+        (b64, r64), (b32, r32) = peer("f64"), peer("f32")
+        lim = f"{s['limit']:.3g} {p['unit']}/s" if s["limit"] else "-"
+        pct = "-" if s["pct_limit"] is None else (f"{s['pct_limit']:.0f}%" if s["pct_limit"] >= 10
+                                                    else f"{s['pct_limit']:.2g}%")
+        lines.append(f"| {name} | {p['impl']} {_fmt_s(p['median_s'])} | {p['throughput']:.3g} {p['unit']}/s | "
+                     f"{b64} | {r64} | {b32} | {r32} | {lim} | {pct} |")
+    lines += ["", "<details><summary>every implementation</summary>", "",
+              "| case | implementation | kind | median [s] | throughput | project's speed-up over it |",
+              "|---|---|---|---|---|---|"]
+    for name, recs in cases.items():
+        proj = case_summary(recs)["project"]
+        for r in recs:
+            kind = r.get("kind", "?")
+            if "skipped" in r:
+                lines.append(f"| {name} | {r['impl']} | {kind} | skipped: {r['skipped']} | | |")
+                continue
+            sp = f"{r['median_s'] / proj['median_s']:.2f}x" if proj else "-"
+            lines.append(f"| {name} | {r['impl']} | {kind} | {r['median_s']:.4g} | "
+                         f"{r['throughput']:.3g} {r['unit']}/s | {sp} |")
+    lines += ["", "</details>", ""]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
     lines = ["# Benchmarks", "",
              "Generated by `python bench/summarize.py` from `bench/results/*.json`, written by",
-             "`python bench/run.py [--quick] [--only AREA]`. Every ratio compares implementations",
-             "timed in the same run on the same machine (medians of repeated calls). The compiled",
-             "kernels use all cores (`threads=0`); numpy, scipy and POT run as they do by default.", ""]
-    for path in sorted((HERE / "results").glob("*.json")):
-        data = json.loads(path.read_text())
-        env = data["environment"]
-        lines += [f"## {data['area']}{' (quick sizes)' if data.get('quick') else ''}", "",
-                  f"{data.get('date', '?')}; {env.get('cpu_count')} cores, numpy {env.get('numpy')}, "
-                  f"torch {env.get('torch') or 'not installed'}.", "",
-                  "| case | implementation | median [s] | throughput | speed-up |", "|---|---|---|---|---|"]
-        for rec in data["records"]:
-            ratio_key = next((k for k in rec if k.startswith("speedup_vs_")), None)
-            ratio = rec.get(ratio_key) if ratio_key else None
-            base = ratio_key[len("speedup_vs_"):] if ratio_key else ""
-            lines.append(f"| {rec['case']} | {rec['impl']} | {rec['median_s']:.4g} | "
-                         f"{rec['throughput']:.3g} {rec['unit']}/s | "
-                         f"{f'{ratio:.1f}x vs {base}' if ratio else '-'} |")
-        lines.append("")
-    startup = HERE / "startup.md"  # import and build times, measured by whole commands
-    if startup.exists():
-        lines += [startup.read_text(encoding="utf-8").rstrip(), ""]
-    OUT.write_text("\n".join(lines))
-    print(f"wrote {OUT}")
+             "`python bench/run.py --out bench/results [--quick] [--only AREA]`. Every ratio compares",
+             "implementations timed in the same run on the same machine (medians of repeated calls,",
+             "after a warm-up call that also compiles the JAX and torch.compile peers). The compiled",
+             "kernels use all cores (`threads=0`) unless named `_1thread`; numpy, scipy, JAX and torch",
+             "run as they do by default.", "",
+             "Kinds: *project* (this package; the headline rates `cpp`), *f64* / *f32* peers (what a",
+             "user would pick instead: numpy's own generator and the best-vectorised numpy, JAX jit +",
+             "lax.scan, torch, a plain C++ loop, scipy, KDEpy, POT; bench/peers.py), *ref* (the",
+             "package's numpy twins: checks, not peers). \"project vs it\" is the peer's time over the",
+             "project's (above 1: the project is faster). The limit is the estimated hardware limit of",
+             "the work on the reference machine (section \"Limits\"); the % is the project's throughput",
+             "over it. A peer that is not installed or fails on the machine is listed as skipped.", ""]
+    for data in _load(args.results):
+        lines += area_lines(data)
+    for extra in ("limits.md", "startup.md"):
+        path = HERE / extra
+        if path.exists():
+            lines += [path.read_text(encoding="utf-8").rstrip(), ""]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
     return 0
 
 

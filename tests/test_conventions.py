@@ -28,7 +28,7 @@ FORBIDDEN_SIZE_NAMES = ("n_mc", "num_samples", "n_draws", "nsamples")
 # protocol ``sample(state, n, rng)`` whose arguments the retraining loop passes by position.
 EXEMPT = {
     "modelcollapse._validation.as_seed", "modelcollapse._validation.as_generator",
-    "modelcollapse._validation.check_threads", "modelcollapse.recursion._loop.round_rng",
+    "modelcollapse._validation.check_threads", "modelcollapse.recursion._workflows.round_rng",
     "modelcollapse.random.standard_normal", "modelcollapse.random.sampler_noise",
 }
 

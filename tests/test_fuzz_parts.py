@@ -188,6 +188,13 @@ CASES: dict[str, tuple] = {
     "_metrics.metric_std": (RM.metric_std, dict(ctx=CTX), ()),
     "_metrics.metric_mean": (RM.metric_mean, dict(ctx=CTX), ()),
     "_metrics.metric_param_distance": (RM.metric_param_distance, dict(ctx=CTX), ()),
+    "_metrics.metric_w2_auto": (RM.metric_w2_auto, dict(ctx=CTX), ()),
+    "_metrics.metric_hellinger": (RM.metric_hellinger, dict(ctx=CTX), ()),
+    "_metrics.metric_variance_ratio": (RM.metric_variance_ratio, dict(ctx=CTX), ()),
+    "_metrics.metric_memorization": (RM.metric_memorization, dict(ctx=CTX), ()),
+    "_metrics.memorization_fraction": (RM.memorization_fraction,
+                                       dict(samples=X2, train=X2 + 0.1, reference=X2, kappa=0.3), ()),
+    "_metrics.param_error": (RM.param_error, dict(reference_state=GSTATE), ()),
     "_metrics.get_metric": (RM.get_metric, dict(name="w1"), ()),
     "_metrics.default_metrics": (RM.default_metrics, dict(neural=False), ()),
     # retraining.datasets

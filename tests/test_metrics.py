@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.stats import gaussian_kde
 
+from modelcollapse import _core
 from modelcollapse import metrics as M
 from modelcollapse.reference import metrics as R
 
@@ -140,6 +141,29 @@ def test_binned_within_stated_bound_and_matches_reference(case):
     assert h > 0  # binning does change the estimate
     ref = M.kde(x, grid, bw, method="binned", backend="numpy")
     np.testing.assert_allclose(binned, ref, rtol=0, atol=1e-12 * binned.max())
+
+
+def test_binned_full_bandwidth_fft_equals_direct_sum_and_stays_within_bound():
+    # A full H takes the FFT path (metrics/_kde.py): it must equal the C++ direct 2-D sum
+    # over the ellipse (an independent implementation) up to FFT rounding, ~1e-15 of the peak
+    # (1e-12 leaves room for the log of the transform length), and stay within the stated
+    # Hellinger bound of the exact KDE. Unequal axes (counts, steps, refinements, variances)
+    # so that swapping axes or residues anywhere shows.
+    g = rng(21)
+    x = g.normal(size=(3000, 2)) @ np.array([[1.0, 0.0], [0.6, 0.7]])
+    grid = M.Grid.regular([-4.5, -4.0], [4.5, 4.0], [37, 51])
+    H = M.kde_bandwidth(x)
+    plan = M.binned_plan(H, grid, 1e-3)
+    assert plan["refine"][0] != plan["refine"][1] and H[0, 0] != H[1, 1]
+    axes = [(float(ax[0]), float(s), int(ax.size), int(r), int(p))
+            for ax, s, r, p in zip(grid.axes, grid.steps, plan["refine"], plan["pad"], strict=True)]
+    w = np.full(len(x), 1.0 / len(x))
+    fft = M.kde(x, grid, H, method="binned", threads=1)
+    direct = _core.kde_binned(x, w, H, axes, plan["radius"], 1)
+    np.testing.assert_allclose(fft, direct, rtol=0, atol=1e-12 * direct.max())
+    assert np.array_equal(fft, M.kde(x, grid, H, method="binned", threads=2))
+    h = M.hellinger_grid(M.kde(x, grid, H), fft, grid.cell_volume)
+    assert h <= plan["bound"]
 
 
 def test_binned_bound_is_tight_enough_to_mean_something():

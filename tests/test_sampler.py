@@ -194,7 +194,9 @@ def test_ctrl_c_interrupts_a_long_compiled_run():
         print("finished", flush=True)
         sys.exit(3)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child gets the default SIGINT even when this runner ignores it (a background job)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
@@ -246,3 +248,47 @@ def test_coarse_uniform_grid_at_small_delta_warns_and_log_grid_is_accurate():
     assert abs(_within_mode_variance_error(target, xl)) < 0.04
     with pytest.warns(DiscretisationWarning):   # narrow at delta: an empirical score's points, 2 delta = 2e-3
         mc.sample_reverse(mc.EmpiricalScore(np.array([[-1.0], [1.0]])), 10, T=1.0, delta=1e-3, steps=100, seed=1)
+
+
+@pytest.mark.parametrize("d,cov", [(1, "iso"), (2, "iso"), (5, "diag")])
+def test_padded_chunks_equal_numpy(d, cov):
+    # n = 67 = 64 + 3: the second chunk holds 3 samples padded to the kernel's 8-sample
+    # tile; d = 1, 2 take the compile-time-dimension kernels, d = 5 the run-time one.
+    # The tolerance 1e-10 is ~1e5 ulp: the kernels' FMA contraction and base-2 weights
+    # change each score by a few ulp per step (40 steps). Kills: padding lanes leaking
+    # into real ones, a tile offset off by 4, a dropped component in either pass.
+    rng = np.random.default_rng(d)
+    K = 4
+    c = 0.2 + rng.random(K) if cov == "iso" else 0.2 + rng.random((K, d))
+    w = rng.random(K) + 0.1
+    gm = mc.GaussianMixture(w / w.sum(), 2 * rng.normal(size=(K, d)), c)
+    n, steps = 67, 40
+    init, noise = injected(n, steps, d, seed=d)
+    kw = dict(T=1.0, delta=0.02, steps=steps, init=init, noise=noise, trajectory_times=[1.0, 0.5, 0.02])
+    a = mc.sample_reverse(gm, n, backend="cpp", threads=2, **kw)
+    b = mc.sample_reverse(gm, n, backend="numpy", **kw)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(a.trajectory, b.trajectory, rtol=1e-10, atol=1e-10)
+
+
+def test_empirical_sampler_over_several_parallel_regions():
+    # 5000 training points in 2-D take 160 kB per smoothed step, so 60 steps span three
+    # parallel regions of the compiled sampler (4 MiB of smoothed models each): the state,
+    # the recorded trajectory and the step noise must carry across region boundaries.
+    # Kills: a region that restarts from init, a smoothed model offset by one step, the final
+    # state recorded from the wrong region, noise counters restarting per region.
+    train = np.random.default_rng(4).normal(size=(5000, 2))
+    e = mc.EmpiricalScore(train)
+    n, steps = 70, 60
+    init, noise = injected(n, steps, 2, seed=4)
+    kw = dict(T=1.0, delta=0.05, steps=steps, init=init, trajectory_times=[1.0, 0.6, 0.3, 0.05])
+    a = mc.sample_reverse(e, n, noise=noise, threads=2, **kw)
+    b = mc.sample_reverse(e, n, noise=noise, backend="numpy", **kw)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(a.trajectory, b.trajectory, rtol=1e-9, atol=1e-9)
+    drawn = [mc.sample_reverse(e, n, seed=9, threads=t, **kw) for t in (1, 3)]
+    np.testing.assert_array_equal(drawn[0].samples, drawn[1].samples)
+    np.testing.assert_array_equal(drawn[0].trajectory, drawn[1].trajectory)
+    # the internal noise is the documented stream: equal to injecting sampler_noise
+    c = mc.sample_reverse(e, n, noise=sampler_noise(9, n, steps, 2), **kw)
+    np.testing.assert_array_equal(drawn[0].samples, c.samples)

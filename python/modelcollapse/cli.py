@@ -147,19 +147,12 @@ def _check_device(config: Any) -> None:
     device = getattr(config, "device", None)
     if not isinstance(device, str) or device in ("auto", "cpu"):
         return
-    import torch  # a config with a device is a torch experiment: torch is needed anyway
+    from ._optional import torch_device
 
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise CLIError(f"device={device!r} is not a torch device: use --set device=auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"device={device!r} but this torch ({torch.__version__}) sees no CUDA GPU: "
-                       f"use --set device=cpu (or auto)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise CLIError(f"device={device!r} but MPS is not available: use --set device=cpu (or auto)")
-    if dev.type not in ("cuda", "mps", "cpu"):
-        raise CLIError(f"device={device!r} is not supported here: use --set device=auto, cpu or cuda")
+        torch_device(device, argument="--set device")
+    except (ValueError, TypeError) as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -195,14 +188,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_version_drift(sidecar)
     else:
         print(f"running {exp.name} ({_preset_note(args.preset)}) -> {out}")
-    result = exp.run(config, out, progress=progress)
+    from .experiments._units import UnitCache
+
+    units = UnitCache(out, exp.name, config)
+    if units.not_reused():
+        print(f"{units.not_reused()} finished units in {units.folder.parent} are of another configuration or "
+              "code version: not reused")
+    if units.finished():
+        print(f"resuming: {units.finished()} finished units in {units.folder}")
+    try:
+        result = exp.run(config, out, progress=progress)
+    except KeyboardInterrupt:
+        print(f"modelcollapse: interrupted; {units.finished()} finished units are saved in {units.folder}: "
+              "rerun the same command to resume", file=sys.stderr)
+        return 130
+    if result.units.get("reused") or result.units.get("computed"):
+        print(f"units:  {result.units['reused']} reused, {result.units['computed']} computed ({units.folder})")
     for fig in result.figures:
         print(f"figure: {fig}")
     print(f"table:  {out / (exp.name + '.parquet')} ({len(result.table)} rows)")
-    from .experiments.report import summary_rows
+    from .experiments.report import summary_text
 
-    for key, value in summary_rows(result.summary):  # rounded to 4 significant digits; the sidecar has all
-        print(f"{key}: {value}")
+    for line in summary_text(result.summary):  # tables, rounded (docs/cli.md); the sidecar has full precision
+        print(line)
     _print_claims(result.claims)
     return 0
 

@@ -334,13 +334,17 @@ def test_bad_configurations_rejected():
                         np.zeros(1), np.zeros((1, 2)), np.zeros((4, 0)), _options(n_steps=5))
 
 
-def test_ctrl_c_interrupts_training():
+def test_ctrl_c_interrupts_training(request):
     import os
     import signal
     import threading
     import time
 
     m, E, tg = _trimodal(2000)
+    # a runner that starts the suite with SIGINT ignored (a background job, some CI) would
+    # swallow the signal: raise KeyboardInterrupt on it for this test, as an interactive shell does
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.perf_counter()
@@ -349,13 +353,17 @@ def test_ctrl_c_interrupts_training():
     assert time.perf_counter() - t0 < 10.0
 
 
-def test_ctrl_c_interrupts_single_replica_with_prefetch_helper():
+def test_ctrl_c_interrupts_single_replica_with_prefetch_helper(request):
     import os
     import signal
     import threading
     import time
 
     m, E, tg = _trimodal(2000)
+    # a runner that starts the suite with SIGINT ignored (a background job, some CI) would
+    # swallow the signal: raise KeyboardInterrupt on it for this test, as an interactive shell does
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.perf_counter()

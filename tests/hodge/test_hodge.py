@@ -274,6 +274,32 @@ def test_estimator_truncation_allowance_covers_a_bump():
     assert e.truncation > 0.02
 
 
+def test_experiment_estimator_settings_do_not_shrink():
+    """A quadratic gradient part (in the span of every degree >= 2) on the experiment's mixture,
+    one of the experiment's control models (issue 14): with the experiment's settings (degree 4,
+    relative ridge ~0: the fit-noise correction replaces the shrinkage) the value is centred on
+    the truth, while ridge "auto" at degree 6 (the old setting: it picks relative ridges 0.3-1)
+    shrinks it by about 2 se. Kills: the experiment's ridge dropped (auto at degree 4: mean z
+    -0.7), the old degree-6 "auto" setting."""
+    from modelcollapse.experiments.hodge import HodgeConfig
+    cfg = HodgeConfig()
+    Q = np.array([[0.425, -0.326], [-0.326, 0.484]])
+    m = H.PerturbedScore(_experiment_law(), [H.GradientTerm(0.18, H.QuadraticPotential(Q, [0.81, 0.0]))])
+    t = 0.12
+    truth = H.exact_gradient_energy(m, t, 400_000, seed=1).value   # se 5e-5: negligible here
+    z_exp, z_auto = [], []
+    for r in range(6):
+        x = m.sample(20000, seed=300 + r, t=t)
+        s = m.score(x, t)
+        e = H.gradient_part_estimate(x, s, threads=1, **cfg.estimator_kwargs)
+        assert e.ci_low <= truth <= e.ci_high
+        z_exp.append((e.value - truth) / e.se)
+        a = H.gradient_part_estimate(x, s, degree=6, threads=1)
+        z_auto.append((a.value - truth) / a.se)
+    assert abs(np.mean(z_exp)) < 0.6, z_exp      # measured 0.14
+    assert np.mean(z_auto) < -1.5, z_auto        # measured -2.1
+
+
 def test_integrated_gradient_part_from_data_array():
     m = H.PerturbedScore(GAUSS, [H.GradientTerm(0.4, H.QuadraticPotential(np.eye(2), [0.3, -0.2]))])
     data = GAUSS.sample(20000, seed=11)

@@ -86,8 +86,10 @@ def test_package_layers_have_no_cycle_and_no_mutable_backend_global():
     assert _relative_imports("_context") == set()
     assert _relative_imports("_checkpoints") == set()
     assert _relative_imports("_metrics") == {"_context"}
-    assert _relative_imports("_loop") == {"_checkpoints", "_context", "_metrics"}
-    for name in ("_context", "_metrics", "_loop", "_checkpoints"):
+    assert _relative_imports("_remedies") == set()
+    assert _relative_imports("_workflows") == {"_remedies"}
+    assert _relative_imports("_loop") == {"_checkpoints", "_context", "_metrics", "_remedies", "_workflows"}
+    for name in ("_context", "_metrics", "_loop", "_checkpoints", "_remedies", "_workflows"):
         mod = importlib.import_module(f"modelcollapse.recursion.{name}")
         assert not hasattr(mod, "BACKEND") and not hasattr(mod, "set_metric_backend")
 

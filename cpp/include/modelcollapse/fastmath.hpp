@@ -206,6 +206,35 @@ inline double exp2_weight(double x) {
     return bits_to_double(double_to_bits(p) + (double_to_bits(t) << 52));
 }
 
+#ifdef MODELCOLLAPSE_VECTOR_EXT
+typedef long long vec4i __attribute__((vector_size(32)));
+// exp2_weight on four lanes (the same operations lane by lane, so each lane equals the
+// scalar exp2_weight of its input in a build with the same contraction of a * b + c).
+// Written with the vector extension so that kernels keeping their state in vec4d registers
+// need no spill to an array and back for the exponentials. In place (x <- 2^x): a vec4d
+// return value would change the function's ABI between the AVX and the baseline clones
+// (GCC's -Wpsabi warning), although it is always inlined.
+MODELCOLLAPSE_ALWAYS_INLINE void exp2_weight4(vec4d& x) {
+    constexpr double kShifter = 6755399441055744.0;
+    const vec4d t = x + kShifter;
+    const vec4d kf = t - kShifter;
+    const vec4d r = x - kf;
+    const vec4d r2 = r * r;
+    vec4d pe = 7.074194297288521e-09 * r2 + 1.3215432535912375e-06;
+    pe = pe * r2 + 0.00015403530463724353;
+    pe = pe * r2 + 0.009618129107587256;
+    pe = pe * r2 + 0.24022650695910158;
+    pe = pe * r2 + 1.0;
+    vec4d po = 4.4558179083360645e-10 * r2 + 1.0178057087733941e-07;
+    po = po * r2 + 1.5252733841556773e-05;
+    po = po * r2 + 0.001333355814640647;
+    po = po * r2 + 0.055504108664821625;
+    po = po * r2 + 0.6931471805599453;
+    const vec4d p = pe + r * po;
+    x = reinterpret_cast<vec4d>(reinterpret_cast<vec4i>(p) + (reinterpret_cast<vec4i>(t) << 52));
+}
+#endif
+
 // Natural log of a positive, finite, normal x (fdlibm's e_log.c algorithm, branch-free:
 // x = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = log1p(f) through s = f / (2 + f) and a
 // minimax polynomial in s^2). Error < 1 ulp, like std::log; vectorises with SSE2 (no

@@ -91,6 +91,9 @@ struct SmoothedMixture {
     // Component-major copies for the per-point kernel (vectorised across components):
     // coordinate j of component k at j * K + k (means and inv_eig; isotropic/diagonal).
     std::vector<double> means_t, inv_t;
+    // For the batched kernel (isotropic/diagonal): logits in base 2, log2(e) log_coef_k and
+    // log2(e) inv_eig / 2 (K * d), so weights are 2^(l - max) (fastmath::exp2_weight).
+    std::vector<double> lc2, hinv2;
 };
 
 inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
@@ -137,6 +140,11 @@ inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
     } else {
         s.means_t.resize(p.K * p.d);
         s.inv_t.resize(p.K * p.d);
+        constexpr double kLog2e = 1.4426950408889634074;
+        s.lc2.resize(p.K);
+        s.hinv2.resize(p.K * p.d);
+        for (std::size_t k = 0; k < p.K; ++k) s.lc2[k] = kLog2e * s.log_coef[k];
+        for (std::size_t i = 0; i < p.K * p.d; ++i) s.hinv2[i] = (0.5 * kLog2e) * s.inv_eig[i];
         for (std::size_t k = 0; k < p.K; ++k)
             for (std::size_t j = 0; j < p.d; ++j) {
                 s.means_t[j * p.K + k] = s.means[k * p.d + j];
@@ -312,12 +320,184 @@ __attribute__((always_inline)) inline void precision_times_diff(const double* __
 }
 #endif
 
-MODELCOLLAPSE_HOT void mixture_eval_batch(const SmoothedMixture& m, std::size_t B, const double* x, double* score,
+#ifdef MODELCOLLAPSE_VECTOR_EXT
+namespace detail {
+// Isotropic/diagonal covariances, B a multiple of 8: tiles of 8 points (two vec4d per
+// quantity) kept in registers through both passes, so no pass over the chunk's arrays is
+// stored and reloaded per coordinate (that store/load traffic, not arithmetic, bounded the
+// earlier per-coordinate loops at large d). Per tile: base-2 logits
+// l_k = lc2_k - sum_j (x_j - mu_kj)^2 hinv2_kj and their maximum M (pass 1, logits parked in
+// W, 8 per component), weights 2^(l_k - M) (exp2_weight4; the argument is clamped at -1020,
+// where the weight is below 2^-1020 relative and so negligible), then per coordinate
+// score_j = -sum_k w_k (x_j - mu_kj) inv_kj / sum_k w_k. The per-point operations do not
+// depend on the tile or on B. D: the dimension at compile time (0: m.d at run time). ISO:
+// isotropic covariances, where the per-coordinate factors move out of the sums over j:
+// l_k = lc2_k - hinv2_k sum_j (x_j - mu_kj)^2 and score_j = -sum_k (w_k inv_k) (x_j - mu_kj) / S,
+// one subtraction and one fused multiply-add per component and coordinate in each pass
+// instead of a subtraction and two multiplications (the multiply pipes bound this kernel).
+template <std::size_t D, bool ISO>
+MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture& m, std::size_t B, const double* x,
+                                                          double* score, double* logp, double* W) {
+    const std::size_t d = D ? D : m.d;
+    const std::size_t A = m.active.size();
+    const std::size_t* act = m.active.data();
+    const double* means = m.means.data();
+    const double* inv = m.inv_eig.data();
+    const double* hinv2 = m.hinv2.data();
+    const double* lc2 = m.lc2.data();
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < B; i += 8) {
+        vec4d M0 = {-inf, -inf, -inf, -inf}, M1 = M0;
+        for (std::size_t a = 0; a < A; ++a) {
+            const std::size_t k = act[a];
+            const double* mu = means + k * d;
+            const double* h = hinv2 + k * d;
+            // Even and odd coordinates in separate sums: four independent multiply-add
+            // chains instead of two, so the 4-cycle latency of each does not bound the loop.
+            vec4d q0 = {0.0, 0.0, 0.0, 0.0}, q1 = q0, p0 = q0, p1 = q0;
+            std::size_t j = 0;
+            for (; j + 2 <= d; j += 2) {
+                const vec4d e0 = MODELCOLLAPSE_LOAD4(x + j * B + i) - mu[j];
+                const vec4d e1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4) - mu[j];
+                const vec4d f0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i) - mu[j + 1];
+                const vec4d f1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4) - mu[j + 1];
+                if (ISO) {
+                    q0 += e0 * e0;
+                    q1 += e1 * e1;
+                    p0 += f0 * f0;
+                    p1 += f1 * f1;
+                } else {
+                    q0 += (e0 * h[j]) * e0;
+                    q1 += (e1 * h[j]) * e1;
+                    p0 += (f0 * h[j + 1]) * f0;
+                    p1 += (f1 * h[j + 1]) * f1;
+                }
+            }
+            for (; j < d; ++j) {
+                const vec4d e0 = MODELCOLLAPSE_LOAD4(x + j * B + i) - mu[j];
+                const vec4d e1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4) - mu[j];
+                if (ISO) {
+                    q0 += e0 * e0;
+                    q1 += e1 * e1;
+                } else {
+                    q0 += (e0 * h[j]) * e0;
+                    q1 += (e1 * h[j]) * e1;
+                }
+            }
+            q0 += p0;
+            q1 += p1;
+            if (ISO) {
+                q0 *= h[0];
+                q1 *= h[0];
+            }
+            const vec4d l0 = lc2[k] - q0, l1 = lc2[k] - q1;
+            MODELCOLLAPSE_STORE4(W + 8 * a, l0);
+            MODELCOLLAPSE_STORE4(W + 8 * a + 4, l1);
+            M0 = l0 > M0 ? l0 : M0;
+            M1 = l1 > M1 ? l1 : M1;
+        }
+        const vec4d lo = {-1020.0, -1020.0, -1020.0, -1020.0};
+        vec4d S0 = {0.0, 0.0, 0.0, 0.0}, S1 = S0;
+        for (std::size_t a = 0; a < A; ++a) {
+            vec4d z0 = MODELCOLLAPSE_LOAD4(W + 8 * a) - M0, z1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4) - M1;
+            z0 = z0 > lo ? z0 : lo;
+            z1 = z1 > lo ? z1 : lo;
+            fastmath::exp2_weight4(z0);
+            fastmath::exp2_weight4(z1);
+            const vec4d w0 = z0, w1 = z1;
+            // isotropic: the score pass takes w_k inv_k (the per-coordinate factor)
+            const double f = ISO ? inv[act[a] * d] : 1.0;
+            MODELCOLLAPSE_STORE4(W + 8 * a, ISO ? w0 * f : w0);
+            MODELCOLLAPSE_STORE4(W + 8 * a + 4, ISO ? w1 * f : w1);
+            S0 += w0;
+            S1 += w1;
+        }
+        if (score) {
+            const vec4d r0 = -1.0 / S0, r1 = -1.0 / S1;
+            // Two coordinates at a time (four independent chains, as in pass 1), then the last.
+            std::size_t j = 0;
+            for (; j + 2 <= d; j += 2) {
+                const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
+                const vec4d y0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i);
+                const vec4d y1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4);
+                vec4d c0 = {0.0, 0.0, 0.0, 0.0}, c1 = c0, g0 = c0, g1 = c0;
+                for (std::size_t a = 0; a < A; ++a) {
+                    const std::size_t k = act[a];
+                    const double m0 = means[k * d + j], m1 = means[k * d + j + 1];
+                    const vec4d w0 = MODELCOLLAPSE_LOAD4(W + 8 * a), w1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4);
+                    if (ISO) {
+                        c0 += w0 * (x0 - m0);
+                        c1 += w1 * (x1 - m0);
+                        g0 += w0 * (y0 - m1);
+                        g1 += w1 * (y1 - m1);
+                    } else {
+                        const double i0 = inv[k * d + j], i1 = inv[k * d + j + 1];
+                        c0 += w0 * ((x0 - m0) * i0);
+                        c1 += w1 * ((x1 - m0) * i0);
+                        g0 += w0 * ((y0 - m1) * i1);
+                        g1 += w1 * ((y1 - m1) * i1);
+                    }
+                }
+                MODELCOLLAPSE_STORE4(score + j * B + i, c0 * r0);
+                MODELCOLLAPSE_STORE4(score + j * B + i + 4, c1 * r1);
+                MODELCOLLAPSE_STORE4(score + (j + 1) * B + i, g0 * r0);
+                MODELCOLLAPSE_STORE4(score + (j + 1) * B + i + 4, g1 * r1);
+            }
+            for (; j < d; ++j) {
+                const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
+                vec4d c0 = {0.0, 0.0, 0.0, 0.0}, c1 = c0;
+                for (std::size_t a = 0; a < A; ++a) {
+                    const std::size_t k = act[a];
+                    const double mkj = means[k * d + j];
+                    if (ISO) {
+                        c0 += MODELCOLLAPSE_LOAD4(W + 8 * a) * (x0 - mkj);
+                        c1 += MODELCOLLAPSE_LOAD4(W + 8 * a + 4) * (x1 - mkj);
+                    } else {
+                        const double ikj = inv[k * d + j];
+                        c0 += MODELCOLLAPSE_LOAD4(W + 8 * a) * ((x0 - mkj) * ikj);
+                        c1 += MODELCOLLAPSE_LOAD4(W + 8 * a + 4) * ((x1 - mkj) * ikj);
+                    }
+                }
+                MODELCOLLAPSE_STORE4(score + j * B + i, c0 * r0);
+                MODELCOLLAPSE_STORE4(score + j * B + i + 4, c1 * r1);
+            }
+        }
+        if (logp) {
+            constexpr double kLn2 = 0.69314718055994530942;
+            for (int l = 0; l < 4; ++l) {
+                logp[i + l] = M0[l] * kLn2 + std::log(S0[l]);
+                logp[i + 4 + l] = M1[l] * kLn2 + std::log(S1[l]);
+            }
+        }
+    }
+}
+}  // namespace detail
+#endif
+
+MODELCOLLAPSE_HOT_FMA void mixture_eval_batch(const SmoothedMixture& m, std::size_t B, const double* x, double* score,
                                double* logp, MixtureBatchWorkspace& w) {
     const std::size_t d = m.d;
     double* __restrict mx = w.mx.data();
     double* __restrict S = w.S.data();
     double* __restrict acc = w.acc.data();
+#ifdef MODELCOLLAPSE_VECTOR_EXT
+    if (m.kind != CovKind::full && B % 8 == 0 && w.logit.size() >= 8 * m.active.size()) {
+        double* W = w.logit.data();
+        if (m.kind == CovKind::isotropic) {
+            if (d == 2)
+                detail::mixture_batch_diag_tiles<2, true>(m, B, x, score, logp, W);
+            else
+                detail::mixture_batch_diag_tiles<0, true>(m, B, x, score, logp, W);
+        } else if (d == 1) {
+            detail::mixture_batch_diag_tiles<1, false>(m, B, x, score, logp, W);
+        } else if (d == 2) {
+            detail::mixture_batch_diag_tiles<2, false>(m, B, x, score, logp, W);
+        } else {
+            detail::mixture_batch_diag_tiles<0, false>(m, B, x, score, logp, W);
+        }
+        return;
+    }
+#endif
     if (m.kind != CovKind::full) {
         // Pass 1: logits of every active component, and their maximum.
         for (std::size_t a = 0; a < m.active.size(); ++a) {

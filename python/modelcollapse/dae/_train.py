@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _core
-from .._optional import require
+from .._optional import require, torch_device
 from .._validation import (
     as_seed,
     check_allocation,
@@ -167,6 +167,8 @@ def train(target: DaeTarget, *, r: int = 2, n_steps: int | None = None, tau: flo
     weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
     check_activation(activation)
     check_choice(backend, "backend", ("cpp", "numpy", "torch"))
+    if backend == "torch":
+        device = torch_device("auto" if device is None else device)  # fail before any work
     if (n_steps is None) == (tau is None):
         raise ValueError("give exactly one of n_steps or tau (training time 2 lr n / d)")
     n = training_steps(tau, d, lr) if tau is not None else check_positive_int(n_steps, "n_steps", minimum=0,
@@ -304,7 +306,7 @@ def _train_torch(target, means_tr, data, w_start, random_init, init_scale, b0, v
                  weight_decay, train_b, activation, uniform, times, p, p0, p1, E_tr, device) -> dict:
     """Batched replicas in torch (float64): the reference updates vectorised over replicas."""
     torch = require("torch", "dae.train(backend='torch')")
-    dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = device
     gen = torch.Generator(device=dev).manual_seed(int(seed) % (2**63))
     f64 = dict(dtype=torch.float64, device=dev)
     reps, d, r = w_start.shape

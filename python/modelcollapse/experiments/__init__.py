@@ -8,7 +8,7 @@ from ._claims import Claim, claim, claim_from_interval, claims_frame
 from ._registry import PRESETS, REGISTRY, Experiment, ExperimentOutput, register
 
 # One entry per experiment module; each registers itself on import.
-_MODULES = ("demo", "truncation", "hodge", "dae", "retraining_gaussian", "retraining_neural")
+_MODULES = ("demo", "truncation", "hodge", "dae", "retraining_gaussian", "retraining_neural", "atlas")
 
 
 def load_all() -> dict[str, Experiment]:

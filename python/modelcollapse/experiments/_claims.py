@@ -213,16 +213,21 @@ def claim_from_dict(d: dict[str, Any]) -> Claim:
     return Claim(**kw)
 
 
-def claim_decimals(c: Claim) -> int | None:
-    """Decimals the interval supports: two significant digits of its width.
+def interval_decimals(low: float, high: float) -> int | None:
+    """Decimals an interval ``[low, high]`` supports: two significant digits of its width.
 
     ``None`` when the interval is infinite or empty (then numbers get 4 significant digits).
     Negative for wide intervals (-1: round to tens).
     """
-    width = c.ci_high - c.ci_low
+    width = float(high) - float(low)
     if not math.isfinite(width) or width <= 0:
         return None
     return 1 - int(math.floor(math.log10(width)))
+
+
+def claim_decimals(c: Claim) -> int | None:
+    """Decimals a claim's interval supports (:func:`interval_decimals` of its CI)."""
+    return interval_decimals(c.ci_low, c.ci_high)
 
 
 def format_number(value: float, decimals: int | None) -> str:
@@ -319,5 +324,5 @@ def verdict_counts(claims: Sequence[Claim]) -> dict[str, int]:
 
 
 __all__ = ["Claim", "Verdict", "Comparison", "VERDICTS", "decide", "mean_ci", "bootstrap_ci", "claim",
-           "claim_from_interval", "claims_frame", "claim_from_dict", "claim_decimals", "format_number",
+           "claim_from_interval", "claims_frame", "claim_from_dict", "claim_decimals", "interval_decimals", "format_number",
            "format_estimate", "format_target", "format_claim", "load_claims", "verdict_counts"]

@@ -23,6 +23,7 @@ import pandas as pd
 from .._checkpoint import atomic_file
 from ..results import save_results
 from ._claims import Claim, claims_frame
+from ._units import UnitCache, active
 
 PRESETS = ("quick", "default", "paper")
 
@@ -36,6 +37,8 @@ class ExperimentOutput:
     figures: list[Path] = dataclasses.field(default_factory=list)
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     claims: list[Claim] = dataclasses.field(default_factory=list)
+    #: finished units reused / computed by this run and their folder (set by Experiment.run)
+    units: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -87,18 +90,25 @@ class Experiment:
 
     def run(self, config: Any, out_dir: str | Path, progress: bool = True) -> ExperimentOutput:
         """Run, then save ``<name>.parquet`` + ``<name>.json`` next to the figures, and the
-        claims as ``<name>_claims.parquet`` (also listed in the JSON sidecar)."""
+        claims as ``<name>_claims.parquet`` (also listed in the JSON sidecar).
+
+        Finished units are kept under ``<out_dir>/.units/<name>/`` and reused by a later run
+        with the same configuration and code (:mod:`._units`; docs/cli.md, section
+        "Interrupting and resuming"); ``result.units`` counts them."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        result = self.run_fn(config, out, progress)
+        cache = UnitCache(out, self.name, config)
+        with active(cache):
+            result = self.run_fn(config, out, progress)
+        result.units = cache.counts()
         wall = time.perf_counter() - start
         if result.claims:
             with atomic_file(out / f"{self.name}_claims.parquet", "wb") as fh:
                 claims_frame(result.claims).to_parquet(fh, index=False)
         save_results(result.table, out, self.name, config, wall_time_s=wall,
                      extra={"figures": [str(p.name) for p in result.figures], "summary": result.summary,
-                            "claims": [c.to_dict() for c in result.claims]})
+                            "claims": [c.to_dict() for c in result.claims], "units": result.units})
         return result
 
 

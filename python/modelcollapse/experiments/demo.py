@@ -12,6 +12,7 @@ ensemble, each with a tolerance derived from the sample size ``n_samples``.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from tqdm.auto import tqdm
 
 from .. import GaussianMixture, sample_reverse
 from ._claims import Claim, claim
-from ._plotting import pyplot, save_figure
+from ._plotting import panels, save_figure, title
 from ._registry import ExperimentOutput, register
+from ._units import unit
 
 
 def round_seed(seed: int, replicate: int, k: int) -> int:
@@ -121,10 +123,11 @@ def run(config: DemoConfig, out_dir: Path, progress: bool = True) -> ExperimentO
             traces = np.empty(config.rounds)
             for k in range(config.rounds):
                 exact = model.smooth(config.delta)  # p_hat_k
-                out = sample_reverse(model, config.n_samples, T=config.T, delta=config.delta, steps=config.steps,
-                                     integrator=config.integrator, init="exact",
-                                     seed=round_seed(config.seed, s, k))
-                x = out.samples
+                # one unit per (seed, round): a resumed run reuses the finished rounds' samples
+                x = unit(f"seed{s}-round{k}", partial(sample_reverse, model, config.n_samples, T=config.T,
+                                                      delta=config.delta, steps=config.steps, integrator=config.integrator,
+                                                      init="exact", seed=round_seed(config.seed, s, k)),
+                         keep=("samples",)).samples
                 if s == 0:
                     samples_by_round[k] = x
                 sq = np.sum((x - x.mean(axis=0)) ** 2, axis=1)  # |x - mean|^2: its mean is the trace
@@ -193,32 +196,32 @@ def _claims(config: DemoConfig, rel_err: np.ndarray, rel_se: np.ndarray, last_er
 
 def _figure(p: GaussianMixture, samples: dict[int, np.ndarray], table: pd.DataFrame, config: DemoConfig,
             out_dir: Path) -> Path:
-    plt = pyplot()
-
     shown = sorted({0, len(samples) // 2, len(samples) - 1})
-    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(4 * (len(shown) + 1), 4))
+    fig, axes = panels(len(shown) + 1, ncols=2 if len(shown) + 1 == 4 else None,
+                       title=f"Truncated-diffusion recursion, simulation vs exact laws: a={config.real_fraction}, "
+                             f"delta={config.delta}, N={config.n_samples} per round, {config.steps} "
+                             f"{config.integrator} steps, T={config.T} (seed {config.seed})")
     data = p.sample(min(config.n_samples, 5000), seed=config.seed + 10_000)
     for ax, k in zip(axes, shown):
         x = samples[k][:5000]
-        ax.scatter(data[:, 0], data[:, 1], s=1, alpha=0.2, color="grey", label="data")
-        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.3, color="C0", label=f"round {k}")
-        ax.set_title(f"round {k}")
+        ax.scatter(data[:, 0], data[:, 1], s=1, alpha=0.2, color="grey", label="data p")
+        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.3, color="C0", label=f"samples, round {k}")
+        title(ax, f"round {k}: samples vs data")
         ax.set_xlim(-4.5, 4.5)
         ax.set_ylim(-4, 4.5)
         ax.set_aspect("equal")
-        ax.legend(loc="upper right", markerscale=6, fontsize=8)
+        ax.set(xlabel="x1", ylabel="x2")
+        ax.legend(loc="upper left", markerscale=6)
     ax = axes[-1]
     tc = table[(table["metric"] == "trace_cov") & (table["replicate"] == 0)]
     for source, style in (("simulation", "o"), ("exact", "-")):
         sel = tc[tc["source"] == source]
-        ax.plot(sel["round"], sel["value"], style, label=source)
-    ax.axhline(2.0, color="k", ls=":", label="N(0, I)")
-    ax.set_xlabel("round")
+        ax.plot(sel["round"], sel["value"], style, label={"exact": "exact law p_hat_k"}.get(source, source))
+    ax.axhline(2.0, color="k", ls=":", label="N(0, I) (collapse)")
+    ax.set_xlabel("round k")
     ax.set_ylabel("trace of covariance")
+    title(ax, "covariance trace per round (seed 0)")
     ax.legend()
-    fig.suptitle(f"Truncated-diffusion recursion: a={config.real_fraction}, delta={config.delta}, "
-                 f"N={config.n_samples}, {config.steps} {config.integrator} steps, T={config.T}")
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
     path = out_dir / "demo.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     return path

@@ -25,16 +25,25 @@ import numpy as np
 from .._checkpoint import atomic_write_text, dumps_strict
 from ..results import versions
 from . import load_all
-from ._claims import VERDICTS, Claim, claim_from_dict, format_estimate, format_target
+from ._claims import (
+    VERDICTS,
+    Claim,
+    claim_from_dict,
+    format_estimate,
+    format_number,
+    format_target,
+    interval_decimals,
+)
 from ._registry import Experiment
 
-PART_ORDER = ("foundation", "truncation", "hodge", "retraining", "dae")
+PART_ORDER = ("foundation", "truncation", "hodge", "retraining", "dae", "atlas")
 PART_TITLES = {
     "foundation": "Foundation: exact laws and the truncated reverse sampler",
     "truncation": "Recursively trained diffusion models: the limiting collapse distribution",
     "hodge": "Diffusion models observe only gradients: Helmholtz-Hodge decomposition of score errors",
     "retraining": "Bertrand et al.: stability of iterative retraining on real + synthetic data",
     "dae": "Cui et al.: a two-layer denoising autoencoder trained by online SGD in high dimension",
+    "atlas": "The collapse atlas: every remedy against every learner, with theory where it exists",
 }
 VERDICT_COLOURS = {"holds": "#1a7f37", "fails": "#cf222e", "underpowered": "#9a6700"}
 SUMMARY_LIST_MAX = 8  # longer lists in a summary are shown as their first entries and the length
@@ -84,16 +93,83 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _is_records(value: Any) -> bool:
+    """A list of dicts: a table with named columns (e.g. one row per setting)."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
 def summary_rows(summary: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """``(quantity, value)`` rows of a summary; nested dicts become dotted names."""
+    """``(quantity, value)`` rows of a summary; nested dicts become dotted names. Lists of
+    dicts are tables of their own (:func:`summary_tables`) and are left out here."""
     rows: list[tuple[str, str]] = []
     for key, value in summary.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
             rows += summary_rows(value, f"{name}.")
-        else:
+        elif not _is_records(value):
             rows.append((name, format_value(value)))
     return rows
+
+
+def _record_cells(record: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
+    """A record's cells. With ``ci_low``/``ci_high`` the column before the interval is the
+    estimate: it and the numbers after it are rounded to two significant digits of the
+    interval's width (as a claim's, docs/claims.md), the columns before it are the setting
+    (4 significant digits), and the two bounds are one ``95% CI`` cell."""
+    lo, hi = record.get("ci_low"), record.get("ci_high")
+    decimals = interval_decimals(lo, hi) if lo is not None and hi is not None else None
+    first = columns.index("95% CI") - 1 if "95% CI" in columns else len(columns)
+    cells = []
+    for i, col in enumerate(columns):
+        if col == "95% CI":
+            cells.append("" if lo is None or hi is None else
+                         f"[{format_number(lo, decimals)}, {format_number(hi, decimals)}]")
+            continue
+        v = record.get(col, "")
+        real = isinstance(v, (float, np.floating)) and not isinstance(v, bool)
+        rounded = real and decimals is not None and i >= first
+        cells.append(format_number(v, decimals) if rounded else format_value(v))
+    return cells
+
+
+def summary_tables(summary: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The summary as tables ``(title, columns, rows)`` of display strings: first the scalar
+    entries as ``quantity | value`` (:func:`summary_rows`), then one table per list of records
+    (a list of dicts, its keys the columns; ``ci_low``/``ci_high`` become one ``95% CI`` column
+    and set the rounding of the row)."""
+    tables: list[tuple[str, list[str], list[list[str]]]] = []
+    rows = summary_rows(summary)
+    if rows:
+        tables.append(("", ["quantity", "value"], [[k, v] for k, v in rows]))
+
+    def collect(mapping: Mapping[str, Any], prefix: str = "") -> None:
+        for key, value in mapping.items():
+            if isinstance(value, Mapping):
+                collect(value, f"{prefix}{key}.")
+            elif _is_records(value):
+                columns: list[str] = []
+                for rec in value:
+                    columns += [c for c in rec if c not in columns]
+                if "ci_low" in columns and "ci_high" in columns:
+                    at = columns.index("ci_low")
+                    columns = [c for c in columns if c not in ("ci_low", "ci_high")]
+                    columns.insert(at, "95% CI")
+                tables.append((f"{prefix}{key}", columns, [_record_cells(r, columns) for r in value]))
+
+    collect(summary)
+    return tables
+
+
+def summary_text(summary: Mapping[str, Any]) -> list[str]:
+    """The summary tables as aligned plain-text lines (the ``run`` command prints them)."""
+    lines: list[str] = []
+    for name, columns, rows in summary_tables(summary):
+        widths = [max(len(str(x)) for x in [c, *(r[i] for r in rows)]) for i, c in enumerate(columns)]
+        if name:
+            lines.append(f"{name}:")
+        for row in [columns, *rows]:
+            lines.append(("  " + "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths))).rstrip())
+    return lines
 
 
 def _anchor(text: str) -> str:
@@ -235,12 +311,12 @@ def render_markdown(sections: Sequence[Mapping[str, Any]], meta: Mapping[str, An
                 lines += _md_claims(claims)
             elif not s.get("error"):
                 lines += ["*This experiment declares no claims.*", ""]
-            for fig in s.get("figures", []):
-                lines += [f"![{s['experiment']}]({fig})", ""]
-            rows = summary_rows(s.get("summary") or {})
-            if rows:
-                lines += ["| quantity | value |", "|---|---|"]
-                lines += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in rows] + [""]
+            for fig in s.get("figures", []):   # click: the full-size PNG
+                lines += [f"[![{s['experiment']}: {Path(fig).name}]({fig})]({fig})", ""]
+            for name, columns, rows in summary_tables(s.get("summary") or {}):
+                lines += [f"*{_md_cell(name)}*", ""] if name else []
+                lines += ["| " + " | ".join(_md_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+                lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows] + [""]
             lines += ["Reproduce:", "", "```bash", s["command"], "```", f"({s['seconds']:.1f} s)", ""]
     return "\n".join(lines)
 
@@ -271,7 +347,8 @@ def render_html(sections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], 
     counts = meta.get("counts") or _counts(sections)
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>modelcollapse report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
-             "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;margin:0.5em 0}"
+             "img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}figcaption{color:#555;font-size:90%}"
+             "caption{text-align:left;font-style:italic}table{border-collapse:collapse;margin:0.5em 0}"
              "td,th{border:1px solid #ccc;padding:2px 8px;vertical-align:top}"
              "pre{background:#f6f6f6;padding:8px;overflow-x:auto}.err{color:#a00}.verdict{font-weight:bold}"
              "tr.fails{background:#ffebe9}tr.underpowered{background:#fff8c5}small{color:#555}</style></head><body>",
@@ -311,13 +388,16 @@ def render_html(sections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], 
                 parts.append(_html_claims(claims))
             elif not s.get("error"):
                 parts.append("<p><i>This experiment declares no claims.</i></p>")
-            for fig in s.get("figures", []):
+            for fig in s.get("figures", []):   # embedded; a click opens the full-size PNG next to the report
                 data = base64.b64encode((root / fig).read_bytes()).decode("ascii")
-                parts.append(f"<p><img alt='{esc(s['experiment'])}' src='data:image/png;base64,{data}'></p>")
-            rows = summary_rows(s.get("summary") or {})
-            if rows:
-                cells = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows)
-                parts.append(f"<table><tr><th>quantity</th><th>value</th></tr>{cells}</table>")
+                parts.append(f"<figure><a href='{esc(fig)}' title='open the full-size figure'><img alt='"
+                             f"{esc(s['experiment'])}: {esc(Path(fig).name)}' src='data:image/png;base64,{data}'></a>"
+                             f"<figcaption>{esc(Path(fig).name)} (click to enlarge)</figcaption></figure>")
+            for name, columns, rows in summary_tables(s.get("summary") or {}):
+                head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+                body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
+                caption = f"<caption>{esc(name)}</caption>" if name else ""
+                parts.append(f"<table class='summary'>{caption}<tr>{head}</tr>{body}</table>")
             parts.append(f"<p>Reproduce ({s['seconds']:.1f} s):</p><pre>{esc(s['command'])}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -29,8 +30,9 @@ import pandas as pd
 
 from ..retraining import gaussian as g
 from ._claims import Claim, claim
-from ._plotting import pyplot, save_figure
+from ._plotting import panels, save_figure
 from ._registry import ExperimentOutput, register
+from ._units import unit
 
 # claims that compare with a closed form allow this many standard errors of the seed average
 # (predicted by the theory itself, not estimated): with 5 seeds the Student-t interval
@@ -41,18 +43,18 @@ K_SE = 6.0
 
 @dataclasses.dataclass
 class RetrainingGaussianConfig:
-    n_values: tuple[int, ...] = (5, 10, 50)      # samples per round for the collapse panel
-    rounds: int = 100
-    n_chains: int = 4000
-    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)
-    stability_n: int = 20
-    contraction_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
-    contraction_rounds: int = 12
-    plateau_n: tuple[int, ...] = (25, 100, 400)
+    n_values: tuple[int, ...] = (5, 10, 50)  # samples per round n of the collapse panel
+    rounds: int = 100  # retraining rounds T
+    n_chains: int = 4000  # independent retraining chains per setting (Monte Carlo size)
+    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)  # synthetic ratios lambda, stability panel (inf: no real)
+    stability_n: int = 20  # samples per round of the stability panel
+    contraction_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # synthetic ratios lambda of the contraction panel
+    contraction_rounds: int = 12  # rounds of the contraction panel
+    plateau_n: tuple[int, ...] = (25, 100, 400)  # samples per round n of the plateau panel (at least two: the 1/sqrt(n) exponent)
     dim: int = 2                                   # dimension of the plateau panel
-    seed: int = 0
+    seed: int = 0  # first seed
     seeds: int = 5                                 # independent seeds seed, seed+1, ... for the claims
-    threads: int = 0
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.n_chains < 2:
@@ -85,6 +87,35 @@ def reliable_round(n: int, rounds: int, n_chains: int) -> int:
     return int(t[ok].max()) if ok.any() else 0
 
 
+# One unit per (study, parameter, seed) (docs/cli.md, "Interrupting and resuming"): each keeps the
+# seed's statistics, and the full per-chain arrays only for the first seed (figures and table).
+def _collapse_seed(chains, n: int, T: int, C: int, t_rel: int, a: float, s: int, first: bool) -> dict:
+    sig = chains([0.0], [[1.0]], n, T, C, synthetic_ratio=math.inf, init_mean=[0.0], init_cov=[[1.0]], seed=s).std()
+    # sigma_{t+1}/sigma_t = sqrt(S_t/(n-1)) are i.i.d. over chains and rounds, mean alpha(n)
+    return dict(ratio=float((sig[:, 1:] / sig[:, :-1]).mean()), rel=float(sig[:, t_rel].mean() / a ** t_rel),
+                slope=float(np.log(sig[:, T]).mean() / T), med_log=float(np.log(np.median(sig[:, T]))),
+                sig=sig if first else None)
+
+
+def _contraction_seed(chains, n_c: int, Tc: int, C: int, lam: float, mu0: float, s: int, first: bool) -> dict:
+    ch = chains([0.0], [[1.0]], n_c, Tc, C, synthetic_ratio=lam, init_mean=[mu0], init_cov=[[1.0]], seed=s)
+    # each chain's own fixed point is the fit of its real data (theta* of that chain): the
+    # lambda = 0 run with the same seed draws the same real points and refits them in round 1
+    own = chains([0.0], [[1.0]], n_c, 1, C, synthetic_ratio=0.0, init_mean=[mu0], init_cov=[[1.0]], seed=s).means[:, 1, 0]
+    err = ch.means[:, :, 0] - own[:, None]
+    # E[mu_1 - m_r | m_r] = (m/N)(mu_0 - m_r) (an identity of expectations, mixed_map_expected), m/N = rho here
+    return dict(one_round=float(err[:, 1].mean() / err[:, 0].mean()), err=err if first else None)
+
+
+def _stability_seed(chains, n_s: int, T: int, C: int, lam: float, s: int, first: bool) -> dict:
+    sig = chains([0.0], [[1.0]], n_s, T, C, synthetic_ratio=lam, seed=s).std()
+    return dict(median=float(np.median(sig[:, T])), sig=sig if first else None)
+
+
+def _plateau_level(chains, d: int, n: int, T: int, C: int, s: int) -> np.ndarray:
+    return chains(np.zeros(d), np.eye(d), n, T, C, synthetic_ratio=1.0, seed=s).param_error().mean(0)
+
+
 @register("retraining-gaussian", "Gaussian retraining: collapse rate alpha(n)^t, mixed-data contraction, "
           "stability and the 1/sqrt(n) plateau (Monte Carlo vs formulas)", RetrainingGaussianConfig, PRESETS,
           part="retraining", headline=True,
@@ -94,8 +125,6 @@ def reliable_round(n: int, rounds: int, n_chains: int) -> int:
                 "point contracts to the data fit at rate lambda/(1+lambda) and the error plateaus at a level "
                 "~ 1/sqrt(n) (Theorems 1-2; claims rg.contraction_*, rg.plateau_exponent).")
 def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
-    plt = pyplot()
-
     rows: list[dict] = []
     summary: dict = {}
     claims: list[Claim] = []
@@ -110,7 +139,9 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         return g.simulate_chains(*args, seed=seed, threads=config.threads, **kwargs)
 
     # ---- collapse (Proposition 1)
-    fig, axes = plt.subplots(1, 5, figsize=(23, 4.2))
+    fig, axes = panels(5, title=f"Gaussian retraining, Monte Carlo ({C} chains, seed {config.seed}) vs closed forms: "
+                                "collapse when fully synthetic, contraction and stability with real data, and the "
+                                "1/sqrt(n) plateau")
     ax = axes[0]
     heavy: dict[str, np.ndarray] = {}
     for n in config.n_values:
@@ -118,14 +149,12 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         t_rel = reliable_round(n, T, C)
         ratio_means, mean_rel, log_slope = [], [], []
         for s in seeds:
-            sig = chains([0.0], [[1.0]], n, T, C, synthetic_ratio=math.inf, init_mean=[0.0], init_cov=[[1.0]],
-                         seed=s).std()
-            # sigma_{t+1}/sigma_t = sqrt(S_t/(n-1)) are i.i.d. over chains and rounds, mean alpha(n)
-            ratio_means.append(float((sig[:, 1:] / sig[:, :-1]).mean()))
-            mean_rel.append(float(sig[:, t_rel].mean() / a ** t_rel))
-            log_slope.append(float(np.log(sig[:, T]).mean() / T))
+            r = unit(f"collapse-n{n}-s{s}", partial(_collapse_seed, chains, n, T, C, t_rel, a, s, s == seeds[0]))
+            ratio_means.append(r["ratio"])
+            mean_rel.append(r["rel"])
+            log_slope.append(r["slope"])
             if s == seeds[0]:
-                sig0 = sig
+                sig0 = r["sig"]
         mean, se = sig0.mean(0), _se(sig0)
         theory = cast(np.ndarray, g.expected_std(1.0, n, t))
         for k in range(T + 1):
@@ -186,10 +215,10 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     ax.set(title=f"fully synthetic, n={n_h}: means mislead", xlabel="round t", ylabel="sigma_t")
     ax.legend(fontsize=8)
     med_log = []
-    for s in seeds:
-        sg = chains([0.0], [[1.0]], n_h, T, C, synthetic_ratio=math.inf, init_mean=[0.0], init_cov=[[1.0]],
-                    seed=s).std()
-        med_log.append(float(np.log(np.median(sg[:, T]))))
+    for s in seeds:   # the collapse study's chains for n = n_h (the same arguments and seeds)
+        r = unit(f"collapse-n{n_h}-s{s}", partial(_collapse_seed, chains, n_h, T, C, reliable_round(n_h, T, C),
+                                                  float(g.alpha(n_h)), s, s == seeds[0]))
+        med_log.append(r["med_log"])
     gap = T * math.log(g.alpha(n_h)) - float(elog_t[T])
     claims.append(claim(
         f"rg.median_std_n{n_h}", f"fully synthetic, n={n_h}: log(median sigma_T) at T={T} lies within one "
@@ -212,16 +241,11 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         rho = g.contraction_rate(lam)
         one_round = []
         for s in seeds:
-            ch = chains([0.0], [[1.0]], n_c, Tc, C, synthetic_ratio=lam, init_mean=[mu0], init_cov=[[1.0]], seed=s)
-            # each chain's own fixed point is the fit of its real data (theta* of that chain): the
-            # lambda = 0 run with the same seed draws the same real points and refits them in round 1
-            own = chains([0.0], [[1.0]], n_c, 1, C, synthetic_ratio=0.0, init_mean=[mu0], init_cov=[[1.0]],
-                         seed=s).means[:, 1, 0]
-            err = ch.means[:, :, 0] - own[:, None]
-            # E[mu_1 - m_r | m_r] = (m/N)(mu_0 - m_r) (an identity of expectations, mixed_map_expected), m/N = rho here
-            one_round.append(float(err[:, 1].mean() / err[:, 0].mean()))
+            r = unit(f"contraction-lam{lam:g}-s{s}", partial(_contraction_seed, chains, n_c, Tc, C, lam, mu0, s,
+                                                             s == seeds[0]))
+            one_round.append(r["one_round"])
             if s == seeds[0]:
-                err0 = err
+                err0 = r["err"]
         m_syn = int(math.floor(lam * n_c + 1e-9))
         se_one = rho / (mu0 * math.sqrt(m_syn * C * K))   # mu_1 - rho mu_0 = rho x (mean of m unit normals)
         claims.append(claim(
@@ -251,7 +275,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
                             label=f"lambda={lam:g}: rate {fit_rate:.3f} (theory {rho:.3f})")
         ax.semilogy(tc, theory, "--", color=line.get_color(), lw=1)
     ax.set(title="mixed: E[mu_t - mu*] vs (lambda/(1+lambda))^t (dashed)", xlabel="round t",
-           ylabel="|E[mu_t - mu*_chain]| (above the MC noise floor)")
+           ylabel="|E[mu_t - mu*_chain]|")
     ax.legend(fontsize=8)
 
     # ---- stability
@@ -260,10 +284,10 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     final_median: dict[float, list[float]] = {}
     for lam in config.synthetic_ratios:
         for s in seeds:
-            sig = chains([0.0], [[1.0]], n_s, T, C, synthetic_ratio=lam, seed=s).std()
-            final_median.setdefault(lam, []).append(float(np.median(sig[:, T])))
+            r = unit(f"stability-lam{lam:g}-s{s}", partial(_stability_seed, chains, n_s, T, C, lam, s, s == seeds[0]))
+            final_median.setdefault(lam, []).append(r["median"])
             if s == seeds[0]:
-                sig0 = sig
+                sig0 = r["sig"]
         q = np.quantile(sig0, [0.1, 0.5, 0.9], axis=0)
         for k in range(T + 1):
             for name, v in (("std_q10", q[0, k]), ("std_median", q[1, k]), ("std_q90", q[2, k]),
@@ -298,8 +322,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     for s in seeds:
         lv = {}
         for n in config.plateau_n:
-            ch = chains(np.zeros(d), np.eye(d), n, T, C, synthetic_ratio=1.0, seed=s)
-            mean = ch.param_error().mean(0)
+            mean = unit(f"plateau-n{n}-s{s}", partial(_plateau_level, chains, d, n, T, C, s))
             lv[n] = float(mean[T // 2:].mean())
             if s == seeds[0]:
                 levels_seed0[n] = lv[n]
@@ -318,11 +341,10 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
     summary["plateau_times_sqrt_n"] = {str(n): v * math.sqrt(n) for n, v in levels_seed0.items()}
     summary["plateau_exponent_mean"] = float(np.mean(slopes))
     ax.set(title="lambda=1: sqrt(n) E||theta_t - theta*||", xlabel="round t",
-           ylabel="sqrt(n) x error")
+           ylabel="sqrt(n) E||theta_t - theta*||")
     ax.legend(fontsize=8)
-    fig.tight_layout()
     path = out_dir / "retraining_gaussian.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
 
     table = pd.DataFrame(rows)
     table["seed"] = config.seed

@@ -25,32 +25,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._plotting import pyplot, save_figure
+from ._plotting import legend_below, panels, save_figure
 from ._registry import ExperimentOutput, register
 
 
 @dataclasses.dataclass
 class NeuralRetrainingConfig:
-    n_real: int = 2000
-    n_eval: int = 1000
-    rounds: int = 8
-    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    width: int = 128
-    n_blocks: int = 3
-    lr: float = 2e-3
-    batch_size: int = 256
-    samples_per_round: int = 12_800
+    n_real: int = 2000  # real training points (the data every lambda keeps)
+    n_eval: int = 1000  # held-out real points and model samples per metric evaluation
+    rounds: int = 8  # retraining rounds after theta_0
+    synthetic_ratios: tuple[float, ...] = (0.0, 0.5, 1.0, math.inf)  # synthetic per real point, lambda (inf: fully synthetic)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # seeds of the retraining rounds (theta_0 is shared)
+    width: int = 128  # hidden width of the MLP
+    n_blocks: int = 3  # residual blocks of the MLP
+    lr: float = 2e-3  # Adam learning rate
+    batch_size: int = 256  # minibatch size
+    samples_per_round: int = 12_800  # training samples seen per retraining round (steps x batch size)
     # theta_0: trained once, the common start of every lambda and seed. The DDPM needs ~3500 steps
     # of 256 to separate the 8 modes (mode_fraction 0.82 vs 0.87 for the data; 0.54 after 500 steps)
-    initial_samples: int = 1_024_000
-    sample_steps: int = 50
-    data_seed: int = 10_000          # the real training set (common to every run, as theta_0)
-    density_ratios: tuple[float, ...] = (math.inf, 1.0)   # rows of the density figure
-    density_rounds: tuple[int, ...] = (0, 1, 2, 4, 8)
-    torch_threads: int = 1       # CPU threads of the learners (small MLPs: 1 is fastest); 0: torch's default
-    device: str = "auto"
-    checkpoints: bool = True
+    initial_samples: int = 1_024_000  # samples seen while training theta_0, the shared start
+    sample_steps: int = 50  # integration steps of the sampler
+    data_seed: int = 10_000  # seed of the real training set (common to every run, as theta_0)
+    density_ratios: tuple[float, ...] = (math.inf, 1.0)  # synthetic ratios lambda shown in the density figure
+    density_rounds: tuple[int, ...] = (0, 1, 2, 4, 8)  # rounds shown in the density figure
+    torch_threads: int = 1  # CPU threads of the learners (small MLPs: 1 is fastest); 0: torch's default
+    device: str = "auto"  # torch device: "auto", "cpu" or "cuda"
+    checkpoints: bool = True  # checkpoint every round under <out>/checkpoints and resume from there
 
     def __post_init__(self) -> None:
         if self.n_real < 2 or self.n_eval < 5 or self.rounds < 0:
@@ -237,39 +237,42 @@ def _claims(prefix: str, kind: str, config: NeuralRetrainingConfig, table: pd.Da
 
 
 def _plot_densities(kind, config, densities, real, out_dir: Path) -> Path:
-    plt = pyplot()
+    from matplotlib.colors import Normalize
 
     lams = [lam for lam in config.density_ratios if lam in densities]
     cols = [r for r in config.density_rounds if r <= config.rounds]
     lim = float(np.quantile(np.abs(real), 0.995)) * 1.3
     bins = np.linspace(-lim, lim, 80)
-    fig, axes = plt.subplots(max(1, len(lams)), len(cols) + 1, figsize=(2.3 * (len(cols) + 1), 2.3 * max(1, len(lams))),
-                             squeeze=False)
-    for i, lam in enumerate(lams):
-        axes[i, 0].hist2d(real[:, 0], real[:, 1], bins=[bins, bins], cmap="viridis")
-        axes[i, 0].set_title("held-out real data", fontsize=8)
-        axes[i, 0].set_ylabel(_label(lam), fontsize=9)
-        for j, r in enumerate(cols):
-            x = densities[lam][r]
-            axes[i, j + 1].hist2d(x[:, 0], x[:, 1], bins=[bins, bins], cmap="viridis")
-            axes[i, j + 1].set_title(f"round {r}", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{kind}: model density per retraining round", fontsize=10)
-    fig.tight_layout()
+    shown = [("held-out real data", real)] + [(f"{_label(lam)}, round {r}", densities[lam][r])
+                                              for lam in lams for r in cols]
+    vmax = max(np.histogram2d(x[:, 0], x[:, 1], bins=[bins, bins])[0].max() for _, x in shown)
+    norm = Normalize(1, max(vmax, 2))
+    fig, axes = panels(len(shown), size=(3.2, 3.0),
+                       title=f"{kind}: 2-D histograms of the model's samples per retraining round, for each "
+                             "synthetic ratio lambda (inf = fully synthetic), against the held-out real data "
+                             f"(first panel; {len(config.seeds)} seeds, the first shown)")
+    image = None
+    for ax, (name, x) in zip(axes, shown):
+        *_, image = ax.hist2d(x[:, 0], x[:, 1], bins=[bins, bins], cmap="viridis", norm=norm, cmin=1)
+        ax.set_title(name)
+        ax.set(xlabel="x1", ylabel="x2", aspect="equal")
+    fig.colorbar(image, ax=axes, label="samples per bin", shrink=0.6)
     path = out_dir / f"retraining_{kind}_densities.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     return path
 
 
 def _plot_metrics(kind, table: pd.DataFrame, out_dir: Path) -> Path:
-    plt = pyplot()
-
     metrics = [m for m in ("w1", "w2", "precision", "recall", "std", "param_distance") if m in set(table.metric)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
+    names = {"w2": ("W2 to held-out data", "W2"), "w1": ("W1 to held-out data", "W1"),
+             "precision": ("precision (k = 4)", "precision"), "recall": ("recall (k = 4)", "recall"),
+             "std": ("sample standard deviation", "std of the samples"),
+             "param_distance": ("parameter distance to theta_0", "||theta_t - theta_0|| / sqrt(p)")}
+    fig, axes = panels(len(metrics), size=(3.6, 3.0),
+                       title=f"{kind}: metrics per retraining round for each synthetic ratio lambda (mean +- std "
+                             "over seeds; inf = fully synthetic)")
     styles = {0.0: ("k", "--", "o"), math.inf: ("r", "--", "^")}
-    for ax, m in zip(axes[0], metrics):
+    for ax, m in zip(axes, metrics):
         sub = table[table.metric == m]
         for lam, grp in sub.groupby("synthetic_ratio"):
             stats = grp.groupby("round").value.agg(["mean", "std"]).fillna(0.0)
@@ -277,14 +280,11 @@ def _plot_metrics(kind, table: pd.DataFrame, out_dir: Path) -> Path:
             line, = ax.plot(stats.index, stats["mean"], ls=ls, marker=mk, ms=3, color=color, label=_label(lam))
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
                             color=line.get_color(), alpha=0.2)
-        ax.set_title({"w2": "W2 to held-out data", "w1": "W1 to held-out data",
-                      "param_distance": "||theta_t - theta_0|| / sqrt(p)"}.get(m, m), fontsize=9)
-        ax.set_xlabel("retraining round")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{kind}: metrics per round (mean +- std over seeds)", fontsize=10)
-    fig.tight_layout()
+        ax.set_title(names.get(m, (m, m))[0])
+        ax.set(xlabel="retraining round", ylabel=names.get(m, (m, m))[1])
+    legend_below(fig, axes[0])
     path = out_dir / f"retraining_{kind}_metrics.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     return path
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
+from .._optional import require, torch_device
 from .._types import SeedLike
 from .._validation import (
     as_seed,
@@ -375,11 +375,7 @@ def _check_training(n: int, d: int, *, width: Any, depth: Any, activation: Any, 
 def _resolve_device(torch: ModuleType, device: Any) -> Any:
     """torch.device for "cpu", "cuda" (must be available) or "auto"."""
     check_choice(device, "device", ("cpu", "cuda", "auto"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch.cuda.is_available() is False (use device='cpu')")
-    return torch.device(device)
+    return torch_device(device)
 
 
 @contextlib.contextmanager

@@ -3,20 +3,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from .._types import BACKENDS
 from .._validation import (
     check_allocation,
     check_choice,
     check_finite_array,
     check_positive_int,
     check_real,
+    check_threads,
 )
 from ..mixture import GaussianMixture
-from ._grid import HELLINGER_KINDS, Grid, _as_grid, _is_density, as_samples
-from ._kde import _bandwidth, kde
+from ._grid import HELLINGER_KINDS, KDE_METHODS, Grid, _as_grid, _is_density, as_samples
+from ._kde import _bandwidth, _kde_values
 
 
 # ----------------------------------------------------------------------------- grid divergences
@@ -116,14 +118,15 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
     dims = {s.shape[1] for s in samples if s is not None}
     if len(dims) > 1:
         raise ValueError(f"p and q must have the same dimension, got {sorted(dims)}")
+    # Each kernel covariance once: auto_grid, the spacing check and the KDE all use it.
+    Hs = [None if s is None else _bandwidth(s, bandwidth, factor, None, nm)
+          for s, nm in zip(samples, ("p", "q"), strict=True)]
     g: Grid | None
     if grid is None:
         sets = [s for s in samples if s is not None]
         if not sets:
             raise ValueError("grid is required when both p and q are densities")
-        bws = [_bandwidth(s, bandwidth, factor, None, nm)
-               for s, nm in zip(samples, ("p", "q"), strict=True) if s is not None]
-        g = auto_grid(*sets, bandwidths=bws, n=n_grid)
+        g = auto_grid(*sets, bandwidths=[H for H in Hs if H is not None], n=n_grid)
     else:
         if dims:
             d = next(iter(dims))
@@ -136,8 +139,12 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
         raise ValueError("grid-based metrics need a regular grid (equally spaced axes)")
     if g.dim > 2:
         raise ValueError(f"grid-based metrics support d = 1 or 2, got d = {g.dim}")
+    check_choice(method, "method", KDE_METHODS)
+    check_choice(backend, "backend", BACKENDS)
+    threads = check_threads(threads)
+    check_allocation(float(np.prod(np.array(g.shape, dtype=float))) * (g.dim + 2), "grid", "the KDE values")
     vals = []
-    for it, s, name in zip(items, samples, ("p", "q"), strict=True):
+    for it, s, H, name in zip(items, samples, Hs, ("p", "q"), strict=True):
         if isinstance(it, GaussianMixture):
             # pdf, not exp(logpdf): far grid points get density 0 instead of an overflow error.
             vals.append(np.asarray(it.pdf(g.points()), dtype=float).reshape(g.shape))
@@ -150,15 +157,17 @@ def _densities_on_grid(items: list[Any], grid: Grid | None, n_grid: int | None, 
                 raise ValueError(f"{name}.logpdf returned NaN on the grid")
             vals.append(np.exp(logp))
         else:
+            H = cast(np.ndarray, H)  # computed above for every sample set
             # A kernel narrower than the grid cells cannot be integrated on that grid: the
             # result would be a number in [0, 1] with no meaning. Say so instead.
-            H = _bandwidth(s, bandwidth, factor, None, name)
             kernel_sd = float(np.sqrt(np.linalg.eigvalsh(np.atleast_2d(H)).min()))
             spacing = max(float(ax[1] - ax[0]) for ax in g.axes if len(ax) > 1)
             if kernel_sd < 0.5 * spacing:
                 raise ValueError(f"KDE bandwidth (kernel sd {kernel_sd:.3g}) is smaller than half the grid spacing "
                                  f"({spacing:.3g}): pass a finer grid (n_grid), a larger bandwidth or factor")
-            vals.append(kde(s, g, bandwidth, factor, method=method, tol=tol, threads=threads, backend=backend))
+            # kde() less its argument checks, done above (the bandwidth once, not three times)
+            vals.append(_kde_values(s, np.full(len(s), 1.0 / len(s)), H, g, None, g.dim, method, tol, threads,
+                                    backend))
     return vals, g
 
 

@@ -1,6 +1,7 @@
 """Inputs of the distances: sample arrays, weights and regular grids."""
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,8 +110,9 @@ class Grid:
     def shape(self) -> tuple[int, ...]:
         return tuple(ax.size for ax in self.axes)
 
-    @property
+    @functools.cached_property
     def is_regular(self) -> bool:
+        # cached: hellinger asks up to four times per call, each an O(grid) pass over the axes
         for ax in self.axes:
             if ax.size < 2:
                 return False

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
-from scipy import stats
+from scipy import special  # chi2 tails: special.chdtrc/chdtri are what stats.chi2.sf/isf call, minus ~1 ms of overhead
 
 from .. import _core
 from .._types import BACKENDS
@@ -144,14 +144,14 @@ def _binned_error_bound(bandwidth: Any, spacing: Sequence[float] | np.ndarray, r
     G = np.einsum("tca,ab,tdb->tcd", D, P, D)  # (T, C, C)
     chi2 = np.einsum("tc,td,tcd->t", W, W, np.exp(G)) - 1.0
     chi2 = float(max(np.max(chi2), 0.0))
-    trunc = float(stats.chi2.sf(radius * radius, d))
+    trunc = float(special.chdtrc(d, radius * radius))
     return math.sqrt(chi2 / 2.0) + math.sqrt(trunc / 2.0)
 
 
 def _truncation_radius(tol: float, d: int) -> float:
     """R with sqrt(P(chi2_d > R^2) / 2) <= share * tol."""
     p = 2.0 * (_TRUNCATION_SHARE * tol) ** 2
-    return float(math.sqrt(stats.chi2.isf(p, d)))
+    return float(math.sqrt(special.chdtri(d, p)))
 
 
 def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
     refine = np.ones(d, dtype=np.int64)
     if tol is not None:
         target = (1.0 - _TRUNCATION_SHARE) * tol
-        trunc = math.sqrt(float(stats.chi2.sf(R * R, d)) / 2.0)
+        trunc = math.sqrt(float(special.chdtrc(d, R * R)) / 2.0)
         while _binned_error_bound(H, steps / refine, R) - trunc > target:
             ratio = np.max(steps / refine / sig) * 0.8
             new = np.maximum(refine, np.ceil(steps / (ratio * sig)).astype(np.int64))
@@ -259,6 +259,12 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
     g, pts = _as_grid(grid, d)
     n_points = cast(np.ndarray, pts).shape[0] if g is None else float(np.prod(np.array(g.shape, dtype=float)))
     check_allocation(float(n_points) * (d + 2), "grid", "the KDE values")
+    return _kde_values(x, w, H, g, pts, d, method, tol, threads, backend)
+
+
+def _kde_values(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.ndarray | None, d: int,
+                method: str, tol: float | None, threads: int, backend: str) -> np.ndarray:
+    """:func:`kde` for checked arguments (hellinger calls it with bandwidths it already has)."""
     out = _kde(x, w, H, g, pts, d, method, tol, threads, backend)
     if not np.all(np.isfinite(out)):
         raise ValueError("samples, grid and bandwidth give non-finite KDE values (float64 overflow): rescale the "
@@ -290,5 +296,42 @@ def _kde(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.nd
     fine_axes = [(float(ax[0]), float(step), int(ax.size), int(r), int(p))
                  for ax, step, r, p in zip(g.axes, g.steps, plan["refine"], plan["pad"], strict=True)]
     if backend == "cpp":
+        if d == 2 and (H[0, 1] != 0.0 or H[1, 0] != 0.0):
+            return _binned_full_fft(x, w, H, fine_axes, plan["radius"], threads)
         return _core.kde_binned(x, w, H, fine_axes, plan["radius"], threads)
     return _ref.kde_binned(x, w, H, fine_axes, plan["radius"])
+
+
+def _binned_full_fft(x: np.ndarray, w: np.ndarray, H: np.ndarray, axes_spec: list[tuple[float, float, int, int, int]],
+                     radius: float, threads: int) -> np.ndarray:
+    """2-D binned KDE with a full (non-diagonal) bandwidth by FFT: the same binned density
+    and truncated kernel as :func:`modelcollapse.reference.metrics.kde_binned`, whose direct
+    sum out[j] = sum_o B[j r + o] k[o] costs (output points) x (kernel cells) and is
+    not separable. Split the fine offsets by their residue a = o mod r (per axis):
+    out = sum_a (B_a correlated with k_a), where B_a = B[a::r] and k_a = k[a::r] live on the
+    coarse grid; each correlation is a product of FFTs, summed over the r0 r1 residues
+    before one inverse FFT. Work ~ (fine grid points) log, and the result equals the direct
+    sum to FFT rounding (~1e-15 of the peak; docs/metrics.md, binned KDE). Tiny negative
+    values from that rounding are set to 0 (densities must be non-negative)."""
+    from scipy import fft as sfft  # loaded on first use (docs/benchmarks.md, import time)
+
+    B = _ref.linear_binning(x, w, axes_spec)
+    k = _ref.binned_kernel_2d(H, axes_spec, radius)
+    (_, _, c0, r0, _), (_, _, c1, r1, _) = axes_spec
+    K0, K1 = k.shape
+    # Coarse lengths: outputs j < c and residue offsets o' < ceil(K / r) reach index
+    # c + ceil(K / r) - 2 < N, so the circular correlation never wraps.
+    N0 = sfft.next_fast_len(c0 + -(-K0 // r0) - 1, real=True)
+    N1 = sfft.next_fast_len(c1 + -(-K1 // r1) - 1, real=True)
+    Bp = np.zeros((N0 * r0, N1 * r1))
+    m0, m1 = min(B.shape[0], N0 * r0), min(B.shape[1], N1 * r1)
+    Bp[:m0, :m1] = B[:m0, :m1]  # fine indices past N r are never reached by an output
+    Kp = np.zeros((N0 * r0, N1 * r1))
+    Kp[:K0, :K1] = k
+    # (N0 r0, N1 r1) -> (r0, r1, N0, N1): plane (a, b) holds fine index (i r0 + a, j r1 + b)
+    Bs = Bp.reshape(N0, r0, N1, r1).transpose(1, 3, 0, 2)
+    Ks = Kp.reshape(N0, r0, N1, r1).transpose(1, 3, 0, 2)
+    workers = -1 if threads == 0 else threads
+    S = np.einsum("abij,abij->ij", sfft.rfft2(Bs, workers=workers), sfft.rfft2(Ks, workers=workers).conj())
+    out = sfft.irfft2(S, s=(N0, N1), workers=workers)[:c0, :c1]
+    return np.maximum(out, 0.0)

@@ -48,6 +48,18 @@ def exact_wasserstein(x: np.ndarray, y: np.ndarray, p: int = 2) -> float:
     return float(_metrics.wasserstein(x, y, p=p, method="exact"))
 
 
+def sliced_wasserstein(x: np.ndarray, y: np.ndarray, p: int = 2) -> float:
+    """Sliced W_p over 200 fixed random directions (:func:`modelcollapse.metrics.wasserstein`,
+    ``method="sliced"``, ``seed=0``: the same directions every round)."""
+    return float(_metrics.wasserstein(x, y, p=p, method="sliced", n_projections=200, seed=0))
+
+
+def kde_hellinger(x: np.ndarray, y: np.ndarray) -> float:
+    """Hellinger distance H in [0, 1] between the Gaussian KDEs (Scott's bandwidth) of two
+    sample sets in d <= 2 (:func:`modelcollapse.metrics.hellinger`)."""
+    return float(_metrics.hellinger(x, y))
+
+
 def knn_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 4) -> tuple[float, float]:
     """Improved precision and recall with k-NN balls (:func:`modelcollapse.metrics.precision_recall`)."""
     pr = _metrics.precision_recall(real, fake, k=k)
@@ -69,15 +81,30 @@ class MetricBackend:
     precision_recall : callable
         Called as ``precision_recall(real, fake, k)``, returns ``(precision, recall)``
         (default k-NN balls).
+    sliced_wasserstein : callable
+        Called as ``sliced_wasserstein(x, y, p)``: the large-set W_p of the ``w2_auto``
+        metric (default sliced W_p, 200 fixed directions).
+    exact_max_points : int
+        ``w2_auto`` uses ``wasserstein`` up to this many points per set (default 1000: exact
+        OT on 1000 x 1000 points takes about a second), ``sliced_wasserstein`` beyond.
+    hellinger : callable
+        Called as ``hellinger(x, y)`` on two sample sets of dimension <= 2 (default KDE
+        Hellinger).
     """
 
     wasserstein: Callable[[np.ndarray, np.ndarray, int], float] = exact_wasserstein
     precision_recall: Callable[[np.ndarray, np.ndarray, int], tuple[float, float]] = knn_precision_recall
+    sliced_wasserstein: Callable[[np.ndarray, np.ndarray, int], float] = sliced_wasserstein
+    exact_max_points: int = 1000
+    hellinger: Callable[[np.ndarray, np.ndarray], float] = kde_hellinger
 
     def __post_init__(self) -> None:
-        for field in ("wasserstein", "precision_recall"):
+        for field in ("wasserstein", "precision_recall", "sliced_wasserstein", "hellinger"):
             if not callable(getattr(self, field)):
                 raise TypeError(f"MetricBackend.{field} must be callable, got {type(getattr(self, field)).__name__}")
+        m = self.exact_max_points
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 2:
+            raise ValueError(f"MetricBackend.exact_max_points must be an int >= 2, got {m!r}")
 
 
 @dataclasses.dataclass

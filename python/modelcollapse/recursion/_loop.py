@@ -2,15 +2,22 @@
 
 A *learner* fits a model state to data (warm-started from the previous round's state) and
 samples from a state. The loop builds each round's training set from the real data and the
-previous model's samples according to a *workflow* (``docs/retraining.md``, section "The
-generic loop"):
+previous model's samples according to a *workflow* (``docs/retraining.md``, sections "The
+generic loop" and "Workflows and budgets"; the sizes are in :mod:`._workflows`):
 
 - ``mix``: all n real points plus ``floor(synthetic_ratio * n)`` synthetic ones; give either
   ``synthetic_ratio`` (lambda >= 0, ``inf`` = fully synthetic: n synthetic points and no real
   data) or ``real_fraction`` a in [0, 1] (a = 1 / (1 + lambda); a = 0 is fully synthetic);
 - ``replace``: fully synthetic, n (or ``n_synthetic``) fresh samples of the previous model;
 - ``accumulate``: the real data plus every synthetic set generated so far
-  (``n_synthetic`` per round, default n).
+  (``n_synthetic`` per round, default n);
+- ``accumulate-subsample``: the accumulate pool, of which a fixed budget ``train_budget``
+  (default n) is drawn without replacement each round;
+- ``fresh``: a new real sample every round (Alemohammad et al.'s "fresh data loop"), plus
+  ``floor(synthetic_ratio * n)`` synthetic points (lambda defaults to 0).
+
+*Remedies* (:mod:`._remedies`: sampling bias, self-correction, verification) transform each
+round's synthetic draw and compose with every workflow (``remedies=[...]``).
 
 Round 0 fits the real data alone (theta_0 = A(D_real)). Every round is checkpointed
 (``round_XXXX.npz``: the state, the round's synthetic set and evaluation samples in a
@@ -44,11 +51,17 @@ from .._validation import as_seed, check_choice, check_finite_array, check_posit
 from ._checkpoints import load_round, open_checkpoint_dir, save_round
 from ._context import Learner, MetricBackend, MetricFn, RoundContext
 from ._metrics import get_metric
-
-WORKFLOWS = ("mix", "replace", "accumulate")
-
-# Independent random streams used inside one round (SeedSequence spawn keys).
-_STREAM_SYNTH, _STREAM_FIT, _STREAM_EVAL, _STREAM_METRIC = 0, 1, 2, 3
+from ._remedies import check_remedies, remedy_label
+from ._workflows import (
+    STREAM_EVAL,
+    STREAM_FIT,
+    STREAM_METRIC,
+    WORKFLOWS,
+    RealSource,
+    check_budget,
+    round_rng,
+    training_set,
+)
 
 
 @dataclasses.dataclass
@@ -83,9 +96,19 @@ def resolve_mixing(workflow: str, synthetic_ratio: float | None = None,
     """Normalise the mixing parameters of a workflow to ``(synthetic_ratio, real_fraction)``.
 
     ``mix`` needs exactly one of them (a = 1 / (1 + lambda)); ``replace`` is lambda = inf,
-    a = 0; ``accumulate`` reports lambda = nan (its ratio grows with the rounds).
+    a = 0; ``accumulate`` and ``accumulate-subsample`` report lambda = nan (their ratio
+    grows with the rounds); ``fresh`` takes at most one, finite (default lambda = 0: fresh
+    real data only).
     """
     check_choice(workflow, "workflow", WORKFLOWS)
+    if workflow == "fresh":
+        if synthetic_ratio is None and real_fraction is None:
+            return 0.0, 1.0
+        lam, a = resolve_mixing("mix", synthetic_ratio, real_fraction)
+        if math.isinf(lam):
+            raise ValueError("workflow='fresh' needs a finite synthetic_ratio (real_fraction > 0): fully synthetic "
+                             "retraining is workflow='replace'")
+        return lam, a
     if workflow == "mix":
         if (synthetic_ratio is None) == (real_fraction is None):
             raise ValueError("workflow='mix' needs exactly one of synthetic_ratio (lambda >= 0, inf = "
@@ -101,15 +124,10 @@ def resolve_mixing(workflow: str, synthetic_ratio: float | None = None,
         return (math.inf if a == 0.0 else (1.0 - a) / a), a
     if synthetic_ratio is not None or real_fraction is not None:
         raise ValueError(f"workflow={workflow!r} takes no synthetic_ratio / real_fraction "
-                         "(replace is fully synthetic; accumulate keeps every synthetic set)")
+                         "(replace is fully synthetic; the accumulate workflows keep every synthetic set)")
     if workflow == "replace":
         return math.inf, 0.0
     return math.nan, math.nan
-
-
-def round_rng(seed: int, round_index: int, stream: int) -> np.random.Generator:
-    """The generator of one random stream of one round: a pure function of its arguments."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(round_index, stream)))
 
 
 def _data_digest(x: np.ndarray) -> str:
@@ -150,7 +168,7 @@ class _Plan:
     """A run's validated settings, its stored configuration and its constant table columns."""
 
     learner: Any
-    real: np.ndarray
+    source: RealSource
     rounds: int
     workflow: str
     lam: float
@@ -159,6 +177,8 @@ class _Plan:
     ev: np.ndarray
     n_ev: int
     seed: int
+    train_budget: int | None
+    remedies: tuple[Any, ...]
     metric_fns: dict[str, MetricFn]
     metric_backend: MetricBackend
     config: dict[str, Any]
@@ -168,24 +188,33 @@ class _Plan:
     def learner_name(self) -> str:
         return self.config["learner"]["name"]
 
+    @property
+    def real(self) -> np.ndarray:
+        """Round 0's real set (the fixed real data of every workflow but ``fresh``)."""
+        return self.source.base
+
 
 def _plan(learner: Any, real_data: Any, rounds: int, workflow: str, synthetic_ratio: float | None,
           real_fraction: float | None, n_synthetic: int | None, eval_data: Any, n_eval: int | None,
           metrics: Mapping[str, MetricFn] | Sequence[str] | None, seed: int,
-          metric_backend: MetricBackend | None, labels: Mapping[str, Any] | None) -> _Plan:
+          metric_backend: MetricBackend | None, labels: Mapping[str, Any] | None, n_real: int | None = None,
+          train_budget: int | None = None, remedies: Any = None) -> _Plan:
     """Validate the arguments of :func:`run_retraining` (in the order of its errors)."""
-    real = check_finite_array(real_data, "real_data", ndim=2)
-    n, d = real.shape
-    if n < 2:
-        raise ValueError(f"real_data needs at least 2 points, got {n}")
+    check_choice(workflow, "workflow", WORKFLOWS)
     rounds = check_positive_int(rounds, "rounds", minimum=0)
+    seed = as_seed(seed)
+    source = RealSource(real_data, n_real, workflow, rounds, seed=seed)
+    real = source.base
+    n, d = real.shape
     lam, a = resolve_mixing(workflow, synthetic_ratio, real_fraction)
     n_syn = n if n_synthetic is None else check_positive_int(n_synthetic, "n_synthetic")
-    if workflow == "mix" and n_synthetic is not None:
-        raise ValueError("n_synthetic is for workflow='replace'/'accumulate'; 'mix' uses floor(synthetic_ratio * n)")
+    if workflow in ("mix", "fresh") and n_synthetic is not None:
+        raise ValueError(f"n_synthetic is for workflow='replace'/'accumulate'/'accumulate-subsample'; {workflow!r} "
+                         "uses floor(synthetic_ratio * n)")
+    budget = check_budget(workflow, train_budget, n, n_syn)
+    remedies = check_remedies(remedies)
     ev = real if eval_data is None else check_finite_array(eval_data, "eval_data", ndim=2, shape=(None, d))
     n_ev = len(ev) if n_eval is None else check_positive_int(n_eval, "n_eval")
-    seed = as_seed(seed)
     if not isinstance(learner, Learner):
         raise TypeError("learner must have fit(data, previous_state, rng), sample(state, n, rng) and a name")
     metric_fns = _resolve_metrics(metrics)
@@ -198,12 +227,22 @@ def _plan(learner: Any, real_data: Any, rounds: int, workflow: str, synthetic_ra
               # NaN (accumulate) is stored as None so that configurations compare equal
               "synthetic_ratio": None if math.isnan(lam) else lam,
               "real_fraction": None if math.isnan(a) else a, "n_real": n, "dim": d, "n_synthetic": n_syn, "n_eval": n_ev,
-              "seed": seed, "metrics": sorted(metric_fns), "real_digest": _data_digest(real),
+              "seed": seed, "metrics": sorted(metric_fns), "real_digest": _data_digest(source.digest_source()),
               "eval_digest": _data_digest(ev)}
+    # keys added after the first release appear only when used, so older checkpoints still resume
+    if budget is not None:
+        config["train_budget"] = budget
+    if source.sampler is not None:
+        config["real_source"] = "sampler"
+    if remedies:
+        config["remedies"] = [r.config() for r in remedies]
     base_cols = {"learner": config["learner"]["name"], "workflow": workflow, "synthetic_ratio": lam,
-                 "real_fraction": a, "seed": seed, **(dict(labels) if labels else {})}
-    return _Plan(learner, real, rounds, workflow, lam, a, n_syn, ev, n_ev, seed, metric_fns, metric_backend,
-                 config, base_cols)
+                 "real_fraction": a, "seed": seed}
+    if remedies:
+        base_cols["remedy"] = remedy_label(remedies)
+    base_cols.update(dict(labels) if labels else {})
+    return _Plan(learner, source, rounds, workflow, lam, a, n_syn, ev, n_ev, seed, budget, remedies, metric_fns,
+                 metric_backend, config, base_cols)
 
 
 @dataclasses.dataclass
@@ -241,41 +280,19 @@ def _load_completed(plan: _Plan, ckpt: Path, done: list[int], record: _Record) -
         record.keep(record.state, payload["eval_samples"])
 
 
-def _training_set(plan: _Plan, t: int, record: _Record) -> tuple[np.ndarray, np.ndarray | None]:
-    """Round ``t``'s training set and the synthetic set drawn for it (None in round 0)."""
-    if t == 0:
-        return plan.real, None
-    learner, real, d = plan.learner, plan.real, plan.real.shape[1]
-    rs = round_rng(plan.seed, t, _STREAM_SYNTH)
-    if plan.workflow == "mix":
-        n = len(real)
-        m = n if math.isinf(plan.lam) else int(math.floor(plan.lam * n + 1e-9))
-        synthetic = learner.sample(record.state, m, rs) if m > 0 else np.empty((0, d))
-        train = synthetic if math.isinf(plan.lam) else np.concatenate([real, synthetic])
-    elif plan.workflow == "replace":
-        synthetic = learner.sample(record.state, plan.n_syn, rs)
-        train = synthetic
-    else:
-        synthetic = learner.sample(record.state, plan.n_syn, rs)
-        record.synthetic_sets.append(synthetic)
-        train = np.concatenate([real, *record.synthetic_sets])
-    synthetic = check_finite_array(synthetic, "learner.sample output", ndim=2, shape=(None, d), allow_empty=True)
-    return train, synthetic
-
-
 def _run_round(plan: _Plan, t: int, record: _Record, ckpt: Path | None) -> tuple[RoundContext, list[tuple[str, float]]]:
     """Fit round ``t``, sample its evaluation set, evaluate the metrics, record and checkpoint it."""
     learner, seed = plan.learner, plan.seed
     t0 = time.perf_counter()
-    train, synthetic = _training_set(plan, t, record)
-    new_state = learner.fit(train, record.state, round_rng(seed, t, _STREAM_FIT))
+    train, synthetic = training_set(plan, t, record.state, record.synthetic_sets)
+    new_state = learner.fit(train, record.state, round_rng(seed, t, STREAM_FIT))
     if t == 0:
         record.state0 = new_state
     record.state = state = new_state
-    ev_samples = np.asarray(learner.sample(state, plan.n_ev, round_rng(seed, t, _STREAM_EVAL)), dtype=np.float64)
+    ev_samples = np.asarray(learner.sample(state, plan.n_ev, round_rng(seed, t, STREAM_EVAL)), dtype=np.float64)
     ctx = RoundContext(round=t, state=state, initial_state=record.state0, samples=ev_samples, eval_data=plan.ev,
                        real_data=plan.real, train_data=train, learner=learner,
-                       rng=round_rng(seed, t, _STREAM_METRIC), metric_backend=plan.metric_backend,
+                       rng=round_rng(seed, t, STREAM_METRIC), metric_backend=plan.metric_backend,
                        config=plan.config)
     values = _evaluate(plan.metric_fns, ctx)
     # the callback sees the values the table gets (after the metrics ran, so no metric depends on them)
@@ -305,7 +322,8 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
                    keep_states: bool = True, keep_samples: bool = False, progress: bool = True,
                    callback: Callable[[RoundContext], None] | None = None,
                    labels: Mapping[str, Any] | None = None,
-                   metric_backend: MetricBackend | None = None) -> RetrainingResult:
+                   metric_backend: MetricBackend | None = None, n_real: int | None = None,
+                   train_budget: int | None = None, remedies: Any = None) -> RetrainingResult:
     """Iteratively retrain ``learner`` on real data mixed with its own samples.
 
     Parameters
@@ -313,16 +331,22 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
     learner
         A :class:`Learner` (e.g. ``GaussianLearner()``, ``GMMLearner(8)``, ``DDPMLearner()``).
     real_data
-        ``(n, d)`` real training set D_real (kept fixed over the rounds).
+        ``(n, d)`` real training set D_real (kept fixed over the rounds), or a sampler
+        ``real_data(n_samples, seed) -> (n_samples, d)`` (then ``n_real`` is required: round 0
+        draws D_real with it, and ``fresh`` draws a new set every round). For ``fresh`` an
+        array is cut into consecutive blocks of ``n_real`` rows, block t for round t.
     rounds
         Number of retraining rounds T after the initial fit (round 0 fits D_real alone).
     workflow
-        ``"mix"``, ``"replace"`` or ``"accumulate"`` (see the module docstring and ``docs/retraining.md``).
+        ``"mix"``, ``"replace"``, ``"accumulate"``, ``"accumulate-subsample"`` or ``"fresh"``
+        (see the module docstring and ``docs/retraining.md``, section "Workflows and
+        budgets", which lists the training points per round of each).
     synthetic_ratio, real_fraction
         Mixing for ``workflow="mix"``: exactly one of lambda >= 0 (``math.inf`` = fully
-        synthetic) or a in [0, 1].
+        synthetic) or a in [0, 1]; for ``"fresh"`` at most one, finite (default lambda = 0).
     n_synthetic
-        Synthetic samples per round for ``replace`` / ``accumulate`` (default n).
+        Synthetic samples per round for ``replace`` / ``accumulate`` /
+        ``accumulate-subsample`` (default n).
     eval_data
         Held-out real data the metrics compare with (default: ``real_data``).
     n_eval
@@ -359,13 +383,27 @@ def run_retraining(learner: Learner, real_data: Any, rounds: int, *, workflow: s
         W_p and k-NN precision/recall from :mod:`modelcollapse.metrics`). It reaches every
         metric through :attr:`RoundContext.metric_backend` and is not part of the stored
         configuration.
+    n_real
+        Real points per real sample: required with a sampler ``real_data`` and with
+        ``workflow="fresh"`` (the block size of an array); not allowed otherwise.
+    train_budget
+        ``workflow="accumulate-subsample"`` only: the points B drawn without replacement from
+        the pool (real + every synthetic set so far) each round; default n, at most
+        n + n_synthetic.
+    remedies
+        A remedy or a sequence of them (:class:`~modelcollapse.recursion.SamplingBias`,
+        :class:`~modelcollapse.recursion.SelfCorrection`,
+        :class:`~modelcollapse.recursion.Verification`), applied in order to every round's
+        synthetic draw (each from its own random stream). The evaluation samples of the
+        metrics come from the plain model. The table gets a ``remedy`` column
+        (docs/retraining.md, section "Remedies").
 
     Returns
     -------
     RetrainingResult
     """
     plan = _plan(learner, real_data, rounds, workflow, synthetic_ratio, real_fraction, n_synthetic, eval_data,
-                 n_eval, metrics, seed, metric_backend, labels)
+                 n_eval, metrics, seed, metric_backend, labels, n_real, train_budget, remedies)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     record = _Record(keep_states=keep_states, keep_samples=keep_samples)
     done: list[int] = []

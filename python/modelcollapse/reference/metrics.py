@@ -69,7 +69,6 @@ def linear_binning(samples: np.ndarray, weights: np.ndarray, axes_spec) -> np.nd
         keep &= (p >= 0) & (p <= n_fine - 1)
         shape.append(n_fine)
         pos.append(p)
-    B = np.zeros(shape)
     for a in range(d):
         n_fine = shape[a]
         p = pos[a][keep]
@@ -77,17 +76,38 @@ def linear_binning(samples: np.ndarray, weights: np.ndarray, axes_spec) -> np.nd
         idx.append(j)
         frac.append(p - j)
     w = weights[keep]
+    # np.bincount sums the weights falling on each flat index (np.add.at does the same, 20x slower)
+    size = int(np.prod(shape))
     if d == 1:
-        np.add.at(B, idx[0], w * (1 - frac[0]))
-        np.add.at(B, np.minimum(idx[0] + 1, shape[0] - 1), w * frac[0] * (shape[0] > 1))
-        return B
+        B1 = np.bincount(idx[0], w * (1 - frac[0]), minlength=size)
+        if shape[0] > 1:
+            B1 += np.bincount(idx[0] + 1, w * frac[0], minlength=size)
+        return B1
+    B = np.zeros(size)
     for c0 in (0, 1):
         for c1 in (0, 1):
             f = (frac[0] if c0 else 1 - frac[0]) * (frac[1] if c1 else 1 - frac[1])
             if (c0 and shape[0] == 1) or (c1 and shape[1] == 1):
                 continue
-            np.add.at(B, (idx[0] + c0, idx[1] + c1), w * f)
-    return B
+            B += np.bincount((idx[0] + c0) * shape[1] + idx[1] + c1, w * f, minlength=size)
+    return B.reshape(shape)
+
+
+def binned_kernel_2d(bandwidth: np.ndarray, axes_spec, radius: float) -> np.ndarray:
+    """The truncated 2-D kernel N(u; 0, H) at the fine-grid offsets (2 pad_0 + 1, 2 pad_1 + 1),
+    zero where u^T H^{-1} u > R^2 (for a diagonal H: where either axis' term exceeds R^2, the
+    box truncation of the separable C++ path)."""
+    H = np.asarray(bandwidth, dtype=float)
+    norm = np.exp(-LOG_2PI - np.log(np.diag(np.linalg.cholesky(H))).sum())
+    offsets = [(np.arange(2 * pad + 1) - pad) * (step / refine) for start, step, count, refine, pad in axes_spec]
+    u, v = np.meshgrid(offsets[0], offsets[1], indexing="ij")
+    P = np.linalg.inv(H)
+    q = P[0, 0] * u * u + 2 * P[0, 1] * u * v + P[1, 1] * v * v
+    if H[0, 1] == 0.0 and H[1, 0] == 0.0:
+        cut = (u * u / H[0, 0] > radius ** 2) | (v * v / H[1, 1] > radius ** 2)
+    else:
+        cut = q > radius ** 2
+    return np.where(cut, 0.0, norm * np.exp(-0.5 * q))
 
 
 def kde_binned(samples: np.ndarray, weights: np.ndarray, bandwidth: np.ndarray, axes_spec,
@@ -101,26 +121,16 @@ def kde_binned(samples: np.ndarray, weights: np.ndarray, bandwidth: np.ndarray, 
     samples = np.asarray(samples, dtype=float)
     H = np.asarray(bandwidth, dtype=float)
     d = samples.shape[1]
-    chol = np.linalg.cholesky(H)
-    norm = np.exp(-0.5 * d * LOG_2PI - np.log(np.diag(chol)).sum())
     B = linear_binning(samples, weights, axes_spec)
-    offsets = []
-    for start, step, count, refine, pad in axes_spec:
-        offsets.append((np.arange(2 * pad + 1) - pad) * (step / refine))
     if d == 1:
-        q = offsets[0] ** 2 / H[0, 0]
-        k = np.where(q > radius ** 2, 0.0, norm * np.exp(-0.5 * q))
+        chol = np.linalg.cholesky(H)
+        norm = np.exp(-0.5 * LOG_2PI - np.log(chol[0, 0]))
         start, step, count, refine, pad = axes_spec[0]
+        q = ((np.arange(2 * pad + 1) - pad) * (step / refine)) ** 2 / H[0, 0]
+        k = np.where(q > radius ** 2, 0.0, norm * np.exp(-0.5 * q))
         windows = np.lib.stride_tricks.sliding_window_view(B, 2 * pad + 1)[::refine][:count]
         return windows @ k
-    u, v = np.meshgrid(offsets[0], offsets[1], indexing="ij")
-    P = np.linalg.inv(H)
-    q = P[0, 0] * u * u + 2 * P[0, 1] * u * v + P[1, 1] * v * v
-    if H[0, 1] == 0.0 and H[1, 0] == 0.0:
-        cut = (u * u / H[0, 0] > radius ** 2) | (v * v / H[1, 1] > radius ** 2)
-    else:
-        cut = q > radius ** 2
-    k = np.where(cut, 0.0, norm * np.exp(-0.5 * q))
+    k = binned_kernel_2d(H, axes_spec, radius)
     (_, _, c0, r0, p0), (_, _, c1, r1, p1) = axes_spec
     win = np.lib.stride_tricks.sliding_window_view(B, (2 * p0 + 1, 2 * p1 + 1))[::r0, ::r1][:c0, :c1]
     return np.einsum("abij,ij->ab", win, k)

@@ -8,7 +8,10 @@
   :class:`FixedStart` (a common, already trained round 0), :class:`SklearnLearner` (any
   scikit-learn-style estimator with ``fit(X)`` / ``sample(n)``), :class:`FitSampleAdapter`, and
   (torch) ``DDPMLearner`` / ``FlowMatchingLearner`` in :mod:`.torch_learners`.
-- Gaussian theory and Monte Carlo chains: :mod:`.gaussian`.
+- Gaussian theory and Monte Carlo chains: :mod:`.gaussian`; exact error curves of every
+  workflow (:func:`workflow_curves`, :func:`mix_mean_contraction`,
+  :func:`accumulate_mean_error_bound`, :func:`stationary_error`).
+- Remedies (:class:`SamplingBias`, :class:`SelfCorrection`, :class:`Verification`).
 - Tracking callbacks (:class:`TensorBoardCallback`, :class:`MLflowCallback`).
 - Per-round metrics (:data:`METRICS`, :func:`default_metrics`, :class:`MetricBackend`):
   :mod:`modelcollapse.recursion`.
@@ -23,7 +26,10 @@ from ..recursion import (
     MLflowCallback,
     RetrainingResult,
     RoundContext,
+    SamplingBias,
+    SelfCorrection,
     TensorBoardCallback,
+    Verification,
     completed_rounds,
     default_metrics,
     get_metric,
@@ -34,6 +40,13 @@ from ..recursion import (
     sweep,
 )
 from . import datasets, gaussian
+from ._gaussian_workflows import (
+    WorkflowCurves,
+    accumulate_mean_error_bound,
+    mix_mean_contraction,
+    stationary_error,
+    workflow_curves,
+)
 from .learners import (
     EmpiricalLearner,
     FitSampleAdapter,
@@ -47,7 +60,9 @@ from .learners import (
 __all__ = ["datasets", "gaussian", "WORKFLOWS", "Learner", "RetrainingResult", "RoundContext", "run_retraining", "sweep",
            "resolve_mixing", "round_rng", "completed_rounds", "load_round", "GaussianLearner", "GMMLearner",
            "EmpiricalLearner", "FitSampleAdapter", "FixedStart", "make_learner", "METRICS", "default_metrics", "get_metric",
-           "MetricBackend", "SklearnLearner", "TensorBoardCallback", "MLflowCallback"]
+           "MetricBackend", "SklearnLearner", "TensorBoardCallback", "MLflowCallback", "SamplingBias",
+           "SelfCorrection", "Verification", "WorkflowCurves", "workflow_curves", "mix_mean_contraction",
+           "accumulate_mean_error_bound", "stationary_error"]
 
 
 def __getattr__(name: str):

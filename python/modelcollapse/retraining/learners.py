@@ -94,6 +94,14 @@ class GaussianLearner:
         z = _check_rng(rng).standard_normal((n, d))
         return mean + z @ _sqrt_psd(cov).T
 
+    def sample_at_temperature(self, state: dict[str, np.ndarray], n: int, rng: np.random.Generator,
+                              temperature: float) -> np.ndarray:
+        """Samples of the tempered law p^(1/tau) / Z = N(mu, tau Sigma) (the sampling-bias
+        remedy, :class:`~modelcollapse.recursion.SamplingBias`; tau = 1 is :meth:`sample`)."""
+        tau = check_real(temperature, "temperature", low=0.0, high=10.0, low_open=True)
+        mean, cov = self._state(state)
+        return self.sample({"mean": mean, "cov": tau * cov}, n, rng)
+
     def parameter_vector(self, state: dict[str, np.ndarray]) -> np.ndarray:
         mean, cov = self._state(state)
         return np.concatenate([mean, cov.ravel()])
@@ -176,6 +184,25 @@ class GMMLearner:
         z = rng.standard_normal((n, d))
         factors = np.stack([_sqrt_psd(c) for c in state["covariances"]])
         return state["means"][comp] + np.einsum("nij,nj->ni", factors[comp], z)
+
+    def sample_at_temperature(self, state: dict[str, np.ndarray], n: int, rng: np.random.Generator,
+                              temperature: float) -> np.ndarray:
+        """Samples of the mixture tempered per component: weights w_k^(1/tau) (renormalised)
+        and covariances tau Sigma_k. For well-separated components this is the tempered law
+        p^(1/tau) / Z up to the overlaps (each component's own tempering is N(mu_k, tau
+        Sigma_k) and its mass scales as w_k^(1/tau) det(Sigma_k)^((1-tau)/(2 tau)); the
+        determinant factor is left out so that equal-weight modes stay equal). The
+        sampling-bias remedy (:class:`~modelcollapse.recursion.SamplingBias`) uses it."""
+        tau = check_real(temperature, "temperature", low=0.0, high=10.0, low_open=True)
+        _check_state(state, ("weights", "means", "covariances"), "GMMLearner")
+        w = check_finite_array(state["weights"], "state['weights']", ndim=1)
+        if np.any(w < 0) or not w.sum() > 0:
+            raise ValueError("state must hold non-negative weights with a positive sum")
+        logw = np.where(w > 0, np.log(np.where(w > 0, w, 1.0)), -np.inf) / tau
+        tw = np.exp(logw - logw.max())
+        tempered = {"weights": tw / tw.sum(), "means": state["means"],
+                    "covariances": tau * np.asarray(state["covariances"], dtype=np.float64)}
+        return self.sample(tempered, n, rng)
 
     def parameter_vector(self, state: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([state["weights"], state["means"].ravel(), state["covariances"].ravel()])
@@ -286,6 +313,14 @@ class FixedStart:
         self.initial_state = initial_state
         self.name = getattr(learner, "name", type(learner).__name__)
         self.digest = _state_digest(initial_state)
+
+    def __getattr__(self, name: str) -> Any:
+        # The sampling-bias remedy looks for ``sample_at_temperature`` on the learner it is
+        # given: forward it, so that a tempered Gaussian or mixture samples its own tempered
+        # law rather than contracting the drawn cloud (docs/retraining.md, section "Remedies").
+        if name == "sample_at_temperature" and "learner" in self.__dict__:
+            return getattr(self.__dict__["learner"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def config(self) -> dict[str, Any]:
         base = self.learner.config() if hasattr(self.learner, "config") else {}

@@ -34,22 +34,14 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("the neural learners need torch: pip install 'modelcollapse[torch]' (torch==2.13.0)") from exc
 
+from .._optional import torch_device
 from .._validation import check_allocation, check_bool, check_finite_array, check_positive_int, check_real
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """A torch device from "auto" (CUDA when available, else CPU) or a torch device string."""
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise TypeError(f"device must be 'auto' or a torch device string such as 'cpu', 'cuda:0', got "
-                        f"{type(device).__name__}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device {device!r} is not a torch device ({exc})") from None
+    """A torch device from "auto" (CUDA when available, else CPU) or a torch device string;
+    a device this torch cannot use raises ValueError (see ``_optional.torch_device``)."""
+    return torch_device(device)
 
 
 class SinusoidalEmbedding(nn.Module):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ... import dae
-from .._plotting import pyplot, save_figure
+from .._plotting import save_figure
 
 
 def _basis(d: int, k: int = 2) -> np.ndarray:
@@ -29,39 +29,68 @@ def _levels(z: np.ndarray, n: int = 5) -> np.ndarray:
     return z.max() * np.linspace(0.1, 0.9, n)
 
 
-def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, target: np.ndarray, suptitle: str,
-                   path: Path, log_y: bool) -> Path:
-    """Two rows (variants) of projected-density panels (histogram of d-dim samples, blue theory
-    contours, green target contours) plus a column of generated/target variance ratios."""
+def _density_panel(ax, proj: np.ndarray, theo: np.ndarray, target: np.ndarray, lim: float, norm,
+                   labels: tuple[str, str] = ("projection on PC 1", "projection on PC 2"), bins: int = 45):
+    """One projected-density panel: 2-D histogram of the d-dim samples (counts, shared ``norm``),
+    theory contours (blue) and target contours (green), with labeled axes and a legend."""
+    from matplotlib.lines import Line2D
     from scipy.stats import gaussian_kde
 
-    plt = pyplot()
-    per_row = len(panels) // 2
-    fig, axes = plt.subplots(2, per_row + 1, figsize=(3.0 * (per_row + 1), 6.0))
     xs = np.linspace(-lim, lim, 70)
     X_, Y_ = np.meshgrid(xs, xs, indexing="ij")
     pts = np.stack([X_.ravel(), Y_.ravel()])
+    *_, image = ax.hist2d(proj[:, 0], proj[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]], cmap="Oranges",
+                          cmin=1, norm=norm)
+    zt = gaussian_kde(theo.T)(pts).reshape(X_.shape)
     kt = gaussian_kde(target.T)(pts).reshape(X_.shape)
-    for idx, (variant, x, proj, theo) in enumerate(panels):
-        ax = axes[idx // per_row, idx % per_row]
-        ax.hist2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]], cmap="Oranges", cmin=1)
-        zt = gaussian_kde(theo.T)(pts).reshape(X_.shape)
-        ax.contour(X_, Y_, zt, levels=_levels(zt, 4), colors="tab:blue", linewidths=0.8)
-        ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.6)
-        ax.set_title(title(variant, x), fontsize=8)
-    for row, variant in enumerate(table.variant.unique()):
-        ax = axes[row, -1]
+    ax.contour(X_, Y_, zt, levels=_levels(zt, 4), colors="tab:blue", linewidths=0.9)
+    ax.contour(X_, Y_, kt, levels=_levels(kt, 4), colors="tab:green", linewidths=0.7)
+    ax.set(xlabel=labels[0], ylabel=labels[1])
+    ax.set_aspect("equal")
+    ax.legend([Line2D([], [], color="tab:blue"), Line2D([], [], color="tab:green")], ["theory", "target"],
+              loc="upper right", fontsize=7)
+    return image
+
+
+def _panels_figure(panels, table: pd.DataFrame, xcol: str, title, lim: float, target: np.ndarray, suptitle: str,
+                   path: Path, log_y: bool) -> Path:
+    """Per variant: projected-density panels (2-D histogram of the d-dim samples on the top-2
+    PCs with one shared colour scale, blue theory contours, green target contours) and a panel
+    of generated/target variance ratios over ``xcol``; wrapped to at most three panels per row."""
+    from matplotlib.colors import LogNorm
+
+    from .._plotting import panels as make_panels
+
+    variants = list(table.variant.unique())
+    fig, axes = make_panels(len(panels) + len(variants), ncols=min(3, len(panels) // len(variants) + 1),
+                            size=(3.6, 3.2), title=suptitle)
+    vmax = max(np.histogram2d(proj[:, 0], proj[:, 1], bins=45, range=[[-lim, lim], [-lim, lim]])[0].max()
+               for _, _, proj, _ in panels)
+    norm = LogNorm(1, max(vmax, 2))
+    order = iter(axes)
+    image = None
+    for variant in variants:
+        for v, x, proj, theo in panels:
+            if v != variant:
+                continue
+            ax = next(order)
+            image = _density_panel(ax, proj, theo, target, lim, norm)
+            ax.set_title(title(v, x))
+        ax = next(order)
         sub = table[table.variant == variant]
-        for metric in ("total_variance_ratio", "var_pc1_ratio", "var_pc2_ratio"):
+        for metric, label in (("total_variance_ratio", "total"), ("var_pc1_ratio", "along PC 1"),
+                              ("var_pc2_ratio", "along PC 2")):
             s = sub[sub.metric == metric]
-            (ax.semilogy if log_y else ax.plot)(s[xcol], s.value, "o-", label=metric)
+            (ax.semilogy if log_y else ax.plot)(s[xcol], s.value, "o-", label=label)
         ax.axhline(1.0, color="k", lw=0.5)
-        ax.set_xlabel(xcol)
-        ax.set_title(f"generated / target variance ({variant})", fontsize=8)
-        ax.legend(fontsize=6)
-    fig.suptitle(suptitle, fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+        if xcol == "generation":
+            ax.set_xticks(sorted(sub[xcol].unique()))
+        ax.set(xlabel={"tau": "training time tau"}.get(xcol, xcol), ylabel="generated / target variance")
+        ax.set_title(f"variance ratios ({variant})")
+        ax.legend(fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes, label="d-dim samples per bin (density panels)", shrink=0.6)
+    save_figure(fig, path)
     return path
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -9,30 +10,32 @@ import pandas as pd
 
 from ... import dae
 from ... import dae_theory as th
-from .._plotting import pyplot, save_figure
+from .._plotting import legend_below, save_figure
+from .._plotting import panels as make_panels
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import _hellinger, _panels_figure
 
 
 @dataclasses.dataclass
 class DigitsConfig:
-    digit: int = 7
-    side: int = 28
-    r: int = 2
-    lr: float = 0.2
-    weight_decay: float = 0.784  # Cui et al., Fig. 3 caption (lambda = .784); r = 2, tanh, eta = 0.2
-    taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-    fixed_b: float = -1.0        # < 0: the b whose W-perp variance v_{t_f}(b) equals rho_bar
-    n_samples: int = 2000
-    n_grid: int = 50             # App. D: N = 50, t_f = 0.98 for Fig. 3
-    t_final: float = 0.98
-    seeds: int = 5
-    seed: int = 0
-    threads: int = 0
-    n_spikes: int = 16           # spectral-closure theory: top eigenvalues kept as spikes
-    n_bins: int = 4              # ... and quantile bins of the rest
-    theory_dtau: float = 0.05
-    theory_nodes: int = 8
+    digit: int = 7  # digit class (0-9) of scikit-learn's digits whose pixel covariance is the target
+    side: int = 28  # image side in pixels after resizing: the dimension is d = side^2
+    r: int = 2  # hidden units of the DAE
+    lr: float = 0.2  # SGD learning rate eta (Cui et al., Fig. 3: 0.2)
+    weight_decay: float = 0.784  # weight decay lambda (Cui et al., Fig. 3 caption: 0.784)
+    taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # training times tau (SGD steps x 2 lr / d) at which samples are generated
+    fixed_b: float = -1.0  # skip connection of the fixed-b variant; < 0: the b whose W-perp variance v_{t_f}(b) equals rho_bar
+    n_samples: int = 2000  # generated samples per tau and variant
+    n_grid: int = 50  # time steps N of the generation sampler (Cui et al., App. D: 50)
+    t_final: float = 0.98  # final time t_f of the generation SDE, < 1 (App. D: 0.98)
+    seeds: int = 5  # independent seeds (seed, seed + 1000, ...) behind the claims
+    seed: int = 0  # first seed
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
+    n_spikes: int = 16  # spectral-closure theory: top covariance eigenvalues kept as spikes
+    n_bins: int = 4  # spectral-closure theory: quantile bins of the remaining eigenvalues
+    theory_dtau: float = 0.05  # time step (in tau) of the spectral-closure ODE integrator
+    theory_nodes: int = 8  # quadrature nodes per direction of the ODEs' Gaussian expectations
 
 
 def _digits_theory(tg, w0: np.ndarray, cfg: DigitsConfig, train_b: bool, b0: float, taus: np.ndarray) -> th.SpectralPath:
@@ -59,25 +62,23 @@ def _theory_total_variance(Q: np.ndarray, b: float, sch, d: int, n: int, seed: i
 
 
 def _digits_stats_figure(curves: dict, path: Path, title: str) -> Path:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = make_panels(3, size=(3.8, 3.2), title=title)
     for (variant, (sim, ode)), col in zip(curves.items(), ("tab:red", "tab:purple")):
-        for k, (key, lab) in enumerate((("g1", "|G_PC1|^2"), ("g2", "|G_PC2|^2"))):
-            axes[0].plot(sim["tau"], sim[key], ".", color=col, ms=3, alpha=0.6 if k else 1.0,
-                         label=f"{lab} sim ({variant})")
-            axes[0].plot(ode["tau"], ode[key], "--" if k else "-", color=col, lw=1, label=f"{lab} ODE")
-        axes[1].plot(sim["tau"], sim["trQ"], ".", color=col, ms=3, label=f"sim ({variant})")
-        axes[1].plot(ode["tau"], ode["trQ"], "-", color=col, lw=1, label="ODE")
-        axes[2].plot(sim["tau"], sim["b"], ".", color=col, ms=3, label=f"sim ({variant})")
-        axes[2].plot(ode["tau"], ode["b"], "-", color=col, lw=1, label="ODE")
-    for ax, name in zip(axes, ("overlap with PC1 / PC2", "tr Q", "skip b")):
-        ax.set_xlabel("tau")
-        ax.set_title(name, fontsize=9)
-        ax.legend(fontsize=6)
+        for k, key in enumerate(("g1", "g2")):
+            axes[0].plot(sim["tau"], sim[key], ".", color=col, ms=3, alpha=0.5 if k else 1.0)
+            axes[0].plot(ode["tau"], ode[key], "--" if k else "-", color=col, lw=1)
+        axes[1].plot(sim["tau"], sim["trQ"], ".", color=col, ms=3, label=f"{variant}: simulation")
+        axes[1].plot(ode["tau"], ode["trQ"], "-", color=col, lw=1, label=f"{variant}: ODE")
+        axes[2].plot(sim["tau"], sim["b"], ".", color=col, ms=3, label=f"{variant}: simulation")
+        axes[2].plot(ode["tau"], ode["b"], "-", color=col, lw=1, label=f"{variant}: ODE")
+    for ax, name, ylabel in zip(axes, ("overlap with PC1 (solid, dark dots) and PC2 (dashed, faint dots)", "tr Q",
+                                       "skip connection b"),
+                                ("squared overlap |G|^2", "tr Q = tr(w^T w) / d", "b")):
+        ax.set(xlabel="training time tau", ylabel=ylabel)
+        ax.set_title(name)
     axes[2].set_yscale("log")
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+    legend_below(fig, axes[1], ncols=2)
+    save_figure(fig, path)
     return path
 
 
@@ -100,7 +101,9 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
     fixed_b = th.skip_for_variance(float(lam.mean()), sch) if cfg.fixed_b < 0 else cfg.fixed_b
     taus = np.array(sorted(cfg.taus), dtype=float)
     dense = np.union1d(np.linspace(0.0, taus[-1], int(np.ceil(taus[-1] / 0.1)) + 1), taus)
-    for ks in range(cfg.seeds):
+
+    def one_seed(ks: int) -> tuple[list, list, dict]:   # a unit: a resumed run reuses finished seeds
+        rows, panels, curves = [], [], {}
         sd = cfg.seed + 1000 * ks
         w0 = np.random.default_rng(sd + 1).standard_normal((d, cfg.r))    # shared by simulation and theory
         for variant, train_b in (("trained b", True), (f"fixed b={fixed_b:.3g}", False)):
@@ -147,6 +150,13 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
                           "trQ": np.trace(ode.Q, axis1=1, axis2=2), "b": ode.b}
             if ks == 0:
                 curves[variant] = ({k: np.asarray(v) for k, v in sim.items()}, ode_curves)
+        return rows, panels, curves
+
+    for ks in range(cfg.seeds):
+        seed_rows, seed_panels, seed_curves = unit(f"seed-{ks}", partial(one_seed, ks))
+        rows += seed_rows
+        panels += seed_panels
+        curves.update(seed_curves)
     table = pd.DataFrame(rows)
     lim = 3.2 * np.sqrt(lam[0])
     path = _panels_figure(panels, table[table.seed == cfg.seed], "tau", lambda v, x: f"{v}, tau={x:g}", lim, target,

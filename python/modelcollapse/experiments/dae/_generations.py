@@ -15,24 +15,24 @@ from ._common import _hellinger, _panels_figure
 
 @dataclasses.dataclass
 class GenerationsConfig:
-    digit: int = 7
-    side: int = 28
-    r: int = 2
-    lr: float = 0.2
-    weight_decay: float = 0.784  # Cui et al., Fig. 4 caption (lambda = .784)
-    tau: float = 2.8             # Fig. 4 caption
-    generations: int = 3
-    fixed_b: float = -1.0        # < 0: v_{t_f}(b) = rho_bar (see dae_theory.skip_for_variance)
-    n_grid: int = 50             # App. D: N = 50, t_f = 0.98 for Figs. 3, 4
-    t_final: float = 0.98
-    n_eval: int = 2000
-    nu_method: str = "mixture"   # "mixture" (k-means atoms with their covariances) or "grid" (App. D)
-    nu_atoms: int = 16           # mixture atoms, or grid nodes per axis for "grid"
-    n_nodes: int = 6
-    theory: bool = True
-    seeds: int = 5
-    seed: int = 0
-    threads: int = 0
+    digit: int = 7  # digit class (0-9) of scikit-learn's digits whose pixel covariance is the target
+    side: int = 28  # image side in pixels after resizing: the dimension is d = side^2
+    r: int = 2  # hidden units of the DAE
+    lr: float = 0.2  # SGD learning rate eta (Cui et al., Fig. 4: 0.2)
+    weight_decay: float = 0.784  # weight decay lambda (Fig. 4 caption: 0.784)
+    tau: float = 2.8  # training time per generation, SGD steps x 2 lr / d (Fig. 4 caption: 2.8)
+    generations: int = 3  # generations of retraining on the previous generation's samples
+    fixed_b: float = -1.0  # skip connection of the fixed-b variant; < 0: v_{t_f}(b) = rho_bar (dae_theory.skip_for_variance)
+    n_grid: int = 50  # time steps N of the generation sampler (App. D: 50)
+    t_final: float = 0.98  # final time t_f of the generation SDE, < 1 (App. D: 0.98)
+    n_eval: int = 2000  # generated samples per generation for the metrics and the theory
+    nu_method: str = "mixture"  # law nu of the previous generation in the theory: "mixture" (k-means atoms) or "grid" (App. D)
+    nu_atoms: int = 16  # mixture atoms of nu, or grid nodes per axis for "grid"
+    n_nodes: int = 6  # quadrature nodes per direction of the ODEs' Gaussian expectations
+    theory: bool = True  # compute the theory of generations >= 2 (ODEs on the previous law; slower)
+    seeds: int = 5  # independent seeds (seed, seed + 1000, ...) behind the claims
+    seed: int = 0  # first seed
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
 
 
 def _generation_theory_target(w_prev: np.ndarray, b_prev: float, E_obs: np.ndarray, sch, cfg, seed: int):
@@ -225,10 +225,11 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
                           f"weight decay {cfg.weight_decay:g} (seed {cfg.seed}); blue: theory (gen 1: Cor. 2.3 with "
                           "measured stats; gen >= 2: ODE on the previous generation's law)",
                           out / "dae_generations.png", log_y=True)
-    mean = table.groupby(["variant", "metric", "generation"]).value.mean()
-    summ = {f"{v}:{m}": mean.loc[(v, m)].round(4).tolist()
-            for v in table.variant.unique() for m in ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)",
-                                                     "H(theory,theory')", "H(sim,sim')", "mode_position_sim",
-                                                     "mode_position_theory", "b", "b_theory")}
-    summ["seeds"] = cfg.seeds
+    # one row per (variant, generation): the mean over seeds of each metric
+    mean = table.groupby(["variant", "generation", "metric"]).value.mean()
+    metrics = ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)", "H(theory,theory')", "H(sim,sim')",
+               "mode_position_sim", "mode_position_theory", "b", "b_theory")
+    summ: dict = {"by_generation": [{"variant": v, "generation": int(g), **{m: float(mean.loc[(v, g, m)]) for m in metrics}}
+                                    for v in table.variant.unique() for g in sorted(table.generation.unique())],
+                  "seeds": cfg.seeds}
     return ExperimentOutput(table, [path], summ, claims=_generations_claims(table, cfg))

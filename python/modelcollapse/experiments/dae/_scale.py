@@ -10,22 +10,22 @@ import pandas as pd
 
 from ... import dae
 from ... import dae_theory as th
-from .._plotting import pyplot, save_figure
+from .._plotting import panels, save_figure
 from .._registry import ExperimentOutput, register
 from ._common import _trimodal, _warm
 
 
 @dataclasses.dataclass
 class ScaleConfig:
-    dims: tuple[int, ...] = (1000, 10000, 100000)       # throughput: fixed number of steps
-    throughput_steps: int = 400
-    fluct_dims: tuple[int, ...] = (1000, 3000, 10000)   # full runs to tau: fluctuations vs d
-    replicas: int = 4
-    tau: float = 1.0
-    lr: float = 0.5
-    mean_norm: float = 3.0
-    seed: int = 0
-    threads: int = 0
+    dims: tuple[int, ...] = (1000, 10000, 100000)  # dimensions d of the throughput measurement (a fixed number of steps each)
+    throughput_steps: int = 400  # SGD steps per replica timed at each d
+    fluct_dims: tuple[int, ...] = (1000, 3000, 10000)  # dimensions d of the full runs to tau: fluctuations vs d
+    replicas: int = 4  # independent replicas per d (their spread is the fluctuation)
+    tau: float = 1.0  # training time of the fluctuation runs (SGD steps x 2 lr / d)
+    lr: float = 0.5  # SGD learning rate eta
+    mean_norm: float = 3.0  # distance of the three cluster means from the origin
+    seed: int = 0  # seed of the replicas
+    threads: int = 0  # threads of the compiled kernels (0: all cores); the throughput is also timed at 1
 
 
 @register("dae-scale", "D5: d from 1e3 to 1e5, ensembles of runs: throughput and 1/sqrt(d) fluctuations vs ODEs",
@@ -60,28 +60,28 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
                      ("replica_std_M", run.M[:, -1].std(0).mean()), ("n_steps", n)):
             rows.append(dict(d=d, part="fluctuations", threads=cfg.threads, metric=k, value=float(v)))
     table = pd.DataFrame(rows)
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = panels(2, size=(4.2, 3.3),
+                       title=f"D5: the DAE at growing dimension d: fluctuations of the overlaps M around the ODEs at "
+                             f"tau={cfg.tau:g} ({cfg.replicas} replicas) and SGD throughput")
     fl = table[table.part == "fluctuations"].pivot_table(index="d", columns="metric", values="value")
     ds = fl.index.values.astype(float)
     axes[0].loglog(ds, fl["replica_std_M"], "o-", label="replica std of M")
     axes[0].loglog(ds, fl["mean_abs_dev_M_vs_ode"], "s-", label="|M - ODE|")
     axes[0].loglog(ds, fl["replica_std_M"].iloc[0] * np.sqrt(ds[0] / ds), "k--", label="1/sqrt(d)")
-    axes[0].set_xlabel("d")
+    axes[0].set(xlabel="dimension d", ylabel="mean over entries of M")
     axes[0].legend(fontsize=7)
-    axes[0].set_title(f"fluctuations at tau={cfg.tau:g} ({cfg.replicas} replicas)", fontsize=9)
+    axes[0].set_title("fluctuations vs 1/sqrt(d)")
     tp = table[(table.part == "throughput") & (table.metric == "steps_per_s")]
     for threads, sub in tp.groupby("threads"):
         axes[1].loglog(sub.d, sub.value, "o-", label=f"threads={threads or 'all'}")
     ref_ = tp[tp.threads == 1]
     axes[1].loglog(ref_.d, ref_.value.iloc[0] * ref_.d.iloc[0] / ref_.d, "k--", label="~1/d")
-    axes[1].set_xlabel("d")
+    axes[1].set_xlabel("dimension d")
     axes[1].set_ylabel("SGD steps/s (all replicas)")
     axes[1].legend(fontsize=7)
-    axes[1].set_title("throughput", fontsize=9)
-    fig.tight_layout()
+    axes[1].set_title("throughput")
     path = out / "dae_scale.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     slope = float(np.polyfit(np.log(ds), np.log(fl["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
     return ExperimentOutput(table, [path], {"fluctuation_slope": slope,
                                             "steps_per_s_1thread": dict(zip(ref_.d.tolist(), ref_.value.round(1).tolist()))})

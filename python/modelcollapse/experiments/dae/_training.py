@@ -10,25 +10,25 @@ import pandas as pd
 
 from ... import dae
 from ... import dae_theory as th
-from .._plotting import pyplot, save_figure
+from .._plotting import panels, pyplot, save_figure
 from .._registry import ExperimentOutput, register
 from ._common import _trimodal, _warm
 
 
 @dataclasses.dataclass
 class TrainingConfig:
-    d: int = 2000
-    r: int = 2
-    mean_norm: float = 3.0
-    lr: float = 0.2
-    weight_decay: float = 0.0    # Cui et al., Fig. 5 caption (lambda = 0; r = 2, tanh, eta = 0.2, b0 = 0)
-    tau_max: float = 6.0
-    n_records: int = 24
-    replicas: int = 5
-    init: str = "warm"          # "warm" (O(1) overlaps) or "random"
-    n_nodes: int = 10
-    seed: int = 0
-    threads: int = 0
+    d: int = 2000  # dimension of the data
+    r: int = 2  # hidden units of the DAE (Cui et al., Fig. 5: 2)
+    mean_norm: float = 3.0  # distance of the three cluster means from the origin
+    lr: float = 0.2  # SGD learning rate eta (Fig. 5: 0.2)
+    weight_decay: float = 0.0  # weight decay lambda (Fig. 5 caption: 0)
+    tau_max: float = 6.0  # training time reached, SGD steps x 2 lr / d
+    n_records: int = 24  # recorded points along the training
+    replicas: int = 5  # independent SGD replicas (mean +- std in the figure)
+    init: str = "warm"  # initial weights: "warm" (O(1) overlaps with the means) or "random"
+    n_nodes: int = 10  # quadrature nodes per direction of the ODEs' Gaussian expectations
+    seed: int = 0  # seed of the replicas
+    threads: int = 0  # threads of the compiled kernels (0: all cores)
 
 
 @register("dae-training", "D1: M, Q, b over training time for a trimodal isotropic mixture (simulation vs ODEs)",
@@ -67,30 +67,33 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
                        for frame, source, cols in parts], ignore_index=True)
     table["d"] = cfg.d
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = panels(3, size=(3.8, 3.2),
+                       title=f"D1: summary statistics of the DAE over training time, d={cfg.d}: simulation (points, "
+                             f"mean +- std over {cfg.replicas} replicas) vs the ODEs and the closed form (dashed)")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for idx, (c, j) in enumerate([(a, b) for a in range(3) for b in range(cfg.r)]):
         col = colors[idx % len(colors)]
         mean, sd = run.M[:, :, c, j].mean(0), run.M[:, :, c, j].std(0)
         axes[0].errorbar(run.tau, mean, sd, color=col, fmt="o", ms=3, label=f"M{c}{j}")
         axes[0].plot(run.tau, ode.M[:, c, j], "--", color=col)
-    axes[0].set_title(f"M(c) = w^T mu_c / sqrt d  (d={cfg.d})")
+    axes[0].set_title("overlaps with the cluster means")
+    axes[0].set_ylabel("M_cj = w_j^T mu_c / sqrt(d)")
     for idx, (j, l) in enumerate([(a, b) for a in range(cfg.r) for b in range(a, cfg.r)]):
         col = colors[idx % len(colors)]
         axes[1].errorbar(run.tau, run.Q[:, :, j, l].mean(0), run.Q[:, :, j, l].std(0), color=col, fmt="o", ms=3,
                          label=f"Q{j}{l}")
         axes[1].plot(run.tau, ode.Q[:, j, l], "--", color=col)
-    axes[1].set_title("Q = w^T w / d")
+    axes[1].set_title("weight norms and overlaps")
+    axes[1].set_ylabel("Q_jl = w_j^T w_l / d")
     axes[2].plot(run.tau, run.b_hist.mean(0), "o", ms=3, label="simulation")
     axes[2].plot(run.tau, b_cf, "--", label="closed form (eq. 11)")
     axes[2].set_title("skip connection b")
+    axes[2].set_ylabel("b")
     for ax in axes:
         ax.set_xlabel("training time tau")
-        ax.legend(fontsize=7)
-    fig.suptitle("points: simulation (mean +- std over replicas); dashed: theory", fontsize=9)
-    fig.tight_layout()
+        ax.legend(fontsize=7, ncols=2 if len(ax.get_legend_handles_labels()[1]) > 3 else 1)
     path = out / "dae_training.png"
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path)
     dev = float(np.abs(run.M.mean(0) - ode.M).max())
     return ExperimentOutput(table, [path], {"max_abs_dev_M_mean": dev, "sim_wall_s": sim_wall,
                                             "steps_per_s": n * cfg.replicas / sim_wall,

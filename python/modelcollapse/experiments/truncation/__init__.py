@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ import pandas as pd
 from ... import truncation as tr
 from .._claims import Claim
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import A_VALUES, DELTAS, PRESETS, RATE_FLOOR, TruncationConfig, fit_rate, law_1d, law_2d
 from ._digits import A5_DELTA, _a5_prediction, digits_claims, digits_law, part_a5
 from ._limit import part_a1, part_a2, rate_claims
@@ -30,7 +32,7 @@ from ._schedules import annealing_claims, part_a3, part_a4
 
 __all__ = ["A5_DELTA", "A_VALUES", "DELTAS", "PARTS", "PRESETS", "RATE_FLOOR", "TruncationConfig", "annealing_claims",
            "digits_claims", "digits_law", "fit_rate", "law_1d", "law_2d", "part_a1", "part_a2", "part_a3", "part_a4",
-           "part_a5", "rate_claims", "run_all", "_a5_prediction"]
+           "part_a5", "rate_claims", "rate_summary", "run_all", "_a5_prediction"]
 
 PARTS = {"a1": part_a1, "a2": part_a2, "a3": part_a3, "a4": part_a4, "a5": part_a5}
 
@@ -39,7 +41,8 @@ def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> Expe
     claims: list[Claim]
     tables, figs, claims = [], [], []
     for name in parts:
-        t, f, *c = PARTS[name](config, out_dir, progress)
+        # a finished part (table, figures, claims) is kept and reused by a resumed run
+        t, f, *c = unit(f"part-{name}", partial(PARTS[name], config, out_dir, progress))
         claims += c[0] if c else []
         t = t.copy()
         t["seed"] = config.seed
@@ -49,14 +52,9 @@ def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> Expe
     for col in table.columns:
         if table[col].dtype == object:
             table[col] = table[col].astype(str)
-    summary = {}
+    summary: dict = {}
     if "a1" in parts:
-        r = table[(table.part == "A1") & (table.metric.isin(["rate_w2", "rate_tv"])) & (table.dim == 1)]
-        for _, row in r.iterrows():  # [fitted, sharp (1-a) e^{-n0 delta}, bound]
-            bound = (tr.contraction_factor(row.real_fraction, row.delta) if row.metric == "rate_w2"
-                     else 1 - row.real_fraction)
-            sharp = tr.asymptotic_rate(law_1d(), row.real_fraction, row.delta).rate
-            summary[f"{row.metric}_a{row.real_fraction}_d{row.delta}"] = [float(row.value), sharp, float(bound)]
+        summary["rates"] = rate_summary(table)
     if "a1" in parts:
         claims += rate_claims(table)
     if "a3" in parts:
@@ -66,12 +64,28 @@ def _run(parts, config: TruncationConfig, out_dir: Path, progress: bool) -> Expe
     return ExperimentOutput(table=table, figures=figs, summary=summary, claims=claims)
 
 
+def rate_summary(table: pd.DataFrame) -> list[dict]:
+    """A1's per-round rates of the exact 1-D laws, one record per (distance, a, delta): the
+    fitted rate with its 95% CI (:func:`fit_rate`), the sharp asymptotic rate (1-a) e^(-n0 delta)
+    and the bound (W2: rho = sqrt(1-a) e^-delta; TV: 1-a)."""
+    r = table[(table.part == "A1") & (table["round"] == -1) & (table.dim == 1)]
+    v = r.pivot_table(index=["real_fraction", "delta"], columns="metric", values="value")
+    out = []
+    for metric, bound_name in (("w2", "rho"), ("tv", "1-a")):
+        for (a, delta), row in v.iterrows():
+            out.append({"distance": metric.upper(), "a": float(a), "delta": float(delta),
+                        "fitted rate": float(row[f"rate_{metric}"]), "ci_low": float(row[f"rate_{metric}_ci_low"]),
+                        "ci_high": float(row[f"rate_{metric}_ci_high"]), "sharp rate": float(row[f"rate_{metric}_sharp"]),
+                        "bound": float(row[f"rate_{metric}_bound"]), "bound is": bound_name})
+    return out
+
+
 CLAIM = ("Even with a perfect score and exact sampling, stopping the reverse diffusion at delta > 0 makes "
          "recursive retraining drift: the recursion converges geometrically (bounds: W2 rate sqrt(1-a) e^-delta, TV "
          "rate 1-a; sharp asymptotic rate (1-a) e^-n0 delta) to a unique limit, an infinite mixture of smoothed "
          "copies of the data; in Hermite coordinates "
          "retraining is a low-pass filter; annealed schedules delta_k -> 0 remove the bias when a > 0. Summary: "
-         "fitted rate, sharp rate and bound per (a, delta).")
+         "fitted rate (95% CI), sharp rate and bound per distance and (a, delta).")
 
 
 @register("truncation", "truncated-diffusion recursion: experiments A1-A5 (limit, Hermite spectra, schedules, "

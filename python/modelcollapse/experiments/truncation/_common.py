@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,26 +11,27 @@ import pandas as pd
 from ... import GaussianMixture
 from ... import truncation as tr
 from .._claims import Comparison, claim_from_interval
-from .._plotting import pyplot, save_figure
+from .._plotting import panels, save_figure, title
+from .._units import unit
 
 
 @dataclasses.dataclass
 class TruncationConfig:
-    rounds: int = 8
-    n_samples: int = 20_000
-    steps: int = 200
-    T: float = 3.0
-    integrator: str = "exponential"
-    hermite_degree: int = 20
-    schedule_rounds: int = 400
-    a5_rounds: int = 4
-    a5_samples: int = 1797
-    grid_2d: int = 301
-    seed: int = 0
-    n_seeds: int = 5
-    a4_samples: int = 5_000
-    rate_rounds: int = 24
-    a5_steps: int = 400
+    rounds: int = 8  # retraining rounds K of the recursion (A1, A2, A4)
+    n_samples: int = 20_000  # samples per simulated round (A1, A2; A4 uses at most a4_samples)
+    steps: int = 200  # reverse-sampler steps per round
+    T: float = 3.0  # diffusion horizon: sampling starts at t = T
+    integrator: str = "exponential"  # reverse-SDE integrator: euler_maruyama, exponential or ode
+    hermite_degree: int = 20  # highest Hermite degree of the A2 spectra
+    schedule_rounds: int = 400  # rounds of the A3 schedule comparison (exact, cheap)
+    a5_rounds: int = 4  # retraining rounds of the A5 digits experiment
+    a5_samples: int = 1797  # digits used in A5 (at most 1797)
+    grid_2d: int = 301  # grid points per axis of the 2-D distances (1-D: 10x as many; W2 quantile levels: 2x)
+    seed: int = 0  # first seed
+    n_seeds: int = 5  # independent seeds of the simulated recursions (claims' replicates)
+    a4_samples: int = 5_000  # samples per round of the A4 robustness simulations
+    rate_rounds: int = 24  # rounds of the exact 1-D recursion whose distances give the fitted rates
+    a5_steps: int = 400  # reverse-sampler steps per round in A5
 
     def __post_init__(self) -> None:
         if self.rounds < 2 or self.a5_rounds < 1:
@@ -50,6 +52,12 @@ PRESETS = {
 
 A_VALUES = (0.0, 0.1, 0.5)
 DELTAS = (0.01, 0.05, 0.2)
+
+
+def simulate(key: str, *args, **kwargs):
+    """:func:`modelcollapse.truncation.simulate_recursion` as the unit ``key`` of the run: a
+    resumed run reuses its ``samples`` and ``table`` (docs/cli.md, "Interrupting and resuming")."""
+    return unit(key, partial(tr.simulate_recursion, *args, **kwargs), keep=("samples", "table"))
 
 
 def law_1d() -> GaussianMixture:
@@ -115,11 +123,8 @@ def _rate_rows(cfg: TruncationConfig, table: pd.DataFrame) -> list[dict]:
     for a in A_VALUES:
         for delta in DELTAS:
             sharp = tr.asymptotic_rate(p, a, delta)
-            ex = tr.exact_recursion(p, R, a, delta)
-            lim = tr.limit_law(p, a, delta, tol=1e-12)[0].to_mixture()
-            laws = [ex.output_mixture(k) for k in range(R + 1)]
-            tv = [tr.grid_distances(m, lim, lim=8.0, n=10 * cfg.grid_2d)["tv"] for m in laws]
-            w2 = [tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2) for m in laws]
+            # a unit per (a, delta): a resumed run reuses the finished distance curves
+            tv, w2 = unit(f"a1-rate-curves-a{a:g}-d{delta:g}", partial(_rate_curves, cfg, p, a, delta))
             add(1, a, delta, "tv", fit_rate(np.arange(R + 1), tv), sharp)
             add(1, a, delta, "w2", fit_rate(np.arange(R + 1), w2), sharp)
     ex2 = table[(table.source == "exact") & (table.dim == 2)]
@@ -129,25 +134,37 @@ def _rate_rows(cfg: TruncationConfig, table: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _rate_curves(cfg: TruncationConfig, p: GaussianMixture, a: float, delta: float) -> tuple[list, list]:
+    """TV and W2 of the exact 1-D p_hat_k, k = 0..cfg.rate_rounds, to p_hat_inf."""
+    ex = tr.exact_recursion(p, cfg.rate_rounds, a, delta)
+    lim = tr.limit_law(p, a, delta, tol=1e-12)[0].to_mixture()
+    laws = [ex.output_mixture(k) for k in range(cfg.rate_rounds + 1)]
+    tv = [tr.grid_distances(m, lim, lim=8.0, n=10 * cfg.grid_2d)["tv"] for m in laws]
+    w2 = [tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2) for m in laws]
+    return tv, w2
+
+
 def _rate_figure(table: pd.DataFrame, out: Path) -> Path:
     """Fitted per-round rate (95% CI) vs the sharp rate (1-a) e^{-n0 delta} and the bound."""
     r = table[(table.part == "A1") & (table["round"] == -1) & (table.dim == 1)]
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+    fig, axes = panels(2, size=(5.6, 3.6),
+                       title="A1, 1-D: fitted per-round contraction rate of the exact laws (95% CI) against the sharp "
+                             "asymptotic rate (1-a) e^(-n0 delta) and the bound, per (a, delta)")
     for ax, metric, bname in ((axes[0], "w2", "rho = sqrt(1-a) e^-delta"), (axes[1], "tv", "1-a")):
         v = r.pivot_table(index=["real_fraction", "delta"], columns="metric", values="value")
         x = np.arange(len(v))
         fit = v[f"rate_{metric}"].values
         err = np.vstack([fit - v[f"rate_{metric}_ci_low"].values, v[f"rate_{metric}_ci_high"].values - fit])
-        ax.errorbar(x, fit, yerr=err, fmt="o", ms=4, label="fitted slope (95% CI)")
-        ax.plot(x, v[f"rate_{metric}_sharp"].values, "k_", ms=14, mew=2, label="sharp (1-a) e^{-n0 delta}")
+        ax.errorbar(x, fit, yerr=err, fmt="o", ms=4, label="fitted rate (95% CI)")
+        ax.plot(x, v[f"rate_{metric}_sharp"].values, "k_", ms=14, mew=2, label="sharp (1-a) e^(-n0 delta)")
         ax.plot(x, v[f"rate_{metric}_bound"].values, "r_", ms=14, mew=2, label=f"bound {bname}")
-        ax.set_xticks(x, [f"a={a}\nd={d}" for a, d in v.index], fontsize=7)
-        ax.set_title(f"1-D {metric.upper()}(p_hat_k, p_hat_inf): per-round rate")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_xticks(x, [f"{a:g}\n{d:g}" for a, d in v.index], fontsize=8)
+        ax.set_xlabel("real fraction a (top) and truncation time delta (bottom)")
+        ax.set_ylabel(f"per-round rate of {metric.upper()}")
+        title(ax, f"{metric.upper()}(p_hat_k, p_hat_inf)")
+        ax.legend(loc="lower left")
     f = out / "truncation_a1_rates.png"
-    save_figure(fig, f, dpi=100)
+    save_figure(fig, f)
     return f
 
 

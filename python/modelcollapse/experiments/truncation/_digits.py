@@ -11,9 +11,10 @@ from ... import GaussianMixture
 from ... import truncation as tr
 from ...hermite import hermite_moments, mixture_moments
 from .._claims import claim
-from .._plotting import pyplot, save_figure
+from .._plotting import legend_below, panels, save_figure, title
 from ._common import (
     TruncationConfig,
+    simulate,
 )
 
 
@@ -84,16 +85,19 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
                           metric=f"disc_energy_{j}_steps{steps}_se", value=float(se[j]))]
         rows.append(dict(part="A5", real_fraction=np.nan, round=0, replicate=-1, metric=f"disc_var_rel_steps{steps}",
                          value=float(np.trace(np.cov(xs.T)) / np.trace(np.cov(exact.T)) - 1)))
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
+    fig, axes = panels(4, ncols=2, size=(4.4, 3.4),
+                       title=f"A5, digits (PCA to 2-D): empirical-score model retrained on its own samples for "
+                             f"{cfg.a5_rounds} rounds (delta={delta}, N={N}, {cfg.a5_steps} steps), without (a=0) "
+                             "and with (a=0.5) real data: samples, Hermite degree energies against the prediction, "
+                             "and distance to the data")
     meas: Any  # per-seed rows, then their array
     floors: Any
     for i, a in enumerate((0.0, 0.5)):
         meas, floors, preds = [], [], []
         for r in range(cfg.n_seeds):
-            res = tr.simulate_recursion(p, cfg.a5_rounds, N, a, delta, model="empirical", T=cfg.T, steps=cfg.a5_steps,
-                                        grid="quadratic", integrator=cfg.integrator, seed=cfg.seed + 3 + 1000 * r,
-                                        progress=progress, hermite_degree=2)
+            res = simulate(f"a5-a{a:g}-s{r}", p, cfg.a5_rounds, N, a, delta, model="empirical", T=cfg.T,
+                           steps=cfg.a5_steps, grid="quadratic", integrator=cfg.integrator, seed=cfg.seed + 3 + 1000 * r,
+                           progress=progress, hermite_degree=2)
             mom = [hermite_moments(xs, D, std_errors=True) for xs in res.samples]
             _, pred = _a5_prediction(e_p, s_p, [m.noise_floor() * N for m in mom], N, a, cfg.a5_rounds)
             e_u, floor = mom[-1].energies(unbiased=True), mom[-1].noise_floor()
@@ -117,29 +121,29 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
         ax = axes[i]
         ax.scatter(z[:, 0], z[:, 1], s=2, color="grey", alpha=0.4, label="digits (PCA-2)")
         ax.scatter(res.samples[-1][:, 0], res.samples[-1][:, 1], s=2, color=f"C{i}", alpha=0.5,
-                   label=f"round {cfg.a5_rounds}")
-        ax.set_title(f"digits, empirical-score model, a={a}, delta={delta}, round {cfg.a5_rounds}")
-        ax.legend(fontsize=7, markerscale=4)
+                   label=f"samples, round {cfg.a5_rounds}")
+        title(ax, f"a={a}: samples after round {cfg.a5_rounds} vs the data")
+        ax.set(xlabel="PC 1 (standardised)", ylabel="PC 2 (standardised)")
+        ax.legend(fontsize=7, markerscale=4, loc="upper left")
         m = meas.mean(0)
         sd = meas.std(0, ddof=1) / np.sqrt(len(meas)) if len(meas) > 1 else 0 * m
         axes[2].errorbar(nn + 0.1 * i, np.abs(m), yerr=2 * sd, fmt="o", color=f"C{i}", ms=4,
-                         label=f"measured (U-stat, mean of {len(meas)} seeds +-2 SE) a={a}")
-        axes[2].semilogy(nn, np.mean(preds, 0), "-", color=f"C{i}", label=f"predicted, finite N, a={a}")
-        axes[2].semilogy(nn, ideal, ":", color=f"C{i}", label=f"B_n,K^2 E_n(data) (N = inf), a={a}")
-        axes[2].semilogy(nn, floors.mean(0), "x", color=f"C{i}", label=f"noise floor sum se^2, a={a}")
+                         label=f"a={a}: measured (U-stat., mean of {len(meas)} seeds, +-2 SE)")
+        axes[2].semilogy(nn, np.mean(preds, 0), "-", color=f"C{i}", label=f"a={a}: predicted, finite N")
+        axes[2].semilogy(nn, ideal, ":", color=f"C{i}", label=f"a={a}: B_n,K^2 E_n(data) (N = inf)")
+        axes[2].semilogy(nn, floors.mean(0), "x", color=f"C{i}", label=f"a={a}: noise floor sum se^2")
         t = pd.DataFrame([r for r in rows if r["metric"] == "sliced_w2_to_data" and r["real_fraction"] == a])
         t = t.groupby("round")["value"].mean()
         axes[3].plot(t.index, t.values, "o-", color=f"C{i}", label=f"a={a} (mean of seeds)")
-    axes[2].semilogy(nn, e_p, "k:", label="data")
-    axes[2].set_title(f"degree energies after {cfg.a5_rounds} rounds (digits, PCA-2, N={N}, {cfg.a5_steps} steps)")
-    axes[2].set_xlabel("degree n")
-    axes[2].legend(fontsize=6)
-    axes[3].set_title("sliced W2 to the digits data")
-    axes[3].set_xlabel("round")
+    axes[2].semilogy(nn, e_p, "k:", label="data E_n(p)")
+    title(axes[2], f"Hermite degree energies after {cfg.a5_rounds} rounds")
+    axes[2].set(xlabel="total Hermite degree n", ylabel="energy E_n")
+    legend_below(fig, axes[2], ncols=3, fontsize=7)
+    title(axes[3], "sliced W2 to the digits data")
+    axes[3].set(xlabel="round k", ylabel="sliced W2(samples, data)")
     axes[3].legend()
-    fig.tight_layout()
     f = out / "truncation_a5.png"
-    save_figure(fig, f, dpi=100)
+    save_figure(fig, f)
     return pd.DataFrame(rows), [f]
 
 

@@ -1,6 +1,7 @@
 """A1 (rates to the limit) and A2 (Hermite spectra) of the truncated-diffusion recursion."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -10,7 +11,8 @@ import pandas as pd
 from ... import truncation as tr
 from ...hermite import hermite_moments, mixture_moments
 from .._claims import claim
-from .._plotting import pyplot, save_figure
+from .._plotting import legend_below, legend_outside, panels, save_figure, title
+from .._units import unit
 from ._common import (
     A_VALUES,
     DELTAS,
@@ -22,6 +24,7 @@ from ._common import (
     _rate_rows,
     law_1d,
     law_2d,
+    simulate,
 )
 
 
@@ -31,16 +34,8 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     for dim, p in ((1, law_1d()), (2, law_2d())):
         for a in A_VALUES:
             for delta in DELTAS:
-                ex = tr.exact_recursion(p, K, a, delta)
-                lim = _limit(p, a, delta)
-                for k in range(K + 1):
-                    m = ex.output_mixture(k)
-                    dist = tr.grid_distances(m, lim, n=(10 * cfg.grid_2d if dim == 1 else cfg.grid_2d))
-                    if dim == 1:
-                        dist["w2"] = tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2)
-                    for name, v in dist.items():
-                        rows.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=k, metric=name,
-                                         source="exact", value=v))
+                # a unit per (dim, a, delta): a resumed run reuses the finished exact curves
+                rows += unit(f"a1-exact-dim{dim}-a{a:g}-d{delta:g}", partial(_exact_rows, cfg, dim, p, a, delta))
     # simulated rounds (1-D, delta = 0.2), W2 of the samples to p_hat_inf: independent draws
     # from the exact laws (reverse sampler, one seed; errors never propagate) and the truly
     # recursive empirical-score model (exact sampler, n_seeds seeds; each round fitted to the
@@ -50,8 +45,8 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     sims, recs = {}, {}
     z2 = np.zeros((cfg.n_seeds, len(A_VALUES)))
     for ai, a in enumerate(A_VALUES):
-        res = tr.simulate_recursion(p, K, cfg.n_samples, a, 0.2, model="independent", T=cfg.T, steps=cfg.steps,
-                                    integrator=cfg.integrator, seed=cfg.seed, progress=progress, hermite_degree=2)
+        res = simulate(f"a1-independent-a{a:g}", p, K, cfg.n_samples, a, 0.2, model="independent", T=cfg.T,
+                       steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed, progress=progress, hermite_degree=2)
         # W2 of an N-sample to p_hat_inf = W2 to its N quantiles at (i - 1/2)/N, computed once
         # (p_hat_inf has hundreds of components at a = 0.1)
         lim_q = tr.mixture_quantiles_1d(_limit(p, a, 0.2), (np.arange(cfg.n_samples) + 0.5) / cfg.n_samples)
@@ -77,17 +72,22 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
     table = pd.concat([table, pd.DataFrame(rates)], ignore_index=True)
     claims = _a1_claims(pd.DataFrame(rates), z2, cfg)
 
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(25, 4.4))
+    fig, axes = panels(4, ncols=2, size=(5.0, 3.6),
+                       title="A1: the recursion p_hat_k converges to its limit p_hat_inf (1-D two-cluster mixture): "
+                             "exact laws, their distances to the limit against the contraction bounds, and "
+                             "simulated rounds")
     grid = np.linspace(-4, 4, 400)
     ex = tr.exact_recursion(p, K, 0.1, 0.2)
     axes[0].plot(grid, p.pdf(grid[:, None]), "k", lw=2, label="data p")
     for k in sorted({0, K // 2, K}):
-        axes[0].plot(grid, ex.output_mixture(k).pdf(grid[:, None]), label=f"p_hat_{k}")
-        axes[0].hist(sims[0.1].samples[k][:, 0], bins=80, density=True, alpha=0.2) if k == K else None
-    axes[0].plot(grid, _limit(p, 0.1, 0.2).pdf(grid[:, None]), "k--", label="p_hat_inf")
-    axes[0].set_title(f"1-D densities, a=0.1, delta=0.2 (hist: N={cfg.n_samples} samples, round {K})")
-    axes[0].legend(fontsize=7)
+        axes[0].plot(grid, ex.output_mixture(k).pdf(grid[:, None]), label=f"p_hat_{k} (exact)")
+        if k == K:
+            axes[0].hist(sims[0.1].samples[k][:, 0], bins=80, density=True, alpha=0.25, color="C3",
+                         label=f"samples, round {K}")
+    axes[0].plot(grid, _limit(p, 0.1, 0.2).pdf(grid[:, None]), "k--", label="limit p_hat_inf")
+    title(axes[0], f"densities, a=0.1, delta=0.2 (N={cfg.n_samples} samples)")
+    axes[0].set(xlabel="x", ylabel="density")
+    axes[0].legend()
     ex_t = table[(table.source == "exact") & (table["round"] >= 0)]
     for ax, metric, bound in ((axes[1], "w2", "rho"), (axes[2], "tv", "1-a")):
         sel = ex_t[(ex_t.dim == 1) & (ex_t.metric == metric)]
@@ -98,43 +98,61 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
             fac = tr.contraction_factor(a, delta) if bound == "rho" else (1 - a)
             ax.semilogy(g["round"], g["value"].values[0] * fac ** g["round"].values, ":", color=c)
         ax.set_xlabel("round k")
-        ax.set_title(f"1-D exact {metric.upper()}(p_hat_k, p_hat_inf); dotted: {bound}^k bound")
-    axes[1].legend(fontsize=6)
+        ax.set_ylabel(f"{metric.upper()}(p_hat_k, p_hat_inf)")
+        title(ax, f"exact laws, 1-D; dotted: the {bound}^k bound")
     sim = table[table.source == "independent"]
     rec = table[(table.source == "recursive") & (table["round"] >= 0)]
     for i, (a, g) in enumerate(sim.groupby("real_fraction")):
         e = ex_t[(ex_t.dim == 1) & (ex_t.metric == "w2") & (ex_t.real_fraction == a) & (ex_t.delta == 0.2)]
-        axes[3].semilogy(g["round"], g["value"], "o", color=f"C{i}", label=f"independent draws a={a}")
+        axes[3].semilogy(g["round"], g["value"], "o", color=f"C{i}", label=f"a={a}: independent draws")
         gr = rec[rec.real_fraction == a].groupby("round")["value"].mean()
-        axes[3].semilogy(gr.index, gr.values, "x--", color=f"C{i}", label=f"recursive (mean of {cfg.n_seeds}) a={a}")
-        axes[3].semilogy(e["round"], e["value"], "-", color=f"C{i}", label=f"exact a={a}")
-    axes[3].set_title(f"W2 to p_hat_inf, delta=0.2, N={cfg.n_samples}: independent draws ({cfg.steps} steps), "
-                      "recursive empirical model, exact", fontsize=9)
-    axes[3].legend(fontsize=7)
-    fig.tight_layout()
+        axes[3].semilogy(gr.index, gr.values, "x--", color=f"C{i}", label=f"a={a}: recursive")
+        axes[3].semilogy(e["round"], e["value"], "-", color=f"C{i}", label=f"a={a}: exact")
+    title(axes[3], f"simulated rounds, delta=0.2, N={cfg.n_samples}: independent draws ({cfg.steps} steps), "
+                   f"recursive empirical model (mean of {cfg.n_seeds} seeds), exact")
+    axes[3].set(xlabel="round k", ylabel="W2(samples, p_hat_inf)")
+    legend_outside(axes[3], fontsize=7)
+    legend_below(fig, axes[1])
     f1 = out / "truncation_a1.png"
-    save_figure(fig, f1, dpi=100)
+    save_figure(fig, f1)
     # 2-D: TV / Hellinger
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = panels(2, title="A1, 2-D three-cluster mixture: distance of the exact laws p_hat_k to the limit "
+                                "p_hat_inf per round, for each real-data fraction a and truncation time delta")
     for ax, metric in zip(axes, ("tv", "hellinger")):
         sel = ex_t[(ex_t.dim == 2) & (ex_t.metric == metric)]
         for i, ((a, delta), g) in enumerate(sel.groupby(["real_fraction", "delta"])):
             ax.semilogy(g["round"], g["value"], "o-", color=f"C{i}", ms=3, label=f"a={a}, delta={delta}")
-        ax.set_title(f"2-D three-cluster mixture: {metric}(p_hat_k, p_hat_inf), exact laws")
+        title(ax, {"tv": "total variation", "hellinger": "Hellinger distance"}[metric])
         ax.set_xlabel("round k")
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
+        ax.set_ylabel(f"{metric.upper() if metric == 'tv' else 'Hellinger'}(p_hat_k, p_hat_inf)")
+    legend_below(fig, axes[0])
     f2 = out / "truncation_a1_2d.png"
-    save_figure(fig, f2, dpi=100)
+    save_figure(fig, f2)
     return table, [f1, f2, _rate_figure(table, out)], claims
+
+
+def _exact_rows(cfg: TruncationConfig, dim: int, p, a: float, delta: float) -> list[dict]:
+    """Distances of the exact p_hat_k, k = 0..cfg.rounds, to p_hat_inf (TV, Hellinger; 1-D also W2)."""
+    rows = []
+    ex = tr.exact_recursion(p, cfg.rounds, a, delta)
+    lim = _limit(p, a, delta)
+    for k in range(cfg.rounds + 1):
+        m = ex.output_mixture(k)
+        dist = tr.grid_distances(m, lim, n=(10 * cfg.grid_2d if dim == 1 else cfg.grid_2d))
+        if dim == 1:
+            dist["w2"] = tr.w2_1d_laws(m, lim, n_levels=cfg.grid_2d * 2)
+        for name, v in dist.items():
+            rows.append(dict(part="A1", dim=dim, real_fraction=a, delta=delta, round=k, metric=name, source="exact",
+                             value=v))
+    return rows
 
 
 def _recursive_run(p, rounds, n, a, delta, seed, degree):
     """The truly recursive simulation: empirical-score model refitted each round to the real
     set plus the previous round's samples, exact sampler (docs/truncation.md, section
     "Independent draws and recursive simulation")."""
-    return tr.simulate_recursion(p, rounds, n, a, delta, model="empirical", sampler="exact", seed=seed,
-                                 progress=False, hermite_degree=degree)
+    return simulate(f"recursive-a{a:g}-d{delta:g}-K{rounds}-n{n}-s{seed}-g{degree}", p, rounds, n, a, delta,
+                    model="empirical", sampler="exact", seed=seed, progress=False, hermite_degree=degree)
 
 
 
@@ -167,13 +185,15 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
     g_p = mixture_moments(p, D).values
     n = np.arange(D + 1)
     rows, claims = [], []
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
+    fig, axes = panels(3, size=(4.0, 3.4),
+                       title=f"A2: Hermite spectrum |g_n| of the samples after {cfg.rounds} rounds (delta=0.1, "
+                             f"N={cfg.n_samples}) against the predicted low-pass B_n,K g_n(p), and the transfer "
+                             "functions H_n")
     delta = 0.1
     for i, a in enumerate((0.1, 0.5)):
-        res = tr.simulate_recursion(p, cfg.rounds, cfg.n_samples, a, delta, model="independent", T=cfg.T,
-                                    steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress,
-                                    hermite_degree=2)
+        res = simulate(f"a2-independent-a{a:g}", p, cfg.rounds, cfg.n_samples, a, delta, model="independent",
+                       T=cfg.T, steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed + 1, progress=progress,
+                       hermite_degree=2)
         m = hermite_moments(res.samples[-1], D, std_errors=True)
         assert m.std_errors is not None  # std_errors=True fills them
         # truly recursive runs: moments vs the predicted compounded deviation
@@ -204,17 +224,16 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
         ax.semilogy(n, np.abs(B * g_p), "-", label=f"predicted B_n,K g_n(p), K={cfg.rounds}")
         ax.semilogy(n, np.abs(g_p), "k:", label="data |g_n(p)|")
         ax.set_ylim(1e-4, 2)
-        ax.set_xlabel("degree n")
-        ax.set_title(f"Hermite spectrum after {cfg.rounds} rounds: a={a}, delta={delta}, N={cfg.n_samples}")
-        ax.legend(fontsize=7)
+        ax.set(xlabel="degree n", ylabel="|g_n| (Hermite coefficient)")
+        title(ax, f"a={a}: spectrum after {cfg.rounds} rounds")
         axes[2].semilogy(n, H, "o-", ms=3, label=f"H_n output, a={a}")
         axes[2].semilogy(n, tr.transfer_function(n, a, delta, law="training"), "--", label=f"H_n training, a={a}")
-    axes[2].set_title(f"transfer functions (low-pass), delta={delta}")
-    axes[2].set_xlabel("degree n")
+    title(axes[2], f"transfer functions H_n (low-pass), delta={delta}")
+    axes[2].set(xlabel="degree n", ylabel="H_n")
     axes[2].legend(fontsize=7)
-    fig.tight_layout()
+    legend_below(fig, axes[0], ncols=2)
     f = out / "truncation_a2.png"
-    save_figure(fig, f, dpi=100)
+    save_figure(fig, f)
     t = pd.DataFrame(rows).melt(id_vars=["part", "real_fraction", "delta", "round", "degree"], var_name="metric",
                                 value_name="value")
     return t, [f], claims

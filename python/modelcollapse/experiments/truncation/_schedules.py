@@ -10,7 +10,7 @@ import pandas as pd
 from ... import truncation as tr
 from ...hermite import mixture_moments
 from .._claims import claim
-from .._plotting import pyplot, save_figure
+from .._plotting import legend_below, panels, save_figure, title
 from ._common import (
     TruncationConfig,
     _exact,
@@ -18,6 +18,7 @@ from ._common import (
     _limit,
     fit_rate,
     law_1d,
+    simulate,
 )
 
 
@@ -50,8 +51,9 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
                  "polynomial 0.05(k+1)^-0.5": tr.Schedule.polynomial(0.05, 0.5),
                  "polynomial 0.05(k+1)^-1": tr.Schedule.polynomial(0.05, 1.0)}
     rows = []
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(19, 4.4))
+    fig, axes = panels(3, size=(4.0, 3.4),
+                       title=f"A3: exact bias 1 - B_n,k of annealed truncation schedules delta_k over {K} rounds, "
+                             "without (a=0) and with (a=0.3) real data; dashed: the asymptote n_max delta_k / a")
     for ai, a in enumerate((0.0, 0.3)):
         for si, (name, s) in enumerate(schedules.items()):
             B = tr.bias_factors(n, K, a, s)
@@ -66,14 +68,13 @@ def part_a3(cfg: TruncationConfig, out: Path, progress: bool):
                 rows += _annealing_rows(a, name, s, n, B, K)
                 if name.startswith("polynomial"):  # the asymptote n_max delta_k / a (dashed)
                     axes[ai].loglog(np.arange(1, K + 2), n.max() * s.values(K + 1) / a, "--", color=f"C{si}", lw=0.8)
-        axes[ai].set_title(f"max_(n<=10) |1 - B_n,k| vs round, a={a}")
-        axes[ai].set_xlabel("round k + 1")
-    axes[0].legend(fontsize=7)
-    axes[2].set_title(f"B_n after K={K} rounds, a=0.3 (1 = unbiased)")
-    axes[2].set_xlabel("degree n")
-    fig.tight_layout()
+        title(axes[ai], f"a={a}: largest bias over degrees n <= 10")
+        axes[ai].set(xlabel="round k + 1", ylabel="max_n |1 - B_n,k|")
+    title(axes[2], f"a=0.3: B_n after K={K} rounds (1 = unbiased)")
+    axes[2].set(xlabel="Hermite degree n", ylabel="B_n,K")
+    legend_below(fig, axes[0], ncols=4)
     f = out / "truncation_a3.png"
-    save_figure(fig, f, dpi=100)
+    save_figure(fig, f)
     return pd.DataFrame(rows), [f]
 
 
@@ -114,8 +115,10 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
             rows.append(dict(part="A4", setting=f"closed form a={ga}, eta={geta}", round=K, metric=metric, value=v))
     settings: list[dict[str, Any]] = [dict(steps=10, eta=0.0), dict(steps=cfg.steps, eta=0.0)] + [dict(steps=cfg.steps, eta=e)
                                                                            for e in A4_ETAS]
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(16, 4.6))
+    fig, axes = panels(2, size=(5.0, 3.6),
+                       title=f"A4, robustness (a={a}, delta={delta}, rho={rho:.3f}, N={N}): GMM recursion with sampler "
+                             f"and score errors (points: mean +- sd of {cfg.n_seeds} seeds) vs the closed-form "
+                             "compounding recursion (lines); dashed: radius eps/(1-rho)")
     results = {}
     for i, st in enumerate(settings):
         label = f"steps={st['steps']}, eta={st['eta']}"
@@ -124,9 +127,9 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
         e_closed = np.abs(np.array([mixture_moments(closed.outputs[k], A4_MODES).values for k in range(K + 1)]) - g_lim)
         per_seed = []
         for r in range(cfg.n_seeds):
-            res = tr.simulate_recursion(p, K, N, a, delta, model="gmm", T=cfg.T, steps=st["steps"],
-                                        integrator=cfg.integrator, perturbation=st["eta"], seed=cfg.seed + 3000 + r,
-                                        progress=progress, hermite_degree=A4_MODES)
+            res = simulate(f"a4-setting{i}-s{r}", p, K, N, a, delta, model="gmm", T=cfg.T, steps=st["steps"],
+                           integrator=cfg.integrator, perturbation=st["eta"], seed=cfg.seed + 3000 + r,
+                           progress=progress, hermite_degree=A4_MODES)
             t = res.table.pivot_table(index="round", columns="metric", values="value")
             d = np.array([tr.w2_1d(x[:, 0], lim_q) for x in res.samples])
             eps = t["eps_w2"].values
@@ -154,26 +157,23 @@ def part_a4(cfg: TruncationConfig, out: Path, progress: bool):
         ds = np.std([ps["d"] for ps in per_seed], axis=0)
         em = float(np.mean([ps["eps"] for ps in per_seed]))
         kk = np.arange(K + 1)
-        axes[0].errorbar(kk, dm, yerr=ds, fmt="o", color=f"C{i}", ms=3, label=f"GMM recursion {label} (mean eps={em:.3f})")
+        axes[0].errorbar(kk, dm, yerr=ds, fmt="o", color=f"C{i}", ms=3, label=f"{label} (mean eps={em:.3f})")
         axes[0].semilogy(kk, d_closed, "-", color=f"C{i}", lw=1)
         axes[0].axhline(tr.robustness_radius(em, a, delta), color=f"C{i}", lw=0.6, ls="--")
         if st["eta"] == max(A4_ETAS):
             en = np.mean([ps["e_n"] for ps in per_seed], axis=0)
             for n in nn[1:]:
-                axes[1].semilogy(kk, en[:, n - 1], "o", color=f"C{n}", ms=3, label=f"|g_{n} - g_{n}(p_hat_inf)| measured")
+                axes[1].semilogy(kk, en[:, n - 1], "o", color=f"C{n}", ms=3, label=f"n={n}")
                 axes[1].semilogy(kk, e_closed[:, n], "-", color=f"C{n}", lw=1)
-            axes[1].set_title(f"mode-wise errors, {label}: GMM recursion (o, mean of {cfg.n_seeds}) vs closed form (-)")
+            title(axes[1], f"Hermite mode errors, {label}")
     axes[0].set_yscale("log")
-    axes[0].set_title(f"W2(p~_k, p_hat_inf): GMM recursion (o, mean +- sd of {cfg.n_seeds} seeds) vs closed-form "
-                      f"compounding (-); radius eps/(1-rho) (--)\na={a}, delta={delta}, rho={rho:.3f}, N={N}",
-                      fontsize=9)
-    axes[0].set_xlabel("round k")
-    axes[1].set_xlabel("round k")
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    title(axes[0], "W2 to the limit per setting")
+    axes[0].set(xlabel="round k", ylabel="W2(p~_k, p_hat_inf)")
+    axes[1].set(xlabel="round k", ylabel="|g_n - g_n(p_hat_inf)|")
+    axes[0].legend(fontsize=7, loc="lower left")
+    axes[1].legend(fontsize=7, loc="lower right", ncols=2)
     f = out / "truncation_a4.png"
-    save_figure(fig, f, dpi=100)
+    save_figure(fig, f)
     return pd.DataFrame(rows), [f], _a4_claims(results, comp_ratio, cfg, N)
 
 

@@ -1,0 +1,228 @@
+"""The collapse atlas's setup: configuration and presets, the data law, the learners, the
+remedies as options of the one retraining loop, and the per-round metrics (docs/atlas.md).
+
+Budgets (docs/atlas.md, section "Budgets"): every remedy trains on B = ``budget`` points per
+round, except ``accumulate``, whose training set is the real data plus every synthetic set so
+far (B + t B points in round t: it is counted by its *generation* budget, B new synthetic
+points per round, and the ``train_size`` metric of the table shows its growth);
+``accumulate-subsample`` is its equal-budget version. Every remedy of a seed starts from the
+same round-0 model theta_0, fitted on the same B real points (``FixedStart``), so that
+differences between remedies are paired by seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from ... import metrics as _metrics
+from ...mixture import GaussianMixture
+from ...recursion import (
+    MetricBackend,
+    RoundContext,
+    metric_hellinger,
+    metric_memorization,
+    metric_precision_recall,
+    metric_variance_ratio,
+    metric_w2_auto,
+)
+from ...retraining import EmpiricalLearner, GaussianLearner, GMMLearner, SamplingBias, SelfCorrection, Verification
+from ...truncation import FittedModelLearner
+
+#: Learners (columns of the heatmap), in display order.
+LEARNERS = ("gaussian", "gmm", "empirical", "truncated")
+#: Remedies (rows of the heatmap), in display order; see :func:`remedy_kwargs`.
+REMEDIES = ("replace", "mix", "accumulate", "accumulate-subsample", "fresh", "temperature", "correction",
+            "verification")
+#: Metrics where smaller is better (the others: precision and recall, variance_ratio near 1).
+LOWER_IS_BETTER = ("w2", "hellinger", "moment_error", "memorization")
+
+
+@dataclasses.dataclass
+class AtlasConfig:
+    learners: tuple[str, ...] = LEARNERS  # the learners compared (columns of the heatmap)
+    remedies: tuple[str, ...] = REMEDIES  # the workflows and remedies compared (rows of the heatmap)
+    budget: int = 200                 # B: training points per round (the equal budget)
+    n_eval: int = 250                 # model samples and held-out real points for each round's metrics
+    rounds: int = 10                  # retraining rounds T after round 0
+    dim: int = 2                      # dimension of the data law (a 3-mode mixture in the first two coordinates)
+    seed: int = 0                     # first seed (every seed's data, fits and draws derive from it)
+    seeds: int = 5                    # independent seeds seed, seed+1, ...: the CIs are over these
+    mix_real_fraction: float = 0.5    # a: real share of the B points for mix and fresh (lambda = (1-a)/a)
+    temperature: float = 0.7          # sampling-bias remedy: generate at temperature tau
+    correction_strength: float = 0.1  # self-correction: total Langevin time with the true score
+    correction_steps: int = 10        # self-correction: Langevin steps per round
+    acceptance: float = 0.7           # verification: share of synthetic candidates kept (highest true likelihood)
+    gmm_components: int = 3           # mixture components of the GMM learner (EM, scikit-learn)
+    empirical_delta: float = 0.01     # the empirical score model samples S_delta of its training set (memorises)
+    empirical_steps: int = 40         # reverse-sampler steps of the empirical score model
+    truncation_delta: float = 0.1     # the truncated learner: exact draws of S_delta of its training set
+    w2_method: Literal["exact", "sliced"] = "exact"   # exact optimal transport, or sliced W2 (200 directions)
+    hellinger: bool = True            # Hellinger between KDEs of samples and held-out points (d <= 2; rounds 0 and T)
+    rank_metric: str = "w2"           # the final-round metric the remedies are ranked by (lower is better)
+    theory_chains: int = 80           # Gaussian / truncated chains per seed for the theory overlays
+    threads: int = 1                  # threads of the compiled kernels (0 = all cores)
+
+    def __post_init__(self) -> None:
+        for name, values, valid in (("learners", self.learners, LEARNERS), ("remedies", self.remedies, REMEDIES)):
+            if not values:
+                raise ValueError(f"{name} must name at least one of {', '.join(valid)}")
+            bad = [v for v in values if v not in valid]
+            if bad:
+                raise ValueError(f"unknown {name} {bad}; valid: {', '.join(valid)}")
+        if self.budget < 10 or self.n_eval < 10:
+            raise ValueError(f"budget and n_eval must be >= 10, got {self.budget} and {self.n_eval}")
+        if self.rounds < 1 or self.seeds < 1 or self.theory_chains < 2:
+            raise ValueError("need rounds >= 1, seeds >= 1 and theory_chains >= 2")
+        if self.dim < 2:
+            raise ValueError(f"dim must be >= 2 (the modes lie in a plane), got {self.dim}")
+        if not 0 < self.mix_real_fraction < 1 or not 2 <= round(self.mix_real_fraction * self.budget) <= self.budget - 1:
+            raise ValueError(f"mix_real_fraction must be in (0, 1) with at least 2 real and 1 synthetic point, got "
+                             f"{self.mix_real_fraction}")
+        if not 0 < self.acceptance <= 1 or not 0 < self.temperature <= 10:
+            raise ValueError("acceptance must be in (0, 1] and temperature in (0, 10]")
+        if self.rank_metric not in LOWER_IS_BETTER:
+            raise ValueError(f"rank_metric must be one of {', '.join(LOWER_IS_BETTER)} (lower is better)")
+        if self.rank_metric == "hellinger" and not (self.hellinger and self.dim <= 2):
+            raise ValueError("rank_metric='hellinger' needs hellinger=true and dim <= 2")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # quick: 3 seeds and 4 rounds, sliced W2 (no optimal-transport import); claims may be underpowered
+    "quick": dict(budget=100, n_eval=200, rounds=4, seeds=3, theory_chains=60, empirical_steps=30,
+                  w2_method="sliced", hellinger=False),
+    "default": {},
+    "paper": dict(budget=500, n_eval=1000, rounds=20, seeds=10, theory_chains=1000, empirical_steps=100),
+}
+
+
+def data_law(dim: int) -> GaussianMixture:
+    """The real data law: three Gaussian modes (weights 0.5, 0.3, 0.2, covariance 0.25 I) on a
+    circle of radius 2 in the first two coordinates; unequal weights so that a collapse of the
+    mode proportions is visible."""
+    angles = np.array([0.0, 2.0, 4.0]) * math.pi / 3
+    means = np.zeros((3, dim))
+    means[:, 0], means[:, 1] = 2 * np.cos(angles), 2 * np.sin(angles)
+    return GaussianMixture([0.5, 0.3, 0.2], means, np.stack([0.25 * np.eye(dim)] * 3))
+
+
+def seed_rng(seed: int, *key: int) -> np.random.Generator:
+    """A generator that is a pure function of ``(seed, key)`` (one stream per use)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1000, *key)))
+
+
+def real_sets(law: GaussianMixture, config: AtlasConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's B real training points and its ``n_eval`` held-out real points."""
+    return (law.sample(config.budget, seed=seed_rng(seed, 0)), law.sample(config.n_eval, seed=seed_rng(seed, 1)))
+
+
+def make_learner(name: str, config: AtlasConfig) -> Any:
+    """The learner ``name`` (docs/atlas.md, section "Learners")."""
+    if name == "gaussian":
+        return GaussianLearner(ddof=1)
+    if name == "gmm":
+        return GMMLearner(n_components=config.gmm_components)
+    if name == "empirical":
+        return EmpiricalLearner(T=1.0, delta=config.empirical_delta, steps=config.empirical_steps, grid="log",
+                                threads=config.threads)
+    if name == "truncated":
+        return FittedModelLearner(EmpiricalLearner(), config.truncation_delta, config.rounds, sampler="exact",
+                                  threads=config.threads)
+    raise ValueError(f"unknown learner {name!r}; valid: {', '.join(LEARNERS)}")
+
+
+def mix_sizes(config: AtlasConfig) -> tuple[int, float]:
+    """``(n_real, lambda)`` of mix / fresh: n_real = round(a B) real points and floor(lambda n_real) =
+    B - n_real synthetic ones, B in all."""
+    n_r = int(round(config.mix_real_fraction * config.budget))
+    return n_r, (config.budget - n_r) / n_r
+
+
+def remedy_kwargs(name: str, config: AtlasConfig, law: GaussianMixture, real: np.ndarray) -> dict[str, Any]:
+    """Keyword arguments of :func:`~modelcollapse.recursion.run_retraining` for remedy ``name``.
+
+    ``real`` is the seed's B real points (round 0 is the common theta_0 in every case).
+    ``temperature``, ``correction`` and ``verification`` act on the synthetic draw of the fully
+    synthetic (``replace``) loop, so their row compares with ``replace``.
+    """
+    B = config.budget
+    if name == "replace":
+        return dict(real_data=real, workflow="replace", n_synthetic=B)
+    if name == "mix":
+        n_r, lam = mix_sizes(config)
+        return dict(real_data=real[:n_r], workflow="mix", synthetic_ratio=lam)
+    if name == "accumulate":
+        return dict(real_data=real, workflow="accumulate", n_synthetic=B)
+    if name == "accumulate-subsample":
+        return dict(real_data=real, workflow="accumulate-subsample", n_synthetic=B, train_budget=B)
+    if name == "fresh":
+        n_r, lam = mix_sizes(config)
+
+        def fresh_real(n_samples: int, seed: int) -> np.ndarray:
+            return law.sample(n_samples, seed=seed)
+
+        return dict(real_data=fresh_real, n_real=n_r, workflow="fresh", synthetic_ratio=lam)
+    if name == "temperature":
+        return dict(real_data=real, workflow="replace", n_synthetic=B,
+                    remedies=[SamplingBias(temperature=config.temperature)])
+    if name == "correction":
+        return dict(real_data=real, workflow="replace", n_synthetic=B,
+                    remedies=[SelfCorrection(law, strength=config.correction_strength,
+                                                 steps=config.correction_steps)])
+    if name == "verification":
+        return dict(real_data=real, workflow="replace", n_synthetic=B,
+                    remedies=[Verification(law, acceptance=config.acceptance)])
+    raise ValueError(f"unknown remedy {name!r}; valid: {', '.join(REMEDIES)}")
+
+
+def kde_hellinger(x: np.ndarray, y: np.ndarray) -> float:
+    """:func:`modelcollapse.metrics.hellinger` between KDEs of two sample sets on its default
+    grid, or NaN when that grid (at most 401 points per axis in 2-D) is coarser than twice the
+    kernel: a collapsed model's cloud is too narrow to resolve over the held-out data's range
+    (a finer grid costs seconds per call), and the atlas reports the value as missing rather
+    than guessing it (docs/atlas.md, section "Metrics")."""
+    try:
+        return float(_metrics.hellinger(x, y))
+    except ValueError as err:
+        if "grid spacing" not in str(err):
+            raise
+        return float("nan")
+
+
+def metric_backend(config: AtlasConfig) -> MetricBackend:
+    """The library's distances (Hellinger NaN where the grid cannot resolve it, :func:`kde_hellinger`);
+    ``w2_method="sliced"`` makes the ``w2_auto`` metric sliced for every set size (exact optimal
+    transport only for sets of <= 2 points)."""
+    return MetricBackend(exact_max_points=1000 if config.w2_method == "exact" else 2, hellinger=kde_hellinger)
+
+
+def round_metrics(law: GaussianMixture, config: AtlasConfig) -> Callable[[RoundContext], dict[str, float]]:
+    """The atlas's per-round metrics of the model's evaluation samples x (docs/atlas.md,
+    section "Metrics"), the library's (:mod:`modelcollapse.recursion`) except ``moment_error``:
+
+    - ``w2``: W2(x, held-out real points), equal sizes (``w2_auto``: exact or sliced);
+    - ``precision``, ``recall``: k-NN balls, k = 4;
+    - ``variance_ratio``: tr Cov(x) / tr Cov(held-out) (1: no variance lost);
+    - ``moment_error``: sqrt(||mean(x) - mu*||^2 + ||Cov(x) - Sigma*||_F^2) against the true
+      law's moments: the parameter error of the samples' Gaussian fit, defined for every learner;
+    - ``hellinger`` (``config.hellinger`` and d <= 2): H between KDEs of x and the held-out points,
+      in the first and the last round only (a KDE on a grid per round would double the cost);
+    - ``memorization``: fraction of x within 1/3 of the real data's median nearest-neighbour
+      distance of a training point of the round (and ``memorization_threshold``).
+    """
+    mu, sigma = law.mean(), law.covariance()
+
+    def metric(ctx: RoundContext) -> dict[str, float]:
+        x = np.asarray(ctx.samples, dtype=np.float64)
+        cov = np.atleast_2d(np.cov(x.T))
+        out = {"w2": metric_w2_auto(ctx), **metric_precision_recall(ctx), "variance_ratio": metric_variance_ratio(ctx),
+               "moment_error": float(math.sqrt(np.sum((x.mean(0) - mu) ** 2) + np.sum((cov - sigma) ** 2))),
+               **metric_memorization(ctx)}
+        if config.hellinger and x.shape[1] <= 2 and ctx.round in (0, config.rounds):
+            out["hellinger"] = metric_hellinger(ctx)
+        return out
+
+    return metric

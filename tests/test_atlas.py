@@ -1,0 +1,108 @@
+"""The collapse atlas (docs/atlas.md): a reduced quick run produces the tidy table, the claims
+and the figures; budgets are equal; a broken theory makes its overlay claim fail; the ranking
+claim names the best remedy and says when its lead is not significant."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcollapse.experiments import get
+from modelcollapse.experiments.atlas import COLUMNS, REMEDIES, _grid, _theory
+from modelcollapse.experiments.atlas._setup import AtlasConfig, data_law
+
+# a small grid: the two cheapest learners, every remedy, 2 rounds, 2 seeds
+SMALL = dict(learners=("gaussian", "truncated"), budget=40, n_eval=60, rounds=2, seeds=2, theory_chains=8,
+             mix_real_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    exp = get("atlas")
+    out = tmp_path_factory.mktemp("atlas")
+    config = exp.make_config("quick", SMALL)
+    return exp.run(config, out, progress=False), out, config
+
+
+def test_small_run_writes_table_claims_and_figures(small_run):
+    res, out, config = small_run
+    assert list(res.table.columns) == COLUMNS
+    grid = res.table[res.table["section"] == "grid"]
+    # every remedy x learner x round has every metric, with a CI over the 2 seeds
+    cells = grid.groupby(["remedy", "learner", "round"])["metric"].apply(set)
+    assert len(cells) == len(REMEDIES) * 2 * (config.rounds + 1)
+    for metrics in cells:
+        assert {"w2", "precision", "recall", "variance_ratio", "moment_error", "memorization",
+                "train_size"} <= metrics
+    assert (grid["n"] == 2).all() and (grid["ci_low"] <= grid["mean"]).all()
+    theory = res.table[res.table["section"] == "theory"]
+    assert np.isfinite(theory["theory"]).all() and {"gaussian", "truncated"} <= set(theory["learner"])
+    names = {c.name for c in res.claims}
+    assert {"atlas.replace_det_rate", "atlas.replace_mean_error", "atlas.accumulate_mean_error", "atlas.accumulate_cov",
+            "atlas.mix_contraction_lam3", "atlas.mix_mean_error_lam3", "atlas.fresh_mean_error_lam3",
+            "atlas.temperature_cov_tau0.7", "atlas.truncated_variance", "atlas.best_gaussian",
+            "atlas.best_truncated"} <= names
+    assert (out / "atlas.parquet").exists() and (out / "atlas_claims.parquet").exists()
+    assert all(p.exists() for p in res.figures) and len(res.figures) == 3
+
+
+def test_budgets_are_equal_except_accumulate(small_run):
+    """mix and fresh train on a B real + (1 - a) B synthetic = B points (kills: lambda inverted,
+    which with a = 1/4 gives 10 + 3 points), accumulate on B (t + 1), every other remedy on B."""
+    res, _, config = small_run
+    size = res.table[(res.table["metric"] == "train_size") & (res.table["round"] == config.rounds)]
+    size = size.groupby("remedy")["mean"].first()
+    B = config.budget
+    assert size["accumulate"] == B * (config.rounds + 1)
+    assert all(size[r] == B for r in REMEDIES if r != "accumulate"), size
+
+
+def _mix_claim(monkeypatch=None, broken=False):
+    config = AtlasConfig(learners=("gaussian",), remedies=("replace",), budget=60, rounds=2, seeds=5, theory_chains=12)
+    if broken:   # the contraction of the mixed loop taken as lambda instead of lambda / (1 + lambda)
+        monkeypatch.setattr(_theory.rt, "mix_mean_contraction", lambda n, lam: lam)
+    _, claims = _theory.run_theory(config, data_law(2), list(range(5)))
+    return {c.name: c for c in claims}
+
+
+def test_theory_overlays_hold_and_a_broken_contraction_fails(monkeypatch):
+    """With the right theory every overlay holds (5 seeds); with the contraction rate lambda
+    (= 1 here, instead of 1/2) the mix overlay fails, and only it changes."""
+    good = _mix_claim()
+    assert all(c.verdict == "holds" for c in good.values()), [c for c in good.values() if c.verdict != "holds"]
+    bad = _mix_claim(monkeypatch, broken=True)
+    assert bad["atlas.mix_contraction_lam1"].verdict == "fails"
+    assert all(bad[k].verdict == "holds" for k in bad if not k.startswith("atlas.mix"))
+
+
+def _runs(values: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [dict(remedy=r, learner="gaussian", seed=s, round=3, metric="w2", value=v)
+            for r, vals in values.items() for s, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_ranking_names_the_best_remedy_and_tests_its_lead():
+    """Kills: ranking by the largest W2, or an unpaired / wrong-sign difference."""
+    config = AtlasConfig(learners=("gaussian",), remedies=("replace", "mix", "accumulate"))
+    noise = [0.01, -0.02, 0.015, -0.005, 0.0]
+    clear = _runs({"replace": [1.0 + e for e in noise], "mix": [0.5 + e for e in noise],
+                   "accumulate": [0.6 + 2 * e for e in noise]})
+    order, claims = _grid.ranking(clear, config)
+    assert [r for r, _ in order["gaussian"]] == ["mix", "accumulate", "replace"]
+    (c,) = claims
+    assert c.name == "atlas.best_gaussian" and "(mix," in c.statement and c.verdict == "holds"
+    assert c.estimate == pytest.approx(0.1)
+    close = _runs({"replace": [1.0, 1.0, 1.0, 1.0, 1.0], "mix": [0.50, 0.70, 0.40, 0.62, 0.55],
+                   "accumulate": [0.62, 0.50, 0.60, 0.49, 0.62]})
+    (c,) = _grid.ranking(close, config)[1]
+    assert c.verdict == "underpowered"
+
+
+def test_rerun_reuses_every_seed_learner_block(small_run):
+    """Each (seed, learner) block is a unit: a rerun into the same folder recomputes none of
+    them and gives the same table (docs/cli.md, "Interrupting and resuming")."""
+    res, out, config = small_run
+    again = get("atlas").run(config, out, progress=False)
+    n_blocks = config.seeds * len(config.learners)
+    assert again.units["reused"] >= n_blocks and again.units["computed"] == 0
+    pd.testing.assert_frame_equal(again.table, res.table)
