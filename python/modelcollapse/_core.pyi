@@ -439,7 +439,7 @@ def sampler_noise(seed: typing.SupportsInt | typing.SupportsIndex, n: typing.Sup
     """
 def sliced_projections(seed: typing.SupportsInt | typing.SupportsIndex, n_projections: typing.SupportsInt | typing.SupportsIndex, d: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Unit directions used by sliced_wp_pow (Philox purpose 8, stream = index).
+    Unit directions used by sliced_wp_pow (ARS-7 stream purpose 8, index = projection).
     """
 def sliced_wp_pow(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], projections: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.SupportsFloat | typing.SupportsIndex = 2.0, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
     """
