@@ -1,0 +1,129 @@
+"""Microbenchmarks of what bounds the kernels that miss a goal of issue 16, as data.
+
+Usage: python bench/bounds.py [--out DIR] [--rounds N]
+
+Each measurement splits a kernel's time into parts timed in the same process, all on one
+thread: the normal generator alone (one stream), the public 1-D ``standard_normal`` and
+numpy's generator; the reverse sampler with its own noise and with the same noise injected
+(the difference is what drawing the noise costs inside it); the DAE SGD step. The parts are timed
+interleaved (round r times every part once, in a fixed order) and each part's number is the
+median over the rounds, so slow phases of a shared machine hit every part alike; the
+*shares* (a part over the whole) are what carries over to a quiet machine, the absolute
+nanoseconds are those of the machine and load of the run. The JSON (``bounds.json``) keeps
+the date, the load average before and after, the build (the generator the compiled core
+uses) and, per measurement, median, min and max over the rounds.
+
+bench/goals.py reads it to fill "what bounds it" in docs/benchmarks.md ("Where each kernel
+stands against its goal"); ``python bench/summarize.py`` shows the date and load with it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
+    """{name: (call, items per call, unit, what)}: every part runs on one thread."""
+    import modelcollapse as mc
+    import modelcollapse.random as mc_random
+    from modelcollapse import _core, dae
+
+    from cases_dae import _target
+    from cases_foundation import _mixture
+
+    warnings.filterwarnings("ignore", category=mc.sampler.DiscretisationWarning)
+    n = 2**18
+    g = np.random.default_rng(1)
+    out: dict[str, tuple[Callable[[], Any], float, str, str]] = {
+        "normal": (lambda: _core.normals(1, 0, 0, 1, n, 0, 1), n, "ns per normal",
+                   "one stream of standard normals, one thread (_core.normals)"),
+        "standard_normal_1d": (lambda: mc_random.standard_normal(1, n, threads=1), n, "ns per normal",
+                               "the public standard_normal(seed, n), 1-D shape, threads=1"),
+        "numpy_normal": (lambda: g.standard_normal(n), n, "ns per normal",
+                         "numpy default_rng().standard_normal(n) (ziggurat), the peer"),
+    }
+    steps = 20
+    for d, N in ((2, 20_000), (64, 1_000)):
+        gm = _mixture(8, d, "isotropic")
+        noise = mc_random.sampler_noise(1, N, steps, d, threads=1)
+        out[f"sampler_d{d}"] = ((lambda g_, n_: lambda: mc.sample_reverse(g_, n_, steps=steps, seed=1, threads=1))(gm, N),
+                                N * steps, "ns per sample-step",
+                                f"reverse Euler-Maruyama K=8 d={d}, {steps} steps, threads=1")
+        # the same run with the step noise injected (read from memory, not drawn): the
+        # difference is what drawing the noise costs inside the sampler
+        out[f"sampler_d{d}_injected"] = (
+            (lambda g_, n_, z_: lambda: mc.sample_reverse(g_, n_, steps=steps, seed=1, threads=1, noise=z_))(gm, N, noise),
+            N * steps, "ns per sample-step", f"the same with the step noise injected (sampler_noise), threads=1")
+    for d, n_steps in ((1000, 1000), (10_000, 100)):
+        tg = _target(d)
+        out[f"dae_d{d}"] = ((lambda t_, s_: lambda: dae.train(t_, r=2, n_steps=s_, lr=0.2, threads=1, seed=1,
+                                                               record_every=s_))(tg, n_steps),
+                            n_steps, "ns per step", f"DAE SGD r=2 tanh d={d}, threads=1 (no helper)")
+    return out
+
+
+def _build() -> dict[str, Any]:
+    import modelcollapse as mc
+    from modelcollapse import _core
+
+    gen = "ARS-7" if hasattr(_core, "ars_block") else "Philox4x32-10" if hasattr(_core, "philox4x32_10") else "?"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except OSError:
+        commit = None
+    return {"modelcollapse": mc.__version__, "generator": gen, "commit": commit}
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    """Time every part ``rounds`` times, interleaved; median, min, max per part."""
+    parts = _parts()
+    for call, *_ in parts.values():
+        call()  # warm-up: page faults, thread pools, lazy imports
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(rounds):
+        for name, (call, *_rest) in parts.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    res = {}
+    for name, (_call, items, unit, what) in parts.items():
+        per = [t / items * 1e9 for t in times[name]]
+        res[name] = {"median": statistics.median(per), "min": min(per), "max": max(per), "unit": unit, "what": what}
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "local",
+                        help="folder for bounds.json (default bench/results/local; bench/results: the record)")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args(argv)
+    load0 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    res = measure(args.rounds)
+    load1 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    data = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "rounds": args.rounds,
+            "load_average_at_start": load0, "load_average_at_end": load1, "build": _build(), "measurements": res}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bounds.json").write_text(json.dumps(data, indent=1))
+    for name, m in res.items():
+        print(f"{name:<20} {m['median']:>10.4g} {m['unit']:<20} (min {m['min']:.4g}, max {m['max']:.4g})")
+    print(f"load average {load0} -> {load1}; wrote {args.out / 'bounds.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
