@@ -7,9 +7,11 @@ thread: the normal generator alone (one stream), the public 1-D ``standard_norma
 numpy's generator; the reverse sampler with its own noise and with the same noise injected
 (the difference is what drawing the noise costs inside it); the DAE SGD step. The parts are timed
 interleaved (round r times every part once, in a fixed order) and each part's number is the
-median over the rounds, so slow phases of a shared machine hit every part alike; the
-*shares* (a part over the whole) are what carries over to a quiet machine, the absolute
-nanoseconds are those of the machine and load of the run. The JSON (``bounds.json``) keeps
+median over the rounds, so slow phases of a shared machine hit every part alike. Times are
+the process's CPU time (``time.process_time``), which leaves out the time other jobs hold
+the core; caches and memory bandwidth are still shared, so the *shares* (a part over the
+whole) are what carries over to a quiet machine, the absolute nanoseconds are those of the
+machine and load of the run. The JSON (``bounds.json``) keeps
 the date, the load average before and after, the build (the generator the compiled core
 uses) and, per measurement, median, min and max over the rounds.
 
@@ -96,13 +98,28 @@ def measure(rounds: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {k: [] for k in parts}
     for _ in range(rounds):
         for name, (call, *_rest) in parts.items():
-            t0 = time.perf_counter()
+            # CPU time of this process, not wall time: every part runs on one thread, and on a
+            # shared machine the wall clock also counts the time other jobs hold the core
+            t0 = time.process_time()
             call()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(time.process_time() - t0)
     res = {}
+    per: dict[str, list[float]] = {}
     for name, (_call, items, unit, what) in parts.items():
-        per = [t / items * 1e9 for t in times[name]]
-        res[name] = {"median": statistics.median(per), "min": min(per), "max": max(per), "unit": unit, "what": what}
+        per[name] = [t / items * 1e9 for t in times[name]]
+        res[name] = {"median": statistics.median(per[name]), "min": min(per[name]), "max": max(per[name]),
+                     "unit": unit, "what": what}
+    # shares from the parts of the same round (paired), median over the rounds
+    shares = {f"sampler_d{d}_noise_share": ([(a - b) / a for a, b in zip(per[f"sampler_d{d}"],
+                                                                        per[f"sampler_d{d}_injected"])],
+                                            f"share of the sampler's time (d={d}) that drawing the noise takes")
+              for d in (2, 64)}
+    for d in (1000, 10_000):
+        shares[f"dae_d{d}_normal_share"] = ([2 * d * z / s_ for z, s_ in zip(per["normal"], per[f"dae_d{d}"])],
+                                            f"2d normals (`normal`) over the one-thread DAE step, d={d}")
+    for name, (vals, what) in shares.items():
+        res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "unit": "share",
+                     "what": what}
     return res
 
 
@@ -115,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     load0 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     res = measure(args.rounds)
     load1 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    data = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "rounds": args.rounds,
+    data = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "rounds": args.rounds, "clock": "process CPU time",
             "load_average_at_start": load0, "load_average_at_end": load1, "build": _build(), "measurements": res}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bounds.json").write_text(json.dumps(data, indent=1))
     for name, m in res.items():
-        print(f"{name:<20} {m['median']:>10.4g} {m['unit']:<20} (min {m['min']:.4g}, max {m['max']:.4g})")
+        print(f"{name:<24} {m['median']:>10.4g} {m['unit']:<20} (min {m['min']:.4g}, max {m['max']:.4g})")
     print(f"load average {load0} -> {load1}; wrote {args.out / 'bounds.json'}")
     return 0
 

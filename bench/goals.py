@@ -127,14 +127,16 @@ def _bound_standard_normal(c: _Case, bounds: dict[str, Any] | None) -> str | Non
 def _bound_sampler(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
     def bound(c: _Case, bounds: dict[str, Any] | None) -> str | None:
         full, inj = _m(bounds, f"sampler_d{d}"), _m(bounds, f"sampler_d{d}_injected")
-        if full is None or inj is None:
+        share = _m(bounds, f"sampler_d{d}_noise_share")
+        if full is None or inj is None or share is None:
             return None
         # the limit's lane-ops for the score and the update alone (no normals), per core
         K = 8
         rest_ops = K * (2 * d + 2 + limits.EXP) + 2 * d + 2 * d
         rest_ns = rest_ops / (limits.PEAK_OPS / limits.CORES) * 1e9
-        return (f"one thread ({_src(bounds)}): {full:.3g} ns per sample-step, of which drawing the noise "
-                f"{full - inj:.3g} ns ({(full - inj) / full:.0%}; the same run with injected noise: {inj:.3g} ns); "
+        return (f"one thread ({_src(bounds)}): {full:.3g} ns per sample-step; drawing the noise takes {share:.0%} "
+                f"of it (`sampler_d{d}` against the same run with the noise injected, `sampler_d{d}_injected`, "
+                f"paired per round); "
                 f"the score and the update take {inj:.3g} ns where the limit's lane-ops for them take "
                 f"{rest_ns:.2g} ns per core: the gap is there (score, update, bookkeeping), not split further by a "
                 f"measurement")
@@ -154,7 +156,11 @@ def _bound_dae(c: _Case, bounds: dict[str, Any] | None) -> str | None:
         text += f" = {100 * ceiling / limit:.0f}% of the limit (which counts {limits.NORMAL:.0f} lane-ops a normal)"
     one = _m(bounds, "normal")
     if one is not None:
-        text += f"; {one:.3g} ns per normal on one thread ({_src(bounds)})"
+        text += f"; {one:.3g} ns per normal on one thread ({_src(bounds)}, `normal`)"
+    d = c.recs["cpp"].get("params", {}).get("d") if "cpp" in c.recs else None
+    share = _m(bounds, f"dae_d{d}_normal_share")
+    if share is not None:
+        text += f", {share:.0%} of the one-thread step (`dae_d{d}_normal_share`)"
     return text
 
 

@@ -46,7 +46,9 @@ def _normals(n, cpp_s, sn_s, numpy_s, f32_s):
 BOUNDS = {"date": "2026-12-01 09:00:00", "cpu_count": 2, "rounds": 3, "load_average_at_start": 3.0,
           "load_average_at_end": 3.1, "build": {"generator": "ARS-7", "commit": "abc"},
           "measurements": {k: {"median": v, "unit": "ns"} for k, v in
-                           {"normal": 3.0, "standard_normal_1d": 40.0, "numpy_normal": 5.0}.items()}}
+                           {"normal": 3.0, "standard_normal_1d": 40.0, "numpy_normal": 5.0, "sampler_d64": 800.0,
+                            "sampler_d64_injected": 600.0, "sampler_d64_noise_share": 0.25,
+                            "dae_d1000_normal_share": 0.9}.items()}}
 
 
 def _rows(areas, bounds=None):
@@ -112,6 +114,27 @@ def test_summarize_writes_the_section_from_the_json(tmp_path):
     assert "ARS-7 build abc" in section
     peer = next(line for line in section.splitlines() if line.startswith("| ≥ 3× the best float64 peer"))
     assert "| met |" in peer and "4.00× jax f64" in peer
+
+
+def test_sampler_below_its_limit_names_the_noise_share_and_the_rest():
+    # 20% of the limit (missed); bounds.json: 800 ns a sample-step, the noise 25% of it, the
+    # rest 600 ns; the limit's lane-ops without the 64 normals take (per core) the figure below.
+    case, work = "reverse EM K=8 d=64 isot N=1e+04 200st", 2e6
+    lim = limits.reverse_em(8, 64)
+    recs = [_rec(case, "cpp", "project", work / (0.2 * lim), work, "sample-steps", lim, rated=True),
+            _rec(case, "jax f64", "f64", 4 * work / (0.2 * lim), work, "sample-steps")]
+    row = _rows([_area("foundation", recs)], BOUNDS)[("≥ 50% of the limit", case)]
+    rest_ns = (limits.PEAK_OPS / lim - 64 * limits.NORMAL) / (limits.PEAK_OPS / limits.CORES) * 1e9
+    assert row.met is False and row.measured.startswith("20%")
+    assert "noise takes 25%" in row.bound and "take 600 ns" in row.bound and f"take {rest_ns:.2g} ns" in row.bound
+
+
+def test_dae_bound_quotes_the_normals_share_of_the_step():
+    recs = _dae(1000, 1e5, 1000 / 0.9e5, 1000 / 1e5)
+    for r in recs:
+        r["params"] = {"d": 1000}
+    row = _rows([_area("dae", recs)], BOUNDS)[("DAE ≥ 3·10⁵ steps/s at d = 10³ on 2 cores", "dae_sgd d=1000 r=2 tanh")]
+    assert "90% of the one-thread step" in row.bound and "3 ns per normal" in row.bound
 
 
 @pytest.mark.parametrize("quick", [True, False])
