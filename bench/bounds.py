@@ -28,8 +28,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +42,9 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
     """{name: (call, items per call, unit, what)}: every part runs on one thread."""
     import modelcollapse as mc
     import modelcollapse.random as mc_random
-    from modelcollapse import _core, dae
-
     from cases_dae import _target
     from cases_foundation import _mixture
+    from modelcollapse import _core, dae
 
     warnings.filterwarnings("ignore", category=mc.sampler.DiscretisationWarning)
     n = 2**18
@@ -68,12 +68,36 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         # difference is what drawing the noise costs inside the sampler
         out[f"sampler_d{d}_injected"] = (
             (lambda g_, n_, z_: lambda: mc.sample_reverse(g_, n_, steps=steps, seed=1, threads=1, noise=z_))(gm, N, noise),
-            N * steps, "ns per sample-step", f"the same with the step noise injected (sampler_noise), threads=1")
+            N * steps, "ns per sample-step", "the same with the step noise injected (sampler_noise), threads=1")
     for d, n_steps in ((1000, 1000), (10_000, 100)):
         tg = _target(d)
         out[f"dae_d{d}"] = ((lambda t_, s_: lambda: dae.train(t_, r=2, n_steps=s_, lr=0.2, threads=1, seed=1,
                                                                record_every=s_))(tg, n_steps),
                             n_steps, "ns per step", f"DAE SGD r=2 tanh d={d}, threads=1 (no helper)")
+    # binned KDE, 1-D (the bench's "kde binned d=1 n=5000 grid=1000^1", on one thread): the
+    # whole public call against the compiled kernel alone with the same arguments
+    from cases_metrics import _data
+    from modelcollapse import metrics as M
+    from modelcollapse.metrics import _kde
+    x = _data(5000, 1)
+    grid = M.Grid.regular([x.min() - 3.0], [x.max() + 3.0], 1000)
+    h = float(np.sqrt(M.kde_bandwidth(x)[0, 0]))
+    w = np.full(len(x), 1.0 / len(x))
+    H = _kde._bandwidth(x, h, 1.0, w, "samples")
+    plan = M.binned_plan(H, grid, None)
+    axes = [(float(a[0]), float(st), int(a.size), int(r), int(pd))
+            for a, st, r, pd in zip(grid.axes, grid.steps, plan["refine"], plan["pad"], strict=True)]
+    out["kde_binned_1d"] = (lambda: M.kde(x, grid, h, method="binned", tol=None, threads=1), 1, "ns per call",
+                            "kde(method='binned', tol=None), n=5000, 1000-point 1-D grid, threads=1")
+    out["kde_binned_1d_kernel"] = (lambda: _core.kde_binned(x, w, H, axes, plan["radius"], 1), 1, "ns per call",
+                                   "the compiled kernel of that call alone (_core.kde_binned, same arguments)")
+    try:
+        from KDEpy import FFTKDE
+
+        out["kdepy_1d"] = (lambda: FFTKDE(kernel="gaussian", bw=h).fit(x).evaluate(grid.axes[0]), 1, "ns per call",
+                           "KDEpy FFTKDE on the same samples, bandwidth and grid (the peer)")
+    except ImportError:  # an optional peer: the share below needs only the project's parts
+        pass
     return out
 
 
@@ -117,6 +141,9 @@ def measure(rounds: int) -> dict[str, Any]:
     for d in (1000, 10_000):
         shares[f"dae_d{d}_normal_share"] = ([2 * d * z / s_ for z, s_ in zip(per["normal"], per[f"dae_d{d}"])],
                                             f"2d normals (`normal`) over the one-thread DAE step, d={d}")
+    shares["kde_binned_1d_python_share"] = (
+        [(a - b) / a for a, b in zip(per["kde_binned_1d"], per["kde_binned_1d_kernel"])],
+        "share of kde(method='binned') 1-D spent outside the compiled kernel (checks, plan, Python)")
     for name, (vals, what) in shares.items():
         res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "unit": "share",
                      "what": what}
@@ -132,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     load0 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     res = measure(args.rounds)
     load1 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    data = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "rounds": args.rounds, "clock": "process CPU time",
+    data = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "rounds": args.rounds,
+            "clock": "process CPU time",
             "load_average_at_start": load0, "load_average_at_end": load1, "build": _build(), "measurements": res}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bounds.json").write_text(json.dumps(data, indent=1))

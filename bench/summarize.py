@@ -133,7 +133,7 @@ def goal_lines(areas: list[dict[str, Any]], bounds: dict[str, Any] | None) -> li
                   "nanoseconds are inflated; the shares (a part over the whole) are what carries over."]
     lines += ["", "| goal | case | measured | run | met | what bounds it |", "|---|---|---|---|---|---|"]
     for r in goals.evaluate(areas, bounds):
-        met = "no measurement" if r.met is None else "met" if r.met else "**not met**"
+        met = "not judged" if r.met is None else "met" if r.met else "**not met**"
         lines.append(f"| {r.goal} | {r.case} | {r.measured} | {r.run} | {met} | {r.bound} |")
     return lines + [""]
 
