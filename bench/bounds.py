@@ -101,17 +101,25 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
     return out
 
 
+def source_commit() -> str | None:
+    """The git commit of the checkout the imported modelcollapse comes from (None outside a
+    checkout): the build both bench/run.py and this script measured."""
+    import modelcollapse as mc
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(mc.__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
 def _build() -> dict[str, Any]:
     import modelcollapse as mc
     from modelcollapse import _core
 
     gen = "ARS-7" if hasattr(_core, "ars_block") else "Philox4x32-10" if hasattr(_core, "philox4x32_10") else "?"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except OSError:
-        commit = None
-    return {"modelcollapse": mc.__version__, "generator": gen, "commit": commit}
+    return {"modelcollapse": mc.__version__, "generator": gen, "commit": source_commit()}
 
 
 def measure(rounds: int) -> dict[str, Any]:

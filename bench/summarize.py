@@ -131,6 +131,10 @@ def goal_lines(areas: list[dict[str, Any]], bounds: dict[str, Any] | None) -> li
                   f"{bounds.get('cpu_count', '?')} cores, {b.get('generator', '?')} build {b.get('commit') or ''}, "
                   f"one thread, {bounds.get('rounds', '?')} interleaved rounds, medians. On a shared machine their "
                   "nanoseconds are inflated; the shares (a part over the whole) are what carries over."]
+        runs = sorted({a["environment"].get("commit") for a in areas} - {None})
+        if b.get("commit") and runs and runs != [b["commit"]]:
+            lines += ["", f"**The microbenchmarks ran on build {b['commit']}, the runs on {', '.join(runs)}: "
+                      "rerun both (`bench/run.py`, `bench/bounds.py`) on one build before reading the bounds.**"]
     lines += ["", "| goal | case | measured | run | met | what bounds it |", "|---|---|---|---|---|---|"]
     for r in goals.evaluate(areas, bounds):
         met = "not judged" if r.met is None else "met" if r.met else "**not met**"

@@ -112,7 +112,12 @@ def test_summarize_writes_the_section_from_the_json(tmp_path):
     section = text[text.index("## Where each kernel stands against its goal"):text.index("## dae")]
     row = next(line for line in section.splitlines() if line.startswith("| DAE ≥ 3·10⁵"))
     assert "| **not met** |" in row and "1e+05 steps/s" in row and "(shared: indicative)" in row
-    assert "ARS-7 build abc" in section
+    assert "ARS-7 build abc" in section and "rerun both" not in section  # the runs' build is unknown
+    data = json.loads((tmp_path / "dae.json").read_text())
+    data["environment"]["commit"] = "def"  # runs of another build than the microbenchmarks'
+    (tmp_path / "dae.json").write_text(json.dumps(data))
+    summarize.main(["--results", str(tmp_path), "--out", str(out)])
+    assert "ran on build abc, the runs on def: rerun both" in out.read_text()
     peer = next(line for line in section.splitlines() if line.startswith("| ≥ 3× the best float64 peer"))
     assert "| met |" in peer and "4.00× jax f64" in peer
 
