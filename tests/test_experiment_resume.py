@@ -291,3 +291,19 @@ def test_dae_scale_resumes_each_dimension(tmp_path, counted_dae):
     fluct = lambda r: r.table[r.table.part == "fluctuations"].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(fluct(res), fluct(ref))
     assert set(res.table.part) == {"throughput", "fluctuations"} and len(res.table) == len(ref.table)
+
+
+def test_every_experiment_has_its_units_documented():
+    """docs/cli.md's table of units names every registered experiment (kills: an experiment
+    added without saying what it resumes, or a row dropped)."""
+    import re
+    from pathlib import Path
+
+    from modelcollapse.experiments._registry import REGISTRY
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    section = text.split("### Interrupting and resuming", 1)[1].split("\n\n", 3)[2]
+    names = {n for line in section.splitlines() if line.startswith("| `")
+             for n in re.findall(r"`([a-z0-9-]+)`", line.split("|")[1])}
+    get("demo")                                            # the registry fills on first use
+    assert names == set(REGISTRY), set(REGISTRY) ^ names
