@@ -96,8 +96,10 @@ def run_scale(cfg: ScaleConfig, out: Path, progress: bool) -> ExperimentOutput:
     path = out / "dae_scale.png"
     save_figure(fig, path)
     slope = float(np.polyfit(np.log(ds), np.log(fl["replica_std_M"].values), 1)[0]) if len(ds) > 1 else float("nan")
-    return ExperimentOutput(table, [path], {"fluctuation_slope": slope,
-                                            "steps_per_s_1thread": dict(zip(ref_.d.tolist(), ref_.value.round(1).tolist()))})
+    # one row per d: SGD steps/s of all replicas on one thread and on cfg.threads (single timings)
+    throughput = [{"d": int(d), **{f"steps/s, threads={t or 'all'}": float(v) for t, v in zip(sub.threads, sub.value)}}
+                  for d, sub in tp.groupby("d", sort=True)]
+    return ExperimentOutput(table, [path], {"fluctuation_slope": slope, "throughput": throughput})
 
 
 # ============================================================================ D4
