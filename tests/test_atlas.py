@@ -9,10 +9,10 @@ import pytest
 
 from modelcollapse.experiments import get
 from modelcollapse.experiments.atlas import COLUMNS, REMEDIES, _grid, _theory
-from modelcollapse.experiments.atlas._setup import AtlasConfig, data_law
+from modelcollapse.experiments.atlas._setup import LEARNER_REMEDIES, AtlasConfig, data_law
 
-# a small grid: the two cheapest learners, every remedy, 2 rounds, 2 seeds
-SMALL = dict(learners=("gaussian", "truncated"), budget=40, n_eval=60, rounds=2, seeds=2, theory_chains=8,
+# a small grid: the three cheapest learners, every remedy, 2 rounds, 2 seeds
+SMALL = dict(learners=("gaussian", "truncated", "dae"), budget=40, n_eval=60, rounds=2, seeds=2, theory_chains=8,
              mix_real_fraction=0.25)
 
 
@@ -30,7 +30,10 @@ def test_small_run_writes_table_claims_and_figures(small_run):
     grid = res.table[res.table["section"] == "grid"]
     # every remedy x learner x round has every metric, with a CI over the 2 seeds
     cells = grid.groupby(["remedy", "learner", "round"])["metric"].apply(set)
-    assert len(cells) == len(REMEDIES) * 2 * (config.rounds + 1)
+    # the part-specific remedies (annealed, fixed-skip) run for their own learner only
+    pairs = {(r, lr) for r, lr, _ in cells.index}
+    assert pairs == {(r, lr) for r in REMEDIES for lr in SMALL["learners"] if LEARNER_REMEDIES.get(r, lr) == lr}
+    assert len(cells) == len(pairs) * (config.rounds + 1)
     for metrics in cells:
         assert {"w2", "precision", "recall", "variance_ratio", "moment_error", "memorization",
                 "train_size"} <= metrics
@@ -41,7 +44,8 @@ def test_small_run_writes_table_claims_and_figures(small_run):
     assert {"atlas.replace_det_rate", "atlas.replace_mean_error", "atlas.accumulate_mean_error", "atlas.accumulate_cov",
             "atlas.mix_contraction_lam3", "atlas.mix_mean_error_lam3", "atlas.fresh_mean_error_lam3",
             "atlas.temperature_cov_tau0.7", "atlas.truncated_variance", "atlas.best_gaussian",
-            "atlas.best_truncated"} <= names
+            "atlas.best_truncated", "atlas.best_dae", "atlas.subsample_error", "atlas.subsample_cov",
+            "atlas.annealed_variance", "atlas.fixed_skip_variance"} <= names
     assert (out / "atlas.parquet").exists() and (out / "atlas_claims.parquet").exists()
     assert all(p.exists() for p in res.figures) and len(res.figures) == 3
 
@@ -54,11 +58,15 @@ def test_budgets_are_equal_except_accumulate(small_run):
     size = size.groupby("remedy")["mean"].first()
     B = config.budget
     assert size["accumulate"] == B * (config.rounds + 1)
-    assert all(size[r] == B for r in REMEDIES if r != "accumulate"), size
+    assert all(size[r] == B for r in size.index if r != "accumulate"), size
+    assert set(size.index) == set(REMEDIES)
 
 
 def _mix_claim(monkeypatch=None, broken=False):
-    config = AtlasConfig(learners=("gaussian",), remedies=("replace",), budget=60, rounds=2, seeds=5, theory_chains=12)
+    # gamma = 0.2 and b = 0.9: an annealed schedule far from the constant delta, a fixed b whose
+    # variance off W (0.49) is not the trivial 1 of b = 1
+    config = AtlasConfig(learners=("gaussian",), remedies=("replace",), budget=60, rounds=2, seeds=5, theory_chains=12,
+                         anneal_gamma=0.2, dae_fixed_b=0.9)
     if broken:   # the contraction of the mixed loop taken as lambda instead of lambda / (1 + lambda)
         monkeypatch.setattr(_theory.rt, "mix_mean_contraction", lambda n, lam: lam)
     _, claims = _theory.run_theory(config, data_law(2), list(range(5)))
@@ -67,7 +75,10 @@ def _mix_claim(monkeypatch=None, broken=False):
 
 def test_theory_overlays_hold_and_a_broken_contraction_fails(monkeypatch):
     """With the right theory every overlay holds (5 seeds); with the contraction rate lambda
-    (= 1 here, instead of 1/2) the mix overlay fails, and only it changes."""
+    (= 1 here, instead of 1/2) the mix overlay fails, and only it changes. The holding
+    overlays kill (.ci/mutate.py): the fixed-skip remedy training b (atlas.fixed_skip_variance
+    fails: 0.005), the annealed remedy sampling at the constant delta (atlas.annealed_variance
+    0.92, not holding), a wrong accumulate-subsample curve."""
     good = _mix_claim()
     assert all(c.verdict == "holds" for c in good.values()), [c for c in good.values() if c.verdict != "holds"]
     bad = _mix_claim(monkeypatch, broken=True)

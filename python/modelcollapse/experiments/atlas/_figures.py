@@ -8,20 +8,24 @@ import numpy as np
 import pandas as pd
 
 from .._plotting import pyplot, save_figure
-from ._setup import LOWER_IS_BETTER, AtlasConfig
+from ._setup import LOWER_IS_BETTER, AtlasConfig, active_learners
 
 HEATMAP_METRICS = ("w2", "variance_ratio", "recall", "memorization")
 THEORY_PANELS = (   # title, [(remedy, learner, metric) drawn in the panel]
     ("E||mu_t - mu*||^2 / tr Sigma* (Gaussian)", [("replace", "gaussian", "mean_sq_error"),
                                                   ("accumulate", "gaussian", "mean_sq_error"),
+                                                  ("accumulate-subsample", "gaussian", "mean_sq_error"),
                                                   ("mix", "gaussian", "mean_sq_error"),
                                                   ("fresh", "gaussian", "mean_sq_error")]),
     ("E[tr Sigma_t] / tr Sigma* (Gaussian)", [("replace", "gaussian", "cov_factor"),
                                               ("accumulate", "gaussian", "cov_factor"),
+                                              ("accumulate-subsample", "gaussian", "cov_factor"),
                                               ("temperature", "gaussian", "cov_factor")]),
     ("replace: det(Sigma_t)^(1/2)/det(Sigma_0)^(1/2) vs kappa^t", [("replace", "gaussian", "sqrt_det_ratio")]),
     ("mix from an offset start: E[mu_t - m_r] vs rho^t", [("mix", "gaussian", "offset_contraction")]),
-    ("truncated, replace: v_t / E[v_t | v_0]", [("replace", "truncated", "variance_over_theory")]),
+    ("truncated: v_t / E[v_t | v_0]; DAE fixed b: off-W moment / v(b)",
+     [("replace", "truncated", "variance_over_theory"), ("annealed", "truncated", "variance_over_theory"),
+      ("fixed-skip", "dae", "off_w_variance_over_theory")]),
 )
 
 
@@ -31,7 +35,7 @@ def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
     grid = summary[(summary["section"] == "grid") & (summary["round"] == config.rounds)]
     metrics = [config.rank_metric] + [m for m in HEATMAP_METRICS if m != config.rank_metric and m in set(grid["metric"])]
     remedies = [r for r in config.remedies if r in set(grid["remedy"])]
-    learners = [lr for lr in config.learners if lr in set(grid["learner"])]
+    learners = [lr for lr in active_learners(config) if lr in set(grid["learner"])]
     ncols = min(2, len(metrics))
     nrows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (2.0 + 1.3 * len(learners)), nrows * (1.2 + 0.5 * len(remedies))),
@@ -68,7 +72,7 @@ def curves(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
     (95% CI bands over seeds)."""
     plt = pyplot()
     grid = summary[summary["section"] == "grid"]
-    learners = [lr for lr in config.learners if lr in set(grid["learner"])]
+    learners = [lr for lr in active_learners(config) if lr in set(grid["learner"])]
     metrics = [config.rank_metric, "variance_ratio"]
     fig, axes = plt.subplots(len(metrics), len(learners), figsize=(4.2 * len(learners), 3.4 * len(metrics)),
                              squeeze=False)
