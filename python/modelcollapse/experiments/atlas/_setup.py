@@ -301,21 +301,46 @@ def remedy_kwargs(name: str, config: AtlasConfig, law: GaussianMixture, real: np
 
 
 def kde_hellinger(x: np.ndarray, y: np.ndarray) -> float:
-    """:func:`modelcollapse.metrics.hellinger` between KDEs of two sample sets on its default
-    grid, or NaN when that grid (at most 401 points per axis in 2-D) is coarser than twice the
-    kernel: a collapsed model's cloud is too narrow to resolve over the held-out data's range
-    (a finer grid costs seconds per call), and the atlas reports the value as missing rather
-    than guessing it (docs/atlas.md, section "Metrics")."""
+    """Hellinger H between the KDEs (Scott's bandwidth) of two sample sets in d <= 2:
+    :func:`modelcollapse.metrics.hellinger` on its default grid, or, when that grid is coarser
+    than twice a kernel (a collapsed model's cloud is too narrow for a grid spanning the
+    held-out data), :func:`narrow_frame_hellinger` (docs/atlas.md, section "Metrics")."""
     try:
         return float(_metrics.hellinger(x, y))
     except ValueError as err:
         if "grid spacing" not in str(err):
             raise
+    return narrow_frame_hellinger(x, y)
+
+
+def narrow_frame_hellinger(x: np.ndarray, y: np.ndarray, pad: float = 6.0, max_points: int = 1001) -> float:
+    """H = sqrt(1 - BC), BC = int sqrt(p q), for the KDEs p, q of ``x`` and ``y``, on a grid fitted
+    to the narrower KDE.
+
+    Hellinger is invariant under an affine change of coordinates and Scott's kernel covariance
+    is proportional to the sample covariance, so both sets are mapped by z = L^-1 (x - c),
+    H_n = L L^T the kernel covariance of the narrower set (smaller determinant): there its
+    kernel is the identity. sqrt(p q) vanishes where the narrower density does, so BC is summed
+    over that set's box widened by ``pad`` kernel deviations (e^(-pad^2/2) of a kernel's mass
+    left out per side), with a step of half the smaller kernel deviation of the two. NaN only
+    when that needs more than ``max_points`` per axis (kernels of very different shapes)."""
+    hx, hy = _metrics.kde_bandwidth(x), _metrics.kde_bandwidth(y)
+    (narrow, h_n), (wide, h_w) = sorted(((x, hx), (y, hy)), key=lambda pair: float(np.linalg.det(pair[1])))
+    linv = np.linalg.inv(np.linalg.cholesky(h_n))
+    c = narrow.mean(axis=0)
+    zn, zw = (narrow - c) @ linv.T, (wide - c) @ linv.T
+    step = 0.5 * min(1.0, math.sqrt(float(np.linalg.eigvalsh(linv @ h_w @ linv.T).min())))
+    lo, hi = zn.min(axis=0) - pad, zn.max(axis=0) + pad
+    n = int(math.ceil(float(np.max(hi - lo)) / step)) + 1
+    if n > max_points:
         return float("nan")
+    grid = _metrics.Grid.regular(lo, hi, n)
+    bc = float(np.sum(np.sqrt(_metrics.kde(zn, grid) * _metrics.kde(zw, grid)))) * grid.cell_volume
+    return math.sqrt(min(max(1.0 - bc, 0.0), 1.0))
 
 
 def metric_backend(config: AtlasConfig) -> MetricBackend:
-    """The library's distances (Hellinger NaN where the grid cannot resolve it, :func:`kde_hellinger`);
+    """The library's distances (Hellinger on a grid fitted to a collapsed cloud, :func:`kde_hellinger`);
     ``w2_method="sliced"`` makes the ``w2_auto`` metric sliced for every set size (exact optimal
     transport only for sets of <= 2 points)."""
     return MetricBackend(exact_max_points=1000 if config.w2_method == "exact" else 2, hellinger=kde_hellinger)
