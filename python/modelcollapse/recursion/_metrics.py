@@ -123,15 +123,18 @@ MEMORIZATION_KAPPA = 1.0 / 3.0
 
 def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.ndarray,
                           kappa: float = MEMORIZATION_KAPPA) -> tuple[float, float]:
-    """Fraction of ``samples`` closer to a point of ``train`` than ``kappa`` times the median
-    nearest-neighbour distance within ``reference``, and that threshold.
+    """Fraction of ``samples`` closer to a point of ``train`` than the threshold
+    kappa m (n_ref / n_train)^(1/d), and that threshold; m is the median nearest-neighbour
+    distance within ``reference`` (n_ref points), n_train = ``len(train)``.
 
-    The threshold is set by the real data (``reference``), not by the training set, whose
-    synthetic points may contain (near) duplicates with zero spacing. For samples drawn
-    afresh from a smooth law with the reference's density (n_ref = n_train), a Poisson
-    approximation gives a baseline of 1 - exp(-ln 2 kappa^d) (0.21 in d = 1, 0.074 in d = 2 for
-    kappa = 1/3; measured on 2000 Gaussian points, 5 seeds: 0.218 and 0.084); copies of training
-    points count 1 each.
+    The spacing m is set by the real data (``reference``), not by the training set, whose
+    synthetic points may contain (near) duplicates with zero spacing; the factor
+    (n_ref / n_train)^(1/d) is the spacing of n_train points of the same law, so the measure
+    is comparable across training-set sizes (accumulate's pool grows: docs/atlas.md, section
+    "Metrics"). For samples drawn afresh from a smooth law with the training set's density, a
+    Poisson approximation gives a baseline of 1 - exp(-ln 2 kappa^d) whatever n_train (0.21 in
+    d = 1, 0.074 in d = 2 for kappa = 1/3; measured on 2000 Gaussian points, 5 seeds: 0.218
+    and 0.084); copies of training points count 1 each.
     """
     from scipy.spatial import cKDTree
 
@@ -142,7 +145,7 @@ def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.
     if len(ref) < 2:
         raise ValueError("reference needs at least 2 points for a nearest-neighbour distance")
     nn_ref = cKDTree(ref).query(ref, k=2)[0][:, 1]
-    thr = kappa * float(np.median(nn_ref))
+    thr = kappa * float(np.median(nn_ref)) * (len(ref) / len(train)) ** (1.0 / ref.shape[1])
     if not thr > 0:
         raise ValueError("reference has a zero median nearest-neighbour distance (duplicated points)")
     dist = cKDTree(train).query(samples, k=1)[0]
@@ -150,9 +153,10 @@ def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.
 
 
 def metric_memorization(ctx: RoundContext) -> dict[str, float]:
-    """``memorization``: fraction of the round's samples within kappa = 1/3 of the real
-    data's median nearest-neighbour distance of a point of the round's training set
-    (:func:`memorization_fraction`; ``memorization_threshold`` is that distance)."""
+    """``memorization``: fraction of the round's samples within kappa = 1/3 of the
+    nearest-neighbour spacing of a point of the round's training set (the real data's median
+    spacing rescaled to the training set's size, :func:`memorization_fraction`;
+    ``memorization_threshold`` is that distance)."""
     _check_ctx(ctx)
     frac, thr = memorization_fraction(_finite_samples(ctx), ctx.train_data, ctx.real_data)
     return {"memorization": frac, "memorization_threshold": thr}
