@@ -213,32 +213,22 @@ def test_mix_contracts_the_mean_deviation_at_lambda_over_one_plus_lambda():
     _assert_within(dev[:, 1:], rho ** np.arange(1, rounds + 1), "mix E[mu_t - m_r] / (mu_0 - m_r)")
 
 
-def test_theory_input_validation():
-    with pytest.raises(ValueError, match="workflow"):
-        workflow_curves("subsample", 10, 3)
-    with pytest.raises(ValueError, match="train_budget"):
-        workflow_curves("accumulate", 10, 3, train_budget=5)
-    with pytest.raises(ValueError, match="train_budget"):
-        workflow_curves("accumulate-subsample", 10, 3, train_budget=21)
-    with pytest.raises(ValueError, match="synthetic_ratio"):
-        workflow_curves("mix", 10, 3)
-    with pytest.raises(ValueError, match="synthetic_ratio"):
-        workflow_curves("replace", 10, 3, synthetic_ratio=1.0)
-    with pytest.raises(ValueError, match="n_synthetic"):
-        workflow_curves("fresh", 10, 3, n_synthetic=5)
-    with pytest.raises(ValueError, match="n"):
-        workflow_curves("replace", 1, 3)
-    with pytest.raises(ValueError, match="ddof"):
-        workflow_curves("replace", 10, 3, ddof=2)
-    with pytest.raises(ValueError, match="temperature"):
-        workflow_curves("replace", 10, 3, temperature=0.0)
-    with pytest.raises(ValueError, match="mix"):
-        workflow_curves("mix", 10, 3, synthetic_ratio=1.0, correction_strength=0.5)
-    with pytest.raises(ValueError, match="correction_steps"):
-        workflow_curves("replace", 10, 3, correction_strength=0.5, correction_steps=0)
-    with pytest.raises(ValueError, match="unstable"):
-        workflow_curves("replace", 10, 3, correction_strength=5.0, correction_steps=2)
-    with pytest.raises(ValueError, match="workflow"):
-        stationary_error("replace", 10, 1.0)
-    with pytest.raises(ValueError, match="synthetic_ratio"):
-        mix_mean_contraction(10, -1.0)
+@pytest.mark.parametrize("call, match", [
+    (lambda: workflow_curves("subsample", 10, 3), "workflow"),
+    (lambda: workflow_curves("accumulate", 10, 3, train_budget=5), "train_budget"),
+    (lambda: workflow_curves("accumulate-subsample", 10, 3, train_budget=21), "train_budget"),
+    (lambda: workflow_curves("mix", 10, 3), "synthetic_ratio"),
+    (lambda: workflow_curves("replace", 10, 3, synthetic_ratio=1.0), "synthetic_ratio"),
+    (lambda: workflow_curves("fresh", 10, 3, n_synthetic=5), "n_synthetic"),
+    (lambda: workflow_curves("replace", 1, 3), "n"),
+    (lambda: workflow_curves("replace", 10, 3, ddof=2), "ddof"),
+    (lambda: workflow_curves("replace", 10, 3, temperature=0.0), "temperature"),
+    (lambda: workflow_curves("mix", 10, 3, synthetic_ratio=1.0, correction_strength=0.5), "mix"),
+    (lambda: workflow_curves("replace", 10, 3, correction_strength=0.5, correction_steps=0), "correction_steps"),
+    (lambda: workflow_curves("replace", 10, 3, correction_strength=5.0, correction_steps=2), "unstable"),
+    (lambda: stationary_error("replace", 10, 1.0), "workflow"),
+    (lambda: mix_mean_contraction(10, -1.0), "synthetic_ratio"),
+])
+def test_theory_input_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -70,18 +70,26 @@ def metric_mean(ctx: RoundContext) -> dict[str, float]:
     return {f"mean_{j}": float(v) for j, v in enumerate(mu)}
 
 
-def metric_param_distance(ctx: RoundContext) -> float:
-    """||theta_t - theta_0|| / sqrt(#params) (needs ``learner.parameter_vector``)."""
+def _parameter_distance(ctx: RoundContext, reference_state: Any, metric: str) -> float:
+    """||theta_t - theta_ref|| / sqrt(#params), theta_ref = ``learner.parameter_vector(reference_state)``;
+    ``metric`` names the metric in the errors."""
     _check_ctx(ctx)
     if not hasattr(ctx.learner, "parameter_vector"):
         raise TypeError(f"learner {getattr(ctx.learner, 'name', ctx.learner)!r} has no parameter_vector(state); "
-                        "drop the 'param_distance' metric")
+                        f"drop the {metric!r} metric")
     a = np.asarray(ctx.learner.parameter_vector(ctx.state), dtype=np.float64)
-    b = np.asarray(ctx.learner.parameter_vector(ctx.initial_state), dtype=np.float64)
+    b = np.asarray(ctx.learner.parameter_vector(reference_state), dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"reference_state has {b.size} parameters, the model {a.size}")
     out = float(np.linalg.norm(a - b) / np.sqrt(a.size))
     if not np.isfinite(out):
-        raise ValueError("ctx.state gives a non-finite parameter distance: the model diverged")
+        raise ValueError(f"ctx.state gives a non-finite {metric}: the model diverged")
     return out
+
+
+def metric_param_distance(ctx: RoundContext) -> float:
+    """||theta_t - theta_0|| / sqrt(#params) (needs ``learner.parameter_vector``)."""
+    return _parameter_distance(ctx, _check_ctx(ctx).initial_state, "param_distance")
 
 
 def metric_w2_auto(ctx: RoundContext) -> float:
@@ -173,18 +181,7 @@ def param_error(reference_state: Any) -> Callable[[RoundContext], float]:
         raise TypeError("reference_state must be a state of the learner (e.g. {'mean': mu, 'cov': Sigma}), got None")
 
     def metric(ctx: RoundContext) -> float:
-        _check_ctx(ctx)
-        if not hasattr(ctx.learner, "parameter_vector"):
-            raise TypeError(f"learner {getattr(ctx.learner, 'name', ctx.learner)!r} has no parameter_vector(state); "
-                            "drop the param_error metric")
-        a = np.asarray(ctx.learner.parameter_vector(ctx.state), dtype=np.float64)
-        b = np.asarray(ctx.learner.parameter_vector(reference_state), dtype=np.float64)
-        if a.shape != b.shape:
-            raise ValueError(f"reference_state has {b.size} parameters, the model {a.size}")
-        out = float(np.linalg.norm(a - b) / np.sqrt(a.size))
-        if not np.isfinite(out):
-            raise ValueError("ctx.state gives a non-finite parameter error: the model diverged")
-        return out
+        return _parameter_distance(ctx, reference_state, "param_error")
 
     return metric
 
