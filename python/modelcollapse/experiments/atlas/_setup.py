@@ -56,7 +56,7 @@ class AtlasConfig:
     rounds: int = 10                  # retraining rounds T after round 0
     dim: int = 2                      # dimension of the data law (a 3-mode mixture in the first two coordinates)
     seed: int = 0                     # first seed (every seed's data, fits and draws derive from it)
-    seeds: int = 5                    # independent seeds seed, seed+1, ...: the CIs are over these
+    seeds: int = 20                   # independent seeds seed, seed+1, ...: the CIs are over these
     mix_real_fraction: float = 0.5    # a: real share of the B points for mix and fresh (lambda = (1-a)/a)
     temperature: float = 0.7          # sampling-bias remedy: generate at temperature tau
     correction_strength: float = 0.1  # self-correction: total Langevin time with the true score
@@ -114,7 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   w2_method="sliced", hellinger=False),
     "default": {},
     # paper asks for the torch learners too (run only where torch is installed)
-    "paper": dict(budget=500, n_eval=1000, rounds=20, seeds=10, theory_chains=1000, empirical_steps=100, neural=True,
+    "paper": dict(budget=500, n_eval=1000, rounds=20, seeds=30, theory_chains=1000, empirical_steps=100, neural=True,
                   neural_samples=50_000),
 }
 
