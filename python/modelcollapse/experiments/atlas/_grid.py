@@ -28,6 +28,10 @@ from ._setup import (
 )
 
 
+#: Words of the errors a diverging model raises (the DAE's training or sampler overflowing).
+DIVERGED = ("diverged", "overflowed")
+
+
 def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progress: bool = False) -> pd.DataFrame:
     """Per-seed rows (remedy, learner, seed, round, metric, value) of every run.
 
@@ -73,11 +77,21 @@ def _learner_block(law: GaussianMixture, config: AtlasConfig, metric: Any, backe
         if not runs_for(remedy, name):
             continue
         start = FixedStart(remedy_learner(remedy, learner, name, config), theta0)
-        res = run_retraining(start, rounds=config.rounds, eval_data=held_out,
-                             n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
-                             progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
-                             **remedy_kwargs(remedy, config, law, real))
-        tables.append(res.table[["remedy", "learner", "seed", "round", "metric", "value"]])
+        flag = dict(remedy=remedy, learner=name, seed=s, round=config.rounds, metric="diverged")
+        try:
+            res = run_retraining(start, rounds=config.rounds, eval_data=held_out,
+                                 n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
+                                 progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
+                                 **remedy_kwargs(remedy, config, law, real))
+        except ValueError as err:
+            if not any(word in str(err) for word in DIVERGED):
+                raise
+            # a model that blows up is an outcome of the cell, not an error of the atlas: the run
+            # is counted (``diverged`` = 1 in the final round) and has no other values
+            tables.append(pd.DataFrame([{**flag, "value": 1.0}]))
+        else:
+            tables.append(pd.concat([res.table[["remedy", "learner", "seed", "round", "metric", "value"]],
+                                     pd.DataFrame([{**flag, "value": 0.0}])], ignore_index=True))
         if bar is not None:
             bar.update(1)
     return pd.concat(tables, ignore_index=True)
@@ -116,12 +130,13 @@ def ranking(runs: pd.DataFrame, config: AtlasConfig) -> tuple[dict[str, list[tup
             continue
         first, second = str(means.index[0]), str(means.index[1])
         diff = (per[second] - per[first]).to_numpy()
+        diff = diff[np.isfinite(diff)]     # seeds where either run diverged have no final value
         claims.append(claim(
             f"atlas.best_{learner}", f"{learner}: the best remedy by final-round {metric} ({first}, mean "
             f"{means.iloc[0]:.4g}) is lower than the runner-up ({second}, {means.iloc[1]:.4g}): their paired "
             f"difference is >= 0", diff, ">=", 0.0, 0.0,
             detail=f"difference {second} - {first} of the final-round {metric}, paired by seed (same real data and "
-                   f"theta_0), Student-t CI over {len(diff)} seeds: 'holds' means the lead is significant at 95%, "
+                   f"theta_0), Student-t CI over the {len(diff)} seeds where neither diverged: 'holds' means the lead is significant at 95%, "
                    "'underpowered' that the two are not distinguished; the two were picked as the best of the same "
                    "runs, so a 'holds' near the boundary is optimistic"))
     return order, claims

@@ -180,6 +180,11 @@ def make_learner(name: str, config: AtlasConfig) -> Any:
     raise ValueError(f"unknown learner {name!r}; valid: {', '.join(LEARNERS)}")
 
 
+#: Standardised samples beyond this many data scales count as a diverged model (the grid
+#: records the run as ``diverged``; the metrics' k-NN and OT code is not meant for them).
+MAX_STANDARDIZED = 1e6
+
+
 class Standardized:
     """A learner fitted on standardised coordinates z = (x - mu*) / s, s^2 = tr Sigma* / d (a
     fixed preprocessing by the data law's moments), whose samples are mapped back: the DAE is
@@ -197,7 +202,10 @@ class Standardized:
         return self.inner.fit((np.asarray(data, dtype=np.float64) - self.mean) / self.scale, previous_state, rng)
 
     def sample(self, state: Any, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.inner.sample(state, n, rng) * self.scale + self.mean
+        z = np.asarray(self.inner.sample(state, n, rng), dtype=np.float64)
+        if not np.all(np.abs(z) < MAX_STANDARDIZED):
+            raise ValueError(f"the {self.name} model diverged: samples beyond {MAX_STANDARDIZED:g} data scales")
+        return z * self.scale + self.mean
 
     def parameter_vector(self, state: Any) -> np.ndarray:
         return np.asarray(self.inner.parameter_vector(state), dtype=np.float64)
