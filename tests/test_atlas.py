@@ -157,3 +157,49 @@ def test_hellinger_of_a_collapsed_cloud_is_a_number(sd):
     from modelcollapse.experiments.atlas._setup import narrow_frame_hellinger
 
     assert narrow_frame_hellinger(wide, held_out) == pytest.approx(metrics.hellinger(wide, held_out), abs=2e-4)
+
+
+def test_a_diverging_run_is_counted_not_raised(monkeypatch):
+    """A model that blows up (the loop raises 'diverged') leaves a diverged = 1 row and no
+    values; the other remedies of the block run (kills: the error propagating, or every
+    error swallowed: a different ValueError still raises)."""
+    config = AtlasConfig(learners=("gaussian",), remedies=("replace", "mix"), budget=20, n_eval=20, rounds=1, seeds=1)
+    law = data_law(2)
+    real_run = _grid.run_retraining
+
+    def run(learner, **kw):
+        if kw["workflow"] == "mix":
+            raise ValueError(message)
+        return real_run(learner, **kw)
+
+    monkeypatch.setattr(_grid, "run_retraining", run)
+    message = "training diverged: the weights became NaN/inf"
+    block = _grid._learner_block(law, config, _grid.round_metrics(law, config), _grid.metric_backend(config), 0, 0,
+                                 "gaussian", None)
+    flags = block[block["metric"] == "diverged"].set_index("remedy")["value"]
+    assert flags.to_dict() == {"replace": 0.0, "mix": 1.0}
+    assert set(block[block["remedy"] == "mix"]["metric"]) == {"diverged"}
+    message = "real_data needs at least 2 points"
+    with pytest.raises(ValueError, match="at least 2"):
+        _grid._learner_block(law, config, _grid.round_metrics(law, config), _grid.metric_backend(config), 0, 0,
+                             "gaussian", None)
+
+
+def test_torch_learners_only_when_asked_and_installed(monkeypatch):
+    """quick and default never run the torch learners; ``neural=True`` adds them only where
+    torch imports, and naming one without torch says how to install it."""
+    from modelcollapse import _optional
+    from modelcollapse.experiments.atlas import PRESETS
+    from modelcollapse.experiments.atlas._setup import NEURAL, active_learners, make_learner
+
+    for preset in ("quick", "default"):
+        assert not set(NEURAL) & set(active_learners(AtlasConfig(**PRESETS[preset])))
+    assert PRESETS["paper"]["neural"] is True
+    monkeypatch.setattr(_optional, "has", lambda name: False)
+    assert active_learners(AtlasConfig(neural=True)) == AtlasConfig().learners
+    monkeypatch.setattr(_optional, "has", lambda name: True)
+    assert active_learners(AtlasConfig(neural=True))[-2:] == NEURAL
+    monkeypatch.undo()
+    if not _optional.has("torch"):
+        with pytest.raises(ImportError, match="modelcollapse\\[torch\\]"):
+            make_learner("ddpm", AtlasConfig())

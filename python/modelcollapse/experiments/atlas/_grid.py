@@ -27,7 +27,6 @@ from ._setup import (
     seed_rng,
 )
 
-
 #: Words of the errors a diverging model raises (the DAE's training or sampler overflowing).
 DIVERGED = ("diverged", "overflowed")
 
@@ -136,7 +135,8 @@ def ranking(runs: pd.DataFrame, config: AtlasConfig) -> tuple[dict[str, list[tup
             f"{means.iloc[0]:.4g}) is lower than the runner-up ({second}, {means.iloc[1]:.4g}): their paired "
             f"difference is >= 0", diff, ">=", 0.0, 0.0,
             detail=f"difference {second} - {first} of the final-round {metric}, paired by seed (same real data and "
-                   f"theta_0), Student-t CI over the {len(diff)} seeds where neither diverged: 'holds' means the lead is significant at 95%, "
+                   f"theta_0), Student-t CI over the {len(diff)} seeds where neither diverged: 'holds' means the "
+                   "lead is significant at 95%, "
                    "'underpowered' that the two are not distinguished; the two were picked as the best of the same "
                    "runs, so a 'holds' near the boundary is optimistic"))
     return order, claims
