@@ -21,7 +21,7 @@ THEORY_PANELS = (   # title, [(remedy, learner, metric) drawn in the panel]
                                               ("accumulate", "gaussian", "cov_factor"),
                                               ("accumulate-subsample", "gaussian", "cov_factor"),
                                               ("temperature", "gaussian", "cov_factor")]),
-    ("replace: det(Sigma_t)^(1/2)/det(Sigma_0)^(1/2) vs kappa^t", [("replace", "gaussian", "sqrt_det_ratio")]),
+    ("replace: sqrt det ratio vs kappa^t", [("replace", "gaussian", "sqrt_det_ratio")]),
     ("mix from an offset start: E[mu_t - m_r] vs rho^t", [("mix", "gaussian", "offset_contraction")]),
     ("truncated: v_t / E[v_t | v_0]; DAE fixed b: off-W moment / v(b)",
      [("replace", "truncated", "variance_over_theory"), ("annealed", "truncated", "variance_over_theory"),
