@@ -9,10 +9,10 @@ import pytest
 
 from modelcollapse.experiments import get
 from modelcollapse.experiments.atlas import COLUMNS, REMEDIES, _grid, _theory
-from modelcollapse.experiments.atlas._setup import AtlasConfig, data_law
+from modelcollapse.experiments.atlas._setup import LEARNER_REMEDIES, AtlasConfig, data_law
 
-# a small grid: the two cheapest learners, every remedy, 2 rounds, 2 seeds
-SMALL = dict(learners=("gaussian", "truncated"), budget=40, n_eval=60, rounds=2, seeds=2, theory_chains=8,
+# a small grid: the three cheapest learners, every remedy, 2 rounds, 2 seeds
+SMALL = dict(learners=("gaussian", "truncated", "dae"), budget=40, n_eval=60, rounds=2, seeds=2, theory_chains=8,
              mix_real_fraction=0.25)
 
 
@@ -30,7 +30,10 @@ def test_small_run_writes_table_claims_and_figures(small_run):
     grid = res.table[res.table["section"] == "grid"]
     # every remedy x learner x round has every metric, with a CI over the 2 seeds
     cells = grid.groupby(["remedy", "learner", "round"])["metric"].apply(set)
-    assert len(cells) == len(REMEDIES) * 2 * (config.rounds + 1)
+    # the part-specific remedies (annealed, fixed-skip) run for their own learner only
+    pairs = {(r, lr) for r, lr, _ in cells.index}
+    assert pairs == {(r, lr) for r in REMEDIES for lr in SMALL["learners"] if LEARNER_REMEDIES.get(r, lr) == lr}
+    assert len(cells) == len(pairs) * (config.rounds + 1)
     for metrics in cells:
         assert {"w2", "precision", "recall", "variance_ratio", "moment_error", "memorization",
                 "train_size"} <= metrics
@@ -41,7 +44,8 @@ def test_small_run_writes_table_claims_and_figures(small_run):
     assert {"atlas.replace_det_rate", "atlas.replace_mean_error", "atlas.accumulate_mean_error", "atlas.accumulate_cov",
             "atlas.mix_contraction_lam3", "atlas.mix_mean_error_lam3", "atlas.fresh_mean_error_lam3",
             "atlas.temperature_cov_tau0.7", "atlas.truncated_variance", "atlas.best_gaussian",
-            "atlas.best_truncated"} <= names
+            "atlas.best_truncated", "atlas.best_dae", "atlas.subsample_error", "atlas.subsample_cov",
+            "atlas.annealed_variance", "atlas.fixed_skip_variance"} <= names
     assert (out / "atlas.parquet").exists() and (out / "atlas_claims.parquet").exists()
     assert all(p.exists() for p in res.figures) and len(res.figures) == 3
 
@@ -54,11 +58,15 @@ def test_budgets_are_equal_except_accumulate(small_run):
     size = size.groupby("remedy")["mean"].first()
     B = config.budget
     assert size["accumulate"] == B * (config.rounds + 1)
-    assert all(size[r] == B for r in REMEDIES if r != "accumulate"), size
+    assert all(size[r] == B for r in size.index if r != "accumulate"), size
+    assert set(size.index) == set(REMEDIES)
 
 
 def _mix_claim(monkeypatch=None, broken=False):
-    config = AtlasConfig(learners=("gaussian",), remedies=("replace",), budget=60, rounds=2, seeds=5, theory_chains=12)
+    # gamma = 0.2 and b = 0.9: an annealed schedule far from the constant delta, a fixed b whose
+    # variance off W (0.49) is not the trivial 1 of b = 1
+    config = AtlasConfig(learners=("gaussian",), remedies=("replace",), budget=60, rounds=2, seeds=5, theory_chains=12,
+                         anneal_gamma=0.2, dae_fixed_b=0.9)
     if broken:   # the contraction of the mixed loop taken as lambda instead of lambda / (1 + lambda)
         monkeypatch.setattr(_theory.rt, "mix_mean_contraction", lambda n, lam: lam)
     _, claims = _theory.run_theory(config, data_law(2), list(range(5)))
@@ -67,7 +75,10 @@ def _mix_claim(monkeypatch=None, broken=False):
 
 def test_theory_overlays_hold_and_a_broken_contraction_fails(monkeypatch):
     """With the right theory every overlay holds (5 seeds); with the contraction rate lambda
-    (= 1 here, instead of 1/2) the mix overlay fails, and only it changes."""
+    (= 1 here, instead of 1/2) the mix overlay fails, and only it changes. The holding
+    overlays kill (.ci/mutate.py): the fixed-skip remedy training b (atlas.fixed_skip_variance
+    fails: 0.005), the annealed remedy sampling at the constant delta (atlas.annealed_variance
+    0.92, not holding), a wrong accumulate-subsample curve."""
     good = _mix_claim()
     assert all(c.verdict == "holds" for c in good.values()), [c for c in good.values() if c.verdict != "holds"]
     bad = _mix_claim(monkeypatch, broken=True)
@@ -106,3 +117,89 @@ def test_rerun_reuses_every_seed_learner_block(small_run):
     n_blocks = config.seeds * len(config.learners)
     assert again.units["reused"] >= n_blocks and again.units["computed"] == 0
     pd.testing.assert_frame_equal(again.table, res.table)
+
+
+def _hellinger_by_sampling(x, y, n=40_000):
+    """H = sqrt(1 - BC) with BC = E_(z ~ p)[sqrt(q(z)/p(z))] over draws of the KDE p of x (an
+    independent estimate: no grid), and the standard error of BC."""
+    from modelcollapse import metrics
+    from modelcollapse.mixture import GaussianMixture
+
+    def as_mixture(s):
+        h = metrics.kde_bandwidth(s)
+        return GaussianMixture(np.full(len(s), 1.0 / len(s)), s, np.stack([h] * len(s)))
+
+    p, q = as_mixture(x), as_mixture(y)
+    z = p.sample(n, seed=11)
+    r = np.exp(0.5 * (q.logpdf(z) - p.logpdf(z)))
+    return float(np.sqrt(1 - r.mean())), float(r.std() / np.sqrt(n))
+
+
+@pytest.mark.parametrize("sd", [0.05, 2e-3])
+def test_hellinger_of_a_collapsed_cloud_is_a_number(sd):
+    """A cloud too narrow for the library's default grid (which raises) gets its Hellinger on
+    the grid fitted to it, equal to an independent importance-sampling estimate within 4 SE.
+    Kills: the cell volume dropped, the box padded by 1 kernel deviation instead of 6."""
+    from modelcollapse import metrics
+    from modelcollapse.experiments.atlas._setup import kde_hellinger
+
+    held_out = data_law(2).sample(250, seed=1)
+    rng = np.random.default_rng(0)
+    x = np.array([0.9, 0.3]) + sd * rng.standard_normal((250, 2)) @ np.array([[1.0, 0.3], [0.0, 0.5]])
+    with pytest.raises(ValueError, match="grid spacing"):
+        metrics.hellinger(x, held_out)
+    h = kde_hellinger(x, held_out)
+    ref, se_bc = _hellinger_by_sampling(x, held_out)
+    # dH = dBC / (2 H)
+    assert abs(h - ref) < 4 * se_bc / (2 * ref), (h, ref, se_bc)
+    # where the default grid resolves both, the two computations agree
+    wide = np.array([0.9, 0.3]) + 0.5 * rng.standard_normal((250, 2))
+    from modelcollapse.experiments.atlas._setup import narrow_frame_hellinger
+
+    assert narrow_frame_hellinger(wide, held_out) == pytest.approx(metrics.hellinger(wide, held_out), abs=2e-4)
+
+
+def test_a_diverging_run_is_counted_not_raised(monkeypatch):
+    """A model that blows up (the loop raises 'diverged') leaves a diverged = 1 row and no
+    values; the other remedies of the block run (kills: the error propagating, or every
+    error swallowed: a different ValueError still raises)."""
+    config = AtlasConfig(learners=("gaussian",), remedies=("replace", "mix"), budget=20, n_eval=20, rounds=1, seeds=1)
+    law = data_law(2)
+    real_run = _grid.run_retraining
+
+    def run(learner, **kw):
+        if kw["workflow"] == "mix":
+            raise ValueError(message)
+        return real_run(learner, **kw)
+
+    monkeypatch.setattr(_grid, "run_retraining", run)
+    message = "training diverged: the weights became NaN/inf"
+    block = _grid._learner_block(law, config, _grid.round_metrics(law, config), _grid.metric_backend(config), 0, 0,
+                                 "gaussian", None)
+    flags = block[block["metric"] == "diverged"].set_index("remedy")["value"]
+    assert flags.to_dict() == {"replace": 0.0, "mix": 1.0}
+    assert set(block[block["remedy"] == "mix"]["metric"]) == {"diverged"}
+    message = "real_data needs at least 2 points"
+    with pytest.raises(ValueError, match="at least 2"):
+        _grid._learner_block(law, config, _grid.round_metrics(law, config), _grid.metric_backend(config), 0, 0,
+                             "gaussian", None)
+
+
+def test_torch_learners_only_when_asked_and_installed(monkeypatch):
+    """quick and default never run the torch learners; ``neural=True`` adds them only where
+    torch imports, and naming one without torch says how to install it."""
+    from modelcollapse import _optional
+    from modelcollapse.experiments.atlas import PRESETS
+    from modelcollapse.experiments.atlas._setup import NEURAL, active_learners, make_learner
+
+    for preset in ("quick", "default"):
+        assert not set(NEURAL) & set(active_learners(AtlasConfig(**PRESETS[preset])))
+    assert PRESETS["paper"]["neural"] is True
+    monkeypatch.setattr(_optional, "has", lambda name: False)
+    assert active_learners(AtlasConfig(neural=True)) == AtlasConfig().learners
+    monkeypatch.setattr(_optional, "has", lambda name: True)
+    assert active_learners(AtlasConfig(neural=True))[-2:] == NEURAL
+    monkeypatch.undo()
+    if not _optional.has("torch"):
+        with pytest.raises(ImportError, match="modelcollapse\\[torch\\]"):
+            make_learner("ddpm", AtlasConfig())

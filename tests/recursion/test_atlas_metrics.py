@@ -69,6 +69,24 @@ def test_memorization_threshold_and_fraction():
         R.memorization_fraction(samples, train, real, kappa=0.0)
 
 
+def test_memorization_baseline_does_not_depend_on_the_training_set_size():
+    # fresh Gaussian samples against a training set of the same law: 200 points, or 10 times
+    # as many (accumulate's pool after 9 rounds). With the threshold rescaled by
+    # (n_ref / n_train)^(1/d) both fractions sit at the baseline 1 - exp(-ln 2 / 9) ~ 0.074;
+    # with the real data's spacing alone the large set gives ~0.54 (kills the rescaling dropped)
+    rng = np.random.default_rng(5)
+    small, large = [], []
+    for _ in range(5):
+        ref = rng.standard_normal((200, 2))
+        samples = rng.standard_normal((2000, 2))
+        small.append(R.memorization_fraction(samples, rng.standard_normal((200, 2)), ref)[0])
+        large.append(R.memorization_fraction(samples, rng.standard_normal((2000, 2)), ref)[0])
+    diff = np.array(large) - np.array(small)
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    assert abs(diff.mean()) < max(4 * se, 0.01), (small, large)
+    assert 0.05 < np.mean(small) < 0.12
+
+
 def test_memorization_separates_a_memorising_learner_from_a_generalising_one():
     # the empirical learner at small delta reproduces (smoothed copies of) its training points;
     # a Gaussian fit does not. Baseline of a generalising model ~0.08 in d = 2 (docs); smoothing

@@ -59,6 +59,7 @@ def _assert_within(sim, theory, what):
     ("accumulate", 1, {"n_synthetic": N}),          # bounded error
     ("mix", 1, {"synthetic_ratio": 1.5}),           # contraction lambda / (1 + lambda)
     ("fresh", 1, {"synthetic_ratio": 1.0}),         # stationary error of the fresh data loop
+    ("accumulate-subsample", 1, {"train_budget": 12}),  # the pool's fit, subsampled
 ])
 def test_workflow_curves_match_the_loop(workflow, ddof, kw):
     # kills: replace's random-walk increment c/m dropped or ddof ignored; accumulate's
@@ -69,13 +70,14 @@ def test_workflow_curves_match_the_loop(workflow, ddof, kw):
     _assert_within(cov, theory.cov_factor, f"{workflow} E tr Sigma_t / tr Sigma*")
 
 
-def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, corr=(0.0, 1), chains=20_000, seed=0):
+def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, corr=(0.0, 1), budget=None, chains=20_000,
+            seed=0):
     """(chains, rounds + 1) arrays of mu_t^2 and sigma_t^2, 1-D, data law N(0, 1)."""
     rng = np.random.default_rng(seed)
     real = rng.standard_normal((chains, n))
     mu, var = real.mean(1), real.var(1, ddof=ddof)
     if m is None:
-        m = n if workflow in ("replace", "accumulate") else int(math.floor(lam * n + 1e-9))
+        m = n if workflow in ("replace", "accumulate", "accumulate-subsample") else int(math.floor(lam * n + 1e-9))
     pool = real
     out_e, out_c = [mu ** 2], [var]
     for _ in range(rounds):
@@ -87,6 +89,10 @@ def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, corr=(0.0,
             train = y
         elif workflow == "accumulate":
             pool = train = np.concatenate([pool, y], axis=1)
+        elif workflow == "accumulate-subsample":   # B of the pool, without replacement, per chain
+            pool = np.concatenate([pool, y], axis=1)
+            pick = np.argsort(rng.random(pool.shape), axis=1)[:, :(n if budget is None else budget)]
+            train = np.take_along_axis(pool, pick, axis=1)
         elif workflow == "mix":
             train = np.concatenate([real, y], axis=1)
         else:   # fresh
@@ -109,6 +115,10 @@ def _chains(workflow, n, rounds, *, m=None, lam=0.0, ddof=1, tau=1.0, corr=(0.0,
     ("replace", 1, {"correction_strength": 0.6, "correction_steps": 3}),
     ("accumulate", 1, {"correction_strength": 0.3, "correction_steps": 2, "temperature": 0.8}),
     ("fresh", 0, {"synthetic_ratio": 2.0, "correction_strength": 1.0, "correction_steps": 4}),
+    ("accumulate-subsample", 1, {}),
+    ("accumulate-subsample", 0, {"n_synthetic": 3, "train_budget": 4, "temperature": 0.7}),
+    ("accumulate-subsample", 1, {"n_synthetic": 9, "train_budget": 12, "correction_strength": 0.3,
+                                 "correction_steps": 2}),
 ])
 def test_workflow_curves_match_many_small_chains(workflow, ddof, kw):
     # n = 6: the finite-sample terms (ddof, c_t's decay, the D D^T and n/N^2 terms, the
@@ -117,7 +127,8 @@ def test_workflow_curves_match_many_small_chains(workflow, ddof, kw):
     m = kw.get("n_synthetic")
     e, c = _chains(workflow, n, rounds, m=m, lam=kw.get("synthetic_ratio", 0.0), ddof=ddof,
                    tau=kw.get("temperature", 1.0),
-                   corr=(kw.get("correction_strength", 0.0), kw.get("correction_steps", 1)))
+                   corr=(kw.get("correction_strength", 0.0), kw.get("correction_steps", 1)),
+                   budget=kw.get("train_budget"))
     theory = workflow_curves(workflow, n, rounds, ddof=ddof, **kw)
     _assert_within(e, theory.mean_sq_error, f"{workflow} ddof={ddof} E mu_t^2")
     _assert_within(c, theory.cov_factor, f"{workflow} ddof={ddof} E sigma_t^2")
@@ -202,28 +213,22 @@ def test_mix_contracts_the_mean_deviation_at_lambda_over_one_plus_lambda():
     _assert_within(dev[:, 1:], rho ** np.arange(1, rounds + 1), "mix E[mu_t - m_r] / (mu_0 - m_r)")
 
 
-def test_theory_input_validation():
-    with pytest.raises(ValueError, match="workflow"):
-        workflow_curves("accumulate-subsample", 10, 3)
-    with pytest.raises(ValueError, match="synthetic_ratio"):
-        workflow_curves("mix", 10, 3)
-    with pytest.raises(ValueError, match="synthetic_ratio"):
-        workflow_curves("replace", 10, 3, synthetic_ratio=1.0)
-    with pytest.raises(ValueError, match="n_synthetic"):
-        workflow_curves("fresh", 10, 3, n_synthetic=5)
-    with pytest.raises(ValueError, match="n"):
-        workflow_curves("replace", 1, 3)
-    with pytest.raises(ValueError, match="ddof"):
-        workflow_curves("replace", 10, 3, ddof=2)
-    with pytest.raises(ValueError, match="temperature"):
-        workflow_curves("replace", 10, 3, temperature=0.0)
-    with pytest.raises(ValueError, match="mix"):
-        workflow_curves("mix", 10, 3, synthetic_ratio=1.0, correction_strength=0.5)
-    with pytest.raises(ValueError, match="correction_steps"):
-        workflow_curves("replace", 10, 3, correction_strength=0.5, correction_steps=0)
-    with pytest.raises(ValueError, match="unstable"):
-        workflow_curves("replace", 10, 3, correction_strength=5.0, correction_steps=2)
-    with pytest.raises(ValueError, match="workflow"):
-        stationary_error("replace", 10, 1.0)
-    with pytest.raises(ValueError, match="synthetic_ratio"):
-        mix_mean_contraction(10, -1.0)
+@pytest.mark.parametrize("call, match", [
+    (lambda: workflow_curves("subsample", 10, 3), "workflow"),
+    (lambda: workflow_curves("accumulate", 10, 3, train_budget=5), "train_budget"),
+    (lambda: workflow_curves("accumulate-subsample", 10, 3, train_budget=21), "train_budget"),
+    (lambda: workflow_curves("mix", 10, 3), "synthetic_ratio"),
+    (lambda: workflow_curves("replace", 10, 3, synthetic_ratio=1.0), "synthetic_ratio"),
+    (lambda: workflow_curves("fresh", 10, 3, n_synthetic=5), "n_synthetic"),
+    (lambda: workflow_curves("replace", 1, 3), "n"),
+    (lambda: workflow_curves("replace", 10, 3, ddof=2), "ddof"),
+    (lambda: workflow_curves("replace", 10, 3, temperature=0.0), "temperature"),
+    (lambda: workflow_curves("mix", 10, 3, synthetic_ratio=1.0, correction_strength=0.5), "mix"),
+    (lambda: workflow_curves("replace", 10, 3, correction_strength=0.5, correction_steps=0), "correction_steps"),
+    (lambda: workflow_curves("replace", 10, 3, correction_strength=5.0, correction_steps=2), "unstable"),
+    (lambda: stationary_error("replace", 10, 1.0), "workflow"),
+    (lambda: mix_mean_contraction(10, -1.0), "synthetic_ratio"),
+])
+def test_theory_input_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -70,18 +70,26 @@ def metric_mean(ctx: RoundContext) -> dict[str, float]:
     return {f"mean_{j}": float(v) for j, v in enumerate(mu)}
 
 
-def metric_param_distance(ctx: RoundContext) -> float:
-    """||theta_t - theta_0|| / sqrt(#params) (needs ``learner.parameter_vector``)."""
+def _parameter_distance(ctx: RoundContext, reference_state: Any, metric: str) -> float:
+    """||theta_t - theta_ref|| / sqrt(#params), theta_ref = ``learner.parameter_vector(reference_state)``;
+    ``metric`` names the metric in the errors."""
     _check_ctx(ctx)
     if not hasattr(ctx.learner, "parameter_vector"):
         raise TypeError(f"learner {getattr(ctx.learner, 'name', ctx.learner)!r} has no parameter_vector(state); "
-                        "drop the 'param_distance' metric")
+                        f"drop the {metric!r} metric")
     a = np.asarray(ctx.learner.parameter_vector(ctx.state), dtype=np.float64)
-    b = np.asarray(ctx.learner.parameter_vector(ctx.initial_state), dtype=np.float64)
+    b = np.asarray(ctx.learner.parameter_vector(reference_state), dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"reference_state has {b.size} parameters, the model {a.size}")
     out = float(np.linalg.norm(a - b) / np.sqrt(a.size))
     if not np.isfinite(out):
-        raise ValueError("ctx.state gives a non-finite parameter distance: the model diverged")
+        raise ValueError(f"ctx.state gives a non-finite {metric}: the model diverged")
     return out
+
+
+def metric_param_distance(ctx: RoundContext) -> float:
+    """||theta_t - theta_0|| / sqrt(#params) (needs ``learner.parameter_vector``)."""
+    return _parameter_distance(ctx, _check_ctx(ctx).initial_state, "param_distance")
 
 
 def metric_w2_auto(ctx: RoundContext) -> float:
@@ -123,15 +131,18 @@ MEMORIZATION_KAPPA = 1.0 / 3.0
 
 def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.ndarray,
                           kappa: float = MEMORIZATION_KAPPA) -> tuple[float, float]:
-    """Fraction of ``samples`` closer to a point of ``train`` than ``kappa`` times the median
-    nearest-neighbour distance within ``reference``, and that threshold.
+    """Fraction of ``samples`` closer to a point of ``train`` than the threshold
+    kappa m (n_ref / n_train)^(1/d), and that threshold; m is the median nearest-neighbour
+    distance within ``reference`` (n_ref points), n_train = ``len(train)``.
 
-    The threshold is set by the real data (``reference``), not by the training set, whose
-    synthetic points may contain (near) duplicates with zero spacing. For samples drawn
-    afresh from a smooth law with the reference's density (n_ref = n_train), a Poisson
-    approximation gives a baseline of 1 - exp(-ln 2 kappa^d) (0.21 in d = 1, 0.074 in d = 2 for
-    kappa = 1/3; measured on 2000 Gaussian points, 5 seeds: 0.218 and 0.084); copies of training
-    points count 1 each.
+    The spacing m is set by the real data (``reference``), not by the training set, whose
+    synthetic points may contain (near) duplicates with zero spacing; the factor
+    (n_ref / n_train)^(1/d) is the spacing of n_train points of the same law, so the measure
+    is comparable across training-set sizes (accumulate's pool grows: docs/atlas.md, section
+    "Metrics"). For samples drawn afresh from a smooth law with the training set's density, a
+    Poisson approximation gives a baseline of 1 - exp(-ln 2 kappa^d) whatever n_train (0.21 in
+    d = 1, 0.074 in d = 2 for kappa = 1/3; measured on 2000 Gaussian points, 5 seeds: 0.218
+    and 0.084); copies of training points count 1 each.
     """
     from scipy.spatial import cKDTree
 
@@ -142,7 +153,7 @@ def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.
     if len(ref) < 2:
         raise ValueError("reference needs at least 2 points for a nearest-neighbour distance")
     nn_ref = cKDTree(ref).query(ref, k=2)[0][:, 1]
-    thr = kappa * float(np.median(nn_ref))
+    thr = kappa * float(np.median(nn_ref)) * (len(ref) / len(train)) ** (1.0 / ref.shape[1])
     if not thr > 0:
         raise ValueError("reference has a zero median nearest-neighbour distance (duplicated points)")
     dist = cKDTree(train).query(samples, k=1)[0]
@@ -150,9 +161,10 @@ def memorization_fraction(samples: np.ndarray, train: np.ndarray, reference: np.
 
 
 def metric_memorization(ctx: RoundContext) -> dict[str, float]:
-    """``memorization``: fraction of the round's samples within kappa = 1/3 of the real
-    data's median nearest-neighbour distance of a point of the round's training set
-    (:func:`memorization_fraction`; ``memorization_threshold`` is that distance)."""
+    """``memorization``: fraction of the round's samples within kappa = 1/3 of the
+    nearest-neighbour spacing of a point of the round's training set (the real data's median
+    spacing rescaled to the training set's size, :func:`memorization_fraction`;
+    ``memorization_threshold`` is that distance)."""
     _check_ctx(ctx)
     frac, thr = memorization_fraction(_finite_samples(ctx), ctx.train_data, ctx.real_data)
     return {"memorization": frac, "memorization_threshold": thr}
@@ -169,18 +181,7 @@ def param_error(reference_state: Any) -> Callable[[RoundContext], float]:
         raise TypeError("reference_state must be a state of the learner (e.g. {'mean': mu, 'cov': Sigma}), got None")
 
     def metric(ctx: RoundContext) -> float:
-        _check_ctx(ctx)
-        if not hasattr(ctx.learner, "parameter_vector"):
-            raise TypeError(f"learner {getattr(ctx.learner, 'name', ctx.learner)!r} has no parameter_vector(state); "
-                            "drop the param_error metric")
-        a = np.asarray(ctx.learner.parameter_vector(ctx.state), dtype=np.float64)
-        b = np.asarray(ctx.learner.parameter_vector(reference_state), dtype=np.float64)
-        if a.shape != b.shape:
-            raise ValueError(f"reference_state has {b.size} parameters, the model {a.size}")
-        out = float(np.linalg.norm(a - b) / np.sqrt(a.size))
-        if not np.isfinite(out):
-            raise ValueError("ctx.state gives a non-finite parameter error: the model diverged")
-        return out
+        return _parameter_distance(ctx, reference_state, "param_error")
 
     return metric
 

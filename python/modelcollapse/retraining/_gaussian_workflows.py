@@ -35,9 +35,20 @@ E[xi xi^T | past] = Sigma_{t-1}/m):
   converging geometrically to a stationary error (:func:`stationary_error`); lambda = 0
   gives e_t = 1/n, c_t = c_0 for every t.
 
+- ``accumulate-subsample`` (the accumulate pool P_t of N_t = n + t m points, of which B are
+  drawn without replacement; round 0 fits the n real points): the model is the subsample's fit,
+  so the pool's mean Pbar_t and scatter S_t are tracked next to it, p_t = E||Pbar_t - mu*||^2 /
+  tr Sigma*, s_t = E[S_t] / Sigma*. Simple random sampling without replacement gives
+  E[mu_t | P_t] = Pbar_t, Cov(mu_t | P_t) = S_t (N_t - B) / (B N_t (N_t - 1)) and
+  E[subsample scatter | P_t] = (B - 1) S_t / (N_t - 1), so
+  e_t = p_t + s_t (N_t - B) / (B N_t (N_t - 1)),  c_t = (B - 1) s_t / ((N_t - 1)(B - ddof)),
+  and the new synthetic set (mean ybar = mu_t + xi, scatter S_Y) moves the pool as
+  p_{t+1} = [(N_t^2 + 2 N_t m) p_t + m^2 e_t + m c_t] / N_{t+1}^2,
+  s_{t+1} = s_t + (m - 1) c_t + (N_t m / N_{t+1}) (e_t - p_t + c_t / m)
+  (E<Pbar_t - mu*, mu_t - Pbar_t> = 0 removes the cross terms). B = N_t would give accumulate.
+
 Sampling bias (``temperature`` tau, synthetic draws from N(mu_{t-1}, tau Sigma_{t-1})) multiplies
 every synthetic covariance term by tau: Sigma_{t-1} -> tau Sigma_{t-1} in E[S_Y] and in E[xi xi^T].
-``accumulate-subsample`` has no closed form here (the subsample couples the pool's points).
 """
 from __future__ import annotations
 
@@ -50,7 +61,7 @@ import numpy as np
 from .._validation import check_allocation, check_choice, check_positive_int, check_real
 
 #: The workflows with a closed-form curve.
-THEORY_WORKFLOWS = ("replace", "accumulate", "mix", "fresh")
+THEORY_WORKFLOWS = ("replace", "accumulate", "accumulate-subsample", "mix", "fresh")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +99,19 @@ def _sizes(workflow: str, n: int, n_synthetic: Any, synthetic_ratio: Any) -> tup
     return m, math.nan
 
 
+def _budget(workflow: str, train_budget: Any, n: int, m: int) -> int:
+    """B of ``accumulate-subsample`` (default n, at most the round-1 pool n + m, as in the loop)."""
+    if workflow != "accumulate-subsample":
+        if train_budget is not None:
+            raise ValueError(f"train_budget is for workflow='accumulate-subsample', not {workflow!r}")
+        return 0
+    return n if train_budget is None else check_positive_int(train_budget, "train_budget", minimum=2, maximum=n + m)
+
+
 def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | None = None,
                     synthetic_ratio: float | None = None, ddof: float = 1.0,
                     temperature: float = 1.0, correction_strength: float = 0.0,
-                    correction_steps: int = 1) -> WorkflowCurves:
+                    correction_steps: int = 1, train_budget: int | None = None) -> WorkflowCurves:
     """Exact E||mu_t - mu*||^2 / tr Sigma* and E[Sigma_t] / Sigma* of a Gaussian model under a
     retraining workflow (module docstring; docs/retraining.md, section "Gaussian theory of the
     workflows").
@@ -99,14 +119,14 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
     Parameters
     ----------
     workflow
-        ``"replace"``, ``"accumulate"``, ``"mix"`` or ``"fresh"``, as in
+        ``"replace"``, ``"accumulate"``, ``"accumulate-subsample"``, ``"mix"`` or ``"fresh"``, as in
         :func:`~modelcollapse.recursion.run_retraining` with ``GaussianLearner(ddof)``.
     n
         Real points (round 0, and per round for ``mix`` / ``fresh``).
     rounds
         Last round T (the curves have T + 1 entries).
     n_synthetic
-        m for ``replace`` / ``accumulate`` (default n).
+        m for ``replace`` / ``accumulate`` / ``accumulate-subsample`` (default n).
     synthetic_ratio
         lambda for ``mix`` (required, finite) and ``fresh`` (default 0); m = floor(lambda n).
     ddof
@@ -121,8 +141,11 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
         k unadjusted Langevin steps map the synthetic law N(mu, tau Sigma) exactly to
         N(mu* + g (mu - mu*), g^2 tau Sigma + nu sigma*^2 I), g = (1 - s/k)^k,
         nu = 2 (s/k) (1 - g^2) / (1 - (1 - s/k)^2). ``replace``, ``accumulate`` and
-        ``fresh`` only (for ``mix`` the pull towards mu*, not the real mean, needs one more
+        ``accumulate-subsample`` and ``fresh`` only (for ``mix`` the pull towards mu*, not the real mean, needs one more
         moment). s = 0: no correction.
+    train_budget
+        B of ``accumulate-subsample`` (default n; at most n + m): the points drawn without
+        replacement from the pool each round.
 
     Returns
     -------
@@ -135,6 +158,7 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
     ddof = check_real(ddof, "ddof", low=0.0, high=1.0)
     tau = check_real(temperature, "temperature", low=0.0, high=10.0, low_open=True)
     m, lam = _sizes(workflow, n, n_synthetic, synthetic_ratio)
+    budget = _budget(workflow, train_budget, n, m)
     e = np.empty(rounds + 1)
     c = np.empty(rounds + 1)
     e[0], c[0] = 1.0 / n, (n - 1) / (n - ddof)
@@ -147,6 +171,16 @@ def workflow_curves(workflow: str, n: int, rounds: int, *, n_synthetic: int | No
             scatter += (m - 1 + prev / pool) * w + (prev * m / pool) * (1 - g) ** 2 * e[t - 1]
             c[t] = scatter / (pool - ddof)
             e[t] = ((prev + m * g) / pool) ** 2 * e[t - 1] + m * w / pool ** 2
+    elif workflow == "accumulate-subsample":
+        p, s = 1.0 / n, n - 1.0     # the pool's mean error and scatter (module docstring)
+        for t in range(1, rounds + 1):
+            prev, pool = n + (t - 1) * m, n + t * m
+            w = g ** 2 * tau * c[t - 1] + noise     # the synthetic points' covariance factor
+            # the new set's mean is mu* + g (mu_{t-1} - mu*) + xi, E||xi||^2 = w / m
+            s += (m - 1) * w + (prev * m / pool) * (g ** 2 * e[t - 1] - 2 * g * p + p + w / m)
+            p = ((prev ** 2 + 2 * prev * m * g) * p + m ** 2 * g ** 2 * e[t - 1] + m * w) / pool ** 2
+            e[t] = p + s * (pool - budget) / (budget * pool * (pool - 1))
+            c[t] = (budget - 1) * s / ((pool - 1) * (budget - ddof))
     elif workflow == "replace":
         for t in range(1, rounds + 1):
             w = g ** 2 * tau * c[t - 1] + noise

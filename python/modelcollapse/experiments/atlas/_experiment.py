@@ -18,12 +18,14 @@ COLUMNS = ["section", "remedy", "learner", "round", "metric", "mean", "ci_low", 
 
 
 @register("atlas", "The collapse atlas: remedies x learners x rounds x metrics with 95% CIs over seeds, equal "
-          "training budgets, theory overlays (Gaussian replace / accumulate / mix, truncated variance)",
+          "training budgets, theory overlays (Gaussian replace / accumulate / subsample / mix, truncated and annealed "
+          "variance, DAE fixed-b variance)",
           AtlasConfig, PRESETS, part="atlas", headline=True,
           claim="Every remedy of the model-collapse literature runs through the same retraining loop, on the same "
                 "learners, data and budget (B points per round; accumulate counted by its B new synthetic points a "
                 "round). The theory overlays are checked against chains of that loop (claims atlas.replace_*, "
-                "atlas.accumulate_*, atlas.mix_contraction_*, atlas.truncated_variance), and for each learner the "
+                "atlas.accumulate_*, atlas.subsample_*, atlas.mix_contraction_*, atlas.truncated_variance, "
+                "atlas.annealed_variance, atlas.fixed_skip_variance), and for each learner the "
                 "best remedy by final-round W2 is tested against the runner-up, paired by seed (atlas.best_*).")
 def run(config: AtlasConfig, out_dir: Path, progress: bool = True) -> ExperimentOutput:
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # (no stubs; a scikit-learn dependency)

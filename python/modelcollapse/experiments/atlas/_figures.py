@@ -7,38 +7,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._plotting import pyplot, save_figure
-from ._setup import LOWER_IS_BETTER, AtlasConfig
+from .._plotting import panels, save_figure
+from ._setup import LOWER_IS_BETTER, AtlasConfig, active_learners
 
 HEATMAP_METRICS = ("w2", "variance_ratio", "recall", "memorization")
 THEORY_PANELS = (   # title, [(remedy, learner, metric) drawn in the panel]
     ("E||mu_t - mu*||^2 / tr Sigma* (Gaussian)", [("replace", "gaussian", "mean_sq_error"),
                                                   ("accumulate", "gaussian", "mean_sq_error"),
+                                                  ("accumulate-subsample", "gaussian", "mean_sq_error"),
                                                   ("mix", "gaussian", "mean_sq_error"),
                                                   ("fresh", "gaussian", "mean_sq_error")]),
     ("E[tr Sigma_t] / tr Sigma* (Gaussian)", [("replace", "gaussian", "cov_factor"),
                                               ("accumulate", "gaussian", "cov_factor"),
+                                              ("accumulate-subsample", "gaussian", "cov_factor"),
                                               ("temperature", "gaussian", "cov_factor")]),
-    ("replace: det(Sigma_t)^(1/2)/det(Sigma_0)^(1/2) vs kappa^t", [("replace", "gaussian", "sqrt_det_ratio")]),
+    ("replace: sqrt det ratio vs kappa^t", [("replace", "gaussian", "sqrt_det_ratio")]),
     ("mix from an offset start: E[mu_t - m_r] vs rho^t", [("mix", "gaussian", "offset_contraction")]),
-    ("truncated, replace: v_t / E[v_t | v_0]", [("replace", "truncated", "variance_over_theory")]),
+    ("truncated: v_t / E[v_t | v_0]; DAE fixed b: off-W moment / v(b)",
+     [("replace", "truncated", "variance_over_theory"), ("annealed", "truncated", "variance_over_theory"),
+      ("fixed-skip", "dae", "off_w_variance_over_theory")]),
 )
 
 
 def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
     """Final-round mean (and 95% CI) of each heatmap metric: rows remedies, columns learners."""
-    plt = pyplot()
     grid = summary[(summary["section"] == "grid") & (summary["round"] == config.rounds)]
     metrics = [config.rank_metric] + [m for m in HEATMAP_METRICS if m != config.rank_metric and m in set(grid["metric"])]
     remedies = [r for r in config.remedies if r in set(grid["remedy"])]
-    learners = [lr for lr in config.learners if lr in set(grid["learner"])]
-    ncols = min(2, len(metrics))
-    nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (2.0 + 1.3 * len(learners)), nrows * (1.2 + 0.5 * len(remedies))),
-                             squeeze=False)
-    for ax in axes.ravel()[len(metrics):]:
-        ax.axis("off")
-    for ax, metric in zip(axes.ravel(), metrics):
+    learners = [lr for lr in active_learners(config) if lr in set(grid["learner"])]
+    # panels wrapped to the report's width (at most 1250 px)
+    fig, axes = panels(len(metrics), ncols=2, size=(1.2 + 0.9 * len(learners), 1.0 + 0.45 * len(remedies)))
+    for ax, metric in zip(axes, metrics):
         cell = grid[grid["metric"] == metric].set_index(["remedy", "learner"])
         vals = np.full((len(remedies), len(learners)), np.nan)
         for i, r in enumerate(remedies):
@@ -57,24 +56,22 @@ def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
                     ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if dark else "k")
         ax.set_xticks(range(len(learners)), learners, rotation=30)
         ax.set_yticks(range(len(remedies)), remedies)
+        ax.set(xlabel="learner", ylabel="remedy")
         ax.set_title(f"{metric} at round {config.rounds} (mean +- 95% CI half-width)", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=metric)
+    return save_figure(fig, path)
 
 
 def curves(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
     """``rank_metric`` and ``variance_ratio`` over rounds, one panel per learner, one line per remedy
     (95% CI bands over seeds)."""
-    plt = pyplot()
     grid = summary[summary["section"] == "grid"]
-    learners = [lr for lr in config.learners if lr in set(grid["learner"])]
+    learners = [lr for lr in active_learners(config) if lr in set(grid["learner"])]
     metrics = [config.rank_metric, "variance_ratio"]
-    fig, axes = plt.subplots(len(metrics), len(learners), figsize=(4.2 * len(learners), 3.4 * len(metrics)),
-                             squeeze=False)
+    fig, flat = panels(len(metrics) * len(learners))
     for i, metric in enumerate(metrics):
         for j, learner in enumerate(learners):
-            ax = axes[i, j]
+            ax = flat[i * len(learners) + j]
             sub = grid[(grid["learner"] == learner) & (grid["metric"] == metric)]
             for remedy in config.remedies:
                 line = sub[sub["remedy"] == remedy].sort_values("round")
@@ -84,19 +81,17 @@ def curves(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
                 lo, hi = line["ci_low"].to_numpy(), line["ci_high"].to_numpy()
                 if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):   # one seed: no band
                     ax.fill_between(line["round"], lo, hi, color=h.get_color(), alpha=0.15)
-            ax.set(title=f"{learner}: {metric}", xlabel="round t")
+            ax.set(title=f"{learner}: {metric}", xlabel="round t", ylabel=metric)
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+    return save_figure(fig, path)
 
 
 def theory_figure(theory: pd.DataFrame, path: Path, bound: float | None = None) -> Path:
     """Simulation (mean and 95% CI over seeds of chain averages) with the theory curves dashed;
     ``bound``: accumulate's (pi^2/6)/B drawn on the mean-error panel."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(THEORY_PANELS), figsize=(4.3 * len(THEORY_PANELS), 3.6), squeeze=False)
-    for i, (ax, (title, lines)) in enumerate(zip(axes[0], THEORY_PANELS, strict=True)):
+    fig, axes = panels(len(THEORY_PANELS))
+    for i, (ax, (title, lines)) in enumerate(zip(axes, THEORY_PANELS, strict=True)):
         for remedy, learner, metric in lines:
             sub = theory[(theory["remedy"] == remedy) & (theory["metric"] == metric) & (theory["learner"] == learner)]
             sub = sub.sort_values("round")
@@ -108,7 +103,6 @@ def theory_figure(theory: pd.DataFrame, path: Path, bound: float | None = None) 
         if i == 0 and bound is not None:
             ax.axhline(bound, color="k", lw=0.8, ls=":", label="(pi^2/6)/B")
         ax.set_title(title, fontsize=8)
-        ax.set_xlabel("round t")
+        ax.set(xlabel="round t", ylabel="simulation (theory dashed)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+    return save_figure(fig, path)

@@ -14,7 +14,21 @@ from ...recursion import run_retraining
 from ...retraining import FixedStart
 from .._claims import Claim, claim, mean_ci
 from .._units import unit
-from ._setup import AtlasConfig, make_learner, metric_backend, real_sets, remedy_kwargs, round_metrics, seed_rng
+from ._setup import (
+    AtlasConfig,
+    active_learners,
+    make_learner,
+    metric_backend,
+    real_sets,
+    remedy_kwargs,
+    remedy_learner,
+    round_metrics,
+    runs_for,
+    seed_rng,
+)
+
+#: Words of the errors a diverging model raises (the DAE's training or sampler overflowing).
+DIVERGED = ("diverged", "overflowed")
 
 
 def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progress: bool = False) -> pd.DataFrame:
@@ -27,20 +41,23 @@ def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progre
     backend = metric_backend(config)
     metric = round_metrics(law, config)
     tables = []
-    total = len(seeds) * len(config.learners) * len(config.remedies)
+    done = 0
+    learners = active_learners(config)
+    total = len(seeds) * sum(runs_for(r, lr) for lr in learners for r in config.remedies)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="atlas", leave=False)
     for s in seeds:
-        for j, name in enumerate(config.learners):
+        for j, name in enumerate(learners):
             # one unit per (seed, learner): an interrupted atlas resumes from the last finished
             # block (docs/cli.md, section "Interrupting and resuming")
             tables.append(unit(f"seed-{s}-{name}",
                                partial(_learner_block, law, config, metric, backend, s, j, name, bar)))
             if bar is not None:
-                bar.n = len(tables) * len(config.remedies)
+                done += sum(runs_for(r, name) for r in config.remedies)   # a reused block did not update
+                bar.n = done
                 bar.refresh()
     if bar is not None:
         bar.close()
@@ -49,17 +66,31 @@ def run_grid(config: AtlasConfig, law: GaussianMixture, seeds: list[int], progre
 
 def _learner_block(law: GaussianMixture, config: AtlasConfig, metric: Any, backend: Any, s: int, j: int, name: str,
                    bar: Any) -> pd.DataFrame:
-    """Every remedy for learner ``name`` on seed ``s``, from one shared theta_0."""
+    """Every remedy for learner ``name`` on seed ``s`` (those of :data:`~._setup.LEARNER_REMEDIES`
+    for their own learner only), from one shared theta_0."""
     real, held_out = real_sets(law, config, s)
     learner = make_learner(name, config)
     theta0 = learner.fit(real, None, seed_rng(s, 2, j))
     tables = []
     for remedy in config.remedies:
-        res = run_retraining(FixedStart(learner, theta0), rounds=config.rounds, eval_data=held_out,
-                             n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
-                             progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
-                             **remedy_kwargs(remedy, config, law, real))
-        tables.append(res.table[["remedy", "learner", "seed", "round", "metric", "value"]])
+        if not runs_for(remedy, name):
+            continue
+        start = FixedStart(remedy_learner(remedy, learner, name, config), theta0)
+        flag = dict(remedy=remedy, learner=name, seed=s, round=config.rounds, metric="diverged")
+        try:
+            res = run_retraining(start, rounds=config.rounds, eval_data=held_out,
+                                 n_eval=config.n_eval, metrics={"atlas": metric}, seed=s, keep_states=False,
+                                 progress=False, metric_backend=backend, labels={"remedy": remedy, "learner": name},
+                                 **remedy_kwargs(remedy, config, law, real))
+        except ValueError as err:
+            if not any(word in str(err) for word in DIVERGED):
+                raise
+            # a model that blows up is an outcome of the cell, not an error of the atlas: the run
+            # is counted (``diverged`` = 1 in the final round) and has no other values
+            tables.append(pd.DataFrame([{**flag, "value": 1.0}]))
+        else:
+            tables.append(pd.concat([res.table[["remedy", "learner", "seed", "round", "metric", "value"]],
+                                     pd.DataFrame([{**flag, "value": 0.0}])], ignore_index=True))
         if bar is not None:
             bar.update(1)
     return pd.concat(tables, ignore_index=True)
@@ -88,7 +119,7 @@ def ranking(runs: pd.DataFrame, config: AtlasConfig) -> tuple[dict[str, list[tup
     final = final_values(runs, metric)
     order: dict[str, list[tuple[str, float]]] = {}
     claims: list[Claim] = []
-    for learner in config.learners:
+    for learner in active_learners(config):
         if learner not in final.columns.get_level_values(0):
             continue
         per = final[learner]
@@ -98,12 +129,14 @@ def ranking(runs: pd.DataFrame, config: AtlasConfig) -> tuple[dict[str, list[tup
             continue
         first, second = str(means.index[0]), str(means.index[1])
         diff = (per[second] - per[first]).to_numpy()
+        diff = diff[np.isfinite(diff)]     # seeds where either run diverged have no final value
         claims.append(claim(
             f"atlas.best_{learner}", f"{learner}: the best remedy by final-round {metric} ({first}, mean "
             f"{means.iloc[0]:.4g}) is lower than the runner-up ({second}, {means.iloc[1]:.4g}): their paired "
             f"difference is >= 0", diff, ">=", 0.0, 0.0,
             detail=f"difference {second} - {first} of the final-round {metric}, paired by seed (same real data and "
-                   f"theta_0), Student-t CI over {len(diff)} seeds: 'holds' means the lead is significant at 95%, "
+                   f"theta_0), Student-t CI over the {len(diff)} seeds where neither diverged: 'holds' means the "
+                   "lead is significant at 95%, "
                    "'underpowered' that the two are not distinguished; the two were picked as the best of the same "
                    "runs, so a 'holds' near the boundary is optimistic"))
     return order, claims

@@ -25,6 +25,20 @@ Gaussian), so the library's closed forms hold for it unchanged:
   variance of the training set) has E[v_t] = A E[v_{t-1}] + d (1 - e^{-2 delta}),
   A = e^{-2 delta} (B - 1) / B: the finite-sample law of the truncation part's recursion
   (docs/truncation.md).
+- ``accumulate-subsample`` (Gaussian learner, B of the pool each round): e_t and c_t from
+  ``workflow_curves("accumulate-subsample", ...)`` (the pool's mean and scatter tracked next to
+  the subsample's fit; docs/retraining.md, section "Gaussian theory of the workflows").
+- ``annealed`` (truncated learner sampled at delta_t = delta_0 gamma^t): the same recursion
+  with the round's delta, E[v_t] = e^{-2 delta_t} (B-1)/B E[v_{t-1}] + d (1 - e^{-2 delta_t}).
+- ``fixed-skip`` (the DAE, on standardised coordinates, with its skip frozen at b): the
+  generative SDE is linear in b off the span of w (docs/dae.md, "Generation"), so every
+  standardised coordinate of the samples orthogonal to w has second moment v_(t_f)(b)
+  (``SamplerSchedule.v_t``) in every round, whatever was learned; by default b gives 1, the
+  data's. A trained b (about 0 here) gives v_(t_f)(b) ~ 4e-4 instead: the DAE's mode collapse.
+
+Self-correction has no overlay on the atlas's mixture (the Langevin map of a mixture's score is
+not affine): its closed form is checked for a Gaussian true law in
+tests/retraining/test_workflow_theory.py, and the atlas shows its effect with CIs only.
 """
 from __future__ import annotations
 
@@ -40,7 +54,16 @@ from ...recursion import run_retraining
 from ...retraining import FixedStart, GaussianLearner, SamplingBias
 from ...retraining import gaussian as g
 from .._claims import Claim, claim, mean_ci
-from ._setup import AtlasConfig, make_learner, mix_sizes, seed_rng
+from ._setup import (
+    AtlasConfig,
+    anneal_schedule,
+    dae_schedule,
+    fixed_skip,
+    make_learner,
+    mix_sizes,
+    remedy_learner,
+    seed_rng,
+)
 
 # Agreement claims allow this many standard errors of the seed average (the SE predicted by the
 # theory where it can be, else the pooled spread of the chains): with 5 seeds the Student-t
@@ -54,11 +77,15 @@ OVERLAYS = (("replace.error", "replace", "gaussian", "mean_sq_error"),
             ("replace.det", "replace", "gaussian", "sqrt_det_ratio"),
             ("accumulate.error", "accumulate", "gaussian", "mean_sq_error"),
             ("accumulate.cov", "accumulate", "gaussian", "cov_factor"),
+            ("subsample.error", "accumulate-subsample", "gaussian", "mean_sq_error"),
+            ("subsample.cov", "accumulate-subsample", "gaussian", "cov_factor"),
             ("mix.error", "mix", "gaussian", "mean_sq_error"),
             ("mix.contraction", "mix", "gaussian", "offset_contraction"),
             ("fresh.error", "fresh", "gaussian", "mean_sq_error"),
             ("temperature.cov", "temperature", "gaussian", "cov_factor"),
-            ("truncated.variance", "replace", "truncated", "variance_over_theory"))
+            ("truncated.variance", "replace", "truncated", "variance_over_theory"),
+            ("annealed.variance", "annealed", "truncated", "variance_over_theory"),
+            ("fixed-skip.variance", "fixed-skip", "dae", "off_w_variance_over_theory"))
 
 
 def _chain_seed(seed: int, *key: int) -> int:
@@ -70,6 +97,27 @@ def _states(learner: Any, config: AtlasConfig, seed: int, c: int, **kwargs: Any)
     res = run_retraining(learner, rounds=config.rounds, n_eval=2, metrics=(), seed=_chain_seed(seed, c),
                          keep_states=True, progress=False, **kwargs)
     return res.states
+
+
+def dae_chains(config: AtlasConfig) -> int:
+    """Chains per seed of the fixed-skip overlay (an exact identity whose spread theory gives:
+    fewer chains than the others suffice)."""
+    return max(2, config.theory_chains // 8)
+
+
+def _law_variance(states: list[dict], deltas: np.ndarray) -> np.ndarray:
+    """v_t = e^{-2 delta_t} s_t + d (1 - e^{-2 delta_t}): the total variance of S_(delta_t) of
+    round t's training set (s_t its ddof-0 total variance)."""
+    s_t = np.array([np.trace(np.atleast_2d(np.cov(s["model"]["train"].T, ddof=0))) for s in states])
+    d = states[0]["model"]["train"].shape[1]
+    return np.exp(-2 * deltas) * s_t - d * np.expm1(-2 * deltas)
+
+
+def off_w_second_moment(samples: np.ndarray, w: np.ndarray) -> float:
+    """Mean square of the samples' coordinates in the orthogonal complement of span(w)
+    (per coordinate: ||P x||^2 / (d - r) averaged over the samples)."""
+    q = np.linalg.qr(w, mode="complete")[0][:, w.shape[1]:]
+    return float(np.mean((samples @ q) ** 2))
 
 
 def _gaussian_stats(states: list[dict], mu: np.ndarray, tr: float) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +134,11 @@ def _chain_stats(config: AtlasConfig, law: GaussianMixture, seed: int) -> dict[s
     mu, tr = law.mean(), float(np.trace(law.covariance()))
     out: dict[str, list] = {}
     trunc = make_learner("truncated", config)
-    sig2 = -math.expm1(-2 * config.truncation_delta)
+    annealed = remedy_learner("annealed", trunc, "truncated", config)
+    fixed = remedy_learner("fixed-skip", make_learner("dae", config), "dae", config)
+    v_b = float(dae_schedule().v_t(fixed_skip(config))[-1])
+    constant = np.full(config.rounds + 1, config.truncation_delta)
+    schedule = anneal_schedule(config).values(config.rounds + 1)
     off = 3.0 * math.sqrt(tr / d)
 
     def fresh_real(n_samples: int, s: int) -> np.ndarray:
@@ -94,11 +146,12 @@ def _chain_stats(config: AtlasConfig, law: GaussianMixture, seed: int) -> dict[s
 
     for c in range(config.theory_chains):
         real = law.sample(B, seed=seed_rng(seed, 60, c))
-        for wf in ("replace", "accumulate"):
-            st = _states(GaussianLearner(), config, seed, c, real_data=real, workflow=wf, n_synthetic=B)
+        for wf, key, kw in (("replace", "replace", {}), ("accumulate", "accumulate", {}),
+                            ("accumulate-subsample", "subsample", {"train_budget": B})):
+            st = _states(GaussianLearner(), config, seed, c, real_data=real, workflow=wf, n_synthetic=B, **kw)
             err, cov = _gaussian_stats(st, mu, tr)
-            out.setdefault(f"{wf}.error", []).append(err)
-            out.setdefault(f"{wf}.cov", []).append(cov)
+            out.setdefault(f"{key}.error", []).append(err)
+            out.setdefault(f"{key}.cov", []).append(cov)
             if wf == "replace":
                 sdet = np.sqrt(np.linalg.det(np.array([s["cov"] for s in st])))
                 out.setdefault("replace.det", []).append(sdet / sdet[0])
@@ -120,21 +173,28 @@ def _chain_stats(config: AtlasConfig, law: GaussianMixture, seed: int) -> dict[s
                      real_data=part, workflow="mix", synthetic_ratio=lam)
         out.setdefault("mix.contraction", []).append((np.array([s["mean"] for s in st]) - m_r) @ e0 / (e0 @ e0))
         # truncated learner, replace: the law's total variance against its exact expectation given round 0
-        st = _states(trunc, config, seed, c, real_data=real, workflow="replace", n_synthetic=B)
-        s_t = np.array([np.trace(np.atleast_2d(np.cov(s["model"]["train"].T, ddof=0))) for s in st])
-        v = math.exp(-2 * config.truncation_delta) * s_t + d * sig2
-        out.setdefault("truncated.variance", []).append(v / truncated_variance(v[0], config))
+        for key, learner, deltas in (("truncated", trunc, constant), ("annealed", annealed, schedule)):
+            st = _states(learner, config, seed, c, real_data=real, workflow="replace", n_synthetic=B)
+            v = _law_variance(st, deltas)
+            out.setdefault(f"{key}.variance", []).append(v / truncated_variance(v[0], config, deltas))
+        if c < dae_chains(config):   # the DAE with its skip fixed: second moment off W over v_(t_f)(b)
+            res = run_retraining(fixed, real, config.rounds, workflow="replace", n_synthetic=B, n_eval=config.n_eval,
+                                 metrics=(), seed=_chain_seed(seed, c), keep_samples=True, progress=False)
+            out.setdefault("fixed-skip.variance", []).append(
+                np.array([off_w_second_moment((x - fixed.mean) / fixed.scale, st["w"])
+                          for x, st in zip(res.samples, res.states)]) / v_b)
     return {k: np.array(v) for k, v in out.items()}
 
 
-def truncated_variance(v0: float, config: AtlasConfig) -> np.ndarray:
-    """E[v_t | v_0], t = 0..T: v_t = A v_{t-1} + d (1 - e^{-2 delta}) in expectation,
-    A = e^{-2 delta} (B - 1)/B (module docstring)."""
-    a = math.exp(-2 * config.truncation_delta) * (config.budget - 1) / config.budget
-    c = config.dim * -math.expm1(-2 * config.truncation_delta)
+def truncated_variance(v0: float, config: AtlasConfig, deltas: np.ndarray | None = None) -> np.ndarray:
+    """E[v_t | v_0], t = 0..T: v_t = A_t v_{t-1} + d (1 - e^{-2 delta_t}) in expectation,
+    A_t = e^{-2 delta_t} (B - 1)/B (module docstring); ``deltas`` (T + 1,) the truncation of
+    each round (default ``truncation_delta`` every round)."""
+    deltas = np.full(config.rounds + 1, config.truncation_delta) if deltas is None else np.asarray(deltas, float)
     v = [float(v0)]
-    for _ in range(config.rounds):
-        v.append(a * v[-1] + c)
+    for t in range(1, config.rounds + 1):
+        a = math.exp(-2 * deltas[t]) * (config.budget - 1) / config.budget
+        v.append(a * v[-1] - config.dim * math.expm1(-2 * deltas[t]))
     return np.array(v)
 
 
@@ -145,15 +205,18 @@ def theory_curves(config: AtlasConfig) -> dict[str, np.ndarray]:
     n_r, lam = mix_sizes(config)
     rep = rt.workflow_curves("replace", B, T, n_synthetic=B)
     acc = rt.workflow_curves("accumulate", B, T, n_synthetic=B)
+    sub = rt.workflow_curves("accumulate-subsample", B, T, n_synthetic=B, train_budget=B)
     return {"replace.error": rep.mean_sq_error, "replace.cov": rep.cov_factor,
             "replace.det": g.sqrt_det_rate(B, d) ** t.astype(float),
             "accumulate.error": acc.mean_sq_error, "accumulate.cov": acc.cov_factor,
+            "subsample.error": sub.mean_sq_error, "subsample.cov": sub.cov_factor,
             "mix.error": rt.workflow_curves("mix", n_r, T, synthetic_ratio=lam).mean_sq_error,
             "mix.contraction": rt.mix_mean_contraction(n_r, lam) ** t.astype(float),
             "fresh.error": rt.workflow_curves("fresh", n_r, T, synthetic_ratio=lam).mean_sq_error,
             "temperature.cov": rt.workflow_curves("replace", B, T, n_synthetic=B,
                                                   temperature=config.temperature).cov_factor,
-            "truncated.variance": np.ones(T + 1)}
+            "truncated.variance": np.ones(T + 1), "annealed.variance": np.ones(T + 1),
+            "fixed-skip.variance": np.ones(T + 1)}
 
 
 def run_theory(config: AtlasConfig, law: GaussianMixture, seeds: list[int]) -> tuple[pd.DataFrame, list[Claim]]:
@@ -206,6 +269,13 @@ def run_theory(config: AtlasConfig, law: GaussianMixture, seeds: list[int]) -> t
     claims.append(claim(
         "atlas.accumulate_cov", f"accumulate, Gaussian learner: E[tr Sigma_T]/tr Sigma* at T={T} equals the closed "
         f"form c_T = {target:.5f} (no collapse of the variance)", vals, "~", target, K_SE * se, detail=pooled))
+    for key, what in (("subsample.error", "E||mu_T - mu*||^2/tr Sigma*"), ("subsample.cov", "E[tr Sigma_T]/tr Sigma*")):
+        vals, target, se = at(key)
+        claims.append(claim(
+            f"atlas.{key.replace('.', '_')}", f"accumulate-subsample, Gaussian learner ({B} of the pool each round): "
+            f"{what} at T={T} equals the exact finite-n curve {target:.5f}", vals, "~", target, K_SE * se,
+            detail=pooled + "; curve: workflow_curves('accumulate-subsample'), the pool's mean and scatter tracked "
+                   "through sampling without replacement"))
     vals, target, se = at("mix.contraction", 1)
     claims.append(claim(
         f"atlas.mix_contraction_lam{lam:g}", f"mix, Gaussian learner, lambda={lam:g} ({n_r} real + {B - n_r} synthetic "
@@ -235,4 +305,19 @@ def run_theory(config: AtlasConfig, law: GaussianMixture, seeds: list[int]) -> t
         "atlas.truncated_variance", f"replace, truncated learner (delta={config.truncation_delta:g}): the round-T law's "
         f"total variance over its exact expectation E[v_T | v_0] is 1 at T={T}", vals, "~", target, K_SE * se,
         detail="E[v_t] = e^(-2 delta)(B-1)/B E[v_(t-1)] + d(1 - e^(-2 delta)); " + pooled))
+    vals, target, se = at("annealed.variance")
+    claims.append(claim(
+        "atlas.annealed_variance", f"annealed remedy, truncated learner (delta_t = {config.truncation_delta:g} x "
+        f"{config.anneal_gamma:g}^t): the round-T law's total variance over its exact expectation E[v_T | v_0] is 1 "
+        f"at T={T}", vals, "~", target, K_SE * se,
+        detail="E[v_t] = e^(-2 delta_t)(B-1)/B E[v_(t-1)] + d(1 - e^(-2 delta_t)); " + pooled))
+    b, n_dae = fixed_skip(config), dae_chains(config)
+    vals = np.array([st["fixed-skip.variance"][:, T] for st in per_seed]).mean(axis=1)
+    sd_one = math.sqrt(2.0 / (config.n_eval * (d - config.dae_r)))    # Var(z^2) = 2 v^2, per sample and coordinate
+    claims.append(claim(
+        "atlas.fixed_skip_variance", f"fixed-skip remedy, DAE (r={config.dae_r}, b fixed at {b:.4f}): the round-T "
+        f"samples' second moment off the span of w over v_(t_f)(b) = {float(dae_schedule().v_t(b)[-1]):.4f} "
+        f"(the standardised data's: 1 by default) is 1 at T={T}", vals, "~", 1.0, K_SE * sd_one / math.sqrt(n_dae * S),
+        detail=f"tolerance {K_SE:g} x the seed-average SE predicted by theory: sd of one chain's ratio sqrt(2/(n_eval "
+               f"(d - r))) = {sd_one:.4f} (Gaussian coordinates), over {n_dae} chains x {S} seeds"))
     return table, claims
