@@ -332,6 +332,17 @@ def test_precision_recall_kdtree_equals_bruteforce():
     assert M.precision_recall(real, fake, k=4) == M.precision_recall(real, fake, k=4, backend="numpy")
 
 
+def test_precision_recall_far_away_samples_are_outside_or_a_clear_error():
+    x = rng(14).normal(size=(200, 2))
+    # 1e120 away: far, but distances stay finite: every fake point is outside, no error.
+    assert tuple(M.precision_recall(x, x + 1e120)) == (0.0, 0.0)
+    mixed = np.vstack([x[:100], x[100:] + 1e120])
+    assert M.precision_recall(x, mixed).precision == 0.5
+    # 1e200: squared distances overflow (cKDTree then reports index n); a named error instead.
+    with pytest.raises(ValueError, match="fake has coordinates larger than 1e\\+150"):
+        M.precision_recall(x, x * 1e200)
+
+
 # ----------------------------------------------------------------------------- properties
 arrays_1d = st.integers(min_value=3, max_value=60).flatmap(
     lambda n: st.lists(st.floats(-50, 50, allow_nan=False, allow_infinity=False), min_size=n, max_size=n))

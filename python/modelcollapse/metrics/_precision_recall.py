@@ -28,12 +28,18 @@ class PrecisionRecall(Record):
         return iter((self.precision, self.recall))
 
 
+_LARGEST_COORDINATE = 1e150
+
+
 def _inside_kdtree(ref: np.ndarray, radii: np.ndarray, query: np.ndarray, tree: Any) -> np.ndarray:
     """Whether each query point lies in some ball B(ref_i, radii_i), exactly."""
     k = min(ref.shape[0], 32)
     dist, idx = tree.query(query, k=k)
     dist, idx = dist.reshape(query.shape[0], k), idx.reshape(query.shape[0], k)
-    inside = np.any(dist <= radii[idx], axis=1)
+    # cKDTree reports a neighbour it cannot place (distance overflowing to inf, for points
+    # ~1e155 or more away) as index n: that slot gets radius -inf, never "inside".
+    radii_or_none = np.append(radii, -np.inf)
+    inside = np.any(dist <= radii_or_none[idx], axis=1)
     rmax = radii.max()
     # Undecided: no hit among the k nearest, yet farther balls could still be large enough.
     todo = np.flatnonzero(~inside & (dist[:, -1] <= rmax))
@@ -62,6 +68,11 @@ def precision_recall(real: Any, fake: Any, k: int = 4, *, backend: str = "scipy"
     if r.shape[0] <= k or f.shape[0] <= k:
         raise ValueError(f"real and fake both need more than k = {k} samples, got {r.shape[0]} and {f.shape[0]}")
     check_choice(backend, "backend", ("scipy", "numpy"))
+    for name, x in (("real", r), ("fake", f)):
+        # Squared distances overflow float64 beyond ~1e154: no radius is meaningful there.
+        if np.max(np.abs(x)) > _LARGEST_COORDINATE:
+            raise ValueError(f"{name} has coordinates larger than {_LARGEST_COORDINATE:g} in magnitude: "
+                             "distances overflow float64; rescale the samples (or treat the run as diverged)")
     if backend == "numpy":
         return PrecisionRecall(*_ref.precision_recall(r, f, k))
     tr, tf = cKDTree(r), cKDTree(f)
