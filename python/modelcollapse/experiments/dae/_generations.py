@@ -276,10 +276,10 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
                                              seed=np.random.default_rng([seed0, g, 12]), threads=cfg.threads).proj
                         th_s = [th.projected_law_samples(Qs, Gs, bs_t, schedule=sch, n_samples=cfg.n_eval,
                                                          seed=seed + k) for k in (4, 5)]
-                        small = {"trQ_small_lr": float(np.trace(ws.T @ ws)) / d, "trQ_theory_small_lr": float(np.trace(Qs)),
+                        small.update({"trQ_small_lr": float(np.trace(ws.T @ ws)) / d, "trQ_theory_small_lr": float(np.trace(Qs)),
                                  "b_small_lr": bs, "b_theory_small_lr": bs_t,
                                  "H(sim,theory)_small_lr": _hellinger(sim_s, th_s[0]),
-                                 "H(theory,theory')_small_lr": _hellinger(th_s[0], th_s[1])}
+                                 "H(theory,theory')_small_lr": _hellinger(th_s[0], th_s[1])})
                 else:
                     Qt, Gt, bt = w.T @ w / d, w.T @ E / np.sqrt(d), b
                     source = "measured"
