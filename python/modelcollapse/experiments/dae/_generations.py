@@ -165,6 +165,14 @@ def _generations_claims(table: pd.DataFrame, cfg) -> list:
                     hv, fv = per_seed(variant, g, f"H(sim,theory){suffix}"), per_seed(variant, g, f"H(theory,theory'){suffix}")
                     if hv.size != sens.size or stable.sum() < 2:
                         continue
+                    rel = per_seed(variant, g, f"trQ_theory{suffix}") / per_seed(variant, g, f"trQ{suffix}") - 1.0
+                    claims.append(claim(
+                        f"d4.ode_trQ{suffix}_stable_{short}_gen{g}",
+                        f"{variant}, generation {g}, {what}, on the seeds whose theory is insensitive to its initial "
+                        f"overlaps: the ODE's tr Q agrees with the simulation within 10% (relative)",
+                        rel[stable], "~", 0.0, 0.1,
+                        detail=f"{int(stable.sum())} of {sens.size} seeds (ODE sensitivity <= {cfg.stable_threshold:g}, "
+                               f"see d4.theory_agrees{suffix}_stable_{short}_gen{g}); 10% as for d4.ode_trQ{small}"))
                     tol_v = float(np.mean(fv[stable]))
                     claims.append(claim(
                         f"d4.theory_agrees{suffix}_stable_{short}_gen{g}",
