@@ -149,8 +149,8 @@ def _generations_claims(table: pd.DataFrame, cfg) -> list:
                        f"<= 2 x noise); nu as '{cfg.nu_method}' with {cfg.nu_atoms} atoms{small}"))
             for suffix, what in (("", f"lr = {cfg.lr:g}"), ("_small_lr", f"lr / {cfg.small_lr_factor}")):
                 rel = per_seed(variant, g, f"trQ_theory{suffix}") / per_seed(variant, g, f"trQ{suffix}") - 1.0
-                if g == 1 or rel.size == 0:
-                    continue
+                if g == 1 or rel.size == 0 or not (table[table.generation == g].theory == "ODE").any():
+                    continue                                  # no ODE at generation 1 or with theory=False
                 claims.append(claim(
                     f"d4.ode_trQ{suffix}_{short}_gen{g}",
                     f"{variant}, generation {g}, {what}: the ODE's tr Q (from the same w0, on the previous generation's "
