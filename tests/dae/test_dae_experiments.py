@@ -73,14 +73,15 @@ def test_d4_generations(tmp_path):
     "D4"). At the paper's lr = 0.2 H(sim, theory) depends on the draw (the SGD noise of the
     overlaps, O(lr / d), moves the narrow generated modes; another generator gave 0.19-0.23), so
     the agreement is checked where the ODEs are the limit: generation 2 retrained at lr / 8 from
-    the same w0 and previous model. Measured (quick): tr Q ODE / sim - 1 = 0.002-0.011 (tolerance
-    0.05, ~ the O(1/sqrt d) = 0.036 fluctuation of the overlaps), H(sim, theory) - H(theory,
-    theory') = -0.009 ... 0.006 per seed (mean over the 4 seed x variant values; tolerance 0.03,
-    about 3 standard errors of that mean from the per-value spread of the KDE noise, ~0.02).
-    Kills (checked, see docs/dae.md, "Tests"): weight decay doubled in the experiment's ODE call,
-    mutants dae.weight_decay_G and dae.generation_map_bulk (bulk variance v of the previous
-    generation's law dropped from the generation map), the atoms' masses ignored
-    (dae.generation_map_weights), weight decay dropped from the preset (total variance grows)."""
+    the same w0 and previous model. Measured (quick, seeds 5 and 1005): tr Q ODE / sim - 1 =
+    -0.007 ... 0.002 (tolerance 0.05, ~ the O(1/sqrt d) = 0.036 fluctuation of the overlaps),
+    H(sim, theory) - H(theory, theory') = -0.003 ... 0.014, mean 0.005 (tolerance on the mean of
+    the 4 seed x variant values 0.03, about 3 standard errors from the per-value spread of the
+    KDE noise at 600 samples, ~0.02).
+    Kills (checked, see docs/dae.md, "Tests"): dae.d4_ode_weight_decay (weight decay doubled in the
+    experiment's ODE call), dae.weight_decay_G, dae.generation_map_bulk (the previous law's off-W
+    variance v dropped from the generation map), dae.generation_map_weights (nu's atom masses
+    ignored); from earlier checks, the weight decay dropped from the preset (total variance grows)."""
     res = _run("dae-generations", tmp_path)
     t = res.table
 
