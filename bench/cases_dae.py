@@ -151,7 +151,7 @@ def cases(quick: bool) -> list[Case]:
                     params={"d": d, "samples": ns, "threads": 1, "noise": "injected (n, steps + 1, d) array"}))
 
     # as a user runs it: each implementation draws its own noise (numpy's generator vs the
-    # in-kernel Philox), so the outputs agree in law only: compare the mean of |Z|^2
+    # in-kernel ARS-7), so the outputs agree in law only: compare the mean of |Z|^2
     def gen_own(backend):
         return lambda s: dae.generate(w, 0.9, n_samples=ns, schedule=sch, seed=3, threads=1,
                                       backend=backend)["Z"]

@@ -3,7 +3,7 @@ same run: numpy's own generator and the best-vectorised numpy, JAX (jit + lax.sc
 (hand-written score; torch.compile for the samplers, full sizes only), float64 and float32.
 
 References that are no peer (``refs``, shown but not rated against): the package's numpy
-twins (the Philox normals in numpy, the Cholesky-per-point reference sampler "numpy_ref").
+twins (the ARS-7 normals in numpy, the Cholesky-per-point reference sampler "numpy_ref").
 The "numpy (n,K,d)" forms are the broadcast isotropic code of issue 2, kept for the record.
 
 Cases (issue 2 and 16): normals (one stream; many streams on all threads; the public
@@ -138,9 +138,9 @@ def cases(quick: bool) -> list[Case]:
     threads = mc.default_threads()
 
     # Normals: one long stream on one thread (the DAE pattern); many streams on all threads
-    # (4096 streams: the kernel threads by chunks of 256 streams, so 64 streams never
-    # used a second thread); the public 1-D call; against numpy's own generator (the peer)
-    # and the package's numpy twin of the Philox generator (a reference).
+    # (4096 streams; rows are cut into pieces of 2^15 numbers that the threads share, so
+    # short rows are grouped and one long row is threaded too); the public 1-D call; against numpy's own generator (the peer)
+    # and the package's numpy twin of the ARS-7 generator (a reference).
     n = 10**5 if quick else 10**7
     streams = 4096
     impls = {"cpp": lambda s: _core.normals(1, 0, 0, 1, n, 0, 1)[0],

@@ -1,5 +1,7 @@
 """Metrics benchmarks: exact KDE vs scipy.stats.gaussian_kde and the numpy reference,
-binned KDE vs KDEpy's FFTKDE (accuracy reported against the exact KDE), sliced W2 vs POT.
+binned KDE vs KDEpy's FFTKDE (accuracy reported against the exact KDE), the binned KDE
+with a full bandwidth (KDEpy has none: compared with its diagonal case by bench/goals.py),
+sliced W2 vs POT.
 
 Ratios are taken in the same run (``baseline`` names the denominator).
 """
@@ -94,6 +96,37 @@ def _binned_case(n, d, quick):
                 work=n, unit="samples", baseline="KDEpy", check=check, params={"n": n, "d": d, "grid": m_axis})
 
 
+def _binned_full_case(n, quick):
+    """The binned KDE with a full (non-diagonal) bandwidth, the default for correlated 2-D
+    data ("scott" is the sample covariance times a factor). KDEpy has isotropic bandwidths
+    only: bench/goals.py compares this case's time with KDEpy's in the diagonal case of the
+    same n and grid, and says that the two accuracies are not the same computation's."""
+    m_axis = 30 if quick else 100
+    n = n // 10 if quick else n
+    cache: dict = {}
+
+    def setup():
+        x = _data(n, 2) @ np.array([[1.0, 0.6], [0.0, 0.8]])  # correlated: the bandwidth is not diagonal
+        lo, hi = x.min() - 3.0, x.max() + 3.0
+        grid = M.Grid.regular([lo] * 2, [hi] * 2, m_axis)
+        H = M.kde_bandwidth(x)
+        cache.update(exact=M.kde(x, grid, H), cv=grid.cell_volume)
+        return {"x": x, "grid": grid, "H": H}
+
+    def check(out):
+        errs = {k: M.hellinger_grid(cache["exact"], np.maximum(v, 0), cache["cv"]) for k, v in out.items()}
+        print("    Hellinger to exact KDE: " + ", ".join(f"{k}={v:.2e}" for k, v in errs.items()))
+        assert errs["cpp (tol=1e-3)"] <= 1e-3, errs
+
+    impls = {
+        "cpp (same grid)": lambda s: M.kde(s["x"], s["grid"], s["H"], method="binned", tol=None),
+        "cpp (tol=1e-3)": lambda s: M.kde(s["x"], s["grid"], s["H"], method="binned"),
+    }
+    return Case(name=f"kde binned full-H d=2 n={n} grid={m_axis}^2", setup=setup, impls=impls, work=n,
+                unit="samples", baseline="cpp (same grid)", project="cpp (same grid)", check=check,
+                params={"n": n, "d": 2, "grid": m_axis, "bandwidth": "scott (full)"})
+
+
 def _sliced_case(quick):
     n = 10_000 if quick else 100_000
     d, L = 10, 50
@@ -123,5 +156,6 @@ def _sliced_case(quick):
 def cases(quick: bool) -> list[Case]:
     out = [_exact_case(5000, 1, quick), _exact_case(5000, 2, quick), _exact_case(50_000, 1, quick),
            _exact_case(50_000, 2, quick), _binned_case(5000, 1, quick), _binned_case(5000, 2, quick),
-           _binned_case(50_000, 1, quick), _binned_case(50_000, 2, quick), _sliced_case(quick)]
+           _binned_case(50_000, 1, quick), _binned_case(50_000, 2, quick), _binned_full_case(5000, quick),
+           _binned_full_case(50_000, quick), _sliced_case(quick)]
     return out

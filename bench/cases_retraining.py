@@ -1,5 +1,5 @@
-"""Gaussian retraining chains: C++ kernel (Philox, threaded) vs its numpy reference twin (same
-Philox streams in numpy) vs the vectorised numpy loop a user would write (numpy's own
+"""Gaussian retraining chains: C++ kernel (ARS-7, threaded) vs its numpy reference twin (same
+ARS-7 streams in numpy) vs the vectorised numpy loop a user would write (numpy's own
 generator, batched over chains), and the generic loop with GaussianLearner (one chain per
 run, what `run_retraining` costs per round)."""
 from __future__ import annotations

@@ -106,6 +106,9 @@ def environment() -> dict[str, Any]:
         import modelcollapse
 
         env["modelcollapse"] = modelcollapse.__version__
+        from bounds import source_commit
+
+        env["commit"] = source_commit()  # bench/goals.py checks bounds.json came from the same build
         env["threads"] = modelcollapse.default_threads()
     except Exception as exc:  # pragma: no cover - reported, not fatal
         env["modelcollapse"] = f"unavailable: {exc}"

@@ -4,7 +4,9 @@ Usage: python bench/summarize.py [--results DIR] [--out FILE]
 
 Per area: a headline table (per case, the project, its best float64 and float32 peers and
 the project's ratio to each, the estimated limit and the project's % of it), then every
-implementation timed (skipped peers with the reason). A full run (``<area>.json``) is
+implementation timed (skipped peers with the reason). Before the areas, "Where each kernel
+stands against its goal": issue 16's goals read from the same JSON (bench/goals.py), with
+what bounds each missed goal (bench/bounds.py's microbenchmarks in ``bounds.json``). A full run (``<area>.json``) is
 preferred over a quick one (``<area>_quick.json``) of the same area. The limits' derivation
 (bench/limits.md) and the import/build times (bench/startup.md) are appended.
 """
@@ -26,6 +28,8 @@ def _fmt_s(x: float) -> str:
 def _load(results: Path) -> list[dict[str, Any]]:
     by_area: dict[str, dict[str, Any]] = {}
     for path in sorted(results.glob("*.json")):
+        if path.name == "bounds.json":  # bench/bounds.py's microbenchmarks, not a bench area
+            continue
         data = json.loads(path.read_text())
         area = data["area"]
         if area in by_area and not by_area[area].get("quick") and data.get("quick"):
@@ -59,7 +63,9 @@ def case_summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
 def area_lines(data: dict[str, Any]) -> list[str]:
     env = data["environment"]
     vers = ", ".join(f"{k} {env[k]}" for k in ("numpy", "scipy", "jax", "torch", "KDEpy", "POT") if env.get(k))
-    lines = [f"## {data['area']}{' (quick sizes)' if data.get('quick') else ''}", "",
+    # the heading is the area alone, so that links to it (docs/foundation.md, ...) survive a rerun
+    lines = [f"## {data['area']}", "",
+             f"{'Quick sizes (`--quick`), ' if data.get('quick') else ''}"
              f"{data.get('date', '?')}; {env.get('cpu_count')} cores, load average {env.get('load_average_at_start', '?')} "
              f"at the start; {vers}.", ""]
     load, cores = env.get("load_average_at_start"), env.get("cpu_count") or 1
@@ -108,6 +114,34 @@ def area_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def goal_lines(areas: list[dict[str, Any]], bounds: dict[str, Any] | None) -> list[str]:
+    """The section "Where each kernel stands against its goal": bench/goals.py's rows."""
+    import goals
+
+    lines = ["## Where each kernel stands against its goal", "",
+             "The goals of issue 16, read from the runs below (one row per goal and case; a case without a",
+             "peer of the kind is not listed). For a goal not met, \"what bounds it\" names the measurement",
+             "that shows what limits the kernel (bench/goals.py): the same run, or the microbenchmarks of",
+             "`bench/bounds.py`, or \"not explained\" where no measurement splits the time yet. A run on a",
+             "shared machine (load above 1.5× the cores) is marked: its ratios and rates are indicative."]
+    if bounds:
+        b = bounds.get("build", {})
+        lines += ["", f"Microbenchmarks (`python bench/bounds.py`): {bounds.get('date', '?')}, load average "
+                  f"{bounds.get('load_average_at_start', '?')} → {bounds.get('load_average_at_end', '?')} on "
+                  f"{bounds.get('cpu_count', '?')} cores, {b.get('generator', '?')} build {b.get('commit') or ''}, "
+                  f"one thread, {bounds.get('rounds', '?')} interleaved rounds, medians. On a shared machine their "
+                  "nanoseconds are inflated; the shares (a part over the whole) are what carries over."]
+        runs = sorted({a["environment"].get("commit") for a in areas} - {None})
+        if b.get("commit") and runs and runs != [b["commit"]]:
+            lines += ["", f"**The microbenchmarks ran on build {b['commit']}, the runs on {', '.join(runs)}: "
+                      "rerun both (`bench/run.py`, `bench/bounds.py`) on one build before reading the bounds.**"]
+    lines += ["", "| goal | case | measured | run | met | what bounds it |", "|---|---|---|---|---|---|"]
+    for r in goals.evaluate(areas, bounds):
+        met = "not judged" if r.met is None else "met" if r.met else "**not met**"
+        lines.append(f"| {r.goal} | {r.case} | {r.measured} | {r.run} | {met} | {r.bound} |")
+    return lines + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=HERE / "results")
@@ -127,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
              "project's (above 1: the project is faster). The limit is the estimated hardware limit of",
              "the work on the reference machine (section \"Limits\"); the % is the project's throughput",
              "over it. A peer that is not installed or fails on the machine is listed as skipped.", ""]
-    for data in _load(args.results):
+    areas = _load(args.results)
+    bounds_path = args.results / "bounds.json"
+    bounds = json.loads(bounds_path.read_text()) if bounds_path.exists() else None
+    lines += goal_lines(areas, bounds)
+    for data in areas:
         lines += area_lines(data)
     for extra in ("limits.md", "startup.md"):
         path = HERE / extra

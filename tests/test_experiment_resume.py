@@ -207,3 +207,103 @@ def test_hodge_models_resume_with_the_same_random_draws(tmp_path, monkeypatch):
         df = hodge_mod._correlation_study(st, [])
     assert len(calls) == 4 and again.reused == 2
     pd.testing.assert_frame_equal(df, ref)
+
+
+@pytest.fixture
+def counted_dae(monkeypatch):
+    """Counts the SGD runs (``dae.train``) and the ODE integrations of the DAE experiments;
+    ``state["fail"] = ("train" or "ode", k)`` makes the k-th such call raise KeyboardInterrupt.
+    Their figures are not drawn (most of a small run's time; not what these tests check)."""
+    import modelcollapse.dae as dae_pkg
+    import modelcollapse.dae_theory as th
+    from modelcollapse.experiments.dae import _scale, _training
+
+    state = {"train": 0, "ode": 0, "fail": None}
+
+    def wrap(kind, real):
+        def counted(*args, **kwargs):
+            state[kind] += 1
+            if state["fail"] == (kind, state[kind]):
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return counted
+
+    def no_figure(fig, path):
+        _training.pyplot().close(fig)
+        path.write_bytes(b"")
+        return path
+
+    monkeypatch.setattr(dae_pkg, "train", wrap("train", dae_pkg.train))
+    monkeypatch.setattr(th, "integrate_odes", wrap("ode", th.integrate_odes))   # the experiments call th.integrate_odes
+    for mod in (_scale, _training):
+        monkeypatch.setattr(mod, "save_figure", no_figure)
+    return state
+
+
+def _dae_run(name, out, **over):
+    exp = get(name)
+    cfg = exp.make_config("quick", {"threads": "1", **over})
+    return exp.run(cfg, out, progress=False), cfg
+
+
+SMALL_D1 = {"d": "200", "tau_max": "0.5", "n_records": "3"}
+
+
+def test_dae_training_resumes_after_ctrl_c_in_the_odes(tmp_path, counted_dae):
+    """D1's units are the SGD replicas (one call) and their ODEs: Ctrl-C in the ODEs keeps the
+    simulation, which the rerun loads (kills: the simulation not a unit, or not reused); a
+    unit file swapped for the other unit's is recomputed (kills: a unit trusted by its file
+    name alone); both give the uninterrupted run's table and claims."""
+    ref, _ = _dae_run("dae-training", tmp_path / "ref", **SMALL_D1)
+    counted_dae.update(train=0, ode=0, fail=("ode", 1))
+    with pytest.raises(KeyboardInterrupt):
+        _dae_run("dae-training", tmp_path / "run", **SMALL_D1)
+    assert counted_dae["train"] == 1
+    counted_dae.update(train=0, ode=0, fail=None)
+    res, cfg = _dae_run("dae-training", tmp_path / "run", **SMALL_D1)
+    assert (counted_dae["train"], counted_dae["ode"]) == (0, 1)
+    assert (res.units["reused"], res.units["computed"]) == (1, 1)
+    _same(res, ref)
+    cache = UnitCache(tmp_path / "run", "dae-training", cfg)
+    cache.path("ode").write_bytes(cache.path("simulation").read_bytes())
+    counted_dae.update(train=0, ode=0)
+    with pytest.warns(UserWarning, match="is not unit 'ode'"):
+        res, _ = _dae_run("dae-training", tmp_path / "run", **SMALL_D1)
+    assert (counted_dae["train"], counted_dae["ode"]) == (0, 1)
+    _same(res, ref)
+
+
+def test_dae_scale_resumes_each_dimension(tmp_path, counted_dae):
+    """D5's units are the throughput timing and the fluctuation runs, one per d: Ctrl-C in the
+    last fluctuation run keeps the three finished units (kills: a unit not reused), and the
+    resumed fluctuation rows equal an uninterrupted run's (kills: one key for both parts of a
+    d, which would hand the throughput rows to the fluctuations)."""
+    ref, _ = _dae_run("dae-scale", tmp_path / "ref")
+    n_train = counted_dae["train"]                       # 2 per throughput d + 1 per fluctuation d
+    assert n_train == 2 * 2 + 2
+    counted_dae.update(train=0, ode=0, fail=("train", n_train))
+    with pytest.raises(KeyboardInterrupt):
+        _dae_run("dae-scale", tmp_path / "run")
+    counted_dae.update(train=0, ode=0, fail=None)
+    res, _ = _dae_run("dae-scale", tmp_path / "run")
+    assert (counted_dae["train"], counted_dae["ode"]) == (1, 1)
+    assert (res.units["reused"], res.units["computed"]) == (3, 1)
+    fluct = lambda r: r.table[r.table.part == "fluctuations"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(fluct(res), fluct(ref))
+    assert set(res.table.part) == {"throughput", "fluctuations"} and len(res.table) == len(ref.table)
+
+
+def test_every_experiment_has_its_units_documented():
+    """docs/cli.md's table of units names every registered experiment (kills: an experiment
+    added without saying what it resumes, or a row dropped)."""
+    import re
+    from pathlib import Path
+
+    from modelcollapse.experiments._registry import REGISTRY
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    section = text.split("### Interrupting and resuming", 1)[1].split("\n\n", 3)[2]
+    names = {n for line in section.splitlines() if line.startswith("| `")
+             for n in re.findall(r"`([a-z0-9-]+)`", line.split("|")[1])}
+    get("demo")                                            # the registry fills on first use
+    assert names == set(REGISTRY), set(REGISTRY) ^ names

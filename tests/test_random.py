@@ -7,19 +7,36 @@ from modelcollapse import _core
 from modelcollapse.random import sampler_noise, standard_normal
 from modelcollapse.reference import random as ref
 
-# Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
+# Known-answer vectors of ARS-10 from the Random123 distribution (kat_vectors, ars2x64 lines):
+# (counter, key, expected) as (low, high) 64-bit halves. The library uses 7 rounds; the rounds
+# are a loop count, so checking 10 against Random123 checks the round and the key schedule.
 KAT = [
-    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    ((0, 0), (0, 0), (0x506401EF8D73EE19, 0x0CBE9C0D13C2DBE4)),
+    ((0x85A308D3243F6A88, 0x0370734413198A2E), (0x299F31D0A4093822, 0xEC4E6C89082EFA98),
+     (0x8357AD74A516E7D6, 0x8763FFF35B59B3EC)),
+    ((2**64 - 1, 2**64 - 1), (2**64 - 1, 0), (0x9F635551BB3743B1, 0xA19478A9ECBC87FC)),
 ]
 
 
 @pytest.mark.parametrize("ctr,key,expected", KAT)
-def test_philox_known_answers_cpp_and_numpy(ctr, key, expected):
-    assert tuple(_core.philox4x32_10(list(ctr), list(key))) == expected
-    assert tuple(int(v) for v in ref.philox4x32_10(np.array(ctr), key)) == expected
+def test_ars_known_answers_cpp_and_numpy(ctr, key, expected):
+    # the portable rounds, the AES instructions (where the CPU has them) and the numpy twin
+    assert tuple(_core.ars_block(list(ctr), list(key), 10, False)) == expected
+    assert tuple(_core.ars_block(list(ctr), list(key), 10, True)) == expected
+    lo, hi = ref.ars((np.array([ctr[0]], dtype=np.uint64), np.array([ctr[1]], dtype=np.uint64)), key, rounds=10)
+    assert (int(lo[0]), int(hi[0])) == expected
+
+
+def test_ars7_hardware_and_portable_paths_agree():
+    # the bulk generator's path (AES instructions where present) against the portable rounds
+    # and the twin, at the library's 7 rounds
+    rng = np.random.default_rng(5)
+    for ctr, key in zip(rng.integers(0, 2**63, (20, 2), dtype=np.uint64).tolist(),
+                        rng.integers(0, 2**63, (20, 2), dtype=np.uint64).tolist()):
+        want = tuple(_core.ars_block(ctr, key, 7, False))
+        assert tuple(_core.ars_block(ctr, key, 7, True)) == want
+        lo, hi = ref.ars((np.array([ctr[0]], dtype=np.uint64), np.array([ctr[1]], dtype=np.uint64)), key)
+        assert (int(lo[0]), int(hi[0])) == want
 
 
 def test_normals_match_numpy_twin():
@@ -33,8 +50,8 @@ def test_normals_match_numpy_twin():
 
 
 def test_long_runs_match_numpy_twin():
-    # runs of hundreds of blocks go through the batched Philox (AVX2 intrinsics, 8 blocks at a
-    # time, where the CPU has them) and a scalar tail: both must give the twin's numbers
+    # runs of hundreds of blocks go through the batched generator (AES instructions, 8 blocks
+    # at a time, where the CPU has them) and a tail: both must give the twin's numbers
     seed = 987654321987
     for first, n in ((3, 1001), (0, 2 * 8 * 16 + 6), (17, 262)):
         got = _core.normals(seed, 1, 0, 2, n, first, 1)
@@ -48,6 +65,26 @@ def test_identical_for_any_thread_count():
         np.testing.assert_array_equal(a, standard_normal(7, (3000, 11), threads=threads))
     # prefix property: rows are streams
     np.testing.assert_array_equal(a[:100], standard_normal(7, (100, 11)))
+
+
+def test_one_dimensional_shape_is_one_stream_cut_into_pieces():
+    # a 1-D shape is stream 0 of the user purpose, numbers [0, n): long enough (3 pieces of
+    # 2^15 and a partial one) to be shared among threads, the same for any thread count
+    n = 3 * 2**15 + 1001
+    a = standard_normal(11, n, threads=1)
+    np.testing.assert_array_equal(a, _core.normals(11, 0, 0, 1, n, 0, 1)[0])
+    for threads in (2, 3):
+        np.testing.assert_array_equal(a, standard_normal(11, n, threads=threads))
+    np.testing.assert_array_equal(a[:777], standard_normal(11, 777))
+    # the numbers around the piece boundaries (and an odd start) are the twin's
+    for first in (2**15 - 3, 2 * 2**15 - 1):
+        np.testing.assert_allclose(a[first:first + 6], ref.normals(11, ref.make_stream(0, 0), first, 6),
+                                   rtol=1e-13, atol=1e-14)
+    # long rows are cut too: rows of 2^15 + 5 numbers, two threads, odd first index
+    b = _core.normals(11, 0, 2, 3, 2**15 + 5, 1, 2)
+    np.testing.assert_array_equal(b, _core.normals(11, 0, 2, 3, 2**15 + 5, 1, 1))
+    np.testing.assert_allclose(b[:, -4:], ref.normals(11, ref.make_stream(0, np.arange(2, 5)), 2**15 + 2, 4),
+                               rtol=1e-13, atol=1e-14)
 
 
 def test_normal_moments_within_standard_errors():

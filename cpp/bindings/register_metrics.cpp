@@ -177,7 +177,7 @@ void register_metrics(py::module_& m) {
           py::arg("axes"), py::arg("radius"), py::arg("threads") = 0,
           "Binned Gaussian KDE on a regular grid: axes = [(start, step, count, refine, pad)] per dim.");
     m.def("sliced_projections", &sliced_projections, py::arg("seed"), py::arg("n_projections"), py::arg("d"),
-          "Unit directions used by sliced_wp_pow (Philox purpose 8, stream = index).");
+          "Unit directions used by sliced_wp_pow (ARS-7 stream purpose 8, index = projection).");
     m.def("sliced_wp_pow", &sliced_wp_pow, py::arg("x"), py::arg("y"), py::arg("projections"), py::arg("p") = 2.0,
           py::arg("threads") = 0, "Per-direction W_p^p between the projections of x and y.");
     m.def("wasserstein_1d_pow", &wasserstein_1d_pow, py::arg("x"), py::arg("y"), py::arg("p") = 1.0,

@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'philox4x32_10', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
+__all__: list[str] = ['ARS_AESNI', 'Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'ars_block', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
 class Integrator:
     """
     Time integrator of the reverse sampler.
@@ -373,6 +373,10 @@ class PerturbedScoreCore:
     @property
     def n_terms(self) -> int:
         ...
+def ars_block(counter: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], key: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], rounds: typing.SupportsInt | typing.SupportsIndex = 7, hardware: bool = False) -> typing.Annotated[list[int], "FixedSize(2)"]:
+    """
+    One ARS block (counter and key as (low, high) 64-bit halves), by the portable rounds or (hardware=True, where the CPU has them) the AES instructions: for known-answer tests.
+    """
 def dae_draw(means: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], scales: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], data: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], d: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, replica: typing.SupportsInt | typing.SupportsIndex, n_steps: typing.SupportsInt | typing.SupportsIndex, sequential: bool = False) -> tuple:
     """
     The (x0, x1, t) samples dae_train draws for one replica.
@@ -429,17 +433,13 @@ def normals(seed: typing.SupportsInt | typing.SupportsIndex, purpose: typing.Sup
     """
     Standard normals: row s is stream make_stream(purpose, stream_start + s), numbers [first, first + per_stream).
     """
-def philox4x32_10(counter: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"], key: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"]) -> typing.Annotated[list[int], "FixedSize(4)"]:
-    """
-    One Philox4x32-10 block (for known-answer tests).
-    """
 def sampler_noise(seed: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, d: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
     """
     The step noise the reverse sampler draws internally for `seed`, as an (n, steps, d) array.
     """
 def sliced_projections(seed: typing.SupportsInt | typing.SupportsIndex, n_projections: typing.SupportsInt | typing.SupportsIndex, d: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Unit directions used by sliced_wp_pow (Philox purpose 8, stream = index).
+    Unit directions used by sliced_wp_pow (ARS-7 stream purpose 8, index = projection).
     """
 def sliced_wp_pow(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], projections: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.SupportsFloat | typing.SupportsIndex = 2.0, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
     """
@@ -453,6 +453,7 @@ def wasserstein_1d_pow(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64
     """
     Exact 1-D W_p^p between two empirical laws (uniform weights).
     """
+ARS_AESNI: bool = True
 PURPOSE_DAE_INIT: int = 10
 PURPOSE_GAUSS_CHAIN_REAL: int = 16
 PURPOSE_GAUSS_CHAIN_SYNTH: int = 17

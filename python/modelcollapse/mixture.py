@@ -315,7 +315,7 @@ class GaussianMixture:
         """``n_samples`` samples of S_t p (of p for t = 0), shape (n_samples, d).
 
         The compiled and numpy backends draw identical samples for the same seed (the
-        numpy backend uses the reference implementation of the same Philox streams).
+        numpy backend uses the reference implementation of the same ARS-7 streams).
         """
         n = check_positive_int(n_samples, "n_samples", 0)
         t = check_real(t, "t", low=0.0)

@@ -1,6 +1,6 @@
 """Counter-based random numbers shared by every compiled kernel.
 
-Draws are a pure function of ``(seed, stream, counter)`` (Philox4x32-10), so a result
+Draws are a pure function of ``(seed, stream, counter)`` (ARS-7, AES rounds), so a result
 computed with a seed is bit-identical whatever the number of threads. The reverse sampler
 gives each sample its own stream: :func:`sampler_noise` returns exactly the noise it draws
 internally, which is how the compiled sampler and the numpy reference are compared.
@@ -27,9 +27,26 @@ def standard_normal(seed: int | np.random.Generator | None, shape: int | tuple[i
                     threads: int = 0) -> np.ndarray:
     """Standard normals of the given shape from the library's counter-based generator.
 
-    Row ``i`` of the result (first axis) is stream ``i``; the trailing axes are flattened
-    along the stream, so ``standard_normal(s, (n, m))[:k]`` equals
-    ``standard_normal(s, (k, m))``.
+    A 1-D (or 0-D) shape is one stream: ``standard_normal(s, n)[:k]`` equals
+    ``standard_normal(s, k)``. For more axes, row ``i`` of the result (first axis) is
+    stream ``i`` and the trailing axes are flattened along the stream, so
+    ``standard_normal(s, (n, m))[:k]`` equals ``standard_normal(s, (k, m))``. Long streams
+    are cut into fixed pieces shared among the threads, so the numbers are the same for
+    any ``threads`` (docs/foundation.md, section "Random numbers").
+
+    Parameters
+    ----------
+    seed : int, numpy Generator or None
+        Key of the generator (a Generator or None draws one).
+    shape : int or tuple of int
+        Shape of the result.
+    threads : int
+        Worker threads (0: all cores).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of ``shape``.
     """
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (shape,)
@@ -38,8 +55,10 @@ def standard_normal(seed: int | np.random.Generator | None, shape: int | tuple[i
     shape = tuple(check_positive_int(s, "shape", minimum=0) for s in shape)
     check_allocation(math.prod(shape), "shape", "the normals")
     threads = check_threads(threads)
-    rows = shape[0] if shape else 1
-    per_row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    # A 1-D shape is a single stream (not n streams of one number each: one block
+    # then served one normal and discarded the other, and nothing was long enough to thread).
+    rows = shape[0] if len(shape) > 1 else 1
+    per_row = int(np.prod(shape[1:])) if len(shape) > 1 else (shape[0] if shape else 1)
     out = _core.normals(as_seed(seed), PURPOSES["user"], 0, rows, per_row, 0, threads)
     return out.reshape(shape)
 

@@ -118,6 +118,16 @@ def test_prefetch_helper_thread_is_bit_identical(replicas, target):
     assert np.abs(runs[0].w).max() > 0 and np.all(np.isfinite(runs[0].w))
 
 
+def test_prefetch_shares_the_pieces_of_one_step_blocks():
+    # d > 16384: a block is one step, and the two threads split its x1 into pieces of 1024
+    # numbers (rows are cut); the result must be the one-thread one, bit for bit
+    tg = dae.isotropic_mixture(np.zeros((1, 20000)), 1.0)
+    kw = dict(r=2, n_steps=5, lr=0.3, seed=3, replicas=1, record_every=2)
+    one, two = (dae.train(tg, threads=t, **kw) for t in (1, 2))
+    for key in ("w", "b", "v", "Q"):
+        np.testing.assert_array_equal(getattr(two, key), getattr(one, key), err_msg=key)
+
+
 # ----------------------------------------------------------------------------- closed forms
 def test_skip_closed_form_matches_simulation():
     d = 2000
@@ -324,42 +334,36 @@ def test_bad_configurations_rejected():
                         np.zeros(1), np.zeros((1, 2)), np.zeros((4, 0)), _options(n_steps=5))
 
 
-def test_ctrl_c_interrupts_training(request):
+def _assert_ctrl_c_stops(request, run, after=0.3, within=10.0):
+    """Send SIGINT to this process ``after`` seconds into ``run()``: it must raise
+    KeyboardInterrupt within ``within`` seconds (the compiled loop polls for signals)."""
     import os
     import signal
     import threading
     import time
 
-    m, E, tg = _trimodal(2000)
     # a runner that starts the suite with SIGINT ignored (a background job, some CI) would
     # swallow the signal: raise KeyboardInterrupt on it for this test, as an interactive shell does
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer = threading.Timer(after, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        dae.train(tg, r=2, n_steps=10_000_000, lr=0.2, replicas=2, seed=0)  # hours if not interrupted
-    assert time.perf_counter() - t0 < 10.0
+        run()
+    assert time.perf_counter() - t0 < within
+
+
+def test_ctrl_c_interrupts_training(request):
+    tg = _trimodal(2000)[2]
+    _assert_ctrl_c_stops(request, lambda: dae.train(tg, r=2, n_steps=10_000_000, lr=0.2, replicas=2,
+                                                     seed=0))  # hours if not interrupted
 
 
 def test_ctrl_c_interrupts_single_replica_with_prefetch_helper(request):
-    import os
-    import signal
-    import threading
-    import time
-
-    m, E, tg = _trimodal(2000)
-    # a runner that starts the suite with SIGINT ignored (a background job, some CI) would
-    # swallow the signal: raise KeyboardInterrupt on it for this test, as an interactive shell does
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    t0 = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        dae.train(tg, r=2, n_steps=10_000_000, lr=0.2, replicas=1, threads=2, seed=0)
-    assert time.perf_counter() - t0 < 10.0
+    tg = _trimodal(2000)[2]
+    _assert_ctrl_c_stops(request, lambda: dae.train(tg, r=2, n_steps=10_000_000, lr=0.2, replicas=1, threads=2,
+                                                     seed=0))
     # the helper thread was joined: a fresh run still works and matches one thread
     kw = dict(r=2, n_steps=50, lr=0.2, seed=0)
     np.testing.assert_array_equal(dae.train(tg, threads=2, **kw).w, dae.train(tg, threads=1, **kw).w)

@@ -51,11 +51,17 @@ def test_d2_generation(tmp_path):
 
 def test_d3_digits_mode_collapse(tmp_path):
     res = _run("dae-digits", tmp_path)
-    s = res.summary
-    assert s["trained b:total_variance_ratio"] < 0.3     # variance loss
-    fixed = [k for k in s if k.startswith("fixed") and k.endswith("total_variance_ratio")][0]
-    assert s[fixed] > 3 * s["trained b:total_variance_ratio"]   # the remedy restores variance
-    assert s["trained b:b"] < 0.1
+    # the summary table: one row per (variant, quantity) at the last tau
+    s = {(r["variant"].split("=")[0], r["quantity"]): r for r in res.summary["by_variant"]}
+    trained = s["trained b", "generated / target total variance"]
+    assert trained["simulation"] < 0.3     # variance loss
+    assert s["fixed b", "generated / target total variance"]["simulation"] > 3 * trained["simulation"]  # the remedy
+    assert s["trained b", "skip connection b"]["simulation"] < 0.1
+    # each row: the mean over the seeds of the table's values, the ODE's likewise
+    last = res.table[(res.table.tau == res.summary["last_tau"]) & (res.table.variant == "trained b")]
+    assert trained["simulation"] == pytest.approx(last[last.metric == "total_variance_ratio"].value.mean(), rel=1e-12)
+    assert trained["ODE"] == pytest.approx(last[last.metric == "total_variance_ratio_ode"].value.mean(), rel=1e-12)
+    assert trained["ci_low"] < trained["simulation"] < trained["ci_high"]
     # spectral-closure ODE (spikes + quantile bins of the digits spectrum, weight decay 0.784) from
     # the same initial weights: b, tr Q and the generated total variance follow the simulation
     # (quick: measured within 1-3%; without the weight decay in the simulation tr Q is off by 70%)

@@ -107,7 +107,7 @@ def test_mlflow_callback_logs_params_once_and_metrics_with_steps(monkeypatch):
     with MLflowCallback(experiment="exp", run_name="gauss") as cb:
         res = _run(cb)
     calls = _FakeClient.calls
-    assert calls[:3] == [("init", "file:./mlruns"), ("experiment", "exp"), ("run", "7", "gauss")]
+    assert calls[:3] == [("init", None), ("experiment", "exp"), ("run", "7", "gauss")]
     params = {c[1]: c[2] for c in calls if c[0] == "param"}
     assert params["learner.name"] == "gaussian" and params["workflow"] == "mix"
     assert params["seed"] == "0" and params["synthetic_ratio"] == "1.0"
@@ -121,14 +121,30 @@ def test_mlflow_callback_logs_params_once_and_metrics_with_steps(monkeypatch):
     assert calls[-1] == ("end", "r1")
 
 
-def test_real_mlflow_file_store(tmp_path):
+@pytest.mark.parametrize("store", ["sqlite", "file"])
+def test_real_mlflow_store(tmp_path, monkeypatch, store):
+    """Against a real MLflow (skipped where it is not installed): every parameter of the flattened
+    configuration, each metric's full history (step = round, the float64 values of the result
+    table) and the config artifact read back with MlflowClient, from a local database and from a
+    file store (which MLflow >= 3.7 refuses unless MLFLOW_ALLOW_FILE_STORE is set). Kills: a
+    metric logged at the wrong step, a parameter dropped, the configuration not logged."""
     mlflow = pytest.importorskip("mlflow")
-    with MLflowCallback(tracking_uri=f"file:{tmp_path}/mlruns", experiment="e") as cb:
+    from modelcollapse.recursion._tracking import _flatten
+
+    monkeypatch.chdir(tmp_path)                         # the database store's artifacts go to ./mlruns
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = f"sqlite:///{tmp_path}/mlflow.db" if store == "sqlite" else f"file:{tmp_path}/mlruns"
+    with MLflowCallback(tracking_uri=uri, experiment="e", run_name="gauss") as cb:
         res = _run(cb)
-    run = mlflow.tracking.MlflowClient(f"file:{tmp_path}/mlruns").get_run(cb.run_id)
-    history = mlflow.tracking.MlflowClient(f"file:{tmp_path}/mlruns").get_metric_history(cb.run_id, "std")
-    assert [m.step for m in history] == [0, 1, 2, 3]
-    assert run.data.params["workflow"] == "mix" and res.config["workflow"] == "mix"
+    client = mlflow.tracking.MlflowClient(uri)
+    run = client.get_run(cb.run_id)
+    assert run.info.run_name == "gauss" and run.info.status == "FINISHED"
+    assert run.data.params == {k: "None" if v is None else str(v) for k, v in _flatten(res.config).items()}
+    for key, per_round in _expected(res).items():
+        history = sorted(client.get_metric_history(cb.run_id, key), key=lambda m: m.step)
+        assert [(m.step, m.value) for m in history] == sorted(per_round.items())
+    path = client.download_artifacts(cb.run_id, "config.json", str(tmp_path))
+    assert json.loads(open(path).read()) == json.loads(json.dumps(res.config))
 
 
 @pytest.mark.parametrize("cls, module", [(TensorBoardCallback, "tensorboard"), (MLflowCallback, "mlflow")])

@@ -119,9 +119,12 @@ def test_independent_draws_match_exact_laws(tmp_path):
     for n in range(1, 5):
         z = (t[f"g_{n}"] - t[f"g_{n}_exact"]) / t[f"g_{n}_se"]
         assert np.all(np.abs(z) < 5), (n, z.values)
-    # W2 to the exact law is at the level of sampling noise, far below W2(p_hat_k, p)
+    # W2 to the exact law is at the level of sampling noise, far below W2(p_hat_k, p). The
+    # noise level: W2 between 2e4 exact draws of each round's law and the law has median
+    # 0.013-0.022 and max 0.047 over 30 seeds x 4 rounds (measured when the generator changed;
+    # the former bound 0.03 was exceeded by 23% of exact round-0 draws), hence 0.05.
     w2_data = [tr.w2_1d_laws(res.exact.output_mixture(k), p) for k in range(4)]
-    assert np.all(t["w2_to_exact"].values < 0.03) and np.all(t["w2_to_exact"].values < 0.3 * np.array(w2_data))
+    assert np.all(t["w2_to_exact"].values < 0.05) and np.all(t["w2_to_exact"].values < 0.3 * np.array(w2_data))
     # resuming from checkpoints gives the same table
     again = tr.simulate_recursion(p, 3, 20_000, 0.3, 0.1, model="independent", steps=200, seed=1, progress=False,
                                   hermite_degree=4, checkpoint_dir=tmp_path / "ck")

@@ -12,7 +12,7 @@
 // pass 1 forms the local fields w^T x_0, w^T x_1, the Gram matrix w^T w and the three norms;
 // everything else is r-dimensional; pass 2 applies w <- w C + x_0 a^T + x_1 c^T.
 //
-// Randomness (Philox, random.hpp): replica k uses streams make_stream(purpose, k), so a
+// Randomness (ARS-7, random.hpp): replica k uses streams make_stream(purpose, k), so a
 // replica's trajectory does not depend on the number of threads nor on the other replicas.
 // Normals are drawn in blocks of several steps through rng::fill_normals; with a spare
 // thread, a helper draws the next block while the current one is consumed (BlockPrefetcher).
@@ -417,7 +417,8 @@ struct SampleBlock {
     }
 };
 
-// Rows [0, nb) of a block's x1, drawn by whichever thread claims them: the SGD thread claims
+// Pieces [0, n) of a block's x1 (kX1Piece numbers each, see x1_pieces; "rows" below), drawn by
+// whichever thread claims them: the SGD thread claims
 // from the bottom (the row it needs next), the helper from the top (when it has nothing else
 // to do), so the split adapts to the speed of both. One atomic word holds lo (low half) and
 // hi (high half): rows < lo belong to the SGD thread, rows >= hi to the helper. A helper
@@ -484,9 +485,23 @@ inline void fill_x1_row(const Target& tg, std::uint64_t seed, std::uint64_t repl
     R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), step * tg.d, tg.d, x1);
 }
 
+// Pieces of a block's x1 shared by the two threads of BlockPrefetcher: numbers
+// [p kX1Piece, (p + 1) kX1Piece) of the block (they need not align with rows). Rows of a
+// large d are cut so that both threads can share a one-step block (d >= 16384): with whole
+// rows as the unit, one thread drew the whole x1 of such a step and the speed-up stalled
+// at ~1.3x (issue 16). Which thread draws a piece never changes the numbers.
+constexpr std::size_t kX1Piece = 1024;
+inline std::size_t x1_pieces(std::size_t nb, std::size_t d) { return (nb * d + kX1Piece - 1) / kX1Piece; }
+inline void fill_x1_piece(const Target& tg, std::uint64_t seed, std::uint64_t replica, std::size_t start,
+                          std::size_t nb, std::size_t p, double* x1) {
+    namespace R = modelcollapse::rng;
+    const std::size_t a = p * kX1Piece, e = std::min(nb * tg.d, a + kX1Piece);
+    R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), start * tg.d + a, e - a, x1 + a);
+}
+
 // Double-buffered producer of sample blocks on a persistent helper thread.
 //
-// A single replica is bound by the Philox + Box-Muller normals (2 d per step, ~5 ns each,
+// A single replica is bound by the ARS-7 + Box-Muller normals (2 d per step, ~3-4 ns each,
 // against ~1 us for the SGD arithmetic at d = 1000), so when a core is idle it pays to
 // draw block k+1 there while the SGD loop consumes block k. The work is split to balance
 // the two threads: the helper draws x0 and the uniforms of block k+1, publishes it, then
@@ -531,25 +546,33 @@ class BlockPrefetcher {
         if (j >= filled_) return nullptr;
         return &buf_[j % 2];
     }
-    // Row q of block j's raw x1 (mixture targets): drawn here if the helper has not claimed
-    // it, else waited for (the helper draws its rows top-down, so this waits for at most the
-    // row in progress).
+    // Row q of block j's raw x1 (mixture targets): its pieces are drawn here if the helper
+    // has not claimed them, else waited for (the helper draws its pieces top-down, so this
+    // waits for at most the piece in progress). Rows are asked for in order within a block.
     const double* x1_row(std::size_t j, std::size_t q) {
         SampleBlock& blk = buf_[j % 2];
         RowClaims& rc = claims_[j % 2];
-        double* row = blk.x1.data() + q * tg_.d;
-        if (rc.claim_low(q)) {
-            fill_x1_row(tg_, seed_, replica_, j * B_ + q, row);
-            return row;
+        const std::size_t d = tg_.d, nb = std::min(B_, n_steps_ - j * B_);
+        if (j != own_block_) {
+            own_block_ = j;
+            own_next_ = 0;
         }
-        while (!rc.is_ready(q)) {
-            if (error_seen_.load(std::memory_order_acquire)) {
-                std::lock_guard<std::mutex> lock(mutex_);
-                std::rethrow_exception(error_);
+        const std::size_t first = q * d / kX1Piece, last = ((q + 1) * d - 1) / kX1Piece;
+        for (std::size_t p = std::max(first, own_next_); p <= last; ++p) {
+            if (rc.claim_low(p)) {
+                fill_x1_piece(tg_, seed_, replica_, j * B_, nb, p, blk.x1.data());
+                own_next_ = p + 1;
+                continue;
             }
-            std::this_thread::yield();
+            while (!rc.is_ready(p)) {
+                if (error_seen_.load(std::memory_order_acquire)) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    std::rethrow_exception(error_);
+                }
+                std::this_thread::yield();
+            }
         }
-        return row;
+        return blk.x1.data() + q * d;
     }
     // Hands the buffer of block j back to the helper.
     void release(std::size_t j) {
@@ -573,7 +596,7 @@ class BlockPrefetcher {
                 // The buffer is ours until `filled_` is published: no lock while drawing.
                 const std::size_t start = j * B_, nb = std::min(B_, n_steps_ - start);
                 fill_block(tg_, seed_, replica_, start, nb, buf_[j % 2]);
-                if (tg_.data == nullptr) claims_[j % 2].reset(nb);
+                if (tg_.data == nullptr) claims_[j % 2].reset(x1_pieces(nb, tg_.d));
                 {
                     std::lock_guard<std::mutex> lock(mutex_);
                     filled_ = j + 1;
@@ -602,9 +625,10 @@ class BlockPrefetcher {
         if (tg_.data != nullptr) return;
         RowClaims& rc = claims_[j % 2];
         double* x1 = buf_[j % 2].x1.data();
-        for (std::size_t q; (q = rc.claim_high()) != RowClaims::kNone;) {
-            fill_x1_row(tg_, seed_, replica_, j * B_ + q, x1 + q * tg_.d);
-            rc.mark_ready(q);
+        const std::size_t nb = std::min(B_, n_steps_ - j * B_);
+        for (std::size_t p; (p = rc.claim_high()) != RowClaims::kNone;) {
+            fill_x1_piece(tg_, seed_, replica_, j * B_, nb, p, x1);
+            rc.mark_ready(p);
             if (stop_.stop_requested()) return;
         }
     }
@@ -614,11 +638,12 @@ class BlockPrefetcher {
     std::size_t n_steps_, B_, n_blocks_;
     StopToken stop_;
     SampleBlock buf_[2];
-    RowClaims claims_[2] = {RowClaims(B_), RowClaims(B_)};
+    RowClaims claims_[2] = {RowClaims(x1_pieces(B_, tg_.d)), RowClaims(x1_pieces(B_, tg_.d))};
     std::atomic<bool> error_seen_{false};
     std::mutex mutex_;
     std::condition_variable cv_;
     std::size_t filled_ = 0, consumed_ = 0;
+    std::size_t own_block_ = ~std::size_t(0), own_next_ = 0;  // SGD thread: next x1 piece it has not handled
     bool quit_ = false;
     std::exception_ptr error_;
     std::thread helper_;  // last member: started once everything above is constructed

@@ -1,13 +1,22 @@
-// Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11) and a Box-Muller
+// Counter-based random numbers: ARS-7 (AES rounds with a Weyl key schedule; Salmon, Moraes,
+// Dror and Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC'11) and a Box-Muller
 // normal transform.
 //
 // A draw is a pure function of (seed, stream, counter): no state is carried between calls,
 // so any partition of the work over threads reproduces the same numbers bit for bit.
-// Layout used everywhere in the library:
-//   key     = (seed & 0xffffffff, seed >> 32)
-//   counter = (c & 0xffffffff, c >> 32, stream & 0xffffffff, stream >> 32)
-// One block (4 x 32 bits) gives two 53-bit uniforms in (0, 1) and, through Box-Muller,
-// two standard normals: normal number j of a stream comes from block j / 2.
+// Layout used everywhere in the library (128-bit values as (low, high) 64-bit halves, the
+// byte order of an x86 register):
+//   key     = (seed, 0)
+//   counter = (c, stream)
+// One block (128 bits) gives two 53-bit uniforms in (0, 1) (from its low and its high
+// half) and, through Box-Muller, two standard normals: normal number j of a stream comes
+// from block j / 2.
+//
+// Why ARS: on CPUs with AES instructions (x86-64 since 2010) ARS-7 costs 7 AES rounds per
+// block, ~0.2 ns per normal, where Philox4x32-10 (the previous generator) cost ~1.1-1.7 ns
+// with AVX2 intrinsics, 40% of a normal (docs/foundation.md, section "Randomness").
+// Without AES instructions (other CPUs, or a build without dispatch) the rounds run in
+// portable C++ (byte tables): slower, same bits.
 #pragma once
 
 #include <array>
@@ -17,22 +26,17 @@
 
 #include "fastmath.hpp"
 
-// Philox with AVX2 intrinsics where the CPU has it (GCC/clang on x86-64): the vectoriser
-// emulates a full 64 x 64-bit product for the 32 x 32 -> 64 multiply of each round, which
-// made the batched generator ~2x slower than this hand-written form. Integer arithmetic
-// only, so both paths give the same bits.
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(MODELCOLLAPSE_NO_DISPATCH)
-#define MODELCOLLAPSE_PHILOX_AVX2 1
+#define MODELCOLLAPSE_ARS_AESNI 1
 #include <immintrin.h>
 #endif
 
 namespace modelcollapse {
 namespace rng {
 
-constexpr std::uint32_t kPhiloxM0 = 0xD2511F53u;
-constexpr std::uint32_t kPhiloxM1 = 0xCD9E8D57u;
-constexpr std::uint32_t kPhiloxW0 = 0x9E3779B9u;
-constexpr std::uint32_t kPhiloxW1 = 0xBB67AE85u;
+constexpr int kArsRounds = 7;  // Random123's default for ARS (ARS-5 already passes BigCrush)
+constexpr std::uint64_t kArsWeylLo = 0x9E3779B97F4A7C15ull;  // golden ratio
+constexpr std::uint64_t kArsWeylHi = 0xBB67AE8584CAA73Bull;  // sqrt(3) - 1
 constexpr double kTwoPi = 6.283185307179586476925286766559;
 constexpr double kTwoPow53Inv = 1.0 / 9007199254740992.0;
 
@@ -63,43 +67,171 @@ inline std::uint64_t make_stream(std::uint64_t purpose, std::uint64_t index) {
 }
 
 struct Block {
-    std::uint32_t w[4];
+    std::uint64_t lo, hi;
 };
 
-inline Block philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2,
-                           std::uint32_t c3, std::uint32_t k0, std::uint32_t k1) {
-    for (int round = 0; round < 10; ++round) {
-        if (round > 0) {
-            k0 += kPhiloxW0;
-            k1 += kPhiloxW1;
+namespace detail {
+
+// The AES S-box, computed (multiplicative inverse in GF(2^8) mod x^8 + x^4 + x^3 + x + 1,
+// then the affine map), for the portable rounds.
+struct SBox {
+    unsigned char v[256];
+    constexpr SBox() : v() {
+        for (int x = 0; x < 256; ++x) {
+            // x^254 = x^-1 (0 -> 0) by square-and-multiply in GF(2^8)
+            auto mul = [](int a, int b) {
+                int p = 0;
+                for (int i = 0; i < 8; ++i) {
+                    if (b & 1) p ^= a;
+                    const int hi = a & 0x80;
+                    a = (a << 1) & 0xff;
+                    if (hi) a ^= 0x1b;
+                    b >>= 1;
+                }
+                return p;
+            };
+            int inv = 1, base = x, e = 254;
+            while (e) {
+                if (e & 1) inv = mul(inv, base);
+                base = mul(base, base);
+                e >>= 1;
+            }
+            if (x == 0) inv = 0;
+            int s = inv;
+            for (int r = 1; r < 5; ++r) s ^= ((inv << r) | (inv >> (8 - r))) & 0xff;
+            v[x] = static_cast<unsigned char>(s ^ 0x63);
         }
-        std::uint64_t p0 = static_cast<std::uint64_t>(kPhiloxM0) * c0;
-        std::uint64_t p1 = static_cast<std::uint64_t>(kPhiloxM1) * c2;
-        std::uint32_t hi0 = static_cast<std::uint32_t>(p0 >> 32), lo0 = static_cast<std::uint32_t>(p0);
-        std::uint32_t hi1 = static_cast<std::uint32_t>(p1 >> 32), lo1 = static_cast<std::uint32_t>(p1);
-        std::uint32_t n0 = hi1 ^ c1 ^ k0;
-        std::uint32_t n2 = hi0 ^ c3 ^ k1;
-        c0 = n0;
-        c1 = lo1;
-        c2 = n2;
-        c3 = lo0;
     }
-    return Block{{c0, c1, c2, c3}};
+};
+constexpr SBox kSBox{};
+
+inline unsigned char xtime(unsigned char a) {
+    return static_cast<unsigned char>((a << 1) ^ ((a & 0x80) ? 0x1b : 0));
+}
+
+// One AES encryption round on the state (byte i = row i % 4, column i / 4: the register's
+// byte order), as the AESENC / AESENCLAST instructions: ShiftRows, SubBytes, MixColumns
+// (not in the last round), then xor with the round key.
+inline void aes_round(unsigned char* st, const unsigned char* rk, bool last) {
+    unsigned char t[16];
+    for (int c = 0; c < 4; ++c)
+        for (int r = 0; r < 4; ++r) t[r + 4 * c] = kSBox.v[st[r + 4 * ((c + r) % 4)]];
+    for (int c = 0; c < 4; ++c) {
+        unsigned char* a = t + 4 * c;
+        if (!last) {
+            const unsigned char a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+            const unsigned char all = static_cast<unsigned char>(a0 ^ a1 ^ a2 ^ a3);
+            a[0] = static_cast<unsigned char>(a0 ^ all ^ xtime(static_cast<unsigned char>(a0 ^ a1)));
+            a[1] = static_cast<unsigned char>(a1 ^ all ^ xtime(static_cast<unsigned char>(a1 ^ a2)));
+            a[2] = static_cast<unsigned char>(a2 ^ all ^ xtime(static_cast<unsigned char>(a2 ^ a3)));
+            a[3] = static_cast<unsigned char>(a3 ^ all ^ xtime(static_cast<unsigned char>(a3 ^ a0)));
+        }
+        for (int r = 0; r < 4; ++r) st[r + 4 * c] = static_cast<unsigned char>(a[r] ^ rk[r + 4 * c]);
+    }
+}
+
+inline void to_bytes(std::uint64_t lo, std::uint64_t hi, unsigned char* b) {
+    for (int i = 0; i < 8; ++i) {
+        b[i] = static_cast<unsigned char>(lo >> (8 * i));
+        b[8 + i] = static_cast<unsigned char>(hi >> (8 * i));
+    }
+}
+inline void from_bytes(const unsigned char* b, std::uint64_t& lo, std::uint64_t& hi) {
+    lo = hi = 0;
+    for (int i = 0; i < 8; ++i) {
+        lo |= static_cast<std::uint64_t>(b[i]) << (8 * i);
+        hi |= static_cast<std::uint64_t>(b[8 + i]) << (8 * i);
+    }
+}
+
+}  // namespace detail
+
+// ARS-R of one 128-bit counter (portable): v = ctr ^ k; R - 1 AES rounds and a last round,
+// the round key advanced by the Weyl constants (64-bit lane adds) before each.
+inline Block ars_portable(std::uint64_t ctr_lo, std::uint64_t ctr_hi, std::uint64_t key_lo, std::uint64_t key_hi,
+                          int rounds = kArsRounds) {
+    unsigned char st[16], rk[16];
+    detail::to_bytes(ctr_lo ^ key_lo, ctr_hi ^ key_hi, st);
+    for (int r = 1; r <= rounds; ++r) {
+        key_lo += kArsWeylLo;
+        key_hi += kArsWeylHi;
+        detail::to_bytes(key_lo, key_hi, rk);
+        detail::aes_round(st, rk, r == rounds);
+    }
+    Block b;
+    detail::from_bytes(st, b.lo, b.hi);
+    return b;
+}
+
+#ifdef MODELCOLLAPSE_ARS_AESNI
+// ARS-R on n counters (lo[i], hi[i]) in place with the AES instructions, 8 blocks in flight
+// (an AESENC has a latency of ~4 cycles and two issue per cycle).
+template <int R>
+__attribute__((target("aes,sse2"))) inline void ars_aesni(std::size_t n, std::uint64_t* __restrict lo,
+                                                          std::uint64_t* __restrict hi, std::uint64_t key_lo,
+                                                          std::uint64_t key_hi) {
+    __m128i rk[R + 1];
+    rk[0] = _mm_set_epi64x(static_cast<long long>(key_hi), static_cast<long long>(key_lo));
+    const __m128i weyl = _mm_set_epi64x(static_cast<long long>(kArsWeylHi), static_cast<long long>(kArsWeylLo));
+    for (int r = 1; r <= R; ++r) rk[r] = _mm_add_epi64(rk[r - 1], weyl);
+    auto load = [&](std::size_t i) {
+        return _mm_xor_si128(_mm_set_epi64x(static_cast<long long>(hi[i]), static_cast<long long>(lo[i])), rk[0]);
+    };
+    auto store = [&](std::size_t i, __m128i v) {
+        alignas(16) std::uint64_t w[2];
+        _mm_store_si128(reinterpret_cast<__m128i*>(w), v);
+        lo[i] = w[0];
+        hi[i] = w[1];
+    };
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i v[8];
+        for (int q = 0; q < 8; ++q) v[q] = load(i + q);
+        for (int r = 1; r < R; ++r)
+            for (int q = 0; q < 8; ++q) v[q] = _mm_aesenc_si128(v[q], rk[r]);
+        for (int q = 0; q < 8; ++q) store(i + q, _mm_aesenclast_si128(v[q], rk[R]));
+    }
+    for (; i < n; ++i) {
+        __m128i v = load(i);
+        for (int r = 1; r < R; ++r) v = _mm_aesenc_si128(v, rk[r]);
+        store(i, _mm_aesenclast_si128(v, rk[R]));
+    }
+}
+
+inline bool cpu_has_aes() {
+    static const bool ok = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("aes") != 0;
+    }();
+    return ok;
+}
+#endif
+
+// ARS-7 on a batch of counters (lo[i], hi[i]) in place, key (seed, 0): with the AES
+// instructions where the CPU has them, else portable. Same bits either way.
+inline void ars_blocks(std::size_t n, std::uint64_t* __restrict lo, std::uint64_t* __restrict hi, std::uint64_t seed) {
+#ifdef MODELCOLLAPSE_ARS_AESNI
+    if (cpu_has_aes()) return ars_aesni<kArsRounds>(n, lo, hi, seed, 0);
+#endif
+    for (std::size_t i = 0; i < n; ++i) {
+        const Block b = ars_portable(lo[i], hi[i], seed, 0);
+        lo[i] = b.lo;
+        hi[i] = b.hi;
+    }
 }
 
 inline Block block(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter) {
-    return philox4x32_10(static_cast<std::uint32_t>(counter), static_cast<std::uint32_t>(counter >> 32),
-                         static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32),
-                         static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+    std::uint64_t lo = counter, hi = stream;
+    ars_blocks(1, &lo, &hi, seed);
+    return Block{lo, hi};
 }
 
-// 53-bit uniform strictly inside (0, 1) from two 32-bit words (hi, lo):
-// ((hi:lo >> 11) + 0.5) / 2^53, with + 0.5 rounded to even at the top of the range.
-// The integer -> double conversion is done with bit operations (exact: v < 2^53), so that
-// the batched loops below vectorise with SSE2; the value is identical to
-// static_cast<double>(v).
-inline double to_uniform(std::uint32_t hi, std::uint32_t lo) {
-    const std::uint64_t v = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 11;
+// 53-bit uniform strictly inside (0, 1) from a 64-bit word: ((x >> 11) + 0.5) / 2^53,
+// with + 0.5 rounded to even at the top of the range. The integer -> double conversion is
+// done with bit operations (exact: v < 2^53), so that the batched loops below vectorise
+// with SSE2; the value is identical to static_cast<double>(v).
+inline double to_uniform(std::uint64_t x) {
+    const std::uint64_t v = x >> 11;
     const double low = fastmath::bits_to_double((v & 0x000FFFFFFFFFFFFFull) | 0x4330000000000000ull) -
                        4503599627370496.0;                                                // v mod 2^52
     const double high = fastmath::bits_to_double((0 - (v >> 52)) & 0x4330000000000000ull);  // 0 or 2^52
@@ -107,8 +239,8 @@ inline double to_uniform(std::uint32_t hi, std::uint32_t lo) {
 }
 
 inline void uniform_pair(const Block& b, double& u0, double& u1) {
-    u0 = to_uniform(b.w[1], b.w[0]);
-    u1 = to_uniform(b.w[3], b.w[2]);
+    u0 = to_uniform(b.lo);
+    u1 = to_uniform(b.hi);
 }
 
 // z0 = r cos(theta), z1 = r sin(theta), r = sqrt(-2 log u0), theta = 2 pi u1 (theta rounded
@@ -124,135 +256,40 @@ inline void box_muller(double u0, double u1, double& z0, double& z1) {
     z1 = r * s;
 }
 
-// Philox on a batch of n independent blocks, in place: (c0, c1, c2, c3)[i] is the counter
-// of block i on entry and its output on exit. Same key for all. Vectorises across blocks
-// (32 x 32 -> 64-bit products are pmuludq with SSE2).
-inline void philox4x32_10_batch(std::size_t n, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1,
-                                std::uint32_t* __restrict c2, std::uint32_t* __restrict c3, std::uint32_t k0,
-                                std::uint32_t k1) {
-    for (int round = 0; round < 10; ++round) {
-#pragma omp simd
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::uint64_t p0 = static_cast<std::uint64_t>(kPhiloxM0) * c0[i];
-            const std::uint64_t p1 = static_cast<std::uint64_t>(kPhiloxM1) * c2[i];
-            const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[i] ^ k0;
-            const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[i] ^ k1;
-            c0[i] = n0;
-            c1[i] = static_cast<std::uint32_t>(p1);
-            c2[i] = n2;
-            c3[i] = static_cast<std::uint32_t>(p0);
-        }
-        k0 += kPhiloxW0;
-        k1 += kPhiloxW1;
-    }
-}
-
-#ifdef MODELCOLLAPSE_PHILOX_AVX2
-// philox4x32_10_batch for n blocks, 8 at a time (two independent groups of four 64-bit
-// lanes, each lane holding one 32-bit word in its low half). _mm256_mul_epu32 reads only
-// the low halves, so the products' high halves are never masked inside the rounds: the
-// garbage they leave in the upper halves of (c1, c3) never reaches a low half, and the
-// outputs are packed back to 32 bits at the end. The tail (< 8 blocks) is scalar.
-__attribute__((target("avx2"))) inline void philox4x32_10_batch_avx2(
-    std::size_t n, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1, std::uint32_t* __restrict c2,
-    std::uint32_t* __restrict c3, std::uint32_t k0_in, std::uint32_t k1_in) {
-    const __m256i m0 = _mm256_set1_epi64x(kPhiloxM0), m1 = _mm256_set1_epi64x(kPhiloxM1);
-    const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    std::uint32_t* const words[4] = {c0, c1, c2, c3};
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i x[4][2];  // x[word][group]
-        for (int w = 0; w < 4; ++w)
-            for (int g = 0; g < 2; ++g)
-                x[w][g] = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(words[w] + i + 4 * g)));
-        std::uint32_t k0 = k0_in, k1 = k1_in;
-        for (int round = 0; round < 10; ++round) {
-            const __m256i kk0 = _mm256_set1_epi64x(k0), kk1 = _mm256_set1_epi64x(k1);
-            for (int g = 0; g < 2; ++g) {
-                const __m256i p0 = _mm256_mul_epu32(x[0][g], m0);
-                const __m256i p1 = _mm256_mul_epu32(x[2][g], m1);
-                x[0][g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x[1][g]), kk0);
-                x[2][g] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x[3][g]), kk1);
-                x[1][g] = p1;
-                x[3][g] = p0;
-            }
-            k0 += kPhiloxW0;
-            k1 += kPhiloxW1;
-        }
-        for (int w = 0; w < 4; ++w)
-            for (int g = 0; g < 2; ++g)
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(words[w] + i + 4 * g),
-                                 _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(x[w][g], pack)));
-    }
-    for (; i < n; ++i) {
-        const Block b = philox4x32_10(c0[i], c1[i], c2[i], c3[i], k0_in, k1_in);
-        c0[i] = b.w[0];
-        c1[i] = b.w[1];
-        c2[i] = b.w[2];
-        c3[i] = b.w[3];
-    }
-}
-
-inline bool cpu_has_avx2() {
-    static const bool ok = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") != 0;
-    }();
-    return ok;
-}
-#endif
-
-// Philox on a batch of blocks, in place (philox4x32_10_batch), through the AVX2 form when
-// the CPU has it.
-inline void philox_blocks(std::size_t n, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1,
-                          std::uint32_t* __restrict c2, std::uint32_t* __restrict c3, std::uint32_t k0,
-                          std::uint32_t k1) {
-#ifdef MODELCOLLAPSE_PHILOX_AVX2
-    if (cpu_has_avx2()) return philox4x32_10_batch_avx2(n, c0, c1, c2, c3, k0, k1);
-#endif
-    philox4x32_10_batch(n, c0, c1, c2, c3, k0, k1);
-}
-
 // Blocks handled per batch by the bulk generators below.
 constexpr std::size_t kBatch = 128;
 
 namespace detail {
 
-// m <= kBatch blocks (c0..c3 = counters, consumed) -> normal pairs (z0[i], z1[i]).
-MODELCOLLAPSE_HOT void normals_from_counters(std::size_t m, std::uint32_t* __restrict c0, std::uint32_t* __restrict c1,
-                                            std::uint32_t* __restrict c2, std::uint32_t* __restrict c3,
-                                            std::uint32_t k0, std::uint32_t k1, double* __restrict z0,
-                                            double* __restrict z1) {
-    philox_blocks(m, c0, c1, c2, c3, k0, k1);
-    alignas(64) double u0[kBatch], u1[kBatch];
+// m <= kBatch blocks' outputs (lo[i], hi[i]) -> normal pairs: (z[2i], z[2i + 1]) when
+// interleaved, else (z0[i], z1[i]). The one transform of every path (vectorised over
+// blocks), so a normal's bits do not depend on how a run was split into calls.
+// Compiled with FMA where the CPU has it (MODELCOLLAPSE_HOT_FMA): 1.13-1.16x faster than
+// the AVX2 clone without FMA (measured in one process); the normals then differ between an
+// FMA and a non-FMA CPU in the last bits (a few ulp), never between thread counts or call
+// splits on one machine (docs/foundation.md, section "Randomness").
+MODELCOLLAPSE_HOT_FMA void normals_from_blocks(std::size_t m, const std::uint64_t* __restrict lo,
+                                          const std::uint64_t* __restrict hi, double* __restrict z0,
+                                          double* __restrict z1, bool interleaved) {
+    if (interleaved) {
 #pragma omp simd
-    for (std::size_t i = 0; i < m; ++i) {
-        u0[i] = to_uniform(c1[i], c0[i]);
-        u1[i] = to_uniform(c3[i], c2[i]);
+        for (std::size_t i = 0; i < m; ++i) box_muller(to_uniform(lo[i]), to_uniform(hi[i]), z0[2 * i], z0[2 * i + 1]);
+    } else {
+#pragma omp simd
+        for (std::size_t i = 0; i < m; ++i) box_muller(to_uniform(lo[i]), to_uniform(hi[i]), z0[i], z1[i]);
     }
-#pragma omp simd
-    for (std::size_t i = 0; i < m; ++i) box_muller(u0[i], u1[i], z0[i], z1[i]);
 }
 
 // m <= kBatch consecutive blocks c, c + 1, ... of one stream -> 2m normals, interleaved.
-MODELCOLLAPSE_HOT void normals_run(std::size_t m, std::uint64_t c, std::uint32_t s0, std::uint32_t s1,
-                                   std::uint32_t k0, std::uint32_t k1, double* __restrict out) {
-    alignas(64) std::uint32_t w0[kBatch], w1[kBatch], w2[kBatch], w3[kBatch];
-    alignas(64) double u0[kBatch], u1[kBatch];
+inline void normals_run(std::size_t m, std::uint64_t seed, std::uint64_t stream, std::uint64_t c,
+                        double* __restrict out) {
+    alignas(64) std::uint64_t lo[kBatch], hi[kBatch];
     for (std::size_t q = 0; q < m; ++q) {
-        w0[q] = static_cast<std::uint32_t>(c + q);
-        w1[q] = static_cast<std::uint32_t>((c + q) >> 32);
-        w2[q] = s0;
-        w3[q] = s1;
+        lo[q] = c + q;
+        hi[q] = stream;
     }
-    philox_blocks(m, w0, w1, w2, w3, k0, k1);
-#pragma omp simd
-    for (std::size_t q = 0; q < m; ++q) {
-        u0[q] = to_uniform(w1[q], w0[q]);
-        u1[q] = to_uniform(w3[q], w2[q]);
-    }
-#pragma omp simd
-    for (std::size_t q = 0; q < m; ++q) box_muller(u0[q], u1[q], out[2 * q], out[2 * q + 1]);
+    ars_blocks(m, lo, hi, seed);
+    normals_from_blocks(m, lo, hi, out, nullptr, true);
 }
 
 }  // namespace detail
@@ -262,17 +299,15 @@ MODELCOLLAPSE_HOT void normals_run(std::size_t m, std::uint64_t c, std::uint32_t
 // uniform_pair(block(...)).
 inline void normal_pairs(std::uint64_t seed, std::size_t n, const std::uint64_t* stream,
                          const std::uint64_t* counter, double* z0, double* z1) {
-    alignas(64) std::uint32_t w0[kBatch], w1[kBatch], w2[kBatch], w3[kBatch];
-    const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+    alignas(64) std::uint64_t lo[kBatch], hi[kBatch];
     for (std::size_t b = 0; b < n; b += kBatch) {
         const std::size_t m = n - b < kBatch ? n - b : kBatch;
         for (std::size_t i = 0; i < m; ++i) {
-            w0[i] = static_cast<std::uint32_t>(counter[b + i]);
-            w1[i] = static_cast<std::uint32_t>(counter[b + i] >> 32);
-            w2[i] = static_cast<std::uint32_t>(stream[b + i]);
-            w3[i] = static_cast<std::uint32_t>(stream[b + i] >> 32);
+            lo[i] = counter[b + i];
+            hi[i] = stream[b + i];
         }
-        detail::normals_from_counters(m, w0, w1, w2, w3, k0, k1, z0 + b, z1 + b);
+        ars_blocks(m, lo, hi, seed);
+        detail::normals_from_blocks(m, lo, hi, z0 + b, z1 + b, false);
     }
 }
 
@@ -289,41 +324,30 @@ inline void fill_uniforms(std::uint64_t seed, std::uint64_t stream, std::uint64_
     }
 }
 
-// Standard normals number [first, first + n) of a stream (two per block). Long runs are
-// generated kBatch blocks at a time (Philox for the whole batch, then the transform), both
-// stages vectorised; the numbers are the same as one block at a time.
+// Standard normals number [first, first + n) of a stream (two per block), generated kBatch
+// blocks at a time (the generator for the whole batch, then the transform); the numbers
+// are the same as one block at a time.
 inline void fill_normals(std::uint64_t seed, std::uint64_t stream, std::uint64_t first,
                          std::size_t n, double* out) {
     std::size_t i = 0;
     std::uint64_t j = first;
     if (j % 2 == 1 && n > 0) {  // odd start: second half of a block
-        double u0, u1, z0, z1;
-        uniform_pair(block(seed, stream, j / 2), u0, u1);
-        box_muller(u0, u1, z0, z1);
-        out[i++] = z1;
+        double z[2];
+        detail::normals_run(1, seed, stream, j / 2, z);
+        out[i++] = z[1];
         ++j;
     }
-    if (n - i >= 8) {
-        const auto k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-        const auto s0 = static_cast<std::uint32_t>(stream), s1 = static_cast<std::uint32_t>(stream >> 32);
-        while (n - i >= 2) {
-            const std::size_t pairs = (n - i) / 2;
-            const std::size_t m = pairs < kBatch ? pairs : kBatch;
-            detail::normals_run(m, j / 2, s0, s1, k0, k1, out + i);
-            i += 2 * m;
-            j += 2 * m;
-        }
+    while (n - i >= 2) {
+        const std::size_t pairs = (n - i) / 2;
+        const std::size_t m = pairs < kBatch ? pairs : kBatch;
+        detail::normals_run(m, seed, stream, j / 2, out + i);
+        i += 2 * m;
+        j += 2 * m;
     }
-    for (; i + 1 < n; i += 2, j += 2) {
-        double u0, u1;
-        uniform_pair(block(seed, stream, j / 2), u0, u1);
-        box_muller(u0, u1, out[i], out[i + 1]);
-    }
-    if (i < n) {
-        double u0, u1, z0, z1;
-        uniform_pair(block(seed, stream, j / 2), u0, u1);
-        box_muller(u0, u1, z0, z1);
-        out[i] = z0;
+    if (i < n) {  // odd end: first half of a block
+        double z[2];
+        detail::normals_run(1, seed, stream, j / 2, z);
+        out[i] = z[0];
     }
 }
 

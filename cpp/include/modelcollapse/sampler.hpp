@@ -141,7 +141,7 @@ void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, c
     if (cfg.times.size() < 2) throw std::invalid_argument("time grid needs at least 2 points");
     const std::size_t steps = cfg.times.size() - 1;
     const std::size_t dpad = d + (d % 2);
-    const std::size_t half = dpad / 2;  // Philox blocks per sample and step
+    const std::size_t half = dpad / 2;  // generator blocks (2 normals each) per sample and step
 
     std::vector<double> drift_coef(steps), score_coef(steps), noise_coef(steps);
     for (std::size_t k = 0; k < steps; ++k) {

@@ -133,6 +133,15 @@ def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[
     return (m, m - half, m + half)
 
 
+def mean_ci_fields(values: Sequence[float] | np.ndarray, estimate: str = "mean") -> dict[str, float | None]:
+    """``{estimate: mean, "ci_low": ..., "ci_high": ...}`` of :func:`mean_ci`, the bounds None when
+    there is no interval (fewer than two replicates): a row of a summary table, whose
+    ``ci_low``/``ci_high`` become one ``95% CI`` column that sets the row's rounding."""
+    m, lo, hi = mean_ci(values)
+    finite = math.isfinite(lo) and math.isfinite(hi)
+    return {estimate: m, "ci_low": lo if finite else None, "ci_high": hi if finite else None}
+
+
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], data: np.ndarray, *, n_boot: int = 2000,
                  level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """Percentile bootstrap: ``(statistic(data), low, high)``, resampling rows of ``data``."""

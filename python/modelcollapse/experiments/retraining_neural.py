@@ -112,6 +112,37 @@ def mode_fraction(x: np.ndarray) -> float:
     return float(np.mean(d < 2 * 0.5 / math.sqrt(2)))
 
 
+# (title, axis label) of each metric in the figures; the title names it in the summary
+_METRIC_NAMES = {"w2": ("W2 to held-out data", "W2"), "w1": ("W1 to held-out data", "W1"),
+                 "precision": ("precision (k = 4)", "precision"), "recall": ("recall (k = 4)", "recall"),
+                 "std": ("sample standard deviation", "std of the samples"),
+                 "param_distance": ("parameter distance to theta_0", "||theta_t - theta_0|| / sqrt(p)"),
+                 "mode_fraction": ("fraction within 2 sd of a mode centre", "fraction near a mode")}
+
+
+def _summary(table: pd.DataFrame, config: NeuralRetrainingConfig, floor: list[float]) -> dict[str, Any]:
+    """Summary tables with the mean over seeds and its Student-t 95% CI: ``final_round`` (one
+    row per metric and lambda after the last round) and ``reference`` (the W2 noise floor
+    between two real sets, and theta_0's W2 and mode fraction at round 0)."""
+    from ._claims import mean_ci_fields
+
+    def seeds_of(lam: float, rnd: int, metric: str) -> np.ndarray:
+        sub = table[(table.synthetic_ratio == lam) & (table["round"] == rnd) & (table.metric == metric)]
+        return sub.sort_values("seed").value.to_numpy()
+
+    final = [{"metric": _METRIC_NAMES.get(m, (m,))[0], "lambda": _label(lam),
+              **mean_ci_fields(seeds_of(lam, config.rounds, m), "mean over seeds")}
+             for m in ("w1", "w2", "precision", "recall", "std", "param_distance", "mode_fraction")
+             if m in set(table.metric) for lam in config.synthetic_ratios]
+    # theta_0 is shared: its round-0 metrics are the same for every lambda (one lambda's seeds)
+    lam0 = config.synthetic_ratios[0]
+    reference = [{"quantity": "W2 between two real sets (noise floor)", **mean_ci_fields(floor, "mean over seeds")}]
+    reference += [{"quantity": f"theta_0: {_METRIC_NAMES[m][0]}", **mean_ci_fields(seeds_of(lam0, 0, m),
+                                                                                    "mean over seeds")}
+                  for m in ("w2", "mode_fraction") if m in set(table.metric)]
+    return {"final_round": final, "reference": reference, "rounds": config.rounds, "seeds": len(config.seeds)}
+
+
 def run_neural(kind: str, config: NeuralRetrainingConfig, out_dir: Path, progress: bool) -> ExperimentOutput:
     """Shared driver of retraining-ddpm and retraining-flow."""
     try:
@@ -166,19 +197,10 @@ def run_neural(kind: str, config: NeuralRetrainingConfig, out_dir: Path, progres
     table = pd.concat(tables, ignore_index=True)
     figures = [_plot_densities(kind, config, densities, real0, out_dir), _plot_metrics(kind, table, out_dir)]
 
-    summary: dict[str, Any] = {"w2_noise_floor": {"mean": float(np.mean(floor)), "per_seed": floor},
-                               "theta0_loss": float(theta0["loss"])}
+    summary = _summary(table, config, floor)
+    summary["theta0_loss"] = float(theta0["loss"])
     if kind == "ddpm":
         summary["data_mode_fraction"] = mode_fraction(real)
-    last = table[table["round"] == config.rounds]
-    for lam in config.synthetic_ratios:
-        sub = last[last.synthetic_ratio == lam]
-        for m in ("w1", "w2", "precision", "recall", "std", "param_distance", "mode_fraction"):
-            vals = sub[sub.metric == m].value
-            if len(vals):
-                summary[f"{m}_final({_label(lam)})"] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=0))}
-    r0 = table[(table["round"] == 0) & (table.metric.isin(["w2", "mode_fraction"]))]
-    summary["theta0"] = {m: float(g.value.mean()) for m, g in r0.groupby("metric")}
     claims = _claims("rd" if kind == "ddpm" else "rf", kind, config, table, float(np.mean(floor)))
     return ExperimentOutput(table=table, figures=figures, summary=summary, claims=claims)
 
@@ -264,10 +286,6 @@ def _plot_densities(kind, config, densities, real, out_dir: Path) -> Path:
 
 def _plot_metrics(kind, table: pd.DataFrame, out_dir: Path) -> Path:
     metrics = [m for m in ("w1", "w2", "precision", "recall", "std", "param_distance") if m in set(table.metric)]
-    names = {"w2": ("W2 to held-out data", "W2"), "w1": ("W1 to held-out data", "W1"),
-             "precision": ("precision (k = 4)", "precision"), "recall": ("recall (k = 4)", "recall"),
-             "std": ("sample standard deviation", "std of the samples"),
-             "param_distance": ("parameter distance to theta_0", "||theta_t - theta_0|| / sqrt(p)")}
     fig, axes = panels(len(metrics), size=(3.6, 3.0),
                        title=f"{kind}: metrics per retraining round for each synthetic ratio lambda (mean +- std "
                              "over seeds; inf = fully synthetic)")
@@ -280,8 +298,8 @@ def _plot_metrics(kind, table: pd.DataFrame, out_dir: Path) -> Path:
             line, = ax.plot(stats.index, stats["mean"], ls=ls, marker=mk, ms=3, color=color, label=_label(lam))
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
                             color=line.get_color(), alpha=0.2)
-        ax.set_title(names.get(m, (m, m))[0])
-        ax.set(xlabel="retraining round", ylabel=names.get(m, (m, m))[1])
+        ax.set_title(_METRIC_NAMES.get(m, (m, m))[0])
+        ax.set(xlabel="retraining round", ylabel=_METRIC_NAMES.get(m, (m, m))[1])
     legend_below(fig, axes[0])
     path = out_dir / f"retraining_{kind}_metrics.png"
     save_figure(fig, path)

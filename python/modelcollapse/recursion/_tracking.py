@@ -148,18 +148,23 @@ class MLflowCallback(_Tracker):
     Parameters
     ----------
     tracking_uri
-        Where runs are stored; the default is a local file store in ``./mlruns``.
+        Where runs are stored, e.g. ``"sqlite:///mlflow.db"`` (a local database file) or
+        ``"http://host:5000"``. None (default): MLflow's own choice, the environment variable
+        ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory (MLflow 3;
+        ``./mlruns`` in MLflow 2). A ``file:`` store is refused by MLflow >= 3.7 unless
+        ``MLFLOW_ALLOW_FILE_STORE=true`` is set (docs/retraining.md, section "Tracking runs").
     experiment
         MLflow experiment name (created if missing).
     run_name
         Name of the MLflow run (default: MLflow's generated name).
     """
 
-    def __init__(self, tracking_uri: str = "file:./mlruns", experiment: str = "modelcollapse",
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "modelcollapse",
                  run_name: str | None = None) -> None:
-        for value, name in ((tracking_uri, "tracking_uri"), (experiment, "experiment")):
-            if not isinstance(value, str) or not value:
-                raise TypeError(f"{name} must be a non-empty string, got {value!r}")
+        if tracking_uri is not None and (not isinstance(tracking_uri, str) or not tracking_uri):
+            raise TypeError(f"tracking_uri must be a non-empty string or None, got {tracking_uri!r}")
+        if not isinstance(experiment, str) or not experiment:
+            raise TypeError(f"experiment must be a non-empty string, got {experiment!r}")
         if run_name is not None and not isinstance(run_name, str):
             raise TypeError(f"run_name must be a string or None, got {type(run_name).__name__}")
         self._mlflow = require("mlflow", "MLflowCallback")

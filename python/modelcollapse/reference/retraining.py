@@ -1,7 +1,7 @@
 """Numpy twin of the Gaussian retraining-chains kernel (``cpp/include/modelcollapse/gaussian_chains.hpp``).
 
 Vectorised over chains; the only Python loop is over rounds (they are sequential). The
-noise layout is the kernel's, so with the same seed (through :mod:`modelcollapse.reference.random`'s Philox) or the
+noise layout is the kernel's, so with the same seed (through :mod:`modelcollapse.reference.random`'s ARS-7) or the
 same injected noise both give the same numbers up to rounding.
 """
 from __future__ import annotations

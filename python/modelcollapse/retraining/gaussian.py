@@ -21,7 +21,7 @@ Theory
 
 Simulation
 ----------
-:func:`simulate_chains` runs thousands of independent chains (C++ kernel, threaded, Philox
+:func:`simulate_chains` runs thousands of independent chains (C++ kernel, threaded, ARS-7
 streams; ``backend="numpy"`` runs the reference twin).
 """
 from __future__ import annotations
@@ -461,7 +461,7 @@ def simulate_chains(data_mean: Any, data_cov: Any, n: int, rounds: int, n_chains
     init_mean, init_cov
         theta_0 (both or neither); default: the fit on the chain's real points.
     seed, threads
-        Philox key (the compiled result does not depend on ``threads``).
+        ARS-7 key (the compiled result does not depend on ``threads``).
     backend
         ``"cpp"`` (compiled kernel) or ``"numpy"`` (:mod:`modelcollapse.reference.retraining`,
         same streams, same results up to rounding).

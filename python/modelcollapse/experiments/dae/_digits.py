@@ -168,15 +168,33 @@ def run_digits(cfg: DigitsConfig, out: Path, progress: bool) -> ExperimentOutput
         f"digits '{cfg.digit}', d={d}, r={cfg.r}: simulation (points) vs spectral-closure ODE (lines; "
         f"{min(cfg.n_spikes, int(np.sum(lam > 0)))} spikes + {cfg.n_bins} quantile bins), same initial weights")
     last = table[table.tau == taus[-1]]
-    mean = last.groupby(["variant", "metric"]).value.mean()
-    summ = {f"{v}:{m}": float(mean.loc[(v, m)])
-            for v in last.variant.unique()
-            for m in ("total_variance_ratio", "total_variance_ratio_ode", "var_pc1_ratio", "var_pc1_ratio_ode",
-                      "b", "b_ode", "trQ", "trQ_ode", "H(sim,ode_theory)")}
-    summ["rho_bar"] = float(lam.mean())
-    summ["b_inf_theory"] = float(th.skip_closed_form(np.inf, lam.mean()))
-    summ["seeds"] = cfg.seeds
+    summ = {"by_variant": _digits_summary(last), "last_tau": float(taus[-1]), "rho_bar": float(lam.mean()),
+            "b_inf_theory": float(th.skip_closed_form(np.inf, lam.mean())), "seeds": cfg.seeds}
     return ExperimentOutput(table, [path, path2], summ, claims=_digits_claims(last, fixed_b, cfg))
+
+
+# the summary's quantities at the last tau: (metric, its ODE counterpart or None, plain name)
+_SUMMARY_QUANTITIES = (("total_variance_ratio", "total_variance_ratio_ode", "generated / target total variance"),
+                       ("var_pc1_ratio", "var_pc1_ratio_ode", "generated / target variance along PC 1"),
+                       ("b", "b_ode", "skip connection b"), ("trQ", "trQ_ode", "tr Q"),
+                       ("H(sim,ode_theory)", None, "Hellinger H(simulation, ODE theory), 2-D"))
+
+
+def _digits_summary(last: pd.DataFrame) -> list[dict]:
+    """One row per (variant, quantity) at the last tau: the simulation's mean over seeds with
+    its Student-t 95% CI (none with one seed) and the spectral-closure ODE's mean over seeds."""
+    from .._claims import mean_ci_fields
+
+    records = []
+    for variant in last.variant.unique():
+        sub = last[last.variant == variant]
+        for metric, ode_metric, name in _SUMMARY_QUANTITIES:
+            rec = {"variant": variant, "quantity": name,
+                   **mean_ci_fields(sub[sub.metric == metric].value.to_numpy(), "simulation")}
+            if ode_metric is not None:
+                rec["ODE"] = float(sub[sub.metric == ode_metric].value.mean())
+            records.append(rec)
+    return records
 
 
 def _digits_claims(last: pd.DataFrame, fixed_b: float, cfg: DigitsConfig) -> list:

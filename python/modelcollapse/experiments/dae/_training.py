@@ -12,6 +12,7 @@ from ... import dae
 from ... import dae_theory as th
 from .._plotting import panels, pyplot, save_figure
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import _trimodal, _warm
 
 
@@ -45,15 +46,24 @@ def run_training(cfg: TrainingConfig, out: Path, progress: bool) -> ExperimentOu
     m, E, tg = _trimodal(cfg.d, cfg.mean_norm)
     n = dae.training_steps(cfg.tau_max, cfg.d, cfg.lr)
     init = "random" if cfg.init == "random" else _warm(cfg.d, cfg.r, np.array([[0.5, 0.1], [-0.1, 0.4]])[: cfg.r], cfg.seed)
-    t0 = time.perf_counter()
-    run = dae.train(tg, r=cfg.r, n_steps=n, lr=cfg.lr, weight_decay=cfg.weight_decay, observe=E,
-                    replicas=cfg.replicas, seed=cfg.seed, init=init, record_every=max(1, n // cfg.n_records),
-                    threads=cfg.threads)
-    sim_wall = time.perf_counter() - t0
+
+    def simulate() -> dict:
+        # all replicas in one call (spread over the threads); the wall time is part of the unit,
+        # so a resumed run reports the throughput measured when the simulation ran
+        t0 = time.perf_counter()
+        run = dae.train(tg, r=cfg.r, n_steps=n, lr=cfg.lr, weight_decay=cfg.weight_decay, observe=E,
+                        replicas=cfg.replicas, seed=cfg.seed, init=init, record_every=max(1, n // cfg.n_records),
+                        threads=cfg.threads)
+        return {"run": run.to_dict(), "wall_s": time.perf_counter() - t0}
+
+    # two units (docs/cli.md, "Interrupting and resuming"): the SGD replicas, then their ODEs
+    sim = unit("simulation", simulate)
+    run, sim_wall = dae.DaeRun(**sim["run"]), sim["wall_s"]
     # finite-d target (docs/dae.md, "Theory"): keeps the O(1/d) parts of db (||mu||^2 / d and the
     # network term), which the closed form b(tau) (d -> infinity) drops
-    ode = th.integrate_odes(th.theory_target(m, 1.0, d=cfg.d), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), 0.0,
-                            taus=run.tau, lr=cfg.lr, weight_decay=cfg.weight_decay, n_nodes=cfg.n_nodes, dtau=0.05)
+    ode = dae.TrainingPath(**unit("ode", lambda: th.integrate_odes(
+        th.theory_target(m, 1.0, d=cfg.d), run.Q[:, 0].mean(0), run.G[:, 0].mean(0), 0.0, taus=run.tau, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, n_nodes=cfg.n_nodes, dtau=0.05).to_dict()))
     b_cf = th.skip_closed_form(run.tau, 1.0, (0.5,))
     # simulation and theory share their field names (docs/dae.md, "Results"): their tidy
     # tables have the same columns, melted here into (source, replica, tau, metric, value)

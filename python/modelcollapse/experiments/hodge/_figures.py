@@ -10,6 +10,7 @@ from .._plotting import panels, save_figure, title
 from ._setup import (
     HodgeConfig,
 )
+from ._studies import spearman_mean
 
 
 def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.DataFrame, summary: dict,
@@ -26,8 +27,8 @@ def _figures(cfg: HodgeConfig, cdf: pd.DataFrame, idf: pd.DataFrame, bdf: pd.Dat
                                    "integrated gradient part (exact)")):
         sc = ax.scatter(mixed[measure], mixed.hellinger, c=mixed.c, cmap="viridis", s=18)
         ax.scatter(control[measure], control.hellinger, marker="x", color="C3", s=18, label="control (c = 0)")
-        rho = summary[f"spearman_{measure}_vs_hellinger"]
-        rho_c = summary[f"spearman_{measure}_vs_hellinger_control"]
+        rho = spearman_mean(summary, "mixed", measure, "hellinger")
+        rho_c = spearman_mean(summary, "control", measure, "hellinger")
         ax.set_xlabel(label)
         ax.set_ylabel("Hellinger(samples, p_delta)")
         title(ax, f"mean Spearman rho = {rho:.2f} (control {rho_c:.2f})")

@@ -99,18 +99,31 @@ def spearman_bootstrap(df: pd.DataFrame, measures: tuple[str, ...], quality: str
 
 
 def _correlations(cdf: pd.DataFrame, summary: dict, rows: list[dict]) -> None:
-    """Per replicate Spearman correlations (both families) into the summary and the table."""
+    """Per replicate Spearman correlations (both families) into the table and the summary: one
+    row per (family, error measure, quality metric) with the mean over replicates, its Student-t
+    95% CI (none with one replicate) and each replicate's rho."""
+    from .._claims import mean_ci_fields
+
+    records = []
     for fam in ("mixed", "control"):
         sub = cdf[cdf.family == fam]
         for qname in ("hellinger", "sliced_w2"):
             for measure in ("l2_error", "gradient_estimate", "gradient_exact"):
                 rhos = [float(scipy.stats.spearmanr(g[measure], g[qname]).statistic)
                         for _, g in sub.groupby("replicate")]
-                key = f"spearman_{measure}_vs_{qname}" + ("" if fam == "mixed" else "_control")
-                summary[key] = float(np.mean(rhos))
-                summary[key + "_per_replicate"] = rhos
+                rec = {"family": fam, "measure": measure, "quality": qname, **mean_ci_fields(rhos, "mean rho"),
+                       **{f"replicate {r}": rho for r, rho in enumerate(rhos)}}
+                records.append(rec)
                 rows.append(dict(study="correlation_summary", family=fam, metric=f"spearman_{measure}_vs_{qname}",
-                                 value=float(np.mean(rhos))))
+                                 value=rec["mean rho"]))
+    summary["spearman_per_replicate"] = records
+
+
+def spearman_mean(summary: dict, family: str, measure: str, quality: str) -> float:
+    """The mean over replicates of Spearman's rho(measure, quality) in ``family`` (from
+    :func:`_correlations`' summary table)."""
+    return next(r["mean rho"] for r in summary["spearman_per_replicate"]
+                if (r["family"], r["measure"], r["quality"]) == (family, measure, quality))
 
 
 def _impossibility_study(st: _Setting, A: np.ndarray, rows: list[dict]) -> pd.DataFrame:

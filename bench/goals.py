@@ -1,0 +1,328 @@
+"""The speed goals of issue 16 as data, read against the bench's results.
+
+``evaluate(areas, bounds)`` turns the results of ``bench/run.py`` (``areas``: the loaded
+``bench/results/<area>.json``) and of ``bench/bounds.py`` (``bounds``: the loaded
+``bounds.json``, or None) into one :class:`Row` per (goal, case): what was measured, whether
+the goal is met, and for a missed goal what bounds it, with the number that shows it.
+bench/summarize.py renders the rows as docs/benchmarks.md, "Where each kernel stands against
+its goal", so the section is recomputed from every rerun.
+
+What bounds a missed goal comes from three kinds of measurement, each named in the text:
+
+* the same bench run: the normals alone of a DAE step (``rng_only``, one thread) bound the
+  step on two cores; a peer's throughput over the limit bounds any ratio to that peer;
+* bench/bounds.py (in-process microbenchmarks, one thread, interleaved, medians; the date,
+  load and build are printed with the section);
+* C++ stage timings of the generator, taken when ARS-7 replaced Philox (docs/foundation.md,
+  "Randomness"): shown only when bounds.json says the build uses ARS-7.
+
+Where none of these explains a gap the row says "not explained".
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+import limits
+from summarize import case_summary
+
+# Per stage share of one normal's time in the ARS-7 build (C++ microbenchmarks of each stage
+# in one process on the 2-core development machine; docs/foundation.md, "Randomness").
+ARS_STAGES = {"AES rounds": 0.12, "uniform conversion": 0.11, "log + sqrt": 0.39, "sincos": 0.39}
+
+NOT_EXPLAINED = "not explained (no measurement splits this kernel's time yet)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One goal applied to one case. ``met`` is None when the run has nothing to judge by."""
+
+    goal: str
+    case: str
+    measured: str
+    met: bool | None
+    bound: str = ""
+    run: str = ""
+
+
+@dataclasses.dataclass
+class _Case:
+    name: str
+    recs: dict[str, dict[str, Any]]  # impl -> record (ran or skipped)
+    summary: dict[str, Any]
+    area: dict[str, Any]
+
+    def median(self, impl: str) -> float | None:
+        r = self.recs.get(impl)
+        return None if r is None or "skipped" in r else r["median_s"]
+
+    def per_item_ns(self, impl: str) -> float | None:
+        r = self.recs.get(impl)
+        return None if r is None or "skipped" in r else r["median_s"] / r["work"] * 1e9
+
+    @property
+    def loaded(self) -> bool:
+        env = self.area["environment"]
+        load, cores = env.get("load_average_at_start"), env.get("cpu_count") or 1
+        return isinstance(load, (int, float)) and load > 1.5 * cores
+
+    @property
+    def run(self) -> str:
+        env = self.area["environment"]
+        text = f"{'quick' if self.area.get('quick') else 'full'}, {self.area.get('date', '?')[:10]}, " \
+               f"load {env.get('load_average_at_start', '?')}"
+        return text + (" (shared: indicative)" if self.loaded else "")
+
+
+def _cases(areas: list[dict[str, Any]]) -> list[_Case]:
+    out = []
+    for data in areas:
+        by: dict[str, dict[str, dict[str, Any]]] = {}
+        for rec in data["records"]:
+            by.setdefault(rec["case"], {})[rec["impl"]] = rec
+        for name, recs in by.items():
+            out.append(_Case(name, recs, case_summary(list(recs.values())), data))
+    return out
+
+
+def _m(bounds: dict[str, Any] | None, name: str) -> float | None:
+    if not bounds:
+        return None
+    m = bounds.get("measurements", {}).get(name)
+    return None if m is None else m["median"]
+
+
+def _share(bounds: dict[str, Any], name: str) -> str:
+    """A paired share with its spread over the rounds (the machine may have been shared)."""
+    m = bounds["measurements"][name]
+    return f"{m['median']:.0%} (rounds {m['min']:.0%} to {m['max']:.0%})" if "min" in m else f"{m['median']:.0%}"
+
+
+def _src(bounds: dict[str, Any]) -> str:
+    return f"bench/bounds.py, {bounds.get('date', '?')[:10]}"
+
+
+# ------------------------------------------------------------------- what bounds a kernel
+def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    ns = _m(bounds, "normal")
+    if ns is None:
+        return None
+    limit_ns = limits.CORES / limits.normals() * 1e9
+    text = (f"the generator: {ns:.3g} ns per normal on one thread ({bounds['build'].get('generator', '?')} + "
+            f"Box–Muller, {_src(bounds)}, `normal`) where the limit allows {limit_ns:.3g} ns per core")
+    if bounds["build"].get("generator") == "ARS-7":
+        stages = ", ".join(f"{k} {v:.0%}" for k, v in ARS_STAGES.items())
+        text += (f"; per stage ({stages}; docs/foundation.md, \"Randomness\") the Box–Muller transform, "
+                 f"not the counter-based generator, takes most of it")
+    return text
+
+
+def _bound_standard_normal(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    sn, one, npy = _m(bounds, "standard_normal_1d"), _m(bounds, "normal"), _m(bounds, "numpy_normal")
+    if None in (sn, one, npy):
+        return None
+    if sn > 1.5 * one:
+        return (f"the 1-D layout: `standard_normal(seed, n)` takes {sn:.3g} ns per normal where one stream of the "
+                f"same generator takes {one:.3g} ns and numpy {npy:.3g} ns (one thread, {_src(bounds)})")
+    return (f"the generator: {one:.3g} ns per normal against numpy's {npy:.3g} ns (one thread, {_src(bounds)}, "
+            f"`normal`, `numpy_normal`)")
+
+
+def _bound_sampler(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
+    def bound(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+        full, inj = _m(bounds, f"sampler_d{d}"), _m(bounds, f"sampler_d{d}_injected")
+        if full is None or inj is None or _m(bounds, f"sampler_d{d}_noise_share") is None:
+            return None
+        noise = _share(bounds, f"sampler_d{d}_noise_share")
+        # the limit's lane-ops for the score and the update alone (no normals), per core
+        K = 8
+        rest_ops = K * (2 * d + 2 + limits.EXP) + 2 * d + 2 * d
+        rest_ns = rest_ops / (limits.PEAK_OPS / limits.CORES) * 1e9
+        return (f"one thread ({_src(bounds)}): {full:.3g} ns per sample-step; drawing the noise takes {noise} "
+                f"of it (`sampler_d{d}` against the same run with the noise injected, `sampler_d{d}_injected`, "
+                f"paired per round); "
+                f"the score and the update take {inj:.3g} ns where the limit's lane-ops for them take "
+                f"{rest_ns:.2g} ns per core: the gap is there (score, update, bookkeeping), not split further by a "
+                f"measurement")
+    return bound
+
+
+def _bound_dae(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    rng = c.recs.get("rng_only")
+    if rng is None or "skipped" in rng:
+        return None
+    ceiling = limits.CORES * rng["throughput"]
+    limit = c.summary["limit"]
+    text = (f"the normal generator: drawing a step's 2d normals alone (`rng_only`, one thread, same run) runs "
+            f"at {rng['throughput']:.3g} steps/s, so split over {limits.CORES} cores with no other work the step "
+            f"is at most {ceiling:.3g} steps/s")
+    if limit:
+        text += f" = {100 * ceiling / limit:.0f}% of the limit (which counts {limits.NORMAL:.0f} lane-ops a normal)"
+    one = _m(bounds, "normal")
+    if one is not None:
+        text += f"; {one:.3g} ns per normal on one thread ({_src(bounds)}, `normal`)"
+    d = c.recs["cpp"].get("params", {}).get("d") if "cpp" in c.recs else None
+    share = _m(bounds, f"dae_d{d}_normal_share")
+    if share is not None:
+        text += f", {_share(bounds, f'dae_d{d}_normal_share')} of the one-thread step (`dae_d{d}_normal_share`)"
+    return text
+
+
+def _bound_binned_1d(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    whole, kernel, share = (_m(bounds, k) for k in ("kde_binned_1d", "kde_binned_1d_kernel",
+                                                      "kde_binned_1d_python_share"))
+    if None in (whole, kernel, share):
+        return None
+    peer = _m(bounds, "kdepy_1d")
+    outside = _share(bounds, "kde_binned_1d_python_share")
+    return (f"the Python around the kernel: {outside} of a `kde(method='binned')` call is spent outside the "
+            f"compiled kernel (n = 5000, 1000-point grid, one thread: {whole / 1e6:.3g} ms, the kernel alone "
+            f"{kernel / 1e6:.3g} ms" + (f", KDEpy {peer / 1e6:.3g} ms" if peer is not None else "")
+            + f"; {_src(bounds)}, `kde_binned_1d`, paired per round)")
+
+
+KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | None]], ...] = (
+    (r"^normals", _bound_normals),
+    (r"^reverse EM K=8 d=2 isot", _bound_sampler(2)),
+    (r"^reverse EM K=8 d=64 isot", _bound_sampler(64)),
+    (r"^dae_sgd d=\d+ r=2", _bound_dae),
+    (r"^kde binned d=1 ", _bound_binned_1d),
+)
+
+
+def _kernel_bound(c: _Case, bounds: dict[str, Any] | None) -> str:
+    for pattern, fn in KERNEL_BOUNDS:
+        if re.search(pattern, c.name):
+            return fn(c, bounds) or NOT_EXPLAINED
+    return NOT_EXPLAINED
+
+
+def _peer_bound(c: _Case, dt: str, need: float, bounds: dict[str, Any] | None) -> str:
+    """A peer already near the limit caps any ratio to it at limit / peer throughput."""
+    peer, limit = c.summary[f"best_{dt}"], c.summary["limit"]
+    if limit:
+        cap = limit / peer["throughput"]
+        if cap < need:
+            return (f"the hardware: {peer['impl']} runs at {100 / cap:.0f}% of the float64 limit, so no float64 "
+                    f"kernel can be more than {cap:.2g}× faster" + (" (a float32 path would be needed)"
+                                                                      if dt == "f32" else ""))
+        pct = c.summary["pct_limit"]
+        return f"the project's kernel, at {pct:.2g}% of its limit: " + _kernel_bound(c, bounds)
+    return _kernel_bound(c, bounds)
+
+
+# ------------------------------------------------------------------------------ the goals
+HOT = (r"^reverse EM K=8 d=(2|64) isot", r"^dae_sgd d=\d+ r=2", r"^empirical score", r"^kde exact",
+       r"^hermite_", r"^normals")
+WORKLOADS = (r"^reverse EM K=8 d=(2|64) isot", r"^dae_sgd d=\d+ r=2", r"^empirical score", r"^kde exact",
+             r"^kde binned d=", r"^hermite_1d", r"^normals")
+
+
+def _matches(c: _Case, patterns: tuple[str, ...]) -> bool:
+    return any(re.search(p, c.name) for p in patterns)
+
+
+def _row(goal: str, c: _Case, measured: str, met: bool | None, bound: Callable[[], str]) -> Row:
+    return Row(goal, c.name, measured, met, "" if met or met is None else bound(), c.run)
+
+
+def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) -> list[Row]:
+    """One row per (goal of issue 16, case of the runs in ``areas``), in the issue's order."""
+    cases = _cases(areas)
+    rows: list[Row] = []
+
+    g = "≥ 50% of the limit"
+    for c in cases:
+        pct = c.summary["pct_limit"]
+        if _matches(c, HOT) and pct is not None:
+            rows.append(_row(g, c, f"{pct:.3g}% ({c.summary['project']['impl']})", pct >= 50.0,
+                             lambda c=c: _kernel_bound(c, bounds)))
+
+    for dt, need, g in (("f64", 3.0, "≥ 3× the best float64 peer"), ("f32", 1.0, "ahead of the best float32 peer")):
+        for c in cases:
+            ratio = c.summary[f"ratio_{dt}"]
+            if _matches(c, WORKLOADS) and ratio is not None:
+                rows.append(_row(g, c, f"{ratio:.2f}× {c.summary[f'best_{dt}']['impl']}", ratio >= need,
+                                 lambda c=c, dt=dt, need=need: _peer_bound(c, dt, need, bounds)))
+
+    g = "normals ≤ 1.5 ns per number per core"
+    for c in cases:
+        ns = c.per_item_ns("cpp") if re.search(r"^normals", c.name) else None
+        if ns is not None:
+            rows.append(_row(g, c, f"{ns:.3g} ns (`cpp`: one stream, one thread)", ns <= 1.5,
+                             lambda c=c: _bound_normals(c, bounds) or NOT_EXPLAINED))
+
+    g = "`standard_normal` not slower than numpy"
+    for c in cases:
+        if not re.search(r"^normals", c.name):
+            continue
+        ours, npy = c.median("cpp standard_normal(seed, n)"), c.median("numpy default_rng f64")
+        if ours is not None and npy is not None:
+            rows.append(_row(g, c, f"{npy / ours:.2f}× numpy `default_rng`", npy / ours >= 1.0,
+                             lambda c=c: _bound_standard_normal(c, bounds) or NOT_EXPLAINED))
+
+    g = "DAE ≥ 3·10⁵ steps/s at d = 10³ on 2 cores"
+    for c in cases:
+        r = c.recs.get("cpp")
+        if re.search(r"^dae_sgd d=1000 r=2", c.name) and r is not None and "skipped" not in r:
+            rows.append(_row(g, c, f"{r['throughput']:.3g} steps/s", r["throughput"] >= 3e5,
+                             lambda c=c: _bound_dae(c, bounds) or NOT_EXPLAINED))
+
+    g = "DAE 2-thread speed-up ≥ 1.8× at d ≥ 10⁴"
+    for c in cases:
+        m = re.search(r"^dae_sgd d=(\d+) r=2", c.name)
+        t1, t2 = c.median("cpp_1thread"), c.median("cpp")
+        if m and int(m.group(1)) >= 10_000 and t1 is not None and t2 is not None:
+            rows.append(_row(g, c, f"{t1 / t2:.2f}× (`cpp_1thread` / `cpp`)", t1 / t2 >= 1.8,
+                             lambda c=c, t1=t1: _bound_two_threads(c, t1)))
+
+    g = "binned KDE ahead of KDEpy at equal accuracy"
+    by_name = {c.name: c for c in cases}
+    seen_full = False
+    for c in cases:
+        if not re.search(r"^kde binned d=", c.name):
+            continue
+        ours, peer = c.median("cpp (same grid)"), c.median("KDEpy")
+        if ours is not None and peer is not None:
+            rows.append(_row(g, c, f"{peer / ours:.2f}× KDEpy (accuracy checked by the run)", peer / ours >= 1.0,
+                             lambda c=c: _kernel_bound(c, bounds)))
+    for c in cases:
+        m = re.search(r"^kde binned full-H d=2 (n=\d+ grid=\S+)", c.name)
+        if not m:
+            continue
+        seen_full = True
+        diag = by_name.get(f"kde binned d=2 {m.group(1)}")
+        ours, peer = c.median("cpp (same grid)"), diag.median("KDEpy") if diag else None
+        if ours is None or peer is None:
+            continue
+        # KDEpy has no full bandwidth: the times compare, the accuracies are not of one
+        # computation, so the row is not judged
+        rows.append(Row(g + ", full bandwidth", c.name,
+                        f"{ours * 1e3:.3g} ms (full H, same grid) vs KDEpy {peer * 1e3:.3g} ms with an isotropic "
+                        f"bandwidth on the same n and grid ({peer / ours:.2f}×); KDEpy has no full bandwidth"
+                        + (f"; with the guaranteed error (`tol=1e-3`) {tol_s * 1e3:.3g} ms"
+                           if (tol_s := c.median("cpp (tol=1e-3)")) is not None else ""), None,
+                        "", c.run))
+    if not seen_full:
+        rows.append(Row(g + ", full bandwidth", "(no case)", "not in these runs (bench/cases_metrics.py "
+                        "times it as `kde binned full-H d=2 ...` since issue 16)", None))
+    return rows
+
+
+def _bound_two_threads(c: _Case, t1: float) -> str:
+    """Amdahl from the same run: the helper thread can take over the normals at most; the
+    SGD arithmetic (1-thread time minus the normals alone) stays on the SGD thread."""
+    rng = c.median("rng_only")
+    if rng is None:
+        return NOT_EXPLAINED
+    sgd = max(t1 - rng, 0.0)
+    cap = t1 / max(t1 / 2.0, sgd)
+    text = (f"same run: the normals alone take {rng:.3g} s (`rng_only`, one thread), the 1-thread kernel {t1:.3g} s, "
+            f"so with the SGD arithmetic on one thread two threads give at most {cap:.2f}×")
+    if cap >= 1.8:
+        text += "; the rest of the gap is not explained"
+        if c.loaded:
+            text += " (the run was on a shared machine: rerun on a quiet one)"
+    return text
