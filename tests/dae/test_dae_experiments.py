@@ -75,12 +75,19 @@ def test_d3_digits_mode_collapse(tmp_path):
 @pytest.mark.slow
 def test_d4_generations(tmp_path):
     """D4 at d = 784 with the paper's hyperparameters (Fig. 4: tau = 2.8, weight decay 0.784), 2
-    seeds, 2 generations. Measured: total variance ratio 0.24 -> 0.18 (trained b; without the
-    weight decay it grows, 0.37 -> 0.45), H(sim, theory) at generation 2 within ~0.03 of the
-    two-sample KDE noise (nu on the old 6-node grid: 0.2-0.56). Kills (checked): weight decay
-    dropped from the preset (total variance then grows, 0.37 -> 0.45), nu back on the 6-node grid
-    (H(sim, theory) 0.13-0.23 at generation 2), weight decay dropped from the ODE call (0.16-0.17).
-    Does not kill: the atoms' covariances dropped (8 atoms without them are close enough here)."""
+    seeds, 2 generations, theory of generation 2 from the ODEs on generation 1's law (docs/dae.md,
+    "D4"). At the paper's lr = 0.2 H(sim, theory) depends on the draw (the SGD noise of the
+    overlaps, O(lr / d), moves the narrow generated modes; another generator gave 0.19-0.23), so
+    the agreement is checked where the ODEs are the limit: generation 2 retrained at lr / 8 from
+    the same w0 and previous model. Measured (quick, seeds 5 and 1005): tr Q ODE / sim - 1 =
+    -0.007 ... 0.002 (tolerance 0.05, ~ the O(1/sqrt d) = 0.036 fluctuation of the overlaps),
+    H(sim, theory) - H(theory, theory') = -0.003 ... 0.014, mean 0.005 (tolerance on the mean of
+    the 4 seed x variant values 0.03, about 3 standard errors from the per-value spread of the
+    KDE noise at 600 samples, ~0.02).
+    Kills (checked, see docs/dae.md, "Tests"): dae.d4_ode_weight_decay (weight decay doubled in the
+    experiment's ODE call), dae.weight_decay_G, dae.generation_map_bulk (the previous law's off-W
+    variance v dropped from the generation map), dae.generation_map_weights (nu's atom masses
+    ignored); from earlier checks, the weight decay dropped from the preset (total variance grows)."""
     res = _run("dae-generations", tmp_path)
     t = res.table
 
@@ -91,12 +98,15 @@ def test_d4_generations(tmp_path):
     tv1, tv2 = per_seed("trained b", 1, "total_variance_ratio"), per_seed("trained b", 2, "total_variance_ratio")
     assert np.all(tv2 < 0.9 * tv1), (tv1, tv2)      # collapse compounds (Cui et al., Fig. 4)
     assert np.all(tv1 < 0.5)
+    dh = []
     for variant in t.variant.unique():
-        h = per_seed(variant, 2, "H(sim,theory)")
-        noise = per_seed(variant, 2, "H(theory,theory')")
-        assert np.all(h < noise + 0.05), (variant, h, noise)
-    b, bt = per_seed("trained b", 2, "b"), per_seed("trained b", 2, "b_theory")
-    assert np.all(np.abs(bt / b - 1) < 0.1), (b, bt)
+        rel = per_seed(variant, 2, "trQ_theory_small_lr") / per_seed(variant, 2, "trQ_small_lr") - 1
+        assert np.all(np.abs(rel) < 0.05), (variant, rel)
+        dh += list(per_seed(variant, 2, "H(sim,theory)_small_lr") - per_seed(variant, 2, "H(theory,theory')_small_lr"))
+    assert len(dh) == 4 and np.mean(dh) < 0.03, dh
+    for suffix in ("", "_small_lr"):
+        b, bt = per_seed("trained b", 2, "b" + suffix), per_seed("trained b", 2, "b_theory" + suffix)
+        assert np.all(np.abs(bt / b - 1) < 0.1), (suffix, b, bt)
     # the generations run through the retraining loop: an interrupted run (last round of one
     # variant lost) resumes from its checkpoints and gives the same simulation results (the
     # theory, not part of the loop's configuration, is skipped in the rerun to save time)
