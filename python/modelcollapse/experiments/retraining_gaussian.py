@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..retraining import gaussian as g
-from ._claims import Claim, claim
+from ._claims import Claim, claim, mean_ci_fields
 from ._plotting import panels, save_figure
 from ._registry import ExperimentOutput, register
 from ._units import unit
@@ -169,8 +169,7 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         ax.semilogy(t, theory, "k--", lw=1)
         if t_rel < T:
             ax.axvline(t_rel, color=line.get_color(), lw=0.8, ls=":")
-        summary[f"alpha(n={n})"] = a
-        summary[f"reliable_round(n={n})"] = t_rel
+        summary.setdefault("collapse_rate", []).append({"n": n, "alpha(n)": a, "reliable round": t_rel})
         if n == min(config.n_values):
             heavy = {"sig": sig0, "n": np.array(n)}
 
@@ -227,10 +226,10 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         math.sqrt(float(vlog_t[T])),
         detail=f"tolerance: |median - mean| <= sd holds for any law; the mean curve log alpha^T is {gap:.2f} "
                f"above E log sigma_T, outside the band when {gap:.2f} > sd"))
-    summary[f"median_vs_mean_final(n={n_h})"] = {"median": float(np.median(sig[:, T])),
-                                                  "mean": float(sig[:, T].mean()),
-                                                  "alpha^T": float(g.alpha(n_h) ** T),
-                                                  "exp(E log sigma_T)": float(math.exp(elog_t[T]))}
+    summary["median_vs_mean_final"] = [{"n": n_h, "round": T, "median sigma_T": float(np.median(sig[:, T])),
+                                        "mean sigma_T": float(sig[:, T].mean()),
+                                        "alpha(n)^T": float(g.alpha(n_h) ** T),
+                                        "exp(E log sigma_T)": float(math.exp(elog_t[T]))}]
 
     # ---- contraction (infinite-sample map rate lambda / (1 + lambda))
     ax = axes[2]
@@ -262,8 +261,9 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         k_max = int(np.argmin(above)) if not above.all() else Tc + 1
         k_max = max(k_max, 2)
         fit_rate = float(np.exp(np.polyfit(tc[:k_max], np.log(np.abs(mean[:k_max])), 1)[0]))
-        summary[f"contraction_rate(lam={lam:g})"] = {"theory": rho, "measured": fit_rate,
-                                                     "one_round_mean_over_seeds": float(np.mean(one_round))}
+        summary.setdefault("contraction_rate", []).append(
+            {"lambda": lam, "theory": rho, "rate fitted over rounds (first seed)": fit_rate,
+             **mean_ci_fields(one_round, "one-round factor")})
         for k in tc:
             rows += [dict(panel="contraction", n=n_c, synthetic_ratio=lam, round=int(k), metric="mean_error",
                           value=mean[k]),
@@ -296,7 +296,8 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         label = "fully synthetic" if math.isinf(lam) else f"lambda={lam:g}"
         line, = ax.semilogy(t, q[1], label=label)
         ax.fill_between(t, np.maximum(q[0], 1e-12), q[2], color=line.get_color(), alpha=0.2)
-        summary[f"median_std_final({label})"] = float(q[1, -1])
+        summary.setdefault("median_std_final", []).append(
+            {"workflow": label, "n": n_s, "round": T, "median sigma_T (first seed's chains)": float(q[1, -1])})
     if math.inf in final_median:
         claims.append(claim(
             "rg.fully_synthetic_collapses", f"fully synthetic, n={n_s}: the median sigma_T after T={T} rounds is at "
@@ -338,8 +339,9 @@ def run(config: RetrainingGaussianConfig, out_dir: Path, progress: bool = True) 
         f"scales as n^(-p) with p = 1/2 over n in {list(config.plateau_n)} (Theorem 2)", slopes, "~", 0.5, 0.05,
         detail=f"tolerance 0.05 on the exponent: over the {span:g}x range of n it changes the level by "
                f"{span ** 0.05:.2f}x, the smallest deviation that would change the 1/sqrt(n) conclusion"))
-    summary["plateau_times_sqrt_n"] = {str(n): v * math.sqrt(n) for n, v in levels_seed0.items()}
-    summary["plateau_exponent_mean"] = float(np.mean(slopes))
+    summary["plateau_times_sqrt_n"] = [{"n": n, "sqrt(n) x plateau level (first seed)": v * math.sqrt(n)}
+                                       for n, v in levels_seed0.items()]
+    summary["plateau_exponent"] = [mean_ci_fields(slopes, "exponent p")]
     ax.set(title="lambda=1: sqrt(n) E||theta_t - theta*||", xlabel="round t",
            ylabel="sqrt(n) E||theta_t - theta*||")
     ax.legend(fontsize=8)
