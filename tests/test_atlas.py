@@ -203,3 +203,19 @@ def test_torch_learners_only_when_asked_and_installed(monkeypatch):
     if not _optional.has("torch"):
         with pytest.raises(ImportError, match="modelcollapse\\[torch\\]"):
             make_learner("ddpm", AtlasConfig())
+
+
+def test_torch_learners_run_in_the_grid(tmp_path):
+    """With torch, ``neural=True`` puts DDPM and flow matching in the grid: each gets its
+    budget of training points every round and finite metrics (a wiring test: the paper preset's
+    training sizes are not run here, docs/atlas.md, section "Learners")."""
+    pytest.importorskip("torch")
+    exp = get("atlas")
+    config = exp.make_config("quick", dict(learners=("gaussian",), remedies=("replace",), budget=40, n_eval=60,
+                                           rounds=1, seeds=2, theory_chains=8, neural=True, neural_samples=400))
+    res = exp.run(config, tmp_path, progress=False)
+    grid = res.table[(res.table["section"] == "grid") & (res.table["round"] == 1)]
+    for learner in ("ddpm", "flow"):
+        cell = grid[grid["learner"] == learner].set_index("metric")["mean"]
+        assert cell["train_size"] == 40 and cell["diverged"] == 0
+        assert np.isfinite(cell[["w2", "variance_ratio", "precision", "recall"]]).all()
