@@ -176,26 +176,9 @@ def _build() -> dict[str, Any]:
     return {"modelcollapse": mc.__version__, "generator": gen, "commit": source_commit()}
 
 
-def measure(rounds: int) -> dict[str, Any]:
-    """Time every part ``rounds`` times, interleaved; median, min, max per part."""
-    parts = _parts()
-    for call, *_ in parts.values():
-        call()  # warm-up: page faults, thread pools, lazy imports
-    times: dict[str, list[float]] = {k: [] for k in parts}
-    for _ in range(rounds):
-        for name, (call, *_rest) in parts.items():
-            # CPU time of this process, not wall time: every part runs on one thread, and on a
-            # shared machine the wall clock also counts the time other jobs hold the core
-            t0 = time.process_time()
-            call()
-            times[name].append(time.process_time() - t0)
-    res = {}
-    per: dict[str, list[float]] = {}
-    for name, (_call, items, unit, what) in parts.items():
-        per[name] = [t / items * 1e9 for t in times[name]]
-        res[name] = {"median": statistics.median(per[name]), "min": min(per[name]), "max": max(per[name]),
-                     "unit": unit, "what": what}
-    # shares from the parts of the same round (paired), median over the rounds
+def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
+    """{name: (one value per round, what)}: each share or ratio from the parts of the same round
+    (paired), so a slow phase of a shared machine cancels; ``measure`` takes their medians."""
     shares = {f"sampler_d{d}_noise_share": ([(a - b) / a for a, b in zip(per[f"sampler_d{d}"],
                                                                         per[f"sampler_d{d}_injected"])],
                                             f"share of the sampler's time (d={d}) that drawing the noise takes")
@@ -203,6 +186,7 @@ def measure(rounds: int) -> dict[str, Any]:
     for d in (1000, 10_000):
         shares[f"dae_d{d}_normal_share"] = ([2 * d * z / s_ for z, s_ in zip(per["normal"], per[f"dae_d{d}"])],
                                             f"2d normals (`normal`) over the one-thread DAE step, d={d}")
+
     def outside(whole: str, kernel: str) -> list[float]:
         return [(a - b) / a for a, b in zip(per[whole], per[kernel])]
 
@@ -223,6 +207,29 @@ def measure(rounds: int) -> dict[str, Any]:
                                         "time a pair at t=1.0 over t=0.01, same pairs")
     shares["emp_score_t1_sum_share"] = (outside("emp_score_t1", "emp_logpdf_t1"),
                                         "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
+    return shares
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    """Time every part ``rounds`` times, interleaved; median, min, max per part."""
+    parts = _parts()
+    for call, *_ in parts.values():
+        call()  # warm-up: page faults, thread pools, lazy imports
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(rounds):
+        for name, (call, *_rest) in parts.items():
+            # CPU time of this process, not wall time: every part runs on one thread, and on a
+            # shared machine the wall clock also counts the time other jobs hold the core
+            t0 = time.process_time()
+            call()
+            times[name].append(time.process_time() - t0)
+    res = {}
+    per: dict[str, list[float]] = {}
+    for name, (_call, items, unit, what) in parts.items():
+        per[name] = [t / items * 1e9 for t in times[name]]
+        res[name] = {"median": statistics.median(per[name]), "min": min(per[name]), "max": max(per[name]),
+                     "unit": unit, "what": what}
+    shares = paired_shares(per)
     for name, (vals, what) in shares.items():
         res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
                      "unit": "ratio" if "_over_" in name else "share", "what": what}
