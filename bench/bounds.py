@@ -5,7 +5,11 @@ Usage: python bench/bounds.py [--out DIR] [--rounds N]
 Each measurement splits a kernel's time into parts timed in the same process, all on one
 thread: the normal generator alone (one stream), the public 1-D ``standard_normal`` and
 numpy's generator; the reverse sampler with its own noise and with the same noise injected
-(the difference is what drawing the noise costs inside it); the DAE SGD step. The parts are timed
+(the difference is what drawing the noise costs inside it); the DAE SGD step; the binned and
+exact KDE, the Hermite moments and the empirical score, each as the public call against its
+compiled kernel alone (the share outside it: checks, set-up, Python), the exact KDE's grid
+kernel (no exp) against the points kernel on the same pairs (one exp each), and the empirical
+score at t = 1.0 against t = 0.01 and against its logpdf (no weighted sum). The parts are timed
 interleaved (round r times every part once, in a fixed order) and each part's number is the
 median over the rounds, so slow phases of a shared machine hit every part alike. Times are
 the process's CPU time (``time.process_time``), which leaves out the time other jobs hold
@@ -74,30 +78,80 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[f"dae_d{d}"] = ((lambda t_, s_: lambda: dae.train(t_, r=2, n_steps=s_, lr=0.2, threads=1, seed=1,
                                                                record_every=s_))(tg, n_steps),
                             n_steps, "ns per step", f"DAE SGD r=2 tanh d={d}, threads=1 (no helper)")
-    # binned KDE, 1-D (the bench's "kde binned d=1 n=5000 grid=1000^1", on one thread): the
-    # whole public call against the compiled kernel alone with the same arguments
+    # binned KDE (the bench's "kde binned d=1 n=5000 grid=1000^1" and "d=2 n=5000 grid=100^2",
+    # on one thread): the whole public call against the compiled kernel alone, same arguments
     from cases_metrics import _data
     from modelcollapse import metrics as M
     from modelcollapse.metrics import _kde
-    x = _data(5000, 1)
-    grid = M.Grid.regular([x.min() - 3.0], [x.max() + 3.0], 1000)
-    h = float(np.sqrt(M.kde_bandwidth(x)[0, 0]))
-    w = np.full(len(x), 1.0 / len(x))
-    H = _kde._bandwidth(x, h, 1.0, w, "samples")
-    plan = M.binned_plan(H, grid, None)
-    axes = [(float(a[0]), float(st), int(a.size), int(r), int(pd))
-            for a, st, r, pd in zip(grid.axes, grid.steps, plan["refine"], plan["pad"], strict=True)]
-    out["kde_binned_1d"] = (lambda: M.kde(x, grid, h, method="binned", tol=None, threads=1), 1, "ns per call",
-                            "kde(method='binned', tol=None), n=5000, 1000-point 1-D grid, threads=1")
-    out["kde_binned_1d_kernel"] = (lambda: _core.kde_binned(x, w, H, axes, plan["radius"], 1), 1, "ns per call",
-                                   "the compiled kernel of that call alone (_core.kde_binned, same arguments)")
+    from modelcollapse.truncation import _hermite_basis as _basis
     try:
         from KDEpy import FFTKDE
-
-        out["kdepy_1d"] = (lambda: FFTKDE(kernel="gaussian", bw=h).fit(x).evaluate(grid.axes[0]), 1, "ns per call",
-                           "KDEpy FFTKDE on the same samples, bandwidth and grid (the peer)")
-    except ImportError:  # an optional peer: the share below needs only the project's parts
-        pass
+    except ImportError:  # an optional peer: the shares below need only the project's parts
+        FFTKDE = None
+    for d, m_axis in ((1, 1000), (2, 100)):
+        x = _data(5000, d)
+        grid = M.Grid.regular([x.min() - 3.0] * d, [x.max() + 3.0] * d, m_axis)
+        h = float(np.sqrt(np.min(np.diag(M.kde_bandwidth(x)))))
+        w = np.full(len(x), 1.0 / len(x))
+        H = _kde._bandwidth(x, h, 1.0, w, "samples")
+        plan = M.binned_plan(H, grid, None)
+        axes = [(float(a[0]), float(st), int(a.size), int(r), int(pd))
+                for a, st, r, pd in zip(grid.axes, grid.steps, plan["refine"], plan["pad"], strict=True)]
+        out[f"kde_binned_{d}d"] = ((lambda x_, g_, h_: lambda: M.kde(x_, g_, h_, method="binned", tol=None,
+                                                                      threads=1))(x, grid, h), 1, "ns per call",
+                                   f"kde(method='binned', tol=None), n=5000, {m_axis}^{d} grid, threads=1")
+        out[f"kde_binned_{d}d_kernel"] = (
+            (lambda x_, w_, H_, a_, r_: lambda: _core.kde_binned(x_, w_, H_, a_, r_, 1))(x, w, H, axes, plan["radius"]),
+            1, "ns per call", "the compiled kernel of that call alone (_core.kde_binned, same arguments)")
+        if FFTKDE is not None:
+            at = grid.axes[0] if d == 1 else grid.points()
+            out[f"kdepy_{d}d"] = ((lambda x_, h_, at_: lambda: FFTKDE(kernel="gaussian", bw=h_).fit(x_).evaluate(at_))
+                                  (x, h, at), 1, "ns per call",
+                                  "KDEpy FFTKDE on the same samples, bandwidth and grid (the peer)")
+    # exact KDE on a regular grid (the bench's "kde exact" cases at n = 5000): the public call,
+    # its compiled grid kernel (exponential-free recurrences) and the compiled points kernel on
+    # the same pairs (one exp per pair)
+    for d, n_s, m_axis in ((1, 5000, 1000), (2, 5000, 100)):
+        x = _data(n_s, d)
+        grid = M.Grid.regular([-5.0] * d, [6.0] * d, m_axis)
+        w = np.full(n_s, 1.0 / n_s)
+        H = _kde._bandwidth(x, "scott", 1.0, w, "samples")
+        gaxes = _kde._exact_grid_axes(grid, H)
+        pts = grid.points()
+        pairs = n_s * m_axis ** d
+        out[f"kde_exact_{d}d"] = ((lambda x_, g_: lambda: M.kde(x_, g_, threads=1))(x, grid), pairs, "ns per pair",
+                                  f"kde(x, grid) exact, n={n_s}, {m_axis}^{d} grid, threads=1")
+        out[f"kde_exact_{d}d_kernel"] = ((lambda x_, w_, H_, a_: lambda: _core.kde_exact_grid(x_, w_, H_, a_, 1))
+                                         (x, w, H, gaxes), pairs, "ns per pair",
+                                         "its compiled grid kernel alone (_core.kde_exact_grid, recurrences)")
+        out[f"kde_exact_{d}d_points"] = ((lambda x_, w_, H_, p_: lambda: _core.kde_exact(x_, w_, H_, p_, 1))
+                                         (x, w, H, pts), pairs, "ns per pair",
+                                         "the same pairs through the points kernel (_core.kde_exact, one exp a pair)")
+    # Hermite moments (the bench's hermite_1d_deg30 and hermite_2d_deg10, 1e6 samples): the
+    # public call against the compiled kernel alone with the same index table
+    from modelcollapse import hermite as hm
+    for d, deg in ((1, 30), (2, 10)):
+        xs = np.random.default_rng(0).normal(size=(1_000_000, d))
+        parent, dim, order = _basis.index_table(_basis.multi_indices(d, deg))
+        work = 1_000_000 * len(parent)
+        out[f"hermite_{d}d"] = ((lambda x_, k_: lambda: hm.hermite_moments(x_, k_, threads=1))(xs, deg), work,
+                                "ns per sample-moment", f"hermite_moments(x, {deg}), 1e6 samples, d={d}, threads=1")
+        out[f"hermite_{d}d_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))
+                                       (xs, parent, dim, order), work, "ns per sample-moment",
+                                       "its compiled kernel alone (_core.hermite_moments, same index table)")
+    # empirical score n = m = 2000, d = 2 (the bench's case has 1e4: 25x the pairs): t = 1.0
+    # (missed) against t = 0.01 (met) and against logpdf (the same pairs without the weighted
+    # sum of samples), and the public call against the compiled object's
+    g2 = np.random.default_rng(5)
+    X2, Y2 = g2.standard_normal((2000, 2)), g2.standard_normal((2000, 2))
+    es = mc.EmpiricalScore(X2)
+    core = es._core()
+    for name, call, what in (
+            ("emp_score_t1", lambda: es.score(Y2, 1.0, threads=1), "EmpiricalScore.score, t=1.0, threads=1"),
+            ("emp_score_t1_kernel", lambda: core.score(Y2, 1.0, 1), "its compiled call alone (EmpiricalScoreCore)"),
+            ("emp_score_t001", lambda: es.score(Y2, 0.01, threads=1), "the same at t=0.01"),
+            ("emp_logpdf_t1", lambda: es.logpdf(Y2, 1.0, threads=1), "EmpiricalScore.logpdf, t=1.0, threads=1")):
+        out[name] = (call, 2000 * 2000, "ns per pair", what + ", n=m=2000 d=2")
     return out
 
 
@@ -122,6 +176,40 @@ def _build() -> dict[str, Any]:
     return {"modelcollapse": mc.__version__, "generator": gen, "commit": source_commit()}
 
 
+def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
+    """{name: (one value per round, what)}: each share or ratio from the parts of the same round
+    (paired), so a slow phase of a shared machine cancels; ``measure`` takes their medians."""
+    shares = {f"sampler_d{d}_noise_share": ([(a - b) / a for a, b in zip(per[f"sampler_d{d}"],
+                                                                        per[f"sampler_d{d}_injected"])],
+                                            f"share of the sampler's time (d={d}) that drawing the noise takes")
+              for d in (2, 64)}
+    for d in (1000, 10_000):
+        shares[f"dae_d{d}_normal_share"] = ([2 * d * z / s_ for z, s_ in zip(per["normal"], per[f"dae_d{d}"])],
+                                            f"2d normals (`normal`) over the one-thread DAE step, d={d}")
+
+    def outside(whole: str, kernel: str) -> list[float]:
+        return [(a - b) / a for a, b in zip(per[whole], per[kernel])]
+
+    for d in (1, 2):
+        shares[f"kde_binned_{d}d_python_share"] = (
+            outside(f"kde_binned_{d}d", f"kde_binned_{d}d_kernel"),
+            f"share of kde(method='binned') {d}-D spent outside the compiled kernel (checks, plan, Python)")
+        shares[f"kde_exact_{d}d_python_share"] = (outside(f"kde_exact_{d}d", f"kde_exact_{d}d_kernel"),
+                                                  f"share of the exact {d}-D grid kde() outside its compiled kernel")
+        shares[f"kde_exact_{d}d_grid_over_points"] = (
+            [a / b for a, b in zip(per[f"kde_exact_{d}d_kernel"], per[f"kde_exact_{d}d_points"])],
+            f"grid kernel (no exp) over points kernel (one exp a pair), same pairs, {d}-D")
+        shares[f"hermite_{d}d_python_share"] = (outside(f"hermite_{d}d", f"hermite_{d}d_kernel"),
+                                                f"share of hermite_moments ({d}-D) outside its compiled kernel")
+    shares["emp_score_t1_python_share"] = (outside("emp_score_t1", "emp_score_t1_kernel"),
+                                           "share of EmpiricalScore.score (t=1.0) outside its compiled call")
+    shares["emp_score_t1_over_t001"] = ([a / b for a, b in zip(per["emp_score_t1"], per["emp_score_t001"])],
+                                        "time a pair at t=1.0 over t=0.01, same pairs")
+    shares["emp_score_t1_sum_share"] = (outside("emp_score_t1", "emp_logpdf_t1"),
+                                        "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
+    return shares
+
+
 def measure(rounds: int) -> dict[str, Any]:
     """Time every part ``rounds`` times, interleaved; median, min, max per part."""
     parts = _parts()
@@ -141,20 +229,10 @@ def measure(rounds: int) -> dict[str, Any]:
         per[name] = [t / items * 1e9 for t in times[name]]
         res[name] = {"median": statistics.median(per[name]), "min": min(per[name]), "max": max(per[name]),
                      "unit": unit, "what": what}
-    # shares from the parts of the same round (paired), median over the rounds
-    shares = {f"sampler_d{d}_noise_share": ([(a - b) / a for a, b in zip(per[f"sampler_d{d}"],
-                                                                        per[f"sampler_d{d}_injected"])],
-                                            f"share of the sampler's time (d={d}) that drawing the noise takes")
-              for d in (2, 64)}
-    for d in (1000, 10_000):
-        shares[f"dae_d{d}_normal_share"] = ([2 * d * z / s_ for z, s_ in zip(per["normal"], per[f"dae_d{d}"])],
-                                            f"2d normals (`normal`) over the one-thread DAE step, d={d}")
-    shares["kde_binned_1d_python_share"] = (
-        [(a - b) / a for a, b in zip(per["kde_binned_1d"], per["kde_binned_1d_kernel"])],
-        "share of kde(method='binned') 1-D spent outside the compiled kernel (checks, plan, Python)")
+    shares = paired_shares(per)
     for name, (vals, what) in shares.items():
-        res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "unit": "share",
-                     "what": what}
+        res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+                     "unit": "ratio" if "_over_" in name else "share", "what": what}
     return res
 
 

@@ -170,17 +170,99 @@ def _bound_dae(c: _Case, bounds: dict[str, Any] | None) -> str | None:
     return text
 
 
-def _bound_binned_1d(c: _Case, bounds: dict[str, Any] | None) -> str | None:
-    whole, kernel, share = (_m(bounds, k) for k in ("kde_binned_1d", "kde_binned_1d_kernel",
-                                                      "kde_binned_1d_python_share"))
-    if None in (whole, kernel, share):
+def _ratio(bounds: dict[str, Any], name: str) -> str:
+    """A paired ratio with its spread over the rounds."""
+    m = bounds["measurements"][name]
+    return f"{m['median']:.2f}× (rounds {m['min']:.2f}× to {m['max']:.2f}×)" if "min" in m else f"{m['median']:.2f}×"
+
+
+def _bound_binned(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
+    """The Python around the binned kernel; whether it explains a missed ratio to KDEpy is read
+    from the kernel alone against KDEpy (the goal asks 3× the best float64 peer)."""
+    def bound(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+        name = f"kde_binned_{d}d"
+        whole, kernel, share = (_m(bounds, k) for k in (name, f"{name}_kernel", f"{name}_python_share"))
+        if None in (whole, kernel, share):
+            return None
+        peer = _m(bounds, f"kdepy_{d}d")
+        outside = _share(bounds, f"{name}_python_share")
+        grid = "1000-point grid" if d == 1 else "100^2 grid"
+        text = (f"the Python around the kernel: {outside} of a `kde(method='binned')` call is spent outside the "
+                f"compiled kernel (n = 5000, {grid}, one thread: {whole / 1e6:.3g} ms, the kernel alone "
+                f"{kernel / 1e6:.3g} ms" + (f", KDEpy {peer / 1e6:.3g} ms" if peer is not None else "")
+                + f"; {_src(bounds)}, `{name}`, paired per round)")
+        if peer is not None:
+            alone = peer / kernel
+            text += (f"; the kernel alone is {alone:.2g}× KDEpy, so " +
+                     ("the Python around it is the gap" if alone >= 3.0 else
+                      "the Python is not the whole gap: the kernel alone is below 3× too"))
+        return text
+    return bound
+
+
+def _kernel_split(bounds: dict[str, Any], name: str, unit: str, limit: float, sizes: str) -> str:
+    """The public call against its compiled kernel (both one thread, paired per round), each
+    against the limit's lane-ops per core. A kernel below half of them misses the goal even with
+    no Python around it and two threads scaling perfectly; a kernel above half but a public call
+    below puts the gap in the Python; both above leave only the two-thread scaling, which these
+    one-thread microbenchmarks do not measure."""
+    whole, kernel = _m(bounds, name), _m(bounds, f"{name}_kernel")
+    per_core = limits.CORES / limit * 1e9
+    frac, frac_whole = per_core / kernel, per_core / whole
+    text = (f"one thread, {sizes} ({_src(bounds)}): the public call takes {whole:.3g} ns {unit}, its compiled "
+            f"kernel alone {kernel:.3g} ns, so {_share(bounds, f'{name}_python_share')} of the call is outside the "
+            f"kernel (`{name}` against `{name}_kernel`, paired per round); the limit's lane-ops take "
+            f"{per_core:.2g} ns {unit} per core: the kernel alone runs at {frac:.0%} of the limit, the public call "
+            f"at {frac_whole:.0%}")
+    if frac < 0.5:
+        return (text + f"; so even with no Python around it and two threads scaling perfectly the kernel misses the "
+                f"goal: the gap is inside the compiled kernel ({kernel / per_core:.2g}× the limit's lane-ops)")
+    if frac_whole < 0.5:
+        return (text + "; so the kernel alone would meet the goal with two threads scaling perfectly: the Python "
+                "around it is a gap, and how the kernel scales to two threads is not measured here")
+    return (text + "; both would meet the goal with two threads scaling perfectly: the gap is in the two-thread run, "
+            "which these one-thread microbenchmarks do not split")
+
+
+def _bound_kde_exact(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
+    def bound(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+        name = f"kde_exact_{d}d"
+        keys = (name, f"{name}_kernel", f"{name}_points", f"{name}_python_share", f"{name}_grid_over_points")
+        if any(_m(bounds, k) is None for k in keys):
+            return None
+        sizes = f"n = 5000, {'1000-point' if d == 1 else '100^2'} grid"
+        return (_kernel_split(bounds, name, "a pair", limits.kde_exact_grid(), sizes)
+                + "; not the exponential: the grid kernel "
+                f"evaluates none (recurrences) and takes {_ratio(bounds, f'{name}_grid_over_points')} the time of "
+                f"the same pairs through the points kernel with one exp each (`{name}_points`, "
+                f"{_m(bounds, f'{name}_points'):.3g} ns a pair); within the grid kernel the time is not split "
+                f"further by a measurement")
+    return bound
+
+
+def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[str, Any] | None], str | None]:
+    def bound(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+        name = f"hermite_{d}d"
+        if any(_m(bounds, k) is None for k in (name, f"{name}_kernel", f"{name}_python_share")):
+            return None
+        return (_kernel_split(bounds, name, "a sample-moment", limit, f"1e6 samples, degree {degree}")
+                + "; within the kernel the time is not split further (no "
+                "measurement of the bare recurrence)")
+    return bound
+
+
+def _bound_empirical(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    keys = ("emp_score_t1", "emp_score_t1_kernel", "emp_score_t1_python_share", "emp_score_t1_over_t001",
+            "emp_score_t1_sum_share")
+    if any(_m(bounds, k) is None for k in keys):
         return None
-    peer = _m(bounds, "kdepy_1d")
-    outside = _share(bounds, "kde_binned_1d_python_share")
-    return (f"the Python around the kernel: {outside} of a `kde(method='binned')` call is spent outside the "
-            f"compiled kernel (n = 5000, 1000-point grid, one thread: {whole / 1e6:.3g} ms, the kernel alone "
-            f"{kernel / 1e6:.3g} ms" + (f", KDEpy {peer / 1e6:.3g} ms" if peer is not None else "")
-            + f"; {_src(bounds)}, `kde_binned_1d`, paired per round)")
+    sum_ops = 2 / (2 * 2 + 3 + limits.EXP)  # d = 2 FMA of the weighted sum in the limit's lane-ops a pair
+    return (_kernel_split(bounds, "emp_score_t1", "a pair", limits.empirical_score(2), "n = m = 2000, d = 2")
+            + f"; at t = 1.0 a pair takes {_ratio(bounds, 'emp_score_t1_over_t001')} its time "
+            f"at t = 0.01, where the goal is met (`emp_score_t1_over_t001`); the weighted sum of samples (score "
+            f"beyond logpdf, `emp_score_t1_sum_share`) takes {_share(bounds, 'emp_score_t1_sum_share')} of it, "
+            f"against {sum_ops:.0%} of the lane-ops the limit counts; what in the kernel depends on t is not split "
+            f"further by a measurement")
 
 
 KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | None]], ...] = (
@@ -188,7 +270,13 @@ KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | N
     (r"^reverse EM K=8 d=2 isot", _bound_sampler(2)),
     (r"^reverse EM K=8 d=64 isot", _bound_sampler(64)),
     (r"^dae_sgd d=\d+ r=2", _bound_dae),
-    (r"^kde binned d=1 ", _bound_binned_1d),
+    (r"^kde binned d=1 ", _bound_binned(1)),
+    (r"^kde binned d=2 ", _bound_binned(2)),
+    (r"^kde exact d=1 ", _bound_kde_exact(1)),
+    (r"^kde exact d=2 ", _bound_kde_exact(2)),
+    (r"^hermite_1d_deg30$", _bound_hermite(1, 30, limits.hermite())),
+    (r"^hermite_2d_deg10$", _bound_hermite(2, 10, limits.hermite_2d(10))),
+    (r"^empirical score n=m=\S+ d=2 t=1\.0$", _bound_empirical),
 )
 
 
