@@ -276,28 +276,33 @@ def test_estimator_truncation_allowance_covers_a_bump():
 
 def test_experiment_estimator_settings_do_not_shrink():
     """A quadratic gradient part (in the span of every degree >= 2) on the experiment's mixture,
-    one of the experiment's control models (issue 14): with the experiment's settings (degree 4,
-    relative ridge ~0: the fit-noise correction replaces the shrinkage) the value is centred on
-    the truth, while ridge "auto" at degree 6 (the old setting: it picks relative ridges 0.3-1)
-    shrinks it by about 2 se. Kills: the experiment's ridge dropped (auto at degree 4: mean z
-    -0.7), the old degree-6 "auto" setting."""
+    one of the experiment's control models: with the experiment's settings (degree 4, relative
+    ridge ~0: the fit-noise correction replaces the shrinkage) the value is centred on the truth
+    and, on the same data, equals the unregularised fit, while ridge "auto" shrinks it on every
+    replicate (paired: 0.07-0.64 se here, so the check does not depend on the draws; unpaired z
+    means over 6 replicates moved by 0.6 with the generator). Kills: the experiment's ridge
+    dropped (`hodge.experiment_auto_ridge`)."""
     from modelcollapse.experiments.hodge import HodgeConfig
     cfg = HodgeConfig()
     Q = np.array([[0.425, -0.326], [-0.326, 0.484]])
     m = H.PerturbedScore(_experiment_law(), [H.GradientTerm(0.18, H.QuadraticPotential(Q, [0.81, 0.0]))])
     t = 0.12
     truth = H.exact_gradient_energy(m, t, 400_000, seed=1).value   # se 5e-5: negligible here
-    z_exp, z_auto = [], []
-    for r in range(6):
+    n_rep = 24
+    z_exp, shrink_exp, shrink_auto = [], [], []
+    for r in range(n_rep):
         x = m.sample(20000, seed=300 + r, t=t)
         s = m.score(x, t)
         e = H.gradient_part_estimate(x, s, threads=1, **cfg.estimator_kwargs)
-        assert e.ci_low <= truth <= e.ci_high
         z_exp.append((e.value - truth) / e.se)
-        a = H.gradient_part_estimate(x, s, degree=6, threads=1)
-        z_auto.append((a.value - truth) / a.se)
-    assert abs(np.mean(z_exp)) < 0.6, z_exp      # measured 0.14
-    assert np.mean(z_auto) < -1.5, z_auto        # measured -2.1
+        free = H.gradient_part_estimate(x, s, threads=1, degree=cfg.estimator_kwargs["degree"], ridge=1e-12)
+        auto = H.gradient_part_estimate(x, s, threads=1, degree=cfg.estimator_kwargs["degree"])
+        shrink_exp.append((e.value - free.value) / e.se)
+        shrink_auto.append((auto.value - free.value) / e.se)
+    # z ~ N(0, 1) per replicate: the mean of n_rep has sd 1/sqrt(n_rep); 4 sd (measured 0.06)
+    assert abs(np.mean(z_exp)) < 4 / np.sqrt(n_rep), z_exp
+    assert np.max(np.abs(shrink_exp)) < 0.01, shrink_exp      # measured 0 to 4 decimals
+    assert np.max(shrink_auto) < -0.02, shrink_auto            # the paired check has power
 
 
 def test_integrated_gradient_part_from_data_array():
@@ -321,10 +326,15 @@ def test_gaussian_energies_match_monte_carlo():
 def test_reverse_law_ode_matches_sampler():
     m = H.PerturbedScore(GAUSS, [H.SolenoidalTerm(A2, 1.0), H.GradientTerm(0.3, H.QuadraticPotential(np.eye(2)))])
     mean, cov = H.gaussian_reverse_law(m, 2.0, 0.05, 2)
-    out = mc.sample_reverse(m, 40000, T=2.0, delta=0.05, steps=400, integrator="exponential", seed=3).samples
+    out = mc.sample_reverse(m, 40000, T=2.0, delta=0.05, steps=1600, integrator="exponential", seed=3).samples
     se = np.sqrt(np.diag(cov) / len(out))
     assert np.all(np.abs(out.mean(0) - mean) < 5 * se + 5e-3)
-    np.testing.assert_allclose(np.cov(out.T), cov, atol=0.03 * np.abs(cov).max())
+    # Covariance entries: 4 sampling se (Gaussian: se_ij^2 = (c_ii c_jj + c_ij^2) / N) plus the
+    # sampler's discretisation bias, measured by step refinement on 6 seeds: +0.045-0.06 on c_00
+    # at 400 steps, +0.019 at 1600 (allowance 0.03). Dropping the solenoidal term moves entries
+    # by 0.13-0.23, beyond this tolerance (0.06-0.09).
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov ** 2) / len(out))
+    assert np.all(np.abs(np.cov(out.T) - cov) < 4 * se_cov + 0.03), np.cov(out.T) - cov
 
 
 def test_kl_bounds_hold_and_marginal_is_tighter():
