@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ def data_law() -> GaussianMixture:
     return GaussianMixture([0.4, 0.35, 0.25], [[-2.0, -1.0], [2.0, -1.0], [0.0, 2.0]], [0.15, 0.15, 0.15])
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # quick's 50 steps on a uniform grid would inflate within-mode variances by ~20% (the
     # sampler warns): the log grid keeps them fine at that step count
     "quick": dict(rounds=3, n_samples=2_000, steps=50, grid="log", n_seeds=5),
