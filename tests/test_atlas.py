@@ -219,3 +219,16 @@ def test_torch_learners_run_in_the_grid(tmp_path):
         cell = grid[grid["learner"] == learner].set_index("metric")["mean"]
         assert cell["train_size"] == 40 and cell["diverged"] == 0
         assert np.isfinite(cell[["w2", "variance_ratio", "precision", "recall"]]).all()
+
+
+def test_heatmap_colours_rank_within_learner_with_metric_direction():
+    # one runaway remedy must not flatten the others' colours, and "better" follows the metric:
+    # lower for w2, closest to 1 for the variance ratio, higher for recall
+    from modelcollapse.experiments.atlas._figures import badness, column_ranks
+
+    w2 = np.array([[0.1, 5.0], [0.2, 1.0], [1e6, 3.0]])
+    assert np.array_equal(column_ranks(badness("w2", w2)), [[0, 1], [0.5, 0], [1, 0.5]])
+    ratio = np.array([[0.5], [1.1], [3.0], [np.nan]])
+    np.testing.assert_array_equal(column_ranks(badness("variance_ratio", ratio)), [[0.5], [0], [1], [np.nan]])
+    recall = np.array([[0.5], [0.9], [0.1]])
+    assert np.array_equal(column_ranks(badness("recall", recall)), [[0.5], [0], [1]])

@@ -29,8 +29,40 @@ THEORY_PANELS = (   # title, [(remedy, learner, metric) drawn in the panel]
 )
 
 
+def badness(metric: str, values: np.ndarray) -> np.ndarray:
+    """How far each value is from the good end of ``metric`` (larger is worse): the value for
+    the lower-is-better metrics, ``|log v|`` for ``variance_ratio`` (1 is right), minus the value
+    otherwise (recall: higher is better)."""
+    values = np.asarray(values, dtype=float)
+    if metric in LOWER_IS_BETTER:
+        return values
+    if metric == "variance_ratio":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(np.log(values))
+    return -values
+
+
+def column_ranks(bad: np.ndarray) -> np.ndarray:
+    """Rank of each cell within its column, scaled to [0, 1] (0 = best, 1 = worst; ties share
+    the mean rank; NaN stays NaN; a column with one value gives 0)."""
+    out = np.full(bad.shape, np.nan)
+    for j in range(bad.shape[1]):
+        col = bad[:, j]
+        ok = np.isfinite(col)
+        if ok.sum() == 0:
+            continue
+        ranks = pd.Series(col[ok]).rank(method="average").to_numpy() - 1.0
+        out[ok, j] = ranks / max(ok.sum() - 1, 1)
+    return out
+
+
 def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
-    """Final-round mean (and 95% CI) of each heatmap metric: rows remedies, columns learners."""
+    """Final-round mean (and 95% CI) of each heatmap metric: rows remedies, columns learners.
+
+    The colour of a cell is its remedy's rank within the learner's column (best to worst),
+    not the value: learners live on different scales (a DAE's W2 is not a Gaussian's) and one
+    runaway remedy would otherwise leave every other cell the same colour. The numbers are the
+    values."""
     grid = summary[(summary["section"] == "grid") & (summary["round"] == config.rounds)]
     metrics = [config.rank_metric] + [m for m in HEATMAP_METRICS if m != config.rank_metric and m in set(grid["metric"])]
     remedies = [r for r in config.remedies if r in set(grid["remedy"])]
@@ -44,21 +76,23 @@ def heatmap(summary: pd.DataFrame, config: AtlasConfig, path: Path) -> Path:
             for j, lr in enumerate(learners):
                 if (r, lr) in cell.index:
                     vals[i, j] = cell.loc[(r, lr), "mean"]
-        cmap = "viridis_r" if metric in LOWER_IS_BETTER else "viridis"
-        im = ax.imshow(vals, cmap=cmap, aspect="auto")
+        ranks = column_ranks(badness(metric, vals))
+        im = ax.imshow(ranks, cmap="viridis_r", vmin=0.0, vmax=1.0, aspect="auto")
         for i, r in enumerate(remedies):
             for j, lr in enumerate(learners):
                 if (r, lr) in cell.index:
                     row = cell.loc[(r, lr)]
                     half = (row["ci_high"] - row["ci_low"]) / 2
                     text = f"{row['mean']:.3g}" + (f"\n+-{half:.2g}" if np.isfinite(half) else "")
-                    dark = im.norm(row["mean"]) < 0.5 if cmap == "viridis" else im.norm(row["mean"]) > 0.5
+                    dark = np.isfinite(ranks[i, j]) and ranks[i, j] > 0.5
                     ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if dark else "k")
         ax.set_xticks(range(len(learners)), learners, rotation=30)
         ax.set_yticks(range(len(remedies)), remedies)
         ax.set(xlabel="learner", ylabel="remedy")
+        good = {"variance_ratio": "closest to 1"}.get(metric, "lowest" if metric in LOWER_IS_BETTER else "highest")
         ax.set_title(f"{metric} at round {config.rounds} (mean +- 95% CI half-width)", fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8, label=metric)
+        bar = fig.colorbar(im, ax=ax, shrink=0.8, ticks=[0.0, 1.0], label=f"rank within learner (best: {good})")
+        bar.ax.set_yticklabels(["best", "worst"])
     return save_figure(fig, path)
 
 
