@@ -121,3 +121,12 @@ def test_d4_generations(tmp_path):
 def test_d5_scale(tmp_path):
     res = _run("dae-scale", tmp_path)
     assert res.summary["fluctuation_slope"] < -0.2   # ~ -1/2
+
+
+def test_d5_scale_one_thread_times_once(tmp_path):
+    # threads=1: the one-thread and the cfg.threads timings are the same run; one row per d,
+    # not two rows whose summary columns collide
+    res = _run("dae-scale", tmp_path, threads=1)
+    tp = res.table[(res.table.part == "throughput") & (res.table.metric == "steps_per_s")]
+    assert tp.groupby("d").size().eq(1).all()
+    assert all(set(row) == {"d", "steps/s, threads=1"} for row in res.summary["throughput"])

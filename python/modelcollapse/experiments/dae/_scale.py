@@ -34,7 +34,7 @@ def _throughput_rows(cfg: ScaleConfig, d: int) -> list[dict]:
     """SGD steps/s at dimension d on one thread and on ``cfg.threads``, and the state size."""
     tg = _trimodal(d, cfg.mean_norm)[2]
     rows = []
-    for threads in (1, cfg.threads):
+    for threads in dict.fromkeys((1, cfg.threads)):   # threads=1: timed once, one row
         t0 = time.perf_counter()
         dae.train(tg, r=2, n_steps=cfg.throughput_steps, lr=cfg.lr, replicas=cfg.replicas, seed=cfg.seed,
                   record_every=cfg.throughput_steps, threads=threads)
