@@ -316,6 +316,20 @@ def _row(goal: str, c: _Case, measured: str, met: bool | None, bound: Callable[[
     return Row(goal, c.name, measured, met, "" if met or met is None else bound(), c.run)
 
 
+def _not_slower_rows(goal: str, cases: list[_Case], pattern: str, ours_impl: str, peer_impl: str, label: str,
+                     bound: Callable[[_Case], str]) -> list[Row]:
+    """One row per case matching ``pattern`` with both implementations timed: the peer's time over
+    the project's, met when it is at least 1 (the project is not slower)."""
+    rows = []
+    for c in cases:
+        if not re.search(pattern, c.name):
+            continue
+        ours, peer = c.median(ours_impl), c.median(peer_impl)
+        if ours is not None and peer is not None:
+            rows.append(_row(goal, c, f"{peer / ours:.2f}× {label}", peer / ours >= 1.0, lambda c=c: bound(c)))
+    return rows
+
+
 def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) -> list[Row]:
     """One row per (goal of issue 16, case of the runs in ``areas``), in the issue's order."""
     cases = _cases(areas)
@@ -342,14 +356,9 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) 
             rows.append(_row(g, c, f"{ns:.3g} ns (`cpp`: one stream, one thread)", ns <= 1.5,
                              lambda c=c: _bound_normals(c, bounds) or NOT_EXPLAINED))
 
-    g = "`standard_normal` not slower than numpy"
-    for c in cases:
-        if not re.search(r"^normals", c.name):
-            continue
-        ours, npy = c.median("cpp standard_normal(seed, n)"), c.median("numpy default_rng f64")
-        if ours is not None and npy is not None:
-            rows.append(_row(g, c, f"{npy / ours:.2f}× numpy `default_rng`", npy / ours >= 1.0,
-                             lambda c=c: _bound_standard_normal(c, bounds) or NOT_EXPLAINED))
+    rows += _not_slower_rows("`standard_normal` not slower than numpy", cases, r"^normals",
+                             "cpp standard_normal(seed, n)", "numpy default_rng f64", "numpy `default_rng`",
+                             lambda c: _bound_standard_normal(c, bounds) or NOT_EXPLAINED)
 
     g = "DAE ≥ 3·10⁵ steps/s at d = 10³ on 2 cores"
     for c in cases:
@@ -369,13 +378,8 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) 
     g = "binned KDE ahead of KDEpy at equal accuracy"
     by_name = {c.name: c for c in cases}
     seen_full = False
-    for c in cases:
-        if not re.search(r"^kde binned d=", c.name):
-            continue
-        ours, peer = c.median("cpp (same grid)"), c.median("KDEpy")
-        if ours is not None and peer is not None:
-            rows.append(_row(g, c, f"{peer / ours:.2f}× KDEpy (accuracy checked by the run)", peer / ours >= 1.0,
-                             lambda c=c: _kernel_bound(c, bounds)))
+    rows += _not_slower_rows(g, cases, r"^kde binned d=", "cpp (same grid)", "KDEpy",
+                             "KDEpy (accuracy checked by the run)", lambda c: _kernel_bound(c, bounds))
     for c in cases:
         m = re.search(r"^kde binned full-H d=2 (n=\d+ grid=\S+)", c.name)
         if not m:
