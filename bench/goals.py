@@ -375,6 +375,8 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) 
             rows.append(_row(g, c, f"{t1 / t2:.2f}× (`cpp_1thread` / `cpp`)", t1 / t2 >= 1.8,
                              lambda c=c, t1=t1: _bound_two_threads(c, t1)))
 
+    rows += _two_thread_rows(cases)
+
     g = "binned KDE ahead of KDEpy at equal accuracy"
     by_name = {c.name: c for c in cases}
     seen_full = False
@@ -401,6 +403,44 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) 
         rows.append(Row(g + ", full bandwidth", "(no case)", "not in these runs (bench/cases_metrics.py "
                         "times it as `kde binned full-H d=2 ...` since issue 16)", None))
     return rows
+
+
+TWO_THREADS = "two-thread scaling (≥ 50% of the limit counts both cores)"
+
+
+def _two_thread_rows(cases: list[_Case]) -> list[Row]:
+    """Per case timed with the project on all cores and as ``cpp_1thread``: the speed-up. The
+    goal "≥ 50% of the limit" counts both cores, so it is judged here only where it can be read
+    from the scaling alone: a kernel whose one thread already reaches 50% of one core's share of
+    the limit meets it with two threads only if they keep that rate (2-thread % of the limit ≥
+    50). Elsewhere the kernel misses it on one core already (the "≥ 50%" rows say why) and the
+    speed-up is shown, not judged."""
+    rows = []
+    for c in cases:
+        proj = c.summary["project"]
+        one = c.recs.get("cpp_1thread")
+        if proj is None or proj["impl"] == "cpp_1thread" or one is None or "skipped" in one:
+            continue
+        sp = one["median_s"] / proj["median_s"]
+        measured = f"{sp:.2f}× (`cpp_1thread` {one['median_s']:.3g} s / `{proj['impl']}` {proj['median_s']:.3g} s)"
+        limit, met = c.summary["limit"], None
+        if limit:
+            core_pct = 100.0 * one["throughput"] / (limit / limits.CORES)
+            measured += f"; one thread at {core_pct:.3g}% of one core's share of the limit"
+            if core_pct >= 50.0:
+                met = c.summary["pct_limit"] >= 50.0
+                measured += f", {limits.CORES} threads at {c.summary['pct_limit']:.3g}% of the limit"
+        rows.append(_row(TWO_THREADS, c, measured, met, lambda c=c, sp=sp: _bound_scaling(c, sp)))
+    return rows
+
+
+def _bound_scaling(c: _Case, sp: float) -> str:
+    """A kernel that meets 50% on one core but not on two loses it in the scaling."""
+    if re.search(r"^dae_sgd d=\d+ r=2", c.name) and c.median("cpp_1thread") is not None:
+        return _bound_two_threads(c, c.median("cpp_1thread"))
+    text = (f"the second thread: {sp:.2f}× where {limits.CORES}× keeps the one-thread rate; how the time splits "
+            f"between the threads (waiting, shared memory bandwidth) is not measured")
+    return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")
 
 
 def _bound_two_threads(c: _Case, t1: float) -> str:
