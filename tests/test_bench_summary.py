@@ -281,3 +281,22 @@ def test_two_thread_rows_judge_only_kernels_at_half_the_limit_on_one_core():
     assert b.met is True and b.bound == "" and "2 threads at 55% of the limit" in b.measured
     assert c.met is None and c.bound == "" and c.measured.startswith("1.90×")
     assert "one thread at 20% of one core's share" in c.measured and "threads at" not in c.measured
+
+
+def test_float32_rows_and_the_no_float32_paragraph():
+    # "e": the float64 kernel takes 1 s, jax f64 3 s and jax f32 2 s (float32 gains 1.5x; the
+    # kernel is 2x the best float32 peer: no float32 path needed). "n": kernel 1 s, torch f64
+    # 1.6 s and torch f32 0.5 s (gain 3.2x, kernel 0.5x the float32 peer: a float32 path pays).
+    recs = []
+    for case, peer, t64, t32 in (("empirical score e", "jax", 3.0, 2.0), ("normals n", "torch", 1.6, 0.5)):
+        recs += [_rec(case, "cpp", "project", 1.0, 1e6, "items", rated=True),
+                 _rec(case, f"{peer} f64", "f64", t64, 1e6, "items"), _rec(case, f"{peer} f32", "f32", t32, 1e6, "items")]
+    areas = [_area("x", recs)]
+    rows = {r.case: r for r in goals.evaluate(areas) if r.goal == goals.FLOAT32}
+    e, n = rows["empirical score e"], rows["normals n"]
+    assert e.met is True and e.bound == ""
+    assert e.measured == "float64 kernel 2.00× the best float32 peer (jax f32); float32 speeds up the same code by jax 1.50×"
+    assert n.met is False and "up to 3.20× from float32" in n.bound
+    text = summarize.float32_lines(areas)[0]
+    assert "0.50× to 2.00× the best float32 peer on the 2 workloads" in text and "(1 of them ahead)" in text
+    assert "1.50× to 3.20×" in text and text.endswith("it would pay on normals n (behind a float32 peer).")
