@@ -156,7 +156,8 @@ def float32_lines(areas: list[dict[str, Any]]) -> list[str]:
             f"both precisions ({len(ratios) - len(behind)} of them ahead), while float32 speeds the peers' own "
             f"code up by {min(gains):.2f}× to {max(gains):.2f}×, median {sorted(gains)[len(gains) // 2]:.2f}× "
             "(the same JAX, torch or numpy code in both precisions, same run): about the 2× that twice the lanes "
-            "per vector allow (section \"Limits\"), more only where a peer's float64 path is itself slow. A float32 path would therefore buy at most about that factor, "
+            "per vector allow (section \"Limits\"), more only where a peer's float64 path is itself slow. A "
+            "float32 path would therefore buy at most about that factor, "
             "at a relative precision of ~6e-8 instead of ~1e-16 (the bench accepts float32 peers within 2e-4 to "
             "5e-2 of the float64 result: at t = 0.01 the empirical score's logits lose digits), for kernels "
             "already ahead; so none is offered")
