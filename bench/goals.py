@@ -506,7 +506,8 @@ def _bound_two_threads(c: _Case, t1: float) -> str:
     text = (f"same run: the normals alone take {rng:.3g} s (`rng_only`, one thread), the 1-thread kernel {t1:.3g} s, "
             f"so with the SGD arithmetic on one thread two threads give at most {cap:.2f}×")
     if cap >= 1.8:
-        text += "; the rest of the gap is not explained"
+        text += ("; the rest of the gap is not explained by this run (bench/dae_threads.cpp splits a two-thread "
+                 "run: who drew which normals, each thread's waits; docs/dae.md, \"Performance\")")
         if c.loaded:
             text += " (the run was on a shared machine: rerun on a quiet one)"
     return text
