@@ -3,8 +3,9 @@ single-sample steps with autograd, as a user would write it), plus the RNG-bound
 (drawing the 2 d normals of each step alone, rng::fill_normals, one thread).
 
 The single-replica 'cpp' cases use the default threads=0: with more threads than replicas
-the spare thread pre-draws the samples of the next block (dae::BlockPrefetcher), which is
-what they measure; 'cpp_1thread' is the same run without the helper.
+the spare thread shares the drawing of the normals and runs a block ahead of the SGD thread
+(dae::BlockPrefetcher), which is what they measure; 'cpp_1thread' is the same run without
+the helper (bench/dae_threads.cpp splits the two-thread run: who drew what, who waited).
 
 Peers (bench/peers.py): a plain C++ loop (xoshiro256+ and the polar method, g++ -O3
 -march=native, one thread), JAX (jit + lax.scan over steps, f64 and f32) and torch with

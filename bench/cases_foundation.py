@@ -146,6 +146,7 @@ def cases(quick: bool) -> list[Case]:
     impls = {"cpp": lambda s: _core.normals(1, 0, 0, 1, n, 0, 1)[0],
              "cpp_mt": lambda s: _core.normals(1, 0, 0, streams, n // streams, 0, threads).ravel(),
              "cpp standard_normal(seed, n)": lambda s: mc_random.standard_normal(1, n),
+             "cpp_1thread": lambda s: mc_random.standard_normal(1, n, threads=1),
              "numpy": lambda s: ref_rng.normals(1, 0, 0, n)}
     for dt in ("f64", "f32"):
         impls[f"numpy default_rng {dt}"] = peers.normals_numpy(n, dt)
@@ -161,7 +162,8 @@ def cases(quick: bool) -> list[Case]:
     gm2 = _mixture(8, 2, "isotropic")
     x2 = np.random.default_rng(3).standard_normal((N, 2)) * 3
     iso = _iso_score_numpy(gm2.weights, gm2.means, gm2.covariances)
-    impls = {"cpp": lambda x: gm2.score(x, 0.1), "numpy": lambda x: gm2.score(x, 0.1, backend="numpy"),
+    impls = {"cpp": lambda x: gm2.score(x, 0.1), "cpp_1thread": lambda x: gm2.score(x, 0.1, threads=1),
+             "numpy": lambda x: gm2.score(x, 0.1, backend="numpy"),
              "numpy (n,K,d) f64": lambda x: iso(x, 0.1)}
     for dt in ("f64", "f32"):
         gemm = peers.iso_score_numpy(gm2.weights, gm2.means, gm2.covariances, dt)
@@ -179,7 +181,9 @@ def cases(quick: bool) -> list[Case]:
         if quick:
             N //= 10
         gm = _mixture(K, d, kind)
-        impls = {"cpp": (lambda g, n_: lambda s: mc.sample_reverse(g, n_, steps=steps, seed=1).samples)(gm, N)}
+        impls = {"cpp": (lambda g, n_: lambda s: mc.sample_reverse(g, n_, steps=steps, seed=1).samples)(gm, N),
+                 "cpp_1thread": (lambda g, n_: lambda s: mc.sample_reverse(g, n_, steps=steps, seed=1,
+                                                                          threads=1).samples)(gm, N)}
         if quick and d == 2:
             # The package reference (Cholesky solves per point and component) is slow: timed
             # at the quick sizes, d = 2 only (a minute at d = 64).
@@ -214,6 +218,7 @@ def cases(quick: bool) -> list[Case]:
     es = mc.EmpiricalScore(X)
     for t in (0.01, 0.1, 1.0):
         impls = {"cpp": (lambda t_: lambda y: es.score(y, t_))(t),
+                 "cpp_1thread": (lambda t_: lambda y: es.score(y, t_, threads=1))(t),
                  "numpy": (lambda t_: lambda y: ref_emp.score(X, y, t_))(t)}
         for dt in ("f64", "f32"):
             impls[f"jax {dt}"] = peers.empirical_score_jax(X, t, dt)

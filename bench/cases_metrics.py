@@ -35,7 +35,7 @@ def _exact_case(n, d, quick):
 
     def check(out):
         ref = out["scipy"]
-        for k in ("cpp", "cpp (points)", "numpy"):
+        for k in ("cpp", "cpp_1thread", "cpp (points)", "numpy"):
             if k in out:
                 np.testing.assert_allclose(np.ravel(out[k]), ref, rtol=1e-10)
 
@@ -43,6 +43,7 @@ def _exact_case(n, d, quick):
     # the same grid passed as an (m, d) array of arbitrary points (one exp per pair).
     impls = {
         "cpp": lambda s: M.kde(s["x"], s["grid"]),
+        "cpp_1thread": lambda s: M.kde(s["x"], s["grid"], threads=1),
         "scipy": lambda s: s["scipy"](s["pts"].T),
     }
     if n * m_axis ** d <= 5e7:
@@ -89,6 +90,7 @@ def _binned_case(n, d, quick):
 
     impls = {
         "cpp (same grid)": lambda s: M.kde(s["x"], s["grid"], s["h"], method="binned", tol=None),
+        "cpp_1thread": lambda s: M.kde(s["x"], s["grid"], s["h"], method="binned", tol=None, threads=1),
         "cpp (tol=1e-3)": lambda s: M.kde(s["x"], s["grid"], s["h"], method="binned"),
         "KDEpy": kdepy,
     }

@@ -259,3 +259,44 @@ def test_bounds_shares_are_paired_per_round():
             "emp_score_t1_over_t001": 1.25, "emp_score_t1_sum_share": 0.1}
     for name, value in want.items():
         assert sh[name][0] == pytest.approx([value, value]), name
+
+
+def test_two_thread_rows_judge_only_kernels_at_half_the_limit_on_one_core():
+    # limit 2e9 items/s on 2 cores = 1e9 per core. "a": one thread at 0.6e9 (60% of a core)
+    # and two at 0.8e9 (40% of the limit): the scaling loses the goal (1.33x). "b": 0.6e9 and
+    # 1.1e9 (55%): kept. "c": one thread at 0.2e9 (20% of a core): shown, not judged.
+    # "d" has no one-thread run: no row.
+    lim, work = 2e9, 1e9
+    recs = []
+    for case, one, two in (("a", 0.6e9, 0.8e9), ("b", 0.6e9, 1.1e9), ("c", 0.2e9, 0.38e9), ("d", None, 1e9)):
+        recs.append(_rec(case, "cpp", "project", work / two, work, "items", lim, rated=True))
+        if one is not None:
+            recs.append(_rec(case, "cpp_1thread", "project", work / one, work, "items", lim))
+    rows = {r.case: r for r in goals.evaluate([_area("x", recs)]) if r.goal == goals.TWO_THREADS}
+    assert set(rows) == {"a", "b", "c"}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    assert a.met is False and a.measured.startswith("1.33× (`cpp_1thread` 1.67 s / `cpp` 1.25 s)")
+    assert "one thread at 60% of one core's share of the limit, 2 threads at 40% of the limit" in a.measured
+    assert "the second thread: 1.33×" in a.bound
+    assert b.met is True and b.bound == "" and "2 threads at 55% of the limit" in b.measured
+    assert c.met is None and c.bound == "" and c.measured.startswith("1.90×")
+    assert "one thread at 20% of one core's share" in c.measured and "threads at" not in c.measured
+
+
+def test_float32_rows_and_the_no_float32_paragraph():
+    # "e": the float64 kernel takes 1 s, jax f64 3 s and jax f32 2 s (float32 gains 1.5x; the
+    # kernel is 2x the best float32 peer: no float32 path needed). "n": kernel 1 s, torch f64
+    # 1.6 s and torch f32 0.5 s (gain 3.2x, kernel 0.5x the float32 peer: a float32 path pays).
+    recs = []
+    for case, peer, t64, t32 in (("empirical score e", "jax", 3.0, 2.0), ("normals n", "torch", 1.6, 0.5)):
+        recs += [_rec(case, "cpp", "project", 1.0, 1e6, "items", rated=True),
+                 _rec(case, f"{peer} f64", "f64", t64, 1e6, "items"), _rec(case, f"{peer} f32", "f32", t32, 1e6, "items")]
+    areas = [_area("x", recs)]
+    rows = {r.case: r for r in goals.evaluate(areas) if r.goal == goals.FLOAT32}
+    e, n = rows["empirical score e"], rows["normals n"]
+    assert e.met is True and e.bound == ""
+    assert e.measured == "float64 kernel 2.00× the best float32 peer (jax f32); float32 speeds up the same code by jax 1.50×"
+    assert n.met is False and "up to 3.20× from float32" in n.bound
+    text = summarize.float32_lines(areas)[0]
+    assert "0.50× to 2.00× the best float32 peer on the 2 workloads" in text and "(1 of them ahead)" in text
+    assert "1.50× to 3.20×" in text and text.endswith("it would pay on normals n (behind a float32 peer).")

@@ -15,15 +15,15 @@
 // Randomness (ARS-7, random.hpp): replica k uses streams make_stream(purpose, k), so a
 // replica's trajectory does not depend on the number of threads nor on the other replicas.
 // Normals are drawn in blocks of several steps through rng::fill_normals; with a spare
-// thread, a helper draws the next block while the current one is consumed (BlockPrefetcher).
+// thread, a helper shares them with the SGD thread and runs ahead by a block (BlockPrefetcher).
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstddef>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -33,6 +33,9 @@
 #include <system_error>
 #include <thread>
 #include <vector>
+#ifdef MODELCOLLAPSE_DAE_STATS
+#include <time.h>
+#endif
 
 #include "parallel.hpp"
 #include "random.hpp"
@@ -408,56 +411,13 @@ inline std::size_t pick_component(const std::vector<double>& cum, double u) {
 inline std::size_t block_steps(std::size_t d) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(d, 1)); }
 
 // The x0 normals and the uniforms (component / data row, t) of one block of steps; with
-// the helper thread also the raw x1 normals, whose rows the two threads share (RowClaims).
+// the helper thread also the raw x1 normals (BlockPrefetcher).
 struct SampleBlock {
     std::vector<double> x0, un, x1;
     void resize(std::size_t B, std::size_t d) {
         x0.resize(B * d);
         un.resize(2 * B);
     }
-};
-
-// Pieces [0, n) of a block's x1 (kX1Piece numbers each, see x1_pieces; "rows" below), drawn by
-// whichever thread claims them: the SGD thread claims
-// from the bottom (the row it needs next), the helper from the top (when it has nothing else
-// to do), so the split adapts to the speed of both. One atomic word holds lo (low half) and
-// hi (high half): rows < lo belong to the SGD thread, rows >= hi to the helper. A helper
-// row may be read once ready[row] is set (release/acquire). Every row is a pure function of
-// (seed, stream, counter), so who draws it does not change the numbers.
-class RowClaims {
-  public:
-    explicit RowClaims(std::size_t B) : ready_(new std::atomic<unsigned char>[B]) {}
-    void reset(std::size_t nb) {
-        for (std::size_t q = 0; q < nb; ++q) ready_[q].store(0, std::memory_order_relaxed);
-        word_.store(pack(0, nb), std::memory_order_release);
-    }
-    // SGD thread: claims row q (= lo) if the helper has not; false if the helper owns it.
-    bool claim_low(std::size_t q) {
-        std::uint64_t w = word_.load(std::memory_order_acquire);
-        while (true) {
-            if (q >= high(w)) return false;
-            if (word_.compare_exchange_weak(w, pack(q + 1, high(w)), std::memory_order_acq_rel)) return true;
-        }
-    }
-    // Helper: claims the highest unclaimed row; returns nb_max (no row) when they have met.
-    std::size_t claim_high() {
-        std::uint64_t w = word_.load(std::memory_order_acquire);
-        while (true) {
-            const std::size_t hi = high(w);
-            if (hi <= low(w)) return kNone;
-            if (word_.compare_exchange_weak(w, pack(low(w), hi - 1), std::memory_order_acq_rel)) return hi - 1;
-        }
-    }
-    void mark_ready(std::size_t q) { ready_[q].store(1, std::memory_order_release); }
-    bool is_ready(std::size_t q) const { return ready_[q].load(std::memory_order_acquire) != 0; }
-    static constexpr std::size_t kNone = ~std::size_t(0);
-
-  private:
-    static std::uint64_t pack(std::uint64_t lo, std::uint64_t hi) { return lo | (hi << 32); }
-    static std::size_t low(std::uint64_t w) { return static_cast<std::size_t>(w & 0xffffffffu); }
-    static std::size_t high(std::uint64_t w) { return static_cast<std::size_t>(w >> 32); }
-    std::unique_ptr<std::atomic<unsigned char>[]> ready_;
-    std::atomic<std::uint64_t> word_{0};
 };
 
 // Draws the x0 normals and uniforms of steps [start, start + nb) of one replica. Every
@@ -479,46 +439,64 @@ inline void fill_x1(const Target& tg, std::uint64_t seed, std::uint64_t replica,
         R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), start * tg.d, nb * tg.d, x1);
 }
 
-// The raw x1 normals of step `step` only (one row of fill_x1's output).
-inline void fill_x1_row(const Target& tg, std::uint64_t seed, std::uint64_t replica, std::size_t step, double* x1) {
-    namespace R = modelcollapse::rng;
-    R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), step * tg.d, tg.d, x1);
+// Pieces of a block's normals, the unit of work the two threads of BlockPrefetcher share:
+// numbers [p kPiece, (p + 1) kPiece) of the block's x0, then (mixture targets) of its raw x1;
+// pieces need not align with rows, so a one-step block (d >= 8193) is shared too. Piece 0
+// also draws the block's uniforms. Every number is a pure function of (seed, stream,
+// counter), so which thread draws a piece never changes the results. 512 numbers (~3 us)
+// bound what the SGD thread may wait for at the end of a block (the helper's piece in flight).
+constexpr std::size_t kPiece = 512;
+inline std::size_t x_pieces(std::size_t nb, std::size_t d) { return (nb * d + kPiece - 1) / kPiece; }
+
+// What BlockPrefetcher's threads did (for the bench: who drew how many pieces, how long each
+// waited, the helper's CPU time outside its waits). Times are taken only when
+// MODELCOLLAPSE_DAE_STATS is defined (bench/dae_threads.cpp).
+struct PrefetchStats {
+    std::size_t pieces_sgd = 0, pieces_helper = 0;
+    double wait_sgd_s = 0.0, wait_helper_s = 0.0;  // wall-clock time spent waiting
+    double wait_sgd_cpu_s = 0.0;     // SGD thread's CPU time spent waiting
+    double helper_work_cpu_s = 0.0;  // helper's CPU time outside its waits (drawing, claiming)
+};
+
+// Spins (with the CPU's pause hint) until `ready` or `budget` has passed; true when ready.
+// The waits of BlockPrefetcher usually end within a piece of normals (a few us), far below
+// the wake-up latency of a sleeping thread, so they spin first.
+template <class Ready>
+bool spin_for(Ready ready, std::chrono::microseconds budget) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (unsigned k = 1;; ++k) {
+        if (ready()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if ((k & 15u) == 0 && std::chrono::steady_clock::now() - t0 > budget) return false;
+    }
 }
 
-// Pieces of a block's x1 shared by the two threads of BlockPrefetcher: numbers
-// [p kX1Piece, (p + 1) kX1Piece) of the block (they need not align with rows). Rows of a
-// large d are cut so that both threads can share a one-step block (d >= 16384): with whole
-// rows as the unit, one thread drew the whole x1 of such a step and the speed-up stalled
-// at ~1.3x (issue 16). Which thread draws a piece never changes the numbers.
-constexpr std::size_t kX1Piece = 1024;
-inline std::size_t x1_pieces(std::size_t nb, std::size_t d) { return (nb * d + kX1Piece - 1) / kX1Piece; }
-inline void fill_x1_piece(const Target& tg, std::uint64_t seed, std::uint64_t replica, std::size_t start,
-                          std::size_t nb, std::size_t p, double* x1) {
-    namespace R = modelcollapse::rng;
-    const std::size_t a = p * kX1Piece, e = std::min(nb * tg.d, a + kX1Piece);
-    R::fill_normals(seed, R::make_stream(R::kDaeX1, replica), start * tg.d + a, e - a, x1 + a);
-}
-
-// Double-buffered producer of sample blocks on a persistent helper thread.
+// Sample blocks drawn by two threads: the SGD thread and a persistent helper.
 //
-// A single replica is bound by the ARS-7 + Box-Muller normals (2 d per step, ~3-4 ns each,
-// against ~1 us for the SGD arithmetic at d = 1000), so when a core is idle it pays to
-// draw block k+1 there while the SGD loop consumes block k. The work is split to balance
-// the two threads: the helper draws x0 and the uniforms of block k+1, publishes it, then
-// (until it may draw block k+2) draws rows of the x1 of block k, the one in training, from
-// the top while the SGD thread draws the rows it needs from the bottom (RowClaims): each
-// thread ends up with the share that keeps both busy.
-// Blocks are drawn by fill_block with the same arguments as the inline path, hence results
-// are bit-identical with or without the helper. Two counters under one mutex describe the state:
-// block j may be written once j < consumed + 2 (its buffer, j % 2, is free again) and read
-// once j < filled. The destructor always stops and joins the helper, so an early return
-// (Ctrl-C through the StopToken) or an exception in the consumer cannot leak the thread.
+// A single replica is bound by the normals (2 d per step, ~3-6 ns each, against ~1.4 ns per
+// coordinate for the SGD arithmetic), so with a spare core both threads draw them. The pieces
+// of all blocks form one sequence (block j's pieces are [j P, (j + 1) P)) and one atomic
+// counter hands them out in order: the helper takes the next piece whenever its block has a
+// free buffer (blocks j and j + 1 are in flight while the SGD thread trains on block j), the
+// SGD thread takes the pieces of the block it needs next, then waits for the helper's pieces
+// of it in flight (at most one piece each). So the helper draws block j + 1 while the SGD
+// thread runs block j's arithmetic, and neither thread idles unless the arithmetic alone is
+// longer than a block's normals: the split adapts to both threads' speeds (issue 16: the
+// former scheme, where the helper drew x0 of the next block and shared only x1 and then
+// waited for each release, stalled at 1.25-1.4x). The waits spin first (spin_for): they
+// usually end within a piece or a block's arithmetic, shorter than a sleeping thread's
+// wake-up; past 200 us the helper sleeps on a condition variable that release() signals. Results are bit-identical to the
+// inline path. The destructor always stops and joins the helper, so an early return (Ctrl-C
+// through the StopToken) or an exception in the consumer cannot leak the thread.
 class BlockPrefetcher {
   public:
     BlockPrefetcher(const Target& tg, std::uint64_t seed, std::uint64_t replica, std::size_t n_steps,
-                    std::size_t B, const StopToken& stop)
+                    std::size_t B, const StopToken& stop, PrefetchStats* stats = nullptr)
         : tg_(tg), seed_(seed), replica_(replica), n_steps_(n_steps), B_(B),
-          n_blocks_((n_steps + B - 1) / B), stop_(stop) {
+          n_blocks_((n_steps + B - 1) / B), P0_(x_pieces(B, tg.d)),
+          P_(P0_ * (tg.data == nullptr ? 2 : 1)), total_(n_blocks_ * P_), stop_(stop), out_(stats) {
         for (auto& b : buf_) {
             b.resize(B, tg.d);
             if (tg.data == nullptr) b.x1.resize(B * tg.d);
@@ -526,126 +504,160 @@ class BlockPrefetcher {
         helper_ = std::thread([this] { produce(); });
     }
     ~BlockPrefetcher() {
+        quit_.store(true, std::memory_order_seq_cst);
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            quit_ = true;
+            cv_.notify_one();
         }
-        cv_.notify_all();
         helper_.join();
+        if (out_) {
+            *out_ = stats_;
+            out_->pieces_helper = pieces_helper_;
+            out_->wait_helper_s = wait_helper_s_;
+            out_->helper_work_cpu_s = helper_cpu_s_;
+        }
     }
     BlockPrefetcher(const BlockPrefetcher&) = delete;
     BlockPrefetcher& operator=(const BlockPrefetcher&) = delete;
 
-    // Waits for block j (blocks are taken in order) and returns it; nullptr when stopped.
+    // Block j (blocks are taken in order, each released before the next is asked for), with
+    // its x0, uniforms and raw x1 drawn; nullptr when stopped.
     SampleBlock* acquire(std::size_t j) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        // The timed wait lets a Ctrl-C reach us even if the helper is itself waiting.
-        while (j >= filled_ && !error_ && !stop_.stop_requested())
-            cv_.wait_for(lock, std::chrono::milliseconds(20));
-        if (error_) std::rethrow_exception(error_);
-        if (j >= filled_) return nullptr;
-        return &buf_[j % 2];
-    }
-    // Row q of block j's raw x1 (mixture targets): its pieces are drawn here if the helper
-    // has not claimed them, else waited for (the helper draws its pieces top-down, so this
-    // waits for at most the piece in progress). Rows are asked for in order within a block.
-    const double* x1_row(std::size_t j, std::size_t q) {
-        SampleBlock& blk = buf_[j % 2];
-        RowClaims& rc = claims_[j % 2];
-        const std::size_t d = tg_.d, nb = std::min(B_, n_steps_ - j * B_);
-        if (j != own_block_) {
-            own_block_ = j;
-            own_next_ = 0;
-        }
-        const std::size_t first = q * d / kX1Piece, last = ((q + 1) * d - 1) / kX1Piece;
-        for (std::size_t p = std::max(first, own_next_); p <= last; ++p) {
-            if (rc.claim_low(p)) {
-                fill_x1_piece(tg_, seed_, replica_, j * B_, nb, p, blk.x1.data());
-                own_next_ = p + 1;
-                continue;
+        const std::size_t end = std::min(total_, (j + 1) * P_);
+        for (std::size_t g = next_.load(std::memory_order_relaxed); g < end;) {
+            if (next_.compare_exchange_weak(g, g + 1, std::memory_order_acq_rel)) {
+                draw(g);
+                ++stats_.pieces_sgd;
+                g = next_.load(std::memory_order_relaxed);
             }
-            while (!rc.is_ready(p)) {
-                if (error_seen_.load(std::memory_order_acquire)) {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    std::rethrow_exception(error_);
-                }
+        }
+        std::atomic<std::size_t>& done = done_[j % 2].n;
+        const auto t0 = clock_now();
+        const double c0 = cpu_now();
+        // The helper's piece in flight: spin, then yield (on a shared machine the helper may
+        // have been preempted mid-piece), polling Ctrl-C and the helper's errors.
+        const auto ready = [&] { return done.load(std::memory_order_acquire) == P_; };
+        if (!spin_for(ready, std::chrono::microseconds(200)))
+            while (!ready() && !error_seen_.load(std::memory_order_acquire) && !stop_.stop_requested())
                 std::this_thread::yield();
-            }
-        }
-        return blk.x1.data() + q * d;
+        stats_.wait_sgd_s += seconds_since(t0);
+        stats_.wait_sgd_cpu_s += cpu_now() - c0;
+        if (error_seen_.load(std::memory_order_acquire)) std::rethrow_exception(error_);
+        return ready() ? &buf_[j % 2] : nullptr;
     }
-    // Hands the buffer of block j back to the helper.
+    // Hands the buffer of block j back: the helper may draw block j + 2 into it.
     void release(std::size_t j) {
-        {
+        done_[j % 2].n.store(0, std::memory_order_relaxed);
+        // seq_cst store, then load of sleeping_: with the helper's seq_cst store of sleeping_
+        // then load of consumed_, one of the two threads sees the other's write (no lost wake-up)
+        consumed_.store(j + 1, std::memory_order_seq_cst);
+        if (sleeping_.load(std::memory_order_seq_cst)) {
             std::lock_guard<std::mutex> lock(mutex_);
-            consumed_ = j + 1;
+            cv_.notify_one();
         }
-        cv_.notify_all();
     }
 
   private:
+    // Piece g of the sequence: block j = g / P, piece p = g % P of its x0 then x1 (none
+    // beyond the last block's numbers); marks it done in the block's buffer.
+    void draw(std::size_t g) {
+        namespace R = modelcollapse::rng;
+        const std::size_t j = g / P_, p = g % P_, d = tg_.d;
+        const std::size_t start = j * B_, nb = std::min(B_, n_steps_ - start);
+        SampleBlock& blk = buf_[j % 2];
+        const bool is_x1 = p >= P0_;
+        const std::size_t a = (is_x1 ? p - P0_ : p) * kPiece, n = nb * d;
+        if (a < n) {
+            const std::size_t e = std::min(n, a + kPiece);
+            R::fill_normals(seed_, R::make_stream(is_x1 ? R::kDaeX1 : R::kDaeX0, replica_), start * d + a, e - a,
+                            (is_x1 ? blk.x1.data() : blk.x0.data()) + a);
+        }
+        if (p == 0) R::fill_uniforms(seed_, R::make_stream(R::kDaeChoice, replica_), 2 * start, 2 * nb, blk.un.data());
+        done_[j % 2].n.fetch_add(1, std::memory_order_acq_rel);
+    }
+
     void produce() {
+        const double cpu0 = cpu_now();
+        double waited = 0.0;  // CPU time
+        struct Tally {  // the helper's CPU time outside its waits, however produce() returns
+            double& out;
+            const double& cpu0;
+            const double& waited;
+            ~Tally() { out = cpu_now() - cpu0 - waited; }
+        } tally{helper_cpu_s_, cpu0, waited};
         try {
-            for (std::size_t j = 0; j < n_blocks_; ++j) {
-                {
-                    std::unique_lock<std::mutex> lock(mutex_);
-                    while (j >= consumed_ + 2 && !quit_ && !stop_.stop_requested())
-                        cv_.wait_for(lock, std::chrono::milliseconds(20));
-                    if (quit_ || stop_.stop_requested()) return;
+            while (true) {
+                std::size_t g = next_.load(std::memory_order_relaxed);
+                if (g >= total_) return;
+                const std::size_t j = g / P_;
+                if (j >= consumed_.load(std::memory_order_acquire) + 2) {
+                    // Two blocks ahead: wait for the SGD thread to release block j - 2.
+                    // Spin through a block's arithmetic, then sleep until release() wakes us (a
+                    // timed wait, so that a Ctrl-C reaches us too).
+                    const auto t0 = clock_now();
+                    const double c0 = cpu_now();
+                    const auto ready = [&] { return j < consumed_.load(std::memory_order_seq_cst) + 2; };
+                    if (!spin_for(ready, std::chrono::microseconds(200))) {
+                        std::unique_lock<std::mutex> lock(mutex_);
+                        sleeping_.store(true, std::memory_order_seq_cst);
+                        while (!ready() && !quit_.load(std::memory_order_seq_cst) && !stop_.stop_requested())
+                            cv_.wait_for(lock, std::chrono::milliseconds(20));
+                        sleeping_.store(false, std::memory_order_relaxed);
+                    }
+                    wait_helper_s_ += seconds_since(t0);
+                    waited += cpu_now() - c0;
+                    if (quit_.load(std::memory_order_seq_cst) || stop_.stop_requested()) return;
+                    continue;
                 }
-                // The buffer is ours until `filled_` is published: no lock while drawing.
-                const std::size_t start = j * B_, nb = std::min(B_, n_steps_ - start);
-                fill_block(tg_, seed_, replica_, start, nb, buf_[j % 2]);
-                if (tg_.data == nullptr) claims_[j % 2].reset(x1_pieces(nb, tg_.d));
-                {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    filled_ = j + 1;
+                if (quit_.load(std::memory_order_relaxed) || stop_.stop_requested()) return;
+                if (next_.compare_exchange_weak(g, g + 1, std::memory_order_acq_rel)) {
+                    draw(g);
+                    ++pieces_helper_;
                 }
-                cv_.notify_all();
-                // Block j is ready ahead of time; until block j + 1 may be drawn (the SGD thread
-                // releases block j - 1), help with the x1 rows of block j - 1, the one the SGD
-                // thread is on. Helping with block j instead would delay the x0 of block j + 1
-                // and leave the SGD thread waiting for it.
-                if (j > 0) help_x1(j - 1);
             }
-            if (n_blocks_ > 0) help_x1(n_blocks_ - 1);
         } catch (...) {
-            {
-                std::lock_guard<std::mutex> lock(mutex_);
-                error_ = std::current_exception();
-            }
+            error_ = std::current_exception();
             error_seen_.store(true, std::memory_order_release);
-            cv_.notify_all();
         }
     }
 
-    // x1 rows of block j from the top, until the SGD thread's claims meet ours (a Ctrl-C is
-    // honoured between rows). A claimed row is always drawn and marked ready.
-    void help_x1(std::size_t j) {
-        if (tg_.data != nullptr) return;
-        RowClaims& rc = claims_[j % 2];
-        double* x1 = buf_[j % 2].x1.data();
-        const std::size_t nb = std::min(B_, n_steps_ - j * B_);
-        for (std::size_t p; (p = rc.claim_high()) != RowClaims::kNone;) {
-            fill_x1_piece(tg_, seed_, replica_, j * B_, nb, p, x1);
-            rc.mark_ready(p);
-            if (stop_.stop_requested()) return;
-        }
+#ifdef MODELCOLLAPSE_DAE_STATS
+    static std::chrono::steady_clock::time_point clock_now() { return std::chrono::steady_clock::now(); }
+    static double seconds_since(std::chrono::steady_clock::time_point t0) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
+    static double cpu_now() {
+        timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    }
+#else
+    static int clock_now() { return 0; }
+    static double seconds_since(int) { return 0.0; }
+    static double cpu_now() { return 0.0; }
+#endif
 
+    struct alignas(64) Counter {
+        std::atomic<std::size_t> n{0};
+    };
     const Target& tg_;
     std::uint64_t seed_, replica_;
-    std::size_t n_steps_, B_, n_blocks_;
+    std::size_t n_steps_, B_, n_blocks_, P0_, P_, total_;
     StopToken stop_;
     SampleBlock buf_[2];
-    RowClaims claims_[2] = {RowClaims(x1_pieces(B_, tg_.d)), RowClaims(x1_pieces(B_, tg_.d))};
-    std::atomic<bool> error_seen_{false};
+    alignas(64) std::atomic<std::size_t> next_{0};      // next piece of the sequence to hand out
+    alignas(64) std::atomic<std::size_t> consumed_{0};  // blocks released by the SGD thread
+    Counter done_[2];                                   // pieces drawn of the block in buffer k
+    alignas(64) std::atomic<bool> quit_{false};
+    std::atomic<bool> sleeping_{false};  // the helper waits on cv_ (release() must wake it)
     std::mutex mutex_;
     std::condition_variable cv_;
-    std::size_t filled_ = 0, consumed_ = 0;
-    std::size_t own_block_ = ~std::size_t(0), own_next_ = 0;  // SGD thread: next x1 piece it has not handled
-    bool quit_ = false;
-    std::exception_ptr error_;
+    std::atomic<bool> error_seen_{false};
+    std::exception_ptr error_;  // written before error_seen_ is set (release), read after (acquire)
+    PrefetchStats* out_;        // where the destructor reports what the threads did (may be null)
+    PrefetchStats stats_;       // SGD thread's side
+    alignas(64) std::size_t pieces_helper_ = 0;  // helper's side, read after the join
+    double wait_helper_s_ = 0.0, helper_cpu_s_ = 0.0;
     std::thread helper_;  // last member: started once everything above is constructed
 };
 
@@ -655,7 +667,8 @@ class BlockPrefetcher {
 template <int RC>
 void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, std::uint64_t replica,
                    std::size_t n_steps, double* W, double& b, double* v, const Recorder& rec,
-                   const StopToken& stop, bool uniform_t, bool prefetch = false) {
+                   const StopToken& stop, bool uniform_t, bool prefetch = false,
+                   PrefetchStats* stats = nullptr) {
     const std::size_t d = tg.d;
     const int r = tr.r();
     const std::size_t B = block_steps(d);
@@ -669,7 +682,7 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
     std::unique_ptr<BlockPrefetcher> pf;
     if (prefetch) {
         try {
-            pf = std::make_unique<BlockPrefetcher>(tg, seed, replica, n_steps, B, stop);
+            pf = std::make_unique<BlockPrefetcher>(tg, seed, replica, n_steps, B, stop, stats);
         } catch (const std::system_error&) {
             // The helper thread could not start (thread or address-space limit): draw the
             // samples on this thread instead, which gives the same numbers.
@@ -695,8 +708,8 @@ void train_replica(const Trainer<RC>& tr, const Target& tg, std::uint64_t seed, 
             if (tg.data != nullptr) {
                 x1p = tg.data + data_row(tg, start + q, un[2 * q]) * d;
             } else {
-                // raw normals: drawn above, or shared with the helper (possibly drawn by it)
-                const double* z = pf ? pf->x1_row(j, q) : x1q;
+                // raw normals: drawn above, or by either thread of the prefetcher
+                const double* z = pf ? blk->x1.data() + q * d : x1q;
                 std::size_t c = pick_component(tg.cum_weights, un[2 * q]);
                 const double* mu = tg.means + c * d;
                 const double* sc_ = tg.scales + c * d;
