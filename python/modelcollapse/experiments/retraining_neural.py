@@ -104,7 +104,8 @@ def initial_state(kind: str, learner: Any, real: np.ndarray, seed: int) -> Any:
 def mode_fraction(x: np.ndarray) -> float:
     """Fraction of points within 2 mode standard deviations of the nearest "8 Gaussians" centre.
 
-    0.865 for the data itself (1 - exp(-2), a 2D Gaussian); about 0.5 for a ring of the same radius.
+    0.865 for the data itself (1 - exp(-2), a 2D Gaussian); 0.541 for a ring of the same radius
+    with the modes' radial sd.
     """
     from ..retraining.datasets import eight_gaussians_centres
 
@@ -211,6 +212,36 @@ def _per_seed(table: pd.DataFrame, lam: float, rnd: int, metric: str, seeds) -> 
     return np.array([float(v.loc[s]) for s in seeds])
 
 
+#: mode_fraction of the data (1 - exp(-2)) and of a ring through the 8 centres with the modes'
+#: radial sd (measured on 2e5 points: 0.541); theta_0 "separates the modes" above their midpoint
+DATA_MODE_FRACTION, RING_MODE_FRACTION = 1 - math.exp(-2), 0.541
+SEPARATED_MODE_FRACTION = (DATA_MODE_FRACTION + RING_MODE_FRACTION) / 2
+
+
+def _concentration_claim(prefix: str, model: str, common: str, table: pd.DataFrame, seeds, T: int):
+    """The paper's picture (fully synthetic mass concentrates near the mode centres) presumes a
+    theta_0 that separates the modes. With a ring-shaped theta_0 (the quick preset's, mode
+    fraction ~0.45) the change measures something else, so the claim is not tested: its values
+    are NaN (verdict underpowered, the run too small) and the detail gives the measured numbers
+    (docs/retraining.md, section "Neural models")."""
+    from ._claims import claim, mean_ci
+
+    m0 = _per_seed(table, math.inf, 0, "mode_fraction", seeds)
+    mf = _per_seed(table, math.inf, T, "mode_fraction", seeds) - m0
+    statement = (f"{model}, fully synthetic: the fraction of samples within 2 mode sd of a mode centre does not "
+                 f"decrease from theta_0 to round {T} (the paper's picture: mass concentrates near the mode "
+                 f"centres; {common})")
+    detail = (f"paired per seed; needs a theta_0 that separates the modes: its mode fraction "
+              f"{float(np.mean(m0)):.3f} against {SEPARATED_MODE_FRACTION:.3f}, midway between a ring's "
+              f"{RING_MODE_FRACTION:.3f} and the data's {DATA_MODE_FRACTION:.3f}")
+    if np.mean(m0) < SEPARATED_MODE_FRACTION:
+        est, lo, hi = mean_ci(mf)
+        statement += ": NOT TESTED, theta_0 is a ring (its training budget, initial_samples, is too small)"
+        detail += f" (below: not tested; the measured change was {est:.3f} [{lo:.3f}, {hi:.3f}])"
+        mf = np.full_like(mf, np.nan)
+    return claim(f"{prefix}.synthetic_concentrates_on_modes", statement, mf, ">=", 0.0, 0.0, detail=detail)
+
+
 def _claims(prefix: str, kind: str, config: NeuralRetrainingConfig, table: pd.DataFrame, floor: float):
     """Per-seed paired W2 differences at the last round (docs/retraining.md, section "Neural models")."""
     from ._claims import claim
@@ -231,14 +262,7 @@ def _claims(prefix: str, kind: str, config: NeuralRetrainingConfig, table: pd.Da
             detail=f"paired per seed; for scale, two independent real sets of {config.n_eval} points are at W2 "
                    f"{floor:.3f}"))
         if "mode_fraction" in set(table.metric):
-            mf = _per_seed(table, math.inf, T, "mode_fraction", seeds) - _per_seed(table, math.inf, 0, "mode_fraction",
-                                                                                    seeds)
-            out.append(claim(
-                f"{prefix}.synthetic_concentrates_on_modes", f"{model}, fully synthetic: the fraction of samples "
-                f"within 2 mode sd of a mode centre does not decrease from theta_0 to round {T} (the paper's "
-                f"picture: mass concentrates near the mode centres; {common})", mf, ">=", 0.0, 0.0,
-                detail="paired per seed; the data have 0.865 (1 - exp(-2)), a ring about 0.5, so the statement "
-                       "needs a theta_0 that separates the modes"))
+            out.append(_concentration_claim(prefix, model, common, table, seeds, T))
         finite = [lam for lam in lams if 0 < lam <= 1]
         if finite:
             lam_m = max(finite)

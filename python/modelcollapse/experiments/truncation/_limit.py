@@ -38,12 +38,12 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
                 rows += unit(f"a1-exact-dim{dim}-a{a:g}-d{delta:g}", partial(_exact_rows, cfg, dim, p, a, delta))
     # simulated rounds (1-D, delta = 0.2), W2 of the samples to p_hat_inf: independent draws
     # from the exact laws (reverse sampler, one seed; errors never propagate) and the truly
-    # recursive empirical-score model (exact sampler, n_seeds seeds; each round fitted to the
+    # recursive empirical-score model (exact sampler, recursive_seeds seeds; each round fitted to the
     # previous round's samples), whose moments are compared with their predicted deviation.
     p = law_1d()
     recs: dict
     sims, recs = {}, {}
-    z2 = np.zeros((cfg.n_seeds, len(A_VALUES)))
+    z2 = np.zeros((cfg.recursive_seeds, len(A_VALUES)))
     for ai, a in enumerate(A_VALUES):
         res = simulate(f"a1-independent-a{a:g}", p, K, cfg.n_samples, a, 0.2, model="independent", T=cfg.T,
                        steps=cfg.steps, integrator=cfg.integrator, seed=cfg.seed, progress=progress, hermite_degree=2)
@@ -56,7 +56,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
                              value=tr.w2_1d(x[:, 0], lim_q)))
         sd = tr.expected_moment_sd(p, K, a, 0.2, A2_CLAIM_DEGREE, cfg.n_samples)
         recs[a] = []
-        for r in range(cfg.n_seeds):
+        for r in range(cfg.recursive_seeds):
             rr = _recursive_run(p, K, cfg.n_samples, a, 0.2, cfg.seed + 1000 + r, A2_CLAIM_DEGREE)
             recs[a].append(rr)
             t = rr.table.pivot_table(index="round", columns="metric", values="value")
@@ -109,7 +109,7 @@ def part_a1(cfg: TruncationConfig, out: Path, progress: bool):
         axes[3].semilogy(gr.index, gr.values, "x--", color=f"C{i}", label=f"a={a}: recursive")
         axes[3].semilogy(e["round"], e["value"], "-", color=f"C{i}", label=f"a={a}: exact")
     title(axes[3], f"simulated rounds, delta=0.2, N={cfg.n_samples}: independent draws ({cfg.steps} steps), "
-                   f"recursive empirical model (mean of {cfg.n_seeds} seeds), exact")
+                   f"recursive empirical model (mean of {cfg.recursive_seeds} seeds), exact")
     axes[3].set(xlabel="round k", ylabel="W2(samples, p_hat_inf)")
     legend_outside(axes[3], fontsize=7)
     legend_below(fig, axes[1])
@@ -200,7 +200,7 @@ def part_a2(cfg: TruncationConfig, out: Path, progress: bool):
         sd_rec = tr.expected_moment_sd(p, cfg.rounds, a, delta, D, cfg.n_samples)
         sd_ind = tr.expected_moment_sd(p, cfg.rounds, a, delta, D, cfg.n_samples, model="independent")
         z2_rec, z2_ind, rec_last = [], [], []
-        for r in range(cfg.n_seeds):
+        for r in range(cfg.recursive_seeds):
             rr = _recursive_run(p, cfg.rounds, cfg.n_samples, a, delta, cfg.seed + 2000 + r, A2_CLAIM_DEGREE)
             t = rr.table.pivot_table(index="round", columns="metric", values="value")
             dev = np.array([t[f"g_{j}"].values - t[f"g_{j}_exact"].values for j in range(1, A2_CLAIM_DEGREE + 1)]).T
@@ -255,10 +255,12 @@ def _a2_claims(a, delta, z2_rec, z2_ind, ratio, cfg):
                      f"expected_moment_sd; N = {cfg.n_samples}, K = {cfg.rounds}"),
         claim(f"a2.recursive_deviation_exceeds_independent_{tag}",
               f"recursive simulation, a={a}: mean squared moment deviation in units of the independent-draw variance "
-              f"is >= the predicted compounding ratio {ratio:.2f} (within half its excess over 1)",
-              z2_ind, ">=", ratio, (ratio - 1.0) / 2.0,
-              detail="target = mean over the same cells of predicted compounded / independent-draw variance; "
-                     "tolerance = (target - 1)/2, so 'holds' rules out the independent-draw description (ratio 1)"),
+              f"is >= 1, the value of independent draws (compounding predicts {ratio:.2f})",
+              z2_ind, ">=", 1.0, 0.0,
+              detail="1 is the independent-draw description by construction (sigma_n,k^2 / N with this run's N), "
+                     "so 'holds' (interval above 1) rules it out; the size of the excess is the z^2 ~ 1 claim above. "
+                     f"Tolerance 0: the interval over the {len(z2_ind)} seeds carries the sampling noise (per-seed "
+                     "spread ~30% of the mean: docs/truncation.md, section 'Claims')"),
     ]
 
 
