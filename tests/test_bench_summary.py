@@ -259,3 +259,19 @@ def test_bounds_shares_are_paired_per_round():
             "emp_score_t1_over_t001": 1.25, "emp_score_t1_sum_share": 0.1}
     for name, value in want.items():
         assert sh[name][0] == pytest.approx([value, value]), name
+
+
+def test_build_decision_row_names_the_kernels_where_native_pays():
+    def k(s):
+        return {"shipped_ns": 2.0, "native_ns": 2.0 / s, "speedup_median": s, "speedup_min": s - 0.05,
+                "speedup_max": s + 0.05, "max_rel_diff": 3e-16, "bit_identical": False}
+
+    builds = {"date": "2026-12-01 10:00:00", "cpu": "AMD EPYC", "avx512f": False, "load_average_at_start": 1.0,
+              "kernels": {"normals": k(1.30), "dae_d1000": k(1.10), "kde_exact_2d": k(1.15)}}
+    (row,) = [r for r in goals.evaluate([], None, builds) if r.goal.startswith("portable vs vectorised")]
+    assert row.met is None  # a decision, not judged
+    assert "normals 1.30× (1.25–1.35)" in row.measured and "dae_d1000 1.10×" in row.measured
+    assert "pays ≥ 1.15× on normals, kde_exact_2d;" in row.bound  # 1.10× does not pay
+    assert "no AVX-512" in row.run
+    (none,) = [r for r in goals.evaluate([], None) if r.goal.startswith("portable vs vectorised")]
+    assert none.case == "(no measurement)"
