@@ -116,6 +116,14 @@ def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
         stages = ", ".join(f"{k} {v:.0%}" for k, v in ARS_STAGES.items())
         text += (f"; per stage ({stages}; docs/foundation.md, \"Randomness\") the Box–Muller transform, "
                  f"not the counter-based generator, takes most of it")
+    if _m(bounds, "normal_1e7_fault_share") is not None:
+        text += (f"; of the public `standard_normal(seed, 1e7)` on one thread the fresh array's page faults take "
+                 f"{_share(bounds, 'normal_1e7_fault_share')} (`normal_1e7_fault_share`; none with `out=`), "
+                 f"writing it beyond the caches {_share(bounds, 'normal_1e7_stream_share')}")
+    for lo, hi in ((0, 3), (3, 4)):
+        if _m(bounds, f"normal_isa{hi}_over_isa{lo}") is not None:
+            text += (f"; the level-{hi} transform runs {_ratio(bounds, f'normal_isa{hi}_over_isa{lo}')} "
+                     f"as fast as level {lo} (`normal_isa{hi}_over_isa{lo}`)")
     return text
 
 

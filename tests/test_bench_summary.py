@@ -275,3 +275,18 @@ def test_build_decision_row_names_the_kernels_where_native_pays():
     assert "no AVX-512" in row.run
     (none,) = [r for r in goals.evaluate([], None) if r.goal.startswith("portable vs vectorised")]
     assert none.case == "(no measurement)"
+
+
+def test_normals_bound_carries_the_split_of_the_public_call():
+    n = 10**6
+    areas = [_area("foundation", _normals(n, 3e-3, 4e-3, 1e-3, 0.2e-3))]
+    extra = {"normal_1e7_fault_share": {"median": 0.24, "min": 0.13, "max": 0.77},
+             "normal_1e7_stream_share": {"median": -0.05, "min": -0.1, "max": 0.0},
+             "normal_isa3_over_isa0": {"median": 2.09, "min": 1.83, "max": 2.21}}
+    bounds = {**BOUNDS, "measurements": {**BOUNDS["measurements"], **extra}}
+    row = _rows(areas, bounds)[("normals ≤ 1.5 ns per number per core", "normals n=1e+06")]
+    assert row.met is False
+    assert "page faults take 24% (rounds 13% to 77%)" in row.bound
+    assert "beyond the caches -5% (rounds -10% to 0%)" in row.bound
+    assert "level-3 transform runs 2.09× (rounds 1.83× to 2.21×) as fast as level 0" in row.bound
+    assert "level-4" not in row.bound  # not measured: not claimed
