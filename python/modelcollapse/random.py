@@ -32,7 +32,7 @@ def standard_normal(seed: int | np.random.Generator | None, shape: int | tuple[i
     stream ``i`` and the trailing axes are flattened along the stream, so
     ``standard_normal(s, (n, m))[:k]`` equals ``standard_normal(s, (k, m))``. Long streams
     are cut into fixed pieces shared among the threads, so the numbers are the same for
-    any ``threads`` (docs/foundation.md, section "Random numbers").
+    any ``threads`` (docs/foundation.md, section "Randomness").
 
     Parameters
     ----------
