@@ -152,6 +152,59 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
             ("emp_score_t001", lambda: es.score(Y2, 0.01, threads=1), "the same at t=0.01"),
             ("emp_logpdf_t1", lambda: es.logpdf(Y2, 1.0, threads=1), "EmpiricalScore.logpdf, t=1.0, threads=1")):
         out[name] = (call, 2000 * 2000, "ns per pair", what + ", n=m=2000 d=2")
+    out.update(_normal_split_parts())
+    return out
+
+
+def _normal_split_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
+    """The public 1-D standard_normal(seed, 1e7) against the same numbers drawn into a buffer
+    that already exists (no page faults) and against one piece of 2^15 numbers whose output
+    stays in cache (the kernel alone); and the transform at each instruction-set level the CPU
+    has (0 baseline, 3 x86-64-v3, 4 x86-64-v4), one cached piece each."""
+    import modelcollapse.random as mc_random
+    from modelcollapse import _core
+
+    big, piece, reps = 10**7, 2**15, 32  # reps: a cached piece takes ~0.1 ms, too short to time once
+    buf, small = np.empty(big), np.empty(piece)
+
+    def pieces(isa: int) -> Callable[[], None]:
+        def call() -> None:
+            for _ in range(reps):
+                _core.normals(1, 0, 0, 1, piece, 0, 1, isa=isa, out=small)
+        return call
+
+    out: dict[str, tuple[Callable[[], Any], float, str, str]] = {
+        "normal_1e7_fresh": (lambda: mc_random.standard_normal(1, big, threads=1), big, "ns per normal",
+                             "standard_normal(seed, 1e7), threads=1: a new 80 MB array (page faults)"),
+        "normal_1e7_into": (lambda: mc_random.standard_normal(1, big, threads=1, out=buf), big, "ns per normal",
+                            "the same numbers into an existing array (out=): no page faults"),
+        "normal_piece": (pieces(-1), reps * piece, "ns per normal",
+                         "one piece of 2^15 numbers into a cached buffer, 32 times: the kernel alone"),
+    }
+    for isa in (0, 3, 4):
+        if isa <= getattr(_core, "NORMALS_ISA_AVAILABLE", 0):
+            out[f"normal_isa{isa}"] = (pieces(isa), reps * piece, "ns per normal",
+                                       f"the kernel alone with the transform at level {isa} "
+                                       "(0 baseline, 3 x86-64-v3, 4 x86-64-v4)")
+    return out
+
+
+def normal_split_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
+    """Paired per round: what of the public 1e7 call is page faults, what is writing beyond the
+    caches and call overhead, and the speed-up of each transform level over the one below."""
+    if "normal_1e7_fresh" not in per:
+        return {}
+    fresh, into, piece = per["normal_1e7_fresh"], per["normal_1e7_into"], per["normal_piece"]
+    out = {"normal_1e7_fault_share": ([(a - b) / a for a, b in zip(fresh, into)],
+                                      "share of standard_normal(seed, 1e7) that the fresh array's page faults take"),
+           "normal_1e7_stream_share": ([(b - c) / a for a, b, c in zip(fresh, into, piece)],
+                                       "share of it beyond the kernel on cached pieces (80 MB written to memory, "
+                                       "pieces, call)")}
+    for lo, hi in ((0, 3), (3, 4)):
+        if f"normal_isa{hi}" in per:
+            out[f"normal_isa{hi}_over_isa{lo}"] = ([a / b for a, b in zip(per[f"normal_isa{lo}"],
+                                                                          per[f"normal_isa{hi}"])],
+                                                   f"speed-up of the level-{hi} transform over level {lo}")
     return out
 
 
@@ -207,6 +260,7 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
                                         "time a pair at t=1.0 over t=0.01, same pairs")
     shares["emp_score_t1_sum_share"] = (outside("emp_score_t1", "emp_logpdf_t1"),
                                         "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
+    shares.update(normal_split_shares(per))
     return shares
 
 

@@ -116,6 +116,14 @@ def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
         stages = ", ".join(f"{k} {v:.0%}" for k, v in ARS_STAGES.items())
         text += (f"; per stage ({stages}; docs/foundation.md, \"Randomness\") the Box–Muller transform, "
                  f"not the counter-based generator, takes most of it")
+    if _m(bounds, "normal_1e7_fault_share") is not None:
+        text += (f"; of the public `standard_normal(seed, 1e7)` on one thread the fresh array's page faults take "
+                 f"{_share(bounds, 'normal_1e7_fault_share')} (`normal_1e7_fault_share`; none with `out=`), "
+                 f"writing it beyond the caches {_share(bounds, 'normal_1e7_stream_share')}")
+    for lo, hi in ((0, 3), (3, 4)):
+        if _m(bounds, f"normal_isa{hi}_over_isa{lo}") is not None:
+            text += (f"; the level-{hi} transform runs {_ratio(bounds, f'normal_isa{hi}_over_isa{lo}')} "
+                     f"as fast as level {lo} (`normal_isa{hi}_over_isa{lo}`)")
     return text
 
 
@@ -330,8 +338,10 @@ def _not_slower_rows(goal: str, cases: list[_Case], pattern: str, ours_impl: str
     return rows
 
 
-def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) -> list[Row]:
-    """One row per (goal of issue 16, case of the runs in ``areas``), in the issue's order."""
+def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None,
+             builds: dict[str, Any] | None = None) -> list[Row]:
+    """One row per (goal of issue 16, case of the runs in ``areas``), in the issue's order;
+    ``builds`` (bench/build_compare.py's JSON, or None) adds the row of the build decision."""
     cases = _cases(areas)
     rows: list[Row] = []
 
@@ -404,6 +414,7 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None) 
     if not seen_full:
         rows.append(Row(g + ", full bandwidth", "(no case)", "not in these runs (bench/cases_metrics.py "
                         "times it as `kde binned full-H d=2 ...` since issue 16)", None))
+    rows += build_rows(builds)
     return rows
 
 
@@ -493,6 +504,37 @@ def _bound_scaling(c: _Case, sp: float) -> str:
     text = (f"the second thread: {sp:.2f}× where {limits.CORES}× keeps the one-thread rate; how the time splits "
             f"between the threads (waiting, shared memory bandwidth) is not measured")
     return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")
+
+
+# Where a native build pays at least this much over the shipped one on a kernel, the choice
+# of bit-identical portable results costs speed there (issue 16: then decide deliberately).
+BUILD_PAYS = 1.15
+
+
+def build_rows(builds: dict[str, Any] | None) -> list[Row]:
+    """The row "portable vs vectorised builds": the native build's speed-up over the shipped
+    one per kernel (bench/build_compare.py: one thread, same inputs, interleaved rounds,
+    medians of per-round ratios) and how far their results are apart. A decision, not a
+    threshold, so it is not judged; the text names the kernels where native pays."""
+    g = "portable vs vectorised builds (decide deliberately)"
+    if not builds:
+        return [Row(g, "(no measurement)", "bench/results/build_compare.json missing: run bench/build_compare.py",
+                    None)]
+    ks = builds["kernels"]
+    measured = "; ".join(f"{k} {m['speedup_median']:.2f}× ({m['speedup_min']:.2f}–{m['speedup_max']:.2f}), "
+                         f"results within {m['max_rel_diff']:.1g}" for k, m in ks.items())
+    pays = [k for k, m in ks.items() if m["speedup_median"] >= BUILD_PAYS]
+    cpu = builds.get("cpu") or "?"
+    run = (f"{builds.get('date', '?')[:10]}, load {builds.get('load_average_at_start', '?')}, {cpu}"
+           + (", AVX-512" if builds.get("avx512f") else ", no AVX-512"))
+    bound = ("native (-march=native) over shipped (portable, x86-64-v3 clones): "
+             + (f"pays ≥ {BUILD_PAYS:.2f}× on {', '.join(pays)}" if pays else
+                f"pays < {BUILD_PAYS:.2f}× on every kernel")
+             + "; decision (docs/foundation.md, \"Build\"): ship the portable build with FMA clones picked at "
+               "load time, results equal to the numpy twins within their tests' tolerances (normals 1e-13) and "
+               "identical for any thread count on one machine; MODELCOLLAPSE_NORMALS_ISA=baseline gives the "
+               "portable bits, MODELCOLLAPSE_NATIVE=ON the native build")
+    return [Row(g, "main kernels, one thread, native vs shipped", measured, None, bound, run)]
 
 
 def _bound_two_threads(c: _Case, t1: float) -> str:

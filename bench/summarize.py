@@ -28,7 +28,7 @@ def _fmt_s(x: float) -> str:
 def _load(results: Path) -> list[dict[str, Any]]:
     by_area: dict[str, dict[str, Any]] = {}
     for path in sorted(results.glob("*.json")):
-        if path.name == "bounds.json":  # bench/bounds.py's microbenchmarks, not a bench area
+        if path.name in ("bounds.json", "build_compare.json"):  # microbenchmarks, not bench areas
             continue
         data = json.loads(path.read_text())
         area = data["area"]
@@ -114,7 +114,8 @@ def area_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def goal_lines(areas: list[dict[str, Any]], bounds: dict[str, Any] | None) -> list[str]:
+def goal_lines(areas: list[dict[str, Any]], bounds: dict[str, Any] | None,
+               builds: dict[str, Any] | None = None) -> list[str]:
     """The section "Where each kernel stands against its goal": bench/goals.py's rows."""
     import goals
 
@@ -136,7 +137,7 @@ def goal_lines(areas: list[dict[str, Any]], bounds: dict[str, Any] | None) -> li
             lines += ["", f"**The microbenchmarks ran on build {b['commit']}, the runs on {', '.join(runs)}: "
                       "rerun both (`bench/run.py`, `bench/bounds.py`) on one build before reading the bounds.**"]
     lines += ["", "| goal | case | measured | run | met | what bounds it |", "|---|---|---|---|---|---|"]
-    for r in goals.evaluate(areas, bounds):
+    for r in goals.evaluate(areas, bounds, builds):
         met = "not judged" if r.met is None else "met" if r.met else "**not met**"
         lines.append(f"| {r.goal} | {r.case} | {r.measured} | {r.run} | {met} | {r.bound} |")
     return lines + [""]
@@ -187,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     areas = _load(args.results)
     bounds_path = args.results / "bounds.json"
     bounds = json.loads(bounds_path.read_text()) if bounds_path.exists() else None
+    builds_path = args.results / "build_compare.json"  # bench/build_compare.py
+    builds = json.loads(builds_path.read_text()) if builds_path.exists() else None
     lines += float32_lines(areas)
-    lines += goal_lines(areas, bounds)
+    lines += goal_lines(areas, bounds, builds)
     for data in areas:
         lines += area_lines(data)
     for extra in ("limits.md", "startup.md"):

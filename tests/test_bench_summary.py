@@ -300,3 +300,34 @@ def test_float32_rows_and_the_no_float32_paragraph():
     text = summarize.float32_lines(areas)[0]
     assert "0.50× to 2.00× the best float32 peer on the 2 workloads" in text and "(1 of them ahead)" in text
     assert "1.50× to 3.20×" in text and text.endswith("it would pay on normals n (behind a float32 peer).")
+
+
+def test_build_decision_row_names_the_kernels_where_native_pays():
+    def k(s):
+        return {"shipped_ns": 2.0, "native_ns": 2.0 / s, "speedup_median": s, "speedup_min": s - 0.05,
+                "speedup_max": s + 0.05, "max_rel_diff": 3e-16, "bit_identical": False}
+
+    builds = {"date": "2026-12-01 10:00:00", "cpu": "AMD EPYC", "avx512f": False, "load_average_at_start": 1.0,
+              "kernels": {"normals": k(1.30), "dae_d1000": k(1.10), "kde_exact_2d": k(1.15)}}
+    (row,) = [r for r in goals.evaluate([], None, builds) if r.goal.startswith("portable vs vectorised")]
+    assert row.met is None  # a decision, not judged
+    assert "normals 1.30× (1.25–1.35)" in row.measured and "dae_d1000 1.10×" in row.measured
+    assert "pays ≥ 1.15× on normals, kde_exact_2d;" in row.bound  # 1.10× does not pay
+    assert "no AVX-512" in row.run
+    (none,) = [r for r in goals.evaluate([], None) if r.goal.startswith("portable vs vectorised")]
+    assert none.case == "(no measurement)"
+
+
+def test_normals_bound_carries_the_split_of_the_public_call():
+    n = 10**6
+    areas = [_area("foundation", _normals(n, 3e-3, 4e-3, 1e-3, 0.2e-3))]
+    extra = {"normal_1e7_fault_share": {"median": 0.24, "min": 0.13, "max": 0.77},
+             "normal_1e7_stream_share": {"median": -0.05, "min": -0.1, "max": 0.0},
+             "normal_isa3_over_isa0": {"median": 2.09, "min": 1.83, "max": 2.21}}
+    bounds = {**BOUNDS, "measurements": {**BOUNDS["measurements"], **extra}}
+    row = _rows(areas, bounds)[("normals ≤ 1.5 ns per number per core", "normals n=1e+06")]
+    assert row.met is False
+    assert "page faults take 24% (rounds 13% to 77%)" in row.bound
+    assert "beyond the caches -5% (rounds -10% to 0%)" in row.bound
+    assert "level-3 transform runs 2.09× (rounds 1.83× to 2.21×) as fast as level 0" in row.bound
+    assert "level-4" not in row.bound  # not measured: not claimed

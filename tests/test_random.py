@@ -127,3 +127,78 @@ def test_sizes_refused_with_the_argument_named():
         standard_normal(0, (10**6, 10**6))
     with pytest.raises(ValueError, match="n_samples, steps and dim too large"):
         sampler_noise(0, 10**6, 10**6, 1)
+
+
+# Transform levels (random.hpp, normals_isa): 0 baseline (SSE2), 3 x86-64-v3 (AVX2 + FMA),
+# 4 x86-64-v4 (AVX-512). FMA contraction changes roundings inside log, sincos and the
+# uniform-to-normal products, so the levels may differ in the last bits; LEVEL_ULPS is the
+# stated bound (docs/foundation.md, "Randomness"; 1.9 measured between levels 0 and 3 over
+# 2^20 normals, 1.3% of them differing at all), in units of 2^-52 max(|z|, 1) (an error
+# of the angle's reduction is absolute, so near a zero of cos or sin it is not relative).
+LEVEL_ULPS = 4
+
+
+def _levels():
+    return [isa for isa in (0, 3, 4) if isa <= _core.NORMALS_ISA_AVAILABLE]
+
+
+def test_transform_levels_agree_within_stated_ulps_and_with_the_twin():
+    seed, n, first = 2**33 + 7, 2**16 + 3, 5
+    base = _core.normals(seed, 2, 1, 2, n, first, 1, isa=0)
+    want = ref.normals(seed, ref.make_stream(2, np.arange(1, 3)), first, n)
+    for isa in _levels():
+        got = _core.normals(seed, 2, 1, 2, n, first, 1, isa=isa)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+        ulps = np.abs(got - base) / (2.0**-52 * np.maximum(np.abs(base), 1.0))
+        assert ulps.max() <= LEVEL_ULPS, (isa, ulps.max())
+        # any thread count gives the level's own bits
+        np.testing.assert_array_equal(got, _core.normals(seed, 2, 1, 2, n, first, 3, isa=isa))
+        if isa > 0:
+            # the levels are different code: with FMA some of 2^17 normals differ (else the
+            # isa argument would not reach the transform and this test would compare nothing)
+            assert np.any(got != base), isa
+    # the default is the level NORMALS_ISA (every kernel's)
+    np.testing.assert_array_equal(_core.normals(seed, 2, 1, 2, n, first, 1),
+                                  _core.normals(seed, 2, 1, 2, n, first, 1, isa=_core.NORMALS_ISA))
+    with pytest.raises(ValueError, match="isa"):
+        _core.normals(seed, 2, 1, 2, n, first, 1, isa=5)
+    if _core.NORMALS_ISA_AVAILABLE < 4:
+        with pytest.raises(ValueError, match="not available"):
+            _core.normals(seed, 2, 1, 2, n, first, 1, isa=4)
+
+
+def test_level_chosen_at_load_and_capped_by_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    assert _core.NORMALS_ISA == min(3, _core.NORMALS_ISA_AVAILABLE) or "MODELCOLLAPSE_NORMALS_ISA" in os.environ
+    code = ("from modelcollapse import _core, random; import sys; "
+            "sys.stdout.buffer.write(random.standard_normal(3, 4099, threads=1).tobytes()); "
+            "sys.stderr.write(str(_core.NORMALS_ISA))")
+    env = dict(os.environ, MODELCOLLAPSE_NORMALS_ISA="baseline")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
+    assert r.stderr.decode().strip().endswith("0")
+    np.testing.assert_array_equal(np.frombuffer(r.stdout, dtype=np.float64),
+                                  _core.normals(3, 0, 0, 1, 4099, 0, 1, isa=0)[0])
+
+
+def test_out_gives_the_same_numbers_and_checks_it():
+    n = 2**15 + 9
+    want = standard_normal(4, (3, n), threads=1)
+    buf = np.full((3, n), np.nan)
+    got = standard_normal(4, (3, n), threads=2, out=buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, want)
+    one = np.empty(n)
+    np.testing.assert_array_equal(standard_normal(4, n, out=one), standard_normal(4, n))
+    with pytest.raises(ValueError, match="out"):
+        standard_normal(4, (3, n), out=np.empty((3, n), dtype=np.float32))
+    with pytest.raises(ValueError, match="out"):
+        standard_normal(4, (3, n), out=np.empty((n, 3)).T)
+    with pytest.raises(ValueError, match="out"):
+        standard_normal(4, (3, n), out=np.empty((3, n + 1)))
+    with pytest.raises(TypeError, match="out"):
+        standard_normal(4, 3, out=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="out"):
+        _core.normals(4, 0, 0, 2, 5, 0, 1, out=np.empty(9))

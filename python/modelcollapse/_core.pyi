@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ARS_AESNI', 'Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'ars_block', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
+__all__: list[str] = ['ARS_AESNI', 'Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'NORMALS_ISA', 'NORMALS_ISA_AVAILABLE', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'ars_block', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
 class Integrator:
     """
     Time integrator of the reverse sampler.
@@ -429,9 +429,9 @@ def kde_exact_grid(samples: typing.Annotated[numpy.typing.ArrayLike, numpy.float
     """
     Exact Gaussian KDE on a regular grid (d = 1, 2): axes = [(start, step, count)] per dim.
     """
-def normals(seed: typing.SupportsInt | typing.SupportsIndex, purpose: typing.SupportsInt | typing.SupportsIndex, stream_start: typing.SupportsInt | typing.SupportsIndex, n_streams: typing.SupportsInt | typing.SupportsIndex, per_stream: typing.SupportsInt | typing.SupportsIndex, first: typing.SupportsInt | typing.SupportsIndex = 0, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+def normals(seed: typing.SupportsInt | typing.SupportsIndex, purpose: typing.SupportsInt | typing.SupportsIndex, stream_start: typing.SupportsInt | typing.SupportsIndex, n_streams: typing.SupportsInt | typing.SupportsIndex, per_stream: typing.SupportsInt | typing.SupportsIndex, first: typing.SupportsInt | typing.SupportsIndex = 0, threads: typing.SupportsInt | typing.SupportsIndex = 0, isa: typing.SupportsInt | typing.SupportsIndex = -1, out: typing.Any = None) -> numpy.typing.NDArray[numpy.float64]:
     """
-    Standard normals: row s is stream make_stream(purpose, stream_start + s), numbers [first, first + per_stream).
+    Standard normals: row s is stream make_stream(purpose, stream_start + s), numbers [first, first + per_stream); into out (C-contiguous float64, n_streams * per_stream numbers) if given. isa: the transform's instruction-set level (-1: NORMALS_ISA, the one every kernel uses; 0 baseline, 3 x86-64-v3, 4 x86-64-v4; at most NORMALS_ISA_AVAILABLE).
     """
 def sampler_noise(seed: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, d: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
     """
@@ -454,6 +454,8 @@ def wasserstein_1d_pow(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64
     Exact 1-D W_p^p between two empirical laws (uniform weights).
     """
 ARS_AESNI: bool = True
+NORMALS_ISA: int = 3
+NORMALS_ISA_AVAILABLE: int = 3
 PURPOSE_DAE_INIT: int = 10
 PURPOSE_GAUSS_CHAIN_REAL: int = 16
 PURPOSE_GAUSS_CHAIN_SYNTH: int = 17

@@ -32,8 +32,10 @@
 // Helpers of hot kernels. A function compiled with MODELCOLLAPSE_HOT(_FMA) runs the vector
 // clone's instruction set only on the code inlined into it, so the helpers it calls (their
 // loops, `omp simd` ones included) are forced inline: each clone then vectorises them for its
-// own target. This, with MODELCOLLAPSE_HOT(_FMA) above, is the project's one SIMD dispatch
-// policy (no run-time CPU checks elsewhere).
+// own target. This, with MODELCOLLAPSE_HOT(_FMA) above, is the project's SIMD dispatch
+// policy; the one exception is the normal transform (random.hpp, normals_isa), whose levels
+// are chosen by a load-time CPU check so that tests and users can pick a level per call or
+// per process (MODELCOLLAPSE_NORMALS_ISA), which target_clones' resolver cannot.
 #if defined(__GNUC__)
 #define MODELCOLLAPSE_ALWAYS_INLINE inline __attribute__((always_inline))
 #else

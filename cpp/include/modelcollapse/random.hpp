@@ -23,6 +23,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "fastmath.hpp"
 
@@ -264,13 +266,9 @@ namespace detail {
 // m <= kBatch blocks' outputs (lo[i], hi[i]) -> normal pairs: (z[2i], z[2i + 1]) when
 // interleaved, else (z0[i], z1[i]). The one transform of every path (vectorised over
 // blocks), so a normal's bits do not depend on how a run was split into calls.
-// Compiled with FMA where the CPU has it (MODELCOLLAPSE_HOT_FMA): 1.13-1.16x faster than
-// the AVX2 clone without FMA (measured in one process); the normals then differ between an
-// FMA and a non-FMA CPU in the last bits (a few ulp), never between thread counts or call
-// splits on one machine (docs/foundation.md, section "Randomness").
-MODELCOLLAPSE_HOT_FMA void normals_from_blocks(std::size_t m, const std::uint64_t* __restrict lo,
-                                          const std::uint64_t* __restrict hi, double* __restrict z0,
-                                          double* __restrict z1, bool interleaved) {
+MODELCOLLAPSE_ALWAYS_INLINE void normals_from_blocks_body(std::size_t m, const std::uint64_t* __restrict lo,
+                                                          const std::uint64_t* __restrict hi, double* __restrict z0,
+                                                          double* __restrict z1, bool interleaved) {
     if (interleaved) {
 #pragma omp simd
         for (std::size_t i = 0; i < m; ++i) box_muller(to_uniform(lo[i]), to_uniform(hi[i]), z0[2 * i], z0[2 * i + 1]);
@@ -280,16 +278,103 @@ MODELCOLLAPSE_HOT_FMA void normals_from_blocks(std::size_t m, const std::uint64_
     }
 }
 
+using NormalsFn = void (*)(std::size_t, const std::uint64_t*, const std::uint64_t*, double*, double*, bool);
+
+// The transform compiled for the baseline (SSE2) and, where the toolchain allows it (GCC >= 12,
+// x86-64 Linux, portable build), for x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512F/DQ/VL/BW,
+// 512-bit vectors); which one runs is chosen once, at load time (normals_isa below). FMA may
+// contract a * b + c, so v3 and v4 normals can differ from the baseline's in the last bits
+// (a few ulp; tests/test_random.py states the tolerance); they never differ between thread
+// counts or call splits on one machine and one choice (docs/foundation.md, "Randomness").
+inline void normals_from_blocks_baseline(std::size_t m, const std::uint64_t* __restrict lo,
+                                         const std::uint64_t* __restrict hi, double* __restrict z0,
+                                         double* __restrict z1, bool interleaved) {
+    normals_from_blocks_body(m, lo, hi, z0, z1, interleaved);
+}
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__AVX2__) && !defined(MODELCOLLAPSE_NO_DISPATCH)
+#define MODELCOLLAPSE_NORMALS_DISPATCH 1
+__attribute__((target("arch=x86-64-v3"))) inline void normals_from_blocks_v3(
+    std::size_t m, const std::uint64_t* __restrict lo, const std::uint64_t* __restrict hi, double* __restrict z0,
+    double* __restrict z1, bool interleaved) {
+    normals_from_blocks_body(m, lo, hi, z0, z1, interleaved);
+}
+__attribute__((target("arch=x86-64-v4,prefer-vector-width=512"))) inline void normals_from_blocks_v4(
+    std::size_t m, const std::uint64_t* __restrict lo, const std::uint64_t* __restrict hi, double* __restrict z0,
+    double* __restrict z1, bool interleaved) {
+    normals_from_blocks_body(m, lo, hi, z0, z1, interleaved);
+}
+#endif
+
+}  // namespace detail
+
+// Instruction-set levels of the normal transform: 0 baseline (SSE2), 3 x86-64-v3 (AVX2 + FMA),
+// 4 x86-64-v4 (AVX-512). The highest level this build and this CPU can run.
+inline int normals_isa_available() {
+#ifdef MODELCOLLAPSE_NORMALS_DISPATCH
+    static const int level = [] {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("x86-64-v4")) return 4;
+        if (__builtin_cpu_supports("x86-64-v3")) return 3;
+        return 0;
+    }();
+    return level;
+#else
+    return 0;
+#endif
+}
+
+// The transform for a level (<= normals_isa_available()).
+inline detail::NormalsFn normals_fn(int level) {
+#ifdef MODELCOLLAPSE_NORMALS_DISPATCH
+    if (level >= 4) return detail::normals_from_blocks_v4;
+    if (level >= 3) return detail::normals_from_blocks_v3;
+#endif
+    (void)level;
+    return detail::normals_from_blocks_baseline;
+}
+
+// The level every kernel's normals use, fixed at load time: the highest available up to
+// kNormalsDefaultIsa, or up to the level named by the environment variable
+// MODELCOLLAPSE_NORMALS_ISA ("baseline", "x86-64-v3", "x86-64-v4"; read once), which is how a
+// user gets the portable build's bits on an FMA machine (or opts in to AVX-512).
+constexpr int kNormalsDefaultIsa = 3;
+inline int parse_isa_name(const char* s) {
+    if (s == nullptr || *s == 0) return -1;
+    const std::string v(s);
+    if (v == "baseline" || v == "x86-64") return 0;
+    if (v == "x86-64-v3") return 3;
+    if (v == "x86-64-v4") return 4;
+    return -1;
+}
+inline int normals_isa() {
+    static const int level = [] {
+        int cap = parse_isa_name(std::getenv("MODELCOLLAPSE_NORMALS_ISA"));
+        if (cap < 0) cap = kNormalsDefaultIsa;
+        const int avail = normals_isa_available();
+        return cap < avail ? cap : avail;
+    }();
+    return level;
+}
+
+namespace detail {
+
+inline void normals_from_blocks(std::size_t m, const std::uint64_t* __restrict lo, const std::uint64_t* __restrict hi,
+                                double* __restrict z0, double* __restrict z1, bool interleaved) {
+    static const NormalsFn fn = normals_fn(normals_isa());
+    fn(m, lo, hi, z0, z1, interleaved);
+}
+
 // m <= kBatch consecutive blocks c, c + 1, ... of one stream -> 2m normals, interleaved.
 inline void normals_run(std::size_t m, std::uint64_t seed, std::uint64_t stream, std::uint64_t c,
-                        double* __restrict out) {
+                        double* __restrict out, NormalsFn fn) {
     alignas(64) std::uint64_t lo[kBatch], hi[kBatch];
     for (std::size_t q = 0; q < m; ++q) {
         lo[q] = c + q;
         hi[q] = stream;
     }
     ars_blocks(m, lo, hi, seed);
-    normals_from_blocks(m, lo, hi, out, nullptr, true);
+    fn(m, lo, hi, out, nullptr, true);
 }
 
 }  // namespace detail
@@ -326,27 +411,29 @@ inline void fill_uniforms(std::uint64_t seed, std::uint64_t stream, std::uint64_
 
 // Standard normals number [first, first + n) of a stream (two per block), generated kBatch
 // blocks at a time (the generator for the whole batch, then the transform); the numbers
-// are the same as one block at a time.
+// are the same as one block at a time. isa: the transform's level (normals_isa_available();
+// -1, the default, is normals_isa(), what every kernel uses; tests compare the levels).
 inline void fill_normals(std::uint64_t seed, std::uint64_t stream, std::uint64_t first,
-                         std::size_t n, double* out) {
+                         std::size_t n, double* out, int isa = -1) {
+    const detail::NormalsFn fn = normals_fn(isa < 0 ? normals_isa() : isa);
     std::size_t i = 0;
     std::uint64_t j = first;
     if (j % 2 == 1 && n > 0) {  // odd start: second half of a block
         double z[2];
-        detail::normals_run(1, seed, stream, j / 2, z);
+        detail::normals_run(1, seed, stream, j / 2, z, fn);
         out[i++] = z[1];
         ++j;
     }
     while (n - i >= 2) {
         const std::size_t pairs = (n - i) / 2;
         const std::size_t m = pairs < kBatch ? pairs : kBatch;
-        detail::normals_run(m, seed, stream, j / 2, out + i);
+        detail::normals_run(m, seed, stream, j / 2, out + i, fn);
         i += 2 * m;
         j += 2 * m;
     }
     if (i < n) {  // odd end: first half of a block
         double z[2];
-        detail::normals_run(1, seed, stream, j / 2, z);
+        detail::normals_run(1, seed, stream, j / 2, z, fn);
         out[i] = z[0];
     }
 }
