@@ -2,6 +2,7 @@
 to fix, as a ValueError (bad value) or TypeError (bad type)."""
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from typing import Any
@@ -102,7 +103,14 @@ def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = N
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(arr)):
+    # The sum first: inf and NaN propagate through additions, so a finite sum means every
+    # entry is finite; it reads the array once with no temporary (np.isfinite writes a bool
+    # array as large as the input: 1.6-6x slower on a 1e6-sample input, the largest part of a
+    # Hermite-moments call outside its kernel). Only a non-finite sum (a bad entry, or finite
+    # entries whose sum overflows) pays for the element-wise check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(arr.sum())
+    if not math.isfinite(total) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return arr
