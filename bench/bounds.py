@@ -157,6 +157,14 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[f"hermite_{d}d_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))
                                        (xs, parent, dim, order), work, "ns per sample-moment",
                                        "its compiled kernel alone (_core.hermite_moments, same index table)")
+    # the same number of moments (66) through the fused 1-D kernel (degree 65, values kept in
+    # registers) that the 2-D case runs through the generic two-pass kernel (values written
+    # to a block buffer and read back): ns a sample-moment, kernel against kernel
+    xs1 = np.random.default_rng(0).normal(size=(1_000_000, 1))
+    parent, dim, order = _basis.index_table(_basis.multi_indices(1, 65))
+    out["hermite_1d_deg65_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))
+                                      (xs1, parent, dim, order), 1_000_000 * 66, "ns per sample-moment",
+                                      "fused 1-D kernel, degree 65 (66 moments, as 2-D degree 10), 1e6 samples")
     # empirical score n = m = 2000, d = 2 (the bench's case has 1e4: 25x the pairs): t = 1.0
     # (missed) against t = 0.01 (met) and against logpdf (the same pairs without the weighted
     # sum of samples), and the public call against the compiled object's
@@ -240,6 +248,11 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
                                         "time a pair at t=1.0 over t=0.01, same pairs")
     shares["emp_score_t1_sum_share"] = (outside("emp_score_t1", "emp_logpdf_t1"),
                                         "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
+    # the splits below need parts that older bounds.json files and callers may lack
+    if "hermite_1d_deg65_kernel" in per:
+        shares["hermite_2d_over_fused_1d"] = (
+            [a / b for a, b in zip(per["hermite_2d_kernel"], per["hermite_1d_deg65_kernel"])],
+            "generic kernel (2-D, degree 10) over the fused 1-D kernel (degree 65), same 66 moments a sample")
     # what depends on t: the share of pairs inside the kernel's window (empirical_window_share);
     # per evaluated pair, t = 1.0 over t = 0.01 (1 where the window explains the whole ratio)
     w1, w001 = empirical_window_share(1.0), empirical_window_share(0.01)
@@ -249,6 +262,8 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
     shares["emp_score_t1_over_t001_per_window_pair"] = (
         [a / b * w001 / w1 for a, b in zip(per["emp_score_t1"], per["emp_score_t001"])],
         "time per evaluated (in-window) pair at t=1.0 over t=0.01")
+    if not all(f"kde_grid_{k}" in per for k in ("1d_m250", "1d_m2000", "1d_m16000", "2d_m25", "2d_m400")):
+        return shares
     # exact grid kernel: time a sample = a + b m (m grid points); a, b from m = 250 and 2000
     b1 = [(p2 * 2000 - p1 * 250) / (2000 - 250) for p1, p2 in zip(per["kde_grid_1d_m250"], per["kde_grid_1d_m2000"])]
     a1 = [(p1 - b) * 250 for p1, b in zip(per["kde_grid_1d_m250"], b1)]
