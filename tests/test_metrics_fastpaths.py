@@ -89,3 +89,19 @@ def test_hermite_tables_are_per_dimension_and_degree_and_not_shared_with_results
     two.indices[1, 0] = 7  # a user's change to a result must not reach the next call
     again = hermite.hermite_moments(x, 4, threads=1)
     assert again.indices[1, 0] == 1 and np.array_equal(again.values, two.values)
+
+
+@pytest.mark.parametrize("degree", [0, 1, 6])
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_hermite_moments_refuse_a_nan_or_inf_sample_after_the_kernel(degree, backend):
+    # the samples' finiteness is checked after the compiled kernel (its degree-1 moments show a
+    # bad sample), before it at degree 0 and for the numpy backend: the same error every way
+    x = np.random.default_rng(3).normal(size=(300, 2))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[17, 1] = bad
+        with pytest.raises(ValueError, match="x contains 1 NaN or infinite"):
+            hermite.hermite_moments(y, degree, threads=1, backend=backend)
+    # finite samples whose moments overflow keep their own error
+    with pytest.raises(ValueError, match="x too large for degree"):
+        hermite.hermite_moments(np.full(10, 1e300), 3, threads=1)
