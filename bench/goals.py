@@ -254,9 +254,10 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"points, and {pair:.3g} ns a pair (the recurrence and the accumulator's load and store), "
                 f"{per_core / pair:.0%} of the limit's lane-ops; a pair costs {_ratio(bounds, 'kde_grid_1d_m16000_over_m2000')}"
                 f" with the accumulator in L2 (128 KiB) what it costs in L1 (16 KiB), so "
-                + ("the accumulator's memory traffic is not the bound: the per-pair loop (two multiplications "
-                   "and a multiply-add a pair, in a dependent chain along the grid) and the per-sample set-up are"
-                   if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair cost"))
+                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself (two "
+                   "multiplications and a multiply-add a pair, each lane's value a product chained along the grid), "
+                   "not split further" if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
+                   "cost"))
     if d == 2 and all(_m(bounds, k) is not None for k in ("kde_grid_2d_pair_ns", "kde_grid_2d_row_share_m100")):
         pair = _m(bounds, "kde_grid_2d_pair_ns")
         per_core = limits.CORES / limits.kde_exact_grid() * 1e9
@@ -274,11 +275,15 @@ def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[s
             return None
         text = _kernel_split(bounds, name, "a sample-moment", limit, f"1e6 samples, degree {degree}")
         if d == 2 and _m(bounds, "hermite_2d_over_fused_1d") is not None:
+            fused = limits.CORES / limit * 1e9 / _m(bounds, "hermite_1d_deg65_kernel")
             return (text + f"; the generic two-pass kernel it runs takes {_ratio(bounds, 'hermite_2d_over_fused_1d')}"
                     " the time a sample-moment of the fused 1-D kernel on as many moments (degree 65, 66 moments, "
-                    "`hermite_1d_deg65_kernel`): the values' round trip through the block buffer (written, read "
-                    "back, multiplied and summed per moment over 64-sample blocks) is the gap; a fused 2-D kernel "
-                    "is not built")
+                    "`hermite_1d_deg65_kernel`): that much of the gap is the values' round trip through the block "
+                    "buffer (written, read back, multiplied and summed per moment over 64-sample blocks); at the "
+                    f"fused kernel's speed the 2-D case would run at {fused:.0%} of its limit (which counts fewer "
+                    "lane-ops a moment than the 1-D one), "
+                    + ("so the rest of the gap is the fused loop's own, not split further" if fused < 0.5 else
+                       "enough for the goal") + "; a fused 2-D kernel is not built")
         return text + "; within the kernel the time is not split further (no measurement of the bare recurrence)"
     return bound
 
