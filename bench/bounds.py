@@ -127,6 +127,24 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[f"kde_exact_{d}d_points"] = ((lambda x_, w_, H_, p_: lambda: _core.kde_exact(x_, w_, H_, p_, 1))
                                          (x, w, H, pts), pairs, "ns per pair",
                                          "the same pairs through the points kernel (_core.kde_exact, one exp a pair)")
+    # the exact grid kernel's time split into a cost per sample (window, restarts with exact
+    # exponentials) and a cost per pair (the recurrence and the accumulator's load and store):
+    # the same 5e6 pairs on grids of m points (1-D) or 100 x m1 points (2-D), a kernel wide
+    # enough that every pair is kept; 1-D m = 2000 and 16000 (16 KiB and 128 KiB of
+    # accumulator: L1 and L2) give the per-pair cost in and out of L1
+    gx = np.random.default_rng(2).normal(size=(40_000, 2))
+    for m in (250, 2000, 16000):
+        n_m = 5_000_000 // m
+        x1, w1 = np.ascontiguousarray(gx[:n_m, :1]), np.full(n_m, 1.0 / n_m)
+        out[f"kde_grid_1d_m{m}"] = ((lambda x_, w_, a_: lambda: _core.kde_exact_grid(x_, w_, np.eye(1), a_, 1))
+                                    (x1, w1, [(-5.0, 11.0 / (m - 1), m)]), n_m * m, "ns per pair",
+                                    f"exact grid kernel 1-D, {m} points, n={n_m}, sigma=1 (every pair kept)")
+    for m1 in (25, 400):
+        n_m = 5_000_000 // (100 * m1)
+        x2, w2 = np.ascontiguousarray(gx[:n_m]), np.full(n_m, 1.0 / n_m)
+        out[f"kde_grid_2d_m{m1}"] = ((lambda x_, w_, a_: lambda: _core.kde_exact_grid(x_, w_, np.eye(2), a_, 1))
+                                     (x2, w2, [(-5.0, 11.0 / 99, 100), (-5.0, 11.0 / (m1 - 1), m1)]), n_m * 100 * m1,
+                                     "ns per pair", f"exact grid kernel 2-D, 100 x {m1} points, n={n_m}, H = I")
     # Hermite moments (the bench's hermite_1d_deg30 and hermite_2d_deg10, 1e6 samples): the
     # public call against the compiled kernel alone with the same index table
     from modelcollapse import hermite as hm
@@ -139,6 +157,14 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[f"hermite_{d}d_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))
                                        (xs, parent, dim, order), work, "ns per sample-moment",
                                        "its compiled kernel alone (_core.hermite_moments, same index table)")
+    # the same number of moments (66) through the fused 1-D kernel (degree 65, values kept in
+    # registers) that the 2-D case runs through the generic two-pass kernel (values written
+    # to a block buffer and read back): ns a sample-moment, kernel against kernel
+    xs1 = np.random.default_rng(0).normal(size=(1_000_000, 1))
+    parent, dim, order = _basis.index_table(_basis.multi_indices(1, 65))
+    out["hermite_1d_deg65_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))
+                                      (xs1, parent, dim, order), 1_000_000 * 66, "ns per sample-moment",
+                                      "fused 1-D kernel, degree 65 (66 moments, as 2-D degree 10), 1e6 samples")
     # empirical score n = m = 2000, d = 2 (the bench's case has 1e4: 25x the pairs): t = 1.0
     # (missed) against t = 0.01 (met) and against logpdf (the same pairs without the weighted
     # sum of samples), and the public call against the compiled object's
@@ -208,6 +234,21 @@ def normal_split_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[flo
     return out
 
 
+def empirical_window_share(t: float, n: int = 2000, seed: int = 5) -> float:
+    """Share of the (point, centre) pairs that the empirical-score kernel evaluates at time t,
+    on the data of ``emp_score_*`` (n = m = 2000, d = 2): centre i enters the pass for point y
+    when (y_0 - z_i0)^2 <= D_ref + 2 sigma_t^2 * 50 (kEmpiricalCutoff, empirical.hpp), computed
+    here with D_ref = min_i |y - z_i|^2, the smallest the kernel's D_ref can be: a lower bound
+    on the share (counted in numpy, not timed)."""
+    g2 = np.random.default_rng(seed)
+    X, Y = g2.standard_normal((n, 2)), g2.standard_normal((n, 2))
+    Z = np.exp(-t) * X
+    s2 = -np.expm1(-2.0 * t)
+    D = ((Y[:, None, :] - Z[None, :, :]) ** 2).sum(axis=-1)
+    d0 = (Y[:, None, 0] - Z[None, :, 0]) ** 2
+    return float(np.mean(d0 <= D.min(axis=1, keepdims=True) + 2.0 * s2 * 50.0))
+
+
 def source_commit() -> str | None:
     """The git commit of the checkout the imported modelcollapse comes from (None outside a
     checkout): the build both bench/run.py and this script measured."""
@@ -261,6 +302,38 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
     shares["emp_score_t1_sum_share"] = (outside("emp_score_t1", "emp_logpdf_t1"),
                                         "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
     shares.update(normal_split_shares(per))
+    # the splits below need parts that older bounds.json files and callers may lack
+    if "hermite_1d_deg65_kernel" in per:
+        shares["hermite_2d_over_fused_1d"] = (
+            [a / b for a, b in zip(per["hermite_2d_kernel"], per["hermite_1d_deg65_kernel"])],
+            "generic kernel (2-D, degree 10) over the fused 1-D kernel (degree 65), same 66 moments a sample")
+    # what depends on t: the share of pairs inside the kernel's window (empirical_window_share);
+    # per evaluated pair, t = 1.0 over t = 0.01 (1 where the window explains the whole ratio)
+    w1, w001 = empirical_window_share(1.0), empirical_window_share(0.01)
+    shares["emp_window_share_t1"] = ([w1] * len(per["emp_score_t1"]), "share of pairs in the kernel's window, t=1.0")
+    shares["emp_window_share_t001"] = ([w001] * len(per["emp_score_t1"]),
+                                       "share of pairs in the kernel's window, t=0.01 (a lower bound)")
+    shares["emp_score_t1_over_t001_per_window_pair"] = (
+        [a / b * w001 / w1 for a, b in zip(per["emp_score_t1"], per["emp_score_t001"])],
+        "time per evaluated (in-window) pair at t=1.0 over t=0.01")
+    if not all(f"kde_grid_{k}" in per for k in ("1d_m250", "1d_m2000", "1d_m16000", "2d_m25", "2d_m400")):
+        return shares
+    # exact grid kernel: time a sample = a + b m (m grid points); a, b from m = 250 and 2000
+    b1 = [(p2 * 2000 - p1 * 250) / (2000 - 250) for p1, p2 in zip(per["kde_grid_1d_m250"], per["kde_grid_1d_m2000"])]
+    a1 = [(p1 - b) * 250 for p1, b in zip(per["kde_grid_1d_m250"], b1)]
+    shares["kde_grid_1d_pair_ns"] = (b1, "exact grid kernel 1-D: ns a pair beyond the per-sample cost (m=250, 2000)")
+    shares["kde_grid_1d_sample_ns"] = (a1, "exact grid kernel 1-D: ns a sample independent of the grid size")
+    shares["kde_grid_1d_sample_share_m1000"] = ([a / (a + 1000 * b) for a, b in zip(a1, b1)],
+                                                "share of the per-sample cost at m = 1000 (the bench's grid)")
+    shares["kde_grid_1d_m16000_over_m2000"] = (
+        [a / b for a, b in zip(per["kde_grid_1d_m16000"], per["kde_grid_1d_m2000"])],
+        "ns a pair, 128 KiB accumulator (L2) over 16 KiB (L1), 1-D")
+    b2 = [(p2 * 400 - p1 * 25) / (400 - 25) for p1, p2 in zip(per["kde_grid_2d_m25"], per["kde_grid_2d_m400"])]
+    shares["kde_grid_2d_pair_ns"] = (b2, "exact grid kernel 2-D: ns a pair beyond the per-row cost (m1=25, 400)")
+    a2 = [(p1 - b) * 25 for p1, b in zip(per["kde_grid_2d_m25"], b2)]  # ns a (sample, row)
+    shares["kde_grid_2d_row_share_m100"] = (
+        [a / (a + 100 * b) for a, b in zip(a2, b2)],
+        "share of the per-(sample, row) cost on 100-column rows (the bench's 100^2 grid)")
     return shares
 
 
@@ -286,7 +359,8 @@ def measure(rounds: int) -> dict[str, Any]:
     shares = paired_shares(per)
     for name, (vals, what) in shares.items():
         res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
-                     "unit": "ratio" if "_over_" in name else "share", "what": what}
+                     "unit": "ratio" if "_over_" in name else "ns" if name.endswith("_ns") else "share",
+                     "what": what}
     return res
 
 

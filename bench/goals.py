@@ -243,9 +243,37 @@ def _bound_kde_exact(d: int) -> Callable[[_Case, dict[str, Any] | None], str | N
                 + "; not the exponential: the grid kernel "
                 f"evaluates none (recurrences) and takes {_ratio(bounds, f'{name}_grid_over_points')} the time of "
                 f"the same pairs through the points kernel with one exp each (`{name}_points`, "
-                f"{_m(bounds, f'{name}_points'):.3g} ns a pair); within the grid kernel the time is not split "
-                f"further by a measurement")
+                f"{_m(bounds, f'{name}_points'):.3g} ns a pair); " + _grid_split(bounds, d))
     return bound
+
+
+def _grid_split(bounds: dict[str, Any], d: int) -> str:
+    """Inside the exact grid kernel (bench/bounds.py `kde_grid_*`): a cost per sample (1-D) or
+    per (sample, row) (2-D) against a cost per pair, from the same pairs on grids of two sizes;
+    in 1-D also a pair's cost with the accumulator in L2 against L1."""
+    if d == 1 and all(_m(bounds, k) is not None for k in ("kde_grid_1d_pair_ns", "kde_grid_1d_sample_ns",
+                                                          "kde_grid_1d_sample_share_m1000",
+                                                          "kde_grid_1d_m16000_over_m2000")):
+        pair, l2 = _m(bounds, "kde_grid_1d_pair_ns"), _m(bounds, "kde_grid_1d_m16000_over_m2000")
+        per_core = limits.CORES / limits.kde_exact_grid() * 1e9
+        return (f"within the grid kernel (`kde_grid_1d_*`, same pairs on 250 and 2000 points): "
+                f"{_m(bounds, 'kde_grid_1d_sample_ns'):.3g} ns a sample whatever the grid (window, restarts with "
+                f"exact exponentials), {_share(bounds, 'kde_grid_1d_sample_share_m1000')} of the kernel on 1000 "
+                f"points, and {pair:.3g} ns a pair (the recurrence and the accumulator's load and store), "
+                f"{per_core / pair:.0%} of the limit's lane-ops; a pair costs {_ratio(bounds, 'kde_grid_1d_m16000_over_m2000')}"
+                f" with the accumulator in L2 (128 KiB) what it costs in L1 (16 KiB), so "
+                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself (two "
+                   "multiplications and a multiply-add a pair, each lane's value a product chained along the grid), "
+                   "not split further" if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
+                   "cost"))
+    if d == 2 and all(_m(bounds, k) is not None for k in ("kde_grid_2d_pair_ns", "kde_grid_2d_row_share_m100")):
+        pair = _m(bounds, "kde_grid_2d_pair_ns")
+        per_core = limits.CORES / limits.kde_exact_grid() * 1e9
+        return (f"within the grid kernel (`kde_grid_2d_*`, same pairs on 100 x 25 and 100 x 400 points): the "
+                f"per-(sample, row) cost (windows, exact exponentials where columns enter) is "
+                f"{_share(bounds, 'kde_grid_2d_row_share_m100')} of the kernel on 100-column rows, and a pair "
+                f"beyond it takes {pair:.3g} ns, {per_core / pair:.0%} of the limit's lane-ops")
+    return "within the grid kernel the time is not split further by a measurement"
 
 
 def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[str, Any] | None], str | None]:
@@ -253,9 +281,18 @@ def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[s
         name = f"hermite_{d}d"
         if any(_m(bounds, k) is None for k in (name, f"{name}_kernel", f"{name}_python_share")):
             return None
-        return (_kernel_split(bounds, name, "a sample-moment", limit, f"1e6 samples, degree {degree}")
-                + "; within the kernel the time is not split further (no "
-                "measurement of the bare recurrence)")
+        text = _kernel_split(bounds, name, "a sample-moment", limit, f"1e6 samples, degree {degree}")
+        if d == 2 and _m(bounds, "hermite_2d_over_fused_1d") is not None:
+            fused = limits.CORES / limit * 1e9 / _m(bounds, "hermite_1d_deg65_kernel")
+            return (text + f"; the generic two-pass kernel it runs takes {_ratio(bounds, 'hermite_2d_over_fused_1d')}"
+                    " the time a sample-moment of the fused 1-D kernel on as many moments (degree 65, 66 moments, "
+                    "`hermite_1d_deg65_kernel`): that much of the gap is the values' round trip through the block "
+                    "buffer (written, read back, multiplied and summed per moment over 64-sample blocks); at the "
+                    f"fused kernel's speed the 2-D case would run at {fused:.0%} of its limit (which counts fewer "
+                    "lane-ops a moment than the 1-D one), "
+                    + ("so the rest of the gap is the fused loop's own, not split further" if fused < 0.5 else
+                       "enough for the goal") + "; a fused 2-D kernel is not built")
+        return text + "; within the kernel the time is not split further (no measurement of the bare recurrence)"
     return bound
 
 
@@ -269,8 +306,20 @@ def _bound_empirical(c: _Case, bounds: dict[str, Any] | None) -> str | None:
             + f"; at t = 1.0 a pair takes {_ratio(bounds, 'emp_score_t1_over_t001')} its time "
             f"at t = 0.01, where the goal is met (`emp_score_t1_over_t001`); the weighted sum of samples (score "
             f"beyond logpdf, `emp_score_t1_sum_share`) takes {_share(bounds, 'emp_score_t1_sum_share')} of it, "
-            f"against {sum_ops:.0%} of the lane-ops the limit counts; what in the kernel depends on t is not split "
-            f"further by a measurement")
+            f"against {sum_ops:.0%} of the lane-ops the limit counts; " + _window_split(bounds))
+
+
+def _window_split(bounds: dict[str, Any]) -> str:
+    """What depends on t in the empirical score: the share of pairs inside the kernel's window."""
+    keys = ("emp_window_share_t1", "emp_window_share_t001", "emp_score_t1_over_t001_per_window_pair")
+    if any(_m(bounds, k) is None for k in keys):
+        return "what in the kernel depends on t is not split further by a measurement"
+    return (f"what depends on t is the share of pairs inside the kernel's window: "
+            f"{_m(bounds, 'emp_window_share_t1'):.0%} at t = 1.0, {_m(bounds, 'emp_window_share_t001'):.0%} at "
+            f"t = 0.01 (`emp_window_share_*`, counted in numpy); per pair evaluated, t = 1.0 takes "
+            f"{_ratio(bounds, 'emp_score_t1_over_t001_per_window_pair')} the time at t = 0.01: the window explains "
+            f"the dependence on t, and the limit counts every pair, so at t = 0.01 the goal is met partly "
+            f"by the pairs the kernel skips")
 
 
 KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | None]], ...] = (

@@ -331,3 +331,40 @@ def test_normals_bound_carries_the_split_of_the_public_call():
     assert "beyond the caches -5% (rounds -10% to 0%)" in row.bound
     assert "level-3 transform runs 2.09× (rounds 1.83× to 2.21×) as fast as level 0" in row.bound
     assert "level-4" not in row.bound  # not measured: not claimed
+
+
+def test_bounds_splits_inside_the_kernels():
+    # the exact grid kernel's time a sample a + b m from two grid sizes: 0.5 ns a pair on 250
+    # points and 0.3 on 2000 give b = (600 - 125) / 1750 and a = (0.5 - b) 250; paired per
+    # round (the second round twice as slow moves neither share nor ratio). The empirical
+    # score's window covers every pair at t = 1 and about 2/3 at t = 0.01 (N(0, 2) within +-1.4).
+    import bounds
+
+    base = {"kde_binned_1d": 2.0, "kde_binned_1d_kernel": 0.5, "kde_binned_2d": 3.0, "kde_binned_2d_kernel": 1.0,
+            "kde_exact_1d": 0.6, "kde_exact_1d_kernel": 0.4, "kde_exact_1d_points": 2.0,
+            "kde_exact_2d": 1.0, "kde_exact_2d_kernel": 0.8, "kde_exact_2d_points": 3.2,
+            "hermite_1d": 0.25, "hermite_1d_kernel": 0.2, "hermite_2d": 0.8, "hermite_2d_kernel": 0.6,
+            "hermite_1d_deg65_kernel": 0.15, "sampler_d2": 40.0, "sampler_d2_injected": 30.0,
+            "sampler_d64": 600.0, "sampler_d64_injected": 450.0, "normal": 5.0, "dae_d1000": 2e4, "dae_d10000": 2e5,
+            "emp_score_t1": 2.0, "emp_score_t1_kernel": 1.9, "emp_score_t001": 1.6, "emp_logpdf_t1": 1.8,
+            "kde_grid_1d_m250": 0.5, "kde_grid_1d_m2000": 0.3, "kde_grid_1d_m16000": 0.33,
+            "kde_grid_2d_m25": 0.8, "kde_grid_2d_m400": 0.4}
+    per = {k: [v, 2 * v] for k, v in base.items()}
+    sh = bounds.paired_shares(per)
+    b = (0.3 * 2000 - 0.5 * 250) / 1750
+    a = (0.5 - b) * 250
+    assert sh["kde_grid_1d_pair_ns"][0] == pytest.approx([b, 2 * b])
+    assert sh["kde_grid_1d_sample_share_m1000"][0] == pytest.approx([a / (a + 1000 * b)] * 2)
+    assert sh["kde_grid_1d_m16000_over_m2000"][0] == pytest.approx([1.1, 1.1])
+    b2 = (0.4 * 400 - 0.8 * 25) / 375
+    a2 = (0.8 - b2) * 25
+    assert sh["kde_grid_2d_row_share_m100"][0] == pytest.approx([a2 / (a2 + 100 * b2)] * 2)
+    assert sh["hermite_2d_over_fused_1d"][0] == pytest.approx([4.0, 4.0])
+    w1, w001 = sh["emp_window_share_t1"][0][0], sh["emp_window_share_t001"][0][0]
+    assert w1 == 1.0 and 0.6 < w001 < 0.75
+    assert sh["emp_score_t1_over_t001_per_window_pair"][0] == pytest.approx([1.25 * w001] * 2)
+    # without the parts of the splits (an older bounds.json) the shares before them remain
+    del per["kde_grid_1d_m250"], per["hermite_1d_deg65_kernel"]
+    older = bounds.paired_shares(per)
+    assert "kde_grid_1d_pair_ns" not in older and "hermite_2d_over_fused_1d" not in older
+    assert older["emp_score_t1_over_t001"][0] == pytest.approx([1.25, 1.25])

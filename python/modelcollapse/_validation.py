@@ -2,6 +2,7 @@
 to fix, as a ValueError (bad value) or TypeError (bad type)."""
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from typing import Any
@@ -79,10 +80,13 @@ def check_allocation(n_values: int | float, names: str, what: str = "the result"
 
 
 def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = None,
-                       shape: tuple[int | None, ...] | None = None, allow_empty: bool = False) -> np.ndarray:
+                       shape: tuple[int | None, ...] | None = None, allow_empty: bool = False,
+                       finite: bool = True) -> np.ndarray:
     """Float64 C-contiguous copy-if-needed of ``x`` with its rank, shape and finiteness checked.
 
-    ``shape`` entries that are None are free.
+    ``shape`` entries that are None are free. ``finite=False`` leaves out the finiteness
+    check, for callers whose kernel shows a non-finite entry in its result anyway (they check
+    there, and call this again to raise the same error).
     """
     if np.iscomplexobj(x):
         raise TypeError(f"{name} must be real, got complex values (pass x.real if that is what you mean)")
@@ -102,7 +106,16 @@ def check_finite_array(x: Any, name: str, ndim: int | tuple[int, ...] | None = N
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(arr)):
+    # The sum first: inf and NaN propagate through additions, so a finite sum means every
+    # entry is finite; it reads the array once with no temporary (np.isfinite writes a bool
+    # array as large as the input: 1.6-6x slower on a 1e6-sample input, the largest part of a
+    # Hermite-moments call outside its kernel). Only a non-finite sum (a bad entry, or finite
+    # entries whose sum overflows) pays for the element-wise check.
+    if not finite:
+        return arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(arr.sum())
+    if not math.isfinite(total) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return arr

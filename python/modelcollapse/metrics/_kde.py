@@ -1,6 +1,7 @@
 """Gaussian KDE: bandwidth rules, the binned mode's a-priori error bound, exact and binned evaluation."""
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -42,6 +43,21 @@ def _check_kernel(H: np.ndarray, what: str) -> np.ndarray:
     """A kernel covariance the KDE kernels can use: finite, positive definite, with a finite
     inverse and log-determinant (a bandwidth of 1e-300 squares to 0; 1e200 to inf)."""
     bad = f"{what} gives the kernel covariance "
+    if H.shape[0] <= 2 and (H.shape[0] == 1 or (H[0, 1] == 0.0 and H[1, 0] == 0.0)):
+        # Diagonal (every scalar bandwidth, and diagonal matrices in d = 2): the checks below in
+        # scalars, without ~5 numpy linear-algebra calls (70 us, most of a small binned KDE).
+        # LAPACK's Cholesky of a diagonal matrix is diag(sqrt(H_aa)) and fails iff some H_aa
+        # <= 0; with sqrt(H_aa) >= 1e-150 the inverse and the log-determinant are finite.
+        diag = [float(H[a, a]) for a in range(H.shape[0])]
+        if not all(math.isfinite(v) for v in diag):
+            raise ValueError(bad + "inf (overflow): use a smaller bandwidth or factor")
+        if not all(v > 0.0 for v in diag):
+            raise ValueError(bad + "a matrix that is not positive definite in float64 (a variance underflows to "
+                             "0): use a larger bandwidth or factor")
+        if min(math.sqrt(v) for v in diag) < 1e-150:
+            raise ValueError(bad + "a matrix too close to singular for float64 (kernel standard deviation below "
+                             "1e-150): use a larger bandwidth or factor")
+        return H
     if not np.all(np.isfinite(H)):
         raise ValueError(bad + "inf (overflow): use a smaller bandwidth or factor")
     try:
@@ -57,10 +73,16 @@ def _check_kernel(H: np.ndarray, what: str) -> np.ndarray:
     return H
 
 
-def _bandwidth(x: np.ndarray, bandwidth: Any, factor: float, weights: Any, name: str) -> np.ndarray:
-    """:func:`kde_bandwidth` for samples already checked; ``name`` is the samples' argument."""
+def _bandwidth(x: np.ndarray, bandwidth: Any, factor: float, weights: Any, name: str,
+               weights_checked: bool = False) -> np.ndarray:
+    """:func:`kde_bandwidth` for samples already checked; ``name`` is the samples' argument.
+    ``weights_checked``: the caller has already checked (and normalised) ``weights``, so a
+    bandwidth that does not use them (a float or a matrix) skips their O(n) check."""
     n, d = x.shape
-    w = _as_weights(weights, n)
+    if not (weights_checked and not isinstance(bandwidth, str)):
+        # the rules normalise the weights here even when the caller did (kde): their sum is
+        # 1 only to rounding, and neff and the covariance have always used the re-normalised copy
+        w = _as_weights(weights, n)
     f = check_real(factor, "factor", low=0.0, low_open=True)
     if isinstance(bandwidth, str):
         rule = check_choice(bandwidth, "bandwidth", BANDWIDTH_RULES)
@@ -148,6 +170,7 @@ def _binned_error_bound(bandwidth: Any, spacing: Sequence[float] | np.ndarray, r
     return math.sqrt(chi2 / 2.0) + math.sqrt(trunc / 2.0)
 
 
+@functools.lru_cache(maxsize=64)
 def _truncation_radius(tol: float, d: int) -> float:
     """R with sqrt(P(chi2_d > R^2) / 2) <= share * tol."""
     p = 2.0 * (_TRUNCATION_SHARE * tol) ** 2
@@ -169,14 +192,23 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
     _check_kernel(H, "bandwidth")
     if tol is not None:
         tol = check_real(tol, "tol", low=0.0, high=1.0, low_open=True)
+    return _plan(H, grid, tol, bound=True)
+
+
+def _plan(H: np.ndarray, grid: Grid, tol: float | None, bound: bool) -> dict[str, Any]:
+    """:func:`binned_plan` for checked arguments; ``bound=False`` leaves out the error bound
+    (``None``), which :func:`kde` does not use: with ``tol=None`` it is most of the time
+    spent outside the compiled kernel."""
+    d = H.shape[0]
     steps = grid.steps
     sig = np.sqrt(np.diag(H))
     R = _truncation_radius(1e-3 if tol is None else tol, d)
     refine = np.ones(d, dtype=np.int64)
+    last = None  # the bound at the final refinement, when the loop computed it
     if tol is not None:
         target = (1.0 - _TRUNCATION_SHARE) * tol
         trunc = math.sqrt(float(special.chdtrc(d, R * R)) / 2.0)
-        while _binned_error_bound(H, steps / refine, R) - trunc > target:
+        while (last := _binned_error_bound(H, steps / refine, R)) - trunc > target:
             ratio = np.max(steps / refine / sig) * 0.8
             new = np.maximum(refine, np.ceil(steps / (ratio * sig)).astype(np.int64))
             if np.any(new > _MAX_REFINE):
@@ -186,7 +218,7 @@ def binned_plan(bandwidth: Any, grid: Grid, tol: float | None = 1e-3) -> dict[st
     fine = steps / refine
     pad = np.ceil(R * sig / fine * (1 + 1e-12)).astype(np.int64)
     return {"refine": refine, "pad": pad, "radius": R, "fine_step": fine,
-            "bound": _binned_error_bound(H, fine, R)}
+            "bound": (last if last is not None else _binned_error_bound(H, fine, R)) if bound else None}
 
 
 # ----------------------------------------------------------------------------- KDE
@@ -252,7 +284,7 @@ def kde(samples: Any, grid: Any, bandwidth: Any = "scott", factor: float = 1.0, 
     x = as_samples(samples)
     n, d = x.shape
     w = _as_weights(weights, n)
-    H = _bandwidth(x, bandwidth, factor, w, "samples")
+    H = _bandwidth(x, bandwidth, factor, w, "samples", weights_checked=True)
     check_choice(method, "method", KDE_METHODS)
     check_choice(backend, "backend", BACKENDS)
     threads = check_threads(threads)
@@ -292,7 +324,7 @@ def _kde(x: np.ndarray, w: np.ndarray, H: np.ndarray, g: Grid | None, pts: np.nd
         raise ValueError("method='binned' needs equally spaced grid axes with at least 2 points each")
     if tol is not None:
         tol = check_real(tol, "tol", low=0.0, high=1.0, low_open=True)
-    plan = binned_plan(H, g, tol)
+    plan = _plan(H, g, tol, bound=False)  # H was checked by _bandwidth
     fine_axes = [(float(ax[0]), float(step), int(ax.size), int(r), int(p))
                  for ax, step, r, p in zip(g.axes, g.steps, plan["refine"], plan["pad"], strict=True)]
     if backend == "cpp":

@@ -14,6 +14,7 @@ lexicographically decreasing (``multi_indices(d, degree)``); in 1-D index n is d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, cast
 
@@ -150,8 +151,8 @@ class HermiteMoments:
         return float(self.values[hits[0]])
 
 
-def _as_points(x: Any) -> np.ndarray:
-    arr = check_finite_array(x, "x", ndim=(1, 2))
+def _as_points(x: Any, finite: bool = True) -> np.ndarray:
+    arr = check_finite_array(x, "x", ndim=(1, 2), finite=finite)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.shape[0] < 1:
@@ -159,6 +160,18 @@ def _as_points(x: Any) -> np.ndarray:
     if arr.shape[1] > MAX_DIM:
         raise ValueError(f"x has dimension {arr.shape[1]}; multivariate Hermite moments support d <= {MAX_DIM}")
     return arr
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_tables(d: int, degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(indices, parent, dim, order) of :func:`hermite_moments`, built once per (d, degree):
+    Python loops over the multi-indices, 2-9% of a 1e6-sample call. Read-only, since they
+    are shared between calls (HermiteMoments keeps its own copy of the indices)."""
+    idx = _basis.multi_indices(d, degree)
+    tables = (idx, *_basis.index_table(idx))
+    for a in tables:
+        a.setflags(write=False)
+    return tables
 
 
 def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: int = 0,
@@ -182,7 +195,10 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
     -------
     HermiteMoments
     """
-    pts = _as_points(x)
+    # Finiteness later: the compiled kernel reads every sample anyway, and a NaN or inf one
+    # makes a degree-1 moment non-finite (a scan up front was most of the call outside the
+    # kernel at 1e6 samples)
+    pts = _as_points(x, finite=False)
     degree = check_positive_int(degree, "degree", minimum=0)
     if not isinstance(std_errors, (bool, np.bool_)):
         raise TypeError(f"std_errors must be True or False, got {type(std_errors).__name__}")
@@ -193,15 +209,21 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
         raise ValueError(f"x and degree too large: {pts.shape[0]} samples x {count} multi-indices = "
                          f"{float(count) * pts.shape[0]:.3g} Hermite terms exceed the limit {MAX_MOMENT_TERMS:.3g} "
                          "(minutes of CPU); lower degree or use fewer samples")
-    idx = _basis.multi_indices(pts.shape[1], degree)
-    if backend == "cpp":
+    if count <= 100_000:  # the tables of the usual degrees; a huge one is not kept alive
+        idx, parent, dim, order = _cached_tables(pts.shape[1], degree)
+    else:
+        idx = _basis.multi_indices(pts.shape[1], degree)
         parent, dim, order = _basis.index_table(idx)
+    if backend != "cpp" or degree == 0:  # no kernel, or no degree-1 moment to show a bad sample
+        check_finite_array(pts, "x")
+    if backend == "cpp":
         mean, sq = _core.hermite_moments(pts, parent, dim, order, bool(std_errors), threads)
         mean = np.asarray(mean)
         sq = None if sq is None else np.asarray(sq)
     else:
         mean, sq = _ref.hermite_moments(pts, idx, with_squares=bool(std_errors))
     if not (np.all(np.isfinite(mean)) and (sq is None or np.all(np.isfinite(sq)))):
+        check_finite_array(pts, "x")  # a NaN or inf sample: the error the check up front gave
         # He_n(x) ~ x^n: large |x| at a high degree overflows float64.
         raise ValueError(f"x too large for degree {degree}: Hermite moments overflow float64 "
                          f"(max |x| = {np.max(np.abs(pts)):.3g}); standardise x or lower degree")
