@@ -40,8 +40,11 @@ void register_sampler(py::module_& m) {
     // so their shares of a step's time can be measured in one process. Not for results.
     m.def(
         "_sampler_parts",
-        [](const mc::GaussianMixtureData& model, const darray& times, std::uint64_t seed, const darray& init,
+        // model as an object: this module registers before GaussianMixtureCore is bound, so a typed
+        // argument would show as a C++ type in the signature (and break the stub generator)
+        [](const py::object& model_obj, const darray& times, std::uint64_t seed, const darray& init,
            unsigned parts, int threads) {
+            const auto& model = model_obj.cast<const mc::GaussianMixtureData&>();
             require_ndim(times, 1, "times");
             require_ndim(init, 2, "init");
             require_dim(init, 1, static_cast<py::ssize_t>(model.d), "init");
@@ -63,7 +66,7 @@ void register_sampler(py::module_& m) {
             return out;
         },
         py::arg("model"), py::arg("times"), py::arg("seed"), py::arg("init"), py::arg("parts"), py::arg("threads") = 1,
-        "Benchmark hook: the Euler-Maruyama mixture sampler with only the step parts in the mask `parts` "
+        "Benchmark hook: the Euler-Maruyama sampler of a GaussianMixtureCore with only the step parts in the mask `parts` "
         "(1 score, 2 noise, 4 update); returns the final points.");
 }
 
