@@ -200,6 +200,8 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
                                             f"share of the sampler's time (d={d}) that drawing the noise takes")
               for d in (2, 64)}
     for d in (2, 64):
+        if f"sampler_d{d}_core" not in per:  # a run without the split (older or partial)
+            continue
         core = per[f"sampler_d{d}_core"]
         for part in ("score", "noise", "update"):
             shares[f"sampler_d{d}_{part}_share"] = (

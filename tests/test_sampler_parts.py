@@ -53,3 +53,29 @@ def test_bad_mask_rejected(setup):
     core, times, y0 = setup
     with pytest.raises(ValueError, match="parts"):
         _core._sampler_parts(core, times, 3, y0, 8, 1)
+
+
+def test_bench_split_shares_are_the_parts_over_the_step():
+    # bench/bounds.py: each part's share is (step - step without it) / step, paired per round;
+    # the second round twice as slow everywhere (a busy machine) gives the same shares.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import bounds
+
+    base = {"sampler_d2": 40.0, "sampler_d2_core": 32.0, "sampler_d2_no_score": 12.0, "sampler_d2_no_noise": 20.0,
+            "sampler_d2_no_update": 30.0, "sampler_d2_bare": 2.0}
+    per = {k: [v, 2 * v] for k, v in base.items()}
+    per["sampler_d2_injected"] = per["sampler_d2"]
+    per.update({k.replace("d2", "d64"): v for k, v in per.items()})
+    # the other kernels' parts are not under test here: any positive times
+    for k in ("normal", "dae_d1000", "dae_d10000", "kde_binned_1d", "kde_binned_1d_kernel", "kde_binned_2d",
+              "kde_binned_2d_kernel", "kde_exact_1d", "kde_exact_1d_kernel", "kde_exact_1d_points", "kde_exact_2d",
+              "kde_exact_2d_kernel", "kde_exact_2d_points", "hermite_1d", "hermite_1d_kernel", "hermite_2d",
+              "hermite_2d_kernel", "emp_score_t1", "emp_score_t1_kernel", "emp_score_t001", "emp_logpdf_t1"):
+        per.setdefault(k, [1.0, 2.0])
+    sh = bounds.paired_shares(per)
+    want = {"score": 20 / 32, "noise": 12 / 32, "update": 2 / 32, "bare": 2 / 32, "python": 8 / 40}
+    for part, value in want.items():
+        assert sh[f"sampler_d2_{part}_share"][0] == pytest.approx([value, value]), part
