@@ -5,7 +5,9 @@ Usage: python bench/bounds.py [--out DIR] [--rounds N]
 Each measurement splits a kernel's time into parts timed in the same process, all on one
 thread: the normal generator alone (one stream), the public 1-D ``standard_normal`` and
 numpy's generator; the reverse sampler with its own noise and with the same noise injected
-(the difference is what drawing the noise costs inside it); the DAE SGD step; the binned and
+(reading the injected noise from memory costs nearly as much as drawing it, so that difference
+understates the noise), and its compiled step split by leaving out the score, the noise or the
+update, or all three (a benchmark hook, ``_core._sampler_parts``); the DAE SGD step; the binned and
 exact KDE, the Hermite moments and the empirical score, each as the public call against its
 compiled kernel alone (the share outside it: checks, set-up, Python), the exact KDE's grid
 kernel (no exp) against the points kernel on the same pairs (one exp each), and the empirical
@@ -73,6 +75,20 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[f"sampler_d{d}_injected"] = (
             (lambda g_, n_, z_: lambda: mc.sample_reverse(g_, n_, steps=steps, seed=1, threads=1, noise=z_))(gm, N, noise),
             N * steps, "ns per sample-step", "the same with the step noise injected (sampler_noise), threads=1")
+        # the split of a step (the compiled call alone, same init and seed): the whole step, then
+        # the same loop with one part left out through the benchmark hook _core._sampler_parts
+        # (mask: 1 score, 2 noise, 4 update), and with all three left out (what remains: the
+        # smoothing per step, the chunks' workspaces, transposes and the loop itself)
+        times = mc.sampler.time_grid(1.0, 0.01, steps)
+        y0 = _core.normals(1, _core.PURPOSE_INIT_NORMAL, 0, N, d, 0, 1)
+        for suffix, mask, what in (("core", 7, "the compiled time loop alone (given init), all parts"),
+                                   ("no_score", 6, "the same without the score (s = 0)"),
+                                   ("no_noise", 5, "the same without drawing the noise (xi = 0)"),
+                                   ("no_update", 3, "the same without the update (y stays at init)"),
+                                   ("bare", 0, "the same with none of the three: the loop's bookkeeping")):
+            out[f"sampler_d{d}_{suffix}"] = (
+                (lambda c_, t_, y_, m_: lambda: _core._sampler_parts(c_, t_, 1, y_, m_, 1))(gm._core(), times, y0, mask),
+                N * steps, "ns per sample-step", f"{what}, K=8 d={d} N={N}, {steps} steps, threads=1")
     for d, n_steps in ((1000, 1000), (10_000, 100)):
         tg = _target(d)
         out[f"dae_d{d}"] = ((lambda t_, s_: lambda: dae.train(t_, r=2, n_steps=s_, lr=0.2, threads=1, seed=1,
@@ -277,6 +293,19 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
                                                                         per[f"sampler_d{d}_injected"])],
                                             f"share of the sampler's time (d={d}) that drawing the noise takes")
               for d in (2, 64)}
+    for d in (2, 64):
+        if f"sampler_d{d}_core" not in per:  # a run without the split (older or partial)
+            continue
+        core = per[f"sampler_d{d}_core"]
+        for part in ("score", "noise", "update"):
+            shares[f"sampler_d{d}_{part}_share"] = (
+                [(a - b) / a for a, b in zip(core, per[f"sampler_d{d}_no_{part}"])],
+                f"share of the compiled sampler step (d={d}) that the {part} takes (the loop without it, paired)")
+        shares[f"sampler_d{d}_bare_share"] = ([b / a for a, b in zip(core, per[f"sampler_d{d}_bare"])],
+                                              f"share of the step (d={d}) left with no score, noise or update")
+        shares[f"sampler_d{d}_python_share"] = (
+            [(a - b) / a for a, b in zip(per[f"sampler_d{d}"], core)],
+            f"share of the public sample_reverse (d={d}) outside the compiled loop (checks, init normals, Python)")
     for d in (1000, 10_000):
         shares[f"dae_d{d}_normal_share"] = ([2 * d * z / s_ for z, s_ in zip(per["normal"], per[f"dae_d{d}"])],
                                             f"2d normals (`normal`) over the one-thread DAE step, d={d}")

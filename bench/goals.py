@@ -138,8 +138,45 @@ def _bound_standard_normal(c: _Case, bounds: dict[str, Any] | None) -> str | Non
             f"`normal`, `numpy_normal`)")
 
 
+def _bound_sampler_split(d: int, bounds: dict[str, Any]) -> str:
+    """The compiled step split by leaving each part out (bench/bounds.py, `_core._sampler_parts`),
+    each part against the limit's lane-ops for it; then what the step could reach with the
+    score at its limit and everything else as measured."""
+    K = 8
+    core = _m(bounds, f"sampler_d{d}_core")
+    sh = {p: _m(bounds, f"sampler_d{d}_{p}_share") for p in ("score", "noise", "update", "bare")}
+    per_core = 1e9 / (limits.PEAK_OPS / limits.CORES)  # ns per lane-op on one core
+    score_lim = (K * (2 * d + 2 + limits.EXP) + 2 * d) * per_core
+    noise_lim = d * limits.NORMAL * per_core
+    step_lim = score_lim + noise_lim + 2 * d * per_core
+    score_ns, noise_ns = sh["score"] * core, sh["noise"] * core
+    rest_ns = max(core - score_ns - noise_ns, 0.0)
+    best = step_lim / (score_lim + noise_ns + rest_ns)
+    text = (f"one thread, K = 8, 20 steps ({_src(bounds)}): the compiled step takes {core:.3g} ns per sample-step; "
+            f"left out one at a time (the benchmark hook `_core._sampler_parts`, paired per round) the score takes "
+            f"{_share(bounds, f'sampler_d{d}_score_share')}, drawing the noise "
+            f"{_share(bounds, f'sampler_d{d}_noise_share')}, the update {_share(bounds, f'sampler_d{d}_update_share')}"
+            f", and the loop with none of them (smoothing per step, chunk set-up, transposes; mostly per call, so "
+            f"less at 200 steps) "
+            f"{_share(bounds, f'sampler_d{d}_bare_share')} (`sampler_d{d}_*_share`); the score runs at "
+            f"{score_lim / score_ns:.0%} of its lane-ops' limit ({score_ns:.3g} ns against {score_lim:.2g} ns per core)"
+            f", the noise at {noise_lim / noise_ns:.0%} of its limit ({noise_ns / d:.3g} ns a normal: the generator, "
+            f"see the normals rows)")
+    py = _m(bounds, f"sampler_d{d}_python_share")
+    if py is not None:
+        text += (f"; the public call spends {_share(bounds, f'sampler_d{d}_python_share')} outside the compiled "
+                 f"loop (checks, the initial normals; `sampler_d{d}_python_share`, 20 steps: 10× less at 200)")
+    text += (f"; with the score at its limit and the rest as measured the step would be at {best:.0%} of the limit "
+             f"on one core")
+    return text + (": the generator (and the loop around the parts) bounds it, not only the score" if best < 0.5 else
+                   ": the score kernel is the gap")
+
+
 def _bound_sampler(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
     def bound(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+        if all(_m(bounds, f"sampler_d{d}_{p}_share") is not None for p in ("score", "noise", "update", "bare")) \
+                and _m(bounds, f"sampler_d{d}_core") is not None:
+            return _bound_sampler_split(d, bounds)
         full, inj = _m(bounds, f"sampler_d{d}"), _m(bounds, f"sampler_d{d}_injected")
         if full is None or inj is None or _m(bounds, f"sampler_d{d}_noise_share") is None:
             return None

@@ -36,6 +36,38 @@ void register_sampler(py::module_& m) {
         },
         py::arg("seed"), py::arg("n"), py::arg("steps"), py::arg("d"), py::arg("threads") = 0,
         "The step noise the reverse sampler draws internally for `seed`, as an (n, steps, d) array.");
+    // Benchmark hook (bench/bounds.py): the mixture sampler with parts of each step left out,
+    // so their shares of a step's time can be measured in one process. Not for results.
+    m.def(
+        "_sampler_parts",
+        // model as an object: this module registers before GaussianMixtureCore is bound, so a typed
+        // argument would show as a C++ type in the signature (and break the stub generator)
+        [](const py::object& model_obj, const darray& times, std::uint64_t seed, const darray& init,
+           unsigned parts, int threads) {
+            const auto& model = model_obj.cast<const mc::GaussianMixtureData&>();
+            require_ndim(times, 1, "times");
+            require_ndim(init, 2, "init");
+            require_dim(init, 1, static_cast<py::ssize_t>(model.d), "init");
+            if (times.shape(0) < 2) throw py::value_error("times needs at least 2 points");
+            if (parts > mc::kAllParts) throw py::value_error("parts must be a mask of 1 (score), 2 (noise), 4 (update)");
+            mc::ReverseConfig cfg;
+            cfg.n = init.shape(0);
+            cfg.d = model.d;
+            cfg.times.assign(times.data(), times.data() + times.shape(0));
+            for (std::size_t k = 0; k + 1 < cfg.times.size(); ++k)
+                if (!(cfg.times[k] > cfg.times[k + 1])) throw py::value_error("times must be strictly decreasing");
+            cfg.seed = seed;
+            cfg.init = init.data();
+            cfg.threads = threads;
+            cfg.parts = parts;
+            py::array_t<double> out({init.shape(0), init.shape(1)});
+            double* po = out.mutable_data();
+            run_without_gil([&](const mc::PollFn& poll) { mc::reverse_sample(model, cfg, po, poll); });
+            return out;
+        },
+        py::arg("model"), py::arg("times"), py::arg("seed"), py::arg("init"), py::arg("parts"), py::arg("threads") = 1,
+        "Benchmark hook: the Euler-Maruyama sampler of a GaussianMixtureCore with only the step parts in the mask `parts` "
+        "(1 score, 2 noise, 4 update); returns the final points.");
 }
 
 }  // namespace mcbind

@@ -373,6 +373,10 @@ class PerturbedScoreCore:
     @property
     def n_terms(self) -> int:
         ...
+def _sampler_parts(model: typing.Any, times: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], seed: typing.SupportsInt | typing.SupportsIndex, init: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], parts: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 1) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Benchmark hook: the Euler-Maruyama sampler of a GaussianMixtureCore with only the step parts in the mask `parts` (1 score, 2 noise, 4 update); returns the final points.
+    """
 def ars_block(counter: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], key: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], rounds: typing.SupportsInt | typing.SupportsIndex = 7, hardware: bool = False) -> typing.Annotated[list[int], "FixedSize(2)"]:
     """
     One ARS block (counter and key as (low, high) 64-bit halves), by the portable rounds or (hardware=True, where the CPU has them) the AES instructions: for known-answer tests.

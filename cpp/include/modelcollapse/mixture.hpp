@@ -111,9 +111,23 @@ inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
     s.sqrt_eig.resize(p.K * p.d);
     s.cum_weights.resize(p.K);
     double cum = 0.0;
+    const bool iso = p.kind == CovKind::isotropic;
     for (std::size_t k = 0; k < p.K; ++k) {
         double logdet = 0.0;
+        // Isotropic: every coordinate has the same eigenvalue, so its inverse, square root and
+        // log are computed once per component (the same numbers; d-fold fewer divisions,
+        // square roots and logs, which took most of a step's smoothing at d = 64).
+        const double lam_iso = a2 * p.eigvals[k * p.d] + s2;
+        const double inv_iso = iso ? 1.0 / lam_iso : 0.0, sqrt_iso = iso ? std::sqrt(lam_iso) : 0.0;
+        const double log_iso = iso ? std::log(lam_iso) : 0.0;
         for (std::size_t i = 0; i < p.d; ++i) {
+            if (iso) {
+                s.inv_eig[k * p.d + i] = inv_iso;
+                s.sqrt_eig[k * p.d + i] = sqrt_iso;
+                logdet += log_iso;
+                s.means[k * p.d + i] = a * p.means[k * p.d + i];
+                continue;
+            }
             double lam = a2 * p.eigvals[k * p.d + i] + s2;
             s.inv_eig[k * p.d + i] = 1.0 / lam;
             s.sqrt_eig[k * p.d + i] = std::sqrt(lam);
@@ -268,8 +282,10 @@ inline double mixture_eval_point(const SmoothedMixture& m, const double* x, doub
 struct MixtureBatchWorkspace {
     std::size_t cap = 0;
     std::vector<double> logit, mx, S, acc, diff, g, quad;
-    MixtureBatchWorkspace(std::size_t K, std::size_t d, std::size_t B)
-        : cap(B), logit(K * B), mx(B), S(B), acc(d * B), diff(d * B), g(d * B), quad(B) {}
+    // full = false: isotropic/diagonal only (no diff, g, quad: the full-covariance path's).
+    MixtureBatchWorkspace(std::size_t K, std::size_t d, std::size_t B, bool full = true)
+        : cap(B), logit(K * B), mx(B), S(B), acc(d * B), diff(full ? d * B : 0), g(full ? d * B : 0),
+          quad(full ? B : 0) {}
 };
 
 #ifdef MODELCOLLAPSE_VECTOR_EXT

@@ -24,6 +24,11 @@ namespace modelcollapse {
 
 enum class Integrator : int { euler_maruyama = 0, exponential = 1, ode = 2 };
 
+// Parts of a sampler step, for the microbenchmarks that split its time (bench/bounds.py):
+// a run without a part leaves it out (no score: s = 0; no noise: xi = 0, nothing drawn; no
+// update: y never moves). Every public call runs all of them.
+enum SamplerPart : unsigned { kPartScore = 1u, kPartNoise = 2u, kPartUpdate = 4u, kAllParts = 7u };
+
 struct ReverseConfig {
     std::size_t n = 0, d = 0;
     std::vector<double> times;  // t_0 = T > t_1 > ... > t_N = delta
@@ -34,6 +39,7 @@ struct ReverseConfig {
     std::vector<std::size_t> record_steps;  // step indices in [0, N] to store (sorted)
     double* record = nullptr;               // (record_steps.size(), n, d)
     int threads = 0;
+    unsigned parts = kAllParts;  // a benchmark hook (SamplerPart); always kAllParts in the library
 };
 
 inline double eval_point(const SmoothedMixture& m, const double* x, double* s, MixtureWorkspace& w) {
@@ -51,7 +57,10 @@ inline EmpiricalWorkspace make_workspace(const EmpiricalData& e) { return Empiri
 // never read). Models without a batched kernel go point by point.
 struct MixtureSamplerWorkspace {
     MixtureBatchWorkspace batch;
-    MixtureSamplerWorkspace(const GaussianMixtureData& p, std::size_t B) : batch(p.K, p.d, B) {}
+    // The (x - mu) and precision-product buffers only for full covariances: zeroing them per
+    // chunk was the largest part of a diagonal chunk's set-up at d = 64.
+    MixtureSamplerWorkspace(const GaussianMixtureData& p, std::size_t B)
+        : batch(p.K, p.d, B, p.kind == CovKind::full) {}
 };
 inline MixtureSamplerWorkspace make_sampler_workspace(const GaussianMixtureData& p, std::size_t B) {
     return MixtureSamplerWorkspace(p, B);
@@ -205,10 +214,12 @@ void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, c
                 for (std::size_t k = k0; k < k1; ++k) {
                     if (stop.stop_requested()) return;  // cancelled: the whole call is discarded
                     record(k);
-                    score_batch(at[k - k0], B, ld, y.data(), s.data(), ws);
+                    if (cfg.parts & kPartScore) score_batch(at[k - k0], B, ld, y.data(), s.data(), ws);
                     const double a = drift_coef[k], b = score_coef[k], c = noise_coef[k];
                     if (stochastic) {
-                        if (cfg.noise) {
+                        if (!(cfg.parts & kPartNoise)) {
+                            // benchmark hook: xi stays 0
+                        } else if (cfg.noise) {
                             for (std::size_t i = 0; i < B; ++i) {
                                 const double* src = cfg.noise + ((begin + i) * steps + k) * d;
                                 for (std::size_t j = 0; j < d; ++j) xi[j * ld + i] = src[j];
@@ -223,8 +234,8 @@ void reverse_sample(const Model& model, const ReverseConfig& cfg, double* out, c
                                                   xi.data() + (2 * q + 1) * ld);
                             }
                         }
-                        sampler_update(d * ld, a, b, c, y.data(), s.data(), xi.data());
-                    } else {
+                        if (cfg.parts & kPartUpdate) sampler_update(d * ld, a, b, c, y.data(), s.data(), xi.data());
+                    } else if (cfg.parts & kPartUpdate) {
                         sampler_update(d * ld, a, b, 0.0, y.data(), s.data(), nullptr);
                     }
                 }
