@@ -105,3 +105,14 @@ def test_hermite_moments_refuse_a_nan_or_inf_sample_after_the_kernel(degree, bac
     # finite samples whose moments overflow keep their own error
     with pytest.raises(ValueError, match="x too large for degree"):
         hermite.hermite_moments(np.full(10, 1e300), 3, threads=1)
+
+
+def test_binned_kde_large_grid_takes_the_threaded_path_with_the_same_numbers():
+    # below ~4e6 multiply-adds the binned kernel runs on one thread (kde.hpp, `binned`); this
+    # grid (20001 points x thousands of taps) is above it, so threads=2 really splits the chunks
+    x = np.random.default_rng(3).normal(size=2000)
+    grid = M.Grid.regular([-5.0], [5.0], [20001])
+    plan = M.binned_plan(np.eye(1) * 0.09, grid, None)
+    assert grid.axes[0].size * (2 * plan["pad"][0] + 1) > 4e6
+    one = M.kde(x, grid, 0.3, method="binned", tol=None, threads=1)
+    assert np.array_equal(one, M.kde(x, grid, 0.3, method="binned", tol=None, threads=2))
