@@ -101,7 +101,7 @@ def test_other_configuration_or_code_is_not_reused(tmp_path, sampler_calls, monk
     assert UnitCache(out, "demo", other).not_reused() == N_DEMO_UNITS
     res = _run_quiet(exp, other, out)
     assert sampler_calls["calls"] == 2 * N_DEMO_UNITS and res.units["reused"] == 0
-    monkeypatch.setattr(_units, "code_fingerprint", lambda: "another version")
+    monkeypatch.setattr(_units, "code_fingerprint", lambda module=None: "another version")
     res = _run_quiet(exp, cfg, out)
     assert sampler_calls["calls"] == 3 * N_DEMO_UNITS and res.units["reused"] == 0
 

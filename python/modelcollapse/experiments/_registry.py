@@ -98,7 +98,7 @@ class Experiment:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        cache = UnitCache(out, self.name, config)
+        cache = UnitCache(out, self.name, config, self.run_fn.__module__)
         with active(cache):
             result = self.run_fn(config, out, progress)
         result.units = cache.counts()
