@@ -109,14 +109,21 @@ def test_ranking_names_the_best_remedy_and_tests_its_lead():
     assert c.verdict == "underpowered"
 
 
-def test_rerun_reuses_every_seed_learner_block(small_run):
-    """Each (seed, learner) block is a unit: a rerun into the same folder recomputes none of
-    them and gives the same table (docs/cli.md, "Interrupting and resuming")."""
+def test_rerun_reuses_every_seed_learner_block(small_run, monkeypatch):
+    """Each (seed, learner) block and each seed's theory chains are units: a rerun into the
+    same folder recomputes none of them (kills: the overlays' chains computed outside a unit,
+    counted by their calls) and gives the same table and claims (docs/cli.md, "Interrupting
+    and resuming")."""
     res, out, config = small_run
+    calls = []
+    real = _theory._chain_stats
+    monkeypatch.setattr(_theory, "_chain_stats", lambda *a: calls.append(a) or real(*a))
     again = get("atlas").run(config, out, progress=False)
     n_blocks = config.seeds * len(config.learners)
-    assert again.units["reused"] >= n_blocks and again.units["computed"] == 0
+    assert calls == [] and again.units["computed"] == 0
+    assert again.units["reused"] == n_blocks + config.seeds
     pd.testing.assert_frame_equal(again.table, res.table)
+    assert [c.to_dict() for c in again.claims] == [c.to_dict() for c in res.claims]
 
 
 def _hellinger_by_sampling(x, y, n=40_000):

@@ -43,6 +43,7 @@ tests/retraining/test_workflow_theory.py, and the atlas shows its effect with CI
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from ...recursion import run_retraining
 from ...retraining import FixedStart, GaussianLearner, SamplingBias
 from ...retraining import gaussian as g
 from .._claims import Claim, claim, mean_ci
+from .._units import unit
 from ._setup import (
     AtlasConfig,
     anneal_schedule,
@@ -220,8 +222,9 @@ def theory_curves(config: AtlasConfig) -> dict[str, np.ndarray]:
 
 
 def run_theory(config: AtlasConfig, law: GaussianMixture, seeds: list[int]) -> tuple[pd.DataFrame, list[Claim]]:
-    """Chains for every overlay, their curves against theory (tidy rows) and the claims."""
-    per_seed = [_chain_stats(config, law, s) for s in seeds]
+    """Chains for every overlay, their curves against theory (tidy rows) and the claims. The
+    chains of each seed are one unit (docs/cli.md, section "Interrupting and resuming")."""
+    per_seed = [unit(f"theory-seed-{s}", partial(_chain_stats, config, law, s)) for s in seeds]
     curves = theory_curves(config)
     T, B, d, C, S = config.rounds, config.budget, config.dim, config.theory_chains, len(seeds)
     n_r, lam = mix_sizes(config)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 from ... import dae
 from ... import dae_theory as th
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._common import _hellinger, _panels_figure
 
 
@@ -72,6 +74,33 @@ def _ode_stats(ttg, w0: np.ndarray, Eq: np.ndarray, st: dict, cfg, train_b: bool
     ode = th.integrate_odes(ttg, Q0, G, st["b0"], taus=[st["tau"]],
                             lr=lr, weight_decay=cfg.weight_decay, train_b=train_b, n_nodes=cfg.n_nodes, dtau=0.1)
     return ode.Q[-1], ode.G[-1][:, :2], float(ode.b[-1])
+
+
+def _ode_unit(target, w0: np.ndarray, st: dict, cfg, train_b: bool, lr: float, f: float = 1.0):
+    """:func:`_ode_stats` with the theory's target built by ``target()`` (cached: built once per
+    generation, and only when an ODE unit is computed, not when every one is reused)."""
+    Eq, ttg = target()
+    return _ode_stats(ttg, w0, Eq, st, cfg, train_b, lr, f)
+
+
+def _small_lr_samples(learner, prev_state: dict, st: dict, cfg, train_b: bool, seed0: int, g: int, E, sch):
+    """The lr / factor replica of generation g (:func:`_small_lr_replica`) and cfg.n_eval of its
+    samples projected on E: (w, b, projected samples)."""
+    ws, bs = _small_lr_replica(learner, prev_state, st, cfg, train_b, [seed0, g, 11])
+    sim = dae.generate(ws, bs, n_samples=cfg.n_eval, schedule=sch, observe=E,
+                       seed=np.random.default_rng([seed0, g, 12]), threads=cfg.threads).proj
+    return ws, bs, sim
+
+
+def _replica_samples(tg, learner, prev_state, st: dict, cfg, train_b: bool, seed0: int, g: int, n_train: int, sch, E):
+    """cfg.n_eval samples (projected on E) of a replica of generation g: the same previous model
+    and initial weights w0, fresh training data and SGD noise."""
+    rng_rep = np.random.default_rng([seed0, g, 7])
+    data_rep = tg.sample(n_train, seed=rng_rep) if g == 1 else learner.sample(prev_state, n_train, rng_rep)
+    run_rep = dae.fit_generation(data_rep, r=cfg.r, lr=cfg.lr, train_b=train_b, b0=st["b0"],
+                                 init=st["w0"], weight_decay=cfg.weight_decay, record_every=n_train,
+                                 seed=rng_rep, threads=cfg.threads)
+    return dae.sample_generation(run_rep, cfg.n_eval, schedule=sch, seed=rng_rep, threads=cfg.threads) @ E
 
 
 def _small_lr_replica(learner, prev_state: dict, st: dict, cfg, train_b: bool, seed) -> tuple[np.ndarray, float]:
@@ -257,6 +286,7 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
             w_prev = b_prev = None
             for g in range(1, cfg.generations + 1):
                 seed = seed0 + 10 * g
+                key = f"{tag}-seed{seed0}-gen{g}"   # units: docs/cli.md, "Interrupting and resuming"
                 st, samples = res.states[g - 1], res.samples[g - 1]
                 w, b = st["w"], float(st["b"])
                 proj = samples @ E
@@ -264,24 +294,25 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
                 small: dict = {}
                 if g >= 2 and cfg.theory:
                     assert w_prev is not None and b_prev is not None  # set by generation g - 1
-                    Eq, ttg = _generation_theory_target(w_prev, b_prev, E, sch, cfg, seed)
+                    theory_target = cache(partial(_generation_theory_target, w_prev, b_prev, E, sch, cfg, seed))
                     w0 = st["w0"]
 
-                    Qt, Gt, bt = _ode_stats(ttg, w0, Eq, st, cfg, train_b, cfg.lr)
+                    Qt, Gt, bt = unit(f"ode-{key}", partial(_ode_unit, theory_target, w0, st, cfg, train_b, cfg.lr))
                     source = "ODE"
                     # sensitivity of the theory to its O(1/sqrt d) initial overlaps with the previous
                     # model's span: rescaled by 0.5 and 1.5 (the SGD noise they receive over tau is
                     # sqrt(lr tau / 2) ~ 0.5 of their size); a large change marks a fluctuation-driven
                     # escape that no deterministic theory of one run can follow (docs/dae.md, "D4")
-                    trq = [float(np.trace(_ode_stats(ttg, w0, Eq, st, cfg, train_b, cfg.lr, f)[0])) for f in (0.5, 1.5)]
+                    trq = [float(np.trace(unit(f"ode-f{f:g}-{key}", partial(_ode_unit, theory_target, w0, st, cfg, train_b,
+                                                                               cfg.lr, f))[0])) for f in (0.5, 1.5)]
                     small["ode_sensitivity"] = max(abs(x / float(np.trace(Qt)) - 1) for x in trq)
                     if cfg.small_lr_factor > 0:
                         # the same generation at lr / factor (same tau, w0 and previous model):
                         # the ODEs are the limit of vanishing SGD noise (docs/dae.md, "D4")
-                        ws, bs = _small_lr_replica(learner, res.states[g - 2], st, cfg, train_b, [seed0, g, 11])
-                        Qs, Gs, bs_t = _ode_stats(ttg, w0, Eq, st, cfg, train_b, cfg.lr / cfg.small_lr_factor)
-                        sim_s = dae.generate(ws, bs, n_samples=cfg.n_eval, schedule=sch, observe=E,
-                                             seed=np.random.default_rng([seed0, g, 12]), threads=cfg.threads).proj
+                        ws, bs, sim_s = unit(f"small-lr-{key}", partial(_small_lr_samples, learner, res.states[g - 2],
+                                                                         st, cfg, train_b, seed0, g, E, sch))
+                        Qs, Gs, bs_t = unit(f"ode-small-lr-{key}", partial(_ode_unit, theory_target, w0, st, cfg, train_b,
+                                                                          cfg.lr / cfg.small_lr_factor))
                         th_s = [th.projected_law_samples(Qs, Gs, bs_t, schedule=sch, n_samples=cfg.n_eval,
                                                          seed=seed + k) for k in (4, 5)]
                         small.update({"trQ_small_lr": float(np.trace(ws.T @ ws)) / d, "trQ_theory_small_lr": float(np.trace(Qs)),
@@ -296,13 +327,8 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
                 # a replica of this generation from the same previous model and the same initial
                 # weights w0 (what the theory is conditioned on), with fresh training data and SGD
                 # noise: the finite-d spread a deterministic (d -> infinity) theory cannot resolve
-                rng_rep = np.random.default_rng([seed0, g, 7])
-                data_rep = tg.sample(n_train, seed=rng_rep) if g == 1 else \
-                    learner.sample(res.states[g - 2], n_train, rng_rep)
-                run_rep = dae.fit_generation(data_rep, r=cfg.r, lr=cfg.lr, train_b=train_b, b0=st["b0"],
-                                             init=st["w0"], weight_decay=cfg.weight_decay, record_every=n_train,
-                                             seed=rng_rep, threads=cfg.threads)
-                rep = dae.sample_generation(run_rep, cfg.n_eval, schedule=sch, seed=rng_rep, threads=cfg.threads) @ E
+                rep = unit(f"replica-{key}", partial(_replica_samples, tg, learner, res.states[g - 2] if g >= 2 else None,
+                                                     st, cfg, train_b, seed0, g, n_train, sch, E))
                 vals = {"total_variance_ratio": float(np.mean(np.sum((samples - samples.mean(0)) ** 2, 1)) / lam.sum()),
                         "var_pc1_ratio": float(proj[:, 0].var() / lam[0]),
                         "var_pc2_ratio": float(proj[:, 1].var() / lam[1]),
@@ -320,11 +346,12 @@ def run_generations(cfg: GenerationsConfig, out: Path, progress: bool) -> Experi
     table = pd.DataFrame(rows)
     first = table[table.seed == cfg.seed]
     lim = 3.2 * np.sqrt(lam[0])
-    path = _panels_figure(panels, first, "generation", lambda v, g: f"{v}, generation {g}", lim, target,
-                          f"model collapse, digits '{cfg.digit}' covariance, d={d}, tau={cfg.tau:g} per generation, "
-                          f"weight decay {cfg.weight_decay:g} (seed {cfg.seed}); blue: theory (gen 1: Cor. 2.3 with "
-                          "measured stats; gen >= 2: ODE on the previous generation's law)",
-                          out / "dae_generations.png", log_y=True)
+    # a unit too (its image bytes): drawing it is a good part of a small run's time
+    path = unit("figure", partial(
+        _panels_figure, panels, first, "generation", lambda v, g: f"{v}, generation {g}", lim, target,
+        f"model collapse, digits '{cfg.digit}' covariance, d={d}, tau={cfg.tau:g} per generation, "
+        f"weight decay {cfg.weight_decay:g} (seed {cfg.seed}); blue: theory (gen 1: Cor. 2.3 with "
+        "measured stats; gen >= 2: ODE on the previous generation's law)", out / "dae_generations.png", log_y=True))
     # one row per (variant, generation): the mean over seeds of each metric
     mean = table.groupby(["variant", "generation", "metric"]).value.mean()
     metrics = ("total_variance_ratio", "var_pc1_ratio", "H(sim,theory)", "H(theory,theory')", "H(sim,sim')",
