@@ -307,3 +307,158 @@ def test_every_experiment_has_its_units_documented():
              for n in re.findall(r"`([a-z0-9-]+)`", line.split("|")[1])}
     get("demo")                                            # the registry fills on first use
     assert names == set(REGISTRY), set(REGISTRY) ^ names
+
+
+# D4 on a tiny digits target (d = 64), one seed, two generations: seconds per run
+TINY_D4 = {"side": "8", "seeds": "1", "generations": "2", "n_eval": "150", "small_lr_factor": "2", "nu_atoms": "3",
+           "n_nodes": "3", "tau": "0.6", "threads": "1"}
+
+
+@pytest.fixture
+def counted_d4(monkeypatch):
+    """Counts D4's pieces that units keep (the ODE integrations, the theory's target, the
+    lr/factor reruns, the replicas); ``state["fail"] = (piece, k)`` makes the k-th call of that
+    piece raise KeyboardInterrupt. The figure is not drawn (most of a small run's time)."""
+    from modelcollapse.experiments.dae import _generations as gen
+
+    state = {"ode": 0, "target": 0, "small_lr": 0, "replica": 0, "fail": None}
+
+    def wrap(kind, real):
+        def counted(*args, **kwargs):
+            state[kind] += 1
+            if state["fail"] == (kind, state[kind]):
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return counted
+
+    def no_figure(*args, **kwargs):
+        path = args[-1]
+        path.write_bytes(b"")
+        return path
+
+    for kind, name in (("ode", "_ode_stats"), ("target", "_generation_theory_target"),
+                       ("small_lr", "_small_lr_replica"), ("replica", "_replica_samples")):
+        monkeypatch.setattr(gen, name, wrap(kind, getattr(gen, name)))
+    monkeypatch.setattr(gen, "_panels_figure", no_figure)
+    return state
+
+
+def test_dae_generations_resumes_its_theory_and_reruns(tmp_path, counted_d4):
+    """D4's ODE theory, its lr/factor reruns and replicas are units (docs/cli.md): Ctrl-C in
+    the second variant's lr/factor rerun keeps every finished piece, the rerun computes only
+    the rest (kills: any of them computed outside a unit, or the theory's target built
+    eagerly although every ODE is reused), a finished run computes nothing, and both give the
+    uninterrupted run's table and claims."""
+    ref, _ = _dae_run("dae-generations", tmp_path / "ref", **TINY_D4)
+    # per variant: 4 ODEs (lr, sensitivity x 2, lr/factor) at generation 2, one rerun, 2 replicas
+    assert {k: counted_d4[k] for k in ("ode", "target", "small_lr", "replica")} == \
+        {"ode": 8, "target": 2, "small_lr": 2, "replica": 4}
+    assert (ref.units["reused"], ref.units["computed"]) == (0, 2 * 7 + 1)   # + the figure
+    counted_d4.update(ode=0, target=0, small_lr=0, replica=0, fail=("small_lr", 2))
+    with pytest.raises(KeyboardInterrupt):
+        _dae_run("dae-generations", tmp_path / "run", **TINY_D4)
+    counted_d4.update(ode=0, target=0, small_lr=0, replica=0, fail=None)
+    res, _ = _dae_run("dae-generations", tmp_path / "run", **TINY_D4)
+    # left: the second variant's rerun, its lr/factor ODE (and the target it needs), its gen-2 replica
+    assert {k: counted_d4[k] for k in ("ode", "target", "small_lr", "replica")} == \
+        {"ode": 1, "target": 1, "small_lr": 1, "replica": 1}
+    assert (res.units["reused"], res.units["computed"]) == (11, 4)
+    _same(res, ref)
+    counted_d4.update(ode=0, target=0, small_lr=0, replica=0)
+    again, _ = _dae_run("dae-generations", tmp_path / "run", **TINY_D4)
+    assert {k: counted_d4[k] for k in ("ode", "target", "small_lr", "replica")} == \
+        {"ode": 0, "target": 0, "small_lr": 0, "replica": 0}
+    assert (again.units["reused"], again.units["computed"]) == (15, 0)
+    _same(again, ref)
+
+
+def test_run_key_hashes_what_a_unit_can_depend_on(tmp_path, monkeypatch, request):
+    """In a copy of the package: editing the CLI, the report, the sweep or another experiment
+    (even one of the same subpackage) keeps D4's run key (kills: hashing every source file);
+    editing the library, a shared helper, D4's module, a helper it imports or its package's
+    __init__ changes it (kills: the library left out, the imports not followed), and a new
+    library module does too."""
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "modelcollapse"
+    shutil.copytree(Path(_units.__file__).resolve().parents[1], root,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
+    monkeypatch.setattr(_units, "_package_root", lambda: root)
+    request.addfinalizer(_units.code_fingerprint.cache_clear)
+
+    def key(module="modelcollapse.experiments.dae._generations"):
+        _units.code_fingerprint.cache_clear()
+        return _units.run_key("dae-generations", {"seed": 0}, module)
+
+    def edited(rel, module="modelcollapse.experiments.dae._generations"):
+        f = root / rel
+        old = f.read_bytes()
+        f.write_bytes(old + b"\n# an edit\n")
+        try:
+            return key(module)
+        finally:
+            f.write_bytes(old)
+
+    base = key()
+    for rel in ("cli.py", "__main__.py", "experiments/report.py", "experiments/sweep.py", "experiments/demo.py",
+                "experiments/dae/_digits.py", "experiments/hodge/_studies.py", "experiments/truncation/_limit.py"):
+        assert edited(rel) == base, rel
+    for rel in ("dae_theory.py", "dae/_theory.py", "metrics/__init__.py", "_version.py", "experiments/_claims.py",
+                "experiments/_units.py", "experiments/dae/_generations.py", "experiments/dae/_common.py",
+                "experiments/dae/__init__.py", "experiments/__init__.py"):
+        assert edited(rel) != base, rel
+    (root / "new_kernel.py").write_text("X = 1\n")
+    assert key() != base
+    (root / "new_kernel.py").unlink()
+    assert key() == base
+    # an experiment the package does not define (a test's): every experiment module counts
+    assert edited("experiments/dae/_digits.py", module="tests.some_test") != key("tests.some_test")
+    # a truncation part: its subpackage __init__ imports every part module
+    assert edited("experiments/truncation/_limit.py", "modelcollapse.experiments.truncation") \
+        != key("modelcollapse.experiments.truncation")
+
+
+class _UnitWarning(RuntimeWarning):
+    """A warning category of the caller's own."""
+
+
+def _warns_at_caller(x):
+    warnings.warn(f"careful with {x}", _UnitWarning, stacklevel=2)   # points at whoever called this
+    return x
+
+
+def _warns_here(x):
+    warnings.warn("from inside", UserWarning, stacklevel=1)
+    return x
+
+
+def test_unit_warnings_point_at_the_caller_and_are_raised_again_on_reuse(tmp_path):
+    """A unit's warnings keep their category and message and are raised again when the unit is
+    reused (kills: warnings lost on reuse); one that would point into _units.py (a
+    ``functools.partial`` of a ``stacklevel=2`` warner) points at the line that called
+    ``unit`` (kills: the saved location kept as is), one with its own location keeps it
+    (kills: every warning moved to the caller); an ignore filter still ignores."""
+    import inspect
+    from functools import partial
+
+    def run(cache):
+        with active(cache), warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            line = inspect.currentframe().f_lineno + 1
+            a = _units.unit("a", partial(_warns_at_caller, 3))
+            b = _units.unit("b", partial(_warns_here, 4))
+        assert (a, b) == (3, 4)
+        return [(w.category, str(w.message), w.filename, w.lineno) for w in rec], line
+
+    fresh, line = run(UnitCache(tmp_path, "demo", {"k": 1}))
+    expected = [(_UnitWarning, "careful with 3", __file__, line),
+                (UserWarning, "from inside", __file__, _warns_here.__code__.co_firstlineno + 1)]
+    assert fresh == expected
+    cache = UnitCache(tmp_path, "demo", {"k": 1})
+    assert run(cache) == (expected, line)
+    assert cache.reused == 2 and cache.computed == 0
+    with active(UnitCache(tmp_path, "demo", {"k": 1})), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("ignore")
+        _units.unit("a", partial(_warns_at_caller, 3))
+    assert rec == []
