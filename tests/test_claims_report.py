@@ -163,6 +163,43 @@ def test_report_plan_puts_headline_first_and_opted_in_experiments_after():
         del REGISTRY["zz-extra"], REGISTRY["zz-left-out"]
 
 
+def test_report_of_a_preset_runs_its_experiments_and_names_those_left_out(tmp_path, monkeypatch):
+    """``report=("default", "paper")``: in the default report, not in the quick one, whose
+    header names it with the commands that run it (kills: the preset ignored by the plan, the
+    header line dropped); D4 is registered so (docs/claims.md, "Reading the report")."""
+    from modelcollapse.experiments import REGISTRY, get, register, report
+    from modelcollapse.experiments.report import report_experiments, report_left_out
+
+    presets = {p: {} for p in ("quick", "default", "paper")}
+    register("zz-extra", "in every report", _Cfg, presets, part="foundation", report=True)(_fake_run)
+    register("zz-slow", "in the default report", _Cfg, presets, part="foundation",
+             report=("paper", "default"))(_fake_run)
+    with pytest.raises(ValueError, match="tuple of presets"):
+        register("zz-bad", "x", _Cfg, presets, report=("fast",))(_fake_run)
+    try:
+        assert REGISTRY["zz-slow"].report_presets == ("default", "paper")
+        assert [e.name for e in report_experiments("quick")["foundation"]] == ["demo", "zz-extra"]
+        assert [e.name for e in report_experiments("default")["foundation"]] == ["demo", "zz-extra", "zz-slow"]
+        assert [e.name for e in report_experiments("default")["dae"]] == ["dae-training", "dae-generations"]
+        assert "dae-generations" not in [e.name for e in report_experiments("quick")["dae"]]
+        assert get("dae-generations").report_presets == ("default", "paper")
+        assert [x["experiment"] for x in report_left_out("quick")] == ["dae-generations", "zz-slow"]
+        assert report_left_out("default") == []
+        # the quick report (its plan cut down to one fake experiment) says what it leaves out
+        monkeypatch.setattr(report, "report_experiments", lambda preset: {"foundation": [_fake()]})
+        res = build_report("quick", tmp_path)
+        md = (tmp_path / "report.md").read_text()
+        assert ("Not in this report: `dae-generations` (dae) is in the report at `default`, `paper` only, not at "
+                "`quick`: `modelcollapse report --preset default` includes it; `modelcollapse run dae-generations "
+                "--preset quick` runs it alone.") in md
+        assert md.index("Not in this report") < md.index("## Claims at a glance")
+        assert "Not in this report: <code>zz-slow</code> (foundation)" in (tmp_path / "report.html").read_text()
+        assert [x["experiment"] for x in json.loads(res["json"].read_text())["meta"]["left_out"]] == \
+            ["dae-generations", "zz-slow"]
+    finally:
+        del REGISTRY["zz-extra"], REGISTRY["zz-slow"]
+
+
 def test_demo_claims_hold_at_quick_and_turn_against_a_broken_sampler(tmp_path):
     from modelcollapse.experiments import get
 

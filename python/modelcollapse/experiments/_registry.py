@@ -52,6 +52,9 @@ class Experiment:
     headline: bool = False
     claim: str = ""
     report: bool = False
+    #: the presets at which ``modelcollapse report`` runs it (``report`` True); the report's
+    #: header names it at the others
+    report_presets: tuple[str, ...] = PRESETS
 
     def fields(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config_cls)]
@@ -244,7 +247,8 @@ REGISTRY: dict[str, Experiment] = {}
 
 
 def register(name: str, description: str, config_cls: type, presets: dict[str, dict[str, Any]], *,
-             part: str = "foundation", headline: bool = False, claim: str = "", report: bool | None = None):
+             part: str = "foundation", headline: bool = False, claim: str = "",
+             report: bool | tuple[str, ...] | None = None):
     """Decorator registering ``run(config, out_dir, progress) -> ExperimentOutput``.
 
     ``part`` groups experiments by paper (``truncation``, ``hodge``, ``retraining``,
@@ -252,15 +256,27 @@ def register(name: str, description: str, config_cls: type, presets: dict[str, d
     ``modelcollapse report`` with its one-paragraph ``claim`` (a summary in words; the
     checked statements are the :class:`Claim` objects the run returns). ``report=True`` puts
     a further experiment of the part into the report, with its claims (default: only the
-    headline; docs/claims.md, section "Reading the report").
+    headline; docs/claims.md, section "Reading the report"); a tuple of presets, e.g.
+    ``report=("default", "paper")``, puts it in the reports of those presets only (one whose
+    ``quick`` run would slow the quick report too much), and the others name it in their header.
     """
     missing = [p for p in PRESETS if p not in presets]
     if missing:
         raise ValueError(f"experiment {name} lacks presets {missing}")
+    if isinstance(report, tuple):
+        unknown = [p for p in report if p not in PRESETS]
+        if unknown or not report:
+            raise ValueError(f"report of {name} must be a bool or a non-empty tuple of presets "
+                             f"({', '.join(PRESETS)}), got {report!r}")
+        in_report, report_presets = True, tuple(p for p in PRESETS if p in report)
+    elif report is None or isinstance(report, bool):
+        in_report, report_presets = headline if report is None else report, PRESETS
+    else:
+        raise TypeError(f"report of {name} must be a bool or a tuple of presets, got {report!r}")
 
     def deco(fn: Callable[[Any, Path, bool], ExperimentOutput]):
         REGISTRY[name] = Experiment(name, description, config_cls, presets, fn, part, headline, claim,
-                                    headline if report is None else bool(report))
+                                    in_report, report_presets)
         return fn
 
     return deco

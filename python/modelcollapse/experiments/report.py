@@ -60,16 +60,35 @@ def headline_experiments() -> dict[str, Experiment]:
     return {p: chosen[p] for p in order}
 
 
-def report_experiments() -> dict[str, list[Experiment]]:
+def report_experiments(preset: str | None = None) -> dict[str, list[Experiment]]:
     """Per part (in report order): the headline experiment, then the others registered with
-    ``report=True``, by name."""
+    ``report=True`` (or with a tuple of presets that holds ``preset``; any preset when
+    ``preset`` is None), by name."""
     registry = load_all()
     out: dict[str, list[Experiment]] = {}
     for part, head in headline_experiments().items():
-        extra = sorted((e for e in registry.values() if e.part == part and e.report and e is not head),
-                       key=lambda e: e.name)
+        extra = sorted((e for e in registry.values() if e.part == part and e.report and e is not head
+                        and (preset is None or preset in e.report_presets)), key=lambda e: e.name)
         out[part] = [head, *extra]
     return out
+
+
+def report_left_out(preset: str) -> list[dict[str, Any]]:
+    """The report experiments that the report of ``preset`` leaves out (registered for other
+    presets only, e.g. D4 at ``quick``): name, part, the presets whose report has them and the
+    commands that run them; the report's header lists them."""
+    heads = {e.name for e in headline_experiments().values()}
+    return [{"experiment": e.name, "part": e.part, "presets": list(e.report_presets),
+             "report": f"modelcollapse report --preset {e.report_presets[0]}",
+             "run": f"modelcollapse run {e.name} --preset {preset}"}
+            for e in sorted(load_all().values(), key=lambda e: (e.part, e.name))
+            if e.report and e.name not in heads and preset not in e.report_presets]
+
+
+def _left_out_text(item: Mapping[str, Any], preset: str) -> str:
+    presets = ", ".join(f"`{p}`" for p in item["presets"])
+    return (f"`{item['experiment']}` ({item['part']}) is in the report at {presets} only, not at `{preset}`: "
+            f"`{item['report']}` includes it; `{item['run']}` runs it alone")
 
 
 # ----------------------------------------------------------------------------- number formatting
@@ -210,7 +229,8 @@ def build_report(preset: str, out_dir: str | Path, progress: bool = False, *,
     progress : bool
         Progress bars.
     experiments : mapping part -> experiments, optional
-        What to run; default :func:`report_experiments`.
+        What to run; default :func:`report_experiments` of ``preset`` (the header names those
+        left out at this preset, :func:`report_left_out`).
 
     Returns
     -------
@@ -221,10 +241,10 @@ def build_report(preset: str, out_dir: str | Path, progress: bool = False, *,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plan = report_experiments() if experiments is None else experiments
+    plan = report_experiments(preset) if experiments is None else experiments
     sections = [_run_section(part, exp, preset, out, progress) for part, exps in plan.items() for exp in exps]
     meta = {"preset": preset, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": versions(),
-            "counts": _counts(sections)}
+            "counts": _counts(sections), "left_out": report_left_out(preset) if experiments is None else []}
     md_path, html_path, json_path = out / "report.md", out / "report.html", out / "report.json"
     # atomic (never half-written); strict JSON (non-finite floats as "inf" / "-inf" / "nan")
     atomic_write_text(md_path, render_markdown(sections, meta))
@@ -281,6 +301,7 @@ def render_markdown(sections: Sequence[Mapping[str, Any]], meta: Mapping[str, An
     lines = ["# modelcollapse reproduction report", "",
              f"Preset `{meta['preset']}`, created {meta['created']}, "
              f"modelcollapse {meta['versions'].get('modelcollapse')}.", "",
+             *[f"Not in this report: {_left_out_text(item, meta['preset'])}.\n" for item in meta.get("left_out", [])],
              "## Claims at a glance", "",
              "Every claim is a statistic over independent seeds with a 95% confidence interval, held to a "
              "comparison with a stated tolerance (docs/claims.md): **holds** when the whole interval satisfies it, "
@@ -322,6 +343,11 @@ def render_markdown(sections: Sequence[Mapping[str, Any]], meta: Mapping[str, An
 
 
 # ----------------------------------------------------------------------------- HTML
+def _html_code(text: str) -> str:
+    """Markdown-style `code` spans of ``text`` as HTML (the rest escaped)."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+
 def _html_verdict(verdict: str) -> str:
     colour = VERDICT_COLOURS.get(verdict, "#444")
     return f"<span class='verdict {html.escape(verdict)}' style='color:{colour}'>{html.escape(verdict)}</span>"
@@ -355,6 +381,8 @@ def render_html(sections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], 
              "<h1>modelcollapse reproduction report</h1>",
              f"<p>Preset <code>{esc(meta['preset'])}</code>, created {esc(meta['created'])}, "
              f"modelcollapse {esc(str(meta['versions'].get('modelcollapse')))}.</p>",
+             *[f"<p class='left-out'>Not in this report: {_html_code(_left_out_text(item, meta['preset']))}.</p>"
+               for item in meta.get("left_out", [])],
              "<h2>Claims at a glance</h2>",
              "<p>Every claim is a statistic over independent seeds with a 95% confidence interval, held to a "
              "comparison with a stated tolerance (docs/claims.md): <b>holds</b> when the whole interval satisfies "
