@@ -23,7 +23,7 @@ import pandas as pd
 from .._checkpoint import atomic_file
 from ..results import save_results
 from ._claims import Claim, claims_frame
-from ._units import UnitCache, active
+from ._units import EXPERIMENT_MODULES, UnitCache, active
 
 PRESETS = ("quick", "default", "paper")
 
@@ -277,6 +277,7 @@ def register(name: str, description: str, config_cls: type, presets: dict[str, d
     def deco(fn: Callable[[Any, Path, bool], ExperimentOutput]):
         REGISTRY[name] = Experiment(name, description, config_cls, presets, fn, part, headline, claim,
                                     in_report, report_presets)
+        EXPERIMENT_MODULES[name] = fn.__module__   # whose code the run key hashes
         return fn
 
     return deco

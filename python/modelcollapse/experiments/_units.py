@@ -174,12 +174,13 @@ def run_key(experiment: str, config: Any, module: str | None = None) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
+#: experiment name -> the module that registers it (filled by ``_registry.register``)
+EXPERIMENT_MODULES: dict[str, str] = {}
+
+
 def experiment_module(experiment: str) -> str | None:
     """The module that registers ``experiment`` (None when it is not registered)."""
-    from ._registry import REGISTRY  # here: the registry imports this module
-
-    exp = REGISTRY.get(experiment)
-    return None if exp is None else exp.run_fn.__module__
+    return EXPERIMENT_MODULES.get(experiment)
 
 
 # ----------------------------------------------------------------------------- packing
