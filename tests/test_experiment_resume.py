@@ -438,7 +438,7 @@ def test_unit_warnings_point_at_the_caller_and_are_raised_again_on_reuse(tmp_pat
     reused (kills: warnings lost on reuse); one that would point into _units.py (a
     ``functools.partial`` of a ``stacklevel=2`` warner) points at the line that called
     ``unit`` (kills: the saved location kept as is), one with its own location keeps it
-    (kills: every warning moved to the caller); an ignore filter still ignores."""
+    (kills: every warning moved to the caller); the caller's filters apply."""
     import inspect
     from functools import partial
 
@@ -462,3 +462,10 @@ def test_unit_warnings_point_at_the_caller_and_are_raised_again_on_reuse(tmp_pat
         warnings.simplefilter("ignore")
         _units.unit("a", partial(_warns_at_caller, 3))
     assert rec == []
+    # an "error" filter stops the computation at the warning, as without units: nothing is saved
+    # (kills: the unit's own filters overriding the caller's)
+    with active(UnitCache(tmp_path, "demo", {"k": 2})) as cache, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(_UnitWarning, match="careful with 5"):
+            _units.unit("c", partial(_warns_at_caller, 5))
+    assert not cache.path("c").exists()
