@@ -110,18 +110,24 @@ def test_ranking_names_the_best_remedy_and_tests_its_lead():
 
 
 def test_rerun_reuses_every_seed_learner_block(small_run, monkeypatch):
-    """Each (seed, learner) block and each seed's theory chains are units: a rerun into the
-    same folder recomputes none of them (kills: the overlays' chains computed outside a unit,
-    counted by their calls) and gives the same table and claims (docs/cli.md, "Interrupting
-    and resuming")."""
+    """Each (seed, learner) block, each seed's theory chains and the figures are units: a rerun
+    into the same folder recomputes none of them (kills: the overlays' chains or the figures
+    computed outside a unit, counted by their calls), writes a deleted figure back and gives
+    the same table and claims (docs/cli.md, "Interrupting and resuming")."""
+    from modelcollapse.experiments.atlas import _experiment
+
     res, out, config = small_run
     calls = []
-    real = _theory._chain_stats
-    monkeypatch.setattr(_theory, "_chain_stats", lambda *a: calls.append(a) or real(*a))
+    for mod, name in ((_theory, "_chain_stats"), (_experiment, "_figures")):
+        real = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, real=real: calls.append(a) or real(*a))
+    drawn = (out / "atlas_heatmap.png").read_bytes()
+    (out / "atlas_heatmap.png").unlink()
     again = get("atlas").run(config, out, progress=False)
     n_blocks = config.seeds * len(config.learners)
     assert calls == [] and again.units["computed"] == 0
-    assert again.units["reused"] == n_blocks + config.seeds
+    assert again.units["reused"] == n_blocks + config.seeds + 1        # + the figures
+    assert (out / "atlas_heatmap.png").read_bytes() == drawn           # written back from the unit
     pd.testing.assert_frame_equal(again.table, res.table)
     assert [c.to_dict() for c in again.claims] == [c.to_dict() for c in res.claims]
 

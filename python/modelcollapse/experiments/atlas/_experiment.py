@@ -2,6 +2,7 @@
 with the theory overlays where a theory exists (docs/atlas.md)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -9,12 +10,19 @@ import pandas as pd
 from ... import retraining as rt
 from ..._checkpoint import atomic_file
 from .._registry import ExperimentOutput, register
+from .._units import unit
 from ._figures import curves, heatmap, theory_figure
 from ._grid import ranking, run_grid, summarise
 from ._setup import PRESETS, AtlasConfig, data_law
 from ._theory import run_theory
 
 COLUMNS = ["section", "remedy", "learner", "round", "metric", "mean", "ci_low", "ci_high", "n", "theory"]
+
+
+def _figures(summary_table: pd.DataFrame, theory: pd.DataFrame, config: AtlasConfig, out_dir: Path) -> list[Path]:
+    return [heatmap(summary_table, config, out_dir / "atlas_heatmap.png"),
+            curves(summary_table, config, out_dir / "atlas_curves.png"),
+            theory_figure(theory, out_dir / "atlas_theory.png", rt.accumulate_mean_error_bound(config.budget))]
 
 
 @register("atlas", "The collapse atlas: remedies x learners x rounds x metrics with 95% CIs over seeds, equal "
@@ -42,9 +50,8 @@ def run(config: AtlasConfig, out_dir: Path, progress: bool = True) -> Experiment
     summary_table = summarise(runs)
     table = pd.concat([summary_table, theory], ignore_index=True)[COLUMNS]
     order, rank_claims = ranking(runs, config)
-    figures = [heatmap(summary_table, config, out_dir / "atlas_heatmap.png"),
-               curves(summary_table, config, out_dir / "atlas_curves.png"),
-               theory_figure(theory, out_dir / "atlas_theory.png", rt.accumulate_mean_error_bound(config.budget))]
+    # the figures are a unit too (their image bytes): drawing them is most of a resumed run's time
+    figures = unit("figures", partial(_figures, summary_table, theory, config, out_dir))
     budget = runs[(runs["metric"] == "train_size") & (runs["round"] == config.rounds)]
     summary = {
         "seeds": seeds,
