@@ -148,7 +148,8 @@ def code_files(module: str | None = None, root: str | Path | None = None) -> lis
         seen.add(f)
         todo += [g for g in _imports(f, root) if exp_dir in g.parents]
     for f in list(seen):
-        seen |= {p / "__init__.py" for p in f.parents if exp_dir == p or exp_dir in p.parents}
+        seen |= {p / "__init__.py" for p in f.parents
+                 if (exp_dir == p or exp_dir in p.parents) and (p / "__init__.py").is_file()}
     return sorted(files | seen)
 
 
