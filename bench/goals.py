@@ -299,9 +299,8 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"points, and {pair:.3g} ns a pair (the recurrence and the accumulator's load and store), "
                 f"{per_core / pair:.0%} of the limit's lane-ops; a pair costs {_ratio(bounds, 'kde_grid_1d_m16000_over_m2000')}"
                 f" with the accumulator in L2 (128 KiB) what it costs in L1 (16 KiB), so "
-                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself (two "
-                   "multiplications and a multiply-add a pair, each lane's value a product chained along the grid), "
-                   "not split further" if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
+                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself: "
+                   + _grid_chains_1d() if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
                    "cost"))
     if d == 2 and all(_m(bounds, k) is not None for k in ("kde_grid_2d_pair_ns", "kde_grid_2d_row_share_m100")):
         pair = _m(bounds, "kde_grid_2d_pair_ns")
@@ -311,6 +310,21 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"{_share(bounds, 'kde_grid_2d_row_share_m100')} of the kernel on 100-column rows, and a pair "
                 f"beyond it takes {pair:.3g} ns, {per_core / pair:.0%} of the limit's lane-ops")
     return "within the grid kernel the time is not split further by a measurement"
+
+
+def _grid_chains_1d() -> str:
+    """What bounds the 1-D exact grid kernel's per-pair loop: bench/kde_chains.cpp (its variants
+    compiled side by side, interleaved rounds, thread CPU time, medians; clock from a chain of
+    dependent multiplications), recorded here because bench/bounds.py times only the built core."""
+    return ("two multiplications and a multiply-add a pair, each lane's value a product chained along the "
+            "grid; with 8 lanes (two AVX2 vectors) the chain allows 8 pairs per 3-cycle multiplication, the same "
+            "3 cycles a stride of 8 that the FP pipes need (3 operations a pair, the limit's lane-ops), and the "
+            "loop took 5.9 cycles a stride with the per-sample work; 16 lanes (the kernel since issue 16) leave "
+            "the chain 1.5 cycles a stride and took 4.8 cycles, 1.24x faster; 32 lanes spill registers (7.0 "
+            "cycles) (bench/kde_chains.cpp, 2026-12-01, 25 rounds of thread CPU time, medians, clock 2.9 GHz "
+            "from a chain of dependent multiplications; results within 2.2e-13 relative of the 8-lane kernel's): "
+            "the 16-lane loop runs at 3 / 4.8 = 63% of the FP pipes' bound on this machine's clock, the rest "
+            "being the per-sample window and restarts; the limit's 3.65 GHz clock is 1.26x this machine's 2.9 GHz")
 
 
 def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[str, Any] | None], str | None]:
