@@ -637,6 +637,16 @@ def build_rows(builds: dict[str, Any] | None) -> list[Row]:
     return [Row(g, "main kernels, one thread, native vs shipped", measured, None, bound, run)]
 
 
+def _dae_threads_split() -> str:
+    """bench/dae_threads.cpp's split of the two-thread DAE run by thread CPU time (recorded here:
+    bench/bounds.py times only one thread)."""
+    return ("; by thread CPU time (bench/dae_threads.cpp, 2026-12-01, 5 rounds at load 11-13, medians) the "
+            "2-thread run's work is 1.06x (rounds 1.04-1.14) the 1-thread run's at d = 1e4 and 1.11x "
+            "(0.97-1.19) at d = 1e5 (the normals drawn on one core are read from the other's cache; at 1e5 a "
+            "step's vectors, 0.8 MB each, exceed the 512 KiB L2), which allows 1.89x and 1.80x on two idle "
+            "cores; the rest, the threads' waits, cannot be told from preemption on a shared machine")
+
+
 def _bound_two_threads(c: _Case, t1: float) -> str:
     """Amdahl from the same run: the helper thread can take over the normals at most; the
     SGD arithmetic (1-thread time minus the normals alone) stays on the SGD thread."""
@@ -650,6 +660,7 @@ def _bound_two_threads(c: _Case, t1: float) -> str:
     if cap >= 1.8:
         text += ("; the rest of the gap is not explained by this run (bench/dae_threads.cpp splits a two-thread "
                  "run: who drew which normals, each thread's waits; docs/dae.md, \"Performance\")")
+        text += _dae_threads_split()
         if c.loaded:
             text += " (the run was on a shared machine: rerun on a quiet one)"
     return text
