@@ -299,9 +299,8 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"points, and {pair:.3g} ns a pair (the recurrence and the accumulator's load and store), "
                 f"{per_core / pair:.0%} of the limit's lane-ops; a pair costs {_ratio(bounds, 'kde_grid_1d_m16000_over_m2000')}"
                 f" with the accumulator in L2 (128 KiB) what it costs in L1 (16 KiB), so "
-                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself (two "
-                   "multiplications and a multiply-add a pair, each lane's value a product chained along the grid), "
-                   "not split further" if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
+                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself: "
+                   + _grid_chains_1d() if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
                    "cost"))
     if d == 2 and all(_m(bounds, k) is not None for k in ("kde_grid_2d_pair_ns", "kde_grid_2d_row_share_m100")):
         pair = _m(bounds, "kde_grid_2d_pair_ns")
@@ -311,6 +310,21 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"{_share(bounds, 'kde_grid_2d_row_share_m100')} of the kernel on 100-column rows, and a pair "
                 f"beyond it takes {pair:.3g} ns, {per_core / pair:.0%} of the limit's lane-ops")
     return "within the grid kernel the time is not split further by a measurement"
+
+
+def _grid_chains_1d() -> str:
+    """What bounds the 1-D exact grid kernel's per-pair loop: bench/kde_chains.cpp (its variants
+    compiled side by side, interleaved rounds, thread CPU time, medians; clock from a chain of
+    dependent multiplications), recorded here because bench/bounds.py times only the built core."""
+    return ("two multiplications and a multiply-add a pair, each lane's value a product chained along the "
+            "grid; with 8 lanes (two AVX2 vectors) the chain allows 8 pairs per 3-cycle multiplication, the same "
+            "3 cycles a stride of 8 that the FP pipes need (3 operations a pair, the limit's lane-ops), and the "
+            "loop took 5.9 cycles a stride with the per-sample work; 16 lanes (the kernel since issue 16) leave "
+            "the chain 1.5 cycles a stride and took 4.8 cycles, 1.24x faster; 32 lanes spill registers (7.0 "
+            "cycles) (bench/kde_chains.cpp, 2026-12-01, 25 rounds of thread CPU time, medians, clock 2.9 GHz "
+            "from a chain of dependent multiplications; results within 2.2e-13 relative of the 8-lane kernel's): "
+            "the 16-lane loop runs at 3 / 4.8 = 63% of the FP pipes' bound on this machine's clock, the rest "
+            "being the per-sample window and restarts; the limit's 3.65 GHz clock is 1.26x this machine's 2.9 GHz")
 
 
 def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[str, Any] | None], str | None]:
@@ -623,6 +637,16 @@ def build_rows(builds: dict[str, Any] | None) -> list[Row]:
     return [Row(g, "main kernels, one thread, native vs shipped", measured, None, bound, run)]
 
 
+def _dae_threads_split() -> str:
+    """bench/dae_threads.cpp's split of the two-thread DAE run by thread CPU time (recorded here:
+    bench/bounds.py times only one thread)."""
+    return ("; by thread CPU time (bench/dae_threads.cpp, 2026-12-01, 5 rounds at load 11-13, medians) the "
+            "2-thread run's work is 1.06x (rounds 1.04-1.14) the 1-thread run's at d = 1e4 and 1.11x "
+            "(0.97-1.19) at d = 1e5 (the normals drawn on one core are read from the other's cache; at 1e5 a "
+            "step's vectors, 0.8 MB each, exceed the 512 KiB L2), which allows 1.89x and 1.80x on two idle "
+            "cores; the rest, the threads' waits, cannot be told from preemption on a shared machine")
+
+
 def _bound_two_threads(c: _Case, t1: float) -> str:
     """Amdahl from the same run: the helper thread can take over the normals at most; the
     SGD arithmetic (1-thread time minus the normals alone) stays on the SGD thread."""
@@ -636,6 +660,7 @@ def _bound_two_threads(c: _Case, t1: float) -> str:
     if cap >= 1.8:
         text += ("; the rest of the gap is not explained by this run (bench/dae_threads.cpp splits a two-thread "
                  "run: who drew which normals, each thread's waits; docs/dae.md, \"Performance\")")
+        text += _dae_threads_split()
         if c.loaded:
             text += " (the run was on a shared machine: rerun on a quiet one)"
     return text
