@@ -88,6 +88,35 @@ def generation2(A, b1, d, lr, cfg, rng, chunk=4000, exact=True):
                 dG=float(np.linalg.norm(G - Gt)), b=b, b_theory=bt, n_steps=n)
 
 
+def analyse(table: pd.DataFrame, by: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Per value of ``by`` ("d" or "lr"): mean excess with a 95% bootstrap CI (resampling
+    replicas within each seed, then seeds), and the log-log slope of the mean excess against
+    ``by`` (least squares over the values of ``by``) with its bootstrap CI."""
+    rng = np.random.default_rng(seed)
+    keys = sorted(table[by].unique())
+    cells = {(s, k): g.excess.to_numpy() for (s, k), g in table.groupby(["seed", by])}
+    seeds = sorted(table.seed.unique())
+
+    def stats(seed_draw, rep_draw):
+        means = []
+        for k in keys:
+            vals = [rep_draw(cells[(s, k)]) for s in seed_draw if (s, k) in cells]
+            means.append(np.mean(np.concatenate(vals)) if vals else np.nan)   # a seed draw may miss a cell
+        m = np.array(means)
+        ok = np.isfinite(m)
+        slope = np.polyfit(np.log(np.array(keys)[ok]), np.log(np.clip(m[ok], 1e-4, None)), 1)[0]
+        return m, slope
+
+    m0, s0 = stats(seeds, lambda x: x)
+    boots = [stats(rng.choice(seeds, len(seeds)), lambda x: rng.choice(x, len(x))) for _ in range(n_boot)]
+    bm = np.array([b[0] for b in boots])
+    bs = np.array([b[1] for b in boots])
+    lo, hi = np.nanpercentile(bm, [2.5, 97.5], axis=0)
+    return {"by": by, "values": keys, "mean": m0, "lo": lo, "hi": hi, "n": [int((table[by] == k).sum()) for k in keys],
+            "noise": [float(table[table[by] == k].noise.mean()) for k in keys],
+            "slope": s0, "slope_ci": np.percentile(bs, [2.5, 97.5])}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dims", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000])
@@ -97,7 +126,19 @@ def main(argv=None):
     p.add_argument("--n-eval", type=int, default=2000)
     p.add_argument("--out", default="d4_scaling.csv")
     p.add_argument("--sampler", action="store_true", help="train on the d-dimensional sampler's output (slow)")
+    p.add_argument("--analyse", nargs="+", metavar="CSV", help="only analyse these CSVs (by d at the first lr, by lr)")
     a = p.parse_args(argv)
+    if a.analyse:
+        t = pd.concat([pd.read_csv(f) for f in a.analyse])
+        for by, sub in (("d", t[t.lr == t.lr.max()]), ("lr", t[t.d == 784])):
+            if sub[by].nunique() < 2:
+                continue
+            r = analyse(sub, by)
+            print(f"excess = H(sim, theory) - H(theory, theory') by {by}:")
+            for k, m, lo, hi, n, nz in zip(r["values"], r["mean"], r["lo"], r["hi"], r["n"], r["noise"]):
+                print(f"  {by} = {k:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]  (n = {n}, noise {nz:.3f})")
+            print(f"  log-log slope {r['slope']:.2f} [{r['slope_ci'][0]:.2f}, {r['slope_ci'][1]:.2f}]")
+        return
     cfg = GenerationsConfig(threads=1, n_eval=a.n_eval)
     rows = []
     for s in a.seeds:
