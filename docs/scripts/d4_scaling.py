@@ -104,6 +104,8 @@ def analyse(table: pd.DataFrame, by: str, n_boot: int = 2000, seed: int = 0) -> 
             means.append(np.mean(np.concatenate(vals)) if vals else np.nan)   # a seed draw may miss a cell
         m = np.array(means)
         ok = np.isfinite(m)
+        if ok.sum() < 3:                                  # a bootstrap draw that lost most cells
+            return m, np.nan
         slope = np.polyfit(np.log(np.array(keys)[ok]), np.log(np.clip(m[ok], 1e-4, None)), 1)[0]
         return m, slope
 
@@ -114,7 +116,7 @@ def analyse(table: pd.DataFrame, by: str, n_boot: int = 2000, seed: int = 0) -> 
     lo, hi = np.nanpercentile(bm, [2.5, 97.5], axis=0)
     return {"by": by, "values": keys, "mean": m0, "lo": lo, "hi": hi, "n": [int((table[by] == k).sum()) for k in keys],
             "noise": [float(table[table[by] == k].noise.mean()) for k in keys],
-            "slope": s0, "slope_ci": np.percentile(bs, [2.5, 97.5])}
+            "slope": s0, "slope_ci": np.nanpercentile(bs, [2.5, 97.5])}
 
 
 def main(argv=None):
