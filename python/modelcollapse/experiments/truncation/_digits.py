@@ -184,7 +184,7 @@ def part_a5(cfg: TruncationConfig, out: Path, progress: bool):
     axes[2].semilogy(d1, e_p[1:], "k:", label="data E_n(p)")
     # whitened data have E_1 = E_2 = 0 up to rounding (1e-32): the axis starts below the noise
     # floor instead, so that the degrees the claims test stay readable
-    axes[2].set_ylim(bottom=0.2 * floor_min)
+    axes[2].set_ylim(bottom=0.2 * floor_min, top=2 * float(np.max(e_p[1:])))  # E_0 = 1 is not drawn
     title(axes[2], f"Hermite degree energies after round {cfg.a5_rounds}")
     axes[2].set(xlabel="total Hermite degree n", ylabel="energy E_n")
     legend_below(fig, axes[2], ncols=3, fontsize=7)
