@@ -38,7 +38,8 @@ constexpr std::size_t kB = 64, kK = 8;  // the sampler's chunk (kSamplerChunk) a
 template <std::size_t D, int V>
 MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x, double* score, double* W,
                                        const double* mu2) {
-    // A copy of detail::mixture_batch_diag_tiles<D, true> (isotropic), with variant V's piece out.
+    // A copy of detail::mixture_batch_diag_tiles<D, true> (isotropic; its logits pass is called,
+    // not copied), with variant V's piece out.
     const std::size_t d = D ? D : m.d, B = kB, A = m.active.size();
     const std::size_t* act = m.active.data();
     const double* means = m.means.data();
@@ -76,38 +77,12 @@ MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x
                     M1 = l1 > M1 ? l1 : M1;
                 }
             }
-        } else {
-            for (std::size_t a = 0; a < A; ++a) {
-                const std::size_t k = act[a];
-                const double* mu = means + k * d;
-                vec4d q0 = {0.0, 0.0, 0.0, 0.0}, q1 = q0, p0 = q0, p1 = q0;
-                std::size_t j = 0;
-                for (; j + 2 <= d; j += 2) {
-                    const vec4d e0 = MODELCOLLAPSE_LOAD4(x + j * B + i) - mu[j];
-                    const vec4d e1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4) - mu[j];
-                    const vec4d f0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i) - mu[j + 1];
-                    const vec4d f1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4) - mu[j + 1];
-                    q0 += e0 * e0;
-                    q1 += e1 * e1;
-                    p0 += f0 * f0;
-                    p1 += f1 * f1;
-                }
-                for (; j < d; ++j) {
-                    const vec4d e0 = MODELCOLLAPSE_LOAD4(x + j * B + i) - mu[j];
-                    const vec4d e1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4) - mu[j];
-                    q0 += e0 * e0;
-                    q1 += e1 * e1;
-                }
-                q0 += p0;
-                q1 += p1;
-                q0 *= hinv2[k * d];
-                q1 *= hinv2[k * d];
-                const vec4d l0 = lc2[k] - q0, l1 = lc2[k] - q1;
-                MODELCOLLAPSE_STORE4(W + 8 * a, l0);
-                MODELCOLLAPSE_STORE4(W + 8 * a + 4, l1);
-                M0 = l0 > M0 ? l0 : M0;
-                M1 = l1 > M1 ? l1 : M1;
-            }
+        } else {  // the shipped logits pass itself (two components at a time above d = 2)
+            std::size_t a = 0;
+            if (d > 2)
+                for (; a + 2 <= A; a += 2)
+                    detail::tile_logits<2, true>(x, B, i, d, act + a, means, hinv2, lc2, W + 8 * a, M0, M1);
+            for (; a < A; ++a) detail::tile_logits<1, true>(x, B, i, d, act + a, means, hinv2, lc2, W + 8 * a, M0, M1);
         }
         if (V == kLogits) {
             MODELCOLLAPSE_STORE4(score + i, M0);
