@@ -402,15 +402,20 @@ def mixture_score_cycles(d: int, bounds: dict[str, Any] | None) -> str:
     rest = 1.0 - sum(sh.values())
     copy_cyc = _m(bounds, f"mix_d{d}_copy") * ghz
     exp_lane = sh["exp"] * copy_cyc / K  # cycles an exponential (one lane) in place
+    # each piece in cycles a point against the lane-ops the limit counts for it (8 a cycle)
+    pieces = (("the exponentials' polynomial", "exp", K * limits.EXP),
+              ("the logits pass (distances, logits, maximum)", "logit", K * (d + 2)),
+              ("the score pass", "score_pass", K * d + 2 * d))
+    over = max(pieces, key=lambda p: sh[p[1]] * copy_cyc - p[2] / limits.LANE_OPS_PER_CYCLE)
     text = (f"; the score kernel alone (bench/score_parts.cpp, one chunk of 64 points, one thread, {_src(bounds)}, "
             f"`mix_d{d}_*`): {_m(bounds, f'mix_d{d}_shipped'):.3g} ns a point = " + _per_cycle(cyc, lim, ghz)
-            + f"; in a copy of it ({_ratio(bounds, f'mix_d{d}_copy_over_shipped')} the shipped kernel's time) the "
-            f"exponentials' polynomial takes {_share(bounds, f'mix_d{d}_exp_share')}, the logits pass "
-            f"{_share(bounds, f'mix_d{d}_logit_share')}, the score pass {_share(bounds, f'mix_d{d}_score_pass_share')}"
-            f", the weights' bookkeeping around the polynomial (maximum, clamp, scaling, sums, the division) "
-            f"{rest:.0%}; an exponential costs {exp_lane:.2g} cycles a lane in place and "
-            f"{_m(bounds, 'exp_stream_cycles'):.2g} streamed alone (`exp_stream`), where the limit counts "
-            f"{limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} ({limits.EXP:.0f} lane-ops)")
+            + f"; in a copy of it ({_ratio(bounds, f'mix_d{d}_copy_over_shipped')} the shipped kernel's time) "
+            + ", ".join(f"{name} takes {_share(bounds, f'mix_d{d}_{key}_share')}, {sh[key] * copy_cyc:.3g} cycles "
+                        f"against the {ops / limits.LANE_OPS_PER_CYCLE:.2g} of its lane-ops" for name, key, ops in pieces)
+            + f", the weights' bookkeeping around the polynomial (maximum, clamp, scaling, sums, the division) "
+            f"{rest:.0%}, none counted; most over its count: {over[0]}; an exponential costs {exp_lane:.2g} cycles a "
+            f"lane in place and {_m(bounds, 'exp_stream_cycles'):.2g} streamed alone (`exp_stream`), where the limit "
+            f"counts {limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} ({limits.EXP:.0f} lane-ops)")
     g = _m(bounds, f"mix_d{d}_gemm_over_copy")
     text += (f"; the GEMM form (logits |x|^2 - 2 x.mu + |mu|^2, score x sum w - sum w mu: no subtraction a "
              f"multiply-add; not shipped, it cancels where x is near a mean far from 0) takes "
