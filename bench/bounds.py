@@ -11,7 +11,11 @@ update, or all three (a benchmark hook, ``_core._sampler_parts``); the DAE SGD s
 exact KDE, the Hermite moments and the empirical score, each as the public call against its
 compiled kernel alone (the share outside it: checks, set-up, Python), the exact KDE's grid
 kernel (no exp) against the points kernel on the same pairs (one exp each), and the empirical
-score at t = 1.0 against t = 0.01 and against its logpdf (no weighted sum). The parts are timed
+score at t = 1.0 against t = 0.01 and against its logpdf (no weighted sum); and, in C++
+(bench/score_parts.cpp, built here with the extension's flags, needs g++ and Eigen), the
+sampler's mixture-score kernel and the empirical score's pass each against copies with one piece
+left out, the exponential streamed alone and a dependent add chain (the core's clock, so that
+times convert to cycles against the limit's lane-ops, 8 a cycle). The parts are timed
 interleaved (round r times every part once, in a fixed order) and each part's number is the
 median over the rounds, so slow phases of a shared machine hit every part alike. Times are
 the process's CPU time (``time.process_time``), which leaves out the time other jobs hold
