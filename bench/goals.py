@@ -168,8 +168,9 @@ def _bound_sampler_split(d: int, bounds: dict[str, Any]) -> str:
                  f"loop (checks, the initial normals; `sampler_d{d}_python_share`, 20 steps: 10× less at 200)")
     text += (f"; with the score at its limit and the rest as measured the step would be at {best:.0%} of the limit "
              f"on one core")
-    return text + (": the generator (and the loop around the parts) bounds it, not only the score" if best < 0.5 else
-                   ": the score kernel is the gap")
+    text += (": the generator (and the loop around the parts) bounds it, not only the score" if best < 0.5 else
+             ": the score kernel is the gap")
+    return text + mixture_score_cycles(d, bounds)
 
 
 def _bound_sampler(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
@@ -357,7 +358,14 @@ def _bound_empirical(c: _Case, bounds: dict[str, Any] | None) -> str | None:
             + f"; at t = 1.0 a pair takes {_ratio(bounds, 'emp_score_t1_over_t001')} its time "
             f"at t = 0.01, where the goal is met (`emp_score_t1_over_t001`); the weighted sum of samples (score "
             f"beyond logpdf, `emp_score_t1_sum_share`) takes {_share(bounds, 'emp_score_t1_sum_share')} of it, "
-            f"against {sum_ops:.0%} of the lane-ops the limit counts; " + _window_split(bounds))
+            f"against {sum_ops:.0%} of the lane-ops the limit counts; " + _window_split(bounds)
+            + empirical_cycles("t1", 1.0, bounds))
+
+
+def _bound_empirical_t01(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    """t = 0.1: the kernel split in C++ (bench/score_parts.cpp) only."""
+    text = empirical_cycles("t01", 0.1, bounds)
+    return text[2:] if text else None
 
 
 def _window_split(bounds: dict[str, Any]) -> str:
@@ -373,6 +381,84 @@ def _window_split(bounds: dict[str, Any]) -> str:
             f"by the pairs the kernel skips")
 
 
+# ------------------------------------------- the score kernels in cycles (bench/score_parts.cpp)
+LIMIT_GHZ = limits.FREQ_HZ / 1e9
+
+
+def _per_cycle(kernel_cycles: float, limit_cycles: float, ghz: float) -> str:
+    """A kernel against its limit per cycle and in time: the limit's lane-ops assume the
+    reference clock, so a slower core loses ghz / LIMIT_GHZ of it in time whatever the kernel."""
+    frac = limit_cycles / kernel_cycles
+    text = (f"{kernel_cycles:.3g} cycles at the core's clock of {ghz:.2f} GHz (`core_clock_ghz`: a chain of dependent "
+            f"adds, one a cycle), against the limit's {limit_cycles:.3g} cycles of lane-ops (8 a cycle): "
+            f"{frac:.0%} of the limit per cycle, {frac * ghz / LIMIT_GHZ:.0%} in time (the limit assumes "
+            f"{LIMIT_GHZ:.2f} GHz; this core reaches at most {ghz / LIMIT_GHZ:.0%} of it in time)")
+    if frac * ghz / LIMIT_GHZ >= 0.5:
+        return text + ("; alone the kernel meets the goal per cycle and in time: the run's gap is outside it (the "
+                       "load of the run, the Python around it, the second thread)")
+    if frac >= 0.5:
+        return text + "; per cycle the kernel meets the goal: what it misses in time is this core's clock"
+    return text + "; per cycle it misses the goal too: the gap is inside the kernel (its pieces below)"
+
+
+def mixture_score_cycles(d: int, bounds: dict[str, Any] | None) -> str:
+    """The sampler's mixture-score kernel alone (K = 8, isotropic, one chunk of 64 points), in
+    cycles, split by copies of it with one piece left out; at d = 64 also the GEMM-form variant."""
+    keys = [f"mix_d{d}_{k}" for k in ("shipped", "copy", "cycles", "exp_share", "logit_share", "score_pass_share",
+                                      "copy_over_shipped", "gemm_over_copy")] + ["core_clock_ghz",
+                                                                                 "exp_stream_cycles"]
+    if any(_m(bounds, k) is None for k in keys):
+        return ""
+    K = 8
+    ghz, cyc = _m(bounds, "core_clock_ghz"), _m(bounds, f"mix_d{d}_cycles")
+    lim = (K * (2 * d + 2 + limits.EXP) + 2 * d) / limits.LANE_OPS_PER_CYCLE
+    sh = {k: _m(bounds, f"mix_d{d}_{k}_share") for k in ("exp", "logit", "score_pass")}
+    rest = 1.0 - sum(sh.values())
+    copy_cyc = _m(bounds, f"mix_d{d}_copy") * ghz
+    exp_lane = sh["exp"] * copy_cyc / K  # cycles an exponential (one lane) in place
+    # each piece in cycles a point against the lane-ops the limit counts for it (8 a cycle)
+    pieces = (("the exponentials' polynomial", "exp", K * limits.EXP),
+              ("the logits pass (distances, logits, maximum)", "logit", K * (d + 2)),
+              ("the score pass", "score_pass", K * d + 2 * d))
+    over = max(pieces, key=lambda p: sh[p[1]] * copy_cyc - p[2] / limits.LANE_OPS_PER_CYCLE)
+    text = (f"; the score kernel alone (bench/score_parts.cpp, one chunk of 64 points, one thread, {_src(bounds)}, "
+            f"`mix_d{d}_*`): {_m(bounds, f'mix_d{d}_shipped'):.3g} ns a point = " + _per_cycle(cyc, lim, ghz)
+            + f"; in a copy of it ({_ratio(bounds, f'mix_d{d}_copy_over_shipped')} the shipped kernel's time) "
+            + ", ".join(f"{name} takes {_share(bounds, f'mix_d{d}_{key}_share')}, {sh[key] * copy_cyc:.3g} cycles "
+                        f"against the {ops / limits.LANE_OPS_PER_CYCLE:.2g} of its lane-ops" for name, key, ops in pieces)
+            + f", the weights' bookkeeping around the polynomial (maximum, clamp, scaling, sums, the division) "
+            f"{rest:.0%}, none counted; most over its count: {over[0]}; an exponential costs {exp_lane:.2g} cycles a "
+            f"lane in place and {_m(bounds, 'exp_stream_cycles'):.2g} streamed alone (`exp_stream`), where the limit "
+            f"counts {limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} ({limits.EXP:.0f} lane-ops)")
+    g = _m(bounds, f"mix_d{d}_gemm_over_copy")
+    text += (f"; the GEMM form (logits |x|^2 - 2 x.mu + |mu|^2, score x sum w - sum w mu: no subtraction a "
+             f"multiply-add; not shipped, it cancels where x is near a mean far from 0) takes "
+             f"{_ratio(bounds, f'mix_d{d}_gemm_over_copy')} the copy's time, {lim / (cyc * g):.0%} of the limit per "
+             f"cycle")
+    return text
+
+
+def empirical_cycles(tag: str, t: float, bounds: dict[str, Any] | None) -> str:
+    """The empirical score's d = 2 pass alone (n = m = 2000, one thread) in cycles, and the
+    exponential's share of it (a copy of the pass without it)."""
+    keys = [f"emp_c_{tag}_{k}" for k in ("shipped", "cycles", "exp_share", "copy_over_shipped", "copy")] + [
+        "core_clock_ghz", "exp_stream_cycles"]
+    if any(_m(bounds, k) is None for k in keys):
+        return ""
+    ghz, cyc = _m(bounds, "core_clock_ghz"), _m(bounds, f"emp_c_{tag}_cycles")
+    lim = (2 * 2 + 3 + limits.EXP) / limits.LANE_OPS_PER_CYCLE
+    exp_pair = _m(bounds, f"emp_c_{tag}_exp_share") * _m(bounds, f"emp_c_{tag}_copy") * ghz
+    return (f"; the compiled pass alone at t = {t} (bench/score_parts.cpp, n = m = 2000, one thread, {_src(bounds)}, "
+            f"`emp_c_{tag}_*`; every pair of the bench's n x m counted, as the limit does): "
+            f"{_m(bounds, f'emp_c_{tag}_shipped'):.3g} ns a pair = " + _per_cycle(cyc, lim, ghz)
+            + f"; in a copy of the pass ({_ratio(bounds, f'emp_c_{tag}_copy_over_shipped')} the shipped one's time) "
+            f"the exponential takes {_share(bounds, f'emp_c_{tag}_exp_share')}, {exp_pair:.2g} cycles a pair where "
+            f"the limit counts {limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} (streamed alone it takes "
+            f"{_m(bounds, 'exp_stream_cycles'):.2g}, `exp_stream`), the rest (distance, window, the three sums) "
+            f"{(1 - _m(bounds, f'emp_c_{tag}_exp_share')) * _m(bounds, f'emp_c_{tag}_copy') * ghz:.2g} cycles "
+            f"against {(2 * 2 + 3) / limits.LANE_OPS_PER_CYCLE:.2g}")
+
+
 KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | None]], ...] = (
     (r"^normals", _bound_normals),
     (r"^reverse EM K=8 d=2 isot", _bound_sampler(2)),
@@ -385,6 +471,7 @@ KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | N
     (r"^hermite_1d_deg30$", _bound_hermite(1, 30, limits.hermite())),
     (r"^hermite_2d_deg10$", _bound_hermite(2, 10, limits.hermite_2d(10))),
     (r"^empirical score n=m=\S+ d=2 t=1\.0$", _bound_empirical),
+    (r"^empirical score n=m=\S+ d=2 t=0\.1$", _bound_empirical_t01),
 )
 
 
