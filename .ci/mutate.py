@@ -70,6 +70,7 @@ class Mutant:
 PKG = "python/modelcollapse/"
 T_TRUNC = "tests/truncation/test_truncation.py"
 T_HERM = "tests/truncation/test_hermite.py"
+T_A5 = "tests/truncation/test_a5_prediction.py"
 T_RETR = "tests/retraining/test_retraining_gaussian.py"
 T_LOOP = "tests/recursion/test_recursion_loop.py"
 T_HODGE = "tests/hodge/test_hodge.py"
@@ -83,6 +84,36 @@ def M(name: str, file: str, old: str, new: str, tests: str | tuple[str, ...], wh
 
 MUTANTS: list[Mutant] = [
     # ------------------------------------------------------------------ truncation
+    M("truncation.a5_noise_1_minus_a",
+      PKG + "experiments/truncation/_digits.py",
+      "(1 - a) ** 2 * (V + s_rounds[k - 1] / m)",
+      "(1 - a) * (V + s_rounds[k - 1] / m)",
+      f"{T_A5}::test_a5_law_energy_matches_prediction_given_the_real_set",
+      "A5 prediction: the synthetic noise V_k shrinks by (1-a), not (1-a)^2"),
+    M("truncation.a5_noise_dropped",
+      PKG + "experiments/truncation/_digits.py",
+      "return B[-1] ** 2 * e_p, B[-1] ** 2 * e_r + V",
+      "return B[-1] ** 2 * e_p, B[-1] ** 2 * e_r",
+      f"{T_A5}::test_a5_law_energy_matches_prediction_given_the_real_set",
+      "A5 prediction without the synthetic sets' noise V_K"),
+    M("truncation.a5_bias_not_squared",
+      PKG + "experiments/truncation/_digits.py",
+      "return B[-1] ** 2 * e_p, B[-1] ** 2 * e_r + V",
+      "return B[-1] ** 2 * e_p, B[-1] * e_r + V",
+      f"{T_A5}::test_a5_law_energy_matches_prediction_given_the_real_set",
+      "A5 prediction: energy scaled by B instead of B^2"),
+    M("truncation.a5_real_set_noise_twice",
+      PKG + "experiments/truncation/_digits.py",
+      "s_rounds, n, a, rounds, e_real=real)",
+      "s_rounds, n, a, rounds, e_real=real + s_rounds[0] / n)",
+      f"{T_A5}::test_a5_law_energy_matches_prediction_given_the_real_set",
+      "A5: s_n/N of the real set added although the prediction is conditional on R (it holds only on average)"),
+    M("truncation.a5_law_energy_single_delta",
+      PKG + "experiments/truncation/_digits.py",
+      "law=np.exp(-2 * nn * A5_DELTA)",
+      "law=np.exp(-nn * A5_DELTA)",
+      f"{T_A5}::test_a5_seed_energies_law_energy_is_mehler_of_the_training_set",
+      "A5: the model law's energy smoothed by e^(-n delta) instead of e^(-2 n delta)"),
     M("truncation.bias_factor_mixing",
       PKG + "truncation/_laws.py",
       "out[k] = np.exp(-n * deltas[k]) * (a + (1 - a) * out[k - 1])",
@@ -416,6 +447,12 @@ MUTANTS: list[Mutant] = [
       "lr=lr, weight_decay=2.0 * cfg.weight_decay,",
       "tests/dae/test_dae_experiments.py::test_d4_generations",
       "D4 theory: the ODEs of generation >= 2 integrated with twice the weight decay"),
+    M("dae.d4_gap_claim_sign",
+      PKG + "experiments/dae/_generations.py",
+      "(h - floor) - (hs - fs), \">=\"",
+      "(hs - fs) - (h - floor), \">=\"",
+      "tests/dae/test_dae_experiments.py::test_d4_gap_claim_pairs_lr_and_small_lr_per_seed",
+      "D4 claim: the lr vs lr / 16 gap taken the other way round"),
     M("dae.generation_map_weights",
       PKG + "experiments/dae/_generations.py",
       "th.theory_target(m[keep], gt[\"v\"], gt[\"weights\"][keep]",

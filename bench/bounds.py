@@ -11,7 +11,11 @@ update, or all three (a benchmark hook, ``_core._sampler_parts``); the DAE SGD s
 exact KDE, the Hermite moments and the empirical score, each as the public call against its
 compiled kernel alone (the share outside it: checks, set-up, Python), the exact KDE's grid
 kernel (no exp) against the points kernel on the same pairs (one exp each), and the empirical
-score at t = 1.0 against t = 0.01 and against its logpdf (no weighted sum). The parts are timed
+score at t = 1.0 against t = 0.01 and against its logpdf (no weighted sum); and, in C++
+(bench/score_parts.cpp, built here with the extension's flags, needs g++ and Eigen), the
+sampler's mixture-score kernel and the empirical score's pass each against copies with one piece
+left out, the exponential streamed alone and a dependent add chain (the core's clock, so that
+times convert to cycles against the limit's lane-ops, 8 a cycle). The parts are timed
 interleaved (round r times every part once, in a fixed order) and each part's number is the
 median over the rounds, so slow phases of a shared machine hit every part alike. Times are
 the process's CPU time (``time.process_time``), which leaves out the time other jobs hold
@@ -195,6 +199,121 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
             ("emp_logpdf_t1", lambda: es.logpdf(Y2, 1.0, threads=1), "EmpiricalScore.logpdf, t=1.0, threads=1")):
         out[name] = (call, 2000 * 2000, "ns per pair", what + ", n=m=2000 d=2")
     out.update(_normal_split_parts())
+    out.update(_score_kernel_parts())
+    return out
+
+
+SCORE_PARTS_SRC = HERE / "score_parts.cpp"
+# the mixture-score variants of bench/score_parts.cpp (its enum Variant) and the calls per part
+SCORE_VARIANTS = ("shipped", "copy", "noexp", "logits", "noscore", "gemm")
+SCORE_REPS = {2: 2000, 64: 100}
+
+
+def _compile_score_parts() -> Any:
+    """Build bench/score_parts.cpp with the extension's flags (-O3 -fno-math-errno -fopenmp-simd,
+    no -march: the same target_clones dispatch) against the checkout's headers, once per version
+    of the source and headers (cached in the temp folder); None without g++ or Eigen."""
+    import ctypes
+    import hashlib
+    import shutil
+    import tempfile
+
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    inc = HERE.parent / "cpp" / "include"
+    try:
+        prefix = subprocess.run([sys.executable, "-m", "cmeel", "cmake"], capture_output=True, text=True,
+                                timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        prefix = ""
+    eigen = Path(prefix) / "include" / "eigen3"
+    if cxx is None or not prefix or not eigen.is_dir():
+        return None
+    flags = ["-O3", "-fno-math-errno", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", f"-I{inc}",
+             f"-isystem{eigen}", "-Wno-psabi"]
+    h = hashlib.sha256(SCORE_PARTS_SRC.read_bytes() + " ".join([cxx, *flags]).encode())
+    for hdr in sorted((inc / "modelcollapse").glob("*.hpp")):
+        h.update(hdr.read_bytes())
+    lib = Path(tempfile.gettempdir()) / f"modelcollapse_bench_score_parts_{h.hexdigest()[:16]}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.so")
+        res = subprocess.run([cxx, *flags, str(SCORE_PARTS_SRC), "-o", str(tmp)], capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"bench/score_parts.cpp did not build (its parts are left out): {res.stderr[-300:]}")
+            return None
+        os.replace(tmp, lib)
+    dll = ctypes.CDLL(str(lib))
+    dll.mc_mixture_score.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    dll.mc_empirical_score.argtypes = [ctypes.c_double, ctypes.c_int]
+    dll.mc_add_chain.argtypes = [ctypes.c_long]
+    dll.mc_exp_stream.argtypes = [ctypes.c_long]
+    for f in (dll.mc_mixture_score, dll.mc_empirical_score, dll.mc_add_chain, dll.mc_exp_stream):
+        f.restype = None
+    return dll
+
+
+def _score_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
+    """The score kernels split in C++ (bench/score_parts.cpp, one thread): the sampler's mixture
+    score on one chunk of 64 points (K = 8, isotropic, d = 2 and 64) as shipped and as a copy
+    with one piece left out; the empirical score's d = 2 pass (n = m = 2000, t = 1.0 and 0.1),
+    shipped, copied, and copied without the exponential; the exponential streamed alone; and a
+    dependent add chain (one add a cycle: the core's clock)."""
+    dll = _compile_score_parts()
+    if dll is None:
+        return {}
+    out: dict[str, tuple[Callable[[], Any], float, str, str]] = {}
+    what = {"shipped": "the shipped kernel (mixture_eval_batch)", "copy": "its copy in bench/score_parts.cpp",
+            "noexp": "the copy without the exponential's polynomial", "logits": "the copy's logits pass alone",
+            "noscore": "the copy without the score pass (logits and weights)",
+            "gemm": "not shipped: logits as |x|^2 - 2 x.mu + |mu|^2, score as x S - sum w mu"}
+    for d, reps in SCORE_REPS.items():
+        for v, name in enumerate(SCORE_VARIANTS):
+            out[f"mix_d{d}_{name}"] = ((lambda d_, v_, r_: lambda: dll.mc_mixture_score(d_, v_, r_))(d, v, reps),
+                                       reps * 64, "ns per point", f"{what[name]}, K=8 isotropic d={d}, 64 points")
+    for t, tag in ((1.0, "t1"), (0.1, "t01")):
+        for v, name in enumerate(("shipped", "copy", "noexp")):
+            out[f"emp_c_{tag}_{name}"] = ((lambda t_, v_: lambda: dll.mc_empirical_score(t_, v_))(t, v),
+                                          2000 * 2000, "ns per pair",
+                                          f"empirical score d=2 n=m=2000 t={t}: " + ("the shipped kernel", "its copy",
+                                                                                   "the copy without the exp")[v])
+    out["exp_stream"] = (lambda: dll.mc_exp_stream(400), 400 * 512, "ns per exponential",
+                         "exp2_weight4 over 512 independent arguments, nothing else")
+    out["add_chain"] = (lambda: dll.mc_add_chain(500_000), 2_000_000, "ns per add",
+                        "a chain of dependent integer adds: one a cycle, so 1 / this is the core's clock in GHz")
+    return out
+
+
+def score_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
+    """Paired per round: the core's clock, each mixture-score piece's share of the copy, the
+    copy against the shipped kernel, the GEMM form against the copy; the empirical pass's
+    exponential share; cycles per item at the clock of the same round."""
+    if "add_chain" not in per:
+        return {}
+    ghz = [1.0 / a for a in per["add_chain"]]
+    out = {"core_clock_ghz": (ghz, "the core's clock (GHz) from a dependent add chain, per round")}
+    for d in SCORE_REPS:
+        p = {k: per[f"mix_d{d}_{k}"] for k in SCORE_VARIANTS}
+        out[f"mix_d{d}_copy_over_shipped"] = ([c / s for c, s in zip(p["copy"], p["shipped"])],
+                                              f"the copy's time over the shipped kernel's (d={d}): 1 if faithful")
+        out[f"mix_d{d}_exp_share"] = ([(c - e) / c for c, e in zip(p["copy"], p["noexp"])],
+                                      f"share of the mixture score (d={d}) that the exponentials' polynomial takes")
+        out[f"mix_d{d}_logit_share"] = ([lg / c for lg, c in zip(p["logits"], p["copy"])],
+                                        f"share that the logits pass (and their maximum) takes (d={d})")
+        out[f"mix_d{d}_score_pass_share"] = ([(c - n) / c for c, n in zip(p["copy"], p["noscore"])],
+                                             f"share that the score pass takes (d={d})")
+        out[f"mix_d{d}_gemm_over_copy"] = ([g / c for g, c in zip(p["gemm"], p["copy"])],
+                                           f"GEMM-form variant's time over the copy's (d={d})")
+        out[f"mix_d{d}_cycles"] = ([s * f for s, f in zip(p["shipped"], ghz)],
+                                   f"cycles a point of the shipped kernel at the round's clock (d={d})")
+    for tag in ("t1", "t01"):
+        c, e = per[f"emp_c_{tag}_copy"], per[f"emp_c_{tag}_noexp"]
+        out[f"emp_c_{tag}_exp_share"] = ([(a - b) / a for a, b in zip(c, e)],
+                                         f"share of the empirical pass ({tag}) that the exponential takes")
+        out[f"emp_c_{tag}_copy_over_shipped"] = ([a / b for a, b in zip(c, per[f"emp_c_{tag}_shipped"])],
+                                                 f"the copy's time over the shipped kernel's ({tag})")
+        out[f"emp_c_{tag}_cycles"] = ([s * f for s, f in zip(per[f"emp_c_{tag}_shipped"], ghz)],
+                                      f"cycles a pair of the shipped empirical kernel at the round's clock ({tag})")
+    out["exp_stream_cycles"] = ([s * f for s, f in zip(per["exp_stream"], ghz)],
+                                "cycles an exponential (one lane) streamed alone, at the round's clock")
     return out
 
 
@@ -331,6 +450,7 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
     shares["emp_score_t1_sum_share"] = (outside("emp_score_t1", "emp_logpdf_t1"),
                                         "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
     shares.update(normal_split_shares(per))
+    shares.update(score_kernel_shares(per))
     # the splits below need parts that older bounds.json files and callers may lack
     if "hermite_1d_deg65_kernel" in per:
         shares["hermite_2d_over_fused_1d"] = (
@@ -388,7 +508,8 @@ def measure(rounds: int) -> dict[str, Any]:
     shares = paired_shares(per)
     for name, (vals, what) in shares.items():
         res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
-                     "unit": "ratio" if "_over_" in name else "ns" if name.endswith("_ns") else "share",
+                     "unit": "ratio" if "_over_" in name else "ns" if name.endswith("_ns") else
+                     "GHz" if name.endswith("_ghz") else "cycles" if name.endswith("_cycles") else "share",
                      "what": what}
     return res
 

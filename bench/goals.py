@@ -168,8 +168,9 @@ def _bound_sampler_split(d: int, bounds: dict[str, Any]) -> str:
                  f"loop (checks, the initial normals; `sampler_d{d}_python_share`, 20 steps: 10× less at 200)")
     text += (f"; with the score at its limit and the rest as measured the step would be at {best:.0%} of the limit "
              f"on one core")
-    return text + (": the generator (and the loop around the parts) bounds it, not only the score" if best < 0.5 else
-                   ": the score kernel is the gap")
+    text += (": the generator (and the loop around the parts) bounds it, not only the score" if best < 0.5 else
+             ": the score kernel is the gap")
+    return text + mixture_score_cycles(d, bounds)
 
 
 def _bound_sampler(d: int) -> Callable[[_Case, dict[str, Any] | None], str | None]:
@@ -299,9 +300,8 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"points, and {pair:.3g} ns a pair (the recurrence and the accumulator's load and store), "
                 f"{per_core / pair:.0%} of the limit's lane-ops; a pair costs {_ratio(bounds, 'kde_grid_1d_m16000_over_m2000')}"
                 f" with the accumulator in L2 (128 KiB) what it costs in L1 (16 KiB), so "
-                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself (two "
-                   "multiplications and a multiply-add a pair, each lane's value a product chained along the grid), "
-                   "not split further" if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
+                + ("the accumulator's memory traffic is not the bound; the gap is the per-pair loop itself: "
+                   + _grid_chains_1d() if l2 <= 1.15 else "the accumulator's memory traffic is part of the per-pair "
                    "cost"))
     if d == 2 and all(_m(bounds, k) is not None for k in ("kde_grid_2d_pair_ns", "kde_grid_2d_row_share_m100")):
         pair = _m(bounds, "kde_grid_2d_pair_ns")
@@ -311,6 +311,21 @@ def _grid_split(bounds: dict[str, Any], d: int) -> str:
                 f"{_share(bounds, 'kde_grid_2d_row_share_m100')} of the kernel on 100-column rows, and a pair "
                 f"beyond it takes {pair:.3g} ns, {per_core / pair:.0%} of the limit's lane-ops")
     return "within the grid kernel the time is not split further by a measurement"
+
+
+def _grid_chains_1d() -> str:
+    """What bounds the 1-D exact grid kernel's per-pair loop: bench/kde_chains.cpp (its variants
+    compiled side by side, interleaved rounds, thread CPU time, medians; clock from a chain of
+    dependent multiplications), recorded here because bench/bounds.py times only the built core."""
+    return ("two multiplications and a multiply-add a pair, each lane's value a product chained along the "
+            "grid; with 8 lanes (two AVX2 vectors) the chain allows 8 pairs per 3-cycle multiplication, the same "
+            "3 cycles a stride of 8 that the FP pipes need (3 operations a pair, the limit's lane-ops), and the "
+            "loop took 5.9 cycles a stride with the per-sample work; 16 lanes (the kernel since issue 16) leave "
+            "the chain 1.5 cycles a stride and took 4.8 cycles, 1.24x faster; 32 lanes spill registers (7.0 "
+            "cycles) (bench/kde_chains.cpp, 2026-12-01, 25 rounds of thread CPU time, medians, clock 2.9 GHz "
+            "from a chain of dependent multiplications; results within 2.2e-13 relative of the 8-lane kernel's): "
+            "the 16-lane loop runs at 3 / 4.8 = 63% of the FP pipes' bound on this machine's clock, the rest "
+            "being the per-sample window and restarts; the limit's 3.65 GHz clock is 1.26x this machine's 2.9 GHz")
 
 
 def _bound_hermite(d: int, degree: int, limit: float) -> Callable[[_Case, dict[str, Any] | None], str | None]:
@@ -343,7 +358,14 @@ def _bound_empirical(c: _Case, bounds: dict[str, Any] | None) -> str | None:
             + f"; at t = 1.0 a pair takes {_ratio(bounds, 'emp_score_t1_over_t001')} its time "
             f"at t = 0.01, where the goal is met (`emp_score_t1_over_t001`); the weighted sum of samples (score "
             f"beyond logpdf, `emp_score_t1_sum_share`) takes {_share(bounds, 'emp_score_t1_sum_share')} of it, "
-            f"against {sum_ops:.0%} of the lane-ops the limit counts; " + _window_split(bounds))
+            f"against {sum_ops:.0%} of the lane-ops the limit counts; " + _window_split(bounds)
+            + empirical_cycles("t1", 1.0, bounds))
+
+
+def _bound_empirical_t01(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    """t = 0.1: the kernel split in C++ (bench/score_parts.cpp) only."""
+    text = empirical_cycles("t01", 0.1, bounds)
+    return text[2:] if text else None
 
 
 def _window_split(bounds: dict[str, Any]) -> str:
@@ -359,6 +381,84 @@ def _window_split(bounds: dict[str, Any]) -> str:
             f"by the pairs the kernel skips")
 
 
+# ------------------------------------------- the score kernels in cycles (bench/score_parts.cpp)
+LIMIT_GHZ = limits.FREQ_HZ / 1e9
+
+
+def _per_cycle(kernel_cycles: float, limit_cycles: float, ghz: float) -> str:
+    """A kernel against its limit per cycle and in time: the limit's lane-ops assume the
+    reference clock, so a slower core loses ghz / LIMIT_GHZ of it in time whatever the kernel."""
+    frac = limit_cycles / kernel_cycles
+    text = (f"{kernel_cycles:.3g} cycles at the core's clock of {ghz:.2f} GHz (`core_clock_ghz`: a chain of dependent "
+            f"adds, one a cycle), against the limit's {limit_cycles:.3g} cycles of lane-ops (8 a cycle): "
+            f"{frac:.0%} of the limit per cycle, {frac * ghz / LIMIT_GHZ:.0%} in time (the limit assumes "
+            f"{LIMIT_GHZ:.2f} GHz; this core reaches at most {ghz / LIMIT_GHZ:.0%} of it in time)")
+    if frac * ghz / LIMIT_GHZ >= 0.5:
+        return text + ("; alone the kernel meets the goal per cycle and in time: the run's gap is outside it (the "
+                       "load of the run, the Python around it, the second thread)")
+    if frac >= 0.5:
+        return text + "; per cycle the kernel meets the goal: what it misses in time is this core's clock"
+    return text + "; per cycle it misses the goal too: the gap is inside the kernel (its pieces below)"
+
+
+def mixture_score_cycles(d: int, bounds: dict[str, Any] | None) -> str:
+    """The sampler's mixture-score kernel alone (K = 8, isotropic, one chunk of 64 points), in
+    cycles, split by copies of it with one piece left out; at d = 64 also the GEMM-form variant."""
+    keys = [f"mix_d{d}_{k}" for k in ("shipped", "copy", "cycles", "exp_share", "logit_share", "score_pass_share",
+                                      "copy_over_shipped", "gemm_over_copy")] + ["core_clock_ghz",
+                                                                                 "exp_stream_cycles"]
+    if any(_m(bounds, k) is None for k in keys):
+        return ""
+    K = 8
+    ghz, cyc = _m(bounds, "core_clock_ghz"), _m(bounds, f"mix_d{d}_cycles")
+    lim = (K * (2 * d + 2 + limits.EXP) + 2 * d) / limits.LANE_OPS_PER_CYCLE
+    sh = {k: _m(bounds, f"mix_d{d}_{k}_share") for k in ("exp", "logit", "score_pass")}
+    rest = 1.0 - sum(sh.values())
+    copy_cyc = _m(bounds, f"mix_d{d}_copy") * ghz
+    exp_lane = sh["exp"] * copy_cyc / K  # cycles an exponential (one lane) in place
+    # each piece in cycles a point against the lane-ops the limit counts for it (8 a cycle)
+    pieces = (("the exponentials' polynomial", "exp", K * limits.EXP),
+              ("the logits pass (distances, logits, maximum)", "logit", K * (d + 2)),
+              ("the score pass", "score_pass", K * d + 2 * d))
+    over = max(pieces, key=lambda p: sh[p[1]] * copy_cyc - p[2] / limits.LANE_OPS_PER_CYCLE)
+    text = (f"; the score kernel alone (bench/score_parts.cpp, one chunk of 64 points, one thread, {_src(bounds)}, "
+            f"`mix_d{d}_*`): {_m(bounds, f'mix_d{d}_shipped'):.3g} ns a point = " + _per_cycle(cyc, lim, ghz)
+            + f"; in a copy of it ({_ratio(bounds, f'mix_d{d}_copy_over_shipped')} the shipped kernel's time) "
+            + ", ".join(f"{name} takes {_share(bounds, f'mix_d{d}_{key}_share')}, {sh[key] * copy_cyc:.3g} cycles "
+                        f"against the {ops / limits.LANE_OPS_PER_CYCLE:.2g} of its lane-ops" for name, key, ops in pieces)
+            + f", the weights' bookkeeping around the polynomial (maximum, clamp, scaling, sums, the division) "
+            f"{rest:.0%}, none counted; most over its count: {over[0]}; an exponential costs {exp_lane:.2g} cycles a "
+            f"lane in place and {_m(bounds, 'exp_stream_cycles'):.2g} streamed alone (`exp_stream`), where the limit "
+            f"counts {limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} ({limits.EXP:.0f} lane-ops)")
+    g = _m(bounds, f"mix_d{d}_gemm_over_copy")
+    text += (f"; the GEMM form (logits |x|^2 - 2 x.mu + |mu|^2, score x sum w - sum w mu: no subtraction a "
+             f"multiply-add; not shipped, it cancels where x is near a mean far from 0) takes "
+             f"{_ratio(bounds, f'mix_d{d}_gemm_over_copy')} the copy's time, {lim / (cyc * g):.0%} of the limit per "
+             f"cycle")
+    return text
+
+
+def empirical_cycles(tag: str, t: float, bounds: dict[str, Any] | None) -> str:
+    """The empirical score's d = 2 pass alone (n = m = 2000, one thread) in cycles, and the
+    exponential's share of it (a copy of the pass without it)."""
+    keys = [f"emp_c_{tag}_{k}" for k in ("shipped", "cycles", "exp_share", "copy_over_shipped", "copy")] + [
+        "core_clock_ghz", "exp_stream_cycles"]
+    if any(_m(bounds, k) is None for k in keys):
+        return ""
+    ghz, cyc = _m(bounds, "core_clock_ghz"), _m(bounds, f"emp_c_{tag}_cycles")
+    lim = (2 * 2 + 3 + limits.EXP) / limits.LANE_OPS_PER_CYCLE
+    exp_pair = _m(bounds, f"emp_c_{tag}_exp_share") * _m(bounds, f"emp_c_{tag}_copy") * ghz
+    return (f"; the compiled pass alone at t = {t} (bench/score_parts.cpp, n = m = 2000, one thread, {_src(bounds)}, "
+            f"`emp_c_{tag}_*`; every pair of the bench's n x m counted, as the limit does): "
+            f"{_m(bounds, f'emp_c_{tag}_shipped'):.3g} ns a pair = " + _per_cycle(cyc, lim, ghz)
+            + f"; in a copy of the pass ({_ratio(bounds, f'emp_c_{tag}_copy_over_shipped')} the shipped one's time) "
+            f"the exponential takes {_share(bounds, f'emp_c_{tag}_exp_share')}, {exp_pair:.2g} cycles a pair where "
+            f"the limit counts {limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} (streamed alone it takes "
+            f"{_m(bounds, 'exp_stream_cycles'):.2g}, `exp_stream`), the rest (distance, window, the three sums) "
+            f"{(1 - _m(bounds, f'emp_c_{tag}_exp_share')) * _m(bounds, f'emp_c_{tag}_copy') * ghz:.2g} cycles "
+            f"against {(2 * 2 + 3) / limits.LANE_OPS_PER_CYCLE:.2g}")
+
+
 KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | None]], ...] = (
     (r"^normals", _bound_normals),
     (r"^reverse EM K=8 d=2 isot", _bound_sampler(2)),
@@ -371,6 +471,7 @@ KERNEL_BOUNDS: tuple[tuple[str, Callable[[_Case, dict[str, Any] | None], str | N
     (r"^hermite_1d_deg30$", _bound_hermite(1, 30, limits.hermite())),
     (r"^hermite_2d_deg10$", _bound_hermite(2, 10, limits.hermite_2d(10))),
     (r"^empirical score n=m=\S+ d=2 t=1\.0$", _bound_empirical),
+    (r"^empirical score n=m=\S+ d=2 t=0\.1$", _bound_empirical_t01),
 )
 
 
@@ -623,6 +724,16 @@ def build_rows(builds: dict[str, Any] | None) -> list[Row]:
     return [Row(g, "main kernels, one thread, native vs shipped", measured, None, bound, run)]
 
 
+def _dae_threads_split() -> str:
+    """bench/dae_threads.cpp's split of the two-thread DAE run by thread CPU time (recorded here:
+    bench/bounds.py times only one thread)."""
+    return ("; by thread CPU time (bench/dae_threads.cpp, 2026-12-01, 5 rounds at load 11-13, medians) the "
+            "2-thread run's work is 1.06x (rounds 1.04-1.14) the 1-thread run's at d = 1e4 and 1.11x "
+            "(0.97-1.19) at d = 1e5 (the normals drawn on one core are read from the other's cache; at 1e5 a "
+            "step's vectors, 0.8 MB each, exceed the 512 KiB L2), which allows 1.89x and 1.80x on two idle "
+            "cores; the rest, the threads' waits, cannot be told from preemption on a shared machine")
+
+
 def _bound_two_threads(c: _Case, t1: float) -> str:
     """Amdahl from the same run: the helper thread can take over the normals at most; the
     SGD arithmetic (1-thread time minus the normals alone) stays on the SGD thread."""
@@ -636,6 +747,7 @@ def _bound_two_threads(c: _Case, t1: float) -> str:
     if cap >= 1.8:
         text += ("; the rest of the gap is not explained by this run (bench/dae_threads.cpp splits a two-thread "
                  "run: who drew which normals, each thread's waits; docs/dae.md, \"Performance\")")
+        text += _dae_threads_split()
         if c.loaded:
             text += " (the run was on a shared machine: rerun on a quiet one)"
     return text

@@ -368,3 +368,65 @@ def test_bounds_splits_inside_the_kernels():
     older = bounds.paired_shares(per)
     assert "kde_grid_1d_pair_ns" not in older and "hermite_2d_over_fused_1d" not in older
     assert older["emp_score_t1_over_t001"][0] == pytest.approx([1.25, 1.25])
+
+
+@pytest.mark.parametrize("ghz, cycles, verdict", [(3.0, 40.0, "what it misses in time is this core's clock"),
+                                                  (3.0, 50.0, "per cycle it misses the goal too"),
+                                                  (3.65, 30.0, "the run's gap is outside it")])
+def test_score_kernels_in_cycles_name_the_clock_or_the_kernel(ghz, cycles, verdict):
+    # The mixture score at d = 2: the limit counts K (2d + 2 + EXP) + 2d = 172 lane-ops = 21.5
+    # cycles a point. 40 cycles (54%) at 3.0 GHz is 44% in time: above half per cycle, the clock
+    # is the gap; 50 cycles (43%) misses per cycle; 30 cycles (72%) at 3.65 GHz is 72% in time.
+    # Shares of the copy: exp 50%, logits 20%, score pass 10% -> bookkeeping 20%; an exponential
+    # 0.5 * (copy 10 ns * ghz) / 8 cycles a lane in place. The empirical pass at t = 0.1: the
+    # limit's 22 lane-ops are 2.75 cycles a pair.
+    ns = cycles / ghz
+    bounds = _bounds_with({"core_clock_ghz": ghz, "mix_d2_shipped": ns, "mix_d2_copy": 10.0, "mix_d2_cycles": cycles,
+                           "mix_d2_exp_share": 0.5, "mix_d2_logit_share": 0.2, "mix_d2_score_pass_share": 0.1,
+                           "mix_d2_copy_over_shipped": 1.0, "mix_d2_gemm_over_copy": 0.8, "exp_stream_cycles": 2.1,
+                           "emp_c_t01_shipped": cycles / 10 / ghz, "emp_c_t01_cycles": cycles / 10,
+                           "emp_c_t01_copy": 1.0, "emp_c_t01_exp_share": 0.7, "emp_c_t01_copy_over_shipped": 1.0})
+    lim = 172 / 8
+    text = goals.mixture_score_cycles(2, bounds)
+    assert f"{cycles:.3g} cycles at the core's clock of {ghz:.2f} GHz" in text and verdict in text
+    assert f"{lim / cycles:.0%} of the limit per cycle, {lim / cycles * ghz / 3.65:.0%} in time" in text
+    copy_cyc = 10.0 * ghz  # each piece in cycles against its lane-ops / 8: exp 8 * 15, logits 8 * 4, score 8 * 2 + 4
+    assert f"polynomial takes 50% (rounds 50% to 50%), {0.5 * copy_cyc:.3g} cycles against the 15 of its" in text
+    assert f"maximum) takes 20% (rounds 20% to 20%), {0.2 * copy_cyc:.3g} cycles against the 4 of its" in text
+    assert f"score pass takes 10% (rounds 10% to 10%), {0.1 * copy_cyc:.3g} cycles against the 2.5 of its" in text
+    assert "(maximum, clamp, scaling, sums, the division) 20%, none counted" in text
+    assert "most over its count: the logits pass" in text
+    assert f"costs {0.5 * 10 * ghz / 8:.2g} cycles a lane in place and 2.1 streamed alone" in text
+    assert f"{lim / (cycles * 0.8):.0%} of the limit per cycle" in text  # the GEMM variant
+    # the empirical row at t = 0.1 reads the same measurements (not explained without them)
+    case = "empirical score n=m=1e+04 d=2 t=0.1"
+    row = _rows([_area("x", _limited(case, 45, 1e8, limits.empirical_score(2)))], bounds)[("≥ 50% of the limit", case)]
+    assert f"{cycles / 10:.3g} cycles" in row.bound and f"{2.75 / (cycles / 10):.0%} of the limit per cycle" in row.bound
+    assert "the exponential takes 70%" in row.bound and f"{0.7 * ghz:.2g} cycles a pair" in row.bound
+    assert goals.mixture_score_cycles(64, bounds) == ""  # no d = 64 parts: nothing claimed
+
+
+def test_score_kernel_shares_are_paired_and_read_the_clock_from_the_add_chain():
+    # an add every 0.4 ns in round 1 (2.5 GHz), 0.5 ns in round 2 (2 GHz: a slower round moves
+    # the cycles only through the clock of the same round); the copy 10 ns a point, 6 without
+    # the polynomial (40%), logits 2 (20%), no score pass 9 (10%)
+    import bounds
+
+    base = {"mix_d2_shipped": 10.0, "mix_d2_copy": 10.0, "mix_d2_noexp": 6.0, "mix_d2_logits": 2.0,
+            "mix_d2_noscore": 9.0, "mix_d2_gemm": 8.0, "exp_stream": 0.8}
+    per = {k: [v, 1.25 * v] for k, v in base.items()}
+    per.update({f"mix_d64_{k}": [1.0, 1.0] for k in bounds.SCORE_VARIANTS})
+    per.update({f"emp_c_{t}_{k}": [1.0, 1.0] for t in ("t1", "t01") for k in ("shipped", "copy")})
+    per.update({"emp_c_t1_noexp": [0.3, 0.3], "emp_c_t01_noexp": [0.4, 0.4], "add_chain": [0.4, 0.5]})
+    sh = bounds.score_kernel_shares(per)
+    assert sh["core_clock_ghz"][0] == pytest.approx([2.5, 2.0])
+    assert sh["mix_d2_cycles"][0] == pytest.approx([25.0, 25.0])
+    assert sh["mix_d2_exp_share"][0] == pytest.approx([0.4, 0.4])
+    assert sh["mix_d2_logit_share"][0] == pytest.approx([0.2, 0.2])
+    assert sh["mix_d2_score_pass_share"][0] == pytest.approx([0.1, 0.1])
+    assert sh["mix_d2_gemm_over_copy"][0] == pytest.approx([0.8, 0.8])
+    assert sh["emp_c_t1_exp_share"][0] == pytest.approx([0.7, 0.7])
+    assert sh["emp_c_t01_exp_share"][0] == pytest.approx([0.6, 0.6])
+    assert sh["exp_stream_cycles"][0] == pytest.approx([2.0, 2.0])
+    del per["add_chain"]
+    assert bounds.score_kernel_shares(per) == {}  # no clock: a run without the C++ parts

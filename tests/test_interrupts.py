@@ -60,6 +60,11 @@ CASES = {
     "wasserstein_1d": (
         "rng = np.random.default_rng(0); x = rng.normal(size=8_000_000); y = rng.normal(size=8_000_001)",
         "mc._core.wasserstein_1d_pow(x, y, 1.0)"),
+    # the exact grid KDE on one thread: 16 parts, each about 2 s long, run on the calling
+    # thread, which polls through the parts' stop checks (parallel.hpp, StopToken)
+    "kde_exact_grid": (
+        "x = np.random.default_rng(0).normal(size=(3_000_000, 2)); w = np.full(len(x), 1 / 3e6)",
+        "mc._core.kde_exact_grid(x, w, np.eye(2) * 0.01, [(-4.0, 0.053, 150), (-4.0, 0.053, 150)], 1)"),
     "dae_train": (
         "tg = mc.dae.isotropic_mixture(np.ones((1, 100)) / 10.0, 1.0)",
         "mc.dae.train(tg, r=2, n_steps=2_000_000, record_every=2_000_000, threads=1)"),

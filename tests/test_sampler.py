@@ -34,6 +34,21 @@ def test_cpp_equals_numpy_with_injected_noise(any_mixture, integrator, grid):
     np.testing.assert_array_equal(a.trajectory[0], init)
 
 
+@pytest.mark.parametrize("K, d, kind", [(3, 5, "isotropic"), (5, 4, "diagonal"), (4, 64, "isotropic")])
+def test_logits_two_components_at_a_time_equal_numpy(K, d, kind):
+    # above d = 2 the batched kernel's logits pass takes components in pairs (mixture.hpp,
+    # tile_logits<2>), an odd K leaves one alone; each pair's own mean and variance must enter
+    rng = np.random.default_rng(K + d)
+    cov = 0.3 + rng.random(K) if kind == "isotropic" else 0.3 + rng.random((K, d))
+    gm = mc.GaussianMixture(rng.dirichlet(np.ones(K)), 2 * rng.normal(size=(K, d)), cov)
+    n, steps = 67, 10
+    init, noise = injected(n, steps, d, seed=d)
+    kw = dict(T=1.0, delta=0.02, steps=steps, init=init, noise=noise)
+    a = mc.sample_reverse(gm, n, backend="cpp", threads=1, **kw)
+    b = mc.sample_reverse(gm, n, backend="numpy", **kw)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("d", [4, 6, 9])
 def test_full_covariance_blocked_product_equals_numpy(d):
     # d >= 4 takes the register-blocked precision product (4 rows x 4 samples, with row and

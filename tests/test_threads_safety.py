@@ -121,3 +121,21 @@ def test_sampler_does_not_depend_on_threads(cov):
         out = mc.sample_reverse(gm, 1003, threads=threads, **kw)
         assert np.array_equal(ref.samples, out.samples)
         assert np.array_equal(ref.trajectory, out.trajectory)
+
+
+def test_one_worker_runs_on_the_calling_thread():
+    # Python always hands the core a Ctrl-C poll; with one worker (threads=1) the loop still
+    # runs on the calling thread, which polls itself (tests/test_interrupts.py), instead of
+    # starting a thread to work while it polls. Two threads start workers, with the same bits.
+    rng = np.random.default_rng(0)
+    es = modelcollapse.EmpiricalScore(rng.normal(size=(300, 2)))
+    y = rng.normal(size=(4000, 2))
+    before = _core.workers_started()
+    one = es.score(y, 0.1, threads=1)
+    grid = _core.kde_exact_grid(y[:, :1].copy(), np.full(len(y), 1.0 / len(y)), np.eye(1) * 0.01,
+                                [(-4.0, 0.01, 800)], 1)
+    assert _core.workers_started() == before
+    two = es.score(y, 0.1, threads=2)
+    assert _core.workers_started() >= before + 2
+    np.testing.assert_array_equal(one, two)
+    assert np.all(grid > 0)

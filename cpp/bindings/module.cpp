@@ -10,6 +10,9 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = MODELCOLLAPSE_VERSION;
     m.def("hardware_threads", []() { return modelcollapse::resolve_threads(0); },
           "Number of threads used when threads=0 (all cores).");
+    m.def("workers_started", []() { return modelcollapse::workers_started().load(); },
+          "Worker threads parallel_for has started in this process (a test hook: a loop with one "
+          "worker runs on the calling thread and starts none).");
     mcbind::register_random(m);
     // The sampler registers the Integrator enum, which the score models' sample_reverse
     // takes: it must be known before their signatures are written.

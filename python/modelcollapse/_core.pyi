@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ARS_AESNI', 'Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'NORMALS_ISA', 'NORMALS_ISA_AVAILABLE', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'ars_block', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow']
+__all__: list[str] = ['ARS_AESNI', 'Activation', 'DaeTrainOptions', 'EmpiricalScoreCore', 'GaussianMixtureCore', 'Integrator', 'NORMALS_ISA', 'NORMALS_ISA_AVAILABLE', 'PURPOSE_DAE_INIT', 'PURPOSE_GAUSS_CHAIN_REAL', 'PURPOSE_GAUSS_CHAIN_SYNTH', 'PURPOSE_INIT_CHOICE', 'PURPOSE_INIT_NORMAL', 'PURPOSE_SLICED_PROJECTION', 'PURPOSE_STEP_NOISE', 'PURPOSE_TRAINING', 'PURPOSE_USER', 'PerturbedScoreCore', 'TermKind', 'ars_block', 'dae_draw', 'dae_sample', 'dae_train', 'dae_train_injected', 'gaussian_chains', 'hardware_threads', 'hermite_moments', 'hermite_multi_indices', 'hermite_stein_eval', 'hermite_stein_system', 'kde_binned', 'kde_exact', 'kde_exact_grid', 'normals', 'sampler_noise', 'sliced_projections', 'sliced_wp_pow', 'uniforms', 'wasserstein_1d_pow', 'workers_started']
 class Integrator:
     """
     Time integrator of the reverse sampler.
@@ -456,6 +456,10 @@ def uniforms(seed: typing.SupportsInt | typing.SupportsIndex, purpose: typing.Su
 def wasserstein_1d_pow(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], p: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> float:
     """
     Exact 1-D W_p^p between two empirical laws (uniform weights).
+    """
+def workers_started() -> int:
+    """
+    Worker threads parallel_for has started in this process (a test hook: a loop with one worker runs on the calling thread and starts none).
     """
 ARS_AESNI: bool = True
 NORMALS_ISA: int = 3

@@ -130,3 +130,47 @@ def test_d5_scale_one_thread_times_once(tmp_path):
     tp = res.table[(res.table.part == "throughput") & (res.table.metric == "steps_per_s")]
     assert tp.groupby("d").size().eq(1).all()
     assert all(set(row) == {"d", "steps/s, threads=1"} for row in res.summary["throughput"])
+
+
+def test_d4_gap_claim_pairs_lr_and_small_lr_per_seed():
+    """d4.gap_shrinks_at_small_lr_*: per seed, (H - noise) at lr minus (H - noise) at lr / 16,
+    paired by seed (docs/dae.md, "D4"). A synthetic table whose seeds differ in size (so an
+    unpaired or re-sorted difference changes the mean) and whose noise differs between lr and
+    lr / 16 (so dropping the noise terms changes it). Kills (checked): dae.d4_gap_claim_sign
+    (the difference taken the other way round: estimate -0.097 instead of 0.097) and, by hand,
+    the noise terms dropped (h - hs: 0.089)."""
+    from types import SimpleNamespace
+
+    from modelcollapse.experiments.dae._generations import _generations_claims
+
+    rng = np.random.default_rng(0)
+    rows = []
+    seeds = [0, 1000, 2000, 3000, 4000]
+    h = {2: [0.25, 0.10, 0.15, 0.05, 0.12], 3: [0.08, 0.20, 0.06, 0.11, 0.09]}
+    hs = {2: [0.05, 0.04, 0.06, 0.03, 0.045], 3: [0.04, 0.05, 0.035, 0.04, 0.05]}
+    for g in (1, 2, 3):
+        for i, s in enumerate(seeds):
+            vals = {"total_variance_ratio": 0.3 / g, "H(sim,theory)": 0.05 if g == 1 else h[g][i],
+                    "H(theory,theory')": 0.03 + 0.001 * i, "H(sim,sim')": 0.1,
+                    "trQ": 2.0, "trQ_theory": 2.0 + 0.01 * rng.standard_normal()}
+            if g >= 2:
+                vals.update({"H(sim,theory)_small_lr": hs[g][i], "H(theory,theory')_small_lr": 0.04,
+                             "trQ_small_lr": 2.0, "trQ_theory_small_lr": 2.0})
+            rows += [dict(variant="trained b", seed=s, generation=g, metric=k, value=v,
+                          theory="ODE" if g > 1 else "measured", d=784) for k, v in vals.items()]
+    table = pd.DataFrame(rows).sample(frac=1.0, random_state=1)         # row order must not matter
+    cfg = SimpleNamespace(generations=3, n_eval=2000, nu_method="mixture", nu_atoms=8, lr=0.2,
+                          small_lr_factor=16, small_lr_replicas=3, stable_threshold=0.1)
+    c = {x.name: x for x in _generations_claims(table, cfg)}
+    assert "d4.gap_shrinks_at_small_lr_trained_b_gen1" not in c
+    for g in (2, 3):
+        want = np.array(h[g]) - (0.03 + 0.001 * np.arange(5)) - (np.array(hs[g]) - 0.04)
+        got = c[f"d4.gap_shrinks_at_small_lr_trained_b_gen{g}"]
+        assert got.estimate == pytest.approx(want.mean(), abs=1e-12), (g, got)
+        assert got.n == 5 and got.comparison == ">=" and got.tolerance == 0.0
+    assert c["d4.gap_shrinks_at_small_lr_trained_b_gen2"].verdict == "holds"
+
+
+def test_d4_small_lr_replicas_validated(tmp_path):
+    with pytest.raises(ValueError, match="small_lr_replicas"):
+        _run("dae-generations", tmp_path, small_lr_replicas=0)

@@ -189,7 +189,7 @@ inline void exact(const double* samples, const double* weights, std::size_t n, s
 // Accuracy. Each step adds about one ulp of relative error to r and so about k^2 / 4 ulp to
 // t after k steps; the errors in the arguments of r and q add at most about
 // (largest exponent) * ulp. Every run is restarted from exact exponentials after at most
-// kGridRestart steps (1-D: 64 strides of 8; 2-D: 64 rows), so every term carries a relative
+// kGridRestart steps (1-D: 64 strides of 16; 2-D: 64 rows), so every term carries a relative
 // error below ~2e-13, and since all terms are positive so does their sum. Terms are only
 // computed where the exponent Q/2 = |L^{-1}(z - x)|^2 / 2 is at most kGridCutoff = 690
 // (value >= 1.8e-300); the dropped terms sum to at most 1.8e-300 (weights sum to 1), so the
@@ -198,28 +198,7 @@ inline void exact(const double* samples, const double* weights, std::size_t n, s
 // double's underflow (where scipy's all-pairs sum is itself dominated by subnormal terms).
 // A recurrence never starts from a value below the cutoff, so no precision is lost to
 // subnormals.
-//
-// parallel_for, run on the calling thread when it would have one worker (threads = 1, or a
-// single chunk): parallel_for starts a worker thread whenever a poll is set, as it is from
-// Python, which costs tens of microseconds a call, most of a small binned KDE's kernel
-// (bench/bounds.py `kde_binned_1d_kernel`). The chunks are the same either way; the poll is
-// asked between chunks only (nothing sets the stop token inside one), so only loops with
-// short chunks use it (the binned KDE's; the exact grid kernel's parts may run for seconds).
-template <class Body>
-void for_chunks(std::size_t n, std::size_t chunk, int threads, Body&& body, const PollFn& poll) {
-    chunk = std::max<std::size_t>(chunk, 1);
-    const std::size_t n_chunks = (n + chunk - 1) / chunk;
-    if (std::min<std::size_t>(resolve_threads(threads), n_chunks) > 1) {
-        parallel_for(n, chunk, threads, std::forward<Body>(body), poll);
-        return;
-    }
-    std::atomic<bool> stop{false};
-    StopToken token(&stop);
-    for (std::size_t b = 0; b < n; b += chunk) {
-        if (poll_says_stop(poll)) throw Cancelled();
-        body(b, std::min(n, b + chunk), token);
-    }
-}
+
 
 // Threads: the samples are cut into a fixed number of parts (a function of n and the grid
 // size only), each part accumulates into its own grid buffer in sample order, and the
@@ -253,13 +232,21 @@ inline void axis_window(const GridAxis& ax, double inv_step, double c, double ha
 
 // 1-D: acc[j] += w_i exp(-((start + j step - x_i) / sigma)^2 / 2) for samples [b, e), over
 // the window of points with exponent <= kGridCutoff (all values there are >= e^-690, so
-// the run may rise and fall: relative errors only add up). 8 lanes with stride 8,
-// restarted from exact exponentials every kGridRestart strides.
+// the run may rise and fall: relative errors only add up). kGridLanes lanes with stride
+// kGridLanes, restarted from exact exponentials every kGridRestart strides. Each lane's value
+// is a product chained along the grid (t <- t r, r <- r q: 3-cycle multiplications), so the
+// lanes are the independent chains in flight: 8 lanes (two AVX2 vectors) allow 8 pairs per
+// multiplication latency, which is also what the loop's three FP operations a pair take on
+// Zen 3's two multiply pipes, and measured 1.2x slower than 16 lanes, which leave the pipes
+// the only bound (bench/kde_chains.cpp; docs/metrics.md, "Performance"). 32 lanes spill.
+constexpr int kGridLanes = 16;
+
 MODELCOLLAPSE_HOT_FMA void grid_1d(const double* x, const double* w, std::size_t b, std::size_t e, double sigma,
                                    const GridAxis& ax, double* __restrict acc, const StopToken& stop) {
+    constexpr int NL = kGridLanes;
     const double h = ax.step / sigma, vmax = std::sqrt(2.0 * kGridCutoff);
-    const double q8 = std::exp(-64.0 * h * h), isig = 1.0 / sigma;
-    const std::size_t span = 8 * kGridRestart;
+    const double qL = std::exp(-double(NL * NL) * h * h), isig = 1.0 / sigma;
+    const std::size_t span = NL * kGridRestart;
     for (std::size_t i = b; i < e; ++i) {
         if ((i & 255) == 0 && stop.stop_requested()) return;
         const double wi = w[i], xi = x[i];
@@ -269,22 +256,22 @@ MODELCOLLAPSE_HOT_FMA void grid_1d(const double* x, const double* w, std::size_t
         const std::size_t count = hi - lo;
         double* __restrict a = acc + lo;
         for (std::size_t base = 0; base < count; base += span) {
-            double t[8], r[8];
+            double t[NL], r[NL];
             const double jb = static_cast<double>(lo + base);
 #pragma omp simd
-            for (int l = 0; l < 8; ++l) {
+            for (int l = 0; l < NL; ++l) {
                 const double v = (ax.start + (jb + l) * ax.step - xi) * isig;
                 t[l] = fastmath::exp_flush(-0.5 * v * v);
-                r[l] = fastmath::exp_flush(-8.0 * h * (v + 4.0 * h));
+                r[l] = fastmath::exp_flush(-double(NL) * h * (v + 0.5 * double(NL) * h));
             }
             const std::size_t end = std::min(count, base + span);
             std::size_t k = base;
-            for (; k + 8 <= end; k += 8) {
+            for (; k + NL <= end; k += NL) {
 #pragma omp simd
-                for (int l = 0; l < 8; ++l) {
+                for (int l = 0; l < NL; ++l) {
                     a[k + l] += wi * t[l];
                     t[l] *= r[l];
-                    r[l] *= q8;
+                    r[l] *= qL;
                 }
             }
             for (int l = 0; k + static_cast<std::size_t>(l) < end; ++l) a[k + l] += wi * t[l];
@@ -596,7 +583,7 @@ inline void binned(const double* samples, const double* weights, std::size_t n, 
         const std::vector<double> k = kernel_1d(H[0], A0.fine_step(), A0.pad, R, norm);
         const std::size_t K = k.size();
         threads = threads_for(static_cast<double>(A0.count) * static_cast<double>(K));
-        for_chunks(
+        parallel_for(
             A0.count, 64, threads,
             [&](std::size_t b, std::size_t e, const StopToken&) {
                 // fine index j*r + o, o in [0, 2 pad]
@@ -615,7 +602,7 @@ inline void binned(const double* samples, const double* weights, std::size_t n, 
         threads = threads_for(static_cast<double>(n0) * m1 * K1 + static_cast<double>(A0.count) * m1 * K0);
         // Pass 1: along axis 1 at the output columns, for every fine row.
         std::vector<double> T(n0 * m1);
-        for_chunks(
+        parallel_for(
             n0, 32, threads,
             [&](std::size_t b, std::size_t e, const StopToken& stop) {
                 for (std::size_t i = b; i < e && !stop.stop_requested(); ++i)
@@ -623,7 +610,7 @@ inline void binned(const double* samples, const double* weights, std::size_t n, 
             },
             poll);
         // Pass 2: along axis 0 at the output rows.
-        for_chunks(
+        parallel_for(
             A0.count, 8, threads,
             [&](std::size_t b, std::size_t e, const StopToken&) {
                 for (std::size_t j0 = b; j0 < e; ++j0) {
@@ -661,7 +648,7 @@ inline void binned(const double* samples, const double* weights, std::size_t n, 
         }
     }
     const std::size_t m1 = A1.count;
-    for_chunks(
+    parallel_for(
         A0.count, 2, threads,
         [&](std::size_t b, std::size_t e, const StopToken& stop) {
             for (std::size_t j0 = b; j0 < e && !stop.stop_requested(); ++j0)

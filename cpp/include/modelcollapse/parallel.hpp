@@ -2,7 +2,7 @@
 //
 // Work is cut into chunks handed out through an atomic counter, so the partition of the
 // work (and therefore every result that depends only on the item index) does not depend on
-// the number of threads. The calling thread does not work: it polls `poll` every few
+// the number of threads. With two or more workers the calling thread does not work: it polls `poll` every few
 // milliseconds (the bindings use it to check for Ctrl-C) and raises `Cancelled` when asked.
 // It also polls once on entry, so a caller that runs many short loops in a row (one per
 // time step, say) notices Ctrl-C too; `throttled` makes such frequent polls cheap.
@@ -36,15 +36,39 @@ struct Cancelled : std::runtime_error {
     Cancelled() : std::runtime_error("computation cancelled") {}
 };
 
-// Read-only view on the stop flag, handed to loop bodies that run for a long time.
+// View on the stop flag, handed to loop bodies that run for a long time. A loop run on the
+// calling thread (parallel_for with one worker) has no other thread to poll for it: its token
+// asks `poll` itself, but only on the thread that made it (bodies may hand the token to a
+// helper thread, as the DAE's BlockPrefetcher does, and a poll is meant for its owner
+// thread), and raises the flag when the poll says stop. The polls are throttled (one clock
+// read a call between real polls, bindings.hpp python_poll), so bodies may ask per item.
 class StopToken {
   public:
     explicit StopToken(const std::atomic<bool>* flag = nullptr) : flag_(flag) {}
-    bool stop_requested() const { return flag_ && flag_->load(std::memory_order_relaxed); }
+    StopToken(std::atomic<bool>* flag, const PollFn* poll)
+        : flag_(flag), raise_(flag), poll_(poll && *poll ? poll : nullptr), owner_(std::this_thread::get_id()) {}
+    bool stop_requested() const {
+        if (flag_ && flag_->load(std::memory_order_relaxed)) return true;
+        if (poll_ && std::this_thread::get_id() == owner_ && (*poll_)()) {
+            raise_->store(true, std::memory_order_relaxed);
+            return true;
+        }
+        return false;
+    }
 
   private:
     const std::atomic<bool>* flag_;
+    std::atomic<bool>* raise_ = nullptr;
+    const PollFn* poll_ = nullptr;
+    std::thread::id owner_;
 };
+
+// Worker threads parallel_for has started in this process: a test hook (a loop with one
+// worker must start none, tests/test_threads_safety.py), read through _core.
+inline std::atomic<unsigned long long>& workers_started() {
+    static std::atomic<unsigned long long> count{0};
+    return count;
+}
 
 // Thread creation failed for every worker (the message says why and what to do).
 struct ThreadStartError : std::runtime_error {
@@ -99,7 +123,10 @@ inline PollFn throttled(PollFn poll, std::chrono::steady_clock::duration interva
 inline bool poll_says_stop(const PollFn& poll) { return poll && poll(); }
 
 // Runs body(begin, end, stop_token) over [0, n) in chunks of `chunk` items on `threads`
-// workers. With an empty `poll` and a single thread everything runs inline.
+// workers. With a single worker (threads = 1, or a single chunk) everything runs on the
+// calling thread, which polls between chunks and through the token (StopToken above): a
+// thread start costs tens of microseconds, most of a small kernel's time (the binned KDE's,
+// bench/bounds.py `kde_binned_1d_kernel`). The chunks are the same either way.
 template <class Body>
 void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
                   const PollFn& poll = PollFn()) {
@@ -110,11 +137,16 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
     unsigned n_workers = std::min<std::size_t>(resolve_threads(threads), n_chunks);
 
     std::atomic<bool> stop{false};
-    StopToken token(&stop);
-    if (n_workers == 1 && !poll) {
-        for (std::size_t b = 0; b < n; b += chunk) body(b, std::min(n, b + chunk), token);
+    if (n_workers == 1) {
+        const StopToken own(&stop, &poll);
+        for (std::size_t b = 0; b < n; b += chunk) {
+            if (b > 0 && poll_says_stop(poll)) throw Cancelled();
+            body(b, std::min(n, b + chunk), own);
+            if (stop.load(std::memory_order_relaxed)) throw Cancelled();
+        }
         return;
     }
+    StopToken token(&stop);
 
     std::atomic<std::size_t> next{0};
     std::atomic<unsigned> running{n_workers};
@@ -143,7 +175,10 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
     std::string start_error;
     try {
         pool.reserve(n_workers);
-        for (unsigned i = 0; i < n_workers; ++i) pool.emplace_back(worker);
+        for (unsigned i = 0; i < n_workers; ++i) {
+            pool.emplace_back(worker);
+            workers_started().fetch_add(1, std::memory_order_relaxed);
+        }
     } catch (const std::exception& e) {  // std::system_error (EAGAIN) or std::bad_alloc
         start_error = e.what();
     }

@@ -26,13 +26,13 @@ from .._claims import Claim
 from .._registry import ExperimentOutput, register
 from .._units import unit
 from ._common import A_VALUES, DELTAS, PRESETS, RATE_FLOOR, TruncationConfig, fit_rate, law_1d, law_2d
-from ._digits import A5_DELTA, _a5_prediction, digits_claims, digits_law, part_a5
+from ._digits import A5_DELTA, _a5_prediction, a5_seed_energies, digits_claims, digits_law, part_a5
 from ._limit import part_a1, part_a2, rate_claims
 from ._schedules import annealing_claims, part_a3, part_a4
 
 __all__ = ["A5_DELTA", "A_VALUES", "DELTAS", "PARTS", "PRESETS", "RATE_FLOOR", "TruncationConfig", "annealing_claims",
            "digits_claims", "digits_law", "fit_rate", "law_1d", "law_2d", "part_a1", "part_a2", "part_a3", "part_a4",
-           "part_a5", "rate_claims", "rate_summary", "run_all", "_a5_prediction"]
+           "part_a5", "rate_claims", "rate_summary", "run_all", "_a5_prediction", "a5_seed_energies"]
 
 PARTS = {"a1": part_a1, "a2": part_a2, "a3": part_a3, "a4": part_a4, "a5": part_a5}
 
