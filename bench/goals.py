@@ -39,11 +39,14 @@ NOT_EXPLAINED = "not explained (no measurement splits this kernel's time yet)"
 # development machine (docs/truncation.md, "Performance"): the kernel, its recurrence alone
 # (nothing summed), the sums alone (no recurrence), and one lane of a multiply-add at the
 # core's FMA throughput (10 independent chains), the unit of the limit's lane-ops.
-HERMITE_1D_SPLIT = {"kernel": 0.0, "bare": 0.0, "sum_only": 0.0, "fma": 0.0}
+HERMITE_1D_SPLIT = {"kernel": 0.161, "bare": 0.114, "sum_only": 0.066, "fma": 0.0436}
 # Wall-clock speed-up of the public 1-D call (degree 30, 1e6 samples) on two threads over one
 # with both cores free (the process under SCHED_FIFO, so no other job takes a core; same
 # document), the kernel before and after the fused scaled recurrence.
-HERMITE_1D_FREE_CORES_SPEEDUP = {"before": 0.0, "after": 0.0}
+HERMITE_1D_FREE_CORES_SPEEDUP = {"before": 1.94, "after": 1.81}
+# The fused 2-D kernel (degree 10) split by the same bench: its blocks, and the same blocks with
+# no moment sums (the recurrences of both coordinates, the loads of x, the block overhead).
+HERMITE_2D_SPLIT = {"blocks": 0.263, "no_sums": 0.144}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,17 +356,21 @@ def _hermite_1d_split() -> str:
 
 
 def _hermite_2d_split(bounds: dict[str, Any], limit: float) -> str:
-    """The fused d-D kernel against the fused 1-D one on as many moments (bench/bounds.py)."""
+    """The fused d-D kernel against the fused 1-D one on as many moments (bench/bounds.py), and
+    its time split (HERMITE_2D_SPLIT, C++ microbenchmarks)."""
     fused = limits.CORES / limit * 1e9 / _m(bounds, "hermite_1d_deg65_kernel")
-    kernel = limits.CORES / limit * 1e9 / _m(bounds, "hermite_2d_kernel")
-    return (f"it runs the fused d-D kernel (per 16 samples the 1-D recurrences per coordinate, then each "
+    h = HERMITE_2D_SPLIT
+    return (f"it runs the fused d-D kernel (per 16 samples the recurrences per coordinate, then each "
             f"product summed straight into its moment's sums, four sample vectors a multiply-add each; no "
             f"values buffer); a sample-moment takes {_ratio(bounds, 'hermite_2d_over_fused_1d')} the time of "
             f"the fused 1-D kernel on as many moments (degree 65, 66 moments, `hermite_1d_deg65_kernel`, "
-            f"{fused:.0%} of the 2-D limit's lane-ops at its speed, against {kernel:.0%}): per 16 samples and "
-            f"moment the 2-D kernel loads the four values of the last coordinate and the moment's sums and "
-            f"stores the sums (5 loads and 1 store to 4 multiply-adds), where the 1-D chain keeps its values in "
-            f"registers: loads and stores, not the multiply-adds, bound it")
+            f"{fused:.0%} of the 2-D limit's lane-ops at its speed); within the 2-D kernel (bench/hermite_kernel.cpp, "
+            f"one thread; docs/truncation.md, \"Performance\") its blocks take {h['blocks']:.3g} ns a "
+            f"sample-moment, the same blocks with no moment sums {h['no_sums']:.3g} ns "
+            f"({h['no_sums'] / h['blocks']:.0%}: the recurrences of both coordinates for 11 degrees, the loads "
+            f"of x, the block overhead; the limit counts 1 of its 2 lane-ops a sample-moment for them), the sums the "
+            f"rest (per moment and 16 samples 4 multiply-adds, 5 loads and a store); how each half splits "
+            f"further is not measured")
 
 
 def _bound_hermite_threads(c: _Case, sp: float, bounds: dict[str, Any] | None) -> str:

@@ -13,8 +13,11 @@
 //                    no recurrence
 //   fma_peak         10 independent multiply-add chains: the core's FMA throughput, one FMA a
 //                    lane-op, as a scale for the rest
-//   2d_fused / 2d_generic, ...: hermite_moments on one thread, fused d-D kernel against the
-//                    generic two-pass one (hermite_block), same table
+//   2d_deg10_new / 2d_deg10_generic_old, ...: hermite_moments on one thread (the fused d-D
+//                    kernel where it applies: not at d = 10, degree 2) against the old generic
+//                    two-pass kernel (-DWITH_OLD), same table
+//   2d_deg10_blocks, 2d_deg10_blocks_no_sums: the fused 2-D kernel's blocks, and the same
+//                    blocks with no moment sums (recurrences, loads of x, block overhead)
 // Two threads (wall clock, both cores): fma_peak on 1 and 2 threads (does the second vCPU add
 // FMA throughput?), and hermite_moments 1-D at threads = 1 and 2.
 //
@@ -206,8 +209,7 @@ int main(int argc, char** argv) {
     parts.push_back({"1d_moments_1thread_old", sm1,
                      [&] { mc::hermite_old::hermite_moments(x1.data(), N1, tab1o, out_old.data(), nullptr, 1); }});
 #endif
-    // d-D: fused against generic on one thread (the generic through a table the fused kernel
-    // refuses would change the work; it is called directly: hermite_block per 64 samples)
+    // d-D: the kernel hermite_moments picks against the old generic one, one thread
     struct DCase {
         std::size_t d, D;
     };
@@ -215,7 +217,7 @@ int main(int argc, char** argv) {
         auto tab = std::make_shared<mc::HermiteIndexTable>(graded_table<mc::HermiteIndexTable>(c.d, c.D));
         const double sm = static_cast<double>(N2) * static_cast<double>(tab->parent.size());
         const std::string tag = std::to_string(c.d) + "d_deg" + std::to_string(c.D);
-        parts.push_back({tag + "_fused", sm, [&, tab] {
+        parts.push_back({tag + "_new", sm, [&, tab] {
                              mc::hermite_moments(xd.data(), N2, *tab, out.data(), nullptr, 1);
                          }});
 #ifdef WITH_OLD
