@@ -140,6 +140,15 @@ inline HermiteScaled hermite_scaled(std::size_t D, int T) {
 }
 
 #ifdef MODELCOLLAPSE_VECTOR_EXT
+// Lambdas inside the hot kernels are forced inline: one left out of line is compiled for the
+// baseline, not for the kernel's vector clone (the LTO build did that to the recurrence's
+// steps, 5x slower).
+#if defined(__GNUC__)
+#define MODELCOLLAPSE_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define MODELCOLLAPSE_LAMBDA_INLINE
+#endif
+
 // kHermLanes = 16 samples at a time: four vec4d registers, four independent recurrence chains
 // (each step's FMA latency, 4 cycles, is covered by the 8 multiplies and FMAs of the four).
 constexpr std::size_t kHermLanes = 16;
@@ -162,7 +171,7 @@ MODELCOLLAPSE_ALWAYS_INLINE void hermite_scaled_run(const vec4d* xv, const vec4d
     const double* mval = sc.mval.data();
     // g_k into dst from g_{k-1} (src) and g_{k-2} (dst): x src first, which GCC then fuses
     // into the FMA (x src - t), so the chain through src is one FMA a step; t is off the chain
-    auto into = [&](vec4d* dst, const vec4d* src, std::size_t k) {
+    auto into = [&](vec4d* dst, const vec4d* src, std::size_t k) MODELCOLLAPSE_LAMBDA_INLINE {
         const double a = mval[k - 1];
         for (int v = 0; v < V; ++v) {
             const vec4d u = xv[v] * src[v];
@@ -172,7 +181,7 @@ MODELCOLLAPSE_ALWAYS_INLINE void hermite_scaled_run(const vec4d* xv, const vec4d
     };
     // g_k .. g_stop, two steps at a time with p and c swapping roles (no register moves),
     // emitting all but g_stop, which is left in c (g_{stop-1} in p) and k at stop
-    auto run_to = [&](std::size_t& k, std::size_t stop) {
+    auto run_to = [&](std::size_t& k, std::size_t stop) MODELCOLLAPSE_LAMBDA_INLINE {
         for (; k + 1 < stop; k += 2) {
             into(p, c, k);
             emit(k, p);
@@ -262,7 +271,7 @@ inline bool is_chain_1d(const HermiteIndexTable& tab) {
 // Compiled with FMA where the CPU has it (its tests compare with tolerances).
 MODELCOLLAPSE_HOT_FMA void hermite_chain_1d(const double* x, std::size_t b, std::size_t e, std::size_t D,
                                             const HermiteScaled& sc, vec4d_u* lane, vec4d_u* lane2) {
-    auto emit = [&](std::size_t k, const vec4d* c) {
+    auto emit = [&](std::size_t k, const vec4d* c) MODELCOLLAPSE_LAMBDA_INLINE {
         lane[k] += (c[0] + c[2]) + (c[1] + c[3]);
         if (lane2) lane2[k] += (c[0] * c[0] + c[2] * c[2]) + (c[1] * c[1] + c[3] * c[3]);
     };
@@ -384,7 +393,7 @@ MODELCOLLAPSE_HOT_FMA void hermite_fused_block(const double* x, std::size_t i0, 
     for (std::size_t i = 0; i < d; ++i) {
         hermite_load16(x, i0, nb, d, i, xv, live);
         vec4d_u* gi = g + i * (D + 1) * 4;
-        hermite_scaled_run(xv, live, D, sc, [&](std::size_t k, const vec4d* c) {
+        hermite_scaled_run(xv, live, D, sc, [&](std::size_t k, const vec4d* c) MODELCOLLAPSE_LAMBDA_INLINE {
             for (int v = 0; v < 4; ++v) gi[k * 4 + v] = c[v];
         });
     }
