@@ -200,6 +200,7 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[name] = (call, 2000 * 2000, "ns per pair", what + ", n=m=2000 d=2")
     out.update(_normal_split_parts())
     out.update(_score_kernel_parts())
+    out.update(_hermite_thread_parts())
     return out
 
 
@@ -350,6 +351,32 @@ def _normal_split_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]
     return out
 
 
+def _hermite_thread_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
+    """The fused 1-D Hermite kernel (the bench's hermite_1d_deg30, 1e6 samples) on two threads:
+    the one part here that is not one thread. Its process CPU time (both threads) against
+    ``hermite_1d_kernel`` (one thread, same call) says whether two threads add work (contention
+    for cache lines, waits): a ratio near 1 leaves the wall-clock scaling to the second core's
+    availability (docs/truncation.md, "Performance")."""
+    from modelcollapse import _core
+    from modelcollapse.truncation import _hermite_basis as _basis
+
+    xs = np.random.default_rng(0).normal(size=(1_000_000, 1))
+    parent, dim, order = _basis.index_table(_basis.multi_indices(1, 30))
+    return {"hermite_1d_kernel_2threads": (
+        (lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 2))(xs, parent, dim, order),
+        1_000_000 * 31, "ns per sample-moment",
+        "the compiled 1-D kernel on two threads: process CPU time of both (not wall clock)")}
+
+
+def hermite_thread_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
+    """Paired per round: the two-thread 1-D Hermite kernel's CPU time over the one-thread one's."""
+    if "hermite_1d_kernel_2threads" not in per:
+        return {}
+    return {"hermite_1d_2thread_cpu_over_1thread": (
+        [a / b for a, b in zip(per["hermite_1d_kernel_2threads"], per["hermite_1d_kernel"])],
+        "CPU time of the 1-D Hermite kernel on two threads (both) over one thread, same call")}
+
+
 def normal_split_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
     """Paired per round: what of the public 1e7 call is page faults, what is writing beyond the
     caches and call overhead, and the speed-up of each transform level over the one below."""
@@ -451,6 +478,7 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
                                         "share of score (t=1.0) beyond logpdf: the weighted sum of samples")
     shares.update(normal_split_shares(per))
     shares.update(score_kernel_shares(per))
+    shares.update(hermite_thread_shares(per))
     # the splits below need parts that older bounds.json files and callers may lack
     if "hermite_1d_deg65_kernel" in per:
         shares["hermite_2d_over_fused_1d"] = (

@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <stdexcept>
 #include <vector>
 
@@ -102,6 +104,153 @@ MODELCOLLAPSE_HOT void hermite_block(const double* x, std::size_t b0, std::size_
     }
 }
 
+// Scaled monic recurrence of the fused kernels. The monic He_{k+1} = x He_k - k He_{k-1}
+// costs a multiply and one multiply-add a step, whose latency (one FMA) is the whole chain
+// (the orthonormal form adds a multiply by 1/sqrt(k + 1) to every step and to the chain). Its
+// values grow like sqrt(k!), so the kernels carry g_k = He_k 2^{-E_k}: at each step k in
+// `cut` both g_k and g_{k-1} are multiplied by shrink = 2^{-s} (exact), which keeps the scale
+// factor fac[k] = 2^{E_k} / sqrt(k!) within [2^{-T}, 2) and the g's within 2^T of the h's.
+// Sums of g_k are multiplied by fac[k] (products of g's by the product of their fac's) after the
+// chunks are added, so h_k = g_k fac[k] is never formed per sample.
+struct HermiteScaled {
+    std::vector<double> mval;          // mval[k] = k, the coefficient of step k -> k + 1
+    std::vector<double> fac;           // fac[k] = 2^{E_k} / sqrt(k!)
+    std::vector<std::size_t> cut;      // increasing, in [2, D]
+    std::vector<double> shrink;        // powers of two, one per cut
+};
+
+inline HermiteScaled hermite_scaled(std::size_t D, int T) {
+    HermiteScaled s;
+    s.mval.resize(D + 1);
+    s.fac.assign(D + 1, 1.0);
+    double F = 1.0;
+    const double lo = std::ldexp(1.0, -T);
+    for (std::size_t k = 1; k <= D; ++k) {
+        s.mval[k] = static_cast<double>(k);
+        F /= std::sqrt(static_cast<double>(k));
+        if (F < lo) {
+            const int e = -std::ilogb(F);  // F 2^e in [1, 2)
+            s.cut.push_back(k);
+            s.shrink.push_back(std::ldexp(1.0, -e));
+            F = std::ldexp(F, e);
+        }
+        s.fac[k] = F;
+    }
+    return s;
+}
+
+#ifdef MODELCOLLAPSE_VECTOR_EXT
+// Lambdas inside the hot kernels are forced inline: one left out of line is compiled for the
+// baseline, not for the kernel's vector clone (the LTO build did that to the recurrence's
+// steps, 5x slower).
+#if defined(__GNUC__)
+#define MODELCOLLAPSE_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define MODELCOLLAPSE_LAMBDA_INLINE
+#endif
+
+// kHermLanes = 16 samples at a time: four vec4d registers, four independent recurrence chains
+// (each step's FMA latency, 4 cycles, is covered by the 8 multiplies and FMAs of the four).
+constexpr std::size_t kHermLanes = 16;
+
+// g_0..g_D of 16 samples (xv: 4 vectors; live: 1 for real samples, 0 for a tail's padding,
+// where every g_k is then 0), handing each g_k (four vectors) to emit(k, c) as soon as it is
+// made: the fused kernels sum or store it there, so the recurrence never waits on memory.
+template <class Emit>
+MODELCOLLAPSE_ALWAYS_INLINE void hermite_scaled_run(const vec4d* xv, const vec4d* live, std::size_t D,
+                                                    const HermiteScaled& sc, Emit&& emit) {
+    constexpr int V = 4;
+    vec4d p[V], c[V];
+    for (int k = 0; k < V; ++k) {
+        p[k] = live[k];
+        c[k] = xv[k] * live[k];
+    }
+    emit(std::size_t{0}, p);
+    if (D == 0) return;
+    emit(std::size_t{1}, c);
+    const double* mval = sc.mval.data();
+    // g_k into dst from g_{k-1} (src) and g_{k-2} (dst): x src first, which GCC then fuses
+    // into the FMA (x src - t), so the chain through src is one FMA a step; t is off the chain
+    auto into = [&](vec4d* dst, const vec4d* src, std::size_t k) MODELCOLLAPSE_LAMBDA_INLINE {
+        const double a = mval[k - 1];
+        for (int v = 0; v < V; ++v) {
+            const vec4d u = xv[v] * src[v];
+            const vec4d t = a * dst[v];
+            dst[v] = u - t;
+        }
+    };
+    // g_k .. g_stop, two steps at a time with p and c swapping roles (no register moves),
+    // emitting all but g_stop, which is left in c (g_{stop-1} in p) and k at stop
+    auto run_to = [&](std::size_t& k, std::size_t stop) MODELCOLLAPSE_LAMBDA_INLINE {
+        for (; k + 1 < stop; k += 2) {
+            into(p, c, k);
+            emit(k, p);
+            into(c, p, k + 1);
+            emit(k + 1, c);
+        }
+        if (k + 1 == stop) {
+            into(p, c, k);
+            emit(k, p);
+            into(c, p, k + 1);
+        } else {  // k == stop: one step, c moved to p
+            vec4d n[V];
+            for (int v = 0; v < V; ++v) n[v] = p[v];
+            into(n, c, k);
+            for (int v = 0; v < V; ++v) {
+                p[v] = c[v];
+                c[v] = n[v];
+            }
+        }
+        k = stop;
+    };
+    // the tables in locals: the may_alias stores of the sums would make GCC reload them
+    const std::size_t* cut = sc.cut.data();
+    const double* shrink = sc.shrink.data();
+    const std::size_t n_cut = sc.cut.size();
+    std::size_t k = 2;
+    for (std::size_t q = 0; q < n_cut; ++q) {
+        run_to(k, cut[q]);
+        const double r = shrink[q];
+        for (int v = 0; v < V; ++v) {
+            c[v] *= r;
+            p[v] *= r;
+        }
+        emit(k, c);
+        ++k;
+    }
+    if (k <= D) {
+        run_to(k, D);
+        emit(k, c);
+    }
+}
+
+// Loads 16 samples of coordinate i (row-major x with d columns, rows [i0, i0 + nb), nb <= 16)
+// into xv, padding with zeros (live 0) past nb. A full block is built in registers: scalars
+// stored to an array and read back as vectors stall (a store cannot forward into a wider load),
+// which took most of the recurrences' time at d = 2.
+MODELCOLLAPSE_ALWAYS_INLINE void hermite_load16(const double* x, std::size_t i0, std::size_t nb, std::size_t d,
+                                                std::size_t i, vec4d* xv, vec4d* live) {
+    if (nb == kHermLanes) {
+        const double* r = x + i0 * d + i;
+        for (int v = 0; v < 4; ++v) {
+            const std::size_t s = 4 * static_cast<std::size_t>(v);
+            xv[v] = vec4d{r[s * d], r[(s + 1) * d], r[(s + 2) * d], r[(s + 3) * d]};
+            live[v] = vec4d{1.0, 1.0, 1.0, 1.0};
+        }
+        return;
+    }
+    alignas(32) double xs[kHermLanes], lv[kHermLanes];
+    for (std::size_t s = 0; s < kHermLanes; ++s) {
+        const bool in = s < nb;
+        xs[s] = in ? x[(i0 + s) * d + i] : 0.0;
+        lv[s] = in ? 1.0 : 0.0;
+    }
+    for (int v = 0; v < 4; ++v) {
+        xv[v] = MODELCOLLAPSE_LOAD4(xs + 4 * v);
+        live[v] = MODELCOLLAPSE_LOAD4(lv + 4 * v);
+    }
+}
+
 // The table is the 1-D sequence h_0, h_1, ..., h_D (d = 1, order[m] = m, parent[m] = 0: the
 // zero index, alpha with its last coordinate zeroed):
 // the case of every 1-D moment sequence, served by hermite_chain_1d.
@@ -114,56 +263,205 @@ inline bool is_chain_1d(const HermiteIndexTable& tab) {
     return true;
 }
 
-// Fused 1-D kernel for samples [b, e): kHermLanes = 16 samples at a time (four vec4d
-// registers: four independent recurrence chains hide the multiply-add latency) run the
-// recurrence and add h_m (and h_m^2) to per-lane sums lane[m] (lane2[m]) at once, so the
-// Hermite values never go through memory (the generic kernel writes them, then reads them
-// back to multiply and sum). lane[m] is one vec4d of partial sums. The caller folds the
+// Fused 1-D kernel for samples [b, e): 16 samples at a time run the scaled recurrence and add
+// g_k (and g_k^2) to per-lane sums lane[k] (lane2[k]) at once, so the values never go through
+// memory. lane[k] is one vec4d of partial sums; the four chains' values are added together
+// first: one load and one store of lane[k] per index and 16 samples. The caller folds the
 // lanes in a fixed order: results depend on the chunk only, not on the thread count.
 // Compiled with FMA where the CPU has it (its tests compare with tolerances).
-constexpr std::size_t kHermLanes = 16;
 MODELCOLLAPSE_HOT_FMA void hermite_chain_1d(const double* x, std::size_t b, std::size_t e, std::size_t D,
-                                            const double* sq, const double* isq, vec4d_u* lane, vec4d_u* lane2) {
-    constexpr int V = 4;
-    auto run = [&](const double* xs, const double* live) {
-        // live: 1 for real samples, 0 for the padding of a tail (h_0 = 0 there: all h_m are 0)
-        vec4d xv[V], p[V], c[V];
-        for (int k = 0; k < V; ++k) {
-            xv[k] = MODELCOLLAPSE_LOAD4(xs + 4 * k);
-            p[k] = MODELCOLLAPSE_LOAD4(live + 4 * k);
-            c[k] = xv[k] * p[k];
-        }
-        // the V chains' values are added together before they touch memory: one load and one
-        // store of lane[m] (lane2[m]) per index and 16 samples
-        if (D >= 1) {
-            lane[1] += (c[0] + c[2]) + (c[1] + c[3]);
-            if (lane2) lane2[1] += (c[0] * c[0] + c[2] * c[2]) + (c[1] * c[1] + c[3] * c[3]);
-        }
-        for (std::size_t m = 1; m < D; ++m) {
-            const double a = sq[m], inv = isq[m + 1];
-            for (int k = 0; k < V; ++k) {
-                const vec4d nx = (xv[k] * c[k] - a * p[k]) * inv;
-                p[k] = c[k];
-                c[k] = nx;
-            }
-            lane[m + 1] += (c[0] + c[2]) + (c[1] + c[3]);
-            if (lane2) lane2[m + 1] += (c[0] * c[0] + c[2] * c[2]) + (c[1] * c[1] + c[3] * c[3]);
-        }
+                                            const HermiteScaled& sc, vec4d_u* lane, vec4d_u* lane2) {
+    auto emit = [&](std::size_t k, const vec4d* c) MODELCOLLAPSE_LAMBDA_INLINE {
+        lane[k] += (c[0] + c[2]) + (c[1] + c[3]);
+        if (lane2) lane2[k] += (c[0] * c[0] + c[2] * c[2]) + (c[1] * c[1] + c[3] * c[3]);
     };
-    static const double ones[kHermLanes] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-    std::size_t i = b;
-    for (; i + kHermLanes <= e; i += kHermLanes) run(x + i, ones);
-    if (i < e) {
-        double xs[kHermLanes] = {0.0}, lv[kHermLanes] = {0.0};
-        for (std::size_t k = 0; i + k < e; ++k) {
-            xs[k] = x[i + k];
-            lv[k] = 1.0;
+    vec4d xv[4], live[4];
+    for (std::size_t i = b; i < e; i += kHermLanes) {
+        const std::size_t nb = std::min(kHermLanes, e - i);
+        if (nb == kHermLanes) {
+            for (int v = 0; v < 4; ++v) {
+                xv[v] = MODELCOLLAPSE_LOAD4(x + i + 4 * v);
+                live[v] = xv[v] * 0.0 + 1.0;
+            }
+        } else {
+            hermite_load16(x, i, nb, 1, 0, xv, live);
         }
-        run(xs, lv);
+        hermite_scaled_run(xv, live, D, sc, emit);
     }
 }
 
+// Plan of the fused d-D kernel. Every moment m is a product of one orthonormal Hermite value
+// per coordinate, h_alpha = P_beta h_{d-1, j}: a prefix beta (alpha's coordinates 0..d-2) and
+// the last coordinate j. The prefixes' products P_beta (a table of their own, each a parent
+// prefix times one coordinate's value, as the index table builds moments) are made once per 16
+// samples; then for each prefix its moments' sums take P_beta g_{d-1, j}, four vectors of
+// samples at once, straight into the accumulators: no (moments x samples) buffer is written
+// and read back. Slots number the moments prefix by prefix; slot_of[m] maps back.
+struct HermiteFusedPlan {
+    std::vector<std::int64_t> pparent, pdim, porder;  // prefix p > 0: P_p = P_{pparent} g[pdim][porder]
+    std::vector<std::size_t> run_begin;               // slots of prefix p: [run_begin[p], run_begin[p + 1])
+    std::vector<std::int64_t> run_j;                  // the last coordinate of each slot
+    std::vector<std::size_t> slot_of;                 // slot of moment m
+    std::vector<double> post;                         // per moment: prod_i fac[alpha_i]
+};
+
+// Largest index table the fused d-D kernel takes: its accumulators (32 bytes a moment, two
+// with squares) stay within a core's L2 (512 KiB on Zen 3); beyond, the generic kernel.
+constexpr std::size_t kHermFusedMaxMoments = 8192;
+
+// Builds the plan, or returns false where the fused kernel does not apply: a table beyond
+// kHermFusedMaxMoments, one whose products are not one value per coordinate (a coordinate
+// met twice along a parent chain), or one with more than half as many prefixes as moments.
+inline bool hermite_fused_plan(const HermiteIndexTable& tab, const HermiteScaled& sc, HermiteFusedPlan& plan) {
+    const std::size_t d = tab.d, M = tab.parent.size();
+    if (d < 1 || M > kHermFusedMaxMoments) return false;
+    std::vector<std::int64_t> alpha(M * d, 0);
+    for (std::size_t m = 1; m < M; ++m) {
+        const std::size_t par = static_cast<std::size_t>(tab.parent[m]), j = static_cast<std::size_t>(tab.dim[m]);
+        if (alpha[par * d + j] != 0) return false;
+        std::copy(alpha.begin() + par * d, alpha.begin() + (par + 1) * d, alpha.begin() + m * d);
+        alpha[m * d + j] = tab.order[m];
+    }
+    // prefixes (coordinates 0..d-2), each after its parent (last non-zero coordinate zeroed)
+    std::map<std::vector<std::int64_t>, std::size_t> ids;
+    std::vector<std::vector<std::int64_t>> keys;
+    plan.pparent.clear();
+    plan.pdim.clear();
+    plan.porder.clear();
+    std::function<std::size_t(const std::vector<std::int64_t>&)> id_of = [&](const std::vector<std::int64_t>& beta) {
+        auto it = ids.find(beta);
+        if (it != ids.end()) return it->second;
+        std::int64_t pd = -1;
+        for (std::size_t i = 0; i < beta.size(); ++i)
+            if (beta[i] != 0) pd = static_cast<std::int64_t>(i);
+        std::int64_t par = -1;
+        if (pd >= 0) {
+            std::vector<std::int64_t> up = beta;
+            up[static_cast<std::size_t>(pd)] = 0;
+            par = static_cast<std::int64_t>(id_of(up));
+        }
+        const std::size_t id = keys.size();
+        ids.emplace(beta, id);
+        keys.push_back(beta);
+        plan.pparent.push_back(par);
+        plan.pdim.push_back(pd);
+        plan.porder.push_back(pd >= 0 ? beta[static_cast<std::size_t>(pd)] : 0);
+        return id;
+    };
+    id_of(std::vector<std::int64_t>(d - 1, 0));  // the empty prefix is prefix 0
+    std::vector<std::size_t> pre(M);
+    for (std::size_t m = 0; m < M; ++m)
+        pre[m] = id_of(std::vector<std::int64_t>(alpha.begin() + m * d, alpha.begin() + m * d + d - 1));
+    const std::size_t P = keys.size();
+    // the fused kernel pays per prefix (its product, its four vectors loaded) what it saves per
+    // moment: with as many prefixes as half the moments it is no faster (d = 10, degree 2: 55
+    // prefixes for 66 moments, 0.88 against 0.79 ns a sample-moment, bench/hermite_kernel.cpp)
+    if (2 * P > M) return false;
+    // slots: prefix by prefix, by j within a prefix (then by m: a stable order)
+    std::vector<std::size_t> order(M);
+    for (std::size_t m = 0; m < M; ++m) order[m] = m;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        if (pre[a] != pre[b]) return pre[a] < pre[b];
+        return alpha[a * d + d - 1] < alpha[b * d + d - 1];
+    });
+    plan.run_begin.assign(P + 1, 0);
+    plan.run_j.resize(M);
+    plan.slot_of.resize(M);
+    for (std::size_t s = 0; s < M; ++s) {
+        const std::size_t m = order[s];
+        plan.run_j[s] = alpha[m * d + d - 1];
+        plan.slot_of[m] = s;
+        ++plan.run_begin[pre[m] + 1];
+    }
+    for (std::size_t p = 0; p < P; ++p) plan.run_begin[p + 1] += plan.run_begin[p];
+    plan.post.assign(M, 1.0);
+    for (std::size_t m = 0; m < M; ++m)
+        for (std::size_t i = 0; i < d; ++i) plan.post[m] *= sc.fac[static_cast<std::size_t>(alpha[m * d + i])];
+    return true;
+}
+
+// One block of nb <= 16 samples starting at row i0 through the fused d-D kernel. g: d (D + 1)
+// rows of four vec4d_u (the scaled values per coordinate); pbuf: the prefixes' products, four
+// vec4d each; prow[p]: where prefix p's four vectors are (a row of g for a one-coordinate
+// prefix, of pbuf otherwise, `ones` for the empty prefix; set by the caller). acc / acc2: one
+// vec4d of per-lane sums per slot.
+MODELCOLLAPSE_HOT_FMA void hermite_fused_block(const double* x, std::size_t i0, std::size_t nb, std::size_t d,
+                                               std::size_t D, const HermiteScaled& sc, const HermiteFusedPlan& plan,
+                                               vec4d_u* g, vec4d_u* pbuf, const double* const* prow, vec4d_u* acc,
+                                               vec4d_u* acc2) {
+    vec4d xv[4], live[4];
+    for (std::size_t i = 0; i < d; ++i) {
+        hermite_load16(x, i0, nb, d, i, xv, live);
+        vec4d_u* gi = g + i * (D + 1) * 4;
+        hermite_scaled_run(xv, live, D, sc, [&](std::size_t k, const vec4d* c) MODELCOLLAPSE_LAMBDA_INLINE {
+            for (int v = 0; v < 4; ++v) gi[k * 4 + v] = c[v];
+        });
+    }
+    const std::size_t n_pre = plan.pparent.size();
+    for (std::size_t p = 1; p < n_pre; ++p) {
+        if (plan.pparent[p] == 0) continue;  // one coordinate: prow points into g
+        const vec4d_u* a = reinterpret_cast<const vec4d_u*>(prow[plan.pparent[p]]);
+        const vec4d_u* b = g + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) + static_cast<std::size_t>(plan.porder[p])) * 4;
+        for (int v = 0; v < 4; ++v) pbuf[p * 4 + v] = a[v] * b[v];
+    }
+    const vec4d_u* glast = g + (d - 1) * (D + 1) * 4;
+    const std::int64_t* run_j = plan.run_j.data();
+    for (std::size_t p = 0; p < n_pre; ++p) {
+        const vec4d_u* pr = reinterpret_cast<const vec4d_u*>(prow[p]);
+        const vec4d P0 = pr[0], P1 = pr[1], P2 = pr[2], P3 = pr[3];
+        const std::size_t s1 = plan.run_begin[p + 1];
+        if (acc2) {
+            for (std::size_t s = plan.run_begin[p]; s < s1; ++s) {
+                const vec4d_u* gj = glast + static_cast<std::size_t>(run_j[s]) * 4;
+                const vec4d w0 = P0 * gj[0], w1 = P1 * gj[1], w2 = P2 * gj[2], w3 = P3 * gj[3];
+                acc[s] += (w0 + w2) + (w1 + w3);
+                acc2[s] += (w0 * w0 + w2 * w2) + (w1 * w1 + w3 * w3);
+            }
+        } else {
+            for (std::size_t s = plan.run_begin[p]; s < s1; ++s) {
+                const vec4d_u* gj = glast + static_cast<std::size_t>(run_j[s]) * 4;
+                acc[s] += (P0 * gj[0] + P2 * gj[2]) + (P1 * gj[1] + P3 * gj[3]);
+            }
+        }
+    }
+}
+
+#endif  // MODELCOLLAPSE_VECTOR_EXT
+
+#ifdef MODELCOLLAPSE_VECTOR_EXT
+// Lane sums of one chunk (acc_lane: n_slots vec4d) folded into the chunk's partial sums, in
+// a fixed order: acc[m] += fold(acc_lane[slot_of(m)]).
+template <class SlotOf>
+inline void hermite_fold(const vec4d_u* lane, const vec4d_u* lane2, std::size_t M, SlotOf slot_of, double* acc,
+                         double* acc2) {
+    for (std::size_t m = 0; m < M; ++m) {
+        const vec4d s = lane[slot_of(m)];
+        acc[m] += (s[0] + s[2]) + (s[1] + s[3]);
+        if (acc2) {
+            const vec4d s2 = lane2[slot_of(m)];
+            acc2[m] += (s2[0] + s2[2]) + (s2[1] + s2[3]);
+        }
+    }
+}
+#endif  // MODELCOLLAPSE_VECTOR_EXT
+
+// Per-thread scratch (zeroed doubles) on cache lines of its own, 64-byte aligned: the lane
+// sums are written at every step by one thread, and two threads' sums in one line (two small
+// blocks from one malloc arena) made a two-thread run 2.1x slower than with separate lines
+// (bench/hermite_kernel.cpp, 1d_2threads_shared_line against 1d_2threads_own_lines).
+struct HermiteScratch {
+    std::vector<double> mem;
+    double* p;
+    explicit HermiteScratch(std::size_t n) : mem(n + 16, 0.0) {
+        const auto a = reinterpret_cast<std::uintptr_t>(mem.data());
+        p = mem.data() + (64 - a % 64) % 64 / sizeof(double);
+    }
+    vec4d_u* v4() { return reinterpret_cast<vec4d_u*>(p); }
+};
+
 // out_mean[M], out_sq[M] (optional, may be nullptr). x is row-major (n, d).
+// Three kernels: the fused 1-D chain (the sequence h_0..h_D), the fused d-D kernel (any table of
+// one value per coordinate up to kHermFusedMaxMoments moments) and the generic two-pass one.
 inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTable& tab, double* out_mean,
                             double* out_sq, int threads, const PollFn& poll = PollFn()) {
     const std::size_t d = tab.d;
@@ -179,44 +477,70 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
     const std::size_t chunk = hermite_chunk(n, M);
     const std::size_t n_chunks = (n + chunk - 1) / chunk;
     const bool want_sq = out_sq != nullptr;
-    std::vector<double> partial(n_chunks * M * (want_sq ? 2 : 1), 0.0);
+    const std::size_t stride = M * (want_sq ? 2 : 1);
+    std::vector<double> partial(n_chunks * stride, 0.0);
+    // sums of the fused kernels are of scaled values: post[m] turns them into sums of h_alpha
+    std::vector<double> post;
     // Block of B samples processed together: val is (M, B), h is (d, D+1, B).
     const std::size_t B = std::max<std::size_t>(1, std::min<std::size_t>(64, 65536 / std::max<std::size_t>(M, 1)));
 
 #ifdef MODELCOLLAPSE_VECTOR_EXT
+    // T: the scaled values stay within 2^T of the orthonormal ones, so a product of d of them
+    // within 2^48 of h_alpha (2^32 in 1-D)
+    const HermiteScaled sc = hermite_scaled(D, d == 1 ? 32 : std::max(8, 48 / static_cast<int>(d)));
+    HermiteFusedPlan plan;
     if (is_chain_1d(tab)) {
-        // 2.3x the generic kernel on one core for degree 30 (the measurement).
         auto body1 = [&](std::size_t begin, std::size_t end, const StopToken& stop) {
-            const std::size_t c = begin / chunk;
-            double* acc = partial.data() + c * M * (want_sq ? 2 : 1);
+            double* acc = partial.data() + (begin / chunk) * stride;
             double* acc2 = want_sq ? acc + M : nullptr;
             // per-lane sums (4 per index), no alignment assumed (vec4d_u)
-            std::vector<double> lane_mem(4 * M, 0.0), lane2_mem(want_sq ? 4 * M : 0, 0.0);
-            auto* lane = reinterpret_cast<vec4d_u*>(lane_mem.data());
-            auto* lane2 = want_sq ? reinterpret_cast<vec4d_u*>(lane2_mem.data()) : nullptr;
+            HermiteScratch lane_mem(4 * M), lane2_mem(want_sq ? 4 * M : 0);
+            vec4d_u* lane = lane_mem.v4();
+            vec4d_u* lane2 = want_sq ? lane2_mem.v4() : nullptr;
             // pieces of 4096 samples between looks at the stop flag (Ctrl-C)
             for (std::size_t b0 = begin; b0 < end; b0 += 4096) {
                 if (stop.stop_requested()) return;
-                hermite_chain_1d(x, b0, std::min(end, b0 + 4096), D, sq.data(), isq.data(), lane, lane2);
+                hermite_chain_1d(x, b0, std::min(end, b0 + 4096), D, sc, lane, lane2);
             }
-            acc[0] += static_cast<double>(end - begin);
-            if (acc2) acc2[0] += static_cast<double>(end - begin);
-            for (std::size_t m = 1; m < M; ++m) {
-                const vec4d s = lane[m];
-                acc[m] += (s[0] + s[2]) + (s[1] + s[3]);
-                if (acc2) {
-                    const vec4d s2 = lane2[m];
-                    acc2[m] += (s2[0] + s2[2]) + (s2[1] + s2[3]);
-                }
-            }
+            hermite_fold(lane, lane2, M, [](std::size_t m) { return m; }, acc, acc2);
         };
         parallel_for(n, chunk, threads, body1, poll);
+        post = sc.fac;
+    } else if (hermite_fused_plan(tab, sc, plan)) {
+        const std::size_t n_pre = plan.pparent.size();
+        auto bodyd = [&](std::size_t begin, std::size_t end, const StopToken& stop) {
+            double* acc = partial.data() + (begin / chunk) * stride;
+            double* acc2 = want_sq ? acc + M : nullptr;
+            // plain doubles seen as vec4d_u: std::vector<vec4d> would drop vec4d's 32-byte alignment
+            HermiteScratch g_mem(d * (D + 1) * 16), pbuf_mem(n_pre * 16);
+            const std::vector<double> ones(16, 1.0);
+            vec4d_u* g = g_mem.v4();
+            vec4d_u* pbuf = pbuf_mem.v4();
+            std::vector<const double*> prow(n_pre);
+            prow[0] = ones.data();
+            for (std::size_t p = 1; p < n_pre; ++p)
+                prow[p] = plan.pparent[p] == 0
+                              ? g_mem.p + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) +
+                                                static_cast<std::size_t>(plan.porder[p])) * 16
+                              : pbuf_mem.p + p * 16;
+            HermiteScratch lane_mem(4 * M), lane2_mem(want_sq ? 4 * M : 0);
+            vec4d_u* lane = lane_mem.v4();
+            vec4d_u* lane2 = want_sq ? lane2_mem.v4() : nullptr;
+            for (std::size_t b0 = begin; b0 < end; b0 += kHermLanes) {
+                if ((b0 - begin) % 4096 == 0 && stop.stop_requested()) return;
+                hermite_fused_block(x, b0, std::min(kHermLanes, end - b0), d, D, sc, plan, g, pbuf, prow.data(), lane,
+                                    lane2);
+            }
+            hermite_fold(lane, lane2, M, [&](std::size_t m) { return plan.slot_of[m]; }, acc, acc2);
+        };
+        parallel_for(n, chunk, threads, bodyd, poll);
+        post = plan.post;
     } else
 #endif
     {
     auto body = [&](std::size_t begin, std::size_t end, const StopToken& stop) {
         const std::size_t c = begin / chunk;
-        double* acc = partial.data() + c * M * (want_sq ? 2 : 1);
+        double* acc = partial.data() + c * stride;
         double* acc2 = want_sq ? acc + M : nullptr;
         std::vector<double> h(d * (D + 1) * B), val(M * B), xcol(B);
         for (std::size_t b0 = begin; b0 < end; b0 += B) {
@@ -227,15 +551,15 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
     };
     parallel_for(n, chunk, threads, body, poll);
     }
-    const std::size_t stride = M * (want_sq ? 2 : 1);
     for (std::size_t m = 0; m < M; ++m) {
         double s1 = 0.0, s2 = 0.0;
         for (std::size_t c = 0; c < n_chunks; ++c) {
             s1 += partial[c * stride + m];
             if (want_sq) s2 += partial[c * stride + M + m];
         }
-        out_mean[m] = s1 / static_cast<double>(n);
-        if (want_sq) out_sq[m] = s2 / static_cast<double>(n);
+        const double f = post.empty() ? 1.0 : post[m];
+        out_mean[m] = s1 * f / static_cast<double>(n);
+        if (want_sq) out_sq[m] = s2 * f * f / static_cast<double>(n);
     }
 }
 
