@@ -119,7 +119,7 @@ def test_prefetch_helper_thread_is_bit_identical(replicas, target):
 
 
 def test_prefetch_shares_the_pieces_of_one_step_blocks():
-    # d > 16384: a block is one step, and the two threads split its x1 into pieces of 1024
+    # d > 16384: a block is one step, and the two threads split its x1 into pieces of 512
     # numbers (rows are cut); the result must be the one-thread one, bit for bit
     tg = dae.isotropic_mixture(np.zeros((1, 20000)), 1.0)
     kw = dict(r=2, n_steps=5, lr=0.3, seed=3, replicas=1, record_every=2)
