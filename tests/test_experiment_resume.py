@@ -209,6 +209,17 @@ def test_hodge_models_resume_with_the_same_random_draws(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(df, ref)
 
 
+def _counting(state, kind, real):
+    """``real``, counting its calls in ``state[kind]``; the call that makes ``state["fail"] ==
+    (kind, count)`` raises KeyboardInterrupt instead (a Ctrl-C inside that piece)."""
+    def counted(*args, **kwargs):
+        state[kind] += 1
+        if state["fail"] == (kind, state[kind]):
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    return counted
+
+
 @pytest.fixture
 def counted_dae(monkeypatch):
     """Counts the SGD runs (``dae.train``) and the ODE integrations of the DAE experiments;
@@ -220,21 +231,14 @@ def counted_dae(monkeypatch):
 
     state = {"train": 0, "ode": 0, "fail": None}
 
-    def wrap(kind, real):
-        def counted(*args, **kwargs):
-            state[kind] += 1
-            if state["fail"] == (kind, state[kind]):
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)
-        return counted
-
     def no_figure(fig, path):
         _training.pyplot().close(fig)
         path.write_bytes(b"")
         return path
 
-    monkeypatch.setattr(dae_pkg, "train", wrap("train", dae_pkg.train))
-    monkeypatch.setattr(th, "integrate_odes", wrap("ode", th.integrate_odes))   # the experiments call th.integrate_odes
+    monkeypatch.setattr(dae_pkg, "train", _counting(state, "train", dae_pkg.train))
+    # the experiments call th.integrate_odes
+    monkeypatch.setattr(th, "integrate_odes", _counting(state, "ode", th.integrate_odes))
     for mod in (_scale, _training):
         monkeypatch.setattr(mod, "save_figure", no_figure)
     return state
@@ -323,14 +327,6 @@ def counted_d4(monkeypatch):
 
     state = {"ode": 0, "target": 0, "small_lr": 0, "replica": 0, "fail": None}
 
-    def wrap(kind, real):
-        def counted(*args, **kwargs):
-            state[kind] += 1
-            if state["fail"] == (kind, state[kind]):
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)
-        return counted
-
     def no_figure(*args, **kwargs):
         path = args[-1]
         path.write_bytes(b"")
@@ -338,7 +334,7 @@ def counted_d4(monkeypatch):
 
     for kind, name in (("ode", "_ode_stats"), ("target", "_generation_theory_target"),
                        ("small_lr", "_small_lr_replica"), ("replica", "_replica_samples")):
-        monkeypatch.setattr(gen, name, wrap(kind, getattr(gen, name)))
+        monkeypatch.setattr(gen, name, _counting(state, kind, getattr(gen, name)))
     monkeypatch.setattr(gen, "_panels_figure", no_figure)
     return state
 
