@@ -59,6 +59,11 @@ def test_report_contains_every_registered_part(tmp_path):
     assert "modelcollapse run demo --preset quick" in md
     assert "## Claims at a glance" in md and "demo.sampler_tracks_exact_laws" in md
     assert "ok" in res.stdout and "claims: " in res.stdout
+    from modelcollapse.experiments.report import report_left_out
+    left_out = report_left_out("quick")
+    assert left_out   # D4 is in the default and paper reports only
+    for item in left_out:   # the console names each one, not only the report's header
+        assert f"not in this report: {item['experiment']} ({item['part']})" in res.stdout
 
 
 @pytest.mark.slow

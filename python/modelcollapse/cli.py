@@ -284,6 +284,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
               f"  claims: {counts or 'none'}")
     c = res["counts"]
     print(f"claims: {c['holds']} hold, {c['fails']} fail, {c['underpowered']} underpowered")
+    for item in res["left_out"]:   # e.g. D4 at quick: say so here too, not only in the report's header
+        print(f"not in this report: {item['experiment']} ({item['part']}); `{item['report']}` includes it, "
+              f"`{item['run']}` runs it alone")
     print(f"report: {res['html']} and {res['markdown']}")
     if failed:
         print(f"modelcollapse: error: experiments failed: {', '.join(failed)} (see the report)", file=sys.stderr)

@@ -235,8 +235,8 @@ def build_report(preset: str, out_dir: str | Path, progress: bool = False, *,
     Returns
     -------
     dict
-        The paths written, the sections (per experiment: summary, claims or error) and the
-        verdict counts. A failing experiment is reported (with its traceback) instead of
+        The paths written, the sections (per experiment: summary, claims or error), the
+        verdict counts and the report experiments left out at this preset. A failing experiment is reported (with its traceback) instead of
         aborting the report.
     """
     out = Path(out_dir)
@@ -251,7 +251,7 @@ def build_report(preset: str, out_dir: str | Path, progress: bool = False, *,
     atomic_write_text(html_path, render_html(sections, meta, out))
     atomic_write_text(json_path, dumps_strict({"meta": meta, "sections": sections}, indent=2, default=str))
     return {"markdown": md_path, "html": html_path, "json": json_path, "sections": sections,
-            "counts": meta["counts"]}
+            "counts": meta["counts"], "left_out": meta["left_out"]}
 
 
 def _claims_of(section: Mapping[str, Any]) -> list[Claim]:
