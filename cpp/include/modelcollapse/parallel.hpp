@@ -26,6 +26,11 @@
 #include <system_error>
 #include <thread>
 #include <vector>
+#if defined(MODELCOLLAPSE_THREAD_STATS) && defined(__linux__)
+#include <sys/resource.h>
+#include <time.h>
+#include <cstdio>
+#endif
 
 namespace modelcollapse {
 
@@ -62,6 +67,51 @@ class StopToken {
     const PollFn* poll_ = nullptr;
     std::thread::id owner_;
 };
+
+#if defined(MODELCOLLAPSE_THREAD_STATS) && defined(__linux__)
+// Bench-only (bench/dae_threads.cpp): where the calling thread's wall time went, from Linux's
+// per-thread scheduler accounting. /proc/thread-self/schedstat gives the time on a CPU, the
+// time runnable but waiting on a run queue (preempted or not yet scheduled) and the number of
+// timeslices; getrusage(RUSAGE_THREAD) the voluntary (blocked, yielded) and involuntary
+// (preempted) context switches. Wall time less CPU time less run-queue delay is time the thread
+// was not runnable (blocked, sleeping) or its vCPU was taken by the hypervisor (steal).
+// Never compiled into the extension: a sample costs a file read (a few microseconds).
+struct SchedSample {
+    double wall = 0.0, cpu = 0.0, rq = 0.0;  // seconds
+    long slices = 0, nvcsw = 0, nivcsw = 0;
+    SchedSample operator-(const SchedSample& o) const {
+        SchedSample r;
+        r.wall = wall - o.wall;
+        r.cpu = cpu - o.cpu;
+        r.rq = rq - o.rq;
+        r.slices = slices - o.slices;
+        r.nvcsw = nvcsw - o.nvcsw;
+        r.nivcsw = nivcsw - o.nivcsw;
+        return r;
+    }
+};
+
+inline SchedSample sched_sample() {
+    SchedSample s;
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    s.wall = static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    unsigned long long run = 0, wait = 0, slices = 0;
+    if (std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r")) {
+        if (std::fscanf(f, "%llu %llu %llu", &run, &wait, &slices) != 3) run = wait = slices = 0;
+        std::fclose(f);
+    }
+    s.cpu = 1e-9 * static_cast<double>(run);
+    s.rq = 1e-9 * static_cast<double>(wait);
+    s.slices = static_cast<long>(slices);
+    rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+        s.nvcsw = ru.ru_nvcsw;
+        s.nivcsw = ru.ru_nivcsw;
+    }
+    return s;
+}
+#endif
 
 // Worker threads parallel_for has started in this process: a test hook (a loop with one
 // worker must start none, tests/test_threads_safety.py), read through _core.
