@@ -737,7 +737,10 @@ def _two_thread_rows(cases: list[_Case], bounds: dict[str, Any] | None = None) -
             if core_pct >= 50.0:
                 met = c.summary["pct_limit"] >= 50.0
                 measured += f", {limits.CORES} threads at {c.summary['pct_limit']:.3g}% of the limit"
-        rows.append(_row(TWO_THREADS, c, measured, met, lambda c=c, sp=sp: _bound_scaling(c, sp, bounds)))
+        row = _row(TWO_THREADS, c, measured, met, lambda c=c, sp=sp: _bound_scaling(c, sp, bounds))
+        if met is None:  # not judged: still say where the two-thread time goes where it was measured
+            row = Row(row.goal, row.case, row.measured, met, _kde_threads_split(c, sp, bounds) or "", row.run)
+        rows.append(row)
     return rows
 
 
@@ -747,6 +750,9 @@ def _bound_scaling(c: _Case, sp: float, bounds: dict[str, Any] | None = None) ->
         return _bound_hermite_threads(c, sp, bounds)
     if re.search(r"^dae_sgd d=\d+ r=2", c.name) and c.median("cpp_1thread") is not None:
         return _bound_two_threads(c, c.median("cpp_1thread"), bounds)
+    kde = _kde_threads_split(c, sp, bounds)
+    if kde:
+        return kde
     text = (f"the second thread: {sp:.2f}× where {limits.CORES}× keeps the one-thread rate; how the time splits "
             f"between the threads (waiting, shared memory bandwidth) is not measured")
     return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")
@@ -842,6 +848,35 @@ def _m_lo(bounds: dict[str, Any], name: str) -> float:
 
 def _m_hi(bounds: dict[str, Any], name: str) -> float:
     return float(bounds["measurements"][name].get("max", bounds["measurements"][name]["median"]))
+
+
+def _kde_threads_split(c: _Case, sp: float, bounds: dict[str, Any] | None) -> str | None:
+    """The exact grid KDE's two-thread run split per worker (bench/thread_split.cpp, recorded by
+    bench/bounds.py as ``threads_kde_exact_<d>d_n<n>_*``), and the public call's share outside
+    the kernel (one thread, serial: the bandwidth, checks) where bounds.py measured it."""
+    m = re.search(r"^kde exact d=(\d) n=(\d+) ", c.name)
+    key = f"threads_kde_exact_{m.group(1)}d_n{m.group(2)}_" if m else ""
+    if not m or _m(bounds, key + "speedup_wall") is None:
+        return None
+    assert bounds is not None
+
+    def pct(name: str) -> str:
+        return f"{_m(bounds, key + name) or 0.0:.0%}"
+
+    text = (f"the public call {sp:.2f}× on two threads; its compiled kernel alone "
+            f"{_ratio(bounds, key + 'speedup_wall')} (bench/thread_split.cpp via {_src(bounds)}, interleaved, "
+            f"medians, scheduler accounting per worker): the two threads' CPU time is "
+            f"{_ratio(bounds, key + 'work_over_1thread')} one thread's, the busiest worker's CPU time "
+            f"{_m(bounds, key + 'worker_cpu_max_over_min') or 0.0:.2f}× the idlest's; of the two-thread wall time "
+            f"{pct('outside_workers_share')} is outside the workers (set-up, thread start, reduction, join) and "
+            f"each worker spends {pct('worker_cpu_share')} on a CPU, {pct('worker_rq_share')} on the run queue "
+            f"(preempted), {pct('worker_blocked_share')} blocked; the one-thread run waits {pct('t1_rq_share')} on "
+            f"the run queue")
+    py = _m(bounds, f"kde_exact_{m.group(1)}d_python_share")
+    if py is not None and m.group(2) == "5000":
+        text += (f"; the public call spends {_share(bounds, f'kde_exact_{m.group(1)}d_python_share')} outside the "
+                 f"kernel on one thread (serial), which alone caps two threads at {1.0 / (py + (1.0 - py) / 2.0):.2f}×")
+    return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")
 
 
 def _bound_two_threads(c: _Case, t1: float, bounds: dict[str, Any] | None = None) -> str:
