@@ -516,8 +516,9 @@ THREAD_SPLIT_FIELDS = {
 def kde_thread_split(rounds: int) -> dict[str, dict[str, Any]]:
     """bench/thread_split.cpp --json (the extension's flags plus -DMODELCOLLAPSE_THREAD_STATS and
     Eigen): the exact grid KDE's compiled kernel (1-D n = 5000 and 5e4 on 1000 points, 2-D n = 5000
-    on 100^2) on one and two threads, interleaved rounds, each two-thread run split per worker by
-    the scheduler's accounting (parallel.hpp, SchedSample). {} where it does not build or run."""
+    on 100^2) and the 2-D Hermite moments (degree 10, 1e6 samples) on one and two threads,
+    interleaved rounds, each two-thread run split per worker by the scheduler's accounting
+    (parallel.hpp, SchedSample). {} where it does not build or run."""
     try:
         prefix = subprocess.run([sys.executable, "-m", "cmeel", "cmake"], capture_output=True, text=True,
                                 timeout=60).stdout.strip()
@@ -531,14 +532,15 @@ def kde_thread_split(rounds: int) -> dict[str, dict[str, Any]]:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for key, fields in data.items():
-        if not key.startswith("kde_"):
+        if not isinstance(fields, dict):
             continue
         for name, (unit, what) in THREAD_SPLIT_FIELDS.items():
             if name in fields:
                 med, lo, hi = fields[name]
                 out[f"threads_{key}_{name}"] = {
                     "median": med, "min": lo, "max": hi, "unit": unit,
-                    "what": f"{key} (grid {fields['grid']} a side), compiled kernel on two threads "
+                    "what": f"{key}" + (f" (grid {fields['grid']} a side)" if fields["grid"] else "")
+                            + ", compiled kernel on two threads "
                             f"(bench/thread_split.cpp, {data['rounds']} rounds): {what}"}
     return out
 

@@ -856,7 +856,9 @@ def _kde_threads_split(c: _Case, sp: float, bounds: dict[str, Any] | None) -> st
     the kernel (one thread, serial: the bandwidth, checks) where bounds.py measured it."""
     m = re.search(r"^kde exact d=(\d) n=(\d+) ", c.name)
     key = f"threads_kde_exact_{m.group(1)}d_n{m.group(2)}_" if m else ""
-    if not m or _m(bounds, key + "speedup_wall") is None:
+    if c.name == "hermite_2d_deg10":  # the same split (bench/thread_split.cpp), no public-call share
+        key = "threads_hermite_2d_deg10_"
+    if not key or _m(bounds, key + "speedup_wall") is None:
         return None
     assert bounds is not None
 
@@ -872,8 +874,8 @@ def _kde_threads_split(c: _Case, sp: float, bounds: dict[str, Any] | None) -> st
             f"each worker spends {pct('worker_cpu_share')} on a CPU, {pct('worker_rq_share')} on the run queue "
             f"(preempted), {pct('worker_blocked_share')} blocked; the one-thread run waits {pct('t1_rq_share')} on "
             f"the run queue")
-    py = _m(bounds, f"kde_exact_{m.group(1)}d_python_share")
-    if py is not None and m.group(2) == "5000":
+    py = _m(bounds, f"kde_exact_{m.group(1)}d_python_share") if m else None
+    if m and py is not None and m.group(2) == "5000":
         text += (f"; the public call spends {_share(bounds, f'kde_exact_{m.group(1)}d_python_share')} outside the "
                  f"kernel on one thread (serial), which alone caps two threads at {1.0 / (py + (1.0 - py) / 2.0):.2f}×")
     return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")

@@ -489,3 +489,9 @@ def test_kde_two_thread_row_quotes_the_worker_split_and_the_serial_share():
     other = "kde exact d=1 n=50000 grid=1000^1"
     recs2 = [{**r, "case": other} for r in recs]
     assert _rows([_area("metrics", recs2)], bounds)[(goals.TWO_THREADS, other)].bound == ""
+    # the 2-D Hermite row reads its own split (no public-call share there)
+    h = "hermite_2d_deg10"
+    hb = {**BOUNDS, "measurements": {**BOUNDS["measurements"], **{
+        f"threads_hermite_2d_deg10_{k}": {"median": v, "min": v, "max": v} for k, v in f.items()}}}
+    hrow = _rows([_area("truncation", [{**r, "case": h} for r in recs])], hb)[(goals.TWO_THREADS, h)]
+    assert "its compiled kernel alone 1.70×" in hrow.bound and "caps two threads" not in hrow.bound
