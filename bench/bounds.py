@@ -516,7 +516,8 @@ THREAD_SPLIT_FIELDS = {
 def kde_thread_split(rounds: int) -> dict[str, dict[str, Any]]:
     """bench/thread_split.cpp --json (the extension's flags plus -DMODELCOLLAPSE_THREAD_STATS and
     Eigen): the exact grid KDE's compiled kernel (1-D n = 5000 and 5e4 on 1000 points, 2-D n = 5000
-    on 100^2) and the 2-D Hermite moments (degree 10, 1e6 samples) on one and two threads,
+    on 100^2), the 2-D Hermite moments (degree 10, 1e6 samples) and the empirical score's loop
+    (n = m = 1e4, d = 2, t = 0.1 and 1.0, log p) on one and two threads,
     interleaved rounds, each two-thread run split per worker by the scheduler's accounting
     (parallel.hpp, SchedSample). {} where it does not build or run."""
     try:

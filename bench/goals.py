@@ -858,6 +858,9 @@ def _kde_threads_split(c: _Case, sp: float, bounds: dict[str, Any] | None) -> st
     key = f"threads_kde_exact_{m.group(1)}d_n{m.group(2)}_" if m else ""
     if c.name == "hermite_2d_deg10":  # the same split (bench/thread_split.cpp), no public-call share
         key = "threads_hermite_2d_deg10_"
+    e = re.search(r"^empirical score n=m=1e\+04 d=2 t=(0\.1|1\.0)$", c.name)
+    if e:  # the same loop on log p (bench/thread_split.cpp)
+        key = "threads_emp_score_t01_" if e.group(1) == "0.1" else "threads_emp_score_t1_"
     if not key or _m(bounds, key + "speedup_wall") is None:
         return None
     assert bounds is not None

@@ -1,6 +1,8 @@
 // Where a two-thread parallel_for run's wall time goes (issue 16, "two-thread scaling"): the
 // exact grid KDE (kde::exact_grid, the bench's "kde exact" cases) and the 2-D Hermite moments
-// (hermite_moments, the bench's hermite_2d_deg10) on one and on two threads,
+// (hermite_moments, the bench's hermite_2d_deg10) and the empirical score (the loop of
+// EmpiricalScore.score, cpp/bindings/score_eval.hpp: n = m = 1e4, d = 2, t = 0.1 and 1.0) on one
+// and on two threads,
 // interleaved rounds, medians. parallel_for records, per worker, Linux's scheduler accounting
 // (parallel.hpp, SchedSample, MODELCOLLAPSE_THREAD_STATS): CPU time, run-queue delay
 // (runnable, not on a CPU: preempted or not yet scheduled), the rest of its life (blocked),
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "modelcollapse/hermite.hpp"
+#include "modelcollapse/sampler.hpp"
 #include "modelcollapse/kde.hpp"
 
 namespace mc = modelcollapse;
@@ -198,6 +201,32 @@ int main(int argc, char** argv) {
         };
         if (split_case(call, M, rounds, json, "hermite_2d_deg10", "hermite_moments d=2 degree 10, 1e6 samples", 0))
             return 1;
+    }
+    {
+        // the bench's "empirical score n=m=1e+04 d=2": data and query points N(0, I)
+        const std::size_t n = 10000, m = 10000, d = 2;
+        std::mt19937_64 g(1);
+        std::normal_distribution<double> nd;
+        std::vector<double> X(n * d), Y(m * d);
+        for (double& v : X) v = nd(g);
+        for (double& v : Y) v = nd(g);
+        const mc::EmpiricalData data = mc::EmpiricalData::build(n, d, X.data());
+        for (double t : {0.1, 1.0}) {
+            // the loop of for_each_point (score_eval.hpp): smoothing, then chunks of 256 points
+            auto call = [&, t](int threads) {
+                return [&, t, threads](double* out) {
+                    auto sm = mc::smooth(data, t);
+                    mc::parallel_for(m, 256, threads, [&](std::size_t b, std::size_t e, const mc::StopToken&) {
+                        auto ws = mc::make_workspace(data);
+                        for (std::size_t i = b; i < e; ++i) out[i] = mc::eval_point(sm, Y.data() + i * d, nullptr, ws);
+                    });
+                };
+            };
+            const char* key = t == 0.1 ? "emp_score_t01" : "emp_score_t1";
+            char what[96];
+            std::snprintf(what, sizeof what, "empirical score n=m=1e4 d=2 t=%g (log p)", t);
+            if (split_case(call, m, rounds, json, key, what, 0)) return 1;
+        }
     }
     if (json) std::printf("}\n");
     return 0;

@@ -495,3 +495,12 @@ def test_kde_two_thread_row_quotes_the_worker_split_and_the_serial_share():
         f"threads_hermite_2d_deg10_{k}": {"median": v, "min": v, "max": v} for k, v in f.items()}}}
     hrow = _rows([_area("truncation", [{**r, "case": h} for r in recs])], hb)[(goals.TWO_THREADS, h)]
     assert "its compiled kernel alone 1.70×" in hrow.bound and "caps two threads" not in hrow.bound
+    # the empirical score's judged row (t = 0.1: 45% of the limit on two threads) quotes its split
+    lim = 2.2e12  # one thread at 53% of a core's share, two at 45% of the limit
+    e = "empirical score n=m=1e+04 d=2 t=0.1"
+    erecs = [_rec(e, "cpp", "project", 1.0, 1e12, "pairs", lim, rated=True),
+             _rec(e, "cpp_1thread", "project", 1.7, 1e12, "pairs", lim)]
+    eb = {**BOUNDS, "measurements": {**BOUNDS["measurements"], **{
+        f"threads_emp_score_t01_{k}": {"median": v, "min": v, "max": v} for k, v in f.items()}}}
+    erow = _rows([_area("foundation", erecs)], eb)[(goals.TWO_THREADS, e)]
+    assert erow.met is False and "its compiled kernel alone 1.70×" in erow.bound
