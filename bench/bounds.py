@@ -411,6 +411,141 @@ def empirical_window_share(t: float, n: int = 2000, seed: int = 5) -> float:
     return float(np.mean(d0 <= D.min(axis=1, keepdims=True) + 2.0 * s2 * 50.0))
 
 
+DAE_THREADS_SRC = HERE / "dae_threads.cpp"
+# what each field of bench/dae_threads.cpp --json is (shares are of the two-thread run's wall time)
+DAE_THREAD_FIELDS = {
+    "t1_s": ("s", "one-thread run, wall clock"), "t2_s": ("s", "two-thread run, wall clock"),
+    "speedup_wall": ("ratio", "one-thread over two-thread wall clock, paired per round"),
+    "t1_rq_share": ("share", "one-thread run: run-queue delay (schedstat) over its wall clock"),
+    "sgd_work_share": ("share", "SGD thread: CPU time outside its waits"),
+    "sgd_sync_share": ("share", "SGD thread: CPU time spinning for the helper's pieces"),
+    "sgd_rq_share": ("share", "SGD thread: run-queue delay (runnable, not on a CPU: preempted)"),
+    "sgd_rest_share": ("share", "SGD thread: wall less CPU less run queue (blocked: helper start, join; steal)"),
+    "sgd_rq_in_wait_share": ("share", "SGD thread: off a CPU inside its waits for the helper"),
+    "sgd_nivcsw": ("count", "SGD thread: involuntary context switches"),
+    "sgd_nvcsw": ("count", "SGD thread: voluntary context switches"),
+    "helper_work_share": ("share", "helper: CPU time drawing pieces (outside its waits)"),
+    "helper_sync_share": ("share", "helper: CPU time spinning for a free buffer"),
+    "helper_rq_share": ("share", "helper: run-queue delay"),
+    "helper_sleep_share": ("share", "helper: asleep on its condition variable (buffers full)"),
+    "helper_outside_share": ("share", "helper: not yet started or already ended"),
+    "helper_nivcsw": ("count", "helper: involuntary context switches"),
+    "speedup_no_rq": ("ratio", "each run's wall less its calling thread's run-queue delay, one over two threads"),
+    "speedup_no_rq_hi": ("ratio", "the same, the SGD thread's spin also less up to the helper's run-queue delay"),
+    "work_over_1thread": ("ratio", "CPU time of the two-thread run's work (both threads) over the one-thread run's"),
+    "speedup_work_bound": ("ratio", "speed-up that work allows on two idle cores (pieces split to balance)"),
+    "helper_piece_share": ("share", "pieces of normals the helper drew"),
+    "steal_share": ("share", "steal time (/proc/stat, all two-thread runs) over both CPUs' time"),
+}
+
+
+def _compile_exe(src: Path, flags: list[str]) -> Path | None:
+    """Build a bench C++ program against the checkout's headers, once per version of the source,
+    headers and flags (cached in the temp folder); None without g++ or on Linux-less systems."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if cxx is None or not sys.platform.startswith("linux"):
+        return None
+    inc = HERE.parent / "cpp" / "include"
+    flags = ["-O3", "-fno-math-errno", "-fopenmp-simd", "-pthread", "-std=c++17", f"-I{inc}", "-Wno-psabi", *flags]
+    h = hashlib.sha256(src.read_bytes() + " ".join([cxx, *flags]).encode())
+    for hdr in sorted((inc / "modelcollapse").glob("*.hpp")):
+        h.update(hdr.read_bytes())
+    exe = Path(tempfile.gettempdir()) / f"modelcollapse_bench_{src.stem}_{h.hexdigest()[:16]}"
+    if not exe.exists():
+        tmp = exe.with_suffix(f".{os.getpid()}")
+        res = subprocess.run([cxx, *flags, str(src), "-o", str(tmp)], capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"{src.name} did not build (its split is left out): {res.stderr[-300:]}")
+            return None
+        os.replace(tmp, exe)
+    return exe
+
+
+def _run_json(exe: Path | None, rounds: int) -> dict[str, Any] | None:
+    if exe is None:
+        return None
+    run = subprocess.run([str(exe), str(rounds), "--json"], capture_output=True, text=True, timeout=1800)
+    if run.returncode != 0:
+        print(f"{exe.name} failed (its split is left out): {run.stdout[-300:]} {run.stderr[-300:]}")
+        return None
+    return json.loads(run.stdout)
+
+
+def dae_thread_split(rounds: int) -> dict[str, dict[str, Any]]:
+    """bench/dae_threads.cpp --json (built here with the extension's flags plus
+    -DMODELCOLLAPSE_DAE_STATS, Linux only): the two-thread DAE run (d = 1e4, 1e5) against one
+    thread, interleaved rounds, each two-thread run's wall time split per thread by the kernel's
+    scheduler accounting (/proc/thread-self/schedstat) into work, synchronisation wait and
+    run-queue delay (docs/dae.md, "Performance"). {} where it does not build or run."""
+    data = _run_json(_compile_exe(DAE_THREADS_SRC, ["-DMODELCOLLAPSE_DAE_STATS"]), rounds)
+    if data is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for dkey, fields in data.items():
+        if not dkey.startswith("d"):
+            continue
+        for name, (unit, what) in DAE_THREAD_FIELDS.items():
+            if name in fields:
+                med, lo, hi = fields[name]
+                out[f"dae_threads_{dkey}_{name}"] = {
+                    "median": med, "min": lo, "max": hi, "unit": unit,
+                    "what": f"DAE d={dkey[1:]} {fields['n_steps']} steps, two threads (bench/dae_threads.cpp, "
+                            f"{data['rounds']} rounds): {what}"}
+    return out
+
+
+THREAD_SPLIT_SRC = HERE / "thread_split.cpp"
+# what each field of bench/thread_split.cpp --json is (shares are of the two-thread run's wall time)
+THREAD_SPLIT_FIELDS = {
+    "speedup_wall": ("ratio", "one-thread over two-thread wall clock, paired per round"),
+    "work_over_1thread": ("ratio", "CPU time of the two-thread run (workers, the caller's set-up) over one thread's"),
+    "outside_workers_share": ("share", "outside the longest worker's life: set-up, thread start, reduction, join"),
+    "worker_cpu_share": ("share", "per worker (the caller is one): on a CPU"),
+    "worker_rq_share": ("share", "per worker: run-queue delay (preempted, or not yet scheduled)"),
+    "worker_blocked_share": ("share", "per worker: neither (blocked on a lock, or steal)"),
+    "worker_cpu_max_over_min": ("ratio", "CPU time of the busiest worker over the idlest's (imbalance)"),
+    "t1_rq_share": ("share", "one-thread run: run-queue delay over its wall clock"),
+    "speedup_no_rq": ("ratio", "each run's wall less its (mean per worker) run-queue delay, one over two threads"),
+}
+
+
+def kde_thread_split(rounds: int) -> dict[str, dict[str, Any]]:
+    """bench/thread_split.cpp --json (the extension's flags plus -DMODELCOLLAPSE_THREAD_STATS and
+    Eigen): the exact grid KDE's compiled kernel (1-D n = 5000 and 5e4 on 1000 points, 2-D n = 5000
+    on 100^2), the 2-D Hermite moments (degree 10, 1e6 samples) and the empirical score's loop
+    (n = m = 1e4, d = 2, t = 0.1 and 1.0, log p) on one and two threads,
+    interleaved rounds, each two-thread run split per worker by the scheduler's accounting
+    (parallel.hpp, SchedSample). {} where it does not build or run."""
+    try:
+        prefix = subprocess.run([sys.executable, "-m", "cmeel", "cmake"], capture_output=True, text=True,
+                                timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    eigen = Path(prefix) / "include" / "eigen3"
+    if not prefix or not eigen.is_dir():
+        return {}
+    data = _run_json(_compile_exe(THREAD_SPLIT_SRC, ["-DMODELCOLLAPSE_THREAD_STATS", f"-isystem{eigen}"]), rounds)
+    if data is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for key, fields in data.items():
+        if not isinstance(fields, dict):
+            continue
+        for name, (unit, what) in THREAD_SPLIT_FIELDS.items():
+            if name in fields:
+                med, lo, hi = fields[name]
+                out[f"threads_{key}_{name}"] = {
+                    "median": med, "min": lo, "max": hi, "unit": unit,
+                    "what": f"{key}" + (f" (grid {fields['grid']} a side)" if fields["grid"] else "")
+                            + ", compiled kernel on two threads "
+                            f"(bench/thread_split.cpp, {data['rounds']} rounds): {what}"}
+    return out
+
+
 def source_commit() -> str | None:
     """The git commit of the checkout the imported modelcollapse comes from (None outside a
     checkout): the build both bench/run.py and this script measured."""
@@ -550,6 +685,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load0 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     res = measure(args.rounds)
+    res.update(dae_thread_split(args.rounds))
+    res.update(kde_thread_split(args.rounds))
     load1 = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     data = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu_count": os.cpu_count(), "rounds": args.rounds,
             "clock": "process CPU time",

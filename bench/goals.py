@@ -629,7 +629,7 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None,
         t1, t2 = c.median("cpp_1thread"), c.median("cpp")
         if m and int(m.group(1)) >= 10_000 and t1 is not None and t2 is not None:
             rows.append(_row(g, c, f"{t1 / t2:.2f}× (`cpp_1thread` / `cpp`)", t1 / t2 >= 1.8,
-                             lambda c=c, t1=t1: _bound_two_threads(c, t1)))
+                             lambda c=c, t1=t1: _bound_two_threads(c, t1, bounds)))
 
     rows += _two_thread_rows(cases, bounds)
 
@@ -737,7 +737,10 @@ def _two_thread_rows(cases: list[_Case], bounds: dict[str, Any] | None = None) -
             if core_pct >= 50.0:
                 met = c.summary["pct_limit"] >= 50.0
                 measured += f", {limits.CORES} threads at {c.summary['pct_limit']:.3g}% of the limit"
-        rows.append(_row(TWO_THREADS, c, measured, met, lambda c=c, sp=sp: _bound_scaling(c, sp, bounds)))
+        row = _row(TWO_THREADS, c, measured, met, lambda c=c, sp=sp: _bound_scaling(c, sp, bounds))
+        if met is None:  # not judged: still say where the two-thread time goes where it was measured
+            row = Row(row.goal, row.case, row.measured, met, _kde_threads_split(c, sp, bounds) or "", row.run)
+        rows.append(row)
     return rows
 
 
@@ -746,7 +749,10 @@ def _bound_scaling(c: _Case, sp: float, bounds: dict[str, Any] | None = None) ->
     if re.search(r"^hermite_1d", c.name):
         return _bound_hermite_threads(c, sp, bounds)
     if re.search(r"^dae_sgd d=\d+ r=2", c.name) and c.median("cpp_1thread") is not None:
-        return _bound_two_threads(c, c.median("cpp_1thread"))
+        return _bound_two_threads(c, c.median("cpp_1thread"), bounds)
+    kde = _kde_threads_split(c, sp, bounds)
+    if kde:
+        return kde
     text = (f"the second thread: {sp:.2f}× where {limits.CORES}× keeps the one-thread rate; how the time splits "
             f"between the threads (waiting, shared memory bandwidth) is not measured")
     return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")
@@ -793,7 +799,92 @@ def _dae_threads_split() -> str:
             "cores; the rest, the threads' waits, cannot be told from preemption on a shared machine")
 
 
-def _bound_two_threads(c: _Case, t1: float) -> str:
+def _dae_threads_sched(c: _Case, bounds: dict[str, Any] | None) -> str | None:
+    """The two-thread DAE run's wall time split per thread by the scheduler's accounting
+    (bench/dae_threads.cpp --json, recorded by bench/bounds.py as ``dae_threads_d<d>_*``): work,
+    synchronisation wait, run-queue delay (preempted), and what that leaves of the gap to 1.8×."""
+    m = re.search(r"^dae_sgd d=(\d+) ", c.name)
+    key = f"dae_threads_d{m.group(1)}_" if m else ""
+    if not m or _m(bounds, key + "speedup_wall") is None:
+        return None
+    assert bounds is not None
+
+    def v(name: str) -> float:
+        return float(_m(bounds, key + name) or 0.0)
+
+    def pct(name: str) -> str:
+        return f"{v(name):.0%}"
+
+    sp, no_rq, no_rq_hi, work_sp = v("speedup_wall"), v("speedup_no_rq"), v("speedup_no_rq_hi"), v("speedup_work_bound")
+    text = (f"; split by the scheduler's per-thread accounting (bench/dae_threads.cpp via {_src(bounds)}, one- and "
+            f"two-thread runs interleaved, medians, /proc/thread-self/schedstat): two threads "
+            f"{_ratio(bounds, key + 'speedup_wall')} here; of the two-thread wall time the SGD thread works "
+            f"{pct('sgd_work_share')}, spins for the helper's pieces {pct('sgd_sync_share')}, waits on the run "
+            f"queue (preempted) {pct('sgd_rq_share')} "
+            f"({pct('sgd_rq_in_wait_share')} inside its waits), other {pct('sgd_rest_share')}; the helper works "
+            f"{pct('helper_work_share')}, waits for a free buffer {pct('helper_sync_share')} spinning and "
+            f"{pct('helper_sleep_share')} asleep, is on the run queue {pct('helper_rq_share')} and drew "
+            f"{pct('helper_piece_share')} of the pieces; the one-thread run waits on the run queue "
+            f"{pct('t1_rq_share')}; steal {pct('steal_share')}; without run-queue delay the runs give {no_rq:.2f}× "
+            f"(rounds {_m_lo(bounds, key + 'speedup_no_rq'):.2f}× to {_m_hi(bounds, key + 'speedup_no_rq'):.2f}×; "
+            f"{no_rq_hi:.2f}× with the helper's delay also taken off the SGD thread's spin), and the two threads' "
+            f"work (CPU time, {_ratio(bounds, key + 'work_over_1thread')} the one-thread run's) allows {work_sp:.2f}× "
+            f"on two idle cores")
+    if sp >= 1.8:
+        return text
+    if work_sp < 1.8:
+        return text + (": the work itself bounds it (normals drawn on one core are read from the other's cache)")
+    if no_rq >= 1.8:
+        return text + ": the gap is preemption (other jobs holding the cores), not the threads' synchronisation"
+    lost_sync = v("sgd_sync_share") + v("helper_sync_share") + v("helper_sleep_share")
+    return text + (f": with preemption taken out it stays below 1.8×, so the rest is the split of the pieces: the "
+                   f"helper drew {pct('helper_piece_share')} and waited {lost_sync - v('sgd_sync_share'):.0%} of the "
+                   f"time for a free buffer (two blocks ahead), the SGD thread drew the rest itself")
+
+
+def _m_lo(bounds: dict[str, Any], name: str) -> float:
+    return float(bounds["measurements"][name].get("min", bounds["measurements"][name]["median"]))
+
+
+def _m_hi(bounds: dict[str, Any], name: str) -> float:
+    return float(bounds["measurements"][name].get("max", bounds["measurements"][name]["median"]))
+
+
+def _kde_threads_split(c: _Case, sp: float, bounds: dict[str, Any] | None) -> str | None:
+    """The exact grid KDE's two-thread run split per worker (bench/thread_split.cpp, recorded by
+    bench/bounds.py as ``threads_kde_exact_<d>d_n<n>_*``), and the public call's share outside
+    the kernel (one thread, serial: the bandwidth, checks) where bounds.py measured it."""
+    m = re.search(r"^kde exact d=(\d) n=(\d+) ", c.name)
+    key = f"threads_kde_exact_{m.group(1)}d_n{m.group(2)}_" if m else ""
+    if c.name == "hermite_2d_deg10":  # the same split (bench/thread_split.cpp), no public-call share
+        key = "threads_hermite_2d_deg10_"
+    e = re.search(r"^empirical score n=m=1e\+04 d=2 t=(0\.1|1\.0)$", c.name)
+    if e:  # the same loop on log p (bench/thread_split.cpp)
+        key = "threads_emp_score_t01_" if e.group(1) == "0.1" else "threads_emp_score_t1_"
+    if not key or _m(bounds, key + "speedup_wall") is None:
+        return None
+    assert bounds is not None
+
+    def pct(name: str) -> str:
+        return f"{_m(bounds, key + name) or 0.0:.0%}"
+
+    text = (f"the public call {sp:.2f}× on two threads; its compiled kernel alone "
+            f"{_ratio(bounds, key + 'speedup_wall')} (bench/thread_split.cpp via {_src(bounds)}, interleaved, "
+            f"medians, scheduler accounting per worker): the two threads' CPU time is "
+            f"{_ratio(bounds, key + 'work_over_1thread')} one thread's, the busiest worker's CPU time "
+            f"{_m(bounds, key + 'worker_cpu_max_over_min') or 0.0:.2f}× the idlest's; of the two-thread wall time "
+            f"{pct('outside_workers_share')} is outside the workers (set-up, thread start, reduction, join) and "
+            f"each worker spends {pct('worker_cpu_share')} on a CPU, {pct('worker_rq_share')} on the run queue "
+            f"(preempted), {pct('worker_blocked_share')} blocked; the one-thread run waits {pct('t1_rq_share')} on "
+            f"the run queue")
+    py = _m(bounds, f"kde_exact_{m.group(1)}d_python_share") if m else None
+    if m and py is not None and m.group(2) == "5000":
+        text += (f"; the public call spends {_share(bounds, f'kde_exact_{m.group(1)}d_python_share')} outside the "
+                 f"kernel on one thread (serial), which alone caps two threads at {1.0 / (py + (1.0 - py) / 2.0):.2f}×")
+    return text + (" (the run was on a shared machine: rerun on a quiet one)" if c.loaded else "")
+
+
+def _bound_two_threads(c: _Case, t1: float, bounds: dict[str, Any] | None = None) -> str:
     """Amdahl from the same run: the helper thread can take over the normals at most; the
     SGD arithmetic (1-thread time minus the normals alone) stays on the SGD thread."""
     rng = c.median("rng_only")
@@ -803,10 +894,12 @@ def _bound_two_threads(c: _Case, t1: float) -> str:
     cap = t1 / max(t1 / 2.0, sgd)
     text = (f"same run: the normals alone take {rng:.3g} s (`rng_only`, one thread), the 1-thread kernel {t1:.3g} s, "
             f"so with the SGD arithmetic on one thread two threads give at most {cap:.2f}×")
+    if cap < 1.8:
+        text += _dae_threads_sched(c, bounds) or ""
     if cap >= 1.8:
         text += ("; the rest of the gap is not explained by this run (bench/dae_threads.cpp splits a two-thread "
                  "run: who drew which normals, each thread's waits; docs/dae.md, \"Performance\")")
-        text += _dae_threads_split()
+        text += _dae_threads_sched(c, bounds) or _dae_threads_split()
         if c.loaded:
             text += " (the run was on a shared machine: rerun on a quiet one)"
     return text

@@ -35,6 +35,9 @@
 #include <vector>
 #ifdef MODELCOLLAPSE_DAE_STATS
 #include <time.h>
+#ifndef MODELCOLLAPSE_THREAD_STATS
+#define MODELCOLLAPSE_THREAD_STATS  // the helper's scheduler accounting (parallel.hpp, SchedSample)
+#endif
 #endif
 
 #include "parallel.hpp"
@@ -456,6 +459,12 @@ struct PrefetchStats {
     double wait_sgd_s = 0.0, wait_helper_s = 0.0;  // wall-clock time spent waiting
     double wait_sgd_cpu_s = 0.0;     // SGD thread's CPU time spent waiting
     double helper_work_cpu_s = 0.0;  // helper's CPU time outside its waits (drawing, claiming)
+    // The helper thread's life (produce(), start to end) by Linux's scheduler accounting
+    // (parallel.hpp, SchedSample; Linux with MODELCOLLAPSE_DAE_STATS only): wall time, time on
+    // a CPU, time runnable on a run queue (preempted), its CPU time spinning in its waits,
+    // voluntary and involuntary context switches.
+    double helper_wall_s = 0.0, helper_cpu_s = 0.0, helper_rq_s = 0.0, helper_wait_cpu_s = 0.0;
+    long helper_nvcsw = 0, helper_nivcsw = 0;
 };
 
 // Spins (with the CPU's pause hint) until `ready` or `budget` has passed; true when ready.
@@ -515,6 +524,14 @@ class BlockPrefetcher {
             out_->pieces_helper = pieces_helper_;
             out_->wait_helper_s = wait_helper_s_;
             out_->helper_work_cpu_s = helper_cpu_s_;
+#if defined(MODELCOLLAPSE_DAE_STATS) && defined(__linux__)
+            out_->helper_wall_s = helper_sched_.wall;
+            out_->helper_cpu_s = helper_sched_.cpu;
+            out_->helper_rq_s = helper_sched_.rq;
+            out_->helper_wait_cpu_s = helper_wait_cpu_;
+            out_->helper_nvcsw = helper_sched_.nvcsw;
+            out_->helper_nivcsw = helper_sched_.nivcsw;
+#endif
         }
     }
     BlockPrefetcher(const BlockPrefetcher&) = delete;
@@ -577,14 +594,25 @@ class BlockPrefetcher {
     }
 
     void produce() {
+#if defined(MODELCOLLAPSE_DAE_STATS) && defined(__linux__)
+        struct SchedTally {  // the helper's scheduler accounting, however produce() returns
+            BlockPrefetcher& p;
+            const SchedSample s0 = sched_sample();
+            ~SchedTally() { p.helper_sched_ = sched_sample() - s0; }
+        } sched_tally{*this};
+#endif
         const double cpu0 = cpu_now();
         double waited = 0.0;  // CPU time
         struct Tally {  // the helper's CPU time outside its waits, however produce() returns
             double& out;
+            double& out_waited;
             const double& cpu0;
             const double& waited;
-            ~Tally() { out = cpu_now() - cpu0 - waited; }
-        } tally{helper_cpu_s_, cpu0, waited};
+            ~Tally() {
+                out = cpu_now() - cpu0 - waited;
+                out_waited = waited;
+            }
+        } tally{helper_cpu_s_, helper_wait_cpu_, cpu0, waited};
         try {
             while (true) {
                 std::size_t g = next_.load(std::memory_order_relaxed);
@@ -657,7 +685,10 @@ class BlockPrefetcher {
     PrefetchStats* out_;        // where the destructor reports what the threads did (may be null)
     PrefetchStats stats_;       // SGD thread's side
     alignas(64) std::size_t pieces_helper_ = 0;  // helper's side, read after the join
-    double wait_helper_s_ = 0.0, helper_cpu_s_ = 0.0;
+    double wait_helper_s_ = 0.0, helper_cpu_s_ = 0.0, helper_wait_cpu_ = 0.0;
+#if defined(MODELCOLLAPSE_DAE_STATS) && defined(__linux__)
+    SchedSample helper_sched_;
+#endif
     std::thread helper_;  // last member: started once everything above is constructed
 };
 

@@ -2,14 +2,15 @@
 //
 // Work is cut into chunks handed out through an atomic counter, so the partition of the
 // work (and therefore every result that depends only on the item index) does not depend on
-// the number of threads. With two or more workers the calling thread does not work: it polls `poll` every few
-// milliseconds (the bindings use it to check for Ctrl-C) and raises `Cancelled` when asked.
+// the number of threads. The calling thread is one of the workers and polls `poll` between its
+// chunks and through its token (the bindings use it to check for Ctrl-C); once it runs out of
+// chunks it polls every few milliseconds until the others finish, and raises `Cancelled` when asked.
 // It also polls once on entry, so a caller that runs many short loops in a row (one per
 // time step, say) notices Ctrl-C too; `throttled` makes such frequent polls cheap.
 //
 // If the system refuses to start a worker thread (address-space or process limits), the
-// loop runs on the workers that did start (the results do not depend on their number) and
-// raises ThreadStartError only when none could be started: never std::terminate.
+// loop runs on the workers that did start and the calling thread (the results do not depend
+// on their number): never std::terminate.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +27,11 @@
 #include <system_error>
 #include <thread>
 #include <vector>
+#if defined(MODELCOLLAPSE_THREAD_STATS) && defined(__linux__)
+#include <sys/resource.h>
+#include <time.h>
+#include <cstdio>
+#endif
 
 namespace modelcollapse {
 
@@ -62,6 +68,74 @@ class StopToken {
     const PollFn* poll_ = nullptr;
     std::thread::id owner_;
 };
+
+#if defined(MODELCOLLAPSE_THREAD_STATS) && defined(__linux__)
+// Bench-only (bench/dae_threads.cpp): where the calling thread's wall time went, from Linux's
+// per-thread scheduler accounting. CLOCK_THREAD_CPUTIME_ID gives the time on a CPU,
+// /proc/thread-self/schedstat the time runnable but waiting on a run queue (preempted or not
+// yet scheduled) and the number of timeslices; getrusage(RUSAGE_THREAD) the voluntary (blocked, yielded) and involuntary
+// (preempted) context switches. Wall time less CPU time less run-queue delay is time the thread
+// was not runnable (blocked, sleeping) or its vCPU was taken by the hypervisor (steal).
+// Never compiled into the extension: a sample costs a file read (a few microseconds).
+struct SchedSample {
+    // wall clock read before and after the others: a delay on the run queue while sampling is
+    // counted in run_delay only once the thread runs again, so a difference (end - start) takes
+    // the end's later reading and the start's earlier one, and such a delay lands in both the
+    // wall time and the run queue (end) or in the wall time only (start), never in the run queue
+    // alone
+    double wall_begin = 0.0, wall = 0.0, cpu = 0.0, rq = 0.0;  // seconds
+    long slices = 0, nvcsw = 0, nivcsw = 0;
+    SchedSample operator-(const SchedSample& o) const {
+        SchedSample r;
+        r.wall = wall - o.wall_begin;
+        r.wall_begin = 0.0;
+        r.cpu = cpu - o.cpu;
+        r.rq = rq - o.rq;
+        r.slices = slices - o.slices;
+        r.nvcsw = nvcsw - o.nvcsw;
+        r.nivcsw = nivcsw - o.nivcsw;
+        return r;
+    }
+};
+
+inline SchedSample sched_sample() {
+    SchedSample s;
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    s.wall_begin = static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    // CPU time from the clock (exact now); schedstat's own run time is brought up to date
+    // only at scheduler events (ticks, switches), its run-queue delay is exact while running
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    s.cpu = static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    unsigned long long run = 0, wait = 0, slices = 0;
+    if (std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r")) {
+        if (std::fscanf(f, "%llu %llu %llu", &run, &wait, &slices) != 3) run = wait = slices = 0;
+        std::fclose(f);
+    }
+    s.rq = 1e-9 * static_cast<double>(wait);
+    s.slices = static_cast<long>(slices);
+    rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+        s.nvcsw = ru.ru_nvcsw;
+        s.nivcsw = ru.ru_nivcsw;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    s.wall = static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    return s;
+}
+
+// Bench-only: when set, every parallel_for with two or more workers records each worker's
+// scheduler accounting over its life and the items it ran (bench/thread_split.cpp).
+struct LoopStats {
+    std::mutex mutex;
+    std::vector<SchedSample> workers;
+    std::vector<std::size_t> items;
+};
+inline LoopStats*& loop_stats() {
+    static LoopStats* p = nullptr;
+    return p;
+}
+#endif
 
 // Worker threads parallel_for has started in this process: a test hook (a loop with one
 // worker must start none, tests/test_threads_safety.py), read through _core.
@@ -126,7 +200,8 @@ inline bool poll_says_stop(const PollFn& poll) { return poll && poll(); }
 // workers. With a single worker (threads = 1, or a single chunk) everything runs on the
 // calling thread, which polls between chunks and through the token (StopToken above): a
 // thread start costs tens of microseconds, most of a small kernel's time (the binned KDE's,
-// bench/bounds.py `kde_binned_1d_kernel`). The chunks are the same either way.
+// bench/bounds.py `kde_binned_1d_kernel`). With w > 1 workers, w - 1 threads start and the
+// calling thread is the w-th. The chunks are the same either way.
 template <class Body>
 void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
                   const PollFn& poll = PollFn()) {
@@ -147,6 +222,11 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
         return;
     }
     StopToken token(&stop);
+    // The calling thread works too, as worker 0 (its token polls, as with one worker): a loop on
+    // w workers starts w - 1 threads, and the caller does not sleep while they work and wait for
+    // a wake-up at the end (a thread start and a wake-up cost tens of microseconds each,
+    // bench/thread_split.cpp; issue 16, the two-thread rows of sub-millisecond kernels).
+    const StopToken own(&stop, &poll);
 
     std::atomic<std::size_t> next{0};
     std::atomic<unsigned> running{n_workers};
@@ -154,13 +234,37 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
     std::condition_variable done_cv;
     std::exception_ptr error;
 
-    auto worker = [&]() {
+    auto worker = [&](const StopToken& tok, bool caller) {
+#if defined(MODELCOLLAPSE_THREAD_STATS) && defined(__linux__)
+        const SchedSample s0 = sched_sample();
+        std::size_t items = 0;
+        struct Record {  // however the worker ends
+            const SchedSample& s0;
+            const std::size_t& items;
+            ~Record() {
+                if (LoopStats* ls = loop_stats()) {
+                    const SchedSample d = sched_sample() - s0;
+                    std::lock_guard<std::mutex> lock(ls->mutex);
+                    ls->workers.push_back(d);
+                    ls->items.push_back(items);
+                }
+            }
+        } record{s0, items};
+#endif
         try {
             while (!stop.load(std::memory_order_relaxed)) {
+                // the caller polls between its chunks too (throttled: one clock read)
+                if (caller && poll_says_stop(poll)) {
+                    stop.store(true);
+                    break;
+                }
                 std::size_t c = next.fetch_add(1);
                 if (c >= n_chunks) break;
                 std::size_t b = c * chunk;
-                body(b, std::min(n, b + chunk), token);
+                body(b, std::min(n, b + chunk), tok);
+#if defined(MODELCOLLAPSE_THREAD_STATS) && defined(__linux__)
+                items += std::min(n, b + chunk) - b;
+#endif
             }
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex);
@@ -172,27 +276,21 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
     };
 
     std::vector<std::thread> pool;
-    std::string start_error;
     try {
-        pool.reserve(n_workers);
-        for (unsigned i = 0; i < n_workers; ++i) {
-            pool.emplace_back(worker);
+        pool.reserve(n_workers - 1);
+        for (unsigned i = 1; i < n_workers; ++i) {
+            pool.emplace_back(worker, std::cref(token), false);
             workers_started().fetch_add(1, std::memory_order_relaxed);
         }
-    } catch (const std::exception& e) {  // std::system_error (EAGAIN) or std::bad_alloc
-        start_error = e.what();
+    } catch (const std::exception&) {  // std::system_error (EAGAIN) or std::bad_alloc
     }
-    if (pool.size() < n_workers) {
-        // The workers that started share all the chunks; the missing ones never will.
+    if (pool.size() + 1 < n_workers) {
+        // The workers that started (the caller at least) share all the chunks.
         std::lock_guard<std::mutex> lock(mutex);
-        running -= n_workers - static_cast<unsigned>(pool.size());
-        if (pool.empty())
-            throw ThreadStartError("could not start a worker thread (" + start_error +
-                                   "): the process is out of threads or address space; "
-                                   "free memory, raise the limit or use fewer threads");
+        running -= n_workers - 1 - static_cast<unsigned>(pool.size());
     }
+    worker(own, true);
 
-    bool cancelled = false;
     {
         std::unique_lock<std::mutex> lock(mutex);
         while (running.load() != 0) {
@@ -201,16 +299,14 @@ void parallel_for(std::size_t n, std::size_t chunk, int threads, Body&& body,
                 lock.unlock();
                 bool want_stop = poll();
                 lock.lock();
-                if (want_stop) {
-                    cancelled = true;
-                    stop.store(true);
-                }
+                if (want_stop) stop.store(true);
             }
         }
     }
     for (auto& t : pool) t.join();
     if (error) std::rethrow_exception(error);
-    if (cancelled) throw Cancelled();
+    // the flag is raised only by an error (rethrown above) or a poll that said stop
+    if (stop.load()) throw Cancelled();
 }
 
 }  // namespace modelcollapse
