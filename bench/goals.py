@@ -49,9 +49,9 @@ HERMITE_1D_FREE_CORES_SPEEDUP = {"before": 1.94, "after": 1.81}
 # the stores of their values, the block overhead); the recurrences alone (nothing stored); the
 # stores alone (no recurrence); the register-tiled sums alone (one block's values, in L1); the
 # products the tiles compute per moment (74 for 66: a tile's rows past their run are discarded).
-HERMITE_2D_SPLIT = {"blocks": 0.0, "no_sums": 0.0, "bare": 0.0, "stores": 0.0, "sums": 0.0,
-                    "blocks_min": 0.0, "no_sums_min": 0.0, "bare_min": 0.0, "stores_min": 0.0, "sums_min": 0.0,
-                    "products_per_moment": 74 / 66}
+HERMITE_2D_SPLIT = {"blocks": 0.194, "no_sums": 0.097, "bare": 0.046, "stores": 0.045, "sums": 0.095,
+                    "blocks_min": 0.149, "no_sums_min": 0.049, "bare_min": 0.034, "stores_min": 0.032,
+                    "sums_min": 0.067, "products_per_moment": 74 / 66}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,6 +381,10 @@ def _hermite_2d_split(bounds: dict[str, Any], limit: float) -> str:
     fused = limits.CORES / limit * 1e9 / _m(bounds, "hermite_1d_deg65_kernel")
     h, fma = HERMITE_2D_SPLIT, HERMITE_1D_SPLIT["fma"]
     tiles = h["products_per_moment"] * fma  # the tiles' multiply-adds at the FMA pipes' rate
+    # the stores (5.5 a sample, one a cycle: 2 FMAs of 4 lanes) and the recurrences (44 lane-ops a
+    # sample), each per sample-moment (66 moments); the limit's time a sample-moment on one core
+    best = tiles + 5.5 / 66 * 8 * fma + 44 / 66 * fma
+    per_core = limits.CORES / limit * 1e9
     return (f"it runs the fused d-D kernel (per block of 128 samples the recurrences per coordinate into rows "
             f"of an L1 buffer, then the sums as a matrix product in register tiles of up to 4 x 3 moments, one "
             f"multiply-add a sample-moment, no sum loaded or stored per sample); a sample-moment takes "
@@ -391,12 +395,14 @@ def _hermite_2d_split(bounds: dict[str, Any], limit: float) -> str:
             f"({h['blocks_min']:.3g}) ns a sample-moment: the sums alone {h['sums']:.3g} ({h['sums_min']:.3g}) ns, "
             f"where the tiles' {h['products_per_moment']:.2f} multiply-adds a moment take {tiles:.3g} ns at the "
             f"FMA pipes' rate ({fma:.3g} ns a lane; the rest is each tile's set-up and its sums' stores, 8 tiles "
-            f"a block); the blocks with no sums {h['no_sums']:.3g} ({h['no_sums_min']:.3g}) ns, bound by the "
-            f"stores of the values (44 four-lane stores a sample for 22 values, alone {h['stores']:.3g} "
-            f"({h['stores_min']:.3g}) ns) more than by the recurrences (alone, nothing stored, "
+            f"a block); the blocks with no sums {h['no_sums']:.3g} ({h['no_sums_min']:.3g}) ns, bound as much by the "
+            f"stores of the values (22 a sample, 5.5 four-lane stores at one a cycle; alone {h['stores']:.3g} "
+            f"({h['stores_min']:.3g}) ns) as by the recurrences (alone, nothing stored, "
             f"{h['bare']:.3g} ({h['bare_min']:.3g}) ns: their 44 lane-ops a sample, a multiply and an FMA per "
-            f"value, at the 1-D kernel's rate); the two halves run one after the other per block, so their "
-            f"times add")
+            f"value, at the 1-D kernel's rate; together they partly overlap); the two halves run one after the "
+            f"other per block, so their times add: {best:.3g} ns a sample-moment at best in this design (the tiles "
+            f"and the recurrences at the FMA pipes' rate, the stores at one a cycle of 8 FMA lanes), "
+            f"{per_core / best:.0%} of the limit's lane-ops")
 
 
 def _bound_hermite_threads(c: _Case, sp: float, bounds: dict[str, Any] | None) -> str:

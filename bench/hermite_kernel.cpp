@@ -13,11 +13,16 @@
 //                    no recurrence
 //   fma_peak         10 independent multiply-add chains: the core's FMA throughput, one FMA a
 //                    lane-op, as a scale for the rest
-//   2d_deg10_new / 2d_deg10_generic_old, ...: hermite_moments on one thread (the fused d-D
-//                    kernel where it applies: not at d = 10, degree 2) against the old generic
-//                    two-pass kernel (-DWITH_OLD), same table
-//   2d_deg10_blocks, 2d_deg10_blocks_no_sums: the fused 2-D kernel's blocks, and the same
-//                    blocks with no moment sums (recurrences, loads of x, block overhead)
+//   2d_deg10_new / 2d_deg10_old, ...: hermite_moments on one thread (the fused d-D kernel where
+//                    it applies: not at d = 10, degree 2) against the kernel of -DWITH_OLD (the
+//                    header before a change: its namespace renamed modelcollapse::hermite_old),
+//                    same table; 2d_deg10_squares_new / _old: the same with the squares' means
+//   2d_deg10_blocks  the fused 2-D kernel's blocks of 128 samples as hermite_moments runs them
+//   2d_deg10_blocks_no_sums   the same blocks with no tiles: the recurrences of both coordinates,
+//                    the stores of their values into the block's rows, the block overhead
+//   2d_deg10_recurrences_bare the recurrences alone (x loaded with a stride of 2, nothing stored)
+//   2d_deg10_stores_only      the stores alone: x's values stored to the 2 x 11 rows, no recurrence
+//   2d_deg10_sums_only        the register tiles alone, on one block's values (in L1)
 // Two threads (wall clock, both cores): fma_peak on 1 and 2 threads (does the second vCPU add
 // FMA throughput?), and hermite_moments 1-D at threads = 1 and 2.
 //
@@ -169,7 +174,7 @@ BENCH_V3 static void tiles_only(const mc::HermiteFusedWork& w, const std::vector
                                 std::size_t n, vec4d_u* acc) {
     for (std::size_t b = 0; b < n; b += mc::kHermBlock)
         mc::hermite_tiles_run(w.prow.data(), tiles, w.g + (d - 1) * (D + 1) * mc::kHermBlock, mc::kHermBlock,
-                              run_begin, len, acc);
+                              run_begin, len, acc, nullptr);
 }
 
 BENCH_V3 static void fma_peak(std::size_t iters, vec4d* sink) {
@@ -261,9 +266,18 @@ int main(int argc, char** argv) {
 #ifdef WITH_OLD
         auto tabo = std::make_shared<mc::hermite_old::HermiteIndexTable>(
             graded_table<mc::hermite_old::HermiteIndexTable>(c.d, c.D));
-        parts.push_back({tag + "_generic_old", sm, [&, tabo] {
+        parts.push_back({tag + "_old", sm, [&, tabo] {
                              mc::hermite_old::hermite_moments(xd.data(), N2, *tabo, out_old.data(), nullptr, 1);
                          }});
+        if (c.d == 2 && c.D == 10) {  // with the squares (standard errors)
+            parts.push_back({tag + "_squares_new", sm, [&, tab] {
+                                 mc::hermite_moments(xd.data(), N2, *tab, out.data(), out.data() + 10000, 1);
+                             }});
+            parts.push_back({tag + "_squares_old", sm, [&, tabo] {
+                                 mc::hermite_old::hermite_moments(xd.data(), N2, *tabo, out_old.data(),
+                                                                  out_old.data() + 10000, 1);
+                             }});
+        }
         mc::hermite_moments(xd.data(), N2, *tab, out.data(), nullptr, 1);
         mc::hermite_old::hermite_moments(xd.data(), N2, *tabo, out_old.data(), nullptr, 1);
         double worst = 0.0;
@@ -297,7 +311,7 @@ int main(int argc, char** argv) {
         std::printf("2d_deg10: %zu tiles\n", tiles->size());
         auto blocks = [&, sc, plan, len, d, D, M](std::shared_ptr<std::vector<mc::HermiteTile>> tl) {
             return [&, sc, plan, len, tl, d, D, M] {
-                mc::HermiteFusedWork w(d, D, *plan, false);
+                mc::HermiteFusedWork w(d, D, *plan);
                 mc::HermiteScratch lanes(4 * M);
                 for (std::size_t b0 = 0; b0 < N2; b0 += mc::kHermBlock)
                     mc::hermite_fused_block(xd.data(), b0, mc::kHermBlock, d, D, *sc, *plan, *tl, len->data(), w,
@@ -308,7 +322,7 @@ int main(int argc, char** argv) {
         const double sm = static_cast<double>(N2) * static_cast<double>(M);
         parts.push_back({"2d_deg10_blocks", sm, blocks(tiles)});
         parts.push_back({"2d_deg10_blocks_no_sums", sm, blocks(none)});
-        auto wk = std::make_shared<mc::HermiteFusedWork>(d, D, *plan, false);
+        auto wk = std::make_shared<mc::HermiteFusedWork>(d, D, *plan);
         {
             mc::HermiteScratch lanes(4 * M);
             mc::hermite_fused_block(xd.data(), 0, mc::kHermBlock, d, D, *sc, *plan, *tiles, len->data(), *wk,

@@ -1,6 +1,6 @@
 """The three compiled Hermite-moment kernels against the numpy twin (modelcollapse.reference):
 the fused 1-D chain (the sequence h_0..h_D), the fused d-D kernel (products of one value per
-coordinate: per block of 128 samples the values, then the sums as register-tiled products) and the generic two-pass kernel (index tables
+coordinate: per block of 128 samples the values, then the sums in register tiles) and the generic two-pass kernel (index tables
 beyond the fused kernel's size); each bit-identical for any thread count.
 
 Tolerance (as tests/truncation/test_hermite.py): |cpp - numpy| <= 1e-12 RMS(h_alpha) + 1e-12 |numpy|

@@ -402,17 +402,22 @@ struct HermiteTile {
 
 // R x C accumulators over nv vectors of samples: rows' values r[0..R) and the last
 // coordinate's rows gl + (j0 + c) kHermBlock; the sums into acc[run_begin[p] + j] for the
-// (p, j) inside p's run (j < len[p]).
-template <int R, int C, bool Pin>
+// (p, j) inside p's run (j < len[p]). Sq: the squares' sums too, into acc2, from the same
+// products (w = P g: a multiply, w into the sum on the add pipes, w w into the squares' by a
+// multiply-add), R x C <= 6 so that both sets of accumulators stay in registers.
+template <int R, int C, bool Pin, bool Sq>
 MODELCOLLAPSE_ALWAYS_INLINE void hermite_tile(const double* const* rowp, const HermiteTile& t, const double* gl,
                                               std::size_t nv, const std::size_t* run_begin, const std::size_t* len,
-                                              vec4d_u* acc) {
+                                              vec4d_u* acc, vec4d_u* acc2) {
     const double* r[R];
     for (int i = 0; i < R; ++i) r[i] = rowp[t.p[i]];
     const double* g = gl + static_cast<std::size_t>(t.j0) * kHermBlock;
-    vec4d a[R][C];
+    vec4d a[R][C], a2[Sq ? R : 1][Sq ? C : 1];
     for (int i = 0; i < R; ++i)
         for (int c = 0; c < C; ++c) a[i][c] = vec4d{0.0, 0.0, 0.0, 0.0};
+    if constexpr (Sq)
+        for (int i = 0; i < R; ++i)
+            for (int c = 0; c < C; ++c) a2[i][c] = vec4d{0.0, 0.0, 0.0, 0.0};
     for (std::size_t v = 0; v < nv; v += 4) {
         vec4d gv[C];
         for (int c = 0; c < C; ++c) gv[c] = MODELCOLLAPSE_LOAD4(g + c * kHermBlock + v);
@@ -423,20 +428,31 @@ MODELCOLLAPSE_ALWAYS_INLINE void hermite_tile(const double* const* rowp, const H
             // multiply-adds instead of 7, and two 256-bit loads a cycle (Zen 3) then bound the
             // tile below the FMA pipes' rate (bench/hermite_kernel.cpp, 2d_deg10_sums_only)
             if constexpr (Pin) asm("" : "+x"(pv));
-            for (int c = 0; c < C; ++c) a[i][c] += pv * gv[c];
+            for (int c = 0; c < C; ++c) {
+                if constexpr (Sq) {
+                    const vec4d w = pv * gv[c];
+                    a[i][c] += w;
+                    a2[i][c] += w * w;
+                } else {
+                    a[i][c] += pv * gv[c];
+                }
+            }
         }
     }
     for (int i = 0; i < R; ++i)
         for (int c = 0; c < C; ++c) {
             const std::size_t j = t.j0 + static_cast<std::size_t>(c);
-            if (j < len[t.p[i]]) acc[run_begin[t.p[i]] + j] += a[i][c];
+            if (j < len[t.p[i]]) {
+                acc[run_begin[t.p[i]] + j] += a[i][c];
+                if constexpr (Sq) acc2[run_begin[t.p[i]] + j] += a2[i][c];
+            }
         }
 }
 
 // The tiles of a plan whose runs are contiguous from degree 0 (run_j of prefix p's slots is 0,
-// 1, ..., len - 1: every graded table), or false.
+// 1, ..., len - 1: every graded table), or false. Up to max_rows (4, or 2 with the squares) rows.
 inline bool hermite_tiles(const HermiteFusedPlan& plan, std::vector<std::size_t>& len,
-                          std::vector<HermiteTile>& tiles) {
+                          std::vector<HermiteTile>& tiles, std::size_t max_rows = 4) {
     const std::size_t P = plan.pparent.size();
     len.assign(P, 0);
     for (std::size_t p = 0; p < P; ++p) {
@@ -448,9 +464,9 @@ inline bool hermite_tiles(const HermiteFusedPlan& plan, std::vector<std::size_t>
     for (std::size_t p = 0; p < P; ++p) by[p] = p;
     std::stable_sort(by.begin(), by.end(), [&](std::size_t a, std::size_t b) { return len[a] > len[b]; });
     tiles.clear();
-    for (std::size_t q = 0; q < P; q += 4) {
+    for (std::size_t q = 0; q < P; q += max_rows) {
         HermiteTile t{};
-        t.nr = static_cast<std::uint32_t>(std::min<std::size_t>(4, P - q));
+        t.nr = static_cast<std::uint32_t>(std::min<std::size_t>(max_rows, P - q));
         for (std::size_t i = 0; i < t.nr; ++i) t.p[i] = static_cast<std::uint32_t>(by[q + i]);
         const std::size_t jmax = len[by[q]];  // the longest run of the group
         for (std::size_t j0 = 0; j0 < jmax; j0 += 3) {
@@ -466,22 +482,34 @@ inline bool hermite_tiles(const HermiteFusedPlan& plan, std::vector<std::size_t>
 }
 
 // The sums of one block through the tiles: rowp[p] the prefixes' rows, gl the last
-// coordinate's g_0 row, nv samples (a multiple of 4). Pin: rows pinned to registers (AVX only).
+// coordinate's g_0 row, nv samples (a multiple of 4); with acc2, the squares' sums too (tiles
+// of at most 2 rows). Pin: rows pinned to registers (AVX only).
 template <bool Pin>
 MODELCOLLAPSE_ALWAYS_INLINE void hermite_tiles_body(const double* const* rowp, const std::vector<HermiteTile>& tiles,
                                                     const double* gl, std::size_t nv, const std::size_t* run_begin,
-                                                    const std::size_t* len, vec4d_u* acc) {
+                                                    const std::size_t* len, vec4d_u* acc, vec4d_u* acc2) {
     for (const HermiteTile& t : tiles) {
-        switch ((t.nr - 1) * 3 + (t.nc - 1)) {
-#define MODELCOLLAPSE_HERM_TILE(R, C) \
-    case (R - 1) * 3 + (C - 1): hermite_tile<R, C, Pin>(rowp, t, gl, nv, run_begin, len, acc); break;
-            MODELCOLLAPSE_HERM_TILE(1, 1) MODELCOLLAPSE_HERM_TILE(1, 2) MODELCOLLAPSE_HERM_TILE(1, 3)
-            MODELCOLLAPSE_HERM_TILE(2, 1) MODELCOLLAPSE_HERM_TILE(2, 2) MODELCOLLAPSE_HERM_TILE(2, 3)
-            MODELCOLLAPSE_HERM_TILE(3, 1) MODELCOLLAPSE_HERM_TILE(3, 2) MODELCOLLAPSE_HERM_TILE(3, 3)
-            MODELCOLLAPSE_HERM_TILE(4, 1) MODELCOLLAPSE_HERM_TILE(4, 2) MODELCOLLAPSE_HERM_TILE(4, 3)
-#undef MODELCOLLAPSE_HERM_TILE
-            default: break;
+        const std::uint32_t key = (t.nr - 1) * 3 + (t.nc - 1);
+#define MODELCOLLAPSE_HERM_TILE(R, C, SQ) \
+    case (R - 1) * 3 + (C - 1): hermite_tile<R, C, Pin, SQ>(rowp, t, gl, nv, run_begin, len, acc, acc2); break;
+        if (acc2) {
+            switch (key) {
+                MODELCOLLAPSE_HERM_TILE(1, 1, true) MODELCOLLAPSE_HERM_TILE(1, 2, true) MODELCOLLAPSE_HERM_TILE(1, 3, true)
+                MODELCOLLAPSE_HERM_TILE(2, 1, true) MODELCOLLAPSE_HERM_TILE(2, 2, true) MODELCOLLAPSE_HERM_TILE(2, 3, true)
+                default: break;
+            }
+        } else {
+            switch (key) {
+                MODELCOLLAPSE_HERM_TILE(1, 1, false) MODELCOLLAPSE_HERM_TILE(1, 2, false)
+                MODELCOLLAPSE_HERM_TILE(1, 3, false) MODELCOLLAPSE_HERM_TILE(2, 1, false)
+                MODELCOLLAPSE_HERM_TILE(2, 2, false) MODELCOLLAPSE_HERM_TILE(2, 3, false)
+                MODELCOLLAPSE_HERM_TILE(3, 1, false) MODELCOLLAPSE_HERM_TILE(3, 2, false)
+                MODELCOLLAPSE_HERM_TILE(3, 3, false) MODELCOLLAPSE_HERM_TILE(4, 1, false)
+                MODELCOLLAPSE_HERM_TILE(4, 2, false) MODELCOLLAPSE_HERM_TILE(4, 3, false)
+                default: break;
+            }
         }
+#undef MODELCOLLAPSE_HERM_TILE
     }
 }
 
@@ -495,54 +523,50 @@ __attribute__((target("default"))) static void hermite_tiles_run(const double* c
                                                                  const std::vector<HermiteTile>& tiles,
                                                                  const double* gl, std::size_t nv,
                                                                  const std::size_t* run_begin, const std::size_t* len,
-                                                                 vec4d_u* acc) {
-    hermite_tiles_body<false>(rowp, tiles, gl, nv, run_begin, len, acc);
+                                                                 vec4d_u* acc, vec4d_u* acc2) {
+    hermite_tiles_body<false>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
 }
 __attribute__((target("arch=x86-64-v3"))) static void hermite_tiles_run(const double* const* rowp,
                                                                         const std::vector<HermiteTile>& tiles,
                                                                         const double* gl, std::size_t nv,
                                                                         const std::size_t* run_begin,
-                                                                        const std::size_t* len, vec4d_u* acc) {
-    hermite_tiles_body<true>(rowp, tiles, gl, nv, run_begin, len, acc);
+                                                                        const std::size_t* len, vec4d_u* acc,
+                                                                        vec4d_u* acc2) {
+    hermite_tiles_body<true>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
 }
 #else
 inline void hermite_tiles_run(const double* const* rowp, const std::vector<HermiteTile>& tiles, const double* gl,
-                              std::size_t nv, const std::size_t* run_begin, const std::size_t* len, vec4d_u* acc) {
+                              std::size_t nv, const std::size_t* run_begin, const std::size_t* len, vec4d_u* acc,
+                              vec4d_u* acc2) {
 #if defined(__AVX__)
-    hermite_tiles_body<true>(rowp, tiles, gl, nv, run_begin, len, acc);
+    hermite_tiles_body<true>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
 #else
-    hermite_tiles_body<false>(rowp, tiles, gl, nv, run_begin, len, acc);
+    hermite_tiles_body<false>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
 #endif
 }
 #endif
 
 // Buffers of one thread for the fused d-D kernel: g (d (D + 1) rows), the prefixes' products
-// (one row per prefix), their squares (with squares wanted), and the rows' addresses.
+// (one row per prefix), a row of ones (the empty prefix), and the rows' addresses.
 struct HermiteFusedWork {
     std::vector<double> mem;
     double* g;
     double* pbuf;
-    double* gsq;  // squares of g's rows, then of the prefixes' rows (nullptr without squares)
-    std::vector<const double*> prow, prow_sq;
-    HermiteFusedWork(std::size_t d, std::size_t D, const HermiteFusedPlan& plan, bool squares) {
-        const std::size_t G = d * (D + 1), P = plan.pparent.size(), rows = (G + P + 1) * (squares ? 2 : 1);
-        mem.assign(rows * kHermBlock + 8, 0.0);
+    std::vector<const double*> prow;
+    HermiteFusedWork(std::size_t d, std::size_t D, const HermiteFusedPlan& plan) {
+        const std::size_t G = d * (D + 1), P = plan.pparent.size();
+        mem.assign((G + P + 1) * kHermBlock + 8, 0.0);
         const auto a = reinterpret_cast<std::uintptr_t>(mem.data());
         g = mem.data() + (64 - a % 64) % 64 / sizeof(double);
         pbuf = g + G * kHermBlock;
         double* ones = pbuf + P * kHermBlock;
         std::fill(ones, ones + kHermBlock, 1.0);
-        gsq = squares ? ones + kHermBlock : nullptr;
         prow.assign(P, ones);
-        prow_sq.assign(P, ones);
-        for (std::size_t p = 1; p < P; ++p) {
-            const std::size_t off = plan.pparent[p] == 0  // one coordinate: the row of g
-                                        ? (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) +
-                                           static_cast<std::size_t>(plan.porder[p])) * kHermBlock
-                                        : (G + p) * kHermBlock;
-            prow[p] = g + off;
-            if (squares) prow_sq[p] = gsq + off;
-        }
+        for (std::size_t p = 1; p < P; ++p)
+            prow[p] = plan.pparent[p] == 0  // one coordinate: the row of g
+                          ? g + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) +
+                                 static_cast<std::size_t>(plan.porder[p])) * kHermBlock
+                          : pbuf + p * kHermBlock;
     }
 };
 
@@ -553,7 +577,7 @@ MODELCOLLAPSE_HOT_FMA void hermite_fused_block(const double* x, std::size_t i0, 
                                                std::size_t D, const HermiteScaled& sc, const HermiteFusedPlan& plan,
                                                const std::vector<HermiteTile>& tiles, const std::size_t* len,
                                                HermiteFusedWork& w, vec4d_u* acc, vec4d_u* acc2) {
-    const std::size_t n_pre = plan.pparent.size(), G = d * (D + 1);
+    const std::size_t n_pre = plan.pparent.size();
     const std::size_t nv = (nb + kHermLanes - 1) / kHermLanes * kHermLanes;
     vec4d xv[4], live[4];
     for (std::size_t o = 0; o < nv; o += kHermLanes) {
@@ -575,19 +599,7 @@ MODELCOLLAPSE_HOT_FMA void hermite_fused_block(const double* x, std::size_t i0, 
             MODELCOLLAPSE_STORE4(dst + v, MODELCOLLAPSE_LOAD4(a + v) * MODELCOLLAPSE_LOAD4(b + v));
     }
     const double* gl = w.g + (d - 1) * (D + 1) * kHermBlock;
-    hermite_tiles_run(w.prow.data(), tiles, gl, nv, plan.run_begin.data(), len, acc);
-    if (acc2) {  // the squares: the same products of the rows squared
-        for (std::size_t r = 0; r < G + n_pre; ++r) {
-            const double* src = w.g + r * kHermBlock;
-            double* dst = w.gsq + r * kHermBlock;
-            for (std::size_t v = 0; v < nv; v += 4) {
-                const vec4d u = MODELCOLLAPSE_LOAD4(src + v);
-                MODELCOLLAPSE_STORE4(dst + v, u * u);
-            }
-        }
-        hermite_tiles_run(w.prow_sq.data(), tiles, w.gsq + (d - 1) * (D + 1) * kHermBlock, nv,
-                          plan.run_begin.data(), len, acc2);
-    }
+    hermite_tiles_run(w.prow.data(), tiles, gl, nv, plan.run_begin.data(), len, acc, acc2);
 }
 
 #endif  // MODELCOLLAPSE_VECTOR_EXT
@@ -673,11 +685,11 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
         };
         parallel_for(n, chunk, threads, body1, poll);
         post = sc.fac;
-    } else if (hermite_fused_plan(tab, sc, plan) && hermite_tiles(plan, len, tiles)) {
+    } else if (hermite_fused_plan(tab, sc, plan) && hermite_tiles(plan, len, tiles, want_sq ? 2 : 4)) {
         auto bodyd = [&](std::size_t begin, std::size_t end, const StopToken& stop) {
             double* acc = partial.data() + (begin / chunk) * stride;
             double* acc2 = want_sq ? acc + M : nullptr;
-            HermiteFusedWork work(d, D, plan, want_sq);
+            HermiteFusedWork work(d, D, plan);
             HermiteScratch lane_mem(4 * M), lane2_mem(want_sq ? 4 * M : 0);
             vec4d_u* lane = lane_mem.v4();
             vec4d_u* lane2 = want_sq ? lane2_mem.v4() : nullptr;
