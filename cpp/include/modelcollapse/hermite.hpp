@@ -383,7 +383,9 @@ inline bool hermite_fused_plan(const HermiteIndexTable& tab, const HermiteScaled
 
 // Samples per block of the fused d-D kernel: each coordinate's g_0..g_D and each prefix's
 // product are written for kHermBlock samples (rows of kHermBlock doubles; 2-D degree 10: 22
-// rows, 22 KiB, in L1), then the sums are a small matrix product over the block.
+// rows, 22 KiB, in L1), then the sums are a small matrix product over the block. 256 and 512
+// were slower (docs/truncation.md, "Performance"); the macro is there for that comparison only
+// (the block is part of the summation order: one value for every build).
 #ifndef MODELCOLLAPSE_HERM_BLOCK
 #define MODELCOLLAPSE_HERM_BLOCK 128
 #endif
@@ -391,10 +393,10 @@ constexpr std::size_t kHermBlock = MODELCOLLAPSE_HERM_BLOCK;
 
 // Register tiles of the sums: up to 4 prefixes (rows) by 3 consecutive last-coordinate degrees
 // j0..j0+C-1 (columns); 12 accumulators of four samples each stay in registers for the whole
-// block, one multiply-add per sample-moment and no load or store of a sum (the last kernel
+// block, one multiply-add per sample-moment and no load or store of a sum (the previous kernel
 // loaded and stored each moment's sums per 16 samples). Prefixes are grouped by decreasing run
 // length, and a tile computes the products of rows whose run is shorter than j0 + C too
-// (discarded: 2-D degree 10, 81 products for 66 moments).
+// (discarded: 2-D degree 10, 74 products for 66 moments in 8 tiles).
 struct HermiteTile {
     std::uint32_t p[4];  // prefixes of the rows (nr of them)
     std::uint32_t nr, j0, nc;
