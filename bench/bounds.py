@@ -177,9 +177,13 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
         out[f"hermite_{d}d_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))
                                        (xs, parent, dim, order), work, "ns per sample-moment",
                                        "its compiled kernel alone (_core.hermite_moments, same index table)")
+        if d == 2:  # with the squares' means (std_errors=True): the tiles sum w and w^2 together
+            out["hermite_2d_kernel_squares"] = (
+                (lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, True, 1))(xs, parent, dim, order),
+                work, "ns per sample-moment", "the 2-D kernel with the squares' means (standard errors)")
     # the same number of moments (66) through the fused 1-D kernel (degree 65, values kept in
-    # registers) that the 2-D case runs through the generic two-pass kernel (values written
-    # to a block buffer and read back): ns a sample-moment, kernel against kernel
+    # registers) that the 2-D case runs through the fused d-D kernel (values written to a
+    # block's rows, then register-tiled sums): ns a sample-moment, kernel against kernel
     xs1 = np.random.default_rng(0).normal(size=(1_000_000, 1))
     parent, dim, order = _basis.index_table(_basis.multi_indices(1, 65))
     out["hermite_1d_deg65_kernel"] = ((lambda x_, p_, d_, o_: lambda: _core.hermite_moments(x_, p_, d_, o_, False, 1))

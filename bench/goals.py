@@ -44,9 +44,14 @@ HERMITE_1D_SPLIT = {"kernel": 0.161, "bare": 0.114, "sum_only": 0.066, "fma": 0.
 # with both cores free (the process under SCHED_FIFO, so no other job takes a core; same
 # document), the kernel before and after the fused scaled recurrence.
 HERMITE_1D_FREE_CORES_SPEEDUP = {"before": 1.94, "after": 1.81}
-# The fused 2-D kernel (degree 10) split by the same bench: its blocks, and the same blocks with
-# no moment sums (the recurrences of both coordinates, the loads of x, the block overhead).
-HERMITE_2D_SPLIT = {"blocks": 0.263, "no_sums": 0.144}
+# The fused 2-D kernel (degree 10) split by the same bench (ns per sample-moment, medians with the
+# fastest rounds): its blocks; the same blocks with no sums (the recurrences of both coordinates,
+# the stores of their values, the block overhead); the recurrences alone (nothing stored); the
+# stores alone (no recurrence); the register-tiled sums alone (one block's values, in L1); the
+# products the tiles compute per moment (74 for 66: a tile's rows past their run are discarded).
+HERMITE_2D_SPLIT = {"blocks": 0.194, "no_sums": 0.097, "bare": 0.046, "stores": 0.045, "sums": 0.095,
+                    "blocks_min": 0.149, "no_sums_min": 0.049, "bare_min": 0.034, "stores_min": 0.032,
+                    "sums_min": 0.067, "products_per_moment": 74 / 66}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,18 +379,30 @@ def _hermite_2d_split(bounds: dict[str, Any], limit: float) -> str:
     """The fused d-D kernel against the fused 1-D one on as many moments (bench/bounds.py), and
     its time split (HERMITE_2D_SPLIT, C++ microbenchmarks)."""
     fused = limits.CORES / limit * 1e9 / _m(bounds, "hermite_1d_deg65_kernel")
-    h = HERMITE_2D_SPLIT
-    return (f"it runs the fused d-D kernel (per 16 samples the recurrences per coordinate, then each "
-            f"product summed straight into its moment's sums, four sample vectors a multiply-add each; no "
-            f"values buffer); a sample-moment takes {_ratio(bounds, 'hermite_2d_over_fused_1d')} the time of "
-            f"the fused 1-D kernel on as many moments (degree 65, 66 moments, `hermite_1d_deg65_kernel`, "
-            f"{fused:.0%} of the 2-D limit's lane-ops at its speed); within the 2-D kernel (bench/hermite_kernel.cpp, "
-            f"one thread; docs/truncation.md, \"Performance\") its blocks take {h['blocks']:.3g} ns a "
-            f"sample-moment, the same blocks with no moment sums {h['no_sums']:.3g} ns "
-            f"({h['no_sums'] / h['blocks']:.0%}: the recurrences of both coordinates for 11 degrees, the loads "
-            f"of x, the block overhead; the limit counts 1 of its 2 lane-ops a sample-moment for them), the sums the "
-            f"rest (per moment and 16 samples 4 multiply-adds, 5 loads and a store); how each half splits "
-            f"further is not measured")
+    h, fma = HERMITE_2D_SPLIT, HERMITE_1D_SPLIT["fma"]
+    tiles = h["products_per_moment"] * fma  # the tiles' multiply-adds at the FMA pipes' rate
+    # the stores (5.5 a sample, one a cycle: 2 FMAs of 4 lanes) and the recurrences (44 lane-ops a
+    # sample), each per sample-moment (66 moments); the limit's time a sample-moment on one core
+    best = tiles + 5.5 / 66 * 8 * fma + 44 / 66 * fma
+    per_core = limits.CORES / limit * 1e9
+    return (f"it runs the fused d-D kernel (per block of 128 samples the recurrences per coordinate into rows "
+            f"of an L1 buffer, then the sums as a matrix product in register tiles of up to 4 x 3 moments, one "
+            f"multiply-add a sample-moment, no sum loaded or stored per sample); a sample-moment takes "
+            f"{_ratio(bounds, 'hermite_2d_over_fused_1d')} the time of the fused 1-D kernel on as many moments "
+            f"(degree 65, 66 moments, `hermite_1d_deg65_kernel`, {fused:.0%} of the 2-D limit's lane-ops at its "
+            f"speed); within the 2-D kernel (bench/hermite_kernel.cpp, one thread, medians with the fastest "
+            f"rounds in brackets; docs/truncation.md, \"Performance\") its blocks take {h['blocks']:.3g} "
+            f"({h['blocks_min']:.3g}) ns a sample-moment: the sums alone {h['sums']:.3g} ({h['sums_min']:.3g}) ns, "
+            f"where the tiles' {h['products_per_moment']:.2f} multiply-adds a moment take {tiles:.3g} ns at the "
+            f"FMA pipes' rate ({fma:.3g} ns a lane; the rest is each tile's set-up and its sums' stores, 8 tiles "
+            f"a block); the blocks with no sums {h['no_sums']:.3g} ({h['no_sums_min']:.3g}) ns, bound as much by the "
+            f"stores of the values (22 a sample, 5.5 four-lane stores at one a cycle; alone {h['stores']:.3g} "
+            f"({h['stores_min']:.3g}) ns) as by the recurrences (alone, nothing stored, "
+            f"{h['bare']:.3g} ({h['bare_min']:.3g}) ns: their 44 lane-ops a sample, a multiply and an FMA per "
+            f"value, at the 1-D kernel's rate; together they partly overlap); the two halves run one after the "
+            f"other per block, so their times add: {best:.3g} ns a sample-moment at best in this design (the tiles "
+            f"and the recurrences at the FMA pipes' rate, the stores at one a cycle of 8 FMA lanes), "
+            f"{per_core / best:.0%} of the limit's lane-ops")
 
 
 def _bound_hermite_threads(c: _Case, sp: float, bounds: dict[str, Any] | None) -> str:

@@ -13,11 +13,16 @@
 //                    no recurrence
 //   fma_peak         10 independent multiply-add chains: the core's FMA throughput, one FMA a
 //                    lane-op, as a scale for the rest
-//   2d_deg10_new / 2d_deg10_generic_old, ...: hermite_moments on one thread (the fused d-D
-//                    kernel where it applies: not at d = 10, degree 2) against the old generic
-//                    two-pass kernel (-DWITH_OLD), same table
-//   2d_deg10_blocks, 2d_deg10_blocks_no_sums: the fused 2-D kernel's blocks, and the same
-//                    blocks with no moment sums (recurrences, loads of x, block overhead)
+//   2d_deg10_new / 2d_deg10_old, ...: hermite_moments on one thread (the fused d-D kernel where
+//                    it applies: not at d = 10, degree 2) against the kernel of -DWITH_OLD (the
+//                    header before a change: its namespace renamed modelcollapse::hermite_old),
+//                    same table; 2d_deg10_squares_new / _old: the same with the squares' means
+//   2d_deg10_blocks  the fused 2-D kernel's blocks of 128 samples as hermite_moments runs them
+//   2d_deg10_blocks_no_sums   the same blocks with no tiles: the recurrences of both coordinates,
+//                    the stores of their values into the block's rows, the block overhead
+//   2d_deg10_recurrences_bare the recurrences alone (x loaded with a stride of 2, nothing stored)
+//   2d_deg10_stores_only      the stores alone: x's values stored to the 2 x 11 rows, no recurrence
+//   2d_deg10_sums_only        the register tiles alone, on one block's values (in L1)
 // Two threads (wall clock, both cores): fma_peak on 1 and 2 threads (does the second vCPU add
 // FMA throughput?), and hermite_moments 1-D at threads = 1 and 2.
 //
@@ -134,6 +139,44 @@ BENCH_V3 static void sum_only_1d(const double* x, std::size_t n, std::size_t D, 
     }
 }
 
+// the d-D kernel's recurrences alone: per 16 samples each coordinate's values loaded from x
+// (a stride of d doubles) and run to degree D, nothing stored (the last value kept)
+BENCH_V3 static void bare_dd(const double* x, std::size_t n, std::size_t d, std::size_t D,
+                             const mc::HermiteScaled& sc, vec4d* sink) {
+    vec4d xv[4], live[4];
+    for (std::size_t b = 0; b + mc::kHermLanes <= n; b += mc::kHermLanes)
+        for (std::size_t i = 0; i < d; ++i) {
+            mc::hermite_load16(x, b, mc::kHermLanes, d, i, xv, live);
+            mc::hermite_scaled_run(xv, live, D, sc, [&](std::size_t k, const vec4d* c) {
+                if (k == D) *sink += (c[0] + c[2]) + (c[1] + c[3]);
+            });
+        }
+}
+
+// the d-D kernel's stores alone: per 16 samples each coordinate's values loaded from x and
+// stored to the D + 1 rows of a block's buffer, as the recurrences' values are (no recurrence)
+BENCH_V3 static void stores_dd(const double* x, std::size_t n, std::size_t d, std::size_t D, double* g) {
+    vec4d xv[4], live[4];
+    for (std::size_t b = 0; b + mc::kHermLanes <= n; b += mc::kHermLanes) {
+        const std::size_t o = b % mc::kHermBlock;
+        for (std::size_t i = 0; i < d; ++i) {
+            mc::hermite_load16(x, b, mc::kHermLanes, d, i, xv, live);
+            double* gi = g + i * (D + 1) * mc::kHermBlock + o;
+            for (std::size_t k = 0; k <= D; ++k)
+                for (int v = 0; v < 4; ++v) MODELCOLLAPSE_STORE4(gi + k * mc::kHermBlock + 4 * v, xv[v]);
+        }
+    }
+}
+
+// the tiles alone: one block's values (in L1) summed n / kHermBlock times
+BENCH_V3 static void tiles_only(const mc::HermiteFusedWork& w, const std::vector<mc::HermiteTile>& tiles,
+                                const std::size_t* run_begin, const std::size_t* len, std::size_t d, std::size_t D,
+                                std::size_t n, vec4d_u* acc) {
+    for (std::size_t b = 0; b < n; b += mc::kHermBlock)
+        mc::hermite_tiles_run(w.prow.data(), tiles, w.g + (d - 1) * (D + 1) * mc::kHermBlock, mc::kHermBlock,
+                              run_begin, len, acc, nullptr);
+}
+
 BENCH_V3 static void fma_peak(std::size_t iters, vec4d* sink) {
     vec4d a[10];
     for (int k = 0; k < 10; ++k) a[k] = *sink + k;
@@ -223,9 +266,18 @@ int main(int argc, char** argv) {
 #ifdef WITH_OLD
         auto tabo = std::make_shared<mc::hermite_old::HermiteIndexTable>(
             graded_table<mc::hermite_old::HermiteIndexTable>(c.d, c.D));
-        parts.push_back({tag + "_generic_old", sm, [&, tabo] {
+        parts.push_back({tag + "_old", sm, [&, tabo] {
                              mc::hermite_old::hermite_moments(xd.data(), N2, *tabo, out_old.data(), nullptr, 1);
                          }});
+        if (c.d == 2 && c.D == 10) {  // with the squares (standard errors)
+            parts.push_back({tag + "_squares_new", sm, [&, tab] {
+                                 mc::hermite_moments(xd.data(), N2, *tab, out.data(), out.data() + 10000, 1);
+                             }});
+            parts.push_back({tag + "_squares_old", sm, [&, tabo] {
+                                 mc::hermite_old::hermite_moments(xd.data(), N2, *tabo, out_old.data(),
+                                                                  out_old.data() + 10000, 1);
+                             }});
+        }
         mc::hermite_moments(xd.data(), N2, *tab, out.data(), nullptr, 1);
         mc::hermite_old::hermite_moments(xd.data(), N2, *tabo, out_old.data(), nullptr, 1);
         double worst = 0.0;
@@ -242,9 +294,9 @@ int main(int argc, char** argv) {
         worst = std::max(worst, std::abs(out[m] - out_old[m]) / (1.0 + std::abs(out_old[m])));
     std::printf("1d_deg30: new vs old, max |diff| / (1 + |old|) = %.3g\n", worst);
 #endif
-    // the fused 2-D kernel (degree 10) split: its blocks as hermite_moments runs them, and the
-    // same blocks with no moment sums (a plan without slots): the per-coordinate recurrences,
-    // the loads of x and the block overhead alone
+    // the fused 2-D kernel (degree 10) split: its blocks as hermite_moments runs them; the same
+    // blocks with no tiles (the per-coordinate recurrences, the loads of x, the stores of the
+    // values, the block overhead); the tiles alone on one block's values (the sums)
     {
         const std::size_t d = 2, D = 10;
         const mc::HermiteIndexTable tab = graded_table<mc::HermiteIndexTable>(d, D);
@@ -252,28 +304,41 @@ int main(int argc, char** argv) {
         auto sc = std::make_shared<mc::HermiteScaled>(mc::hermite_scaled(D, 24));
         auto plan = std::make_shared<mc::HermiteFusedPlan>();
         mc::hermite_fused_plan(tab, *sc, *plan);
-        auto bare = std::make_shared<mc::HermiteFusedPlan>(*plan);
-        bare->run_begin.assign(bare->run_begin.size(), 0);
-        auto blocks = [&, sc, d, D, M](std::shared_ptr<mc::HermiteFusedPlan> pl) {
-            return [&, sc, pl, d, D, M] {
-                const std::size_t n_pre = pl->pparent.size();
-                mc::HermiteScratch g(d * (D + 1) * 16), pb(n_pre * 16), lanes(4 * M);
-                const std::vector<double> ones(16, 1.0);
-                std::vector<const double*> prow(n_pre);
-                prow[0] = ones.data();
-                for (std::size_t q = 1; q < n_pre; ++q)
-                    prow[q] = pl->pparent[q] == 0 ? g.p + (static_cast<std::size_t>(pl->pdim[q]) * (D + 1) +
-                                                           static_cast<std::size_t>(pl->porder[q])) * 16
-                                                  : pb.p + q * 16;
-                for (std::size_t b0 = 0; b0 < N2; b0 += mc::kHermLanes)
-                    mc::hermite_fused_block(xd.data(), b0, mc::kHermLanes, d, D, *sc, *pl, g.v4(), pb.v4(), prow.data(),
+        auto len = std::make_shared<std::vector<std::size_t>>();
+        auto tiles = std::make_shared<std::vector<mc::HermiteTile>>();
+        mc::hermite_tiles(*plan, *len, *tiles);
+        auto none = std::make_shared<std::vector<mc::HermiteTile>>();
+        std::printf("2d_deg10: %zu tiles\n", tiles->size());
+        auto blocks = [&, sc, plan, len, d, D, M](std::shared_ptr<std::vector<mc::HermiteTile>> tl) {
+            return [&, sc, plan, len, tl, d, D, M] {
+                mc::HermiteFusedWork w(d, D, *plan);
+                mc::HermiteScratch lanes(4 * M);
+                for (std::size_t b0 = 0; b0 < N2; b0 += mc::kHermBlock)
+                    mc::hermite_fused_block(xd.data(), b0, mc::kHermBlock, d, D, *sc, *plan, *tl, len->data(), w,
                                             lanes.v4(), nullptr);
-                sink += lanes.v4()[1] + g.v4()[5];
+                sink += lanes.v4()[1] + MODELCOLLAPSE_LOAD4(w.g + 5);
             };
         };
         const double sm = static_cast<double>(N2) * static_cast<double>(M);
-        parts.push_back({"2d_deg10_blocks", sm, blocks(plan)});
-        parts.push_back({"2d_deg10_blocks_no_sums", sm, blocks(bare)});
+        parts.push_back({"2d_deg10_blocks", sm, blocks(tiles)});
+        parts.push_back({"2d_deg10_blocks_no_sums", sm, blocks(none)});
+        auto wk = std::make_shared<mc::HermiteFusedWork>(d, D, *plan);
+        {
+            mc::HermiteScratch lanes(4 * M);
+            mc::hermite_fused_block(xd.data(), 0, mc::kHermBlock, d, D, *sc, *plan, *tiles, len->data(), *wk,
+                                    lanes.v4(), nullptr);
+        }
+        parts.push_back({"2d_deg10_recurrences_bare", sm, [&, sc, d, D] { bare_dd(xd.data(), N2, d, D, *sc, &sink); }});
+        auto gbuf = std::make_shared<mc::HermiteScratch>(d * (D + 1) * mc::kHermBlock);  // 64-byte aligned
+        parts.push_back({"2d_deg10_stores_only", sm, [&, gbuf, d, D] {
+                             stores_dd(xd.data(), N2, d, D, gbuf->p);
+                             sink += MODELCOLLAPSE_LOAD4(gbuf->p + 8);
+                         }});
+        parts.push_back({"2d_deg10_sums_only", sm, [&, plan, len, tiles, wk, d, D, M] {
+                             mc::HermiteScratch lanes(4 * M);
+                             tiles_only(*wk, *tiles, plan->run_begin.data(), len->data(), d, D, N2, lanes.v4());
+                             sink += lanes.v4()[3];
+                         }});
     }
     for (auto& p : parts) p.run();  // warm-up
     for (int r = 0; r < rounds; ++r)

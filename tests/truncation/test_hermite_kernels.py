@@ -1,6 +1,6 @@
 """The three compiled Hermite-moment kernels against the numpy twin (modelcollapse.reference):
 the fused 1-D chain (the sequence h_0..h_D), the fused d-D kernel (products of one value per
-coordinate, prefix by prefix, no values buffer) and the generic two-pass kernel (index tables
+coordinate: per block of 128 samples the values, then the sums in register tiles) and the generic two-pass kernel (index tables
 beyond the fused kernel's size); each bit-identical for any thread count.
 
 Tolerance (as tests/truncation/test_hermite.py): |cpp - numpy| <= 1e-12 RMS(h_alpha) + 1e-12 |numpy|
@@ -42,6 +42,15 @@ def test_fused_kernel_equals_the_twin(d, degree):
     x = rng.normal(size=(1037, d)) * 1.1 + np.linspace(-0.4, 0.5, d)
     assert len(hm.multi_indices(d, degree)) <= FUSED_MAX_MOMENTS
     _check_against_twin(x, degree)
+
+
+def test_fused_kernel_partial_block_equals_the_twin():
+    """3-D degree 6: prefixes that are products of two coordinates' values, register tiles whose
+    rows have runs of different lengths (28 prefixes, runs 1 to 7 long), and n = 3 x 128 + 45: a
+    last block of two full 16-sample groups and a padded one. Kills a tile that writes past a
+    prefix's run or drops a column, a block that sums past its samples, a wrong product row."""
+    x = np.random.default_rng(5).normal(size=(3 * 128 + 45, 3)) * 1.05 + [0.3, -0.2, 0.1]
+    _check_against_twin(x, 6)
 
 
 def test_fused_1d_chain_high_degree_equals_the_twin():

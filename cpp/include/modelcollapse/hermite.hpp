@@ -292,11 +292,12 @@ MODELCOLLAPSE_HOT_FMA void hermite_chain_1d(const double* x, std::size_t b, std:
 
 // Plan of the fused d-D kernel. Every moment m is a product of one orthonormal Hermite value
 // per coordinate, h_alpha = P_beta h_{d-1, j}: a prefix beta (alpha's coordinates 0..d-2) and
-// the last coordinate j. The prefixes' products P_beta (a table of their own, each a parent
-// prefix times one coordinate's value, as the index table builds moments) are made once per 16
-// samples; then for each prefix its moments' sums take P_beta g_{d-1, j}, four vectors of
-// samples at once, straight into the accumulators: no (moments x samples) buffer is written
-// and read back. Slots number the moments prefix by prefix; slot_of[m] maps back.
+// the last coordinate j. Per block of kHermBlock samples each coordinate's values and the
+// prefixes' products P_beta (a table of their own, each a parent prefix times one coordinate's
+// value, as the index table builds moments) are written to rows of a buffer; then the sums
+// sum_s P_beta(s) g_{d-1, j}(s) are a small matrix product (prefixes x last-coordinate degrees),
+// computed in register tiles: no (moments x samples) buffer, no sum loaded or stored per
+// sample. Slots number the moments prefix by prefix; slot_of[m] maps back.
 struct HermiteFusedPlan {
     std::vector<std::int64_t> pparent, pdim, porder;  // prefix p > 0: P_p = P_{pparent} g[pdim][porder]
     std::vector<std::size_t> run_begin;               // slots of prefix p: [run_begin[p], run_begin[p + 1])
@@ -380,50 +381,227 @@ inline bool hermite_fused_plan(const HermiteIndexTable& tab, const HermiteScaled
     return true;
 }
 
-// One block of nb <= 16 samples starting at row i0 through the fused d-D kernel. g: d (D + 1)
-// rows of four vec4d_u (the scaled values per coordinate); pbuf: the prefixes' products, four
-// vec4d each; prow[p]: where prefix p's four vectors are (a row of g for a one-coordinate
-// prefix, of pbuf otherwise, `ones` for the empty prefix; set by the caller). acc / acc2: one
-// vec4d of per-lane sums per slot.
-MODELCOLLAPSE_HOT_FMA void hermite_fused_block(const double* x, std::size_t i0, std::size_t nb, std::size_t d,
-                                               std::size_t D, const HermiteScaled& sc, const HermiteFusedPlan& plan,
-                                               vec4d_u* g, vec4d_u* pbuf, const double* const* prow, vec4d_u* acc,
-                                               vec4d_u* acc2) {
-    vec4d xv[4], live[4];
-    for (std::size_t i = 0; i < d; ++i) {
-        hermite_load16(x, i0, nb, d, i, xv, live);
-        vec4d_u* gi = g + i * (D + 1) * 4;
-        hermite_scaled_run(xv, live, D, sc, [&](std::size_t k, const vec4d* c) MODELCOLLAPSE_LAMBDA_INLINE {
-            for (int v = 0; v < 4; ++v) gi[k * 4 + v] = c[v];
-        });
-    }
-    const std::size_t n_pre = plan.pparent.size();
-    for (std::size_t p = 1; p < n_pre; ++p) {
-        if (plan.pparent[p] == 0) continue;  // one coordinate: prow points into g
-        const vec4d_u* a = reinterpret_cast<const vec4d_u*>(prow[plan.pparent[p]]);
-        const vec4d_u* b = g + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) + static_cast<std::size_t>(plan.porder[p])) * 4;
-        for (int v = 0; v < 4; ++v) pbuf[p * 4 + v] = a[v] * b[v];
-    }
-    const vec4d_u* glast = g + (d - 1) * (D + 1) * 4;
-    const std::int64_t* run_j = plan.run_j.data();
-    for (std::size_t p = 0; p < n_pre; ++p) {
-        const vec4d_u* pr = reinterpret_cast<const vec4d_u*>(prow[p]);
-        const vec4d P0 = pr[0], P1 = pr[1], P2 = pr[2], P3 = pr[3];
-        const std::size_t s1 = plan.run_begin[p + 1];
-        if (acc2) {
-            for (std::size_t s = plan.run_begin[p]; s < s1; ++s) {
-                const vec4d_u* gj = glast + static_cast<std::size_t>(run_j[s]) * 4;
-                const vec4d w0 = P0 * gj[0], w1 = P1 * gj[1], w2 = P2 * gj[2], w3 = P3 * gj[3];
-                acc[s] += (w0 + w2) + (w1 + w3);
-                acc2[s] += (w0 * w0 + w2 * w2) + (w1 * w1 + w3 * w3);
-            }
-        } else {
-            for (std::size_t s = plan.run_begin[p]; s < s1; ++s) {
-                const vec4d_u* gj = glast + static_cast<std::size_t>(run_j[s]) * 4;
-                acc[s] += (P0 * gj[0] + P2 * gj[2]) + (P1 * gj[1] + P3 * gj[3]);
+// Samples per block of the fused d-D kernel: each coordinate's g_0..g_D and each prefix's
+// product are written for kHermBlock samples (rows of kHermBlock doubles; 2-D degree 10: 22
+// rows, 22 KiB, in L1), then the sums are a small matrix product over the block. 256 and 512
+// were slower (docs/truncation.md, "Performance"); the macro is there for that comparison only
+// (the block is part of the summation order: one value for every build).
+#ifndef MODELCOLLAPSE_HERM_BLOCK
+#define MODELCOLLAPSE_HERM_BLOCK 128
+#endif
+constexpr std::size_t kHermBlock = MODELCOLLAPSE_HERM_BLOCK;
+
+// Register tiles of the sums: up to 4 prefixes (rows) by 3 consecutive last-coordinate degrees
+// j0..j0+C-1 (columns); 12 accumulators of four samples each stay in registers for the whole
+// block, one multiply-add per sample-moment and no load or store of a sum (the previous kernel
+// loaded and stored each moment's sums per 16 samples). Prefixes are grouped by decreasing run
+// length, and a tile computes the products of rows whose run is shorter than j0 + C too
+// (discarded: 2-D degree 10, 74 products for 66 moments in 8 tiles).
+struct HermiteTile {
+    std::uint32_t p[4];  // prefixes of the rows (nr of them)
+    std::uint32_t nr, j0, nc;
+};
+
+// R x C accumulators over nv vectors of samples: rows' values r[0..R) and the last
+// coordinate's rows gl + (j0 + c) kHermBlock; the sums into acc[run_begin[p] + j] for the
+// (p, j) inside p's run (j < len[p]). Sq: the squares' sums too, into acc2, from the same
+// products (w = P g: a multiply, w into the sum on the add pipes, w w into the squares' by a
+// multiply-add), R x C <= 6 so that both sets of accumulators stay in registers.
+template <int R, int C, bool Pin, bool Sq>
+MODELCOLLAPSE_ALWAYS_INLINE void hermite_tile(const double* const* rowp, const HermiteTile& t, const double* gl,
+                                              std::size_t nv, const std::size_t* run_begin, const std::size_t* len,
+                                              vec4d_u* acc, vec4d_u* acc2) {
+    const double* r[R];
+    for (int i = 0; i < R; ++i) r[i] = rowp[t.p[i]];
+    const double* g = gl + static_cast<std::size_t>(t.j0) * kHermBlock;
+    vec4d a[R][C], a2[Sq ? R : 1][Sq ? C : 1];
+    for (int i = 0; i < R; ++i)
+        for (int c = 0; c < C; ++c) a[i][c] = vec4d{0.0, 0.0, 0.0, 0.0};
+    if constexpr (Sq)
+        for (int i = 0; i < R; ++i)
+            for (int c = 0; c < C; ++c) a2[i][c] = vec4d{0.0, 0.0, 0.0, 0.0};
+    for (std::size_t v = 0; v < nv; v += 4) {
+        vec4d gv[C];
+        for (int c = 0; c < C; ++c) gv[c] = MODELCOLLAPSE_LOAD4(g + c * kHermBlock + v);
+        for (int i = 0; i < R; ++i) {
+            vec4d pv = MODELCOLLAPSE_LOAD4(r[i] + v);
+            // pinned to a register (an empty asm; needs AVX): GCC otherwise folds this load into
+            // each of the C multiply-adds that use it, 15 loads for a 4 x 3 tile's 12
+            // multiply-adds instead of 7, and two 256-bit loads a cycle (Zen 3) then bound the
+            // tile below the FMA pipes' rate (bench/hermite_kernel.cpp, 2d_deg10_sums_only)
+            if constexpr (Pin) asm("" : "+x"(pv));
+            for (int c = 0; c < C; ++c) {
+                if constexpr (Sq) {
+                    const vec4d w = pv * gv[c];
+                    a[i][c] += w;
+                    a2[i][c] += w * w;
+                } else {
+                    a[i][c] += pv * gv[c];
+                }
             }
         }
     }
+    for (int i = 0; i < R; ++i)
+        for (int c = 0; c < C; ++c) {
+            const std::size_t j = t.j0 + static_cast<std::size_t>(c);
+            if (j < len[t.p[i]]) {
+                acc[run_begin[t.p[i]] + j] += a[i][c];
+                if constexpr (Sq) acc2[run_begin[t.p[i]] + j] += a2[i][c];
+            }
+        }
+}
+
+// The tiles of a plan whose runs are contiguous from degree 0 (run_j of prefix p's slots is 0,
+// 1, ..., len - 1: every graded table), or false. Up to max_rows (4, or 2 with the squares) rows.
+inline bool hermite_tiles(const HermiteFusedPlan& plan, std::vector<std::size_t>& len,
+                          std::vector<HermiteTile>& tiles, std::size_t max_rows = 4) {
+    const std::size_t P = plan.pparent.size();
+    len.assign(P, 0);
+    for (std::size_t p = 0; p < P; ++p) {
+        len[p] = plan.run_begin[p + 1] - plan.run_begin[p];
+        for (std::size_t s = plan.run_begin[p]; s < plan.run_begin[p + 1]; ++s)
+            if (plan.run_j[s] != static_cast<std::int64_t>(s - plan.run_begin[p])) return false;
+    }
+    std::vector<std::size_t> by(P);
+    for (std::size_t p = 0; p < P; ++p) by[p] = p;
+    std::stable_sort(by.begin(), by.end(), [&](std::size_t a, std::size_t b) { return len[a] > len[b]; });
+    tiles.clear();
+    for (std::size_t q = 0; q < P; q += max_rows) {
+        HermiteTile t{};
+        t.nr = static_cast<std::uint32_t>(std::min<std::size_t>(max_rows, P - q));
+        for (std::size_t i = 0; i < t.nr; ++i) t.p[i] = static_cast<std::uint32_t>(by[q + i]);
+        const std::size_t jmax = len[by[q]];  // the longest run of the group
+        for (std::size_t j0 = 0; j0 < jmax; j0 += 3) {
+            t.j0 = static_cast<std::uint32_t>(j0);
+            t.nc = static_cast<std::uint32_t>(std::min<std::size_t>(3, jmax - j0));
+            // rows whose runs end before j0 drop out (the group is sorted: they are the last)
+            HermiteTile u = t;
+            while (u.nr > 1 && len[u.p[u.nr - 1]] <= j0) --u.nr;
+            tiles.push_back(u);
+        }
+    }
+    return true;
+}
+
+// The sums of one block through the tiles: rowp[p] the prefixes' rows, gl the last
+// coordinate's g_0 row, nv samples (a multiple of 4); with acc2, the squares' sums too (tiles
+// of at most 2 rows). Pin: rows pinned to registers (AVX only).
+template <bool Pin>
+MODELCOLLAPSE_ALWAYS_INLINE void hermite_tiles_body(const double* const* rowp, const std::vector<HermiteTile>& tiles,
+                                                    const double* gl, std::size_t nv, const std::size_t* run_begin,
+                                                    const std::size_t* len, vec4d_u* acc, vec4d_u* acc2) {
+    for (const HermiteTile& t : tiles) {
+        const std::uint32_t key = (t.nr - 1) * 3 + (t.nc - 1);
+#define MODELCOLLAPSE_HERM_TILE(R, C, SQ) \
+    case (R - 1) * 3 + (C - 1): hermite_tile<R, C, Pin, SQ>(rowp, t, gl, nv, run_begin, len, acc, acc2); break;
+        if (acc2) {
+            switch (key) {
+                MODELCOLLAPSE_HERM_TILE(1, 1, true) MODELCOLLAPSE_HERM_TILE(1, 2, true) MODELCOLLAPSE_HERM_TILE(1, 3, true)
+                MODELCOLLAPSE_HERM_TILE(2, 1, true) MODELCOLLAPSE_HERM_TILE(2, 2, true) MODELCOLLAPSE_HERM_TILE(2, 3, true)
+                default: break;
+            }
+        } else {
+            switch (key) {
+                MODELCOLLAPSE_HERM_TILE(1, 1, false) MODELCOLLAPSE_HERM_TILE(1, 2, false)
+                MODELCOLLAPSE_HERM_TILE(1, 3, false) MODELCOLLAPSE_HERM_TILE(2, 1, false)
+                MODELCOLLAPSE_HERM_TILE(2, 2, false) MODELCOLLAPSE_HERM_TILE(2, 3, false)
+                MODELCOLLAPSE_HERM_TILE(3, 1, false) MODELCOLLAPSE_HERM_TILE(3, 2, false)
+                MODELCOLLAPSE_HERM_TILE(3, 3, false) MODELCOLLAPSE_HERM_TILE(4, 1, false)
+                MODELCOLLAPSE_HERM_TILE(4, 2, false) MODELCOLLAPSE_HERM_TILE(4, 3, false)
+                default: break;
+            }
+        }
+#undef MODELCOLLAPSE_HERM_TILE
+    }
+}
+
+// Two versions where MODELCOLLAPSE_HOT_FMA makes clones (fastmath.hpp: the same condition), picked
+// at load time like them: x86-64-v3 with the rows pinned, the baseline without (a target_clones
+// function has one body, and the pin cannot be compiled for the baseline). Elsewhere one
+// version, pinned where the build has AVX.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__AVX2__) && !defined(MODELCOLLAPSE_NO_DISPATCH)
+__attribute__((target("default"))) static void hermite_tiles_run(const double* const* rowp,
+                                                                 const std::vector<HermiteTile>& tiles,
+                                                                 const double* gl, std::size_t nv,
+                                                                 const std::size_t* run_begin, const std::size_t* len,
+                                                                 vec4d_u* acc, vec4d_u* acc2) {
+    hermite_tiles_body<false>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
+}
+__attribute__((target("arch=x86-64-v3"))) static void hermite_tiles_run(const double* const* rowp,
+                                                                        const std::vector<HermiteTile>& tiles,
+                                                                        const double* gl, std::size_t nv,
+                                                                        const std::size_t* run_begin,
+                                                                        const std::size_t* len, vec4d_u* acc,
+                                                                        vec4d_u* acc2) {
+    hermite_tiles_body<true>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
+}
+#else
+inline void hermite_tiles_run(const double* const* rowp, const std::vector<HermiteTile>& tiles, const double* gl,
+                              std::size_t nv, const std::size_t* run_begin, const std::size_t* len, vec4d_u* acc,
+                              vec4d_u* acc2) {
+#if defined(__AVX__)
+    hermite_tiles_body<true>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
+#else
+    hermite_tiles_body<false>(rowp, tiles, gl, nv, run_begin, len, acc, acc2);
+#endif
+}
+#endif
+
+// Buffers of one thread for the fused d-D kernel: g (d (D + 1) rows), the prefixes' products
+// (one row per prefix), a row of ones (the empty prefix), and the rows' addresses.
+struct HermiteFusedWork {
+    std::vector<double> mem;
+    double* g;
+    double* pbuf;
+    std::vector<const double*> prow;
+    HermiteFusedWork(std::size_t d, std::size_t D, const HermiteFusedPlan& plan) {
+        const std::size_t G = d * (D + 1), P = plan.pparent.size();
+        mem.assign((G + P + 1) * kHermBlock + 8, 0.0);
+        const auto a = reinterpret_cast<std::uintptr_t>(mem.data());
+        g = mem.data() + (64 - a % 64) % 64 / sizeof(double);
+        pbuf = g + G * kHermBlock;
+        double* ones = pbuf + P * kHermBlock;
+        std::fill(ones, ones + kHermBlock, 1.0);
+        prow.assign(P, ones);
+        for (std::size_t p = 1; p < P; ++p)
+            prow[p] = plan.pparent[p] == 0  // one coordinate: the row of g
+                          ? g + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) +
+                                 static_cast<std::size_t>(plan.porder[p])) * kHermBlock
+                          : pbuf + p * kHermBlock;
+    }
+};
+
+// One block of nb <= kHermBlock samples starting at row i0 through the fused d-D kernel: the
+// scaled recurrences per coordinate, 16 samples at a time, into w.g; the prefixes' products
+// into w.pbuf; then the sums (acc, and acc2 of the squares) through the tiles.
+MODELCOLLAPSE_HOT_FMA void hermite_fused_block(const double* x, std::size_t i0, std::size_t nb, std::size_t d,
+                                               std::size_t D, const HermiteScaled& sc, const HermiteFusedPlan& plan,
+                                               const std::vector<HermiteTile>& tiles, const std::size_t* len,
+                                               HermiteFusedWork& w, vec4d_u* acc, vec4d_u* acc2) {
+    const std::size_t n_pre = plan.pparent.size();
+    const std::size_t nv = (nb + kHermLanes - 1) / kHermLanes * kHermLanes;
+    vec4d xv[4], live[4];
+    for (std::size_t o = 0; o < nv; o += kHermLanes) {
+        const std::size_t ns = std::min(kHermLanes, nb - o);
+        for (std::size_t i = 0; i < d; ++i) {
+            hermite_load16(x, i0 + o, ns, d, i, xv, live);
+            double* gi = w.g + i * (D + 1) * kHermBlock + o;
+            hermite_scaled_run(xv, live, D, sc, [&](std::size_t k, const vec4d* c) MODELCOLLAPSE_LAMBDA_INLINE {
+                for (int v = 0; v < 4; ++v) MODELCOLLAPSE_STORE4(gi + k * kHermBlock + 4 * v, c[v]);
+            });
+        }
+    }
+    for (std::size_t p = 1; p < n_pre; ++p) {
+        if (plan.pparent[p] == 0) continue;  // one coordinate: its row is in g
+        const double* a = w.prow[static_cast<std::size_t>(plan.pparent[p])];
+        const double* b = w.g + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) + static_cast<std::size_t>(plan.porder[p])) * kHermBlock;
+        double* dst = w.pbuf + p * kHermBlock;
+        for (std::size_t v = 0; v < nv; v += 4)
+            MODELCOLLAPSE_STORE4(dst + v, MODELCOLLAPSE_LOAD4(a + v) * MODELCOLLAPSE_LOAD4(b + v));
+    }
+    const double* gl = w.g + (d - 1) * (D + 1) * kHermBlock;
+    hermite_tiles_run(w.prow.data(), tiles, gl, nv, plan.run_begin.data(), len, acc, acc2);
 }
 
 #endif  // MODELCOLLAPSE_VECTOR_EXT
@@ -461,7 +639,8 @@ struct HermiteScratch {
 
 // out_mean[M], out_sq[M] (optional, may be nullptr). x is row-major (n, d).
 // Three kernels: the fused 1-D chain (the sequence h_0..h_D), the fused d-D kernel (any table of
-// one value per coordinate up to kHermFusedMaxMoments moments) and the generic two-pass one.
+// one value per coordinate up to kHermFusedMaxMoments moments whose runs are contiguous from
+// degree 0, as in every graded table) and the generic two-pass one.
 inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTable& tab, double* out_mean,
                             double* out_sq, int threads, const PollFn& poll = PollFn()) {
     const std::size_t d = tab.d;
@@ -489,6 +668,8 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
     // within 2^48 of h_alpha (2^32 in 1-D)
     const HermiteScaled sc = hermite_scaled(D, d == 1 ? 32 : std::max(8, 48 / static_cast<int>(d)));
     HermiteFusedPlan plan;
+    std::vector<std::size_t> len;     // the fused d-D kernel's run length per prefix
+    std::vector<HermiteTile> tiles;   // and its register tiles
     if (is_chain_1d(tab)) {
         auto body1 = [&](std::size_t begin, std::size_t end, const StopToken& stop) {
             double* acc = partial.data() + (begin / chunk) * stride;
@@ -506,30 +687,18 @@ inline void hermite_moments(const double* x, std::size_t n, const HermiteIndexTa
         };
         parallel_for(n, chunk, threads, body1, poll);
         post = sc.fac;
-    } else if (hermite_fused_plan(tab, sc, plan)) {
-        const std::size_t n_pre = plan.pparent.size();
+    } else if (hermite_fused_plan(tab, sc, plan) && hermite_tiles(plan, len, tiles, want_sq ? 2 : 4)) {
         auto bodyd = [&](std::size_t begin, std::size_t end, const StopToken& stop) {
             double* acc = partial.data() + (begin / chunk) * stride;
             double* acc2 = want_sq ? acc + M : nullptr;
-            // plain doubles seen as vec4d_u: std::vector<vec4d> would drop vec4d's 32-byte alignment
-            HermiteScratch g_mem(d * (D + 1) * 16), pbuf_mem(n_pre * 16);
-            const std::vector<double> ones(16, 1.0);
-            vec4d_u* g = g_mem.v4();
-            vec4d_u* pbuf = pbuf_mem.v4();
-            std::vector<const double*> prow(n_pre);
-            prow[0] = ones.data();
-            for (std::size_t p = 1; p < n_pre; ++p)
-                prow[p] = plan.pparent[p] == 0
-                              ? g_mem.p + (static_cast<std::size_t>(plan.pdim[p]) * (D + 1) +
-                                                static_cast<std::size_t>(plan.porder[p])) * 16
-                              : pbuf_mem.p + p * 16;
+            HermiteFusedWork work(d, D, plan);
             HermiteScratch lane_mem(4 * M), lane2_mem(want_sq ? 4 * M : 0);
             vec4d_u* lane = lane_mem.v4();
             vec4d_u* lane2 = want_sq ? lane2_mem.v4() : nullptr;
-            for (std::size_t b0 = begin; b0 < end; b0 += kHermLanes) {
+            for (std::size_t b0 = begin; b0 < end; b0 += kHermBlock) {
                 if ((b0 - begin) % 4096 == 0 && stop.stop_requested()) return;
-                hermite_fused_block(x, b0, std::min(kHermLanes, end - b0), d, D, sc, plan, g, pbuf, prow.data(), lane,
-                                    lane2);
+                hermite_fused_block(x, b0, std::min(kHermBlock, end - b0), d, D, sc, plan, tiles, len.data(), work,
+                                    lane, lane2);
             }
             hermite_fold(lane, lane2, M, [&](std::size_t m) { return plan.slot_of[m]; }, acc, acc2);
         };

@@ -232,7 +232,21 @@ def hermite_moments(x: Any, degree: int, *, std_errors: bool = False, threads: i
     if std_errors:
         var = np.clip(sq - mean ** 2, 0.0, None) * n / max(n - 1, 1)
         se = np.sqrt(var / n)
-    return HermiteMoments(indices=idx, values=mean, std_errors=se, n_samples=n)
+    return _checked_moments(idx, mean, se, n)
+
+
+def _checked_moments(idx: np.ndarray, values: np.ndarray, se: np.ndarray | None, n: int) -> HermiteMoments:
+    """HermiteMoments of :func:`hermite_moments`, whose arrays it has checked already: the index
+    table (graded, int64, non-negative: multi_indices), finite float64 values and errors of one
+    entry per index (the kernel's output, checked finite above). ``__post_init__`` would check
+    them again, most of the call's time outside the kernel at 1e6 samples in 1-D (docs/truncation.md,
+    section "Performance"). The indices are copied: the cached table is shared between calls."""
+    out = object.__new__(HermiteMoments)
+    out.indices = idx.copy()
+    out.values = values
+    out.std_errors = se
+    out.n_samples = n
+    return out
 
 
 def mixture_moments(mixture: GaussianMixture, degree: int, *, method: str = "auto") -> HermiteMoments:
