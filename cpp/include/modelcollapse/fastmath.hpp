@@ -276,7 +276,7 @@ MODELCOLLAPSE_ALWAYS_INLINE double log_scaled(double x, int k) {
 // integer <-> double conversion instructions needed).
 inline double log_positive(double x) { return detail::log_scaled(x, 0); }
 
-// sin and cos of x for |x| <= 2^19 (the library only uses x in [0, 2 pi]): Cody-Waite
+// sin and cos of x for |x| <= 2^19 (the normals now use sincos_turn53 below): Cody-Waite
 // reduction by pi/2 in three parts (fdlibm's pio2_1, pio2_2, pio2_2t; q * pio2_1 and
 // q * pio2_2 are exact), Taylor polynomials (Estrin's scheme) on |r| <= pi/4 (truncation < 1e-17 relative),
 // then the quadrant picks and signs the results with bit operations. Error: a couple of
