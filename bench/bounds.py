@@ -205,6 +205,7 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
     out.update(_normal_split_parts())
     out.update(_score_kernel_parts())
     out.update(_hermite_thread_parts())
+    out.update(_normals_kernel_parts())
     return out
 
 
@@ -397,6 +398,91 @@ def normal_split_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[flo
             out[f"normal_isa{hi}_over_isa{lo}"] = ([a / b for a, b in zip(per[f"normal_isa{lo}"],
                                                                           per[f"normal_isa{hi}"])],
                                                    f"speed-up of the level-{hi} transform over level {lo}")
+    return out
+
+
+NORMALS_PARTS_SRC = HERE / "normals_parts.cpp"
+# the parts of bench/normals_parts.cpp (its enum Part, in order) and what each times
+NORMALS_PARTS = {
+    "fill": "fill_normals, one stream, 256 normals a call (the shipped bulk call, load-time level)",
+    "ars": "the ARS-7 rounds alone (ars_blocks on 128 counters)",
+    "transform": "the Box-Muller transform alone (both passes, x86-64-v3), 128 cached blocks",
+    "radius": "its first pass alone: r^2 = -2 log u0 (uniform, log with its division)",
+    "radius_nodiv": "the first pass with the division replaced by a multiplication (wrong numbers)",
+    "turn": "its second pass alone: sincos_turn53, the square root, the products",
+    "fused": "the same operations as one loop (box_muller per block; the form before the split)",
+}
+NORMALS_REPS = 400  # calls of 256 normals: ~0.3 ms a part, long enough for process_time
+
+
+def _compile_normals_parts() -> Any:
+    """Build bench/normals_parts.cpp with the extension's flags (-O3 -fno-math-errno
+    -fopenmp-simd, no -march) against the checkout's headers, once per version of the source
+    and the headers (cached in the temp folder); None without g++."""
+    import ctypes
+    import hashlib
+    import shutil
+    import tempfile
+
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if cxx is None:
+        return None
+    inc = HERE.parent / "cpp" / "include"
+    flags = ["-O3", "-fno-math-errno", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", f"-I{inc}", "-Wno-psabi"]
+    h = hashlib.sha256(NORMALS_PARTS_SRC.read_bytes() + " ".join([cxx, *flags]).encode())
+    for hdr in sorted((inc / "modelcollapse").glob("*.hpp")):
+        h.update(hdr.read_bytes())
+    lib = Path(tempfile.gettempdir()) / f"modelcollapse_bench_normals_parts_{h.hexdigest()[:16]}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.so")
+        res = subprocess.run([cxx, *flags, str(NORMALS_PARTS_SRC), "-o", str(tmp)], capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"bench/normals_parts.cpp did not build (its parts are left out): {res.stderr[-300:]}")
+            return None
+        os.replace(tmp, lib)
+    dll = ctypes.CDLL(str(lib))
+    dll.mc_normals_part.argtypes = [ctypes.c_int, ctypes.c_long]
+    dll.mc_normals_add_chain.argtypes = [ctypes.c_long]
+    dll.mc_normals_per_call.restype = ctypes.c_long
+    for f in (dll.mc_normals_part, dll.mc_normals_add_chain):
+        f.restype = None
+    return dll
+
+
+def _normals_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
+    """The normal generator split in C++ (bench/normals_parts.cpp, one thread, one batch of 128
+    blocks in cache): the bulk call, the ARS rounds, the transform and each of its two passes,
+    the first pass without its division, the two passes fused; and the core's clock."""
+    dll = _compile_normals_parts()
+    if dll is None:
+        return {}
+    per_call = dll.mc_normals_per_call()
+    out: dict[str, tuple[Callable[[], Any], float, str, str]] = {
+        f"np_{name}": ((lambda k_: lambda: dll.mc_normals_part(k_, NORMALS_REPS))(k), NORMALS_REPS * per_call,
+                       "ns per normal", what)
+        for k, (name, what) in enumerate(NORMALS_PARTS.items())}
+    out["np_add_chain"] = (lambda: dll.mc_normals_add_chain(500_000), 2_000_000, "ns per add",
+                           "a chain of dependent integer adds: one a cycle (the core's clock)")
+    return out
+
+
+def normals_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
+    """Paired per round: each part in cycles per normal at the round's clock; the ARS rounds'
+    and the transform's shares of the bulk call; the division's share of the first pass; the
+    fused loop over the two-pass transform."""
+    if "np_add_chain" not in per:
+        return {}
+    clock = per["np_add_chain"]
+    out = {f"np_{k}_cycles": ([t / c for t, c in zip(per[f"np_{k}"], clock)],
+                              f"cycles per normal: {what}") for k, what in NORMALS_PARTS.items()}
+    fill = per["np_fill"]
+    out["np_ars_share"] = ([a / f for a, f in zip(per["np_ars"], fill)], "share of the bulk call: the ARS rounds")
+    out["np_transform_share"] = ([a / f for a, f in zip(per["np_transform"], fill)],
+                                 "share of the bulk call: the transform")
+    out["np_division_share"] = ([(a - b) / a for a, b in zip(per["np_radius"], per["np_radius_nodiv"])],
+                                "share of the first pass (r^2 = -2 log u0) that its division takes in place")
+    out["np_fused_over_transform"] = ([a / b for a, b in zip(per["np_fused"], per["np_transform"])],
+                                      "time of the fused one-loop transform over the shipped two-pass one")
     return out
 
 
@@ -618,6 +704,7 @@ def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], s
     shares.update(normal_split_shares(per))
     shares.update(score_kernel_shares(per))
     shares.update(hermite_thread_shares(per))
+    shares.update(normals_kernel_shares(per))
     # the splits below need parts that older bounds.json files and callers may lack
     if "hermite_1d_deg65_kernel" in per:
         shares["hermite_2d_over_fused_1d"] = (

@@ -133,8 +133,9 @@ def test_sizes_refused_with_the_argument_named():
 # 4 x86-64-v4 (AVX-512). FMA contraction changes roundings inside log, sincos and the
 # uniform-to-normal products, so the levels may differ in the last bits; LEVEL_ULPS is the
 # stated bound (docs/foundation.md, "Randomness"; 1.9 measured between levels 0 and 3 over
-# 2^20 normals, 1.3% of them differing at all), in units of 2^-52 max(|z|, 1) (an error
-# of the angle's reduction is absolute, so near a zero of cos or sin it is not relative).
+# 2^20 normals, 4.4% of them differing at all with the octant sincos, 1.3% before), in units
+# of 2^-52 max(|z|, 1) (an error in the angle is absolute, so near a zero of cos or sin it is
+# not relative).
 LEVEL_ULPS = 4
 
 
@@ -165,6 +166,32 @@ def test_transform_levels_agree_within_stated_ulps_and_with_the_twin():
     if _core.NORMALS_ISA_AVAILABLE < 4:
         with pytest.raises(ValueError, match="not available"):
             _core.normals(seed, 2, 1, 2, n, first, 1, isa=4)
+
+
+def test_every_octant_of_the_angle_has_its_own_sines_and_signs():
+    # The transform reduces theta = 2 pi u1 by u1's top three bits (fastmath::sincos_turn53):
+    # octant q swaps sin and cos in octants 1, 2, 5, 6, negates sin in 4-7 and cos in 2-5, and
+    # runs the polynomial on the distance to the octant's far end in odd octants. Each pair's
+    # angle, atan2(z1, z0), must be 2 pi u1 (u1 from the twin, bit-exact uniforms) and its radius^2
+    # -2 log u0, in every octant and on both sides of each octant's edges, at every level: a
+    # wrong swap, sign or far-end distance in any one octant moves that octant's angles by
+    # ~pi/4 or more (the tolerance is 1e-12 rad).
+    seed, pairs = 99, 2**14
+    u = ref.uniforms(seed, ref.make_stream(0, 4), 0, 2 * pairs)
+    u0, u1 = u[0::2], u[1::2]
+    octant = np.floor(8 * u1).astype(int)
+    edge = np.abs(8 * u1 - np.round(8 * u1)) < 8e-3  # within 1e-3 of a multiple of 1/8
+    for q in range(8):  # both sides of every edge k / 8 (k = 0 and 8: u1 near 0 and 1)
+        assert np.sum(edge & (octant == q) & (8 * u1 - q < 0.5)) > 3, q
+        assert np.sum(edge & (octant == q) & (8 * u1 - q > 0.5)) > 3, q
+    for isa in _levels():
+        z = _core.normals(seed, 0, 4, 1, 2 * pairs, 0, 1, isa=isa)[0]
+        z0, z1 = z[0::2], z[1::2]
+        angle = np.arctan2(z1, z0) % (2 * np.pi)
+        err = np.abs((angle - 2 * np.pi * u1 + np.pi) % (2 * np.pi) - np.pi)
+        for q in range(8):
+            assert err[octant == q].max() < 1e-12, (isa, q, err[octant == q].max())
+        np.testing.assert_allclose(z0**2 + z1**2, -2.0 * np.log(u0), rtol=1e-13, atol=1e-300)
 
 
 def test_level_chosen_at_load_and_capped_by_the_environment():

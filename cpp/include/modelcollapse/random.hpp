@@ -167,7 +167,11 @@ inline Block ars_portable(std::uint64_t ctr_lo, std::uint64_t ctr_hi, std::uint6
 
 #ifdef MODELCOLLAPSE_ARS_AESNI
 // ARS-R on n counters (lo[i], hi[i]) in place with the AES instructions, 8 blocks in flight
-// (an AESENC has a latency of ~4 cycles and two issue per cycle).
+// (an AESENC has a latency of ~4 cycles and two issue per cycle). The arrays hold the blocks'
+// halves apart (the transform reads them so), so two neighbouring blocks are loaded as one
+// 128-bit load of each array and one unpack each (and stored back the same way), not as
+// 64-bit moves between general and vector registers (5-8% faster; the 256-bit VAES path
+// below gained 1.7x over the previous loop: docs/foundation.md, "Randomness").
 template <int R>
 __attribute__((target("aes,sse2"))) inline void ars_aesni(std::size_t n, std::uint64_t* __restrict lo,
                                                           std::uint64_t* __restrict hi, std::uint64_t key_lo,
@@ -188,10 +192,19 @@ __attribute__((target("aes,sse2"))) inline void ars_aesni(std::size_t n, std::ui
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m128i v[8];
-        for (int q = 0; q < 8; ++q) v[q] = load(i + q);
+        for (int q = 0; q < 8; q += 2) {
+            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lo + i + q));
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi + i + q));
+            v[q] = _mm_xor_si128(_mm_unpacklo_epi64(a, b), rk[0]);
+            v[q + 1] = _mm_xor_si128(_mm_unpackhi_epi64(a, b), rk[0]);
+        }
         for (int r = 1; r < R; ++r)
             for (int q = 0; q < 8; ++q) v[q] = _mm_aesenc_si128(v[q], rk[r]);
-        for (int q = 0; q < 8; ++q) store(i + q, _mm_aesenclast_si128(v[q], rk[R]));
+        for (int q = 0; q < 8; ++q) v[q] = _mm_aesenclast_si128(v[q], rk[R]);
+        for (int q = 0; q < 8; q += 2) {
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + i + q), _mm_unpacklo_epi64(v[q], v[q + 1]));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + i + q), _mm_unpackhi_epi64(v[q], v[q + 1]));
+        }
     }
     for (; i < n; ++i) {
         __m128i v = load(i);
@@ -199,6 +212,50 @@ __attribute__((target("aes,sse2"))) inline void ars_aesni(std::size_t n, std::ui
         store(i, _mm_aesenclast_si128(v, rk[R]));
     }
 }
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define MODELCOLLAPSE_ARS_VAES 1
+// The same with 256-bit AES instructions (VAES, Zen 3 and Ice Lake onwards): two blocks a
+// register, 16 in flight; the same bits (each 128-bit lane runs the same round). Four blocks
+// come from one 256-bit load of each array: unpacking them gives blocks (0, 2) and (1, 3).
+template <int R>
+__attribute__((target("vaes,avx2"))) inline void ars_vaes(std::size_t n, std::uint64_t* __restrict lo,
+                                                          std::uint64_t* __restrict hi, std::uint64_t key_lo,
+                                                          std::uint64_t key_hi) {
+    __m256i rk[R + 1];
+    rk[0] = _mm256_set_epi64x(static_cast<long long>(key_hi), static_cast<long long>(key_lo),
+                              static_cast<long long>(key_hi), static_cast<long long>(key_lo));
+    const __m256i weyl = _mm256_set_epi64x(static_cast<long long>(kArsWeylHi), static_cast<long long>(kArsWeylLo),
+                                           static_cast<long long>(kArsWeylHi), static_cast<long long>(kArsWeylLo));
+    for (int r = 1; r <= R; ++r) rk[r] = _mm256_add_epi64(rk[r - 1], weyl);
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v[8];
+        for (int q = 0; q < 8; q += 2) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + i + 2 * q));
+            const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi + i + 2 * q));
+            v[q] = _mm256_xor_si256(_mm256_unpacklo_epi64(a, b), rk[0]);
+            v[q + 1] = _mm256_xor_si256(_mm256_unpackhi_epi64(a, b), rk[0]);
+        }
+        for (int r = 1; r < R; ++r)
+            for (int q = 0; q < 8; ++q) v[q] = _mm256_aesenc_epi128(v[q], rk[r]);
+        for (int q = 0; q < 8; ++q) v[q] = _mm256_aesenclast_epi128(v[q], rk[R]);
+        for (int q = 0; q < 8; q += 2) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + i + 2 * q), _mm256_unpacklo_epi64(v[q], v[q + 1]));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + i + 2 * q), _mm256_unpackhi_epi64(v[q], v[q + 1]));
+        }
+    }
+    if (i < n) ars_aesni<R>(n - i, lo + i, hi + i, key_lo, key_hi);
+}
+
+inline bool cpu_has_vaes() {
+    static const bool ok = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("vaes") != 0 && __builtin_cpu_supports("avx2") != 0;
+    }();
+    return ok;
+}
+#endif
 
 inline bool cpu_has_aes() {
     static const bool ok = [] {
@@ -213,6 +270,9 @@ inline bool cpu_has_aes() {
 // instructions where the CPU has them, else portable. Same bits either way.
 inline void ars_blocks(std::size_t n, std::uint64_t* __restrict lo, std::uint64_t* __restrict hi, std::uint64_t seed) {
 #ifdef MODELCOLLAPSE_ARS_AESNI
+#ifdef MODELCOLLAPSE_ARS_VAES
+    if (n >= 16 && cpu_has_vaes()) return ars_vaes<kArsRounds>(n, lo, hi, seed, 0);
+#endif
     if (cpu_has_aes()) return ars_aesni<kArsRounds>(n, lo, hi, seed, 0);
 #endif
     for (std::size_t i = 0; i < n; ++i) {
@@ -229,33 +289,47 @@ inline Block block(std::uint64_t seed, std::uint64_t stream, std::uint64_t count
 }
 
 // 53-bit uniform strictly inside (0, 1) from a 64-bit word: ((x >> 11) + 0.5) / 2^53,
-// with + 0.5 rounded to even at the top of the range. The integer -> double conversion is
-// done with bit operations (exact: v < 2^53), so that the batched loops below vectorise
-// with SSE2; the value is identical to static_cast<double>(v).
-inline double to_uniform(std::uint64_t x) {
+// with + 0.5 rounded to even at the top of the range. uniform_numerator gives
+// fl((x >> 11) + 0.5) with bit operations and one addition (exact: the bits of v mod 2^52
+// under 2^52's exponent are 2^52 + (v mod 2^52); adding 0.5 - 2^52 below 2^52 is exact, adding
+// 0.5 above it rounds as v + 0.5 does), so that the batched loops below vectorise with SSE2
+// and the conversion is a short dependency chain; to_uniform scales it by 2^-53 (exact).
+MODELCOLLAPSE_ALWAYS_INLINE double uniform_numerator(std::uint64_t x) {
     const std::uint64_t v = x >> 11;
-    const double low = fastmath::bits_to_double((v & 0x000FFFFFFFFFFFFFull) | 0x4330000000000000ull) -
-                       4503599627370496.0;                                                // v mod 2^52
-    const double high = fastmath::bits_to_double((0 - (v >> 52)) & 0x4330000000000000ull);  // 0 or 2^52
-    return ((low + high) + 0.5) * kTwoPow53Inv;
+    constexpr std::uint64_t kBelow = 0xc32fffffffffffffull;  // -(2^52 - 0.5)
+    constexpr std::uint64_t kAbove = 0x3fe0000000000000ull;  // 0.5
+    const std::uint64_t above = 0 - (v >> 52);                // all ones if v >= 2^52
+    const double add = fastmath::bits_to_double(kBelow ^ (above & (kBelow ^ kAbove)));
+    return fastmath::bits_to_double((v & 0x000FFFFFFFFFFFFFull) | 0x4330000000000000ull) + add;
 }
+inline double to_uniform(std::uint64_t x) { return uniform_numerator(x) * kTwoPow53Inv; }
 
 inline void uniform_pair(const Block& b, double& u0, double& u1) {
     u0 = to_uniform(b.lo);
     u1 = to_uniform(b.hi);
 }
 
-// z0 = r cos(theta), z1 = r sin(theta), r = sqrt(-2 log u0), theta = 2 pi u1 (theta rounded
-// once, as numpy's 2 * np.pi * u1). log, sin and cos are fastmath's branch-free versions
-// (< 1 ulp / ~1 ulp from the libm ones), used by every path so that a normal does not
-// depend on how a run of numbers was split into calls.
-inline void box_muller(double u0, double u1, double& z0, double& z1) {
-    const double r = std::sqrt(-2.0 * fastmath::log_positive(u0));
-    const double theta = kTwoPi * u1;
+// z0 = r cos(theta), z1 = r sin(theta), r = sqrt(-2 log u0), theta = 2 pi u1, from a block's
+// two words (u0 = to_uniform(lo), u1 = to_uniform(hi)), in two steps: box_muller_radius2
+// gives r^2 = -2 log u0 (fastmath's branch-free log, < 1 ulp, of u0's numerator with the
+// 2^-53 taken off the exponent: the same bits as of u0), box_muller_turn the rest: sin and
+// cos by fastmath's sincos_turn53, which takes u1's 53 bits and reduces the angle exactly by
+// selecting bits (no rounded theta, no u1 as a double: < 3 ulp of the exact sin 2 pi u1 and
+// cos 2 pi u1, where numpy's np.cos(2 * np.pi * u1) carries theta's rounding, up to 1e-15
+// absolute). Every path computes a normal with these two, so that it does not depend on how
+// a run of numbers was split into calls.
+MODELCOLLAPSE_ALWAYS_INLINE double box_muller_radius2(std::uint64_t lo) {
+    return -2.0 * fastmath::detail::log_scaled(uniform_numerator(lo), 53);
+}
+MODELCOLLAPSE_ALWAYS_INLINE void box_muller_turn(std::uint64_t hi, double radius2, double& z0, double& z1) {
+    const double r = std::sqrt(radius2);
     double s, c;
-    fastmath::sincos(theta, s, c);
+    fastmath::sincos_turn53(hi >> 11, s, c);
     z0 = r * c;
     z1 = r * s;
+}
+MODELCOLLAPSE_ALWAYS_INLINE void box_muller(std::uint64_t lo, std::uint64_t hi, double& z0, double& z1) {
+    box_muller_turn(hi, box_muller_radius2(lo), z0, z1);
 }
 
 // Blocks handled per batch by the bulk generators below.
@@ -265,16 +339,25 @@ namespace detail {
 
 // m <= kBatch blocks' outputs (lo[i], hi[i]) -> normal pairs: (z[2i], z[2i + 1]) when
 // interleaved, else (z0[i], z1[i]). The one transform of every path (vectorised over
-// blocks), so a normal's bits do not depend on how a run was split into calls.
+// blocks), so a normal's bits do not depend on how a run was split into calls. Two passes
+// over the batch, r^2 = -2 log u0 into a buffer, then sin, cos, the square root and the
+// products: the same operations as box_muller, but each loop's dependency chain is about half
+// of the fused one's (~50 and ~60 cycles, the fused ~110, with the division and the square
+// root on it), so that the out-of-order window holds enough iterations to keep the FMA pipes
+// busy; fused, the loop ran at ~2.5x its throughput bound (bench/normals_parts.cpp,
+// docs/foundation.md, "Randomness").
 MODELCOLLAPSE_ALWAYS_INLINE void normals_from_blocks_body(std::size_t m, const std::uint64_t* __restrict lo,
                                                           const std::uint64_t* __restrict hi, double* __restrict z0,
                                                           double* __restrict z1, bool interleaved) {
+    alignas(64) double r2[kBatch];
+#pragma omp simd
+    for (std::size_t i = 0; i < m; ++i) r2[i] = box_muller_radius2(lo[i]);
     if (interleaved) {
 #pragma omp simd
-        for (std::size_t i = 0; i < m; ++i) box_muller(to_uniform(lo[i]), to_uniform(hi[i]), z0[2 * i], z0[2 * i + 1]);
+        for (std::size_t i = 0; i < m; ++i) box_muller_turn(hi[i], r2[i], z0[2 * i], z0[2 * i + 1]);
     } else {
 #pragma omp simd
-        for (std::size_t i = 0; i < m; ++i) box_muller(to_uniform(lo[i]), to_uniform(hi[i]), z0[i], z1[i]);
+        for (std::size_t i = 0; i < m; ++i) box_muller_turn(hi[i], r2[i], z0[i], z1[i]);
     }
 }
 
@@ -380,8 +463,8 @@ inline void normals_run(std::size_t m, std::uint64_t seed, std::uint64_t stream,
 }  // namespace detail
 
 // Normal pairs of n arbitrary blocks: block i is (seed, stream[i], counter[i]) and gives
-// z0[i] (its even normal) and z1[i] (its odd normal). Bit-identical to box_muller of
-// uniform_pair(block(...)).
+// z0[i] (its even normal) and z1[i] (its odd normal). Bit-identical to box_muller of the
+// block's words at the same transform level.
 inline void normal_pairs(std::uint64_t seed, std::size_t n, const std::uint64_t* stream,
                          const std::uint64_t* counter, double* z0, double* z1) {
     alignas(64) std::uint64_t lo[kBatch], hi[kBatch];
