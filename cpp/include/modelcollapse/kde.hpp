@@ -433,12 +433,72 @@ constexpr std::size_t kSepMR = 6;     // micro-tile rows (broadcast factors)
 constexpr std::size_t kSepNR = 8;     // micro-tile columns (two AVX2 vectors): 12 accumulators
 constexpr std::size_t kSepSub = 256;  // samples per pass over a micro-tile (its B panel, 16 KiB, stays in L1)
 
+// out[t] = scale exp(-v_j^2 / 2), v_j = (ax.at(j) - x) / sig, for j = lo + t in [lo, hi). When
+// the grid resolves the kernel (h = step / sig <= 1) and the point jc nearest x is within
+// h of it (|u| <= h, u = v_jc), v_j = u + k h (k = j - jc) and
+//     exp(-v_j^2 / 2) = exp(-u^2 / 2 - u h k) exp(-(k h)^2 / 2),
+// the second factor from the per-call table cs (cs[k + count - 1], k in (-count, count)),
+// the first exp(-u^2/2 - u h (k0 + 16 p)) exp(-u h l) for k = k0 + 16 p + l, l < 16: 16 + ceil(n/16)
+// exponentials for n values instead of n. In the window |k h| <= sqrt(2 kGridCutoff) + |u|, so
+// |u h k| <= 39 h and no factor overflows; the product of four roundings is within ~4 ulp of
+// the direct value.
+// Otherwise (coarse grid, or x outside the grid) every value is a direct exponential.
+MODELCOLLAPSE_ALWAYS_INLINE void sep_gauss_row(const GridAxis& ax, double x, double isig, std::size_t lo,
+                                               std::size_t hi, double scale, const double* cs, double* out) {
+    const int na = static_cast<int>(hi - lo);
+    const double h = ax.step * isig;
+    const double pc = std::nearbyint((x - ax.start) / ax.step);
+    const double jl = static_cast<double>(lo), jh = static_cast<double>(ax.count - 1);
+    const double jcf = pc < 0.0 ? 0.0 : (pc > jh ? jh : pc);  // the grid point nearest x
+    const double u = (ax.start + jcf * ax.step - x) * isig;
+    if (!(h <= 1.0) || !(std::fabs(u) <= h)) {
+#pragma omp simd
+        for (int k = 0; k < na; ++k) {
+            const double v = (ax.start + (jl + k) * ax.step - x) * isig;
+            out[k] = scale * fastmath::exp_flush(-0.5 * v * v);
+        }
+        return;
+    }
+    const double k0 = jl - jcf;
+    const int np = (na + 15) / 16;
+    double Q[16], P[64];  // P: 64 blocks of 16 values at a time
+#pragma omp simd
+    for (int l = 0; l < 16; ++l) Q[l] = fastmath::exp_flush(-u * h * l);
+    const double* c = cs + (static_cast<std::ptrdiff_t>(lo) - static_cast<std::ptrdiff_t>(jcf)) +
+                      static_cast<std::ptrdiff_t>(ax.count - 1);
+    for (int p0 = 0; p0 < np; p0 += 64) {
+        const int pn = std::min(64, np - p0);
+#pragma omp simd
+        for (int q = 0; q < pn; ++q) P[q] = scale * fastmath::exp_flush(-0.5 * u * u - u * h * (k0 + 16.0 * (p0 + q)));
+        for (int q = 0; q < pn; ++q) {
+            const int t0 = 16 * (p0 + q), len = std::min(16, na - t0);
+            const double base = P[q];
+            double* o = out + t0;
+            const double* cc = c + t0;
+#pragma omp simd
+            for (int l = 0; l < len; ++l) o[l] = base * Q[l] * cc[l];
+        }
+    }
+}
+
+// exp(-(k h)^2 / 2) for k in (-count, count), h = step / sig: the table of sep_gauss_row.
+inline std::vector<double> sep_table(const GridAxis& ax, double sig) {
+    const double h = ax.step / sig;
+    std::vector<double> cs(2 * ax.count - 1);
+    for (std::size_t j = 0; j < cs.size(); ++j) {
+        const double kh = (static_cast<double>(j) - static_cast<double>(ax.count - 1)) * h;
+        cs[j] = std::exp(-0.5 * kh * kh);
+    }
+    return cs;
+}
+
 // Factors of the samples [b, e) of x (n x 2, row-major), sample i in local row i - b: FA on
 // the grid rows [r0, r0 + lda) (rows past the grid are 0), FB on every column (rows of ldb).
-// Entries outside a sample's window (exponent > kGridCutoff) are 0.
+// Entries outside a sample's window (exponent > kGridCutoff) are 0. csA, csB: sep_table.
 MODELCOLLAPSE_HOT_FMA void sep_factors(const double* x, const double* w, std::size_t b, std::size_t e, double s0,
-                                       double s1, const GridAxis& A, const GridAxis& B, std::size_t r0, double* FA,
-                                       std::size_t lda, double* FB, std::size_t ldb) {
+                                       double s1, const GridAxis& A, const GridAxis& B, const double* csA,
+                                       const double* csB, std::size_t r0, double* FA, std::size_t lda, double* FB,
+                                       std::size_t ldb) {
     const double vmax = std::sqrt(2.0 * kGridCutoff), is0 = 1.0 / s0, is1 = 1.0 / s1;
     for (std::size_t i = b; i < e; ++i) {
         double* fa = FA + (i - b) * lda;
@@ -453,20 +513,8 @@ MODELCOLLAPSE_HOT_FMA void sep_factors(const double* x, const double* w, std::si
         lo = std::max(lo, r0);
         hi = std::min(hi, r0 + lda);
         if (lo >= hi || clo >= chi) continue;
-        const int na = static_cast<int>(hi - lo), nb = static_cast<int>(chi - clo);
-        const double ja = static_cast<double>(lo), jb = static_cast<double>(clo);
-        double* fa0 = fa + (lo - r0);
-#pragma omp simd
-        for (int k = 0; k < na; ++k) {
-            const double v = (A.start + (ja + k) * A.step - xa) * is0;
-            fa0[k] = fastmath::exp_flush(-0.5 * v * v);
-        }
-        double* fb0 = fb + clo;
-#pragma omp simd
-        for (int k = 0; k < nb; ++k) {
-            const double v = (B.start + (jb + k) * B.step - xb) * is1;
-            fb0[k] = wi * fastmath::exp_flush(-0.5 * v * v);
-        }
+        sep_gauss_row(A, xa, is0, lo, hi, 1.0, csA, fa + (lo - r0));
+        sep_gauss_row(B, xb, is1, clo, chi, wi, csB, fb + clo);
     }
 }
 
@@ -536,6 +584,7 @@ inline void grid_2d_separable(const double* x, const double* w, std::size_t n, d
     const std::size_t nrb = (m0 + kSepMR - 1) / kSepMR;
     const std::size_t ldc = (m1 + kSepNR - 1) / kSepNR * kSepNR;
     std::vector<double> C(nrb * kSepMR * ldc, 0.0);
+    const std::vector<double> csA = sep_table(A, s0), csB = sep_table(B, s1);
     const unsigned nt = resolve_threads(threads);
     const std::size_t rb_chunk = std::max<std::size_t>(1, (nrb + nt - 1) / nt);  // speed only: any cut gives the same bits
     parallel_for(
@@ -547,7 +596,7 @@ inline void grid_2d_separable(const double* x, const double* w, std::size_t n, d
             for (std::size_t b = 0; b < n; b += kSepSub) {
                 if (stop.stop_requested()) return;
                 const std::size_t e = std::min(n, b + kSepSub);
-                sep_factors(x, w, b, e, s0, s1, A, B, r0, FA.data(), lda, FB.data(), ldc);
+                sep_factors(x, w, b, e, s0, s1, A, B, csA.data(), csB.data(), r0, FA.data(), lda, FB.data(), ldc);
                 sep_rows(FA.data(), lda, FB.data(), ldc, e - b, 0, rb1 - rb0, C.data() + r0 * ldc, ldc, lists.data(),
                          stop);
             }
