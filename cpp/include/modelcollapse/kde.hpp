@@ -433,51 +433,50 @@ constexpr std::size_t kSepMR = 6;     // micro-tile rows (broadcast factors)
 constexpr std::size_t kSepNR = 8;     // micro-tile columns (two AVX2 vectors): 12 accumulators
 constexpr std::size_t kSepSub = 256;  // samples per pass over a micro-tile (its B panel, 16 KiB, stays in L1)
 
-// out[t] = scale exp(-v_j^2 / 2), v_j = (ax.at(j) - x) / sig, for j = lo + t in [lo, hi). When
-// the grid resolves the kernel (h = step / sig <= 1) and the point jc nearest x is within
-// h of it (|u| <= h, u = v_jc), v_j = u + k h (k = j - jc) and
-//     exp(-v_j^2 / 2) = exp(-u^2 / 2 - u h k) exp(-(k h)^2 / 2),
-// the second factor from the per-call table cs (cs[k + count - 1], k in (-count, count)),
-// the first exp(-u^2/2 - u h (k0 + 16 p)) exp(-u h l) for k = k0 + 16 p + l, l < 16: 16 + ceil(n/16)
-// exponentials for n values instead of n. In the window |k h| <= sqrt(2 kGridCutoff) + |u|, so
-// |u h k| <= 39 h and no factor overflows; the product of four roundings is within ~4 ulp of
-// the direct value.
-// Otherwise (coarse grid, or x outside the grid) every value is a direct exponential.
+// out[j - ja] = scale exp(-v_j^2 / 2), v_j = (ax.at(j) - x) / sig, for j in [ja, jb), a part of
+// the sample's window [lo, hi). When the grid resolves the kernel (h = step / sig <= 1) and the
+// grid point jc nearest x is within h of it (|u| <= h, u = v_jc), v_j = u + k h (k = j - jc) and
+//     exp(-v_j^2 / 2) = exp(-u^2 / 2 - u h (k0 + 16 p)) exp(-u h l) exp(-(k h)^2 / 2)
+// with j - lo = 16 p + l, l < 16, k0 = lo - jc: the last factor from the per-call table cs
+// (cs[k + count - 1], k in (-count, count)), so a window of n points costs 16 + n / 16
+// exponentials instead of n. The blocks start at the window's lo whatever [ja, jb) is, so a
+// value has the same bits whichever worker's rows ask for it. In the window
+// |k h| <= sqrt(2 kGridCutoff) + |u|, so |u h k| <= 39 h and no factor overflows; the
+// product of four roundings is within ~4 ulp of the direct value. Otherwise (coarse grid,
+// or x outside the grid) every value is a direct exponential.
 MODELCOLLAPSE_ALWAYS_INLINE void sep_gauss_row(const GridAxis& ax, double x, double isig, std::size_t lo,
-                                               std::size_t hi, double scale, const double* cs, double* out) {
-    const int na = static_cast<int>(hi - lo);
+                                               std::size_t ja, std::size_t jb, double scale, const double* cs,
+                                               double* out) {
     const double h = ax.step * isig;
     const double pc = std::nearbyint((x - ax.start) / ax.step);
-    const double jl = static_cast<double>(lo), jh = static_cast<double>(ax.count - 1);
+    const double jh = static_cast<double>(ax.count - 1);
     const double jcf = pc < 0.0 ? 0.0 : (pc > jh ? jh : pc);  // the grid point nearest x
     const double u = (ax.start + jcf * ax.step - x) * isig;
     if (!(h <= 1.0) || !(std::fabs(u) <= h)) {
+        const int na = static_cast<int>(jb - ja);
+        const double j0 = static_cast<double>(ja);
 #pragma omp simd
         for (int k = 0; k < na; ++k) {
-            const double v = (ax.start + (jl + k) * ax.step - x) * isig;
+            const double v = (ax.start + (j0 + k) * ax.step - x) * isig;
             out[k] = scale * fastmath::exp_flush(-0.5 * v * v);
         }
         return;
     }
-    const double k0 = jl - jcf;
-    const int np = (na + 15) / 16;
-    double Q[16], P[64];  // P: 64 blocks of 16 values at a time
+    const double k0 = static_cast<double>(lo) - jcf;
+    double Q[16];
 #pragma omp simd
     for (int l = 0; l < 16; ++l) Q[l] = fastmath::exp_flush(-u * h * l);
-    const double* c = cs + (static_cast<std::ptrdiff_t>(lo) - static_cast<std::ptrdiff_t>(jcf)) +
-                      static_cast<std::ptrdiff_t>(ax.count - 1);
-    for (int p0 = 0; p0 < np; p0 += 64) {
-        const int pn = std::min(64, np - p0);
+    // cs entry of j: j - jc + count - 1
+    const double* c = cs + (static_cast<std::ptrdiff_t>(ax.count - 1) - static_cast<std::ptrdiff_t>(jcf));
+    const std::size_t p_first = (ja - lo) / 16, p_end = (jb - lo + 15) / 16;
+    for (std::size_t p = p_first; p < p_end; ++p) {
+        const double base = scale * fastmath::exp_flush(-0.5 * u * u - u * h * (k0 + 16.0 * static_cast<double>(p)));
+        const std::size_t j0 = lo + 16 * p, js = std::max(ja, j0), je = std::min(jb, j0 + 16);
+        const int l0 = static_cast<int>(js - j0), l1 = static_cast<int>(je - j0);
+        double* o = out + (j0 - ja);  // index l of this block (only l in [l0, l1) is written)
+        const double* cc = c + j0;
 #pragma omp simd
-        for (int q = 0; q < pn; ++q) P[q] = scale * fastmath::exp_flush(-0.5 * u * u - u * h * (k0 + 16.0 * (p0 + q)));
-        for (int q = 0; q < pn; ++q) {
-            const int t0 = 16 * (p0 + q), len = std::min(16, na - t0);
-            const double base = P[q];
-            double* o = out + t0;
-            const double* cc = c + t0;
-#pragma omp simd
-            for (int l = 0; l < len; ++l) o[l] = base * Q[l] * cc[l];
-        }
+        for (int l = l0; l < l1; ++l) o[l] = base * Q[l] * cc[l];
     }
 }
 
@@ -510,11 +509,10 @@ MODELCOLLAPSE_HOT_FMA void sep_factors(const double* x, const double* w, std::si
         std::size_t lo, hi, clo, chi;
         axis_window(A, 1.0 / A.step, xa, vmax * s0, lo, hi);
         axis_window(B, 1.0 / B.step, xb, vmax * s1, clo, chi);
-        lo = std::max(lo, r0);
-        hi = std::min(hi, r0 + lda);
-        if (lo >= hi || clo >= chi) continue;
-        sep_gauss_row(A, xa, is0, lo, hi, 1.0, csA, fa + (lo - r0));
-        sep_gauss_row(B, xb, is1, clo, chi, wi, csB, fb + clo);
+        const std::size_t ja = std::max(lo, r0), jb = std::min(hi, r0 + lda);
+        if (ja >= jb || clo >= chi) continue;
+        sep_gauss_row(A, xa, is0, lo, ja, jb, 1.0, csA, fa + (ja - r0));
+        sep_gauss_row(B, xb, is1, clo, clo, chi, wi, csB, fb + clo);
     }
 }
 
