@@ -338,8 +338,26 @@ def _bound_kde_exact(d: int) -> Callable[[_Case, dict[str, Any] | None], str | N
                 + "; not the exponential: the grid kernel "
                 f"evaluates none (recurrences) and takes {_ratio(bounds, f'{name}_grid_over_points')} the time of "
                 f"the same pairs through the points kernel with one exp each (`{name}_points`, "
-                f"{_m(bounds, f'{name}_points'):.3g} ns a pair); " + _grid_split(bounds, d))
+                f"{_m(bounds, f'{name}_points'):.3g} ns a pair); " + _grid_split(bounds, d)
+                + (_kde_diag_text(bounds) if d == 2 else ""))
     return bound
+
+
+def _kde_diag_text(bounds: dict[str, Any] | None) -> str:
+    """The 2-D exact grid KDE with a diagonal bandwidth: the separable kernel (a matrix product
+    of per-axis factors, issue 16) against the recurrences on the same pairs (bench/bounds.py
+    `kde_exact_2d_diag_*`). The bench's cases keep a full H (Scott on correlated data)."""
+    if any(_m(bounds, k) is None for k in ("kde_exact_2d_diag_kernel", "kde_exact_2d_diag_speedup",
+                                           "kde_exact_2d_diag_python_share")):
+        return ""
+    pair = _m(bounds, "kde_exact_2d_diag_kernel")
+    per_core = limits.CORES / limits.kde_exact_grid_separable(100, 100) * 1e9
+    return (f"; with a diagonal bandwidth (Scott's variances without the covariance; the bench's Scott bandwidth "
+            f"is full, the data being correlated, and not separable) the grid is a matrix product of per-axis "
+            f"factors, one multiply-add a pair: {pair:.3g} ns a pair, "
+            f"{_ratio(bounds, 'kde_exact_2d_diag_speedup')} faster than the recurrences on the same pairs, "
+            f"{per_core / pair:.0%} of its own limit per core (1.11 lane-ops a pair, bench/limits.md), "
+            f"{_share(bounds, 'kde_exact_2d_diag_python_share')} of the public call outside the kernel")
 
 
 def _grid_split(bounds: dict[str, Any], d: int) -> str:

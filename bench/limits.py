@@ -71,6 +71,17 @@ def kde_exact_grid() -> float:
     return _limit(3.0)
 
 
+def kde_exact_grid_separable(m0: int, m1: int) -> float:
+    """Pairs/s of the exact 2-D grid KDE with a diagonal bandwidth (the separable kernel since
+    issue 16): the grid is the matrix product of per-axis factors, 1 FMA a pair, plus the
+    (m0 + m1) factors of a sample, each 2 multiplies and its share of the 16 + m/16
+    exponentials of a row of m: ((m0 + m1) 2 + (32 + (m0 + m1) / 16) EXP) / (m0 m1) a pair
+    (0.11 lane-ops at 100 x 100). The bench's Scott bandwidths are full (correlated data) and
+    keep the recurrences: kde_exact_grid."""
+    factors = 2.0 * (m0 + m1) + (32.0 + (m0 + m1) / 16.0) * EXP
+    return _limit(1.0 + factors / (m0 * m1))
+
+
 def hermite(n_moments_per_sample: float = 1.0, recurrence_ops: float = 3.0) -> float:
     """Sample-moments/s. 1-D: h_{n+1} = a_n x h_n - b_n h_{n-1} (mul + FMA) and the add into
     the moment: 3 lane-ops per sample-moment. 2-D total degree <= m: the (m + 1) 1-D values

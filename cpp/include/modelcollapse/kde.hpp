@@ -415,6 +415,195 @@ MODELCOLLAPSE_HOT_FMA void grid_2d(const double* x, const double* w, std::size_t
     }
 }
 
+// ------------------------------------------------------- 2-D, diagonal bandwidth: a matrix product
+// With H diagonal (kappa = 0) the kernel factorises over the axes: with
+// FA[i][a] = exp(-((A_a - xa_i) / s0)^2 / 2) and FB[i][b] = w_i exp(-((B_b - xb_i) / s1)^2 / 2),
+// density[a][b] = norm sum_i FA[i][a] FB[i][b], the product FA^T FB: one multiply-add a pair
+// once the (m0 + m1) factors of a sample are known, against three operations a pair for the
+// recurrences above (bench/limits.md; docs/metrics.md, "Performance"). A factor is set to 0
+// where its own exponent exceeds kGridCutoff (the kept set contains the recurrence kernel's:
+// the extra terms are below e^-690 each).
+//
+// Order of summation: every output element is one register accumulator that takes the pairs
+// of all samples in sample order (acc = fma(FA, FB, acc) in the FMA clone, acc + FA * FB in
+// the baseline one), starting from 0. Samples whose factor is exactly 0 on a micro-tile's rows
+// are skipped, which adds +0 and changes nothing. How the output is cut into tiles and tiles
+// into threads therefore cannot change a bit: results are identical for any thread count.
+constexpr std::size_t kSepMR = 6;     // micro-tile rows (broadcast factors)
+constexpr std::size_t kSepNR = 8;     // micro-tile columns (two AVX2 vectors): 12 accumulators
+constexpr std::size_t kSepSub = 256;  // samples per pass over a micro-tile (its B panel, 16 KiB, stays in L1)
+
+// out[j - ja] = scale exp(-v_j^2 / 2), v_j = (ax.at(j) - x) / sig, for j in [ja, jb), a part of
+// the sample's window [lo, hi). When the grid resolves the kernel (h = step / sig <= 1) and the
+// grid point jc nearest x is within h of it (|u| <= h, u = v_jc), v_j = u + k h (k = j - jc) and
+//     exp(-v_j^2 / 2) = exp(-u^2 / 2 - u h (k0 + 16 p)) exp(-u h l) exp(-(k h)^2 / 2)
+// with j - lo = 16 p + l, l < 16, k0 = lo - jc: the last factor from the per-call table cs
+// (cs[k + count - 1], k in (-count, count)), so a window of n points costs 16 + n / 16
+// exponentials instead of n. The blocks start at the window's lo whatever [ja, jb) is, so a
+// value has the same bits whichever worker's rows ask for it. In the window
+// |k h| <= sqrt(2 kGridCutoff) + |u|, so |u h k| <= 39 h and no factor overflows; the
+// product of four roundings is within ~4 ulp of the direct value. Otherwise (coarse grid,
+// or x outside the grid) every value is a direct exponential.
+MODELCOLLAPSE_ALWAYS_INLINE void sep_gauss_row(const GridAxis& ax, double x, double isig, std::size_t lo,
+                                               std::size_t ja, std::size_t jb, double scale, const double* cs,
+                                               double* out) {
+    const double h = ax.step * isig;
+    const double pc = std::nearbyint((x - ax.start) / ax.step);
+    const double jh = static_cast<double>(ax.count - 1);
+    const double jcf = pc < 0.0 ? 0.0 : (pc > jh ? jh : pc);  // the grid point nearest x
+    const double u = (ax.start + jcf * ax.step - x) * isig;
+    if (!(h <= 1.0) || !(std::fabs(u) <= h)) {
+        const int na = static_cast<int>(jb - ja);
+        const double j0 = static_cast<double>(ja);
+#pragma omp simd
+        for (int k = 0; k < na; ++k) {
+            const double v = (ax.start + (j0 + k) * ax.step - x) * isig;
+            out[k] = scale * fastmath::exp_flush(-0.5 * v * v);
+        }
+        return;
+    }
+    const double k0 = static_cast<double>(lo) - jcf;
+    double Q[16];
+#pragma omp simd
+    for (int l = 0; l < 16; ++l) Q[l] = fastmath::exp_flush(-u * h * l);
+    // cs entry of j: j - jc + count - 1
+    const double* c = cs + (static_cast<std::ptrdiff_t>(ax.count - 1) - static_cast<std::ptrdiff_t>(jcf));
+    const std::size_t p_first = (ja - lo) / 16, p_end = (jb - lo + 15) / 16;
+    for (std::size_t p = p_first; p < p_end; ++p) {
+        const double base = scale * fastmath::exp_flush(-0.5 * u * u - u * h * (k0 + 16.0 * static_cast<double>(p)));
+        const std::size_t j0 = lo + 16 * p, js = std::max(ja, j0), je = std::min(jb, j0 + 16);
+        const int l0 = static_cast<int>(js - j0), l1 = static_cast<int>(je - j0);
+        double* o = out + (j0 - ja);  // index l of this block (only l in [l0, l1) is written)
+        const double* cc = c + j0;
+#pragma omp simd
+        for (int l = l0; l < l1; ++l) o[l] = base * Q[l] * cc[l];
+    }
+}
+
+// exp(-(k h)^2 / 2) for k in (-count, count), h = step / sig: the table of sep_gauss_row.
+inline std::vector<double> sep_table(const GridAxis& ax, double sig) {
+    const double h = ax.step / sig;
+    std::vector<double> cs(2 * ax.count - 1);
+    for (std::size_t j = 0; j < cs.size(); ++j) {
+        const double kh = (static_cast<double>(j) - static_cast<double>(ax.count - 1)) * h;
+        cs[j] = std::exp(-0.5 * kh * kh);
+    }
+    return cs;
+}
+
+// Factors of the samples [b, e) of x (n x 2, row-major), sample i in local row i - b: FA on
+// the grid rows [r0, r0 + lda) (rows past the grid are 0), FB on every column (rows of ldb).
+// Entries outside a sample's window (exponent > kGridCutoff) are 0. csA, csB: sep_table.
+MODELCOLLAPSE_HOT_FMA void sep_factors(const double* x, const double* w, std::size_t b, std::size_t e, double s0,
+                                       double s1, const GridAxis& A, const GridAxis& B, const double* csA,
+                                       const double* csB, std::size_t r0, double* FA, std::size_t lda, double* FB,
+                                       std::size_t ldb) {
+    const double vmax = std::sqrt(2.0 * kGridCutoff), is0 = 1.0 / s0, is1 = 1.0 / s1;
+    for (std::size_t i = b; i < e; ++i) {
+        double* fa = FA + (i - b) * lda;
+        double* fb = FB + (i - b) * ldb;
+        std::fill(fa, fa + lda, 0.0);
+        std::fill(fb, fb + ldb, 0.0);
+        const double wi = w[i], xa = x[2 * i], xb = x[2 * i + 1];
+        if (wi == 0.0) continue;
+        std::size_t lo, hi, clo, chi;
+        axis_window(A, 1.0 / A.step, xa, vmax * s0, lo, hi);
+        axis_window(B, 1.0 / B.step, xb, vmax * s1, clo, chi);
+        const std::size_t ja = std::max(lo, r0), jb = std::min(hi, r0 + lda);
+        if (ja >= jb || clo >= chi) continue;
+        sep_gauss_row(A, xa, is0, lo, ja, jb, 1.0, csA, fa + (ja - r0));
+        sep_gauss_row(B, xb, is1, clo, clo, chi, wi, csB, fb + clo);
+    }
+}
+
+// C[r][l] += sum over the listed samples k of FA[k][r] FB[k][l], r < kSepMR, l < kSepNR, in list
+// order, in registers.
+MODELCOLLAPSE_ALWAYS_INLINE void sep_micro(const double* __restrict FA, std::size_t lda, const double* __restrict FB,
+                                           std::size_t ldb, const std::uint32_t* __restrict idx, std::size_t cnt,
+                                           double* __restrict C, std::size_t ldc) {
+    double acc[kSepMR][kSepNR];
+    for (std::size_t r = 0; r < kSepMR; ++r)
+        for (std::size_t l = 0; l < kSepNR; ++l) acc[r][l] = C[r * ldc + l];
+    for (std::size_t k = 0; k < cnt; ++k) {
+        const std::size_t i = idx[k];
+        const double* __restrict fb = FB + i * ldb;
+        const double* __restrict fa = FA + i * lda;
+        for (std::size_t r = 0; r < kSepMR; ++r) {
+            const double a = fa[r];
+#pragma omp simd
+            for (std::size_t l = 0; l < kSepNR; ++l) acc[r][l] += a * fb[l];
+        }
+    }
+    for (std::size_t r = 0; r < kSepMR; ++r)
+        for (std::size_t l = 0; l < kSepNR; ++l) C[r * ldc + l] = acc[r][l];
+}
+
+// Micro-row blocks [rb0, rb1) of C (m0p x ldc) += FA^T FB over the cnt local samples, each
+// micro-row block skipping the samples whose factors on its rows are all 0.
+MODELCOLLAPSE_HOT_FMA void sep_rows(const double* FA, std::size_t lda, const double* FB, std::size_t ldb,
+                                    std::size_t cnt, std::size_t rb0, std::size_t rb1, double* C, std::size_t ldc,
+                                    std::uint32_t* lists, const StopToken& stop) {
+    const std::size_t nrb = rb1 - rb0;
+    std::vector<std::size_t> len(nrb);
+    for (std::size_t s0 = 0; s0 < cnt; s0 += kSepSub) {
+        if (stop.stop_requested()) return;
+        const std::size_t s1 = std::min(cnt, s0 + kSepSub);
+        for (std::size_t q = 0; q < nrb; ++q) {
+            const std::size_t r0 = (rb0 + q) * kSepMR;
+            std::uint32_t* li = lists + q * kSepSub;
+            std::size_t c = 0;
+            for (std::size_t i = s0; i < s1; ++i) {
+                const double* fa = FA + i * lda + r0;
+                bool any = false;
+                for (std::size_t r = 0; r < kSepMR; ++r) any |= fa[r] != 0.0;
+                li[c] = static_cast<std::uint32_t>(i);
+                c += any;
+            }
+            len[q] = c;
+        }
+        for (std::size_t c0 = 0; c0 < ldc; c0 += kSepNR)
+            for (std::size_t q = 0; q < nrb; ++q) {
+                const std::size_t r0 = (rb0 + q) * kSepMR;
+                sep_micro(FA + r0, lda, FB + c0, ldb, lists + q * kSepSub, len[q], C + r0 * ldc + c0, ldc);
+            }
+    }
+}
+
+// The 2-D exact grid KDE for a diagonal bandwidth (s0, s1: kernel standard deviations) into
+// out (m0 x m1, row-major), times norm. Each worker takes a range of micro-row blocks and
+// passes over the samples kSepSub at a time: the factors of a pass (its rows of FA, all of
+// FB: ~200 KiB for a 100 x 100 grid) stay in L2 and are never allocated per pass. With more
+// than one worker the column factors FB are computed by each (m1 exponentials a sample per
+// worker, against m0 m1 / workers multiply-adds).
+inline void grid_2d_separable(const double* x, const double* w, std::size_t n, double s0, double s1,
+                              const GridAxis& A, const GridAxis& B, double norm, double* out, int threads,
+                              const PollFn& poll) {
+    const std::size_t m0 = A.count, m1 = B.count;
+    const std::size_t nrb = (m0 + kSepMR - 1) / kSepMR;
+    const std::size_t ldc = (m1 + kSepNR - 1) / kSepNR * kSepNR;
+    std::vector<double> C(nrb * kSepMR * ldc, 0.0);
+    const std::vector<double> csA = sep_table(A, s0), csB = sep_table(B, s1);
+    const unsigned nt = resolve_threads(threads);
+    const std::size_t rb_chunk = std::max<std::size_t>(1, (nrb + nt - 1) / nt);  // speed only: any cut gives the same bits
+    parallel_for(
+        nrb, rb_chunk, threads,
+        [&](std::size_t rb0, std::size_t rb1, const StopToken& stop) {
+            const std::size_t r0 = rb0 * kSepMR, lda = (rb1 - rb0) * kSepMR;
+            std::vector<double> FA(kSepSub * lda), FB(kSepSub * ldc);
+            std::vector<std::uint32_t> lists((rb1 - rb0) * kSepSub);
+            for (std::size_t b = 0; b < n; b += kSepSub) {
+                if (stop.stop_requested()) return;
+                const std::size_t e = std::min(n, b + kSepSub);
+                sep_factors(x, w, b, e, s0, s1, A, B, csA.data(), csB.data(), r0, FA.data(), lda, FB.data(), ldc);
+                sep_rows(FA.data(), lda, FB.data(), ldc, e - b, 0, rb1 - rb0, C.data() + r0 * ldc, ldc, lists.data(),
+                         stop);
+            }
+        },
+        poll);
+    for (std::size_t a = 0; a < m0; ++a)
+        for (std::size_t j = 0; j < m1; ++j) out[a * m1 + j] = norm * C[a * ldc + j];
+}
+
 // Number of sample parts for exact_grid: a function of n and the grid size only.
 inline std::size_t grid_parts(std::size_t n, std::size_t grid_size) {
     std::size_t parts = std::min<std::size_t>(16, (n + 511) / 512);
@@ -435,6 +624,8 @@ inline void exact_grid(const double* samples, const double* weights, std::size_t
         if (!(axes[a].step > 0.0) || axes[a].count < 1) throw std::invalid_argument("grid axes need step > 0, count >= 1");
     std::fill(out, out + G, 0.0);
     if (n == 0) return;
+    if (d == 2 && L(1, 0) == 0.0)
+        return grid_2d_separable(samples, weights, n, L(0, 0), L(1, 1), axes[0], axes[1], norm, out, threads, poll);
     const std::size_t parts = grid_parts(n, G);
     std::vector<double> bufs(parts * G, 0.0);
     parallel_for(
