@@ -420,8 +420,8 @@ MODELCOLLAPSE_ALWAYS_INLINE void tile_logits(const double* x, std::size_t B, std
 template <std::size_t R>
 MODELCOLLAPSE_ALWAYS_INLINE void tile_score_iso(const double* x, std::size_t B, std::size_t i, std::size_t j,
                                                 std::size_t d, std::size_t A, const std::size_t* act,
-                                                const double* means, const double* W, vec4d T0, vec4d T1,
-                                                vec4d r0, vec4d r1, double* score) {
+                                                const double* means, const double* W, const vec4d& T0,
+                                                const vec4d& T1, const vec4d& r0, const vec4d& r1, double* score) {
     vec4d c0[R], c1[R];
     for (std::size_t r = 0; r < R; ++r) c0[r] = c1[r] = vec4d{0.0, 0.0, 0.0, 0.0};
     for (std::size_t a = 0; a < A; ++a) {
@@ -439,10 +439,11 @@ MODELCOLLAPSE_ALWAYS_INLINE void tile_score_iso(const double* x, std::size_t B, 
     }
 }
 
-template <std::size_t D, bool ISO>
-MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture& m, std::size_t B, const double* x,
+// LD: the row stride B at compile time (0: at run time), for the sampler's full chunks.
+template <std::size_t D, bool ISO, std::size_t LD = 0>
+MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture& m, std::size_t B_, const double* x,
                                                           double* score, double* logp, double* W) {
-    const std::size_t d = D ? D : m.d;
+    const std::size_t d = D ? D : m.d, B = LD ? LD : B_;
     const std::size_t A = m.active.size();
     const std::size_t* act = m.active.data();
     const double* means = m.means.data();
@@ -546,8 +547,14 @@ MODELCOLLAPSE_HOT_FMA void mixture_eval_batch(const SmoothedMixture& m, std::siz
     if (m.kind != CovKind::full && B % 8 == 0 && w.logit.size() >= 8 * m.active.size()) {
         double* W = w.logit.data();
         if (m.kind == CovKind::isotropic) {
-            if (d == 2)
+            // A full sampler chunk (kSamplerChunk = 64 rows) with its stride known to the
+            // compiler: constant offsets for the rows of x and the score (same numbers).
+            if (d == 2 && B == 64)
+                detail::mixture_batch_diag_tiles<2, true, 64>(m, B, x, score, logp, W);
+            else if (d == 2)
                 detail::mixture_batch_diag_tiles<2, true>(m, B, x, score, logp, W);
+            else if (B == 64)
+                detail::mixture_batch_diag_tiles<0, true, 64>(m, B, x, score, logp, W);
             else
                 detail::mixture_batch_diag_tiles<0, true>(m, B, x, score, logp, W);
         } else if (d == 1) {
