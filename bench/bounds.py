@@ -315,7 +315,8 @@ def mixture_previous_max_rel(d: int) -> float | None:
 
 def score_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
     """Paired per round: the core's clock, each mixture-score piece's share of the copy, the
-    copy against the shipped kernel, the GEMM form against the copy; the empirical pass's
+    copy against the shipped kernel, the previous kernel against the shipped one, each pass in
+    cycles, the ymm multiply-add and (multiply-add, add) throughputs; the empirical pass's
     exponential share; cycles per item at the clock of the same round."""
     if "add_chain" not in per:
         return {}
