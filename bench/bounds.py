@@ -14,8 +14,10 @@ kernel (no exp) against the points kernel on the same pairs (one exp each), and 
 score at t = 1.0 against t = 0.01 and against its logpdf (no weighted sum); and, in C++
 (bench/score_parts.cpp, built here with the extension's flags, needs g++ and Eigen), the
 sampler's mixture-score kernel and the empirical score's pass each against copies with one piece
-left out, the exponential streamed alone and a dependent add chain (the core's clock, so that
-times convert to cycles against the limit's lane-ops, 8 a cycle). The parts are timed
+left out (the mixture kernel also against its previous version), the exponential streamed alone,
+ymm multiply-adds alone and interleaved with additions (the throughput each pass's instruction
+mix can reach) and a dependent add chain (the core's clock, so that times convert to cycles
+against the limit's lane-ops, 8 a cycle). The parts are timed
 interleaved (round r times every part once, in a fixed order) and each part's number is the
 median over the rounds, so slow phases of a shared machine hit every part alike. Times are
 the process's CPU time (``time.process_time``), which leaves out the time other jobs hold
@@ -230,8 +232,10 @@ def _parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
 
 SCORE_PARTS_SRC = HERE / "score_parts.cpp"
 # the mixture-score variants of bench/score_parts.cpp (its enum Variant) and the calls per part
-SCORE_VARIANTS = ("shipped", "copy", "noexp", "logits", "noscore", "gemm")
+SCORE_VARIANTS = ("shipped", "copy", "noexp", "logits", "noscore", "previous")
 SCORE_REPS = {2: 2000, 64: 100}
+# d -> mixture_previous_max_rel(d), filled when the C++ parts are built (_score_kernel_parts)
+PREVIOUS_MAX_REL: dict[int, float] = {}
 
 
 def _compile_score_parts() -> Any:
@@ -271,7 +275,10 @@ def _compile_score_parts() -> Any:
     dll.mc_empirical_score.argtypes = [ctypes.c_double, ctypes.c_int]
     dll.mc_add_chain.argtypes = [ctypes.c_long]
     dll.mc_exp_stream.argtypes = [ctypes.c_long]
-    for f in (dll.mc_mixture_score, dll.mc_empirical_score, dll.mc_add_chain, dll.mc_exp_stream):
+    dll.mc_fp_peak.argtypes = [ctypes.c_int, ctypes.c_long]
+    dll.mc_mixture_last_score.argtypes = [ctypes.c_int]
+    dll.mc_mixture_last_score.restype = ctypes.POINTER(ctypes.c_double)
+    for f in (dll.mc_mixture_score, dll.mc_empirical_score, dll.mc_add_chain, dll.mc_exp_stream, dll.mc_fp_peak):
         f.restype = None
     return dll
 
@@ -279,9 +286,10 @@ def _compile_score_parts() -> Any:
 def _score_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
     """The score kernels split in C++ (bench/score_parts.cpp, one thread): the sampler's mixture
     score on one chunk of 64 points (K = 8, isotropic, d = 2 and 64) as shipped and as a copy
-    with one piece left out; the empirical score's d = 2 pass (n = m = 2000, t = 1.0 and 0.1),
-    shipped, copied, and copied without the exponential; the exponential streamed alone; and a
-    dependent add chain (one add a cycle: the core's clock)."""
+    with one piece left out, and the previous kernel; the empirical score's d = 2 pass (n = m =
+    2000, t = 1.0 and 0.1), shipped, copied, and copied without the exponential; the exponential
+    streamed alone; ymm multiply-adds alone and paired with additions; and a dependent add chain
+    (one add a cycle: the core's clock)."""
     dll = _compile_score_parts()
     if dll is None:
         return {}
@@ -289,8 +297,11 @@ def _score_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]
     what = {"shipped": "the shipped kernel (mixture_eval_batch)", "copy": "its copy in bench/score_parts.cpp",
             "noexp": "the copy without the exponential's polynomial", "logits": "the copy's logits pass alone",
             "noscore": "the copy without the score pass (logits and weights)",
-            "gemm": "not shipped: logits as |x|^2 - 2 x.mu + |mu|^2, score as x S - sum w mu"}
+            "previous": "the kernel before this version (logits 2 components x 2 coordinates, score with x - mu)"}
     for d, reps in SCORE_REPS.items():
+        rel = mixture_previous_max_rel(d)
+        if rel is not None:
+            PREVIOUS_MAX_REL[d] = rel
         for v, name in enumerate(SCORE_VARIANTS):
             out[f"mix_d{d}_{name}"] = ((lambda d_, v_, r_: lambda: dll.mc_mixture_score(d_, v_, r_))(d, v, reps),
                                        reps * 64, "ns per point", f"{what[name]}, K=8 isotropic d={d}, 64 points")
@@ -304,12 +315,32 @@ def _score_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]
                          "exp2_weight4 over 512 independent arguments, nothing else")
     out["add_chain"] = (lambda: dll.mc_add_chain(500_000), 2_000_000, "ns per add",
                         "a chain of dependent integer adds: one a cycle, so 1 / this is the core's clock in GHz")
+    out["fp_fma"] = (lambda: dll.mc_fp_peak(0, 250_000), 2_000_000, "ns per multiply-add",
+                     "8 independent ymm multiply-adds a round: the core's multiply-add throughput")
+    out["fp_pair"] = (lambda: dll.mc_fp_peak(1, 250_000), 1_500_000, "ns per pair",
+                      "6 ymm multiply-adds and 6 additions interleaved: a (multiply-add, add) pair's throughput")
     return out
+
+
+def mixture_previous_max_rel(d: int) -> float | None:
+    """Largest relative difference, over the 64 x d scores of the bench chunk, between the shipped
+    mixture-score kernel and the previous one (bench/score_parts.cpp, variant `previous`)."""
+    import numpy as np
+
+    dll = _compile_score_parts()
+    if dll is None:
+        return None
+    out = []
+    for v in (SCORE_VARIANTS.index("shipped"), SCORE_VARIANTS.index("previous")):
+        dll.mc_mixture_score(d, v, 1)
+        out.append(np.ctypeslib.as_array(dll.mc_mixture_last_score(d), (64 * d,)).copy())
+    return float(np.max(np.abs(out[0] - out[1]) / np.abs(out[1])))
 
 
 def score_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
     """Paired per round: the core's clock, each mixture-score piece's share of the copy, the
-    copy against the shipped kernel, the GEMM form against the copy; the empirical pass's
+    copy against the shipped kernel, the previous kernel against the shipped one, each pass in
+    cycles, the ymm multiply-add and (multiply-add, add) throughputs; the empirical pass's
     exponential share; cycles per item at the clock of the same round."""
     if "add_chain" not in per:
         return {}
@@ -325,8 +356,16 @@ def score_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[flo
                                         f"share that the logits pass (and their maximum) takes (d={d})")
         out[f"mix_d{d}_score_pass_share"] = ([(c - n) / c for c, n in zip(p["copy"], p["noscore"])],
                                              f"share that the score pass takes (d={d})")
-        out[f"mix_d{d}_gemm_over_copy"] = ([g / c for g, c in zip(p["gemm"], p["copy"])],
-                                           f"GEMM-form variant's time over the copy's (d={d})")
+        out[f"mix_d{d}_previous_over_shipped"] = ([g / c for g, c in zip(p["previous"], p["shipped"])],
+                                                  f"the previous kernel's time over the shipped one's (d={d})")
+        out[f"mix_d{d}_logit_cycles"] = ([lg * f for lg, f in zip(p["logits"], ghz)],
+                                         f"cycles a point of the logits pass (and maximum) alone (d={d})")
+        out[f"mix_d{d}_score_pass_cycles"] = ([(c - n) * f for c, n, f in zip(p["copy"], p["noscore"], ghz)],
+                                              f"cycles a point the score pass adds to the copy (d={d})")
+        rel = PREVIOUS_MAX_REL.get(d)
+        if rel is not None:
+            out[f"mix_d{d}_vs_previous_max_rel"] = ([rel] * len(ghz), f"largest relative difference of the shipped "
+                                                   f"kernel's scores from the previous kernel's (d={d}, 64 points)")
         out[f"mix_d{d}_cycles"] = ([s * f for s, f in zip(p["shipped"], ghz)],
                                    f"cycles a point of the shipped kernel at the round's clock (d={d})")
     for tag in ("t1", "t01"):
@@ -339,6 +378,11 @@ def score_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[flo
                                       f"cycles a pair of the shipped empirical kernel at the round's clock ({tag})")
     out["exp_stream_cycles"] = ([s * f for s, f in zip(per["exp_stream"], ghz)],
                                 "cycles an exponential (one lane) streamed alone, at the round's clock")
+    if "fp_fma" in per:
+        out["fp_fma_cycles"] = ([s * f for s, f in zip(per["fp_fma"], ghz)],
+                                "cycles a ymm multiply-add at full throughput (8 independent chains)")
+        out["fp_pair_cycles"] = ([s * f for s, f in zip(per["fp_pair"], ghz)],
+                                 "cycles a (ymm multiply-add, ymm add) pair at full throughput")
     return out
 
 
@@ -788,7 +832,8 @@ def measure(rounds: int) -> dict[str, Any]:
     for name, (vals, what) in shares.items():
         res[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
                      "unit": "ratio" if "_over_" in name else "ns" if name.endswith("_ns") else
-                     "GHz" if name.endswith("_ghz") else "cycles" if name.endswith("_cycles") else "share",
+                     "GHz" if name.endswith("_ghz") else "cycles" if name.endswith("_cycles") else
+                     "relative difference" if name.endswith("_max_rel") else "share",
                      "what": what}
     return res
 

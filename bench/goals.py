@@ -533,10 +533,10 @@ def _per_cycle(kernel_cycles: float, limit_cycles: float, ghz: float) -> str:
 
 def mixture_score_cycles(d: int, bounds: dict[str, Any] | None) -> str:
     """The sampler's mixture-score kernel alone (K = 8, isotropic, one chunk of 64 points), in
-    cycles, split by copies of it with one piece left out; at d = 64 also the GEMM-form variant."""
+    cycles, split by copies of it with one piece left out; each pass against its instruction mix
+    at the measured throughput, and the previous kernel (mixture_pass_bounds)."""
     keys = [f"mix_d{d}_{k}" for k in ("shipped", "copy", "cycles", "exp_share", "logit_share", "score_pass_share",
-                                      "copy_over_shipped", "gemm_over_copy")] + ["core_clock_ghz",
-                                                                                 "exp_stream_cycles"]
+                                      "copy_over_shipped")] + ["core_clock_ghz", "exp_stream_cycles"]
     if any(_m(bounds, k) is None for k in keys):
         return ""
     K = 8
@@ -560,11 +560,30 @@ def mixture_score_cycles(d: int, bounds: dict[str, Any] | None) -> str:
             f"{rest:.0%}, none counted; most over its count: {over[0]}; an exponential costs {exp_lane:.2g} cycles a "
             f"lane in place and {_m(bounds, 'exp_stream_cycles'):.2g} streamed alone (`exp_stream`), where the limit "
             f"counts {limits.EXP / limits.LANE_OPS_PER_CYCLE:.2g} ({limits.EXP:.0f} lane-ops)")
-    g = _m(bounds, f"mix_d{d}_gemm_over_copy")
-    text += (f"; the GEMM form (logits |x|^2 - 2 x.mu + |mu|^2, score x sum w - sum w mu: no subtraction a "
-             f"multiply-add; not shipped, it cancels where x is near a mean far from 0) takes "
-             f"{_ratio(bounds, f'mix_d{d}_gemm_over_copy')} the copy's time, {lim / (cyc * g):.0%} of the limit per "
-             f"cycle")
+    return text + mixture_pass_bounds(d, bounds)
+
+
+def mixture_pass_bounds(d: int, bounds: dict[str, Any] | None) -> str:
+    """Each pass of the mixture-score kernel (K = 8, isotropic) in cycles a point against its own
+    instruction count at the throughput measured for that mix (`fp_fma`: ymm multiply-adds alone;
+    `fp_pair`: a multiply-add with an addition, which on Zen 3 do not issue together at full rate),
+    and the previous kernel's time over this one's with the largest difference of their scores."""
+    keys = [f"mix_d{d}_{k}" for k in ("logit_cycles", "score_pass_cycles", "previous_over_shipped")] + [
+        "fp_fma_cycles", "fp_pair_cycles"]
+    if any(_m(bounds, k) is None for k in keys):
+        return ""
+    K = 8
+    vec = K * d / 4  # 4-lane vectors a point: one (x_j - mu_kj) a component and coordinate
+    fma, pair = _m(bounds, "fp_fma_cycles"), _m(bounds, "fp_pair_cycles")
+    lg, sc = _m(bounds, f"mix_d{d}_logit_cycles"), _m(bounds, f"mix_d{d}_score_pass_cycles")
+    text = (f"; what bounds each pass: the logits pass takes {lg:.3g} cycles a point against {vec * pair:.3g} for its "
+            f"{vec:.0f} (subtraction, multiply-add) vector pairs at the measured {pair:.2f} cycles a pair (`fp_pair`; "
+            f"{fma:.2f} a multiply-add alone, `fp_fma`), the score pass {sc:.3g} against {vec * fma:.3g} for its "
+            f"{vec:.0f} multiply-adds")
+    rel = _m(bounds, f"mix_d{d}_vs_previous_max_rel")
+    text += (f"; the previous kernel (logits two components x two coordinates, score sum w (x - mu)) takes "
+             f"{_ratio(bounds, f'mix_d{d}_previous_over_shipped')} this one's time"
+             + (f", scores differing by at most {rel:.1e} relative" if rel is not None else ""))
     return text
 
 

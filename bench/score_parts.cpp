@@ -30,66 +30,83 @@ enum Variant : int {
     kNoExp = 2,     // the exponential's polynomial and scaling left out (the weight is its argument)
     kLogits = 3,    // the logits pass alone (and their maximum)
     kNoScore = 4,   // logits and weights, no score pass
-    kGemm = 5,      // not shipped: logits as |x|^2 - 2 x.mu + |mu|^2 and the score as x S - sum w mu
+    kPrevious = 5,  // the kernel as shipped before this split (issue 16): logits two components x
+                    // two coordinates, score sum_k w'_k (x_j - mu_kj) two coordinates at a time
 };
 
 constexpr std::size_t kB = 64, kK = 8;  // the sampler's chunk (kSamplerChunk) and the bench's K
 
+// The previous logits pass (two components at a time above d = 2, even and odd coordinates in
+// separate sums: four chains a component): kept here for the before/after ratio only.
+template <std::size_t G>
+MODELCOLLAPSE_ALWAYS_INLINE void previous_logits(const double* x, std::size_t B, std::size_t i, std::size_t d,
+                                                 const std::size_t* act, const double* means, const double* hinv2,
+                                                 const double* lc2, double* W, vec4d& M0, vec4d& M1) {
+    vec4d q0[G], q1[G], p0[G], p1[G];
+    for (std::size_t g = 0; g < G; ++g) q0[g] = q1[g] = p0[g] = p1[g] = vec4d{0.0, 0.0, 0.0, 0.0};
+    std::size_t j = 0;
+    for (; j + 2 <= d; j += 2) {
+        const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
+        const vec4d y0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i), y1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4);
+        for (std::size_t g = 0; g < G; ++g) {
+            const double* mu = means + act[g] * d;
+            const vec4d e0 = x0 - mu[j], e1 = x1 - mu[j], f0 = y0 - mu[j + 1], f1 = y1 - mu[j + 1];
+            q0[g] += e0 * e0;
+            q1[g] += e1 * e1;
+            p0[g] += f0 * f0;
+            p1[g] += f1 * f1;
+        }
+    }
+    for (; j < d; ++j) {
+        const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
+        for (std::size_t g = 0; g < G; ++g) {
+            const vec4d e0 = x0 - means[act[g] * d + j], e1 = x1 - means[act[g] * d + j];
+            q0[g] += e0 * e0;
+            q1[g] += e1 * e1;
+        }
+    }
+    for (std::size_t g = 0; g < G; ++g) {
+        const std::size_t k = act[g];
+        const vec4d l0 = lc2[k] - (q0[g] + p0[g]) * hinv2[k * d], l1 = lc2[k] - (q1[g] + p1[g]) * hinv2[k * d];
+        MODELCOLLAPSE_STORE4(W + 8 * g, l0);
+        MODELCOLLAPSE_STORE4(W + 8 * g + 4, l1);
+        M0 = l0 > M0 ? l0 : M0;
+        M1 = l1 > M1 ? l1 : M1;
+    }
+}
+
 template <std::size_t D, int V>
-MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x, double* score, double* W,
-                                       const double* mu2) {
-    // A copy of detail::mixture_batch_diag_tiles<D, true> (isotropic; its logits pass is called,
-    // not copied), with variant V's piece out.
+MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x, double* score, double* W) {
+    // A copy of detail::mixture_batch_diag_tiles<D, true> (isotropic; its logits and score
+    // passes are called, not copied), with variant V's piece out; V = kPrevious: the kernel
+    // before this version.
     const std::size_t d = D ? D : m.d, B = kB, A = m.active.size();
     const std::size_t* act = m.active.data();
     const double* means = m.means.data();
     const double* inv = m.inv_eig.data();
     const double* hinv2 = m.hinv2.data();
-    const double* lc2 = m.lc2.data();
+    const double* lc = V == kPrevious ? m.lc2.data() : m.lc2f.data();
+    const double* lam = m.lam.data();
     constexpr double inf = std::numeric_limits<double>::infinity();
+    double lo_s = -1020.0;
+    if (V != kPrevious) asm("" : "+m"(lo_s));  // as shipped: the clamp as one max (mixture.hpp)
+    const vec4d lo = vec4d{0.0, 0.0, 0.0, 0.0} + lo_s;
     for (std::size_t i = 0; i < B; i += 8) {
         vec4d M0 = {-inf, -inf, -inf, -inf}, M1 = M0;
-        if (V == kGemm) {
-            // |x|^2 once per tile, then x.mu_k for four components at a time (8 accumulators)
-            vec4d n0 = {0.0, 0.0, 0.0, 0.0}, n1 = n0;
-            for (std::size_t j = 0; j < d; ++j) {
-                const vec4d a0 = MODELCOLLAPSE_LOAD4(x + j * B + i), a1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
-                n0 += a0 * a0;
-                n1 += a1 * a1;
-            }
-            for (std::size_t a = 0; a < A; a += 4) {
-                vec4d c[4][2] = {};
-                for (std::size_t j = 0; j < d; ++j) {
-                    const vec4d a0 = MODELCOLLAPSE_LOAD4(x + j * B + i), a1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
-                    for (std::size_t r = 0; r < 4; ++r) {
-                        const double mj = means[act[a + r] * d + j];
-                        c[r][0] += a0 * mj;
-                        c[r][1] += a1 * mj;
-                    }
-                }
-                for (std::size_t r = 0; r < 4; ++r) {
-                    const std::size_t k = act[a + r];
-                    const vec4d l0 = lc2[k] - (n0 - 2.0 * c[r][0] + mu2[k]) * hinv2[k * d];
-                    const vec4d l1 = lc2[k] - (n1 - 2.0 * c[r][1] + mu2[k]) * hinv2[k * d];
-                    MODELCOLLAPSE_STORE4(W + 8 * (a + r), l0);
-                    MODELCOLLAPSE_STORE4(W + 8 * (a + r) + 4, l1);
-                    M0 = l0 > M0 ? l0 : M0;
-                    M1 = l1 > M1 ? l1 : M1;
-                }
-            }
-        } else {  // the shipped logits pass itself (two components at a time above d = 2)
-            std::size_t a = 0;
+        std::size_t a = 0;
+        if (V == kPrevious) {
             if (d > 2)
-                for (; a + 2 <= A; a += 2)
-                    detail::tile_logits<2, true>(x, B, i, d, act + a, means, hinv2, lc2, W + 8 * a, M0, M1);
-            for (; a < A; ++a) detail::tile_logits<1, true>(x, B, i, d, act + a, means, hinv2, lc2, W + 8 * a, M0, M1);
+                for (; a + 2 <= A; a += 2) previous_logits<2>(x, B, i, d, act + a, means, hinv2, lc, W + 8 * a, M0, M1);
+            for (; a < A; ++a) previous_logits<1>(x, B, i, d, act + a, means, hinv2, lc, W + 8 * a, M0, M1);
+        } else {
+            for (; a + 4 <= A; a += 4) detail::tile_logits<4, true>(x, B, i, d, act + a, means, hinv2, lc, W + 8 * a, M0, M1);
+            for (; a < A; ++a) detail::tile_logits<1, true>(x, B, i, d, act + a, means, hinv2, lc, W + 8 * a, M0, M1);
         }
         if (V == kLogits) {
             MODELCOLLAPSE_STORE4(score + i, M0);
             MODELCOLLAPSE_STORE4(score + i + 4, M1);
             continue;
         }
-        const vec4d lo = {-1020.0, -1020.0, -1020.0, -1020.0};
         vec4d S0 = {0.0, 0.0, 0.0, 0.0}, S1 = S0, T0 = S0, T1 = S0;
         for (std::size_t a = 0; a < A; ++a) {
             vec4d z0 = MODELCOLLAPSE_LOAD4(W + 8 * a) - M0, z1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4) - M1;
@@ -99,14 +116,20 @@ MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x
                 fastmath::exp2_weight4(z0);
                 fastmath::exp2_weight4(z1);
             }
-            const double f = inv[act[a] * d];
-            MODELCOLLAPSE_STORE4(W + 8 * a, z0 * f);
-            MODELCOLLAPSE_STORE4(W + 8 * a + 4, z1 * f);
-            S0 += z0;
-            S1 += z1;
-            if (V == kGemm) {
-                T0 += z0 * f;
-                T1 += z1 * f;
+            if (V == kPrevious) {
+                const double f = inv[act[a] * d];
+                MODELCOLLAPSE_STORE4(W + 8 * a, z0 * f);
+                MODELCOLLAPSE_STORE4(W + 8 * a + 4, z1 * f);
+                S0 += z0;
+                S1 += z1;
+            } else {
+                MODELCOLLAPSE_STORE4(W + 8 * a, z0);
+                MODELCOLLAPSE_STORE4(W + 8 * a + 4, z1);
+                const double lk = lam[act[a]];
+                S0 += z0 * lk;
+                S1 += z1 * lk;
+                T0 += z0;
+                T1 += z1;
             }
         }
         if (V == kNoScore) {
@@ -114,22 +137,14 @@ MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x
             MODELCOLLAPSE_STORE4(score + i + 4, S1);
             continue;
         }
-        const vec4d r0 = -1.0 / S0, r1 = -1.0 / S1;
-        if (V == kGemm) {
-            // score_j = -(x_j sum_k w'_k - sum_k w'_k mu_kj) / S, w' = w inv
-            for (std::size_t j = 0; j < d; ++j) {
-                vec4d c0 = {0.0, 0.0, 0.0, 0.0}, c1 = c0;
-                for (std::size_t a = 0; a < A; ++a) {
-                    const double mkj = means[act[a] * d + j];
-                    c0 += MODELCOLLAPSE_LOAD4(W + 8 * a) * mkj;
-                    c1 += MODELCOLLAPSE_LOAD4(W + 8 * a + 4) * mkj;
-                }
-                const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
-                MODELCOLLAPSE_STORE4(score + j * B + i, (x0 * T0 - c0) * r0);
-                MODELCOLLAPSE_STORE4(score + j * B + i + 4, (x1 * T1 - c1) * r1);
-            }
+        if (V != kPrevious) {
+            const vec4d r0 = 1.0 / S0, r1 = 1.0 / S1;
+            std::size_t j = 0;
+            for (; j + 4 <= d; j += 4) detail::tile_score_iso<4>(x, B, i, j, d, A, act, means, W, T0, T1, r0, r1, score);
+            for (; j < d; ++j) detail::tile_score_iso<1>(x, B, i, j, d, A, act, means, W, T0, T1, r0, r1, score);
             continue;
         }
+        const vec4d r0 = -1.0 / S0, r1 = -1.0 / S1;
         std::size_t j = 0;
         for (; j + 2 <= d; j += 2) {
             const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
@@ -165,15 +180,14 @@ MODELCOLLAPSE_ALWAYS_INLINE void tiles(const SmoothedMixture& m, const double* x
 }
 
 template <std::size_t D, int V>
-MODELCOLLAPSE_HOT_FMA void tiles_reps(const SmoothedMixture& m, const double* x, double* s, double* W,
-                                      const double* mu2, long reps) {
-    for (long r = 0; r < reps; ++r) tiles<D, V>(m, x, s, W, mu2);
+MODELCOLLAPSE_HOT_FMA void tiles_reps(const SmoothedMixture& m, const double* x, double* s, double* W, long reps) {
+    for (long r = 0; r < reps; ++r) tiles<D, V>(m, x, s, W);
 }
 
 struct MixtureCase {
     GaussianMixtureData data;
     SmoothedMixture sm;
-    std::vector<double> x, s, W, mu2;
+    std::vector<double> x, s, W;
     std::unique_ptr<MixtureBatchWorkspace> ws;
 };
 
@@ -194,9 +208,6 @@ MixtureCase& mixture_case(std::size_t d) {
         for (auto& v : c->x) v = 3.0 * nd(g);
         c->s.resize(d * kB);
         c->W.resize(8 * kK);
-        c->mu2.assign(kK, 0.0);
-        for (std::size_t k = 0; k < kK; ++k)
-            for (std::size_t j = 0; j < d; ++j) c->mu2[k] += c->sm.means[k * d + j] * c->sm.means[k * d + j];
         c->ws = std::make_unique<MixtureBatchWorkspace>(kK, d, kB, false);
         cases[d] = c;
     }
@@ -207,16 +218,15 @@ template <std::size_t D>
 void mixture_run(MixtureCase& c, int variant, long reps) {
     const double* x = c.x.data();
     double *s = c.s.data(), *W = c.W.data();
-    const double* mu2 = c.mu2.data();
     switch (variant) {
         case kShipped:
             for (long r = 0; r < reps; ++r) mixture_eval_batch(c.sm, kB, x, s, nullptr, *c.ws);
             break;
-        case kCopy: tiles_reps<D, kCopy>(c.sm, x, s, W, mu2, reps); break;
-        case kNoExp: tiles_reps<D, kNoExp>(c.sm, x, s, W, mu2, reps); break;
-        case kLogits: tiles_reps<D, kLogits>(c.sm, x, s, W, mu2, reps); break;
-        case kNoScore: tiles_reps<D, kNoScore>(c.sm, x, s, W, mu2, reps); break;
-        case kGemm: tiles_reps<D, kGemm>(c.sm, x, s, W, mu2, reps); break;
+        case kCopy: tiles_reps<D, kCopy>(c.sm, x, s, W, reps); break;
+        case kNoExp: tiles_reps<D, kNoExp>(c.sm, x, s, W, reps); break;
+        case kLogits: tiles_reps<D, kLogits>(c.sm, x, s, W, reps); break;
+        case kNoScore: tiles_reps<D, kNoScore>(c.sm, x, s, W, reps); break;
+        case kPrevious: tiles_reps<D, kPrevious>(c.sm, x, s, W, reps); break;
         default: break;
     }
 }
@@ -330,6 +340,43 @@ void mc_empirical_score(double t, int variant) {
     } else {
         empirical_copy_all<false>(s, c.y.data(), c.score.data(), 2000);
     }
+}
+
+// The score array of the last mc_mixture_score call at d (d x 64, row j at 64 j): the shipped
+// kernel's and the previous kernel's results compared in bounds.py.
+const double* mc_mixture_last_score(int d) { return mixture_case(static_cast<std::size_t>(d)).s.data(); }
+
+// n rounds of 8 independent ymm multiply-adds (kind 0), or of 6 multiply-adds and 6 additions
+// interleaved (kind 1): the core's throughput for the score kernel's two instruction mixes (the
+// score pass: multiply-adds only; the logits pass: a subtraction and a multiply-add a component
+// and coordinate). Needs AVX2 and FMA: does nothing without them.
+void mc_fp_peak(int kind, long n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    if (kind == 0) {
+        for (long i = 0; i < n; ++i)
+            asm volatile(
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm2\n\tvfmadd231pd %%ymm0, %%ymm1, %%ymm3\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm4\n\tvfmadd231pd %%ymm0, %%ymm1, %%ymm5\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm6\n\tvfmadd231pd %%ymm0, %%ymm1, %%ymm7\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm8\n\tvfmadd231pd %%ymm0, %%ymm1, %%ymm9"
+                ::: "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9");
+    } else {
+        for (long i = 0; i < n; ++i)
+            asm volatile(
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm2\n\tvaddpd %%ymm0, %%ymm3, %%ymm3\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm4\n\tvaddpd %%ymm0, %%ymm5, %%ymm5\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm6\n\tvaddpd %%ymm0, %%ymm7, %%ymm7\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm8\n\tvaddpd %%ymm0, %%ymm9, %%ymm9\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm10\n\tvaddpd %%ymm0, %%ymm11, %%ymm11\n\t"
+                "vfmadd231pd %%ymm0, %%ymm1, %%ymm12\n\tvaddpd %%ymm0, %%ymm13, %%ymm13"
+                ::: "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+                  "xmm13");
+    }
+#else
+    (void)kind;
+    (void)n;
+#endif
 }
 
 // n iterations of four dependent integer adds: 4 n cycles of the core whatever its clock.

@@ -383,7 +383,9 @@ def test_score_kernels_in_cycles_name_the_clock_or_the_kernel(ghz, cycles, verdi
     ns = cycles / ghz
     bounds = _bounds_with({"core_clock_ghz": ghz, "mix_d2_shipped": ns, "mix_d2_copy": 10.0, "mix_d2_cycles": cycles,
                            "mix_d2_exp_share": 0.5, "mix_d2_logit_share": 0.2, "mix_d2_score_pass_share": 0.1,
-                           "mix_d2_copy_over_shipped": 1.0, "mix_d2_gemm_over_copy": 0.8, "exp_stream_cycles": 2.1,
+                           "mix_d2_copy_over_shipped": 1.0, "exp_stream_cycles": 2.1, "mix_d2_logit_cycles": 10.0,
+                           "mix_d2_score_pass_cycles": 6.0, "mix_d2_previous_over_shipped": 1.1,
+                           "fp_fma_cycles": 0.5, "fp_pair_cycles": 0.75,
                            "emp_c_t01_shipped": cycles / 10 / ghz, "emp_c_t01_cycles": cycles / 10,
                            "emp_c_t01_copy": 1.0, "emp_c_t01_exp_share": 0.7, "emp_c_t01_copy_over_shipped": 1.0})
     lim = 172 / 8
@@ -397,7 +399,10 @@ def test_score_kernels_in_cycles_name_the_clock_or_the_kernel(ghz, cycles, verdi
     assert "(maximum, clamp, scaling, sums, the division) 20%, none counted" in text
     assert "most over its count: the logits pass" in text
     assert f"costs {0.5 * 10 * ghz / 8:.2g} cycles a lane in place and 2.1 streamed alone" in text
-    assert f"{lim / (cycles * 0.8):.0%} of the limit per cycle" in text  # the GEMM variant
+    # each pass against its own vectors (K d / 4 = 4 a point) at the measured throughput of its mix
+    assert "logits pass takes 10 cycles a point against 3 for its 4 (subtraction, multiply-add)" in text
+    assert "the score pass 6 against 2 for its 4 multiply-adds" in text
+    assert "the previous kernel (logits two components x two coordinates, score sum w (x - mu)) takes 1.10×" in text
     # the empirical row at t = 0.1 reads the same measurements (not explained without them)
     case = "empirical score n=m=1e+04 d=2 t=0.1"
     row = _rows([_area("x", _limited(case, 45, 1e8, limits.empirical_score(2)))], bounds)[("≥ 50% of the limit", case)]
@@ -413,7 +418,7 @@ def test_score_kernel_shares_are_paired_and_read_the_clock_from_the_add_chain():
     import bounds
 
     base = {"mix_d2_shipped": 10.0, "mix_d2_copy": 10.0, "mix_d2_noexp": 6.0, "mix_d2_logits": 2.0,
-            "mix_d2_noscore": 9.0, "mix_d2_gemm": 8.0, "exp_stream": 0.8}
+            "mix_d2_noscore": 9.0, "mix_d2_previous": 11.0, "exp_stream": 0.8}
     per = {k: [v, 1.25 * v] for k, v in base.items()}
     per.update({f"mix_d64_{k}": [1.0, 1.0] for k in bounds.SCORE_VARIANTS})
     per.update({f"emp_c_{t}_{k}": [1.0, 1.0] for t in ("t1", "t01") for k in ("shipped", "copy")})
@@ -424,7 +429,9 @@ def test_score_kernel_shares_are_paired_and_read_the_clock_from_the_add_chain():
     assert sh["mix_d2_exp_share"][0] == pytest.approx([0.4, 0.4])
     assert sh["mix_d2_logit_share"][0] == pytest.approx([0.2, 0.2])
     assert sh["mix_d2_score_pass_share"][0] == pytest.approx([0.1, 0.1])
-    assert sh["mix_d2_gemm_over_copy"][0] == pytest.approx([0.8, 0.8])
+    assert sh["mix_d2_previous_over_shipped"][0] == pytest.approx([1.1, 1.1])
+    assert sh["mix_d2_logit_cycles"][0] == pytest.approx([5.0, 5.0])  # the logits pass at the round's clock
+    assert sh["mix_d2_score_pass_cycles"][0] == pytest.approx([2.5, 2.5])  # copy - noscore
     assert sh["emp_c_t1_exp_share"][0] == pytest.approx([0.7, 0.7])
     assert sh["emp_c_t01_exp_share"][0] == pytest.approx([0.6, 0.6])
     assert sh["exp_stream_cycles"][0] == pytest.approx([2.0, 2.0])

@@ -34,10 +34,13 @@ def test_cpp_equals_numpy_with_injected_noise(any_mixture, integrator, grid):
     np.testing.assert_array_equal(a.trajectory[0], init)
 
 
-@pytest.mark.parametrize("K, d, kind", [(3, 5, "isotropic"), (5, 4, "diagonal"), (4, 64, "isotropic")])
-def test_logits_two_components_at_a_time_equal_numpy(K, d, kind):
-    # above d = 2 the batched kernel's logits pass takes components in pairs (mixture.hpp,
-    # tile_logits<2>), an odd K leaves one alone; each pair's own mean and variance must enter
+@pytest.mark.parametrize("K, d, kind", [(3, 5, "isotropic"), (5, 4, "diagonal"), (4, 64, "isotropic"),
+                                        (5, 7, "isotropic")])
+def test_logits_four_components_at_a_time_equal_numpy(K, d, kind):
+    # the batched kernel's logits pass takes components four at a time (mixture.hpp,
+    # tile_logits<4>), the rest one at a time (K = 3, 5); each component's own mean and variance
+    # must enter. The isotropic score pass takes coordinates four at a time (tile_score_iso<4>),
+    # the rest one at a time (d = 5, 7), with the weights' inv_k and lambda_k folded in (lc2f, lam)
     rng = np.random.default_rng(K + d)
     cov = 0.3 + rng.random(K) if kind == "isotropic" else 0.3 + rng.random((K, d))
     gm = mc.GaussianMixture(rng.dirichlet(np.ones(K)), 2 * rng.normal(size=(K, d)), cov)

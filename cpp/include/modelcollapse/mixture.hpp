@@ -94,6 +94,10 @@ struct SmoothedMixture {
     // For the batched kernel (isotropic/diagonal): logits in base 2, log2(e) log_coef_k and
     // log2(e) inv_eig / 2 (K * d), so weights are 2^(l - max) (fastmath::exp2_weight).
     std::vector<double> lc2, hinv2;
+    // Isotropic only: lc2_k + log2(inv_k) and lambda_k = 1 / inv_k (K each). The batched kernel
+    // takes w'_k = w_k inv_k = 2^(l_k + log2 inv_k - max) straight from the exponential (no
+    // multiplication a weight) and S = sum_k w'_k lambda_k (one multiply-add).
+    std::vector<double> lc2f, lam;
 };
 
 inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
@@ -158,6 +162,14 @@ inline SmoothedMixture smooth(const GaussianMixtureData& p, double t) {
         s.lc2.resize(p.K);
         s.hinv2.resize(p.K * p.d);
         for (std::size_t k = 0; k < p.K; ++k) s.lc2[k] = kLog2e * s.log_coef[k];
+        if (p.kind == CovKind::isotropic) {
+            s.lc2f.resize(p.K);
+            s.lam.resize(p.K);
+            for (std::size_t k = 0; k < p.K; ++k) {
+                s.lc2f[k] = s.lc2[k] + std::log2(s.inv_eig[k * p.d]);
+                s.lam[k] = a2 * p.eigvals[k * p.d] + s2;
+            }
+        }
         for (std::size_t i = 0; i < p.K * p.d; ++i) s.hinv2[i] = (0.5 * kLog2e) * s.inv_eig[i];
         for (std::size_t k = 0; k < p.K; ++k)
             for (std::size_t j = 0; j < p.d; ++j) {
@@ -346,59 +358,47 @@ namespace detail {
 // W, 8 per component), weights 2^(l_k - M) (exp2_weight4; the argument is clamped at -1020,
 // where the weight is below 2^-1020 relative and so negligible), then per coordinate
 // score_j = -sum_k w_k (x_j - mu_kj) inv_kj / sum_k w_k. The per-point operations do not
-// depend on the tile or on B. D: the dimension at compile time (0: m.d at run time). ISO:
-// isotropic covariances, where the per-coordinate factors move out of the sums over j:
-// l_k = lc2_k - hinv2_k sum_j (x_j - mu_kj)^2 and score_j = -sum_k (w_k inv_k) (x_j - mu_kj) / S,
-// one subtraction and one fused multiply-add per component and coordinate in each pass
-// instead of a subtraction and two multiplications (the multiply pipes bound this kernel).
-// Logits of G components for one tile of 8 points (pass 1 of mixture_batch_diag_tiles), in
-// base 2, stored at W (8 per component), with the running maximum M0, M1 updated in component
-// order. Per component: even and odd coordinates in separate sums (four multiply-add chains).
+// depend on the tile, on B or on how components are grouped. D: the dimension at compile time
+// (0: m.d at run time). ISO: isotropic covariances, where the per-coordinate factors move out
+// of the sums: l_k = lc2_k - hinv2_k sum_j (x_j - mu_kj)^2 (one subtraction and one multiply-add
+// a component and coordinate), weights w'_k = w_k inv_k straight from the exponential (the
+// logits carry log2 inv_k: lc2f), S = sum_k w'_k lambda_k, T = sum_k w'_k and
+// score_j = (sum_k w'_k mu_kj - x_j T) / S (one multiply-add a component and coordinate).
+//
+// Logits of G components for one tile of 8 points (pass 1), in base 2, stored at W (8 per
+// component), with the running maximum M0, M1 updated in component order. One coordinate a
+// step and G = 4 components at a time: 8 independent multiply-add chains, and each load of x
+// feeds 4 components (two components x two coordinates, the earlier form, reloaded x for every
+// pair and ran 1.45x slower at d = 64; bench/score_parts.cpp). Each component's sum runs over j
+// in order whatever G, so the grouping does not change any number.
 template <std::size_t G, bool ISO>
 MODELCOLLAPSE_ALWAYS_INLINE void tile_logits(const double* x, std::size_t B, std::size_t i, std::size_t d,
                                              const std::size_t* act, const double* means, const double* hinv2,
                                              const double* lc2, double* W, vec4d& M0, vec4d& M1) {
-    vec4d q0[G], q1[G], p0[G], p1[G];
-    for (std::size_t g = 0; g < G; ++g) q0[g] = q1[g] = p0[g] = p1[g] = vec4d{0.0, 0.0, 0.0, 0.0};
-    std::size_t j = 0;
-    for (; j + 2 <= d; j += 2) {
-        const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
-        const vec4d y0 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i), y1 = MODELCOLLAPSE_LOAD4(x + (j + 1) * B + i + 4);
-        for (std::size_t g = 0; g < G; ++g) {
-            const double* mu = means + act[g] * d;
-            const double* h = hinv2 + act[g] * d;
-            const vec4d e0 = x0 - mu[j], e1 = x1 - mu[j], f0 = y0 - mu[j + 1], f1 = y1 - mu[j + 1];
-            if (ISO) {
-                q0[g] += e0 * e0;
-                q1[g] += e1 * e1;
-                p0[g] += f0 * f0;
-                p1[g] += f1 * f1;
-            } else {
-                q0[g] += (e0 * h[j]) * e0;
-                q1[g] += (e1 * h[j]) * e1;
-                p0[g] += (f0 * h[j + 1]) * f0;
-                p1[g] += (f1 * h[j + 1]) * f1;
-            }
-        }
+    vec4d q0[G], q1[G];
+    const double* mu[G];
+    const double* h[G];
+    for (std::size_t g = 0; g < G; ++g) {
+        q0[g] = q1[g] = vec4d{0.0, 0.0, 0.0, 0.0};
+        mu[g] = means + act[g] * d;
+        h[g] = hinv2 + act[g] * d;
     }
-    for (; j < d; ++j) {
+    for (std::size_t j = 0; j < d; ++j) {
         const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
         for (std::size_t g = 0; g < G; ++g) {
-            const double* mu = means + act[g] * d;
-            const double* h = hinv2 + act[g] * d;
-            const vec4d e0 = x0 - mu[j], e1 = x1 - mu[j];
+            const vec4d e0 = x0 - mu[g][j], e1 = x1 - mu[g][j];
             if (ISO) {
                 q0[g] += e0 * e0;
                 q1[g] += e1 * e1;
             } else {
-                q0[g] += (e0 * h[j]) * e0;
-                q1[g] += (e1 * h[j]) * e1;
+                q0[g] += (e0 * h[g][j]) * e0;
+                q1[g] += (e1 * h[g][j]) * e1;
             }
         }
     }
     for (std::size_t g = 0; g < G; ++g) {
         const std::size_t k = act[g];
-        vec4d a0 = q0[g] + p0[g], a1 = q1[g] + p1[g];
+        vec4d a0 = q0[g], a1 = q1[g];
         if (ISO) {
             a0 *= hinv2[k * d];
             a1 *= hinv2[k * d];
@@ -411,45 +411,86 @@ MODELCOLLAPSE_ALWAYS_INLINE void tile_logits(const double* x, std::size_t B, std
     }
 }
 
-template <std::size_t D, bool ISO>
-MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture& m, std::size_t B, const double* x,
+// Isotropic score pass for R coordinates [j, j + R) of one tile: c_r = sum_k w'_k mu_k(j+r) in
+// component order, then score = (c - x T) / S. R = 4: 8 independent multiply-add chains and no
+// x in the loop (the form sum_k w'_k (x_j - mu_kj), two coordinates at a time, had 4 chains of
+// a multiply-add and a subtraction each and ran 1.3x slower at d = 64). The sum for a
+// coordinate does not depend on R. Against that form it cancels x_j T against c: the absolute
+// error grows to ~eps (|x_j| + max_k |mu_kj|) T / S instead of ~eps max_k |x_j - mu_kj| inv_k.
+template <std::size_t R>
+MODELCOLLAPSE_ALWAYS_INLINE void tile_score_iso(const double* x, std::size_t B, std::size_t i, std::size_t j,
+                                                std::size_t d, std::size_t A, const std::size_t* act,
+                                                const double* means, const double* W, const vec4d& T0,
+                                                const vec4d& T1, const vec4d& r0, const vec4d& r1, double* score) {
+    vec4d c0[R], c1[R];
+    for (std::size_t r = 0; r < R; ++r) c0[r] = c1[r] = vec4d{0.0, 0.0, 0.0, 0.0};
+    for (std::size_t a = 0; a < A; ++a) {
+        const double* mu = means + act[a] * d + j;
+        const vec4d w0 = MODELCOLLAPSE_LOAD4(W + 8 * a), w1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4);
+        for (std::size_t r = 0; r < R; ++r) {
+            c0[r] += w0 * mu[r];
+            c1[r] += w1 * mu[r];
+        }
+    }
+    for (std::size_t r = 0; r < R; ++r) {
+        const vec4d x0 = MODELCOLLAPSE_LOAD4(x + (j + r) * B + i), x1 = MODELCOLLAPSE_LOAD4(x + (j + r) * B + i + 4);
+        MODELCOLLAPSE_STORE4(score + (j + r) * B + i, (c0[r] - x0 * T0) * r0);
+        MODELCOLLAPSE_STORE4(score + (j + r) * B + i + 4, (c1[r] - x1 * T1) * r1);
+    }
+}
+
+// LD: the row stride B at compile time (0: at run time), for the sampler's full chunks.
+template <std::size_t D, bool ISO, std::size_t LD = 0>
+MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture& m, std::size_t B_, const double* x,
                                                           double* score, double* logp, double* W) {
-    const std::size_t d = D ? D : m.d;
+    const std::size_t d = D ? D : m.d, B = LD ? LD : B_;
     const std::size_t A = m.active.size();
     const std::size_t* act = m.active.data();
     const double* means = m.means.data();
     const double* inv = m.inv_eig.data();
     const double* hinv2 = m.hinv2.data();
-    const double* lc2 = m.lc2.data();
+    const double* lc = ISO ? m.lc2f.data() : m.lc2.data();
+    const double* lam = m.lam.data();
     constexpr double inf = std::numeric_limits<double>::infinity();
+    // The clamp's bound through memory the compiler cannot see into: with a literal constant
+    // GCC builds z > lo ? z : lo as a compare and a blend, with a value in a register as one
+    // max (the same result for every z, NaN included).
+    double lo_s = -1020.0;
+    asm("" : "+m"(lo_s));
+    const vec4d lo = vec4d{0.0, 0.0, 0.0, 0.0} + lo_s;
     for (std::size_t i = 0; i < B; i += 8) {
         vec4d M0 = {-inf, -inf, -inf, -inf}, M1 = M0;
-        // Above d = 2, two components at a time: each sum keeps its own order (the same numbers
-        // as one at a time), and the eight chains hide the multiply-add latency that bounded the
-        // loop with four (d = 64: 1.3x faster; bench/score_parts.cpp).
         std::size_t a = 0;
-        if (d > 2)
-            for (; a + 2 <= A; a += 2) tile_logits<2, ISO>(x, B, i, d, act + a, means, hinv2, lc2, W + 8 * a, M0, M1);
-        for (; a < A; ++a) tile_logits<1, ISO>(x, B, i, d, act + a, means, hinv2, lc2, W + 8 * a, M0, M1);
-        const vec4d lo = {-1020.0, -1020.0, -1020.0, -1020.0};
-        vec4d S0 = {0.0, 0.0, 0.0, 0.0}, S1 = S0;
+        for (; a + 4 <= A; a += 4) tile_logits<4, ISO>(x, B, i, d, act + a, means, hinv2, lc, W + 8 * a, M0, M1);
+        for (; a < A; ++a) tile_logits<1, ISO>(x, B, i, d, act + a, means, hinv2, lc, W + 8 * a, M0, M1);
+        vec4d S0 = {0.0, 0.0, 0.0, 0.0}, S1 = S0, T0 = S0, T1 = S0;
         for (std::size_t a = 0; a < A; ++a) {
             vec4d z0 = MODELCOLLAPSE_LOAD4(W + 8 * a) - M0, z1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4) - M1;
             z0 = z0 > lo ? z0 : lo;
             z1 = z1 > lo ? z1 : lo;
             fastmath::exp2_weight4(z0);
             fastmath::exp2_weight4(z1);
-            const vec4d w0 = z0, w1 = z1;
-            // isotropic: the score pass takes w_k inv_k (the per-coordinate factor)
-            const double f = ISO ? inv[act[a] * d] : 1.0;
-            MODELCOLLAPSE_STORE4(W + 8 * a, ISO ? w0 * f : w0);
-            MODELCOLLAPSE_STORE4(W + 8 * a + 4, ISO ? w1 * f : w1);
-            S0 += w0;
-            S1 += w1;
+            MODELCOLLAPSE_STORE4(W + 8 * a, z0);
+            MODELCOLLAPSE_STORE4(W + 8 * a + 4, z1);
+            if (ISO) {  // z = w'_k = w_k inv_k
+                const double lk = lam[act[a]];
+                S0 += z0 * lk;
+                S1 += z1 * lk;
+                T0 += z0;
+                T1 += z1;
+            } else {
+                S0 += z0;
+                S1 += z1;
+            }
         }
-        if (score) {
+        if (score && ISO) {
+            const vec4d r0 = 1.0 / S0, r1 = 1.0 / S1;
+            std::size_t j = 0;
+            for (; j + 4 <= d; j += 4) tile_score_iso<4>(x, B, i, j, d, A, act, means, W, T0, T1, r0, r1, score);
+            for (; j < d; ++j) tile_score_iso<1>(x, B, i, j, d, A, act, means, W, T0, T1, r0, r1, score);
+        } else if (score) {
             const vec4d r0 = -1.0 / S0, r1 = -1.0 / S1;
-            // Two coordinates at a time (four independent chains, as in pass 1), then the last.
+            // Two coordinates at a time (four independent chains), then the last.
             std::size_t j = 0;
             for (; j + 2 <= d; j += 2) {
                 const vec4d x0 = MODELCOLLAPSE_LOAD4(x + j * B + i), x1 = MODELCOLLAPSE_LOAD4(x + j * B + i + 4);
@@ -460,18 +501,11 @@ MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture&
                     const std::size_t k = act[a];
                     const double m0 = means[k * d + j], m1 = means[k * d + j + 1];
                     const vec4d w0 = MODELCOLLAPSE_LOAD4(W + 8 * a), w1 = MODELCOLLAPSE_LOAD4(W + 8 * a + 4);
-                    if (ISO) {
-                        c0 += w0 * (x0 - m0);
-                        c1 += w1 * (x1 - m0);
-                        g0 += w0 * (y0 - m1);
-                        g1 += w1 * (y1 - m1);
-                    } else {
-                        const double i0 = inv[k * d + j], i1 = inv[k * d + j + 1];
-                        c0 += w0 * ((x0 - m0) * i0);
-                        c1 += w1 * ((x1 - m0) * i0);
-                        g0 += w0 * ((y0 - m1) * i1);
-                        g1 += w1 * ((y1 - m1) * i1);
-                    }
+                    const double i0 = inv[k * d + j], i1 = inv[k * d + j + 1];
+                    c0 += w0 * ((x0 - m0) * i0);
+                    c1 += w1 * ((x1 - m0) * i0);
+                    g0 += w0 * ((y0 - m1) * i1);
+                    g1 += w1 * ((y1 - m1) * i1);
                 }
                 MODELCOLLAPSE_STORE4(score + j * B + i, c0 * r0);
                 MODELCOLLAPSE_STORE4(score + j * B + i + 4, c1 * r1);
@@ -483,15 +517,9 @@ MODELCOLLAPSE_ALWAYS_INLINE void mixture_batch_diag_tiles(const SmoothedMixture&
                 vec4d c0 = {0.0, 0.0, 0.0, 0.0}, c1 = c0;
                 for (std::size_t a = 0; a < A; ++a) {
                     const std::size_t k = act[a];
-                    const double mkj = means[k * d + j];
-                    if (ISO) {
-                        c0 += MODELCOLLAPSE_LOAD4(W + 8 * a) * (x0 - mkj);
-                        c1 += MODELCOLLAPSE_LOAD4(W + 8 * a + 4) * (x1 - mkj);
-                    } else {
-                        const double ikj = inv[k * d + j];
-                        c0 += MODELCOLLAPSE_LOAD4(W + 8 * a) * ((x0 - mkj) * ikj);
-                        c1 += MODELCOLLAPSE_LOAD4(W + 8 * a + 4) * ((x1 - mkj) * ikj);
-                    }
+                    const double mkj = means[k * d + j], ikj = inv[k * d + j];
+                    c0 += MODELCOLLAPSE_LOAD4(W + 8 * a) * ((x0 - mkj) * ikj);
+                    c1 += MODELCOLLAPSE_LOAD4(W + 8 * a + 4) * ((x1 - mkj) * ikj);
                 }
                 MODELCOLLAPSE_STORE4(score + j * B + i, c0 * r0);
                 MODELCOLLAPSE_STORE4(score + j * B + i + 4, c1 * r1);
@@ -519,8 +547,14 @@ MODELCOLLAPSE_HOT_FMA void mixture_eval_batch(const SmoothedMixture& m, std::siz
     if (m.kind != CovKind::full && B % 8 == 0 && w.logit.size() >= 8 * m.active.size()) {
         double* W = w.logit.data();
         if (m.kind == CovKind::isotropic) {
-            if (d == 2)
+            // A full sampler chunk (kSamplerChunk = 64 rows) with its stride known to the
+            // compiler: constant offsets for the rows of x and the score (same numbers).
+            if (d == 2 && B == 64)
+                detail::mixture_batch_diag_tiles<2, true, 64>(m, B, x, score, logp, W);
+            else if (d == 2)
                 detail::mixture_batch_diag_tiles<2, true>(m, B, x, score, logp, W);
+            else if (B == 64)
+                detail::mixture_batch_diag_tiles<0, true, 64>(m, B, x, score, logp, W);
             else
                 detail::mixture_batch_diag_tiles<0, true>(m, B, x, score, logp, W);
         } else if (d == 1) {
