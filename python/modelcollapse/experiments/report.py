@@ -236,8 +236,8 @@ def build_report(preset: str, out_dir: str | Path, progress: bool = False, *,
     -------
     dict
         The paths written, the sections (per experiment: summary, claims or error), the
-        verdict counts and the report experiments left out at this preset. A failing experiment is reported (with its traceback) instead of
-        aborting the report.
+        verdict counts and the report experiments left out at this preset. A failing
+        experiment is reported (with its traceback) instead of aborting the report.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
