@@ -469,11 +469,9 @@ NORMALS_PARTS_SRC = HERE / "normals_parts.cpp"
 NORMALS_PARTS = {
     "fill": "fill_normals, one stream, 256 normals a call (the shipped bulk call, load-time level)",
     "ars": "the ARS-7 rounds alone (ars_blocks on 128 counters)",
-    "transform": "the Box-Muller transform alone (both passes, x86-64-v3), 128 cached blocks",
-    "radius": "its first pass alone: r^2 = -2 log u0 (uniform, log with its division)",
-    "radius_nodiv": "the first pass with the division replaced by a multiplication (wrong numbers)",
-    "turn": "its second pass alone: sincos_turn53, the square root, the products",
-    "fused": "the same operations as one loop (box_muller per block; the form before the split)",
+    "transform": "the ziggurat alone (fast path at x86-64-v3, then the slow path), 128 cached blocks",
+    "fast": "its fast path alone: a table load, a multiplication and a compare a normal",
+    "slow": "its slow path alone: the wedge tests and tail tries of the words the fast path rejected",
 }
 NORMALS_REPS = 400  # calls of 256 normals: ~0.3 ms a part, long enough for process_time
 
@@ -507,15 +505,16 @@ def _compile_normals_parts() -> Any:
     dll.mc_normals_part.argtypes = [ctypes.c_int, ctypes.c_long]
     dll.mc_normals_add_chain.argtypes = [ctypes.c_long]
     dll.mc_normals_per_call.restype = ctypes.c_long
+    dll.mc_normals_slow_share.restype = ctypes.c_double
     for f in (dll.mc_normals_part, dll.mc_normals_add_chain):
         f.restype = None
     return dll
 
 
 def _normals_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, str]]:
-    """The normal generator split in C++ (bench/normals_parts.cpp, one thread, one batch of 128
-    blocks in cache): the bulk call, the ARS rounds, the transform and each of its two passes,
-    the first pass without its division, the two passes fused; and the core's clock."""
+    """The normal generator split in C++ (bench/normals_parts.cpp, one thread, batches of 128
+    blocks in cache): the bulk call, the ARS rounds, the ziggurat transform, its fast path and
+    its slow path alone; and the core's clock."""
     dll = _compile_normals_parts()
     if dll is None:
         return {}
@@ -530,9 +529,8 @@ def _normals_kernel_parts() -> dict[str, tuple[Callable[[], Any], float, str, st
 
 
 def normals_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:
-    """Paired per round: each part in cycles per normal at the round's clock; the ARS rounds'
-    and the transform's shares of the bulk call; the division's share of the first pass; the
-    fused loop over the two-pass transform."""
+    """Paired per round: each part in cycles per normal at the round's clock; the shares of the
+    bulk call that the ARS rounds, the ziggurat's fast path and its slow path take."""
     if "np_add_chain" not in per:
         return {}
     clock = per["np_add_chain"]
@@ -541,11 +539,11 @@ def normals_kernel_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[f
     fill = per["np_fill"]
     out["np_ars_share"] = ([a / f for a, f in zip(per["np_ars"], fill)], "share of the bulk call: the ARS rounds")
     out["np_transform_share"] = ([a / f for a, f in zip(per["np_transform"], fill)],
-                                 "share of the bulk call: the transform")
-    out["np_division_share"] = ([(a - b) / a for a, b in zip(per["np_radius"], per["np_radius_nodiv"])],
-                                "share of the first pass (r^2 = -2 log u0) that its division takes in place")
-    out["np_fused_over_transform"] = ([a / b for a, b in zip(per["np_fused"], per["np_transform"])],
-                                      "time of the fused one-loop transform over the shipped two-pass one")
+                                 "share of the bulk call: the ziggurat transform")
+    out["np_fast_share"] = ([a / f for a, f in zip(per["np_fast"], fill)],
+                            "share of the bulk call: the ziggurat's fast path")
+    out["np_slow_share"] = ([a / f for a, f in zip(per["np_slow"], fill)],
+                            "share of the bulk call: the ziggurat's slow path (wedge, tail)")
     return out
 
 

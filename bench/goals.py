@@ -28,9 +28,11 @@ from typing import Any
 import limits
 from summarize import case_summary
 
-# Per stage share of one normal's time in the ARS-7 build (C++ microbenchmarks of each stage
-# in one process on the 2-core development machine; docs/foundation.md, "Randomness").
-ARS_STAGES = {"AES rounds": 0.12, "uniform conversion": 0.11, "log + sqrt": 0.39, "sincos": 0.39}
+# Per stage share of one normal's time in the ARS-7 + ziggurat build (bench/ziggurat_parts.cpp,
+# C++ stages in one process on the 2-core development machine; docs/foundation.md, "Randomness"):
+# the AES rounds, the ziggurat's fast path (a table load, a multiplication, a compare) and its
+# slow path (wedge tests and tail tries of ~1.2% of the words, each with ARS blocks of its own).
+ZIGGURAT_STAGES = {"AES rounds": 0.45, "ziggurat fast path": 0.35, "slow path": 0.20}
 
 NOT_EXPLAINED = "not explained (no measurement splits this kernel's time yet)"
 
@@ -130,14 +132,13 @@ def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
         return None
     limit_ns = limits.CORES / limits.normals() * 1e9
     text = (f"the generator: {ns:.3g} ns per normal on one thread ({bounds['build'].get('generator', '?')} + "
-            f"Box–Muller, {_src(bounds)}, `normal`) where the limit allows {limit_ns:.3g} ns per core")
+            f"ziggurat, {_src(bounds)}, `normal`) where the limit allows {limit_ns:.3g} ns per core")
     split = _normals_split_text(bounds)
     if split is not None:
         text += split
     elif bounds["build"].get("generator") == "ARS-7":
-        stages = ", ".join(f"{k} {v:.0%}" for k, v in ARS_STAGES.items())
-        text += (f"; per stage ({stages}; docs/foundation.md, \"Randomness\") the Box–Muller transform, "
-                 f"not the counter-based generator, takes most of it")
+        stages = ", ".join(f"{k} {v:.0%}" for k, v in ZIGGURAT_STAGES.items())
+        text += f"; per stage ({stages}; bench/ziggurat_parts.cpp, docs/foundation.md, \"Randomness\")"
     if _m(bounds, "normal_1e7_fault_share") is not None:
         text += (f"; of the public `standard_normal(seed, 1e7)` on one thread the fresh array's page faults take "
                  f"{_share(bounds, 'normal_1e7_fault_share')} (`normal_1e7_fault_share`; none with `out=`), "
@@ -149,39 +150,24 @@ def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
     return text
 
 
-# The two-pass transform's loops as compiled for x86-64-v3 (bench/normals_parts.cpp, objdump and
-# llvm-mca -mcpu=znver3 of the 4-lane loop; docs/foundation.md, "Randomness"), per 8 normals:
-# FMA/mul vector ops, the divider's cycles (vdivpd 5 + vsqrtpd 9 on Zen 3) and llvm-mca's
-# throughput bound (the FP multiply pipes P0/P1 with the divider on P1) of each pass.
-NORMALS_PASSES = {"radius": {"fma_mul": 16, "divider": 5, "port_bound": 13.0},
-                  "turn": {"fma_mul": 23, "divider": 9, "port_bound": 19.5}}
 # VAES on Zen 3: two 256-bit AES rounds a cycle, 7 rounds a block of two normals.
 ARS_VAES_CYCLES = 7 / 2 / 2 / 2
 
 
 def _normals_split_text(bounds: dict[str, Any] | None) -> str | None:
     """The generator split by bench/normals_parts.cpp (np_* in bounds.json): each stage in cycles
-    per normal against its port bound, and the bound that is named."""
+    per normal and its share of the bulk call."""
     if _m(bounds, "np_fill_cycles") is None:
         return None
     assert bounds is not None
-    c = {k: _m(bounds, f"np_{k}_cycles") for k in ("fill", "ars", "radius", "turn", "transform", "fused")}
-    port = {k: v["port_bound"] / 8 for k, v in NORMALS_PASSES.items()}
-    return (f"; in cycles per normal at the core's clock (bench/normals_parts.cpp, `np_*_cycles`, one batch in "
+    c = {k: _m(bounds, f"np_{k}_cycles") for k in ("fill", "ars", "transform", "fast", "slow")}
+    return (f"; in cycles per normal at the core's clock (bench/normals_parts.cpp, `np_*_cycles`, batches in "
             f"cache): the bulk call {c['fill']:.2f}, the ARS-7 rounds {c['ars']:.2f} "
-            f"({_share(bounds, 'np_ars_share')}; VAES bound {ARS_VAES_CYCLES:.2f}), the transform "
-            f"{c['transform']:.2f} = r² = −2 log u₀ {c['radius']:.2f} (port bound {port['radius']:.2f}; its "
-            f"division {_share(bounds, 'np_division_share')}) + sin, cos, √, products {c['turn']:.2f} (port "
-            f"bound {port['turn']:.2f}); fused into one loop the same operations took "
-            f"{_ratio(bounds, 'np_fused_over_transform')} as long. What bounds it: the FP multiply pipes "
-            f"(2 on Zen 3; {sum(v['fma_mul'] for v in NORMALS_PASSES.values())} FMA/mul vector ops and the "
-            f"divider's {sum(v['divider'] for v in NORMALS_PASSES.values())} cycles per 8 normals: "
-            f"{sum(port.values()):.2f} cycles a normal with no stall) plus the passes' dependency chains "
-            f"(~50-60 cycles each) that the out-of-order window does not fully hide; at 2.59 GHz the port "
-            f"bound alone, {sum(port.values()) + ARS_VAES_CYCLES:.2f} cycles with the rounds, is "
-            f"{(sum(port.values()) + ARS_VAES_CYCLES) / 2.59:.2f} ns, above the 1.5 ns goal: a better schedule "
-            f"alone cannot reach it, fewer multiplications a normal could (lower-degree minimax polynomials, a "
-            f"table-driven log; not tried)")
+            f"({_share(bounds, 'np_ars_share')}; VAES bound {ARS_VAES_CYCLES:.2f}), the ziggurat "
+            f"{c['transform']:.2f} = its fast path {c['fast']:.2f} ({_share(bounds, 'np_fast_share')}: a table "
+            f"load, a multiplication and a compare a normal) + its slow path {c['slow']:.2f} "
+            f"({_share(bounds, 'np_slow_share')}: the wedge tests and tail tries of the ~1.2% of words the fast "
+            f"path rejects, each drawing ARS blocks of its own)")
 
 
 def _bound_standard_normal(c: _Case, bounds: dict[str, Any] | None) -> str | None:

@@ -1,16 +1,16 @@
 // Microbenchmarks that split the normal generator's time (issue 16: goal <= 1.5 ns a normal on
-// one core): the shipped bulk call (fill_normals, one stream) against its stages, each run
-// alone over one batch of kBatch = 128 blocks kept in cache: the ARS-7 rounds (ars_blocks), the
-// whole transform (normals_from_blocks at the x86-64-v3 level), its first pass alone
-// (r^2 = -2 log u0, the division and the polynomial), the same pass with the division replaced
-// by a multiplication (wrong numbers, the same other operations: what the divider costs in
-// place), its second pass alone (sin, cos, the square root, the products), and the two passes
-// fused into one loop (box_muller per block: the same operations, the form shipped before, whose
-// dependency chain is twice as long). bench/bounds.py builds this file with the extension's
-// flags (no -march; the v3 functions carry their own target attribute, as random.hpp's clone),
-// loads it with ctypes and times each part with the others, interleaved; mc_add_chain gives the
-// core's clock (one dependent add a cycle) so that times convert to cycles.
-#include <cmath>
+// one core): the shipped bulk call (fill_normals, one stream) against its stages, each run alone
+// over batches of kBatch = 128 blocks kept in cache (16 batches in turn, so that the slow path
+// sees a typical number of rejected words, ~50, not one batch's few): the ARS-7 rounds (ars_blocks), the whole
+// ziggurat transform (fast path at the x86-64-v3 level, then the slow path on the words it
+// rejected), the fast path alone (x = u * width[i], accepted if u < accept[i]: a table load, a
+// multiplication and a compare a normal) and the slow path alone (wedge tests and tail tries of
+// the batch's ~1.2% rejected words, each drawing ARS blocks from its own counter space).
+// bench/bounds.py builds this file with the extension's flags (no -march; the library's v3
+// function carries its own target attribute), loads it with ctypes and times each part with the
+// others, interleaved; mc_normals_add_chain gives the core's clock (one dependent add a cycle)
+// so that times convert to cycles. bench/ziggurat_parts.cpp holds the go/no-go measurement
+// against the Box-Muller transform the ziggurat replaced.
 #include <cstddef>
 #include <cstdint>
 
@@ -21,74 +21,41 @@ using namespace modelcollapse::rng;
 
 namespace {
 
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && !defined(__AVX2__)
-#define NP_V3 __attribute__((target("arch=x86-64-v3"), noinline))
-#else
-#define NP_V3 __attribute__((noinline))
-#endif
-
 enum Part : int {
     kFill = 0,       // fill_normals(seed, stream, first, 256, out): the shipped bulk call, load-time level
     kArs = 1,        // ars_blocks on 128 counters (set up as fill_normals does)
-    kTransform = 2,  // normals_from_blocks_v3-equivalent: both passes
-    kRadius = 3,     // first pass alone: r^2 = -2 log u0
-    kRadiusNoDiv = 4,  // the same with s = f * (2 + f) (a multiplication) for f / (2 + f)
-    kTurn = 5,       // second pass alone: sincos_turn53, sqrt, products
-    kFused = 6,      // the two passes as one loop (box_muller per block)
+    kTransform = 2,  // the ziggurat on 128 cached blocks: fast path (v3), rejects queued, the slow
+                     // path once every kSets batches (as fill_normals runs it once a call)
+    kFast = 3,       // its fast path alone (v3)
+    kSlow = 4,       // its slow path alone, on the batches' rejected words (queued, then run)
 };
 
-alignas(64) std::uint64_t g_lo[kBatch], g_hi[kBatch];
-alignas(64) double g_r2[kBatch], g_z[2 * kBatch];
+constexpr std::uint64_t kSeed = 1, kStream = 5;
+constexpr std::size_t kSets = 16;
+alignas(64) std::uint64_t g_lo[kSets][kBatch], g_hi[kSets][kBatch];
+std::uint32_t g_rejected[kSets][2 * kBatch];
+std::size_t g_rejected_n[kSets];
+alignas(64) double g_z[2 * kBatch];
+detail::ZigguratQueue g_queue;
 
-// log_scaled with the division replaced by a multiplication (same operation count otherwise).
-MODELCOLLAPSE_ALWAYS_INLINE double log_scaled_nodiv(double x, int k) {
-    constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
-    constexpr double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01;
-    constexpr double Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01;
-    constexpr double Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01;
-    constexpr double Lg7 = 1.479819860511658591e-01;
-    constexpr std::uint64_t kOff = 0x3ff0000000000000ull - 0x3fe6a09e00000000ull;
-    const std::uint64_t top = fastmath::double_to_bits(x) + kOff;
-    const double m = fastmath::bits_to_double((top & 0x000fffffffffffffull) + 0x3fe6a09e00000000ull);
-    const double e = fastmath::bits_to_double((top >> 52) | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0 + k);
-    const double f = m - 1.0;
-    const double s = f * (2.0 + f);
-    const double z = s * s, w = z * z;
-    const double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
-    const double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
-    const double R = t2 + t1, hfsq = 0.5 * f * f;
-    return e * kLn2Hi - ((hfsq - (s * (hfsq + R) + e * kLn2Lo)) - f);
-}
-
-NP_V3 void transform(std::size_t m, double* z) { detail::normals_from_blocks_body(m, g_lo, g_hi, z, nullptr, true); }
-
-NP_V3 void radius(std::size_t m) {
-#pragma omp simd
-    for (std::size_t i = 0; i < m; ++i) g_r2[i] = box_muller_radius2(g_lo[i]);
-}
-
-NP_V3 void radius_nodiv(std::size_t m) {
-#pragma omp simd
-    for (std::size_t i = 0; i < m; ++i) g_r2[i] = -2.0 * log_scaled_nodiv(uniform_numerator(g_lo[i]), 53);
-}
-
-NP_V3 void turn(std::size_t m, double* z) {
-#pragma omp simd
-    for (std::size_t i = 0; i < m; ++i) box_muller_turn(g_hi[i], g_r2[i], z[2 * i], z[2 * i + 1]);
-}
-
-NP_V3 void fused(std::size_t m, double* z) {
-#pragma omp simd
-    for (std::size_t i = 0; i < m; ++i) box_muller(g_lo[i], g_hi[i], z[2 * i], z[2 * i + 1]);
+// The rejects of cached batch s into the queue, as normals_run queues them.
+void queue_rejects(std::size_t s, const std::uint32_t* rejected, std::size_t n) {
+    const std::uint64_t c = s * kBatch;
+    for (std::size_t e = 0; e < n; ++e) {
+        const std::uint32_t t = rejected[e];
+        g_queue.push(t & 1 ? g_hi[s][t / 2] : g_lo[s][t / 2], c + t / 2, kStream, t & 1, g_z + t);
+    }
 }
 
 void setup() {
-    for (std::size_t q = 0; q < kBatch; ++q) {
-        g_lo[q] = q;
-        g_hi[q] = 5;
+    for (std::size_t s = 0; s < kSets; ++s) {
+        for (std::size_t q = 0; q < kBatch; ++q) {
+            g_lo[s][q] = s * kBatch + q;
+            g_hi[s][q] = kStream;
+        }
+        ars_blocks(kBatch, g_lo[s], g_hi[s], kSeed);
+        g_rejected_n[s] = normals_fn(3)(kBatch, g_lo[s], g_hi[s], g_z, nullptr, true, g_rejected[s]);
     }
-    ars_blocks(kBatch, g_lo, g_hi, 1);
-    for (std::size_t q = 0; q < kBatch; ++q) g_r2[q] = box_muller_radius2(g_lo[q]);
 }
 
 }  // namespace
@@ -99,34 +66,50 @@ extern "C" {
 void mc_normals_part(int part, long reps) {
     static const bool ready = (setup(), true);
     (void)ready;
+    const detail::NormalsFn fast = normals_fn(3);
     alignas(64) std::uint64_t lo[kBatch], hi[kBatch];
+    std::uint32_t rejected[2 * kBatch];
     for (long r = 0; r < reps; ++r) {
+        const std::size_t s = static_cast<std::size_t>(r) % kSets;
         switch (part) {
             case kFill:
-                fill_normals(1, 0, static_cast<std::uint64_t>(r) * 2 * kBatch, 2 * kBatch, g_z);
+                fill_normals(kSeed, 0, static_cast<std::uint64_t>(r) * 2 * kBatch, 2 * kBatch, g_z);
                 break;
             case kArs:
                 for (std::size_t q = 0; q < kBatch; ++q) {
                     lo[q] = static_cast<std::uint64_t>(r) * kBatch + q;
                     hi[q] = 0;
                 }
-                ars_blocks(kBatch, lo, hi, 1);
+                ars_blocks(kBatch, lo, hi, kSeed);
                 g_z[r & 127] = static_cast<double>(lo[r & 127]);
                 break;
-            case kTransform: transform(kBatch, g_z); break;
-            case kRadius: radius(kBatch); break;
-            case kRadiusNoDiv: radius_nodiv(kBatch); break;
-            case kTurn: turn(kBatch, g_z); break;
-            case kFused: fused(kBatch, g_z); break;
+            case kTransform:
+                queue_rejects(s, rejected, fast(kBatch, g_lo[s], g_hi[s], g_z, nullptr, true, rejected));
+                if (s == kSets - 1) detail::ziggurat_slow(g_queue, kSeed);  // once a "call" of kSets batches
+                break;
+            case kFast: fast(kBatch, g_lo[s], g_hi[s], g_z, nullptr, true, rejected); break;
+            case kSlow:
+                queue_rejects(s, g_rejected[s], g_rejected_n[s]);
+                if (s == kSets - 1) detail::ziggurat_slow(g_queue, kSeed);
+                break;
             default: break;
         }
         asm volatile("" ::: "memory");
     }
-    if (part == kRadiusNoDiv) setup();  // the other parts read the true r^2
+    if (g_queue.n[0] + g_queue.n[1] > 0) detail::ziggurat_slow(g_queue, kSeed);
 }
 
 // Normals per call of mc_normals_part.
 long mc_normals_per_call() { return static_cast<long>(2 * kBatch); }
+
+// Share of the cached batches' normals that the fast path rejects (the slow path's work).
+double mc_normals_slow_share() {
+    mc_normals_part(kFast, 0);
+    std::size_t n = 0;
+    for (std::size_t s = 0; s < kSets; ++s)
+        n += g_rejected_n[s];
+    return static_cast<double>(n) / (2.0 * kBatch * kSets);
+}
 
 // n x 4 dependent integer adds: one a cycle, so the time per add is the core's clock period.
 void mc_normals_add_chain(long n) {

@@ -28,7 +28,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("modelcollapse.results", "Results: records and saved tables"),
     ("modelcollapse.experiments", "Experiments, presets and claims"),
     ("modelcollapse.reference", "Numpy reference twins of the compiled kernels"),
-    ("modelcollapse.reference.random", "Reference: ARS-7 and Box-Muller"),
+    ("modelcollapse.reference.random", "Reference: ARS-7 and the ziggurat"),
     ("modelcollapse.reference.mixture", "Reference: Gaussian mixtures"),
     ("modelcollapse.reference.empirical", "Reference: smoothed empirical score"),
     ("modelcollapse.reference.sampler", "Reference: truncated reverse sampler"),

@@ -1,4 +1,10 @@
-"""Counter-based generator: known answers, C++ vs numpy twin, thread invariance, moments."""
+"""Counter-based generator: known answers, C++ vs numpy twin bit for bit (the ziggurat's fast
+and slow paths), thread invariance, the distribution (moments, bins, tails)."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -6,6 +12,17 @@ import modelcollapse as mc
 from modelcollapse import _core
 from modelcollapse.random import sampler_noise, standard_normal
 from modelcollapse.reference import random as ref
+from modelcollapse.reference import ziggurat_tables as zt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_same_bits(got, want):
+    """Bit for bit (array_equal would take -0.0 for 0.0)."""
+    got, want = np.ascontiguousarray(got, dtype=np.float64), np.ascontiguousarray(want, dtype=np.float64)
+    assert got.shape == want.shape
+    diff = np.flatnonzero(got.view(np.uint64) != want.view(np.uint64))
+    assert diff.size == 0, (diff.size, diff[:5], got.ravel()[diff[:5]], want.ravel()[diff[:5]])
 
 # Known-answer vectors of ARS-10 from the Random123 distribution (kat_vectors, ars2x64 lines):
 # (counter, key, expected) as (low, high) 64-bit halves. The library uses 7 rounds; the rounds
@@ -43,7 +60,7 @@ def test_normals_match_numpy_twin():
     seed = 2**40 + 12345
     got = _core.normals(seed, 0, 7, 5, 9, 3, 1)  # odd first index: starts mid-block
     want = ref.normals(seed, ref.make_stream(0, np.arange(7, 12)), 3, 9)
-    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    assert_same_bits(got, want)
     u = _core.uniforms(seed, 3, 0, 4, 5, 1)
     np.testing.assert_allclose(u, ref.uniforms(seed, ref.make_stream(3, np.arange(4)), 1, 5), rtol=0, atol=0)
     assert np.all((u > 0) & (u < 1))
@@ -56,7 +73,7 @@ def test_long_runs_match_numpy_twin():
     for first, n in ((3, 1001), (0, 2 * 8 * 16 + 6), (17, 262)):
         got = _core.normals(seed, 1, 0, 2, n, first, 1)
         want = ref.normals(seed, ref.make_stream(1, np.arange(2)), first, n)
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+        assert_same_bits(got, want)
 
 
 def test_identical_for_any_thread_count():
@@ -78,13 +95,11 @@ def test_one_dimensional_shape_is_one_stream_cut_into_pieces():
     np.testing.assert_array_equal(a[:777], standard_normal(11, 777))
     # the numbers around the piece boundaries (and an odd start) are the twin's
     for first in (2**15 - 3, 2 * 2**15 - 1):
-        np.testing.assert_allclose(a[first:first + 6], ref.normals(11, ref.make_stream(0, 0), first, 6),
-                                   rtol=1e-13, atol=1e-14)
+        assert_same_bits(a[first:first + 6], ref.normals(11, ref.make_stream(0, 0), first, 6))
     # long rows are cut too: rows of 2^15 + 5 numbers, two threads, odd first index
     b = _core.normals(11, 0, 2, 3, 2**15 + 5, 1, 2)
     np.testing.assert_array_equal(b, _core.normals(11, 0, 2, 3, 2**15 + 5, 1, 1))
-    np.testing.assert_allclose(b[:, -4:], ref.normals(11, ref.make_stream(0, np.arange(2, 5)), 2**15 + 2, 4),
-                               rtol=1e-13, atol=1e-14)
+    assert_same_bits(b[:, -4:], ref.normals(11, ref.make_stream(0, np.arange(2, 5)), 2**15 + 2, 4))
 
 
 def test_normal_moments_within_standard_errors():
@@ -129,38 +144,26 @@ def test_sizes_refused_with_the_argument_named():
         sampler_noise(0, 10**6, 10**6, 1)
 
 
-# Transform levels (random.hpp, normals_isa): 0 baseline (SSE2), 3 x86-64-v3 (AVX2 + FMA),
-# 4 x86-64-v4 (AVX-512). FMA contraction changes roundings inside log, sincos and the
-# uniform-to-normal products, so the levels may differ in the last bits; LEVEL_ULPS is the
-# stated bound (docs/foundation.md, "Randomness"; 1.9 measured between levels 0 and 3 over
-# 2^20 normals, 4.4% of them differing at all with the octant sincos, 1.3% before), in units
-# of 2^-52 max(|z|, 1) (an error in the angle is absolute, so near a zero of cos or sin it is
-# not relative).
-LEVEL_ULPS = 4
+# Transform levels (random.hpp, normals_isa): 0 baseline (SSE2), 3 x86-64-v3 (AVX2), 4 x86-64-v4
+# (AVX-512) compile the ziggurat's fast path (a multiplication and a compare: nothing for FMA to
+# contract); the slow path is one baseline function. So every level gives the twin's bits.
 
 
 def _levels():
     return [isa for isa in (0, 3, 4) if isa <= _core.NORMALS_ISA_AVAILABLE]
 
 
-def test_transform_levels_agree_within_stated_ulps_and_with_the_twin():
+def test_transform_levels_give_the_twins_bits():
     seed, n, first = 2**33 + 7, 2**16 + 3, 5
-    base = _core.normals(seed, 2, 1, 2, n, first, 1, isa=0)
     want = ref.normals(seed, ref.make_stream(2, np.arange(1, 3)), first, n)
     for isa in _levels():
         got = _core.normals(seed, 2, 1, 2, n, first, 1, isa=isa)
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
-        ulps = np.abs(got - base) / (2.0**-52 * np.maximum(np.abs(base), 1.0))
-        assert ulps.max() <= LEVEL_ULPS, (isa, ulps.max())
-        # any thread count gives the level's own bits
-        np.testing.assert_array_equal(got, _core.normals(seed, 2, 1, 2, n, first, 3, isa=isa))
-        if isa > 0:
-            # the levels are different code: with FMA some of 2^17 normals differ (else the
-            # isa argument would not reach the transform and this test would compare nothing)
-            assert np.any(got != base), isa
+        assert_same_bits(got, want)
+        # any thread count gives the same bits
+        assert_same_bits(_core.normals(seed, 2, 1, 2, n, first, 3, isa=isa), want)
     # the default is the level NORMALS_ISA (every kernel's)
-    np.testing.assert_array_equal(_core.normals(seed, 2, 1, 2, n, first, 1),
-                                  _core.normals(seed, 2, 1, 2, n, first, 1, isa=_core.NORMALS_ISA))
+    assert_same_bits(_core.normals(seed, 2, 1, 2, n, first, 1),
+                     _core.normals(seed, 2, 1, 2, n, first, 1, isa=_core.NORMALS_ISA))
     with pytest.raises(ValueError, match="isa"):
         _core.normals(seed, 2, 1, 2, n, first, 1, isa=5)
     if _core.NORMALS_ISA_AVAILABLE < 4:
@@ -168,30 +171,130 @@ def test_transform_levels_agree_within_stated_ulps_and_with_the_twin():
             _core.normals(seed, 2, 1, 2, n, first, 1, isa=4)
 
 
-def test_every_octant_of_the_angle_has_its_own_sines_and_signs():
-    # The transform reduces theta = 2 pi u1 by u1's top three bits (fastmath::sincos_turn53):
-    # octant q swaps sin and cos in octants 1, 2, 5, 6, negates sin in 4-7 and cos in 2-5, and
-    # runs the polynomial on the distance to the octant's far end in odd octants. Each pair's
-    # angle, atan2(z1, z0), must be 2 pi u1 (u1 from the twin, bit-exact uniforms) and its radius^2
-    # -2 log u0, in every octant and on both sides of each octant's edges, at every level: a
-    # wrong swap, sign or far-end distance in any one octant moves that octant's angles by
-    # ~pi/4 or more (the tolerance is 1e-12 rad).
-    seed, pairs = 99, 2**14
-    u = ref.uniforms(seed, ref.make_stream(0, 4), 0, 2 * pairs)
-    u0, u1 = u[0::2], u[1::2]
-    octant = np.floor(8 * u1).astype(int)
-    edge = np.abs(8 * u1 - np.round(8 * u1)) < 8e-3  # within 1e-3 of a multiple of 1/8
-    for q in range(8):  # both sides of every edge k / 8 (k = 0 and 8: u1 near 0 and 1)
-        assert np.sum(edge & (octant == q) & (8 * u1 - q < 0.5)) > 3, q
-        assert np.sum(edge & (octant == q) & (8 * u1 - q > 0.5)) > 3, q
-    for isa in _levels():
-        z = _core.normals(seed, 0, 4, 1, 2 * pairs, 0, 1, isa=isa)[0]
-        z0, z1 = z[0::2], z[1::2]
-        angle = np.arctan2(z1, z0) % (2 * np.pi)
-        err = np.abs((angle - 2 * np.pi * u1 + np.pi) % (2 * np.pi) - np.pi)
-        for q in range(8):
-            assert err[octant == q].max() < 1e-12, (isa, q, err[octant == q].max())
-        np.testing.assert_allclose(z0**2 + z1**2, -2.0 * np.log(u0), rtol=1e-13, atol=1e-300)
+def _slow_words(seed, purpose, index, n):
+    """Numbers j < n of a stream whose word the fast path rejects, by kind: layer 0 (the tail)
+    and others (the wedge); and the wedge ones whose first slow-path block rejects again (their
+    next word comes from that block)."""
+    stream = ref.make_stream(purpose, index)
+    lo, hi = ref.blocks(seed, stream, np.arange(n // 2, dtype=np.uint64))
+    words = np.stack([lo, hi], axis=-1).reshape(-1)
+    layer = (words & np.uint64(0xFF)).astype(np.intp)
+    slow = ~((words >> np.uint64(12)).astype(np.float64) < zt.ACCEPT[layer])
+    tail = np.flatnonzero(slow & (layer == 0))
+    wedge = np.flatnonzero(slow & (layer != 0))
+    # wedge words rejected by their block-1 test: x above the curve at the block's height (slow
+    # block k of number j: ARS of (j // 2, stream) under key (seed, 2k + j % 2))
+    b_lo = np.empty(wedge.size, dtype=np.uint64)
+    for h in (0, 1):
+        sel = wedge % 2 == h
+        ctr = wedge[sel].astype(np.uint64) >> np.uint64(1)
+        b_lo[sel] = ref.ars((ctr, np.full(ctr.shape, stream, dtype=np.uint64)), (seed, 2 + h))[0]
+    wl = layer[wedge]
+    x = (words[wedge] >> np.uint64(12)).astype(np.float64) * zt.WIDTH[wl]
+    y = zt.HEIGHT[wl] + (zt.HEIGHT[wl - 1] - zt.HEIGHT[wl]) * (ref._numerator(b_lo) * 2.0**-53)
+    again = wedge[~(y < ref._exp_nonpositive(-0.5 * (x * x)))]
+    return slow.mean(), tail, wedge, again
+
+
+def test_slow_path_words_match_the_twin_one_by_one_and_in_runs():
+    # Numbers whose words the fast path rejects, fetched alone (a one-number call at that
+    # offset: odd and even, the single-block path) and inside runs; tail words, wedge words, and
+    # wedge words whose first slow block rejects too (a second word from the slow counter space).
+    seed, purpose, index, n = 2**50 + 3, 4, 77, 2**17
+    share, tail, wedge, again = _slow_words(seed, purpose, index, n)
+    assert 0.008 < share < 0.016, share  # 1.2% of words (the ziggurat's area over the curve's, and the tail)
+    assert tail.size >= 10 and wedge.size >= 500 and again.size >= 50, (tail.size, wedge.size, again.size)
+    assert np.any(tail % 2 == 0) and np.any(tail % 2 == 1)
+    picks = np.concatenate([tail[:12], wedge[:12], again[:12]])
+    for j in picks:
+        got = _core.normals(seed, purpose, index, 1, 1, int(j), 1)[0]
+        assert_same_bits(got, ref.normals(seed, ref.make_stream(purpose, index), int(j), 1))
+        # and as the last and the first number of short runs around it
+        if j >= 3:
+            assert_same_bits(_core.normals(seed, purpose, index, 1, 4, int(j) - 3, 1)[0],
+                             ref.normals(seed, ref.make_stream(purpose, index), int(j) - 3, 4))
+    z = _core.normals(seed, purpose, index, 1, n, 0, 1)[0]
+    assert_same_bits(z, ref.normals(seed, ref.make_stream(purpose, index), 0, n))
+    assert np.all(np.abs(z[tail]) >= zt.R)  # the tail path gives |z| >= r
+    assert np.all(np.abs(np.delete(z, tail)) < zt.R)
+
+
+def test_many_streams_offsets_and_splits_match_the_twin():
+    seed = 31337
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        purpose, start = int(rng.integers(0, 256)), int(rng.integers(0, 2**56 - 40))
+        first, n = int(rng.integers(0, 2**40)), int(rng.integers(1, 3000))
+        want = ref.normals(seed, ref.make_stream(purpose, np.arange(start, start + 3)), first, n)
+        assert_same_bits(_core.normals(seed, purpose, start, 3, n, first, 2), want)
+        cut = int(rng.integers(0, n))  # one call or two: the same numbers
+        parts = [_core.normals(seed, purpose, start, 3, cut, first, 1), _core.normals(seed, purpose, start, 3, n - cut,
+                                                                                      first + cut, 1)]
+        assert_same_bits(np.concatenate(parts, axis=1), want)
+    # the top of the counter range (block counters near 2^63 and 2^64 - 1)
+    for first in (2**64 - 6, 2**64 - 2**16, 2**63 - 11):
+        n = min(2**64 - first, 2**12)
+        assert_same_bits(_core.normals(seed, 1, 2, 1, n, first, 1)[0], ref.normals(seed, ref.make_stream(1, 2), first, n))
+
+
+def test_ziggurat_tables_are_the_generators():
+    # one source of truth: cpp/tools/ziggurat_tables.py writes the C++ header and the twin's
+    # module; re-run, it must give both files byte for byte
+    import tempfile
+
+    pytest.importorskip("mpmath")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, str(ROOT / "cpp/tools/ziggurat_tables.py"), tmp], check=True)
+        for rel in ("cpp/include/modelcollapse/ziggurat_tables.hpp", "python/modelcollapse/reference/ziggurat_tables.py"):
+            assert (Path(tmp) / rel).read_text() == (ROOT / rel).read_text(), rel
+    # the layers: equal areas v = x_i (f(x_{i-1}) - f(x_i)), the base v = width * f(r) (double precision)
+    x = zt.WIDTH * 2.0**52
+    v = x[0] * zt.HEIGHT[255]
+    areas = x[1:] * (zt.HEIGHT[:-1] - zt.HEIGHT[1:])
+    np.testing.assert_allclose(areas, v, rtol=1e-12)
+    tail = math.sqrt(math.pi / 2) * math.erfc(zt.R / math.sqrt(2))
+    assert abs(zt.R * zt.HEIGHT[255] + tail - v) < 1e-15
+
+
+def _normal_cdf(x):
+    return 0.5 * np.array([math.erfc(-t / math.sqrt(2)) for t in np.atleast_1d(x)])
+
+
+def test_distribution_bins_and_tails():
+    # 2^23 normals: chi-square over 256 bins equiprobable under N(0, 1), and the frequencies of
+    # |z| > 3.7 and |z| > 4.5, both beyond r = 3.654 (only the tail path makes them); each
+    # tolerance is 5 standard deviations at this sample size.
+    n = 2**23
+    z = standard_normal(2024, n)
+    bins = 256
+    edges = np.array([-np.inf] + [float(t) for t in _inverse_cdf(np.arange(1, bins) / bins)] + [np.inf])
+    counts = np.histogram(z, edges)[0]
+    expect = n / bins
+    chi2 = float(np.sum((counts - expect) ** 2 / expect))
+    dof = bins - 1
+    assert abs(chi2 - dof) < 5 * math.sqrt(2 * dof), chi2
+    for t in (3.7, 4.5):
+        p = 2 * float(_normal_cdf(-t)[0])
+        k = int(np.sum(np.abs(z) > t))
+        assert abs(k - n * p) < 5 * math.sqrt(n * p * (1 - p)) + 1, (t, k, n * p)
+    # the tail's shape beyond r: P(|z| > 4.5 | |z| > 3.7), binomial on the count above 3.7
+    above = np.abs(z[np.abs(z) > 3.7])
+    q = float(_normal_cdf(-4.5)[0] / _normal_cdf(-3.7)[0])
+    assert abs(np.sum(above > 4.5) - above.size * q) < 5 * math.sqrt(above.size * q * (1 - q)) + 1
+    # mean, variance and kurtosis within 5 standard errors (Var z^2 = 2, Var z^4 = 96)
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.var() - 1) < 5 * math.sqrt(2 / n)
+    assert abs(np.mean(z**4) - 3) < 5 * math.sqrt(96 / n)
+
+
+def _inverse_cdf(p):
+    """Phi^-1 by bisection on math.erfc (no scipy in the tests' dependencies)."""
+    lo, hi = np.full(p.shape, -10.0), np.full(p.shape, 10.0)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        below = _normal_cdf(mid) < p
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
 
 
 def test_level_chosen_at_load_and_capped_by_the_environment():
@@ -206,8 +309,7 @@ def test_level_chosen_at_load_and_capped_by_the_environment():
     env = dict(os.environ, MODELCOLLAPSE_NORMALS_ISA="baseline")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
     assert r.stderr.decode().strip().endswith("0")
-    np.testing.assert_array_equal(np.frombuffer(r.stdout, dtype=np.float64),
-                                  _core.normals(3, 0, 0, 1, 4099, 0, 1, isa=0)[0])
+    assert_same_bits(np.frombuffer(r.stdout, dtype=np.float64), _core.normals(3, 0, 0, 1, 4099, 0, 1, isa=0)[0])
 
 
 def test_out_gives_the_same_numbers_and_checks_it():
