@@ -26,10 +26,18 @@ def _claims(res):
 
 def test_d1_training(tmp_path):
     """b against the finite-d ODE (kills: the O(1/d) terms of db dropped, or the closed form's K
-    changed) and M against the ODE (d = 400, 2 replicas)."""
+    changed) and M against the ODE (d = 400, 2 replicas).
+
+    With 2 replicas the claim's Student-t interval (1 degree of freedom, t = 12.7) is about 6 |b1 - b2|
+    wide each side, against a tolerance of 5 std: it lands inside (verdict "holds") only about a third
+    of the time, so the test asks for the mean deviation within the tolerance and no "fails" (seeds
+    0-7 at the ziggurat's normals: 2 hold, 6 underpowered, none fails, |mean| <= 1.6e-3 against
+    5.6e-3)."""
     res = _run("dae-training", tmp_path)
     c = _claims(res)
-    assert c["d1.skip_ode"].verdict == "holds", c["d1.skip_ode"]
+    skip = c["d1.skip_ode"]
+    assert skip.verdict in ("holds", "underpowered"), skip
+    assert abs(skip.estimate) < 0.5 * skip.tolerance, skip
     assert res.summary["max_abs_dev_M_mean"] < 0.4   # d = 400, 2 replicas
 
 
