@@ -207,7 +207,11 @@ def test_demo_claims_hold_at_quick_and_turn_against_a_broken_sampler(tmp_path):
     good = {c.name: c for c in exp.run(exp.make_config("quick"), tmp_path / "good", progress=False).claims}
     assert set(good) == {"demo.sampler_tracks_exact_laws", "demo.trace_follows_moment_recursion", "demo.law_drifts"}
     assert all(c.n == 5 for c in good.values())
-    assert good["demo.sampler_tracks_exact_laws"].verdict == "holds"
+    # 5 seeds' Student-t interval decides this agreement claim most of the time, not always: seeds
+    # 0-7 of the quick preset give 6 "holds" and 2 "underpowered" (Box-Muller normals: 7 and 1),
+    # estimates 0.003-0.015 against a tolerance of 0.025; never "fails"
+    tracks = good["demo.sampler_tracks_exact_laws"]
+    assert tracks.verdict in ("holds", "underpowered") and abs(tracks.estimate) < 0.75 * tracks.tolerance, tracks
     assert good["demo.law_drifts"].verdict == "holds"
     # 5 sampler steps from T = 3: a large discretisation bias, which both agreement claims must catch
     coarse = {c.name: c for c in exp.run(exp.make_config("quick", {"steps": "5", "rounds": "2"}),

@@ -176,12 +176,17 @@ def test_hermite_system_thread_independent():
 
 
 def test_stein_identity_exact_score_gives_zero_b():
-    # with the true score E[s.grad psi + lap psi] = 0: b is pure noise of order 1/sqrt(n)
+    # with the true score E[s.grad psi + lap psi] = 0: b is pure noise of order 1/sqrt(n), its
+    # standard error per component from 20 batches of the same draws (the components' noise
+    # differs: sd 0.006-0.042 over seeds, so one absolute bound does not fit them all). Seeds
+    # 1-20: max |b| / se 0.7-3.3; with the score off by 0.3, max |b| / se >= 35.
     x = GAUSS.sample(40000, seed=1)
     b, G = H.hermite_stein_system(x, GAUSS.score(x), 3)
+    batches = np.array([H.hermite_stein_system(xb, GAUSS.score(xb), 3)[0] for xb in np.split(x, 20)])
+    se = batches.std(0, ddof=1) / np.sqrt(len(batches))
     b_biased, _ = H.hermite_stein_system(x, GAUSS.score(x) + 0.3, 3)
-    assert np.abs(b).max() < 0.05
-    assert np.abs(b_biased).max() > 0.2
+    assert np.abs(b / se).max() < 5, b / se
+    assert np.abs(b_biased / se).max() > 20 and np.abs(b_biased).max() > 0.2
 
 
 # --- the estimator ------------------------------------------------------------------------
@@ -278,8 +283,9 @@ def test_experiment_estimator_settings_do_not_shrink():
     """A quadratic gradient part (in the span of every degree >= 2) on the experiment's mixture,
     one of the experiment's control models: with the experiment's settings (degree 4, relative
     ridge ~0: the fit-noise correction replaces the shrinkage) the value is centred on the truth
-    and, on the same data, equals the unregularised fit, while ridge "auto" shrinks it on every
-    replicate (paired: 0.07-0.64 se here, so the check does not depend on the draws; unpaired z
+    and, on the same data, equals the unregularised fit, while ridge "auto" shrinks it on most
+    replicates (paired; replicates 300-359: median 0.20 se, 58 of 60 by more than 0.02 se, the
+    other two by 0.015 and -0.001 se): the paired check does not depend on the draws (unpaired z
     means over 6 replicates moved by 0.6 with the generator). Kills: the experiment's ridge
     dropped (`hodge.experiment_auto_ridge`)."""
     from modelcollapse.experiments.hodge import HodgeConfig
@@ -302,7 +308,8 @@ def test_experiment_estimator_settings_do_not_shrink():
     # z ~ N(0, 1) per replicate: the mean of n_rep has sd 1/sqrt(n_rep); 4 sd (measured 0.06)
     assert abs(np.mean(z_exp)) < 4 / np.sqrt(n_rep), z_exp
     assert np.max(np.abs(shrink_exp)) < 0.01, shrink_exp      # measured 0 to 4 decimals
-    assert np.max(shrink_auto) < -0.02, shrink_auto            # the paired check has power
+    # the paired check has power: a ridge moves the value visibly on most replicates
+    assert np.median(shrink_auto) < -0.05 and np.mean(np.array(shrink_auto) < -0.02) >= 0.75, shrink_auto
 
 
 def test_integrated_gradient_part_from_data_array():
@@ -444,7 +451,10 @@ def test_rotated_score_sampling_converges_to_exact_law():
         gaps.append(np.max(np.abs(s - ref) / (np.sqrt(2) * se)))
     assert gaps[0] > 100  # stiff rotation with few steps: visibly wrong
     assert gaps[1] < gaps[0] / 100 and gaps[1] > 5  # first-order bias, still visible at 100 steps
-    assert gaps[2] < 4  # many steps: same law as c = 0 within sampling noise
+    # many steps: same law as c = 0 within sampling noise. The largest of the 6 scaled gaps has a
+    # heavier tail than 6 standard normals (seeds 5-18: 1.0-6.0 with the ziggurat's normals,
+    # 1.0-5.4 over seeds 5-16 with Box-Muller's; at 6400 steps as spread, 0.8-5.4: noise, not bias)
+    assert gaps[2] < 8
 
 
 # --- experiment -----------------------------------------------------------------------------
