@@ -276,7 +276,7 @@ MODELCOLLAPSE_ALWAYS_INLINE double log_scaled(double x, int k) {
 // integer <-> double conversion instructions needed).
 inline double log_positive(double x) { return detail::log_scaled(x, 0); }
 
-// sin and cos of x for |x| <= 2^19 (the normals now use sincos_turn53 below): Cody-Waite
+// sin and cos of x for |x| <= 2^19: Cody-Waite
 // reduction by pi/2 in three parts (fdlibm's pio2_1, pio2_2, pio2_2t; q * pio2_1 and
 // q * pio2_2 are exact), Taylor polynomials (Estrin's scheme) on |r| <= pi/4 (truncation < 1e-17 relative),
 // then the quadrant picks and signs the results with bit operations. Error: a couple of
@@ -316,46 +316,6 @@ inline void sincos(double x, double& sin_out, double& cos_out) {
     const std::uint64_t c_bits = (bc & ~swap) | (bs & swap);
     sin_out = bits_to_double(s_bits ^ ((q & 2u) << 62));
     cos_out = bits_to_double(c_bits ^ (((q + 1u) & 2u) << 62));
-}
-
-// sin and cos of a turn fraction given as bits: theta = 2 pi u with u = (v + 1/2) / 2^53 and
-// v < 2^53 an integer (the 53-bit uniforms of random.hpp), without forming u or theta. The
-// angle is dyadic, so its reduction is exact bit selection: the octant is q = v >> 50 (the top
-// three bits), the position inside it f = (w + 1/2) / 2^50 in (0, 1) with w the low 50 bits,
-// and in odd octants the distance to the octant's far end, 1 - f, is the same formula on
-// w xor (2^50 - 1); phi = (pi/4) f. sin phi = f S(f^2) and cos phi = C(f^2) by their Taylor
-// series in f with the powers of pi/4 folded into the coefficients (through f^17 and f^16:
-// truncation < 5e-19 and 3e-18 on f <= 1), Estrin's scheme (short chains). The octant then
-// swaps sin and cos (octants 1, 2, 5, 6) and sets the signs (sin < 0 in octants 4-7, cos < 0
-// in 2-5), with bit operations. Against the generic sincos of the rounded 2 pi u this saves
-// the uniform's conversion, the rounding of theta, the three-part reduction and its
-// multiplications, and is more accurate (theta is not rounded): about 1 ulp of the exact
-// sin 2 pi u and cos 2 pi u (tests/test_random.py). Branch-free; vectorises with SSE2.
-MODELCOLLAPSE_ALWAYS_INLINE void sincos_turn53(std::uint64_t v, double& sin_out, double& cos_out) {
-    constexpr std::uint64_t kLow50 = (std::uint64_t{1} << 50) - 1;
-    const std::uint64_t q = v >> 50;
-    const std::uint64_t odd = 0 - (q & 1u);
-    const std::uint64_t w = (v & kLow50) ^ (odd & kLow50);
-    // 1 + (w + 1/2) 2^-50 exactly (the mantissa field holds 4 w + 2 < 2^52), minus 1: exact
-    const double f = bits_to_double((w << 2) | 0x3ff0000000000002ull) - 1.0;
-    const double z = f * f, z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
-    // (pi/4)^(2k+1) / (2k+1)! (-1)^k, k = 0..8 and (pi/4)^(2k) / (2k)! (-1)^k, k = 0..8
-    constexpr double S1 = 0x1.921fb54442d18p-1, S3 = -0x1.4abbce625be53p-4, S5 = 0x1.466bc6775aae2p-9;
-    constexpr double S7 = -0x1.32d2cce62bd86p-15, S9 = 0x1.50783487ee782p-22, S11 = -0x1.e3074fde8871fp-30;
-    constexpr double S13 = 0x1.e8f434d018d63p-38, S15 = -0x1.6fadb9f155744p-46, S17 = 0x1.aaec32af93359p-55;
-    constexpr double C2 = -0x1.3bd3cc9be45dep-2, C4 = 0x1.03c1f081b5ac4p-6, C6 = -0x1.55d3c7e3cbffap-12;
-    constexpr double C8 = 0x1.e1f506891babbp-19, C10 = -0x1.a6d1f2a204a8cp-26, C12 = 0x1.f9d38a3763cc3p-34;
-    constexpr double C14 = -0x1.b6e24f44b128fp-42, C16 = 0x1.20c62c2f2d7f5p-50;
-    const double ps = ((S1 + z * S3) + z2 * (S5 + z * S7)) + z4 * ((S9 + z * S11) + z2 * (S13 + z * S15)) + z8 * S17;
-    const double pc = ((C2 + z * C4) + z2 * (C6 + z * C8)) + z4 * ((C10 + z * C12) + z2 * (C14 + z * C16));
-    const double sp = f * ps;
-    const double cp = 1.0 + z * pc;
-    const std::uint64_t swap = 0 - ((q ^ (q >> 1)) & 1u);  // all ones in octants 1, 2, 5, 6
-    const std::uint64_t bs = double_to_bits(sp), bc = double_to_bits(cp);
-    const std::uint64_t s_bits = (bs & ~swap) | (bc & swap);
-    const std::uint64_t c_bits = (bc & ~swap) | (bs & swap);
-    sin_out = bits_to_double(s_bits ^ ((q >> 2) << 63));
-    cos_out = bits_to_double(c_bits ^ (((q >> 1) ^ (q >> 2)) << 63));
 }
 
 }  // namespace fastmath

@@ -330,7 +330,7 @@ inline void uniform_pair(const Block& b, double& u0, double& u1) {
 //   bits 0-7    layer i (256 layers of equal area; ziggurat_tables.hpp),
 //   bit 8       the sign,
 //   bits 12-63  a 52-bit integer u (bits 9-11 are not used).
-// Fast path (about 98.8% of words): x = u * kWidth[i] (x_i 2^-52, so x in [0, x_i)), accepted if
+// Fast path (about 98.5% of words): x = u * kWidth[i] (x_i 2^-52, so x in [0, x_i)), accepted if
 // u < kAccept[i] (floor(2^52 x_{i-1} / x_i): then x lies under the curve at every height of the
 // layer). A multiplication and a compare, no rounding that an FMA could fuse: the fast path gives
 // the same bits at every instruction-set level (baseline, v3, v4) and in numpy.

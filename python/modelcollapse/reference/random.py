@@ -181,7 +181,7 @@ def _signed(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 def ziggurat(words: np.ndarray, seed: int, stream: np.ndarray, counter: np.ndarray, half: np.ndarray) -> np.ndarray:
     """Normals from their 64-bit words: normal 2 counter + half of each stream (arrays of one shape).
 
-    The fast path for all words at once; the rejected ones (about 1.2%) then run the slow path
+    The fast path for all words at once; the rejected ones (about 1.5%) then run the slow path
     together, one slow-path block per round: block k of a normal is ARS-7 of (counter, stream)
     under key (seed, 2k + half). A word of layer 0 goes to the tail (a try per block, both halves);
     another one to the wedge test (U from the block's low half; on rejection the high half is the
