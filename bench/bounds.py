@@ -715,7 +715,20 @@ def _build() -> dict[str, Any]:
     from modelcollapse import _core
 
     gen = "ARS-7" if hasattr(_core, "ars_block") else "Philox4x32-10" if hasattr(_core, "philox4x32_10") else "?"
-    return {"modelcollapse": mc.__version__, "generator": gen, "commit": source_commit()}
+    return {"modelcollapse": mc.__version__, "generator": gen, "transform": _transform(), "commit": source_commit()}
+
+
+def _transform() -> str:
+    """The normal transform of the imported core: "ziggurat" when its normals are the numpy twin's
+    (reference/random.py, the ziggurat) bit for bit, else "?" (an older core: Box-Muller)."""
+    from modelcollapse import _core
+    from modelcollapse.reference import random as ref
+
+    try:
+        got = _core.normals(1, 0, 0, 1, 4096, 0, 1)[0]
+    except (AttributeError, TypeError):
+        return "?"
+    return "ziggurat" if np.array_equal(got, ref.normals(1, ref.make_stream(0, 0), 0, 4096)) else "?"
 
 
 def paired_shares(per: dict[str, list[float]]) -> dict[str, tuple[list[float], str]]:

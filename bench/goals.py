@@ -13,8 +13,9 @@ What bounds a missed goal comes from three kinds of measurement, each named in t
   step on two cores; a peer's throughput over the limit bounds any ratio to that peer;
 * bench/bounds.py (in-process microbenchmarks, one thread, interleaved, medians; the date,
   load and build are printed with the section);
-* C++ stage timings of the generator, taken when ARS-7 replaced Philox (docs/foundation.md,
-  "Randomness"): shown only when bounds.json says the build uses ARS-7.
+* C++ stage timings of the generator (bench/ziggurat_parts.cpp, when the ziggurat replaced
+  Box–Muller; docs/foundation.md, "Randomness"): shown only when bounds.json says the build uses
+  ARS-7 + the ziggurat and has no split of its own.
 
 Where none of these explains a gap the row says "not explained".
 """
@@ -29,10 +30,11 @@ import limits
 from summarize import case_summary
 
 # Per stage share of one normal's time in the ARS-7 + ziggurat build (bench/ziggurat_parts.cpp,
-# C++ stages in one process on the 2-core development machine; docs/foundation.md, "Randomness"):
-# the AES rounds, the ziggurat's fast path (a table load, a multiplication, a compare) and its
-# slow path (wedge tests and tail tries of ~1.2% of the words, each with ARS blocks of its own).
-ZIGGURAT_STAGES = {"AES rounds": 0.45, "ziggurat fast path": 0.35, "slow path": 0.20}
+# one thread, 2026-12-01, Zen 4; docs/foundation.md, "Randomness"): 1.38 ns a normal, of which
+# ARS-7 with its counter set-up 0.38 ns, the slow path (wedge tests and tail tries of ~1.5% of
+# the words, queued per call, each with ARS blocks of its own) ~0.17 ns, the fast path (a table
+# load, a multiplication and a compare a normal) and its stores the rest.
+ZIGGURAT_STAGES = {"ARS-7 rounds and counters": 0.28, "ziggurat fast path": 0.60, "slow path": 0.12}
 
 NOT_EXPLAINED = "not explained (no measurement splits this kernel's time yet)"
 
@@ -125,18 +127,32 @@ def _src(bounds: dict[str, Any]) -> str:
     return f"bench/bounds.py, {bounds.get('date', '?')[:10]}"
 
 
+def _transform(bounds: dict[str, Any]) -> str:
+    """The normal transform bounds.json measured: its build's ``transform`` (bench/bounds.py
+    records it since the ziggurat; results without it are from the Box–Muller builds)."""
+    return str(bounds["build"].get("transform", "Box–Muller"))
+
+
+def _generator(bounds: dict[str, Any]) -> str:
+    """The generator and transform that bounds.json measured, said as what they are."""
+    text = f"{bounds['build'].get('generator', '?')} + {_transform(bounds)}"
+    if _transform(bounds) != "ziggurat":
+        text += ", measured before the ziggurat replaced it; the bench is rerun"
+    return text
+
+
 # ------------------------------------------------------------------- what bounds a kernel
 def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
     ns = _m(bounds, "normal")
     if ns is None:
         return None
     limit_ns = limits.CORES / limits.normals() * 1e9
-    text = (f"the generator: {ns:.3g} ns per normal on one thread ({bounds['build'].get('generator', '?')} + "
-            f"ziggurat, {_src(bounds)}, `normal`) where the limit allows {limit_ns:.3g} ns per core")
+    text = (f"the generator: {ns:.3g} ns per normal on one thread ({_generator(bounds)}; {_src(bounds)}, "
+            f"`normal`) where the limit allows {limit_ns:.3g} ns per core")
     split = _normals_split_text(bounds)
     if split is not None:
         text += split
-    elif bounds["build"].get("generator") == "ARS-7":
+    elif bounds["build"].get("generator") == "ARS-7" and _transform(bounds) == "ziggurat":
         stages = ", ".join(f"{k} {v:.0%}" for k, v in ZIGGURAT_STAGES.items())
         text += f"; per stage ({stages}; bench/ziggurat_parts.cpp, docs/foundation.md, \"Randomness\")"
     if _m(bounds, "normal_1e7_fault_share") is not None:
@@ -156,8 +172,8 @@ ARS_VAES_CYCLES = 7 / 2 / 2 / 2
 
 def _normals_split_text(bounds: dict[str, Any] | None) -> str | None:
     """The generator split by bench/normals_parts.cpp (np_* in bounds.json): each stage in cycles
-    per normal and its share of the bulk call."""
-    if _m(bounds, "np_fill_cycles") is None:
+    per normal and its share of the bulk call (None for a run without the ziggurat's split)."""
+    if _m(bounds, "np_fill_cycles") is None or _m(bounds, "np_fast_cycles") is None:
         return None
     assert bounds is not None
     c = {k: _m(bounds, f"np_{k}_cycles") for k in ("fill", "ars", "transform", "fast", "slow")}
@@ -166,7 +182,7 @@ def _normals_split_text(bounds: dict[str, Any] | None) -> str | None:
             f"({_share(bounds, 'np_ars_share')}; VAES bound {ARS_VAES_CYCLES:.2f}), the ziggurat "
             f"{c['transform']:.2f} = its fast path {c['fast']:.2f} ({_share(bounds, 'np_fast_share')}: a table "
             f"load, a multiplication and a compare a normal) + its slow path {c['slow']:.2f} "
-            f"({_share(bounds, 'np_slow_share')}: the wedge tests and tail tries of the ~1.2% of words the fast "
+            f"({_share(bounds, 'np_slow_share')}: the wedge tests and tail tries of the ~1.5% of words the fast "
             f"path rejects, each drawing ARS blocks of its own)")
 
 
@@ -251,7 +267,7 @@ def _bound_dae(c: _Case, bounds: dict[str, Any] | None) -> str | None:
         text += f" = {100 * ceiling / limit:.0f}% of the limit (which counts {limits.NORMAL:.0f} lane-ops a normal)"
     one = _m(bounds, "normal")
     if one is not None:
-        text += f"; {one:.3g} ns per normal on one thread ({_src(bounds)}, `normal`)"
+        text += f"; {one:.3g} ns per normal on one thread ({_generator(bounds)}; {_src(bounds)}, `normal`)"
     d = c.recs["cpp"].get("params", {}).get("d") if "cpp" in c.recs else None
     share = _m(bounds, f"dae_d{d}_normal_share")
     if share is not None:

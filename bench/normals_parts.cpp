@@ -5,7 +5,7 @@
 // ziggurat transform (fast path at the x86-64-v3 level, then the slow path on the words it
 // rejected), the fast path alone (x = u * width[i], accepted if u < accept[i]: a table load, a
 // multiplication and a compare a normal) and the slow path alone (wedge tests and tail tries of
-// the batch's ~1.2% rejected words, each drawing ARS blocks from its own counter space).
+// the batch's ~1.5% rejected words, each drawing ARS blocks from its own counter space).
 // bench/bounds.py builds this file with the extension's flags (no -march; the library's v3
 // function carries its own target attribute), loads it with ctypes and times each part with the
 // others, interleaved; mc_normals_add_chain gives the core's clock (one dependent add a cycle)
