@@ -142,6 +142,10 @@ def _generator(bounds: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------- what bounds a kernel
+# Issue 16's goal for the generator, per number per core.
+NORMALS_GOAL_NS = 1.5
+
+
 def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
     ns = _m(bounds, "normal")
     if ns is None:
@@ -149,6 +153,12 @@ def _bound_normals(c: _Case, bounds: dict[str, Any] | None) -> str | None:
     limit_ns = limits.CORES / limits.normals() * 1e9
     text = (f"the generator: {ns:.3g} ns per normal on one thread ({_generator(bounds)}; {_src(bounds)}, "
             f"`normal`) where the limit allows {limit_ns:.3g} ns per core")
+    piece = _m(bounds, "normal_piece")
+    if piece is not None:
+        side = "under" if piece <= NORMALS_GOAL_NS else "above"
+        text += (f"; the kernel alone, on cached pieces of 2^15 numbers, {piece:.3g} ns (`normal_piece`): {side} "
+                 f"the {NORMALS_GOAL_NS} ns goal, so what the public call adds is memory (page faults and writes, "
+                 f"below), not generation")
     split = _normals_split_text(bounds)
     if split is not None:
         text += split
@@ -699,11 +709,11 @@ def evaluate(areas: list[dict[str, Any]], bounds: dict[str, Any] | None = None,
 
     rows += _float32_rows(cases)
 
-    g = "normals ≤ 1.5 ns per number per core"
+    g = f"normals ≤ {NORMALS_GOAL_NS} ns per number per core"
     for c in cases:
         ns = c.per_item_ns("cpp") if re.search(r"^normals", c.name) else None
         if ns is not None:
-            rows.append(_row(g, c, f"{ns:.3g} ns (`cpp`: one stream, one thread)", ns <= 1.5,
+            rows.append(_row(g, c, f"{ns:.3g} ns (`cpp`: one stream, one thread)", ns <= NORMALS_GOAL_NS,
                              lambda c=c: _bound_normals(c, bounds) or NOT_EXPLAINED))
 
     rows += _not_slower_rows("`standard_normal` not slower than numpy", cases, r"^normals",
