@@ -239,37 +239,21 @@ PREVIOUS_MAX_REL: dict[int, float] = {}
 
 
 def _compile_score_parts() -> Any:
-    """Build bench/score_parts.cpp with the extension's flags (-O3 -fno-math-errno -fopenmp-simd,
-    no -march: the same target_clones dispatch) against the checkout's headers, once per version
-    of the source and headers (cached in the temp folder); None without g++ or Eigen."""
+    """Build and load bench/score_parts.cpp (``_compile_exe``, with Eigen from cmeel); None without
+    g++ or Eigen."""
     import ctypes
-    import hashlib
-    import shutil
-    import tempfile
 
-    cxx = os.environ.get("CXX") or shutil.which("g++")
-    inc = HERE.parent / "cpp" / "include"
     try:
         prefix = subprocess.run([sys.executable, "-m", "cmeel", "cmake"], capture_output=True, text=True,
                                 timeout=60).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         prefix = ""
     eigen = Path(prefix) / "include" / "eigen3"
-    if cxx is None or not prefix or not eigen.is_dir():
+    if not prefix or not eigen.is_dir():
         return None
-    flags = ["-O3", "-fno-math-errno", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", f"-I{inc}",
-             f"-isystem{eigen}", "-Wno-psabi"]
-    h = hashlib.sha256(SCORE_PARTS_SRC.read_bytes() + " ".join([cxx, *flags]).encode())
-    for hdr in sorted((inc / "modelcollapse").glob("*.hpp")):
-        h.update(hdr.read_bytes())
-    lib = Path(tempfile.gettempdir()) / f"modelcollapse_bench_score_parts_{h.hexdigest()[:16]}.so"
-    if not lib.exists():
-        tmp = lib.with_suffix(f".{os.getpid()}.so")
-        res = subprocess.run([cxx, *flags, str(SCORE_PARTS_SRC), "-o", str(tmp)], capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"bench/score_parts.cpp did not build (its parts are left out): {res.stderr[-300:]}")
-            return None
-        os.replace(tmp, lib)
+    lib = _compile_exe(SCORE_PARTS_SRC, [f"-isystem{eigen}"], shared=True)
+    if lib is None:
+        return None
     dll = ctypes.CDLL(str(lib))
     dll.mc_mixture_score.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long]
     dll.mc_empirical_score.argtypes = [ctypes.c_double, ctypes.c_int]
@@ -477,30 +461,12 @@ NORMALS_REPS = 400  # calls of 256 normals: ~0.3 ms a part, long enough for proc
 
 
 def _compile_normals_parts() -> Any:
-    """Build bench/normals_parts.cpp with the extension's flags (-O3 -fno-math-errno
-    -fopenmp-simd, no -march) against the checkout's headers, once per version of the source
-    and the headers (cached in the temp folder); None without g++."""
+    """Build and load bench/normals_parts.cpp (``_compile_exe``); None without g++."""
     import ctypes
-    import hashlib
-    import shutil
-    import tempfile
 
-    cxx = os.environ.get("CXX") or shutil.which("g++")
-    if cxx is None:
+    lib = _compile_exe(NORMALS_PARTS_SRC, [], shared=True)
+    if lib is None:
         return None
-    inc = HERE.parent / "cpp" / "include"
-    flags = ["-O3", "-fno-math-errno", "-fopenmp-simd", "-shared", "-fPIC", "-std=c++17", f"-I{inc}", "-Wno-psabi"]
-    h = hashlib.sha256(NORMALS_PARTS_SRC.read_bytes() + " ".join([cxx, *flags]).encode())
-    for hdr in sorted((inc / "modelcollapse").glob("*.hpp")):
-        h.update(hdr.read_bytes())
-    lib = Path(tempfile.gettempdir()) / f"modelcollapse_bench_normals_parts_{h.hexdigest()[:16]}.so"
-    if not lib.exists():
-        tmp = lib.with_suffix(f".{os.getpid()}.so")
-        res = subprocess.run([cxx, *flags, str(NORMALS_PARTS_SRC), "-o", str(tmp)], capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"bench/normals_parts.cpp did not build (its parts are left out): {res.stderr[-300:]}")
-            return None
-        os.replace(tmp, lib)
     dll = ctypes.CDLL(str(lib))
     dll.mc_normals_part.argtypes = [ctypes.c_int, ctypes.c_long]
     dll.mc_normals_add_chain.argtypes = [ctypes.c_long]
@@ -590,9 +556,11 @@ DAE_THREAD_FIELDS = {
 }
 
 
-def _compile_exe(src: Path, flags: list[str]) -> Path | None:
-    """Build a bench C++ program against the checkout's headers, once per version of the source,
-    headers and flags (cached in the temp folder); None without g++ or on Linux-less systems."""
+def _compile_exe(src: Path, flags: list[str], shared: bool = False) -> Path | None:
+    """Build a bench C++ program (``shared``: a library for ctypes) against the checkout's headers
+    with the extension's flags (-O3 -fno-math-errno -fopenmp-simd, no -march: the same
+    target_clones dispatch), once per version of the source, headers and flags (cached in the temp
+    folder); None without g++, off Linux, or when it does not build (said on the console)."""
     import hashlib
     import shutil
     import tempfile
@@ -602,15 +570,18 @@ def _compile_exe(src: Path, flags: list[str]) -> Path | None:
         return None
     inc = HERE.parent / "cpp" / "include"
     flags = ["-O3", "-fno-math-errno", "-fopenmp-simd", "-pthread", "-std=c++17", f"-I{inc}", "-Wno-psabi", *flags]
+    if shared:
+        flags += ["-shared", "-fPIC"]
     h = hashlib.sha256(src.read_bytes() + " ".join([cxx, *flags]).encode())
     for hdr in sorted((inc / "modelcollapse").glob("*.hpp")):
         h.update(hdr.read_bytes())
-    exe = Path(tempfile.gettempdir()) / f"modelcollapse_bench_{src.stem}_{h.hexdigest()[:16]}"
+    suffix = ".so" if shared else ""
+    exe = Path(tempfile.gettempdir()) / f"modelcollapse_bench_{src.stem}_{h.hexdigest()[:16]}{suffix}"
     if not exe.exists():
-        tmp = exe.with_suffix(f".{os.getpid()}")
+        tmp = exe.with_suffix(f".{os.getpid()}{suffix}")
         res = subprocess.run([cxx, *flags, str(src), "-o", str(tmp)], capture_output=True, text=True)
         if res.returncode != 0:
-            print(f"{src.name} did not build (its split is left out): {res.stderr[-300:]}")
+            print(f"bench/{src.name} did not build (its parts are left out): {res.stderr[-300:]}")
             return None
         os.replace(tmp, exe)
     return exe
